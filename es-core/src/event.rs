@@ -1,0 +1,251 @@
+//! Domain events: the [`Event`] trait for one event type, the [`EventSet`] trait for the event
+//! enum of an aggregate, [`IntoEvents`] for what command handlers return, and [`Recorded`], the
+//! typed view of a stored event.
+
+use std::fmt::Debug;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::{Metadata, NewEvent, RecordedEvent, StreamId};
+
+/// One domain event type. Derive it with `#[derive(Event)]`.
+///
+/// `NAME` is what the store records as the event type (default: the type's name) and `VERSION`
+/// its schema version (default: 1). Events are serialized as JSON.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "this type does not implement `Event`",
+    note = "add `#[derive(Event)]` (and `Serialize`, `Deserialize`, `Clone`, `Debug`) to `{Self}`"
+)]
+pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+    /// The event type name recorded in the store.
+    const NAME: &'static str;
+    /// The event's schema version.
+    const VERSION: u32;
+
+    /// Serializes the event's payload (JSON).
+    fn encode_payload(&self) -> Result<Vec<u8>, EventError> {
+        serde_json::to_vec(self).map_err(|e| EventError::Encode {
+            event_type: Self::NAME.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Deserializes a payload recorded as `event_version` of this event.
+    ///
+    /// A version newer than [`Event::VERSION`] was written by newer code and is refused.
+    fn decode_payload(event_version: u32, payload: &[u8]) -> Result<Self, EventError> {
+        if event_version > Self::VERSION {
+            return Err(EventError::UnsupportedVersion {
+                event_type: Self::NAME.to_owned(),
+                version: event_version,
+                supported: Self::VERSION,
+            });
+        }
+        serde_json::from_slice(payload).map_err(|e| EventError::Payload {
+            event_type: Self::NAME.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The set of events of one aggregate: the enum `#[aggregate]` generates (`{Type}Event`).
+///
+/// It encodes each variant under its event name and version, and decodes a stored event back
+/// into the right variant. Decoding an unknown name or a bad payload is an [`EventError`].
+pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
+    /// The names of every event in the set.
+    const NAMES: &'static [&'static str];
+
+    /// The name of this event.
+    fn event_type(&self) -> &'static str;
+
+    /// The schema version of this event.
+    fn event_version(&self) -> u32;
+
+    /// Serializes this event's payload.
+    fn encode(&self) -> Result<Vec<u8>, EventError>;
+
+    /// Rebuilds an event from its stored name, version and payload.
+    fn decode(event_type: &str, event_version: u32, payload: &[u8]) -> Result<Self, EventError>;
+
+    /// Whether the set contains an event of this name.
+    fn contains(event_type: &str) -> bool {
+        Self::NAMES.contains(&event_type)
+    }
+
+    /// Encodes this event into a [`NewEvent`] ready to append.
+    fn to_new_event(&self) -> Result<NewEvent, EventError> {
+        Ok(NewEvent {
+            event_type: self.event_type().to_owned(),
+            event_version: self.event_version(),
+            metadata: Metadata::new(),
+            payload: self.encode()?,
+        })
+    }
+
+    /// Decodes a recorded event.
+    fn from_recorded(event: &RecordedEvent) -> Result<Self, EventError> {
+        Self::decode(&event.event_type, event.event_version, &event.payload)
+    }
+}
+
+/// Every single event type is also a set of one event.
+impl<E: Event> EventSet for E {
+    const NAMES: &'static [&'static str] = &[E::NAME];
+
+    fn event_type(&self) -> &'static str {
+        E::NAME
+    }
+
+    fn event_version(&self) -> u32 {
+        E::VERSION
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, EventError> {
+        self.encode_payload()
+    }
+
+    fn decode(event_type: &str, event_version: u32, payload: &[u8]) -> Result<Self, EventError> {
+        if event_type != E::NAME {
+            return Err(EventError::UnknownEvent {
+                event_type: event_type.to_owned(),
+            });
+        }
+        E::decode_payload(event_version, payload)
+    }
+}
+
+/// Encoding or decoding an event failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The stored event name is not part of this event set.
+    #[error("unknown event type `{event_type}`")]
+    UnknownEvent {
+        /// The stored name.
+        event_type: String,
+    },
+    /// The stored event was written with a newer schema version than this code knows.
+    #[error("event `{event_type}` has version {version}, this code supports up to {supported}")]
+    UnsupportedVersion {
+        /// The event name.
+        event_type: String,
+        /// The stored version.
+        version: u32,
+        /// The highest version this code reads.
+        supported: u32,
+    },
+    /// The stored payload does not deserialize into the event type.
+    #[error("cannot decode payload of event `{event_type}`: {message}")]
+    Payload {
+        /// The event name.
+        event_type: String,
+        /// The deserializer's message.
+        message: String,
+    },
+    /// The event could not be serialized.
+    #[error("cannot encode event `{event_type}`: {message}")]
+    Encode {
+        /// The event name.
+        event_type: String,
+        /// The serializer's message.
+        message: String,
+    },
+}
+
+/// What a command handler may return inside its `Ok`: one event, a `Vec` or `Option` of events,
+/// `()` for none, or a tuple of events. `E` is the aggregate's event enum.
+#[diagnostic::on_unimplemented(
+    message = "a command handler cannot return `{Self}` as events of `{E}`",
+    label = "`{Self}` does not convert into `{E}`",
+    note = "return one event, `Vec<_>` or `Option<_>` of events, `()` or a tuple of events, where every event type has an `#[apply]` method in this aggregate (that is what adds it to `{E}`) and `#[derive(Event)]`"
+)]
+pub trait IntoEvents<E> {
+    /// The events, in order.
+    fn into_events(self) -> Vec<E>;
+}
+
+impl<E> IntoEvents<E> for () {
+    fn into_events(self) -> Vec<E> {
+        Vec::new()
+    }
+}
+
+impl<E, T: Event + Into<E>> IntoEvents<E> for T {
+    fn into_events(self) -> Vec<E> {
+        vec![self.into()]
+    }
+}
+
+impl<E, T: Event + Into<E>> IntoEvents<E> for Vec<T> {
+    fn into_events(self) -> Vec<E> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl<E, T: Event + Into<E>> IntoEvents<E> for Option<T> {
+    fn into_events(self) -> Vec<E> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+macro_rules! tuple_into_events {
+    ($($name:ident),+) => {
+        impl<E, $($name: Event + Into<E>),+> IntoEvents<E> for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_events(self) -> Vec<E> {
+                let ($($name,)+) = self;
+                vec![$($name.into()),+]
+            }
+        }
+    };
+}
+
+tuple_into_events!(A);
+tuple_into_events!(A, B);
+tuple_into_events!(A, B, C);
+tuple_into_events!(A, B, C, D);
+tuple_into_events!(A, B, C, D, F);
+tuple_into_events!(A, B, C, D, F, G);
+tuple_into_events!(A, B, C, D, F, G, H);
+tuple_into_events!(A, B, C, D, F, G, H, I);
+
+/// The typed view of a [`RecordedEvent`]: every stored field, with the payload decoded into `E`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded<E> {
+    /// Global position.
+    pub position: u64,
+    /// The stream the event belongs to.
+    pub stream: StreamId,
+    /// The event's sequence in its stream.
+    pub sequence: u64,
+    /// The stored event name.
+    pub event_type: String,
+    /// The stored schema version.
+    pub event_version: u32,
+    /// When the event was recorded.
+    pub timestamp: DateTime<Utc>,
+    /// The event's metadata.
+    pub metadata: Metadata,
+    /// The decoded event.
+    pub payload: E,
+}
+
+impl<E: EventSet> Recorded<E> {
+    /// Decodes a recorded event into its typed view.
+    pub fn decode(event: &RecordedEvent) -> Result<Self, EventError> {
+        Ok(Recorded {
+            position: event.position,
+            stream: event.stream.clone(),
+            sequence: event.sequence,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version,
+            timestamp: event.timestamp,
+            metadata: event.metadata.clone(),
+            payload: E::from_recorded(event)?,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The kernel: one actor per live aggregate, started on demand and passivated when idle.
+
+use std::collections::BTreeMap;
+
+use crate::aggregate::Aggregate;
+use crate::store::{ExpectedVersion, RecordedEvent, StoreError};
+
+/// What a successful command wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The stream version after the command (unchanged when it produced no events).
+    pub version: u64,
+    /// The recorded events, with their positions, in order (empty when none).
+    pub events: Vec<RecordedEvent>,
+}
+
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError<E> {
+    /// The aggregate rejected the command.
+    #[error("command rejected: {0}")]
+    Rejected(E),
+    /// The stream was not at the expected version.
+    #[error("version conflict: expected {expected}, actual {actual}")]
+    Conflict {
+        /// The version the command expected.
+        expected: u64,
+        /// The stream's version.
+        actual: u64,
+    },
+    /// The aggregate type was not registered with the kernel.
+    #[error("aggregate type not registered with the kernel")]
+    NotRegistered,
+    /// The store failed.
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+    /// The aggregate panicked while handling the command; the actor was dropped.
+    #[error("aggregate panicked: {0}")]
+    Panicked(String),
+    /// The kernel is shutting down.
+    #[error("kernel is shut down")]
+    Shutdown,
+}
+
+/// Per-command options for [`Kernel::dispatch_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchOptions {
+    /// The stream version the client expects (optimistic concurrency).
+    pub expected_version: Option<u64>,
+    /// Metadata recorded with every event of the command.
+    pub metadata: BTreeMap<String, String>,
+    /// The command's id, recorded as `command_id` metadata.
+    pub command_id: Option<String>,
+}
+
+impl DispatchOptions {
+    /// Expects the stream at `version` (0: the stream must be empty).
+    #[must_use]
+    pub fn expected_version(mut self, version: u64) -> Self {
+        self.expected_version = Some(version);
+        self
+    }
+
+    /// Adds a metadata entry.
+    #[must_use]
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the command id.
+    #[must_use]
+    pub fn command_id(mut self, id: impl Into<String>) -> Self {
+        self.command_id = Some(id.into());
+        self
+    }
+
+    pub(crate) fn expected(&self) -> ExpectedVersion {
+        self.expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exact)
+    }
+}
+
+/// The kernel handle (work in progress).
+#[derive(Clone)]
+pub struct Kernel {
+    _p: (),
+}
+
+/// Builds a [`Kernel`].
+pub struct KernelBuilder {
+    _p: (),
+}
+
+impl Kernel {
+    /// A builder.
+    pub fn builder() -> KernelBuilder {
+        KernelBuilder { _p: () }
+    }
+}
+
+impl KernelBuilder {
+    /// Registers an aggregate type.
+    pub fn register<A: Aggregate>(self) -> Self {
+        self
+    }
+}

@@ -1,0 +1,125 @@
+//! Event sourcing on tokio actors.
+//!
+//! Domain code is plain Rust: an aggregate is a `Default` struct with `#[command]` methods that
+//! decide events and `#[apply]` methods that fold them; the macros generate the command and event
+//! enums and the [`Aggregate`](aggregate::Aggregate) impl. The kernel keeps one actor per live
+//! aggregate, rehydrates it from snapshots and events, and passivates it when idle; stores are
+//! pluggable behind the traits of [`store`].
+//!
+//! ```ignore
+//! use es_core::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Deposit { pub amount: u64 }
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! pub struct Deposited { pub amount: u64 }
+//!
+//! #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+//! pub struct Account { pub balance: u64 }
+//!
+//! #[aggregate(name = "account")]
+//! impl Account {
+//!     #[command]
+//!     fn deposit(&self, cmd: Deposit) -> Result<Deposited, std::convert::Infallible> {
+//!         Ok(Deposited { amount: cmd.amount })
+//!     }
+//!     #[apply]
+//!     fn deposited(&mut self, e: &Deposited) { self.balance += e.amount; }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let kernel = Kernel::builder().store(MemoryStore::new()).register::<Account>().build()?;
+//! let done = kernel.dispatch::<Account>("a-1", Deposit { amount: 100 }).await?;
+//! assert_eq!(done.version, 1);
+//! assert_eq!(kernel.state::<Account>("a-1").await?.balance, 100);
+//! kernel.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```ignore
+
+pub mod aggregate;
+pub mod event;
+pub mod kernel;
+pub mod memory;
+pub mod projection;
+pub mod store;
+
+pub use aggregate::Aggregate;
+pub use event::{Event, EventError, EventSet, IntoEvents, Recorded};
+pub use kernel::{Committed, DispatchError, DispatchOptions, Kernel, KernelBuilder};
+pub use memory::MemoryStore;
+pub use projection::{Projection, ProjectionError};
+pub use store::{
+    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+};
+
+#[cfg(feature = "macros")]
+pub use es_macros::{Event, aggregate, projection};
+
+/// Everything a domain module needs: `use es_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::aggregate::Aggregate;
+    pub use crate::event::{Event, EventSet, IntoEvents, Recorded};
+    pub use crate::kernel::{Committed, DispatchError, DispatchOptions, Kernel};
+    pub use crate::memory::MemoryStore;
+    pub use crate::projection::Projection;
+    pub use crate::store::{
+        CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, SnapshotStore,
+        StreamId,
+    };
+    #[cfg(feature = "macros")]
+    pub use es_macros::{Event, aggregate, projection};
+}
+
+/// Support for the code the macros generate. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use serde_json;
+
+    use std::marker::PhantomData;
+
+    use crate::projection::{Projection, ProjectionError};
+
+    /// Chooses, at the expansion site, whether a projection's state is persisted: with serde when
+    /// the type supports it (autoref specialization), else not at all.
+    pub struct StateCodec<T>(pub PhantomData<T>);
+
+    /// Picked when `T` is serializable.
+    pub trait ViaSerde<T> {
+        /// Encodes the state.
+        fn encode_state(&self, state: &T) -> Option<Result<Vec<u8>, ProjectionError>>;
+        /// Decodes the state.
+        fn decode_state(&self, bytes: &[u8]) -> Option<Result<T, ProjectionError>>;
+    }
+
+    impl<T: Projection + serde::Serialize + serde::de::DeserializeOwned> ViaSerde<T> for StateCodec<T> {
+        fn encode_state(&self, state: &T) -> Option<Result<Vec<u8>, ProjectionError>> {
+            Some(serde_json::to_vec(state).map_err(|e| ProjectionError::State(e.to_string())))
+        }
+        fn decode_state(&self, bytes: &[u8]) -> Option<Result<T, ProjectionError>> {
+            Some(serde_json::from_slice(bytes).map_err(|e| ProjectionError::State(e.to_string())))
+        }
+    }
+
+    /// Picked when `T` is not serializable.
+    pub trait ViaNothing<T> {
+        /// Encodes nothing.
+        fn encode_state(&self, state: &T) -> Option<Result<Vec<u8>, ProjectionError>>;
+        /// Decodes nothing.
+        fn decode_state(&self, bytes: &[u8]) -> Option<Result<T, ProjectionError>>;
+    }
+
+    impl<T> ViaNothing<T> for &StateCodec<T> {
+        fn encode_state(&self, _: &T) -> Option<Result<Vec<u8>, ProjectionError>> {
+            None
+        }
+        fn decode_state(&self, _: &[u8]) -> Option<Result<T, ProjectionError>> {
+            None
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Projections: read models folded from the global log in position order.
+//!
+//! A projection is a `Default` state with one `#[on]` method per event type it handles; the
+//! `#[projection]` macro writes its [`Projection`] impl. [`run_once`] folds the whole log once;
+//! `kernel.projections().start::<P>(..)` keeps one up to date, with durable checkpoints.
+
+use std::sync::Arc;
+
+use crate::event::EventError;
+use crate::store::{EventStore, RecordedEvent, StoreError};
+
+/// A read model built from events. Written by `#[projection]`, or by hand.
+pub trait Projection: Default + Send + Sync + 'static {
+    /// The projection's unique name (its checkpoint key).
+    const NAME: &'static str;
+
+    /// Whether the projection handles events of this type. Events it does not accept are
+    /// skipped without decoding their payload (they still advance the checkpoint).
+    fn accepts(event_type: &str) -> bool;
+
+    /// Folds one accepted event into the state.
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError>;
+
+    /// The state serialized for a checkpoint, or `None` when the projection does not persist
+    /// its state. `#[projection]` persists it (JSON) whenever the type implements `Serialize`
+    /// and `DeserializeOwned`.
+    fn encode_state(&self) -> Option<Result<Vec<u8>, ProjectionError>> {
+        None
+    }
+
+    /// Restores a state saved by [`Projection::encode_state`], or `None` when the projection does
+    /// not persist its state.
+    fn decode_state(bytes: &[u8]) -> Option<Result<Self, ProjectionError>> {
+        let _ = bytes;
+        None
+    }
+}
+
+/// What a projection handler may return: `()` or `Result<(), E>` with `E: std::error::Error`.
+#[diagnostic::on_unimplemented(
+    message = "an `#[on]` handler cannot return `{Self}`",
+    label = "return `()` or `Result<(), E>` where `E: std::error::Error + Send + Sync + 'static`"
+)]
+pub trait HandlerOutcome {
+    /// Converts the handler's return value.
+    fn into_outcome(self) -> Result<(), ProjectionError>;
+}
+
+impl HandlerOutcome for () {
+    fn into_outcome(self) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> HandlerOutcome for Result<(), E> {
+    fn into_outcome(self) -> Result<(), ProjectionError> {
+        self.map_err(|e| ProjectionError::Handler(Arc::new(e)))
+    }
+}
+
+/// Errors of projections and their runners.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// An accepted event could not be decoded.
+    #[error("cannot decode event: {0}")]
+    Decode(#[from] EventError),
+    /// A handler returned an error.
+    #[error("handler failed: {0}")]
+    Handler(Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// The projection's state could not be saved or restored.
+    #[error("projection state: {0}")]
+    State(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Handling the event at `position` failed.
+    #[error("projection `{name}` failed at position {position}: {source}")]
+    At {
+        /// The projection.
+        name: String,
+        /// The position of the failing event.
+        position: u64,
+        /// What failed.
+        #[source]
+        source: Box<ProjectionError>,
+    },
+    /// The projection runner has stopped.
+    #[error("projection `{name}` stopped at position {position}: {reason}")]
+    Stopped {
+        /// The projection.
+        name: String,
+        /// The last position it processed.
+        position: u64,
+        /// Why it stopped.
+        reason: String,
+    },
+    /// A runner of that name is already running.
+    #[error("projection `{0}` is already running")]
+    AlreadyRunning(String),
+    /// No runner of that name exists.
+    #[error("no projection named `{0}` is running")]
+    NotFound(String),
+}
+
+/// The page size [`run_once`] reads the log in.
+pub const RUN_ONCE_PAGE: usize = 4096;
+
+/// Catches a projection up from position 0 and returns its state (the seed's `run_once`).
+///
+/// Stops at the first error, which names the failing position.
+pub async fn run_once<P: Projection>(
+    store: &(impl EventStore + ?Sized),
+) -> Result<P, ProjectionError> {
+    let mut state = P::default();
+    let mut next = 1;
+    loop {
+        let page = store.read_all(next, RUN_ONCE_PAGE).await?;
+        if page.is_empty() {
+            return Ok(state);
+        }
+        for event in &page {
+            next = event.position + 1;
+            apply_event(&mut state, event)?;
+        }
+    }
+}
+
+/// Feeds one event to a projection if it accepts it, naming the position on failure.
+pub(crate) fn apply_event<P: Projection>(
+    state: &mut P,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    if !P::accepts(&event.event_type) {
+        return Ok(());
+    }
+    state.handle(event).map_err(|e| ProjectionError::At {
+        name: P::NAME.to_owned(),
+        position: event.position,
+        source: Box::new(e),
+    })
+}

@@ -1,0 +1,494 @@
+//! Store contracts: the records every backend keeps and the async traits it implements.
+//!
+//! A backend implements [`EventStore`] (the append-only log), [`SnapshotStore`] (aggregate
+//! snapshots) and [`CheckpointStore`] (projection positions and states). Every backend proves it
+//! honours these contracts by running the conformance suite of `es_core::testkit`.
+//!
+//! Ranges are inclusive at their start: [`EventStore::read_stream`] returns events whose sequence
+//! is `>= from_sequence`, and [`EventStore::read_all`] returns events whose position is
+//! `>= from_position`. Sequences and positions start at 1, so reading from 0 or 1 reads
+//! everything.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// Metadata attached to an event: a string map (correlation id, causation id, user, ...).
+pub type Metadata = BTreeMap<String, String>;
+
+/// Identifies one stream of events: the events of one aggregate instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId {
+    /// The aggregate type, e.g. `"bank_account"` (`Aggregate::TYPE`).
+    pub aggregate_type: String,
+    /// The aggregate instance id, e.g. `"acc-1"`.
+    pub aggregate_id: String,
+}
+
+impl StreamId {
+    /// A stream id from an aggregate type and an aggregate id.
+    pub fn new(aggregate_type: impl Into<String>, aggregate_id: impl Into<String>) -> Self {
+        Self {
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.aggregate_type, self.aggregate_id)
+    }
+}
+
+/// The version a writer expects a stream to be at when it appends (optimistic concurrency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version is.
+    Any,
+    /// The stream must be empty (version 0).
+    NoStream,
+    /// The stream must be exactly at this version (0 means empty, like [`ExpectedVersion::NoStream`]).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at version `actual` satisfies this expectation.
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => v == actual,
+        }
+    }
+
+    /// `Ok(())` when a stream at version `actual` satisfies this expectation, else
+    /// [`StoreError::Conflict`]. Backends call this inside their write transaction.
+    pub fn check(self, actual: u64) -> Result<(), StoreError> {
+        if self.matches(actual) {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                expected: self,
+                actual,
+            })
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream (version 0)"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// An event to append: its type name, schema version, metadata and serialized payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// The event's type name (`Event::NAME`), e.g. `"Deposited"`.
+    pub event_type: String,
+    /// The event's schema version (`Event::VERSION`), 1 by default.
+    pub event_version: u32,
+    /// Metadata stored with the event.
+    pub metadata: Metadata,
+    /// The serialized event (JSON for events produced by the macros).
+    pub payload: Vec<u8>,
+}
+
+impl NewEvent {
+    /// A new event of schema version 1 with no metadata.
+    pub fn new(event_type: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            event_type: event_type.into(),
+            event_version: 1,
+            metadata: Metadata::new(),
+            payload: payload.into(),
+        }
+    }
+
+    /// Sets the schema version.
+    #[must_use]
+    pub fn version(mut self, version: u32) -> Self {
+        self.event_version = version;
+        self
+    }
+
+    /// Adds one metadata entry.
+    #[must_use]
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Turns this event into the record a store keeps, once the store has assigned its place.
+    pub fn record(
+        self,
+        stream: StreamId,
+        sequence: u64,
+        position: u64,
+        timestamp: DateTime<Utc>,
+    ) -> RecordedEvent {
+        RecordedEvent {
+            position,
+            stream,
+            sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            timestamp,
+            metadata: self.metadata,
+            payload: self.payload,
+        }
+    }
+}
+
+/// An event as stored: its place in the global log and in its stream, and its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Global position, assigned at commit, strictly increasing in commit order (starts at 1).
+    pub position: u64,
+    /// The stream the event belongs to.
+    pub stream: StreamId,
+    /// The event's number within its stream: 1 for the first event, gapless.
+    pub sequence: u64,
+    /// The event's type name.
+    pub event_type: String,
+    /// The event's schema version.
+    pub event_version: u32,
+    /// When the store recorded the event.
+    pub timestamp: DateTime<Utc>,
+    /// Metadata stored with the event.
+    pub metadata: Metadata,
+    /// The serialized event.
+    pub payload: Vec<u8>,
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The stream's version after the append (unchanged when no events were given).
+    pub version: u64,
+    /// The events as recorded, with their sequences and positions, in append order.
+    pub events: Vec<RecordedEvent>,
+}
+
+impl AppendResult {
+    /// The position of the first appended event, if any.
+    pub fn first_position(&self) -> Option<u64> {
+        self.events.first().map(|e| e.position)
+    }
+
+    /// The position of the last appended event, if any.
+    pub fn last_position(&self) -> Option<u64> {
+        self.events.last().map(|e| e.position)
+    }
+}
+
+/// A serialized aggregate state at a stream version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The stream the snapshot summarizes.
+    pub stream: StreamId,
+    /// The stream version the state includes (the last applied sequence).
+    pub version: u64,
+    /// The serialized state (JSON for aggregates run by the kernel).
+    pub state: Vec<u8>,
+    /// When the snapshot was taken.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl Snapshot {
+    /// A snapshot taken now.
+    pub fn new(stream: StreamId, version: u64, state: impl Into<Vec<u8>>) -> Self {
+        Self {
+            stream,
+            version,
+            state: state.into(),
+            timestamp: Utc::now(),
+        }
+    }
+}
+
+/// A projection's saved progress: the last position it processed and, optionally, its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The last global position the projection has processed (0: none).
+    pub position: u64,
+    /// The projection's serialized state saved together with the position, if any.
+    pub state: Option<Vec<u8>>,
+}
+
+/// Errors of the store layer.
+///
+/// `StoreError` is `Clone` so that one failed group commit can be reported to every request of
+/// the group.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream was not at the expected version. Nothing was written.
+    #[error("wrong expected version: expected {expected}, stream is at version {actual}")]
+    Conflict {
+        /// What the writer expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version.
+        actual: u64,
+    },
+    /// The store cannot be reached right now (lost connection, pool exhausted, timeout). The
+    /// operation did not take effect; it is safe to retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The outcome of a write is unknown (e.g. the connection dropped during commit). The caller
+    /// must not assume it committed, nor that it did not.
+    #[error("outcome of the write is unknown: {0}")]
+    Indeterminate(String),
+    /// An I/O error.
+    #[error("I/O error: {context}: {source}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// Stored data cannot be read back (corrupt file, bad record).
+    #[error("corrupt store data: {0}")]
+    Corrupt(String),
+    /// The store is full (disk full, LMDB map at its configured maximum).
+    #[error("store full: {0}")]
+    Full(String),
+    /// The location holds something that is not a store this version can open.
+    #[error("incompatible store: {0}")]
+    Incompatible(String),
+    /// Another process or handle holds the store.
+    #[error("store locked: {0}")]
+    Locked(String),
+    /// The request itself is invalid (e.g. an empty stream id).
+    #[error("invalid request: {0}")]
+    InvalidInput(String),
+    /// The store has been closed.
+    #[error("store closed")]
+    Closed,
+    /// Any other backend error.
+    #[error("{backend} error: {message}")]
+    Backend {
+        /// The backend's name (`"lmdb"`, `"postgres"`, ...).
+        backend: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// An I/O error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// Whether the operation is known not to have taken effect and may simply be retried.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// The append-only event log.
+///
+/// All methods are safe to call concurrently. Implementations must make `append` atomic (all
+/// events or none), check the expected version against the stream's committed version, assign
+/// gapless sequences per stream and strictly increasing positions in commit order.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if it is at the `expected` version, atomically.
+    ///
+    /// On a version mismatch returns [`StoreError::Conflict`] and writes nothing. Appending no
+    /// events checks the expected version and returns the current version.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Up to `limit` events of `stream` with sequence `>= from_sequence`, in sequence order.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events of the global log with position `>= from_position`, in position
+    /// order. A reader never skips an event that becomes visible later with a lower position.
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The stream's version: its last sequence, 0 when it has no events.
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
+
+    /// The highest position a reader may read (0 for an empty store).
+    async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// A receiver whose value is the highest readable position; it changes after each commit.
+    fn subscribe(&self) -> watch::Receiver<u64>;
+}
+
+/// Aggregate snapshots, so that rehydration replays only the events after the latest one.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync + 'static {
+    /// Saves a snapshot (replacing one at the same stream and version).
+    async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError>;
+    /// The snapshot with the highest version for `stream`, if any.
+    async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError>;
+    /// Deletes all but the `keep_last` most recent snapshots of `stream`.
+    async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError>;
+}
+
+/// Projection checkpoints: the last processed position, with the projection's state when it is
+/// persisted. Saving the position and the state is one atomic write.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + 'static {
+    /// The saved checkpoint of projection `name`, if any.
+    async fn load(&self, name: &str) -> Result<Option<Checkpoint>, StoreError>;
+    /// Saves projection `name`'s position and (optional) state atomically.
+    async fn save(&self, name: &str, position: u64, state: Option<Vec<u8>>)
+    -> Result<(), StoreError>;
+}
+
+macro_rules! forward_event_store {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: EventStore + ?Sized> EventStore for $ty {
+            async fn append(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+                events: Vec<NewEvent>,
+            ) -> Result<AppendResult, StoreError> {
+                (**self).append(stream, expected, events).await
+            }
+            async fn read_stream(
+                &self,
+                stream: &StreamId,
+                from_sequence: u64,
+                limit: usize,
+            ) -> Result<Vec<RecordedEvent>, StoreError> {
+                (**self).read_stream(stream, from_sequence, limit).await
+            }
+            async fn read_all(
+                &self,
+                from_position: u64,
+                limit: usize,
+            ) -> Result<Vec<RecordedEvent>, StoreError> {
+                (**self).read_all(from_position, limit).await
+            }
+            async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+                (**self).stream_version(stream).await
+            }
+            async fn head_position(&self) -> Result<u64, StoreError> {
+                (**self).head_position().await
+            }
+            fn subscribe(&self) -> watch::Receiver<u64> {
+                (**self).subscribe()
+            }
+        }
+
+        #[async_trait]
+        impl<T: SnapshotStore + ?Sized> SnapshotStore for $ty {
+            async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+                (**self).save(snapshot).await
+            }
+            async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+                (**self).load_latest(stream).await
+            }
+            async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError> {
+                (**self).prune(stream, keep_last).await
+            }
+        }
+
+        #[async_trait]
+        impl<T: CheckpointStore + ?Sized> CheckpointStore for $ty {
+            async fn load(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+                (**self).load(name).await
+            }
+            async fn save(
+                &self,
+                name: &str,
+                position: u64,
+                state: Option<Vec<u8>>,
+            ) -> Result<(), StoreError> {
+                (**self).save(name, position, state).await
+            }
+        }
+    };
+}
+
+forward_event_store!(Arc<T>);
+forward_event_store!(Box<T>);
+
+/// Folds the events of one stream, page by page, from `from_sequence` (the seed's `fold/4`).
+pub async fn fold_stream<S, Acc, F>(
+    store: &S,
+    stream: &StreamId,
+    from_sequence: u64,
+    page_size: usize,
+    mut acc: Acc,
+    mut f: F,
+) -> Result<Acc, StoreError>
+where
+    S: EventStore + ?Sized,
+    F: FnMut(Acc, RecordedEvent) -> Acc,
+{
+    let page_size = page_size.max(1);
+    let mut next = from_sequence.max(1);
+    loop {
+        let page = store.read_stream(stream, next, page_size).await?;
+        let done = page.len() < page_size;
+        for event in page {
+            next = event.sequence + 1;
+            acc = f(acc, event);
+        }
+        if done {
+            return Ok(acc);
+        }
+    }
+}
+
+/// Folds the global log, page by page, from `from_position` (the seed's `fold_all/3`).
+pub async fn fold_all<S, Acc, F>(
+    store: &S,
+    from_position: u64,
+    page_size: usize,
+    mut acc: Acc,
+    mut f: F,
+) -> Result<Acc, StoreError>
+where
+    S: EventStore + ?Sized,
+    F: FnMut(Acc, RecordedEvent) -> Acc,
+{
+    let page_size = page_size.max(1);
+    let mut next = from_position.max(1);
+    loop {
+        let page = store.read_all(next, page_size).await?;
+        let done = page.is_empty();
+        for event in page {
+            next = event.position + 1;
+            acc = f(acc, event);
+        }
+        if done {
+            return Ok(acc);
+        }
+    }
+}
