@@ -230,6 +230,38 @@ async fn torn_last_line_is_truncated_and_writes_continue() {
 }
 
 #[tokio::test]
+async fn a_complete_last_line_without_newline_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = FileStore::open(dir.path()).unwrap();
+        for amount in 1..=2 {
+            store
+                .append(&account("a"), ExpectedVersion::Any, vec![deposited(amount)])
+                .await
+                .unwrap();
+        }
+    }
+    let good = fs::read(log_path(dir.path())).unwrap();
+    // Cut exactly before the last newline (or an editor dropped it).
+    fs::write(log_path(dir.path()), &good[..good.len() - 1]).unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    assert_eq!(fs::read(log_path(dir.path())).unwrap(), good);
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 2);
+    store
+        .append(&account("a"), ExpectedVersion::Exact(2), vec![deposited(3)])
+        .await
+        .unwrap();
+    drop(store);
+    assert_eq!(log_lines(dir.path()).len(), 3);
+
+    // A last line that is valid JSON but not an event is not a torn write: it is reported.
+    let mut text = fs::read(log_path(dir.path())).unwrap();
+    text.extend_from_slice(b"{\"note\":\"hand-written\"}\n");
+    fs::write(log_path(dir.path()), &text).unwrap();
+    assert_corrupt_at(dir.path(), 4);
+}
+
+#[tokio::test]
 async fn an_append_with_missing_lines_is_dropped_as_a_whole() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -60,9 +60,9 @@ const MAX_READ: u64 = 4 << 20;
 /// - **Crash recovery.** [`FileStore::open`] scans the log once and keeps in memory only stream
 ///   heads and the byte offset of each event (reads seek to the lines they need). A torn tail
 ///   left by a crash during an append (an incomplete last line, or an append of several events
-///   with only some lines written) is logged with `tracing::warn!` and truncated; any other bad
-///   line fails the open with [`StoreError::Corrupt`] naming the file and line, and nothing is
-///   rewritten.
+///   with only some lines written) is logged with `tracing::warn!` and truncated (a complete
+///   last line that only lacks its newline is kept and given one); any other bad line fails
+///   the open with [`StoreError::Corrupt`] naming the file and line, and nothing is rewritten.
 /// - **One owner.** The directory is locked while a store is open; a second
 ///   [`FileStore::open`] of it (from this or another process) fails with
 ///   [`StoreError::Locked`].

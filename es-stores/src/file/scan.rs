@@ -1,17 +1,21 @@
 //! Recovery on open: one pass over the event log rebuilds the [`Index`] and repairs a torn tail.
 //!
-//! A process that dies in the middle of an append can leave the last line incomplete (no
-//! trailing newline) or unreadable, and an append of several events with only some of its
-//! lines. None of that was acknowledged to a caller, so it is cut off (with a warning) and the
-//! file is truncated to its last complete append. Anything else that is wrong (an unreadable
-//! line followed by more lines, a position or sequence out of order) is reported as
-//! [`StoreError::Corrupt`] with the file and line number, and nothing is rewritten.
+//! A process that dies in the middle of an append can leave the end of the log as a prefix of
+//! what it was writing: a last line that is not valid JSON (cut short, or garbage a file system
+//! left after a crash), or an append of several events with only some of its lines. None of
+//! that was acknowledged to a caller, so it is cut off (with a warning) and the file is
+//! truncated to its last complete append. A last line that is complete but lacks its newline is
+//! kept and given one. Anything else that is wrong (a bad line followed by more lines, a last
+//! line that is valid JSON but not a valid event, a position or sequence out of order) is
+//! reported as [`StoreError::Corrupt`] with the file and line number, and nothing is rewritten.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
 
 use es_core::store::{StoreError, StreamId};
+
+use serde::de::IgnoredAny;
 
 use super::format::{ScanLine, parse_timestamp};
 use super::index::{Index, Line};
@@ -44,6 +48,7 @@ pub(super) fn scan(file: &File, path: &Path) -> Result<Index, StoreError> {
     let mut line_no = 0u64;
     let mut batch: Option<OpenBatch> = None;
     let mut torn: Option<String> = None;
+    let mut missing_newline = false;
 
     loop {
         buf.clear();
@@ -52,19 +57,20 @@ pub(super) fn scan(file: &File, path: &Path) -> Result<Index, StoreError> {
             break;
         }
         line_no += 1;
-        let Some(text) = buf.strip_suffix(b"\n") else {
-            torn = Some("the last line has no trailing newline".to_owned());
-            break;
+        let (text, last) = match buf.strip_suffix(b"\n") {
+            Some(text) => (text, reader.fill_buf().map_err(io)?.is_empty()),
+            None => (&buf[..], true),
         };
-        let last = reader.fill_buf().map_err(io)?.is_empty();
         let line: ScanLine<'_> = match serde_json::from_slice(text) {
             Ok(line) => line,
-            Err(e) if last => {
-                torn = Some(format!("the last line cannot be parsed ({e})"));
+            // A prefix of a JSON object is never valid JSON: this is a torn write.
+            Err(e) if last && serde_json::from_slice::<IgnoredAny>(text).is_err() => {
+                torn = Some(format!("the last line is incomplete ({e})"));
                 break;
             }
             Err(e) => return Err(corrupt(line_no, &format!("not a valid event line: {e}"))),
         };
+        missing_newline = text.len() == n;
 
         let expected_position = index.head() + 1;
         if line.position != expected_position {
@@ -122,14 +128,9 @@ pub(super) fn scan(file: &File, path: &Path) -> Result<Index, StoreError> {
             batch = None;
         }
 
-        index.push(
-            &stream,
-            Line {
-                offset,
-                len: n as u64,
-            },
-        );
-        offset += n as u64;
+        let len = n as u64 + u64::from(missing_newline);
+        index.push(&stream, Line { offset, len });
+        offset += len;
     }
 
     let mut valid_len = offset;
@@ -164,6 +165,17 @@ pub(super) fn scan(file: &File, path: &Path) -> Result<Index, StoreError> {
             .map_err(|e| {
                 StoreError::io(format!("truncating torn tail of {}", path.display()), e)
             })?;
+    } else if missing_newline {
+        tracing::warn!(
+            file = %path.display(),
+            line = line_no,
+            "the last line of the event log has no trailing newline; adding it"
+        );
+        // `file` is opened for appending: the newline goes at the end.
+        let mut file = file;
+        file.write_all(b"\n")
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StoreError::io(format!("repairing {}", path.display()), e))?;
     }
     Ok(index)
 }

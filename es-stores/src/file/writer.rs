@@ -23,6 +23,10 @@ use super::index::Line;
 
 /// The most requests committed together.
 const MAX_GROUP: usize = 4096;
+/// The write buffer's starting capacity.
+const INITIAL_BUFFER: usize = 64 * 1024;
+/// A write buffer grown beyond this by a large group is released after it.
+const MAX_KEPT_BUFFER: usize = 16 << 20;
 
 /// One caller's append, with the channel its answer goes to.
 pub(super) struct AppendRequest {
@@ -66,7 +70,7 @@ impl Writer {
             file,
             len,
             failed: None,
-            buf: Vec::with_capacity(64 * 1024),
+            buf: Vec::with_capacity(INITIAL_BUFFER),
         }
     }
 
@@ -141,6 +145,10 @@ impl Writer {
         );
         for (reply, outcome) in replies {
             let _ = reply.send(outcome);
+        }
+        if self.buf.capacity() > MAX_KEPT_BUFFER {
+            // Do not keep the memory of one huge group for the life of the store.
+            self.buf = Vec::with_capacity(INITIAL_BUFFER);
         }
     }
 
