@@ -56,7 +56,7 @@ pub use memory::MemoryStore;
 pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId,
 };
 
 #[cfg(feature = "macros")]
