@@ -67,7 +67,8 @@ const MAX_READ: u64 = 4 << 20;
 ///   [`FileStore::open`] of it (from this or another process) fails with
 ///   [`StoreError::Locked`].
 ///
-/// `Clone` shares one store; the directory is released when the last clone is dropped.
+/// `Clone` shares one store. Dropping the last clone waits for the appends already queued
+/// (at most one group commit), stops the writer thread and releases the directory.
 ///
 /// ```
 /// use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
