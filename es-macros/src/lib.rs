@@ -1,18 +1,88 @@
-//! Procedural macros for `es-core` (work in progress).
+//! Procedural macros of `es-core`; use them through `es_core::prelude::*`.
+//!
+//! - `#[derive(Event)]` implements `es_core::event::Event` for one event type, with an optional
+//!   `#[event(name = "...", version = N)]`.
+//! - `#[aggregate(name = "...", error = Type)]` on an inherent impl block with `#[command]` and
+//!   `#[apply]` methods generates the `{Type}Command` and `{Type}Event` enums and the
+//!   `es_core::aggregate::Aggregate` impl.
+//! - `#[projection(name = "...")]` on an inherent impl block with `#[on]` methods implements
+//!   `es_core::projection::Projection`.
+//!
+//! The macros check the shape of every handler and report each mistake at the tokens to change;
+//! what only the type system can check (an event without `#[derive(Event)]`, a command returning
+//! an event that has no `#[apply]`) is reported by rustc through `es-core`'s diagnostics.
+
+mod aggregate;
+mod args;
+mod diagnostics;
+mod event;
+mod handler;
+mod inherent;
+mod projection;
+
 use proc_macro::TokenStream;
 
-/// `#[aggregate]` (work in progress).
+/// Implements `es_core::aggregate::Aggregate` for the type of an inherent impl block.
+///
+/// Arguments (both optional): `name = "..."`, the aggregate type name recorded in streams
+/// (default: the type's name in snake_case), and `error = Type`, the rejection error of commands
+/// (default: `std::convert::Infallible`).
+///
+/// In the block, each `#[command]` method `fn x(&self, cmd: C) -> Result<R, Error>` handles one
+/// command type `C`, where `R` is one event, `Vec<_>` or `Option<_>` of events, `()`, or a tuple
+/// of events (trait `IntoEvents`); each `#[apply]` method `fn x(&mut self, e: &E)` folds one event
+/// type `E`. Next to the type, the macro generates `pub enum {Type}Command` (a variant per
+/// command type, with `From` impls), `pub enum {Type}Event` (a variant per `#[apply]`, with
+/// `From` impls and `EventSet`) and `impl Aggregate for Type`. The methods stay ordinary methods.
+///
+/// ```ignore
+/// #[aggregate(name = "bank_account", error = BankError)]
+/// impl BankAccount {
+///     #[command]
+///     fn deposit(&self, cmd: Deposit) -> Result<Deposited, BankError> {
+///         Ok(Deposited { amount: cmd.amount })
+///     }
+///     #[apply]
+///     fn deposited(&mut self, e: &Deposited) {
+///         self.balance += e.amount;
+///     }
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn aggregate(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    aggregate::aggregate(attr.into(), item.into()).into()
 }
-/// `#[projection]` (work in progress).
+
+/// Implements `es_core::projection::Projection` for the type of an inherent impl block.
+///
+/// The argument `name = "..."` (required) is the projection's unique name, its checkpoint key.
+/// Each `#[on]` method `fn x(&mut self, e: &Recorded<E>)` handles one event type `E` and returns
+/// `()` or `Result<(), Error>`. Events of other types are not accepted, so never decoded. The
+/// state is saved with checkpoints when the type implements `Serialize` and `Deserialize`.
+///
+/// ```ignore
+/// #[projection(name = "balances")]
+/// impl Balances {
+///     #[on]
+///     fn deposited(&mut self, e: &Recorded<Deposited>) {
+///         *self.by_account.entry(e.stream.aggregate_id.clone()).or_default() += e.payload.amount as i64;
+///     }
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn projection(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn projection(attr: TokenStream, item: TokenStream) -> TokenStream {
+    projection::projection(attr.into(), item.into()).into()
 }
-/// `#[derive(Event)]` (work in progress).
+
+/// Implements `es_core::event::Event`: the event's recorded `NAME` (default: the type's name)
+/// and schema `VERSION` (default: 1), set with `#[event(name = "...", version = N)]`.
+///
+/// ```ignore
+/// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// #[event(name = "bank.withdrawn", version = 2)]
+/// pub struct Withdrawn { pub amount: u64 }
+/// ```
 #[proc_macro_derive(Event, attributes(event))]
-pub fn derive_event(_item: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_event(item: TokenStream) -> TokenStream {
+    event::derive(item.into()).into()
 }
