@@ -125,8 +125,11 @@ fn enums(plan: &Plan) -> TokenStream {
             }
         }
     });
+    // The enums are `pub` (the macro cannot see the type's visibility); domain types that are
+    // less visible only make them less usable, which is no reason to warn.
     quote! {
         #[doc = #command_doc]
+        #[allow(private_interfaces)]
         pub enum #command_enum {
             #(#command_variants,)*
         }
@@ -134,6 +137,7 @@ fn enums(plan: &Plan) -> TokenStream {
 
         #[doc = #event_doc]
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
+        #[allow(private_interfaces)]
         pub enum #event_enum {
             #(#event_variants,)*
         }
