@@ -47,7 +47,9 @@ impl Args {
             };
             let value = match iter.next() {
                 None => None,
-                Some(TokenTree::Punct(p)) if p.as_char() == '=' && p.spacing() == Spacing::Alone => {
+                Some(TokenTree::Punct(p))
+                    if p.as_char() == '=' && p.spacing() == Spacing::Alone =>
+                {
                     let rest: TokenStream = iter.collect();
                     if rest.is_empty() {
                         diagnostics.error(
@@ -105,14 +107,19 @@ impl Args {
         diagnostics: &mut Diagnostics,
     ) -> Option<LitStr> {
         let arg = self.get(key)?;
-        let hint = format!("`{key}` in `#[{attribute}]` takes a string literal, like `{key} = \"{example}\"`");
+        let hint = format!(
+            "`{key}` in `#[{attribute}]` takes a string literal, like `{key} = \"{example}\"`"
+        );
         let Some(value) = &arg.value else {
             diagnostics.error(&arg.key, hint);
             return None;
         };
         match syn::parse2::<LitStr>(value.clone()) {
             Ok(lit) if lit.value().trim().is_empty() => {
-                diagnostics.error(&lit, format!("`{key}` in `#[{attribute}]` must not be empty"));
+                diagnostics.error(
+                    &lit,
+                    format!("`{key}` in `#[{attribute}]` must not be empty"),
+                );
                 None
             }
             Ok(lit) => Some(lit),

@@ -75,6 +75,26 @@ pub(crate) fn type_key(ty: &Type) -> String {
     }
 }
 
+/// A type as a user would write it, for messages (`Recorded<C>`, not `Recorded < C >`).
+pub(crate) fn type_display(ty: &Type) -> String {
+    let mut text = quote::quote!(#ty).to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        (" ,", ","),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
 /// Checks what no handler may be: `async`, `unsafe`, generic, variadic.
 pub(crate) fn check_plain(sig: &Signature, attribute: &str, diagnostics: &mut Diagnostics) {
     if let Some(token) = &sig.asyncness {

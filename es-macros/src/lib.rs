@@ -19,6 +19,7 @@ mod event;
 mod handler;
 mod inherent;
 mod projection;
+mod span;
 
 use proc_macro::TokenStream;
 

@@ -96,7 +96,11 @@ fn unknown_names_and_bad_payloads_are_typed_errors() {
     ));
     assert!(matches!(
         BankAccountEvent::decode("bank.withdrawn", 9, br#"{"amount":1}"#),
-        Err(EventError::UnsupportedVersion { version: 9, supported: 1, .. })
+        Err(EventError::UnsupportedVersion {
+            version: 9,
+            supported: 1,
+            ..
+        })
     ));
 }
 
@@ -293,7 +297,10 @@ fn handler_errors_convert_into_the_aggregate_error() {
         wallet.handle(Deposit { amount: 11 }.into()),
         Err(WalletError::Limit(LimitExceeded))
     ));
-    assert_eq!(wallet.handle(Deposit { amount: 1 }.into()).unwrap().len(), 1);
+    assert_eq!(
+        wallet.handle(Deposit { amount: 1 }.into()).unwrap().len(),
+        1
+    );
 }
 
 // No handlers at all still make a valid (if useless) aggregate.

@@ -1,12 +1,13 @@
 //! Validates an [`AggregateInput`] into a [`Plan`], reporting every mistake at its tokens.
 
-use proc_macro2::Span;
-use syn::spanned::Spanned;
+use quote::ToTokens;
 use syn::{GenericArgument, Ident, LitStr, PathArguments, ReturnType, Signature, Type};
 
 use super::parse::AggregateArgs;
 use crate::diagnostics::Diagnostics;
-use crate::handler::{self, Receiver, check_no_arguments, check_plain, type_ident, type_key};
+use crate::handler::{
+    self, Receiver, check_no_arguments, check_plain, type_display, type_ident, type_key,
+};
 use crate::inherent::{InherentImpl, MarkedMethod};
 
 /// One `#[command]` method.
@@ -19,8 +20,9 @@ pub(super) struct Command {
     pub(super) variant: Ident,
     /// The `R` of `Result<R, E>` (what is converted into events).
     pub(super) events: Option<Type>,
-    /// Where the error type is written (for the error conversion).
-    pub(super) error_span: Span,
+    /// The error type as written (`E` of `Result<R, E>`, or the whole return type of an alias
+    /// like `Result<R>`), for the error conversion.
+    pub(super) error_type: proc_macro2::TokenStream,
 }
 
 /// One `#[apply]` method.
@@ -71,7 +73,9 @@ pub(super) fn check(
     let mut commands: Vec<Command> = Vec::new();
     let mut applies: Vec<Apply> = Vec::new();
     for method in &input.methods {
-        check_attributes(method, diagnostics);
+        if !check_attributes(method, diagnostics) {
+            continue;
+        }
         let Some(sig) = &method.sig else { continue };
         if method.is("command") {
             if let Some(command) = check_command(sig, &command_enum, diagnostics) {
@@ -108,8 +112,9 @@ pub(super) fn check(
 }
 
 /// Reports helper attributes with arguments, a helper given twice, `#[command]` together with
-/// `#[apply]`, and helpers on items that are not methods.
-fn check_attributes(method: &MarkedMethod, diagnostics: &mut Diagnostics) {
+/// `#[apply]`, and helpers on items that are not methods. Returns whether the signature is
+/// worth checking (not when the method's role is unclear).
+fn check_attributes(method: &MarkedMethod, diagnostics: &mut Diagnostics) -> bool {
     for attr in &method.attrs {
         check_no_arguments(attr, diagnostics);
     }
@@ -120,11 +125,12 @@ fn check_attributes(method: &MarkedMethod, diagnostics: &mut Diagnostics) {
                 "`#[command]` and `#[apply]` go on methods of the `#[aggregate]` impl block",
             );
         }
-        return;
+        return false;
     }
     let Some(first) = method.attrs.first() else {
-        return;
+        return false;
     };
+    let mut clear = true;
     for attr in &method.attrs[1..] {
         if attr.path() == first.path() {
             diagnostics.error(attr, "duplicate attribute: remove this one");
@@ -134,11 +140,17 @@ fn check_attributes(method: &MarkedMethod, diagnostics: &mut Diagnostics) {
                 "a method is either a `#[command]` handler (decides events from a command) or an \
                  `#[apply]` handler (folds an event into the state), not both: split it in two",
             );
+            clear = false;
         }
     }
+    clear
 }
 
-fn check_command(sig: &Signature, command_enum: &Ident, diagnostics: &mut Diagnostics) -> Option<Command> {
+fn check_command(
+    sig: &Signature,
+    command_enum: &Ident,
+    diagnostics: &mut Diagnostics,
+) -> Option<Command> {
     let example = format!(
         "`fn {}(&self, cmd: MyCommand) -> Result<MyEvent, MyError>`",
         sig.ident
@@ -190,7 +202,7 @@ fn check_command(sig: &Signature, command_enum: &Ident, diagnostics: &mut Diagno
         }
     };
 
-    let (events, error_span) = match &sig.output {
+    let (events, error_type) = match &sig.output {
         ReturnType::Default => {
             diagnostics.push(syn::Error::new(
                 sig.paren_token.span.join(),
@@ -200,19 +212,19 @@ fn check_command(sig: &Signature, command_enum: &Ident, diagnostics: &mut Diagno
                      {example}"
                 ),
             ));
-            (None, Span::call_site())
+            (None, proc_macro2::TokenStream::new())
         }
         ReturnType::Type(_, ty) => match result_arguments(ty) {
-            Some((events, error)) => (Some(events.clone()), error.unwrap_or(ty).span()),
+            Some((events, error)) => (Some(events.clone()), error.unwrap_or(ty).to_token_stream()),
             None => {
                 diagnostics.error(
                     ty,
                     format!(
                         "a `#[command]` handler returns `Result<Events, Error>` (the error is \
-                         the command's rejection), not a bare value: {example}"
+                         the command's rejection; an alias must be named `Result`): {example}"
                     ),
                 );
-                (None, ty.span())
+                (None, ty.to_token_stream())
             }
         },
     };
@@ -224,7 +236,7 @@ fn check_command(sig: &Signature, command_enum: &Ident, diagnostics: &mut Diagno
         ty,
         variant,
         events,
-        error_span,
+        error_type,
     })
 }
 
@@ -237,7 +249,7 @@ fn command_type(ty: &Type, command_enum: &Ident, diagnostics: &mut Diagnostics) 
             format!(
                 "a `#[command]` handler takes the command by value, not by reference: \
                  `cmd: {}` (the command is moved into `{command_enum}`)",
-                quote::quote!(#inner)
+                type_display(inner)
             ),
         );
         return None;
@@ -273,7 +285,11 @@ fn result_arguments(ty: &Type) -> Option<(&Type, Option<&Type>)> {
     Some((events, types.next()))
 }
 
-fn check_apply(sig: &Signature, event_enum: &Ident, diagnostics: &mut Diagnostics) -> Option<Apply> {
+fn check_apply(
+    sig: &Signature,
+    event_enum: &Ident,
+    diagnostics: &mut Diagnostics,
+) -> Option<Apply> {
     let example = format!("`fn {}(&mut self, e: &MyEvent)`", sig.ident);
     check_plain(sig, "apply", diagnostics);
     match handler::receiver(sig) {
@@ -312,7 +328,9 @@ fn check_apply(sig: &Signature, event_enum: &Ident, diagnostics: &mut Diagnostic
             if let Some(extra) = rest.first() {
                 diagnostics.error(
                     extra,
-                    format!("an `#[apply]` handler takes exactly one argument, the event: {example}"),
+                    format!(
+                        "an `#[apply]` handler takes exactly one argument, the event: {example}"
+                    ),
                 );
             }
             &first.ty
@@ -326,7 +344,7 @@ fn check_apply(sig: &Signature, event_enum: &Ident, diagnostics: &mut Diagnostic
                 ty,
                 format!(
                     "an `#[apply]` handler takes the event by shared reference: `e: &{}`",
-                    quote::quote!(#inner)
+                    type_display(inner)
                 ),
             );
             return None;
@@ -336,7 +354,7 @@ fn check_apply(sig: &Signature, event_enum: &Ident, diagnostics: &mut Diagnostic
                 other,
                 format!(
                     "an `#[apply]` handler takes the event by reference: `e: &{}`",
-                    quote::quote!(#other)
+                    type_display(other)
                 ),
             );
             return None;
@@ -372,13 +390,17 @@ fn push_unique<T>(
     for existing in handlers.iter() {
         let (other_ty, other_variant, other_method) = parts(existing);
         if type_key(ty) == type_key(other_ty) {
-            let what = if attribute == "command" { "command" } else { "event" };
+            let what = if attribute == "command" {
+                "command"
+            } else {
+                "event"
+            };
             diagnostics.error_with_note(
                 ty,
                 format!(
                     "two `#[{attribute}]` handlers for the {what} `{}`: `{other_method}` and \
                      `{method}`; keep one",
-                    type_key(ty)
+                    type_display(ty)
                 ),
                 other_ty,
                 format!("`{other_method}` handles it first here"),

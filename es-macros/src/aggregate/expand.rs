@@ -6,6 +6,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::check::Plan;
+use crate::handler::type_display;
+use crate::span::call_over;
 
 /// The full expansion (the user's impl block is emitted by the caller).
 pub(super) fn expand(plan: &Plan) -> TokenStream {
@@ -152,9 +154,7 @@ fn event_set(plan: &Plan) -> TokenStream {
         applies,
         ..
     } = plan;
-    let event = |ty: &syn::Type| {
-        quote_spanned!(ty.span()=> <#ty as ::es_core::event::Event>)
-    };
+    let event = |ty: &syn::Type| quote_spanned!(ty.span()=> <#ty as ::es_core::event::Event>);
     let names = applies.iter().map(|a| {
         let event = event(&a.ty);
         quote!(#event::NAME)
@@ -182,10 +182,48 @@ fn event_set(plan: &Plan) -> TokenStream {
             }
         }
     });
-    let duplicate = format!(
-        "two event types of `{event_enum}` have the same `Event::NAME`: stored events could not \
-         be told apart; give one of them another `#[event(name = \"...\")]`"
-    );
+    // Two event types under one name could not be told apart when decoding: a compile-time
+    // check per pair, reported at the second type.
+    let mut pair_checks = Vec::new();
+    for (j, second) in applies.iter().enumerate() {
+        for first in &applies[..j] {
+            let message = format!(
+                "`{}` and `{}` have the same `Event::NAME`, so their stored events could not be \
+                 told apart: give one of them another `#[event(name = \"...\")]`",
+                type_display(&first.ty),
+                type_display(&second.ty),
+            );
+            let (a, b) = (event(&first.ty), event(&second.ty));
+            pair_checks.push(quote_spanned! {second.ty.span()=>
+                if same(#a::NAME, #b::NAME) {
+                    ::core::panic!(#message);
+                }
+            });
+        }
+    }
+    let distinct_names = if pair_checks.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            const _: () = {
+                const fn same(a: &str, b: &str) -> bool {
+                    let (a, b) = (a.as_bytes(), b.as_bytes());
+                    if a.len() != b.len() {
+                        return false;
+                    }
+                    let mut i = 0;
+                    while i < a.len() {
+                        if a[i] != b[i] {
+                            return false;
+                        }
+                        i += 1;
+                    }
+                    true
+                }
+                #(#pair_checks)*
+            };
+        }
+    };
     quote! {
         impl ::es_core::event::EventSet for #event_enum {
             const NAMES: &'static [&'static str] = &[#(#names),*];
@@ -221,34 +259,7 @@ fn event_set(plan: &Plan) -> TokenStream {
             }
         }
 
-        const _: () = {
-            const fn same(a: &str, b: &str) -> bool {
-                let (a, b) = (a.as_bytes(), b.as_bytes());
-                if a.len() != b.len() {
-                    return false;
-                }
-                let mut i = 0;
-                while i < a.len() {
-                    if a[i] != b[i] {
-                        return false;
-                    }
-                    i += 1;
-                }
-                true
-            }
-            let names = <#event_enum as ::es_core::event::EventSet>::NAMES;
-            let mut i = 0;
-            while i < names.len() {
-                let mut j = i + 1;
-                while j < names.len() {
-                    if same(names[i], names[j]) {
-                        ::core::panic!(#duplicate);
-                    }
-                    j += 1;
-                }
-                i += 1;
-            }
-        };
+        #distinct_names
     }
 }
 
@@ -265,17 +276,20 @@ fn aggregate(plan: &Plan) -> TokenStream {
     } = plan;
     let handle_arms = commands.iter().map(|c| {
         let (variant, method) = (&c.variant, &c.method);
+        let into_events = quote!(::es_core::event::IntoEvents::<#event_enum>::into_events);
         let into_events = match &c.events {
-            Some(events) => quote_spanned! {events.span()=>
-                ::es_core::event::IntoEvents::<#event_enum>::into_events
-            },
-            None => quote!(::es_core::event::IntoEvents::<#event_enum>::into_events),
+            Some(events) => call_over(into_events, quote!(events), events),
+            None => quote!(#into_events(events)),
         };
-        let from = quote_spanned!(c.error_span=> ::core::convert::From::from);
+        let from = call_over(
+            quote!(::core::convert::From::from),
+            quote!(error),
+            &c.error_type,
+        );
         quote! {
             #command_enum::#variant(command) => match Self::#method(self, command) {
-                ::core::result::Result::Ok(events) => ::core::result::Result::Ok(#into_events(events)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(#from(error)),
+                ::core::result::Result::Ok(events) => ::core::result::Result::Ok(#into_events),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(#from),
             }
         }
     });

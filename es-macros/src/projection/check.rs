@@ -1,11 +1,11 @@
 //! Validates the `#[on]` methods of a projection into a [`Plan`].
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
+use quote::ToTokens;
 use syn::{GenericArgument, Ident, LitStr, PathArguments, ReturnType, Signature, Type};
 
 use crate::diagnostics::Diagnostics;
-use crate::handler::{self, Receiver, check_no_arguments, check_plain, type_key};
+use crate::handler::{self, Receiver, check_no_arguments, check_plain, type_display, type_key};
 use crate::inherent::InherentImpl;
 
 /// One `#[on]` method.
@@ -14,8 +14,9 @@ pub(super) struct Handler {
     pub(super) method: Ident,
     /// The event type `E` of `&Recorded<E>`.
     pub(super) ty: Type,
-    /// Where the return type is written (for the outcome conversion).
-    pub(super) output_span: Span,
+    /// The return type as written, or the method name when there is none (for the outcome
+    /// conversion).
+    pub(super) output: proc_macro2::TokenStream,
 }
 
 /// Everything expansion needs.
@@ -62,7 +63,7 @@ pub(super) fn check(
                 &handler.ty,
                 format!(
                     "two `#[on]` handlers for the event `{}`: `{}` and `{}`; merge them into one",
-                    type_key(&handler.ty),
+                    type_display(&handler.ty),
                     first.method,
                     handler.method
                 ),
@@ -94,7 +95,9 @@ fn check_handler(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Handl
         ),
         (_, None) => diagnostics.push(syn::Error::new(
             sig.paren_token.span.join(),
-            format!("an `#[on]` handler is a method: add `&mut self` as its first parameter, {example}"),
+            format!(
+                "an `#[on]` handler is a method: add `&mut self` as its first parameter, {example}"
+            ),
         )),
     }
     let parameters = handler::parameters(sig);
@@ -102,7 +105,9 @@ fn check_handler(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Handl
         [] => {
             diagnostics.push(syn::Error::new(
                 sig.paren_token.span.join(),
-                format!("an `#[on]` handler takes the recorded event as its one argument: {example}"),
+                format!(
+                    "an `#[on]` handler takes the recorded event as its one argument: {example}"
+                ),
             ));
             return None;
         }
@@ -119,30 +124,40 @@ fn check_handler(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Handl
     let Some(ty) = recorded_event(&parameter.ty) else {
         let ty = &parameter.ty;
         let hint = match &**ty {
-            Type::Reference(_) => String::new(),
-            other => format!(
-                " (if `{}` is the event type, write `&Recorded<{}>`)",
-                quote::quote!(#other),
-                quote::quote!(#other)
+            Type::Path(p)
+                if p.path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "Recorded") =>
+            {
+                format!(" by reference: `e: &{}`", type_display(ty))
+            }
+            Type::Reference(r) if r.mutability.is_none() => {
+                format!(": `e: &Recorded<{}>`", type_display(&r.elem))
+            }
+            Type::Reference(r) => format!(
+                " by shared reference: `e: &Recorded<{}>`",
+                type_display(&r.elem)
             ),
+            other => format!(": `e: &Recorded<{}>`", type_display(other)),
         };
         diagnostics.error(
             ty,
             format!(
-                "an `#[on]` handler takes `&Recorded<MyEvent>`, the typed view of a stored event \
-                 with its position, stream and metadata{hint}: {example}"
+                "an `#[on]` handler takes the event as `&Recorded<MyEvent>`, the typed view of a \
+                 stored event with its position, stream and metadata{hint}"
             ),
         );
         return None;
     };
-    let output_span = match &sig.output {
-        ReturnType::Default => sig.ident.span(),
-        ReturnType::Type(_, ty) => ty.span(),
+    let output = match &sig.output {
+        ReturnType::Default => sig.ident.to_token_stream(),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
     };
     Some(Handler {
         method: sig.ident.clone(),
         ty: ty.clone(),
-        output_span,
+        output,
     })
 }
 

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::check::Plan;
+use crate::span::call_over;
 
 /// The `Projection` impl (the user's impl block is emitted by the caller).
 pub(super) fn expand(plan: &Plan) -> TokenStream {
@@ -21,13 +22,18 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
     let branches = handlers.iter().map(|h| {
         let (ty, method) = (&h.ty, &h.method);
         let event = event(ty);
-        let outcome = quote_spanned! {h.output_span=>
-            ::es_core::projection::HandlerOutcome::into_outcome
-        };
+        // Decoding through a function bounded by `Event` reports a type without
+        // `#[derive(Event)]` with `Event`'s own message, at the type.
+        let decode = quote_spanned!(ty.span()=> decode::<#ty>);
+        let outcome = call_over(
+            quote!(::es_core::projection::HandlerOutcome::into_outcome),
+            quote!(Self::#method(self, &recorded)),
+            &h.output,
+        );
         quote! {
             if event.event_type == #event::NAME {
-                let recorded = ::es_core::event::Recorded::<#ty>::decode(event)?;
-                return #outcome(Self::#method(self, &recorded));
+                let recorded = #decode(event)?;
+                return #outcome;
             }
         }
     });
@@ -44,6 +50,15 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
                 &mut self,
                 event: &::es_core::store::RecordedEvent,
             ) -> ::core::result::Result<(), ::es_core::projection::ProjectionError> {
+                #[allow(dead_code)]
+                fn decode<E: ::es_core::event::Event>(
+                    event: &::es_core::store::RecordedEvent,
+                ) -> ::core::result::Result<
+                    ::es_core::event::Recorded<E>,
+                    ::es_core::event::EventError,
+                > {
+                    ::es_core::event::Recorded::<E>::decode(event)
+                }
                 #(#branches)*
                 ::core::result::Result::Ok(())
             }
