@@ -1,4 +1,5 @@
 //! `#[aggregate]`: the generated enums, `EventSet` and `Aggregate` impls, driven without a kernel.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::convert::Infallible;
 

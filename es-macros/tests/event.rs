@@ -1,4 +1,5 @@
 //! `#[derive(Event)]`: names, versions and the payload codec it plugs into.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use es_core::event::EventError;
 use es_core::prelude::*;

@@ -1,4 +1,5 @@
 //! `#[projection]`: filtering by event name, decoding, handler outcomes and state persistence.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
 

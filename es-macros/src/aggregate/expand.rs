@@ -305,6 +305,10 @@ fn aggregate(plan: &Plan) -> TokenStream {
             type Event = #event_enum;
             type Error = #error;
 
+            // The conversions are spanned at the user's types (for their error messages), so
+            // lints would see them as the user's code: an identity `From` for the common case
+            // of the aggregate's own error type, unreachable code for `Infallible`.
+            #[allow(unreachable_code, clippy::useless_conversion)]
             fn handle(
                 &self,
                 command: Self::Command,

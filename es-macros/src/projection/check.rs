@@ -123,29 +123,16 @@ fn check_handler(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Handl
     };
     let Some(ty) = recorded_event(&parameter.ty) else {
         let ty = &parameter.ty;
-        let hint = match &**ty {
-            Type::Path(p)
-                if p.path
-                    .segments
-                    .last()
-                    .is_some_and(|s| s.ident == "Recorded") =>
-            {
-                format!(" by reference: `e: &{}`", type_display(ty))
-            }
-            Type::Reference(r) if r.mutability.is_none() => {
-                format!(": `e: &Recorded<{}>`", type_display(&r.elem))
-            }
-            Type::Reference(r) => format!(
-                " by shared reference: `e: &Recorded<{}>`",
-                type_display(&r.elem)
-            ),
-            other => format!(": `e: &Recorded<{}>`", type_display(other)),
+        let event = match &**ty {
+            Type::Reference(r) => recorded_inner(&r.elem).unwrap_or(&r.elem),
+            other => recorded_inner(other).unwrap_or(other),
         };
         diagnostics.error(
             ty,
             format!(
-                "an `#[on]` handler takes the event as `&Recorded<MyEvent>`, the typed view of a \
-                 stored event with its position, stream and metadata{hint}"
+                "an `#[on]` handler takes the event as `&Recorded<MyEvent>` (the typed view of a \
+                 stored event, with its position, stream and metadata): write `e: &Recorded<{}>`",
+                type_display(event)
             ),
         );
         return None;
@@ -163,13 +150,17 @@ fn check_handler(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Handl
 
 /// `E` of `&Recorded<E>` (any path ending in `Recorded`).
 fn recorded_event(ty: &Type) -> Option<&Type> {
-    let Type::Reference(reference) = ty else {
-        return None;
-    };
-    if reference.mutability.is_some() {
-        return None;
+    match ty {
+        Type::Reference(reference) if reference.mutability.is_none() => {
+            recorded_inner(&reference.elem)
+        }
+        _ => None,
     }
-    let Type::Path(path) = &*reference.elem else {
+}
+
+/// `E` of `Recorded<E>` (any path ending in `Recorded`).
+fn recorded_inner(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
         return None;
     };
     let last = path.path.segments.last()?;
