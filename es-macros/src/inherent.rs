@@ -97,6 +97,8 @@ pub(crate) fn parse(
     let ident = match &*item.self_ty {
         Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
             Some(segment) if segment.arguments.is_none() => Some(segment.ident.clone()),
+            // Already reported with the impl's generics.
+            Some(_) if !usable => None,
             Some(segment) => {
                 diagnostics.error(
                     &segment.arguments,

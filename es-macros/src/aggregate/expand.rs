@@ -34,6 +34,7 @@ pub(super) fn fallback(plan: &Plan) -> TokenStream {
         event_enum,
         ..
     } = plan;
+    let header = header(ident);
     quote! {
         #enums
 
@@ -57,18 +58,18 @@ pub(super) fn fallback(plan: &Plan) -> TokenStream {
             }
         }
 
-        impl ::es_core::aggregate::Aggregate for #ident {
+        #header {
             const TYPE: &'static str = #type_name;
             type Command = #command_enum;
             type Event = #event_enum;
             type Error = #error;
             fn handle(
                 &self,
-                _: Self::Command,
-            ) -> ::core::result::Result<::std::vec::Vec<Self::Event>, Self::Error> {
+                _: #command_enum,
+            ) -> ::core::result::Result<::std::vec::Vec<#event_enum>, #error> {
                 ::core::unimplemented!()
             }
-            fn apply(&mut self, _: &Self::Event) {
+            fn apply(&mut self, _: &#event_enum) {
                 ::core::unimplemented!()
             }
         }
@@ -298,8 +299,9 @@ fn aggregate(plan: &Plan) -> TokenStream {
         quote!(#event_enum::#variant(ref event) => Self::#method(self, event))
     });
     let error = quote_spanned!(error.span()=> #error);
+    let header = header(ident);
     quote! {
-        impl ::es_core::aggregate::Aggregate for #ident {
+        #header {
             const TYPE: &'static str = #type_name;
             type Command = #command_enum;
             type Event = #event_enum;
@@ -311,18 +313,24 @@ fn aggregate(plan: &Plan) -> TokenStream {
             #[allow(unreachable_code, clippy::useless_conversion)]
             fn handle(
                 &self,
-                command: Self::Command,
-            ) -> ::core::result::Result<::std::vec::Vec<Self::Event>, Self::Error> {
+                command: #command_enum,
+            ) -> ::core::result::Result<::std::vec::Vec<#event_enum>, #error> {
                 match command {
                     #(#handle_arms,)*
                 }
             }
 
-            fn apply(&mut self, event: &Self::Event) {
+            fn apply(&mut self, event: &#event_enum) {
                 match *event {
                     #(#apply_arms,)*
                 }
             }
         }
     }
+}
+
+/// `impl Aggregate for Type`, spanned at the type's name: an unsatisfied supertrait bound (`Default`,
+/// serde, `Send`) is reported once, at the user's `impl Type`.
+fn header(ident: &syn::Ident) -> TokenStream {
+    quote_spanned!(ident.span()=> impl ::es_core::aggregate::Aggregate for #ident)
 }

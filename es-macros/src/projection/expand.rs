@@ -37,9 +37,11 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
             }
         }
     });
+    let unused = handlers.is_empty().then(|| quote!(let _ = event;));
     let state = state_codec();
+    let header = header(ident);
     quote! {
-        impl ::es_core::projection::Projection for #ident {
+        #header {
             const NAME: &'static str = #name;
 
             fn accepts(event_type: &str) -> bool {
@@ -60,6 +62,7 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
                     ::es_core::event::Recorded::<E>::decode(event)
                 }
                 #(#branches)*
+                #unused
                 ::core::result::Result::Ok(())
             }
 
@@ -71,8 +74,9 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
 /// A stub impl emitted next to errors.
 pub(super) fn fallback(plan: &Plan) -> TokenStream {
     let Plan { ident, name, .. } = plan;
+    let header = header(ident);
     quote! {
-        impl ::es_core::projection::Projection for #ident {
+        #header {
             const NAME: &'static str = #name;
             fn accepts(_: &str) -> bool {
                 ::core::unimplemented!()
@@ -113,4 +117,10 @@ fn state_codec() -> TokenStream {
                 .decode_state(bytes)
         }
     }
+}
+
+/// `impl Projection for Type`, spanned at the type's name: an unsatisfied supertrait bound (`Default`,
+/// serde, `Send`) is reported once, at the user's `impl Type`.
+fn header(ident: &syn::Ident) -> TokenStream {
+    quote_spanned!(ident.span()=> impl ::es_core::projection::Projection for #ident)
 }

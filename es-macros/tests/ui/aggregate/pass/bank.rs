@@ -1,3 +1,4 @@
+#![deny(warnings)]
 // The design's example, verbatim.
 use es_core::prelude::*;
 use serde::{Deserialize, Serialize};

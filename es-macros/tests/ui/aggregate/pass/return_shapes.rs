@@ -1,3 +1,4 @@
+#![deny(warnings)]
 // A command may return one event, `Vec`, `Option`, `()` or a tuple of events; the aggregate
 // arguments are optional (type name in snake_case, `Infallible` error); the command type may be
 // written with a path; a `Result` alias with the error built in works.

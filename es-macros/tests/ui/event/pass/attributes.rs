@@ -1,3 +1,4 @@
+#![deny(warnings)]
 // Defaults, `name`, `version`, both split over two attributes, and enums.
 use es_core::prelude::*;
 use serde::{Deserialize, Serialize};

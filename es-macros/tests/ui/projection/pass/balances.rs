@@ -1,3 +1,4 @@
+#![deny(warnings)]
 // The design's projection, a handler returning `Result`, and a state without serde.
 use std::collections::BTreeMap;
 
@@ -49,3 +50,14 @@ fn main() {
     assert!(Balances::default().encode_state().is_some());
     assert!(Largest::default().encode_state().is_none());
 }
+
+/// A projection without handlers accepts nothing (and compiles without warnings).
+#[derive(Default)]
+pub struct Nothing;
+
+#[projection(name = "nothing")]
+impl Nothing {}
+
+const _: fn() = || {
+    assert!(!Nothing::accepts("Deposited"));
+};
