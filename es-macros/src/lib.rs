@@ -1,5 +1,46 @@
 //! Procedural macros of `es-core`; use them through `es_core::prelude::*`.
 //!
+//! ```
+//! use es_core::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Deposit { pub amount: u64 }
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "bank.deposited")]
+//! pub struct Deposited { pub amount: u64 }
+//!
+//! #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+//! pub struct Account { pub balance: u64 }
+//!
+//! #[aggregate] // name "account", error `Infallible`
+//! impl Account {
+//!     #[command]
+//!     fn deposit(&self, cmd: Deposit) -> Result<Deposited, std::convert::Infallible> {
+//!         Ok(Deposited { amount: cmd.amount })
+//!     }
+//!     #[apply]
+//!     fn deposited(&mut self, e: &Deposited) { self.balance += e.amount; }
+//! }
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct Total { pub amount: u64 }
+//!
+//! #[projection(name = "total")]
+//! impl Total {
+//!     #[on]
+//!     fn deposited(&mut self, e: &Recorded<Deposited>) { self.amount += e.payload.amount; }
+//! }
+//!
+//! let mut account = Account::default();
+//! let events: Vec<AccountEvent> = account.handle(AccountCommand::from(Deposit { amount: 5 })).unwrap();
+//! account.apply(&events[0]);
+//! assert_eq!((Account::TYPE, account.balance), ("account", 5));
+//! assert_eq!(events[0].event_type(), "bank.deposited");
+//! assert!(Total::accepts("bank.deposited"));
+//! ```
+//!
 //! - `#[derive(Event)]` implements `es_core::event::Event` for one event type, with an optional
 //!   `#[event(name = "...", version = N)]`.
 //! - `#[aggregate(name = "...", error = Type)]` on an inherent impl block with `#[command]` and
@@ -36,7 +77,18 @@ use proc_macro::TokenStream;
 /// command type, with `From` impls), `pub enum {Type}Event` (a variant per `#[apply]`, with
 /// `From` impls and `EventSet`) and `impl Aggregate for Type`. The methods stay ordinary methods.
 ///
-/// ```ignore
+/// ```
+/// # use es_core::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # pub struct Deposit { pub amount: u64 }
+/// # #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// # pub struct Deposited { pub amount: u64 }
+/// # #[derive(Debug, thiserror::Error)]
+/// # #[error("rejected")]
+/// # pub struct BankError;
+/// # #[derive(Debug, Default, Serialize, Deserialize)]
+/// # pub struct BankAccount { pub balance: u64 }
 /// #[aggregate(name = "bank_account", error = BankError)]
 /// impl BankAccount {
 ///     #[command]
@@ -61,7 +113,15 @@ pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// `()` or `Result<(), Error>`. Events of other types are not accepted, so never decoded. The
 /// state is saved with checkpoints when the type implements `Serialize` and `Deserialize`.
 ///
-/// ```ignore
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use es_core::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// # pub struct Deposited { pub amount: u64 }
+/// #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// pub struct Balances { pub by_account: BTreeMap<String, i64> }
+///
 /// #[projection(name = "balances")]
 /// impl Balances {
 ///     #[on]
@@ -78,10 +138,14 @@ pub fn projection(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Implements `es_core::event::Event`: the event's recorded `NAME` (default: the type's name)
 /// and schema `VERSION` (default: 1), set with `#[event(name = "...", version = N)]`.
 ///
-/// ```ignore
+/// ```
+/// # use es_core::prelude::*;
+/// # use serde::{Deserialize, Serialize};
 /// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 /// #[event(name = "bank.withdrawn", version = 2)]
 /// pub struct Withdrawn { pub amount: u64 }
+///
+/// assert_eq!((Withdrawn::NAME, Withdrawn::VERSION), ("bank.withdrawn", 2));
 /// ```
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(item: TokenStream) -> TokenStream {
