@@ -1,4 +1,4 @@
-//! Validates an [`AggregateInput`] into a [`Plan`], reporting every mistake at its tokens.
+//! Validates the `#[aggregate]` input into a [`Plan`], reporting every mistake at its tokens.
 
 use quote::ToTokens;
 use syn::{GenericArgument, Ident, LitStr, PathArguments, ReturnType, Signature, Type};
