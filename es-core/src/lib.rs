@@ -6,7 +6,7 @@
 //! aggregate, rehydrates it from snapshots and events, and passivates it when idle; stores are
 //! pluggable behind the traits of [`store`].
 //!
-//! ```ignore
+//! ```
 //! use es_core::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
@@ -38,7 +38,7 @@
 //! kernel.shutdown().await;
 //! # Ok(())
 //! # }
-//! ```ignore
+//! ```
 
 pub mod aggregate;
 pub mod event;
