@@ -274,7 +274,8 @@ impl Writer {
                     Err(AttemptError::Retry)
                 } else {
                     Err(AttemptError::Fatal(StoreError::Full(format!(
-                        "the LMDB map is at its maximum size of {} bytes",
+                        "the LMDB map is at its maximum size of {} bytes; raise \
+                         LmdbOptions::max_map_size",
                         self.max_map_size
                     ))))
                 }
