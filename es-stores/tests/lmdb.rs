@@ -40,10 +40,7 @@ async fn append_and_read_back() -> TestResult {
         .append(
             &a,
             ExpectedVersion::NoStream,
-            vec![
-                event(1).metadata("correlation", "c-1").version(3),
-                event(2),
-            ],
+            vec![event(1).metadata("correlation", "c-1").version(3), event(2)],
         )
         .await?;
     assert_eq!(first.version, 2);
@@ -65,7 +62,10 @@ async fn append_and_read_back() -> TestResult {
     let read = store.read_stream(&a, 0, 100).await?;
     assert_eq!(read.len(), 3);
     assert_eq!(read[0], first.events[0]);
-    assert_eq!(read[0].metadata.get("correlation").map(String::as_str), Some("c-1"));
+    assert_eq!(
+        read[0].metadata.get("correlation").map(String::as_str),
+        Some("c-1")
+    );
     assert_eq!(read[0].event_version, 3);
     assert_eq!(
         read.iter().map(|e| e.position).collect::<Vec<_>>(),
@@ -77,7 +77,10 @@ async fn append_and_read_back() -> TestResult {
     assert_eq!(store.read_stream(&a, 1, 0).await?.len(), 0);
 
     let all = store.read_all(0, 100).await?;
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
     assert_eq!(all[2].stream, b);
     assert_eq!(store.read_all(3, 1).await?[0].position, 3);
     assert!(store.read_all(5, 10).await?.is_empty());
@@ -106,11 +109,19 @@ async fn long_reads_span_several_chunks() -> TestResult {
     }
     let read = store.read_stream(&a, 1, usize::MAX).await?;
     assert_eq!(read.len(), 5000);
-    assert!(read.iter().enumerate().all(|(i, e)| e.sequence == i as u64 + 1));
+    assert!(
+        read.iter()
+            .enumerate()
+            .all(|(i, e)| e.sequence == i as u64 + 1)
+    );
     assert_eq!(store.read_stream(&a, 4000, 4096).await?.len(), 1001);
     let all = store.read_all(1, usize::MAX).await?;
     assert_eq!(all.len(), 5005);
-    assert!(all.iter().enumerate().all(|(i, e)| e.position == i as u64 + 1));
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, e)| e.position == i as u64 + 1)
+    );
     assert_eq!(store.read_all(10, 4097).await?.len(), 4097);
     Ok(())
 }
@@ -149,7 +160,9 @@ async fn expected_versions() -> TestResult {
     store
         .append(&a, ExpectedVersion::Exact(1), vec![event(2)])
         .await?;
-    store.append(&a, ExpectedVersion::Any, vec![event(3)]).await?;
+    store
+        .append(&a, ExpectedVersion::Any, vec![event(3)])
+        .await?;
     assert_eq!(store.stream_version(&a).await?, 3);
     Ok(())
 }
@@ -160,8 +173,11 @@ async fn snapshots_and_checkpoints() -> TestResult {
     let a = stream("a");
     assert!(store.load_latest(&a).await?.is_none());
     for version in [10, 30, 20] {
-        SnapshotStore::save(&store, Snapshot::new(a.clone(), version, format!("s{version}")))
-            .await?;
+        SnapshotStore::save(
+            &store,
+            Snapshot::new(a.clone(), version, format!("s{version}")),
+        )
+        .await?;
     }
     SnapshotStore::save(&store, Snapshot::new(stream("a2"), 99, "other")).await?;
     let latest = store.load_latest(&a).await?.ok_or("no snapshot")?;
@@ -195,7 +211,9 @@ async fn snapshots_and_checkpoints() -> TestResult {
         .await?
         .ok_or("no checkpoint")?;
     assert_eq!((cp.position, cp.state.as_deref()), (7, Some(&b"{}"[..])));
-    let cp = CheckpointStore::load(&store, "").await?.ok_or("no checkpoint")?;
+    let cp = CheckpointStore::load(&store, "")
+        .await?
+        .ok_or("no checkpoint")?;
     assert_eq!((cp.position, cp.state), (3, None));
     Ok(())
 }
@@ -280,7 +298,11 @@ async fn group_commit_answers_each_request() -> TestResult {
             let mut conflicts = 0u64;
             for i in 0..10u64 {
                 let done = store
-                    .append(&own, ExpectedVersion::Exact(2 * i), vec![event(t), event(i)])
+                    .append(
+                        &own,
+                        ExpectedVersion::Exact(2 * i),
+                        vec![event(t), event(i)],
+                    )
                     .await?;
                 assert_eq!(done.version, 2 * i + 2);
                 // Everyone races for the same next version of the contended stream.
@@ -344,7 +366,9 @@ async fn map_full_grows_the_map() -> TestResult {
                 let events = (0..20)
                     .map(|_| NewEvent::new("Blob", payload.clone()))
                     .collect();
-                store.append(&s, ExpectedVersion::Exact(i * 20), events).await?;
+                store
+                    .append(&s, ExpectedVersion::Exact(i * 20), events)
+                    .await?;
             }
             Ok::<_, StoreError>(())
         }));
@@ -379,7 +403,10 @@ async fn map_full_past_the_maximum_is_a_clear_error() -> TestResult {
         let events = (0..10)
             .map(|_| NewEvent::new("Blob", vec![b'y'; 8000]))
             .collect();
-        match store.append(&s, ExpectedVersion::Exact(version), events).await {
+        match store
+            .append(&s, ExpectedVersion::Exact(version), events)
+            .await
+        {
             Ok(done) => version = done.version,
             Err(e) => break e,
         }
@@ -389,12 +416,18 @@ async fn map_full_past_the_maximum_is_a_clear_error() -> TestResult {
     assert!(error.to_string().contains("max_map_size"), "{error}");
     assert!(version > 0);
     assert_eq!(store.stream_version(&s).await?, version);
-    assert_eq!(store.read_stream(&s, 1, usize::MAX).await?.len() as u64, version);
+    assert_eq!(
+        store.read_stream(&s, 1, usize::MAX).await?.len() as u64,
+        version
+    );
     // Small writes that fit still work, and snapshots too.
     let small = store
         .append(&stream("small"), ExpectedVersion::NoStream, vec![event(1)])
         .await;
-    assert!(matches!(small, Ok(_) | Err(StoreError::Full(_))), "{small:?}");
+    assert!(
+        matches!(small, Ok(_) | Err(StoreError::Full(_))),
+        "{small:?}"
+    );
     Ok(())
 }
 
@@ -419,7 +452,11 @@ async fn durability_modes_round_trip() -> TestResult {
             store.sync()?;
         }
         let store = LmdbStore::open(dir.path())?;
-        assert_eq!(store.stream_version(&stream("a")).await?, 1, "{durability:?}");
+        assert_eq!(
+            store.stream_version(&stream("a")).await?,
+            1,
+            "{durability:?}"
+        );
     }
     Ok(())
 }
@@ -463,7 +500,10 @@ async fn second_open_in_process_is_the_same_store() -> TestResult {
 async fn large_stream_ids_are_rejected_clearly() -> TestResult {
     let (store, _dir) = fresh()?;
     let huge = StreamId::new("t", "x".repeat(600));
-    match store.append(&huge, ExpectedVersion::Any, vec![event(1)]).await {
+    match store
+        .append(&huge, ExpectedVersion::Any, vec![event(1)])
+        .await
+    {
         Err(StoreError::InvalidInput(message)) => assert!(message.contains("too long")),
         other => panic!("{other:?}"),
     }
