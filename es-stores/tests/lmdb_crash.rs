@@ -76,7 +76,7 @@ fn crash_child() -> TestResult {
                             .and_then(|()| out.flush())
                             .map_err(|e| StoreError::io("stdout", e))?;
                     }
-                    if i % 10 == 0 {
+                    if i.is_multiple_of(10) {
                         SnapshotStore::save(
                             &store,
                             Snapshot::new(s.clone(), version, version.to_string()),

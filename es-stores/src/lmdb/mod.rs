@@ -267,10 +267,10 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // Closing the queue lets the writer drain it and stop.
         drop(self.requests.take());
-        if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!(path = %self.path.display(), "lmdb writer thread panicked");
-            }
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!(path = %self.path.display(), "lmdb writer thread panicked");
         }
         if let Some((stop, syncer)) = self.syncer.take() {
             drop(stop);
@@ -446,13 +446,13 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, StoreError>
                 }
                 None => {
                     let main: Option<Database<'_, Bytes, Bytes>> = dbo.open_database(wtxn, None)?;
-                    if let Some(main) = main {
-                        if !main.is_empty(wtxn)? {
-                            return Ok(CommitOrAbort::Abort(StoreError::Incompatible(format!(
-                                "{} holds an LMDB environment that is not an es-stores store",
-                                path.display()
-                            ))));
-                        }
+                    if let Some(main) = main
+                        && !main.is_empty(wtxn)?
+                    {
+                        return Ok(CommitOrAbort::Abort(StoreError::Incompatible(format!(
+                            "{} holds an LMDB environment that is not an es-stores store",
+                            path.display()
+                        ))));
                     }
                     true
                 }

@@ -168,10 +168,10 @@ impl Writer {
             }
             self.process(batch);
         }
-        if self.sync_on_close {
-            if let Err(error) = self.env.force_sync() {
-                tracing::warn!(%error, "lmdb: final flush on close failed");
-            }
+        if self.sync_on_close
+            && let Err(error) = self.env.force_sync()
+        {
+            tracing::warn!(%error, "lmdb: final flush on close failed");
         }
         tracing::debug!(path = %self.env.path().display(), "lmdb writer stopped");
     }
@@ -188,10 +188,10 @@ impl Writer {
                 Ok(head) => break head,
                 Err(AttemptError::Retry) => {
                     for (slot, plan) in excluded.iter_mut().zip(&plans) {
-                        if let (None, Planned::Rejected(e)) = (&slot, plan) {
-                            if !matches!(e, StoreError::Conflict { .. }) {
-                                *slot = Some(e.clone());
-                            }
+                        if let (None, Planned::Rejected(e)) = (&slot, plan)
+                            && !matches!(e, StoreError::Conflict { .. })
+                        {
+                            *slot = Some(e.clone());
                         }
                     }
                 }
