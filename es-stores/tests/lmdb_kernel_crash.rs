@@ -24,6 +24,8 @@ const ACCOUNTS: u64 = 8;
 const CLIENTS: u64 = 16;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+/// An acknowledged command: account, stream version, last position.
+type Ack = (u64, u64, u64);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Added {
@@ -82,7 +84,7 @@ impl Aggregate for Counter {
     fn handle(&self, command: Add) -> Result<Vec<CounterEvent>, Self::Error> {
         // One or two events per command.
         let mut events = vec![CounterEvent::Added(Added { n: command.n })];
-        if command.n % 2 == 0 {
+        if command.n.is_multiple_of(2) {
             events.push(CounterEvent::Added(Added { n: 1 }));
         }
         Ok(events)
@@ -144,10 +146,7 @@ fn kernel_crash_child() -> TestResult {
     })
 }
 
-fn run_and_kill(
-    dir: &Path,
-    kill_after: usize,
-) -> Result<Vec<(u64, u64, u64)>, Box<dyn std::error::Error>> {
+fn run_and_kill(dir: &Path, kill_after: usize) -> Result<Vec<Ack>, Box<dyn std::error::Error>> {
     let mut child = Command::new(std::env::current_exe()?)
         .args([
             "--exact",
@@ -189,7 +188,7 @@ fn run_and_kill(
     Ok(acks)
 }
 
-async fn verify(dir: &Path, acks: &[(u64, u64, u64)]) -> TestResult {
+async fn verify(dir: &Path, acks: &[Ack]) -> TestResult {
     let store = LmdbStore::open(dir)?;
     let all = store.read_all(1, usize::MAX).await?;
     assert_eq!(all.len() as u64, store.head_position().await?);
