@@ -72,6 +72,24 @@ mod perf {
         Ok(median(&mut times))
     }
 
+    /// Median time of 100 `pwrite(4 KiB at offset 0) + fdatasync` (no file growth), in
+    /// microseconds: closer to what an LMDB commit pays once its file stopped growing.
+    fn fdatasync_overwrite(dir: &Path) -> Result<f64> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::create(dir.join("fdatasync.probe"))?;
+        let block = vec![7u8; 4096];
+        file.write_all_at(&block, 0)?;
+        file.sync_all()?;
+        let mut times = Vec::with_capacity(100);
+        for _ in 0..100 {
+            let started = Instant::now();
+            file.write_all_at(&block, 0)?;
+            file.sync_data()?;
+            times.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(median(&mut times))
+    }
+
     /// W7: `total` events appended in batches of `batch`, one append at a time; events/s.
     async fn w7(batch: usize, total: usize) -> Result<f64> {
         let dir = tempdir()?;
@@ -94,8 +112,9 @@ mod perf {
     }
 
     /// W4 (store level): replay one stream of `len` events, page by page; events/s, cold open
-    /// (the store is reopened before each replay) and the time of a small read.
-    async fn w4(len: u64, page: usize) -> Result<(f64, f64, f64)> {
+    /// (the store is reopened before each replay), and the time of a small read, inline and on
+    /// the blocking pool.
+    async fn w4(len: u64, page: usize) -> Result<(f64, f64, f64, f64)> {
         let dir = tempdir()?;
         let stream = StreamId::new("bank_account", "hot");
         {
@@ -134,7 +153,18 @@ mod perf {
             store.read_stream(&stream, 1 + i * 97, 10).await?;
         }
         let small_read_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
-        Ok((replay, scan, small_read_us))
+        // The same small reads moved to the blocking pool, for comparison.
+        let handle = tokio::runtime::Handle::current();
+        let started = Instant::now();
+        for i in 0..1000u64 {
+            let (store, stream, handle) = (store.clone(), stream.clone(), handle.clone());
+            tokio::task::spawn_blocking(move || {
+                handle.block_on(async { store.read_stream(&stream, 1 + i * 97, 10).await })
+            })
+            .await??;
+        }
+        let blocking_read_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
+        Ok((replay, scan, small_read_us, blocking_read_us))
     }
 
     /// Concurrent small appends: `tasks` tasks, each appending one event at a time to its own
@@ -169,6 +199,9 @@ mod perf {
             .transpose()?
             .unwrap_or(3)
             .max(1);
+        // An optional second argument runs only the workloads whose name starts with it.
+        let only = std::env::args().nth(2).unwrap_or_default();
+        let wants = |name: &str| name.starts_with(only.as_str());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -177,43 +210,55 @@ mod perf {
         let mut fsync: Vec<f64> = (0..runs)
             .map(|_| fsync_baseline(dir.path()))
             .collect::<Result<_>>()?;
-        report("fsync_4k", "us", &mut fsync, "");
+        report("fsync_4k_append", "us", &mut fsync, "");
+        let mut overwrite: Vec<f64> = (0..runs)
+            .map(|_| fdatasync_overwrite(dir.path()))
+            .collect::<Result<_>>()?;
+        report("fdatasync_4k_overwrite", "us", &mut overwrite, "");
         let fsync_us = median(&mut fsync);
         let extra = format!(",\"fsync_us\":{fsync_us:.0},\"durability\":\"durable\"");
         runtime.block_on(async {
-            let mut r = Vec::new();
-            for _ in 0..runs {
-                r.push(w7(1000, 1_000_000).await?);
+            for (batch, total) in [(1000, 1_000_000), (100, 100_000), (1, 2_000)] {
+                let name = format!("W7_batch_{batch}");
+                if !wants(&name) {
+                    continue;
+                }
+                let mut r = Vec::new();
+                for _ in 0..runs {
+                    r.push(w7(batch, total).await?);
+                }
+                report(&name, "events/s", &mut r, &extra);
             }
-            report("W7_batch_1000", "events/s", &mut r, &extra);
-            let mut r = Vec::new();
-            for _ in 0..runs {
-                r.push(w7(100, 100_000).await?);
-            }
-            report("W7_batch_100", "events/s", &mut r, &extra);
-            let mut r = Vec::new();
-            for _ in 0..runs {
-                r.push(w7(1, 2_000).await?);
-            }
-            report("W7_batch_1", "events/s", &mut r, &extra);
 
-            let (mut replay, mut scan, mut small) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..runs {
-                let (a, b, c) = w4(100_000, 1000).await?;
+            let (mut replay, mut scan) = (Vec::new(), Vec::new());
+            let (mut inline, mut blocking) = (Vec::new(), Vec::new());
+            for _ in 0..if wants("W4") { runs } else { 0 } {
+                let (a, b, c, d) = w4(100_000, 1000).await?;
                 replay.push(a);
                 scan.push(b);
-                small.push(c);
+                inline.push(c);
+                blocking.push(d);
             }
-            report("W4_replay_100k_pages_1000", "events/s", &mut replay, "");
-            report("read_all_scan", "events/s", &mut scan, "");
-            let all: Vec<String> = small.iter().map(|v| format!("{v:.1}")).collect();
-            println!(
-                "{{\"workload\":\"read_stream_10_events\",\"unit\":\"us\",\"median\":{:.1},\"runs\":[{}]}}",
-                median(&mut small),
-                all.join(",")
-            );
+            if !replay.is_empty() {
+                report("W4_replay_100k_pages_1000", "events/s", &mut replay, "");
+                report("read_all_scan", "events/s", &mut scan, "");
+                for (name, values) in [
+                    ("read_stream_10_events_inline", &mut inline),
+                    ("read_stream_10_events_spawn_blocking", &mut blocking),
+                ] {
+                    let all: Vec<String> = values.iter().map(|v| format!("{v:.1}")).collect();
+                    println!(
+                        "{{\"workload\":\"{name}\",\"unit\":\"us\",\"median\":{:.1},\"runs\":[{}]}}",
+                        median(values),
+                        all.join(",")
+                    );
+                }
+            }
 
             for tasks in [64u64, 1024] {
+                if !wants("concurrent") {
+                    continue;
+                }
                 let mut r = Vec::new();
                 for _ in 0..runs {
                     r.push(concurrent(tasks, 64_000 / tasks).await?);

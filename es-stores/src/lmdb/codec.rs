@@ -105,16 +105,17 @@ impl EventFields<'_> {
 /// run out or do not parse.
 pub(super) struct Reader<'a> {
     bytes: &'a [u8],
-    what: &'a str,
+    /// Names the record in error messages; only called on error (no formatting on the hot path).
+    what: &'a dyn Fn() -> String,
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn new(bytes: &'a [u8], what: &'a str) -> Self {
+    pub(super) fn new(bytes: &'a [u8], what: &'a dyn Fn() -> String) -> Self {
         Self { bytes, what }
     }
 
     fn corrupt(&self, detail: &str) -> StoreError {
-        StoreError::Corrupt(format!("{}: {detail}", self.what))
+        StoreError::Corrupt(format!("{}: {detail}", (self.what)()))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
@@ -190,7 +191,7 @@ pub(super) struct DecodedEvent {
 
 /// Decodes an event record written by [`EventFields::encode_into`].
 pub(super) fn decode_event(bytes: &[u8], position: u64) -> Result<DecodedEvent, StoreError> {
-    let what = format!("event at position {position}");
+    let what = || format!("event at position {position}");
     let mut r = Reader::new(bytes, &what);
     let aggregate_type = r.string()?;
     let aggregate_id = r.string()?;
@@ -235,7 +236,7 @@ pub(super) fn decode_snapshot(
     version: u64,
     bytes: &[u8],
 ) -> Result<Snapshot, StoreError> {
-    let what = format!("snapshot of {stream} at version {version}");
+    let what = || format!("snapshot of {stream} at version {version}");
     let mut r = Reader::new(bytes, &what);
     let timestamp = r.timestamp()?;
     Ok(Snapshot {
@@ -262,7 +263,7 @@ pub(super) fn encode_checkpoint(position: u64, state: Option<&[u8]>) -> Vec<u8> 
 
 /// Decodes a checkpoint value.
 pub(super) fn decode_checkpoint(name: &str, bytes: &[u8]) -> Result<Checkpoint, StoreError> {
-    let what = format!("checkpoint {name:?}");
+    let what = || format!("checkpoint {name:?}");
     let mut r = Reader::new(bytes, &what);
     let position = r.varint()?;
     let state = match r.u8()? {
