@@ -807,10 +807,46 @@ impl EventStore for LmdbStore {
                     .index
                     .range(txn, &range)
                     .map_err(|e| heed_error("read a stream", e))?;
+                // A stream's events are often contiguous in the global log (written in
+                // batches): once two consecutive positions show up, walk the log with a cursor
+                // instead of looking each position up from the root.
+                let mut log: Option<heed::RoRange<'_, Bytes, Bytes>> = None;
+                let mut previous = 0u64;
                 for entry in iter.take(chunk) {
                     let (_, position) = entry.map_err(|e| heed_error("read a stream", e))?;
                     let position = codec::be_u64(position, "stream index entry")?;
-                    out.push(self.inner.event_at(txn, position)?);
+                    let contiguous = previous.checked_add(1) == Some(position);
+                    previous = position;
+                    if !contiguous {
+                        log = None;
+                        out.push(self.inner.event_at(txn, position)?);
+                        continue;
+                    }
+                    if log.is_none() {
+                        let from = position.to_be_bytes();
+                        let range = (
+                            std::ops::Bound::Included(&from[..]),
+                            std::ops::Bound::Unbounded,
+                        );
+                        log = Some(
+                            self.inner
+                                .dbs
+                                .events
+                                .range(txn, &range)
+                                .map_err(|e| heed_error("read a stream", e))?,
+                        );
+                    }
+                    let next = log.as_mut().and_then(Iterator::next).transpose();
+                    match next.map_err(|e| heed_error("read a stream", e))? {
+                        Some((key, bytes)) if key == position.to_be_bytes() => {
+                            out.push(decode_recorded(bytes, position)?);
+                        }
+                        _ => {
+                            return Err(StoreError::Corrupt(format!(
+                                "the stream index points at position {position}, which is missing"
+                            )));
+                        }
+                    }
                 }
                 Ok(())
             })?;
