@@ -1,18 +1,153 @@
-//! Procedural macros for `es-core` (work in progress).
+//! Procedural macros of `es-core`; use them through `es_core::prelude::*`.
+//!
+//! ```
+//! use es_core::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Deposit { pub amount: u64 }
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "bank.deposited")]
+//! pub struct Deposited { pub amount: u64 }
+//!
+//! #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+//! pub struct Account { pub balance: u64 }
+//!
+//! #[aggregate] // name "account", error `Infallible`
+//! impl Account {
+//!     #[command]
+//!     fn deposit(&self, cmd: Deposit) -> Result<Deposited, std::convert::Infallible> {
+//!         Ok(Deposited { amount: cmd.amount })
+//!     }
+//!     #[apply]
+//!     fn deposited(&mut self, e: &Deposited) { self.balance += e.amount; }
+//! }
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct Total { pub amount: u64 }
+//!
+//! #[projection(name = "total")]
+//! impl Total {
+//!     #[on]
+//!     fn deposited(&mut self, e: &Recorded<Deposited>) { self.amount += e.payload.amount; }
+//! }
+//!
+//! let mut account = Account::default();
+//! let events: Vec<AccountEvent> = account.handle(AccountCommand::from(Deposit { amount: 5 })).unwrap();
+//! account.apply(&events[0]);
+//! assert_eq!((Account::TYPE, account.balance), ("account", 5));
+//! assert_eq!(events[0].event_type(), "bank.deposited");
+//! assert!(Total::accepts("bank.deposited"));
+//! ```
+//!
+//! - `#[derive(Event)]` implements `es_core::event::Event` for one event type, with an optional
+//!   `#[event(name = "...", version = N)]`.
+//! - `#[aggregate(name = "...", error = Type)]` on an inherent impl block with `#[command]` and
+//!   `#[apply]` methods generates the `{Type}Command` and `{Type}Event` enums and the
+//!   `es_core::aggregate::Aggregate` impl.
+//! - `#[projection(name = "...")]` on an inherent impl block with `#[on]` methods implements
+//!   `es_core::projection::Projection`.
+//!
+//! The macros check the shape of every handler and report each mistake at the tokens to change;
+//! what only the type system can check (an event without `#[derive(Event)]`, a command returning
+//! an event that has no `#[apply]`) is reported by rustc through `es-core`'s diagnostics.
+
+mod aggregate;
+mod args;
+mod diagnostics;
+mod event;
+mod handler;
+mod inherent;
+mod projection;
+mod span;
+
 use proc_macro::TokenStream;
 
-/// `#[aggregate]` (work in progress).
+/// Implements `es_core::aggregate::Aggregate` for the type of an inherent impl block.
+///
+/// Arguments (both optional): `name = "..."`, the aggregate type name recorded in streams
+/// (default: the type's name in snake_case), and `error = Type`, the rejection error of commands
+/// (default: `std::convert::Infallible`).
+///
+/// In the block, each `#[command]` method `fn x(&self, cmd: C) -> Result<R, Error>` handles one
+/// command type `C`, where `R` is one event, `Vec<_>` or `Option<_>` of events, `()`, or a tuple
+/// of events (trait `IntoEvents`); each `#[apply]` method `fn x(&mut self, e: &E)` folds one event
+/// type `E`. Next to the type, the macro generates `pub enum {Type}Command` (a variant per
+/// command type, with `From` impls), `pub enum {Type}Event` (a variant per `#[apply]`, with
+/// `From` impls and `EventSet`) and `impl Aggregate for Type`. The methods stay ordinary methods.
+///
+/// ```
+/// # use es_core::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # pub struct Deposit { pub amount: u64 }
+/// # #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// # pub struct Deposited { pub amount: u64 }
+/// # #[derive(Debug, thiserror::Error)]
+/// # #[error("rejected")]
+/// # pub struct BankError;
+/// # #[derive(Debug, Default, Serialize, Deserialize)]
+/// # pub struct BankAccount { pub balance: u64 }
+/// #[aggregate(name = "bank_account", error = BankError)]
+/// impl BankAccount {
+///     #[command]
+///     fn deposit(&self, cmd: Deposit) -> Result<Deposited, BankError> {
+///         Ok(Deposited { amount: cmd.amount })
+///     }
+///     #[apply]
+///     fn deposited(&mut self, e: &Deposited) {
+///         self.balance += e.amount;
+///     }
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn aggregate(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    aggregate::aggregate(attr.into(), item.into()).into()
 }
-/// `#[projection]` (work in progress).
+
+/// Implements `es_core::projection::Projection` for the type of an inherent impl block.
+///
+/// The argument `name = "..."` (required) is the projection's unique name, its checkpoint key.
+/// Each `#[on]` method `fn x(&mut self, e: &Recorded<E>)` handles one event type `E` and returns
+/// `()` or `Result<(), Error>`. Events of other types are not accepted, so never decoded. The
+/// state is saved with checkpoints when the type implements `Serialize` and `Deserialize`.
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use es_core::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// # pub struct Deposited { pub amount: u64 }
+/// #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// pub struct Balances { pub by_account: BTreeMap<String, i64> }
+///
+/// #[projection(name = "balances")]
+/// impl Balances {
+///     #[on]
+///     fn deposited(&mut self, e: &Recorded<Deposited>) {
+///         *self.by_account.entry(e.stream.aggregate_id.clone()).or_default() += e.payload.amount as i64;
+///     }
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn projection(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn projection(attr: TokenStream, item: TokenStream) -> TokenStream {
+    projection::projection(attr.into(), item.into()).into()
 }
-/// `#[derive(Event)]` (work in progress).
+
+/// Implements `es_core::event::Event`: the event's recorded `NAME` (default: the type's name)
+/// and schema `VERSION` (default: 1), set with `#[event(name = "...", version = N)]`.
+///
+/// ```
+/// # use es_core::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// #[event(name = "bank.withdrawn", version = 2)]
+/// pub struct Withdrawn { pub amount: u64 }
+///
+/// assert_eq!((Withdrawn::NAME, Withdrawn::VERSION), ("bank.withdrawn", 2));
+/// ```
 #[proc_macro_derive(Event, attributes(event))]
-pub fn derive_event(_item: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_event(item: TokenStream) -> TokenStream {
+    event::derive(item.into()).into()
 }

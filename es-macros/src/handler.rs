@@ -1,0 +1,156 @@
+//! What the handler macros (`#[command]`, `#[apply]`, `#[on]`) need to know about a method's
+//! signature, and the checks they share.
+
+use syn::spanned::Spanned;
+use syn::{Attribute, FnArg, Ident, PatType, Signature, Type};
+
+use crate::args::{Args, attribute_arguments};
+use crate::diagnostics::Diagnostics;
+
+/// How a method takes `self`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Receiver {
+    /// `&self` (or `self: &Self`).
+    Ref,
+    /// `&mut self` (or `self: &mut Self`).
+    RefMut,
+    /// `self`, `mut self`, `self: Box<Self>`, ...
+    Other,
+    /// An associated function without `self`.
+    None,
+}
+
+/// The receiver of a method.
+pub(crate) fn receiver(sig: &Signature) -> (Receiver, Option<&syn::Receiver>) {
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) => {
+            let kind = match &*r.ty {
+                Type::Reference(reference) if is_self(&reference.elem) => {
+                    if reference.mutability.is_some() {
+                        Receiver::RefMut
+                    } else {
+                        Receiver::Ref
+                    }
+                }
+                _ => Receiver::Other,
+            };
+            (kind, Some(r))
+        }
+        _ => (Receiver::None, None),
+    }
+}
+
+fn is_self(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self"))
+}
+
+/// The parameters of a method other than its receiver.
+pub(crate) fn parameters(sig: &Signature) -> Vec<&PatType> {
+    sig.inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(t) => Some(t),
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
+/// The identifier naming a type such as `Deposit` or `bank::Deposit` (its last path segment),
+/// or `None` for a type that is not a plain path.
+pub(crate) fn type_ident(ty: &Type) -> Option<&Ident> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| &s.ident),
+        Type::Group(g) => type_ident(&g.elem),
+        Type::Paren(p) => type_ident(&p.elem),
+        _ => None,
+    }
+}
+
+/// A type with groups and parentheses removed, compared by its tokens.
+pub(crate) fn type_key(ty: &Type) -> String {
+    match ty {
+        Type::Group(g) => type_key(&g.elem),
+        Type::Paren(p) => type_key(&p.elem),
+        _ => quote::quote!(#ty).to_string(),
+    }
+}
+
+/// A type as a user would write it, for messages (`Recorded<C>`, not `Recorded < C >`).
+pub(crate) fn type_display(ty: &Type) -> String {
+    let mut text = quote::quote!(#ty).to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        (" ,", ","),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// Checks what no handler may be: `async`, `unsafe`, generic, variadic.
+pub(crate) fn check_plain(sig: &Signature, attribute: &str, diagnostics: &mut Diagnostics) {
+    if let Some(token) = &sig.asyncness {
+        diagnostics.error(
+            token,
+            format!(
+                "`#[{attribute}]` handlers must be synchronous and pure: remove `async` \
+                 (do any I/O before dispatching, and pass its result in the command)"
+            ),
+        );
+    }
+    if let Some(token) = &sig.unsafety {
+        diagnostics.error(
+            token,
+            format!("`#[{attribute}]` handlers cannot be `unsafe`: remove `unsafe`"),
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let tokens = if sig.generics.params.is_empty() {
+            sig.generics.where_clause.span()
+        } else {
+            sig.generics.span()
+        };
+        diagnostics.push(syn::Error::new(
+            tokens,
+            format!(
+                "`#[{attribute}]` handlers cannot be generic: each handler takes one concrete type"
+            ),
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        diagnostics.error(
+            variadic,
+            format!("`#[{attribute}]` handlers cannot be variadic"),
+        );
+    }
+}
+
+/// Removes the attributes named in `names` from `attrs` and returns them, in order.
+pub(crate) fn take_helpers(attrs: &mut Vec<Attribute>, names: &[&str]) -> Vec<Attribute> {
+    let mut taken = Vec::new();
+    attrs.retain(|attr| {
+        if names.iter().any(|name| attr.path().is_ident(name)) {
+            taken.push(attr.clone());
+            false
+        } else {
+            true
+        }
+    });
+    taken
+}
+
+/// Checks that a helper attribute such as `#[command]` has no arguments.
+pub(crate) fn check_no_arguments(attr: &Attribute, diagnostics: &mut Diagnostics) {
+    let name = crate::args::path_name(attr.path());
+    if let Some(tokens) = diagnostics.take(attribute_arguments(attr)) {
+        Args::parse(tokens, &name, &[], diagnostics);
+    }
+}

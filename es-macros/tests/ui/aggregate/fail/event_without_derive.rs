@@ -1,0 +1,20 @@
+// An event type without `#[derive(Event)]`.
+use es_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub struct Deposit;
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deposited;
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Account;
+
+#[aggregate]
+impl Account {
+    #[command]
+    fn deposit(&self, _: Deposit) -> Result<Deposited, std::convert::Infallible> { Ok(Deposited) }
+    #[apply]
+    fn deposited(&mut self, _: &Deposited) {}
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+use es_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+pub struct Deposited { pub amount: u64 }
+
+#[derive(Default)]
+pub struct Totals { total: u64 }
+
+#[projection(name = "totals")]
+impl Totals {
+    #[on]
+    fn deposited(&mut self, e: &Recorded<Deposited>) -> u64 {
+        self.total += e.payload.amount;
+        self.total
+    }
+}
+
+fn main() {}
