@@ -4,3 +4,7 @@
 mod file;
 #[cfg(feature = "file")]
 pub use file::FileStore;
+#[cfg(feature = "lmdb")]
+mod lmdb;
+#[cfg(feature = "lmdb")]
+pub use lmdb::{Durability, LmdbOptions, LmdbStore};
