@@ -31,15 +31,19 @@ fn parse_args() -> Result<Args, String> {
             "--store" => store = args.next().ok_or("--store needs a value")?,
             "--data" => data = args.next().ok_or("--data needs a directory")?.into(),
             "-h" | "--help" => {
-                return Err("usage: bank [--store memory|lmdb|file|postgres://...] [--data DIR]".into());
+                return Err(
+                    "usage: bank [--store memory|lmdb|file|postgres://...] [--data DIR]".into(),
+                );
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
     }
-    Ok(Args { store: StoreChoice::parse(&store, &data)? })
+    Ok(Args {
+        store: StoreChoice::parse(&store, &data)?,
+    })
 }
 
-fn kernel(store: Arc<dyn Store>) -> Result<Kernel, Error> {
+fn build_kernel(store: Arc<dyn Store>) -> Result<Kernel, Error> {
     Ok(Kernel::builder()
         .store(store)
         .snapshot_every(10)
@@ -71,18 +75,35 @@ async fn main() {
 async fn run(args: Args) -> Result<(), Error> {
     let store = args.store.open().await?;
     println!("store: {} {:?}", args.store.name(), args.store);
-    let kernel = kernel(store.clone())?;
+    let kernel = build_kernel(store.clone())?;
     let id = "acc-1";
     let before = kernel.state::<BankAccount>(id).await?.balance;
     println!("{id}: balance at start {before}");
 
-    let done = kernel.dispatch::<BankAccount>(id, Deposit { amount: 100 }).await?;
-    println!("deposit 100     -> ok, version {}, balance {}", done.version, kernel.state::<BankAccount>(id).await?.balance);
-    let done = kernel.dispatch::<BankAccount>(id, Withdraw { amount: 10 }).await?;
-    println!("withdraw 10     -> ok, version {}, balance {}", done.version, kernel.state::<BankAccount>(id).await?.balance);
-    match kernel.dispatch::<BankAccount>(id, Withdraw { amount: 1_000 }).await {
+    let done = kernel
+        .dispatch::<BankAccount>(id, Deposit { amount: 100 })
+        .await?;
+    println!(
+        "deposit 100     -> ok, version {}, balance {}",
+        done.version,
+        kernel.state::<BankAccount>(id).await?.balance
+    );
+    let done = kernel
+        .dispatch::<BankAccount>(id, Withdraw { amount: 10 })
+        .await?;
+    println!(
+        "withdraw 10     -> ok, version {}, balance {}",
+        done.version,
+        kernel.state::<BankAccount>(id).await?.balance
+    );
+    match kernel
+        .dispatch::<BankAccount>(id, Withdraw { amount: 1_000 })
+        .await
+    {
         Err(DispatchError::Rejected(BankError::InsufficientFunds { balance, requested })) => {
-            println!("withdraw 1000   -> rejected: insufficient funds (balance {balance}, requested {requested})");
+            println!(
+                "withdraw 1000   -> rejected: insufficient funds (balance {balance}, requested {requested})"
+            );
         }
         other => return Err(format!("withdraw 1000 should be rejected, got {other:?}").into()),
     }
@@ -94,7 +115,10 @@ async fn run(args: Args) -> Result<(), Error> {
     let head = store.head_position().await?;
     balances.wait_for(head).await?;
     let final_balance = kernel.state::<BankAccount>(id).await?.balance;
-    println!("final balance {final_balance}; balance projection says {:?}", balances.state().await.by_account.get(id));
+    println!(
+        "final balance {final_balance}; balance projection says {:?}",
+        balances.state().await.by_account.get(id)
+    );
     kernel.shutdown().await;
 
     // A restart: a new kernel (and, for durable stores, a freshly opened store) rebuilds the
@@ -105,13 +129,17 @@ async fn run(args: Args) -> Result<(), Error> {
     } else {
         store
     };
-    let kernel = kernel(store.clone())?;
+    let kernel = build_kernel(store.clone())?;
     let restored = kernel.state::<BankAccount>(id).await?.balance;
     let projected: Balances = projection::run_once(&store).await?;
     println!(
         "after restart: balance {restored} (projection from position 0: {:?}){}",
         projected.by_account.get(id),
-        if args.store.is_durable() { "" } else { " - the memory store lives only as long as the process" }
+        if args.store.is_durable() {
+            ""
+        } else {
+            " - the memory store lives only as long as the process"
+        }
     );
     if restored != final_balance {
         return Err(format!("the restart lost state: {restored} != {final_balance}").into());

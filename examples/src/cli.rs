@@ -58,7 +58,9 @@ impl StoreChoice {
             #[cfg(feature = "file")]
             StoreChoice::File(dir) => Ok(Arc::new(es_stores::FileStore::open(dir)?)),
             #[cfg(feature = "postgres")]
-            StoreChoice::Postgres(url) => Ok(Arc::new(es_stores::PostgresStore::connect(url).await?)),
+            StoreChoice::Postgres(url) => {
+                Ok(Arc::new(es_stores::PostgresStore::connect(url).await?))
+            }
             #[allow(unreachable_patterns)]
             other => Err(StoreError::InvalidInput(format!(
                 "this build has no `{}` store: enable the cargo feature of the same name",

@@ -227,10 +227,14 @@ pub async fn empty_append_writes_nothing<S: ConformanceStore>(store: S) {
     let done = append_ok(&store, &s, ExpectedVersion::NoStream, Vec::new()).await;
     assert_eq!(done.version, 0);
     assert!(done.events.is_empty());
-    append_ok(&store, &s, ExpectedVersion::NoStream, events(0..2)).await;
+    assert_eq!(head(&store).await, 0, "an empty append moved the head");
+    let written = append_ok(&store, &s, ExpectedVersion::NoStream, events(0..2)).await;
+    let last = written.last_position().unwrap_or(0);
     let done = append_ok(&store, &s, ExpectedVersion::Exact(2), Vec::new()).await;
     assert_eq!(done.version, 2);
-    assert_eq!(head(&store).await, 2);
+    assert!(done.events.is_empty());
+    assert_eq!(head(&store).await, last, "an empty append moved the head");
+    assert_eq!(read_all(&store, 0, 100).await.len(), 2);
     assert_conflict(
         store
             .append(&s, ExpectedVersion::Exact(7), Vec::new())

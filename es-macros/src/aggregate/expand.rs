@@ -132,7 +132,7 @@ fn enums(plan: &Plan) -> TokenStream {
     // less visible only make them less usable, which is no reason to warn.
     quote! {
         #[doc = #command_doc]
-        #[derive(::core::fmt::Debug, ::core::clone::Clone)]
+        #[derive(::core::clone::Clone)]
         #[allow(private_interfaces)]
         pub enum #command_enum {
             #(#command_variants,)*

@@ -2,8 +2,11 @@
 use es_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[derive(Clone)]
 pub struct A;
+#[derive(Clone)]
 pub struct B;
+#[derive(Clone)]
 pub struct C;
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 pub struct Done;

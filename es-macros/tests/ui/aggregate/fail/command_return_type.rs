@@ -2,7 +2,9 @@
 use es_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[derive(Clone)]
 pub struct Deposit;
+#[derive(Clone)]
 pub struct Withdraw;
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 pub struct Deposited;

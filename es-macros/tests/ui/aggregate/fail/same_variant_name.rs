@@ -2,8 +2,8 @@
 use es_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
-mod v1 { pub struct Deposit; }
-mod v2 { pub struct Deposit; }
+mod v1 { #[derive(Clone)] pub struct Deposit; }
+mod v2 { #[derive(Clone)] pub struct Deposit; }
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 pub struct Deposited;
 

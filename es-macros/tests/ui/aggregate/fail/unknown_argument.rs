@@ -2,6 +2,7 @@
 use es_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[derive(Clone)]
 pub struct Deposit;
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 pub struct Deposited;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 #[error("bank error")]
 pub struct BankError;
 
+#[derive(Clone)]
 pub struct Deposit;
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 pub struct Deposited;

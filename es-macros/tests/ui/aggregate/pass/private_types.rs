@@ -4,6 +4,7 @@ mod bank {
     use es_core::prelude::*;
     use serde::{Deserialize, Serialize};
 
+    #[derive(Clone)]
     pub(crate) struct Open;
     #[derive(Debug, Clone, Serialize, Deserialize, Event)]
     pub(crate) struct Opened;

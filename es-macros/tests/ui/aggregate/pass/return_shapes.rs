@@ -8,16 +8,16 @@ use es_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod commands {
-    #[derive(Debug)]
+    #[derive(Debug, Clone)]
     pub struct Open;
 }
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Many;
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Maybe;
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Nothing;
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pair;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
