@@ -46,6 +46,8 @@ pub mod kernel;
 pub mod memory;
 pub mod projection;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use aggregate::Aggregate;
 pub use event::{Event, EventError, EventSet, IntoEvents, Recorded};

@@ -157,13 +157,7 @@ impl EventStore for MemoryStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.inner.log.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(log
-            .events
-            .iter()
-            .skip(start)
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(log.events.iter().skip(start).take(limit).cloned().collect())
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {

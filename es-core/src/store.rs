@@ -363,8 +363,12 @@ pub trait CheckpointStore: Send + Sync + 'static {
     /// The saved checkpoint of projection `name`, if any.
     async fn load(&self, name: &str) -> Result<Option<Checkpoint>, StoreError>;
     /// Saves projection `name`'s position and (optional) state atomically.
-    async fn save(&self, name: &str, position: u64, state: Option<Vec<u8>>)
-    -> Result<(), StoreError>;
+    async fn save(
+        &self,
+        name: &str,
+        position: u64,
+        state: Option<Vec<u8>>,
+    ) -> Result<(), StoreError>;
 }
 
 macro_rules! forward_event_store {

@@ -76,7 +76,8 @@ impl DispatchOptions {
     }
 
     pub(crate) fn expected(&self) -> ExpectedVersion {
-        self.expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exact)
+        self.expected_version
+            .map_or(ExpectedVersion::Any, ExpectedVersion::Exact)
     }
 }
 
