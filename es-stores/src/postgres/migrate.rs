@@ -1,7 +1,7 @@
 //! The store's own schema migrations: versioned, idempotent, serialized by an advisory lock.
 
 use es_core::store::StoreError;
-use sqlx::{PgPool, Row};
+use sqlx::{Executor, PgPool, Row};
 use tracing::info;
 
 use super::error::{self, Op};
@@ -52,17 +52,18 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<i32, StoreErr
         .execute(&mut *tx)
         .await
         .map_err(write)?;
-    sqlx::raw_sql(&format!(
+    let create = format!(
         "CREATE SCHEMA IF NOT EXISTS {quoted};
          CREATE TABLE IF NOT EXISTS {quoted}.es_migrations (
              version integer PRIMARY KEY,
              name text NOT NULL,
              applied_at timestamptz NOT NULL DEFAULT now()
          );"
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(write)?;
+    );
+    (&mut *tx)
+        .execute(sqlx::raw_sql(&create))
+        .await
+        .map_err(write)?;
     let current: i32 = sqlx::query(&format!(
         "SELECT COALESCE(MAX(version), 0) AS v FROM {quoted}.es_migrations"
     ))
@@ -78,9 +79,15 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<i32, StoreErr
         )));
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
-        info!(schema, version = migration.version, name = migration.name, "applying migration");
-        sqlx::raw_sql(&migration.sql.replace("{schema}", &quoted))
-            .execute(&mut *tx)
+        info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "applying migration"
+        );
+        let sql = migration.sql.replace("{schema}", &quoted);
+        (&mut *tx)
+            .execute(sqlx::raw_sql(&sql))
             .await
             .map_err(write)?;
         sqlx::query(&format!(

@@ -112,6 +112,10 @@ use writer::{Lane, MAX_EVENTS_PER_TRANSACTION, Pending};
 /// connection and reconnects on error; while the readable head lags behind the written one, the
 /// task polls every 10 ms, and otherwise every `poll_interval` (default 1 s) as a fallback.
 ///
+/// An append returns once its events are readable (bounded by
+/// [`PostgresStoreBuilder::visibility_wait`]): a caller that appends and then reads the global log
+/// or waits on `subscribe()` sees its own events.
+///
 /// # Errors
 ///
 /// [`StoreError::Unavailable`] means the operation surely had no effect and may be retried: no
@@ -131,6 +135,7 @@ struct Inner {
     sql: Queries,
     lanes: Vec<mpsc::Sender<Pending>>,
     head: Arc<watch::Sender<u64>>,
+    visibility_wait: Duration,
     /// The head refresher and the listener, aborted when the last handle is dropped. (Lanes end
     /// by themselves once their queues close and drain.)
     tasks: Vec<JoinHandle<()>>,
@@ -226,6 +231,7 @@ pub struct PostgresStoreBuilder {
     migrate: bool,
     listen: bool,
     poll_interval: Duration,
+    visibility_wait: Duration,
 }
 
 impl PostgresStoreBuilder {
@@ -273,6 +279,21 @@ impl PostgresStoreBuilder {
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long an append waits, after its commit, for its events to become readable by
+    /// [`EventStore::read_all`] (default 1 s; zero: do not wait).
+    ///
+    /// Events become readable once every older transaction has finished (see the gap problem
+    /// above). Other appends finish within milliseconds, so an append normally returns with its
+    /// events already readable and [`EventStore::subscribe`] already past them (read-your-writes).
+    /// A long-running transaction elsewhere on the server holds readers back; then an append
+    /// returns after this wait anyway: its events are committed, and readers see them when that
+    /// transaction ends.
+    #[must_use]
+    pub fn visibility_wait(mut self, wait: Duration) -> Self {
+        self.visibility_wait = wait;
         self
     }
 
@@ -343,6 +364,7 @@ impl PostgresStoreBuilder {
                 sql,
                 lanes,
                 head,
+                visibility_wait: self.visibility_wait,
                 tasks,
             }),
         })
@@ -393,6 +415,7 @@ impl PostgresStore {
             migrate: true,
             listen: true,
             poll_interval: Duration::from_secs(1),
+            visibility_wait: Duration::from_secs(1),
         }
     }
 
@@ -539,11 +562,27 @@ impl EventStore for PostgresStore {
             .send(pending)
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| {
+        let done = answer.await.map_err(|_| {
             StoreError::Indeterminate(
                 "the append writer stopped before reporting the outcome".to_owned(),
             )
-        })?
+        })??;
+        if let Some(last) = done.last_position() {
+            let wait = self.inner.visibility_wait;
+            if !wait.is_zero() {
+                let mut head = self.inner.head.subscribe();
+                if tokio::time::timeout(wait, head.wait_for(|h| *h >= last))
+                    .await
+                    .is_err()
+                {
+                    debug!(
+                        position = last,
+                        "append committed; an older transaction still holds readers back"
+                    );
+                }
+            }
+        }
+        Ok(done)
     }
 
     async fn read_stream(
@@ -708,5 +747,18 @@ impl CheckpointStore for PostgresStore {
             .await
             .map_err(|e| error::map(e, Op::Write, "saving a checkpoint"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[allow(dead_code)]
+    fn futures_are_send(pool: PgPool) {
+        let build = PostgresStore::builder(pool).build();
+        assert_send(&build);
     }
 }

@@ -133,7 +133,8 @@ impl Lane {
                         self.committed.wake.notify_one();
                     }
                     for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                        let result = finish(pending.stream, pending.expected, pending.events, outcome);
+                        let result =
+                            finish(pending.stream, pending.expected, pending.events, outcome);
                         // The caller may have given up waiting; the write stands either way.
                         let _ = pending.reply.send(result);
                     }
@@ -149,7 +150,11 @@ impl Lane {
                             continue;
                         }
                     }
-                    let op = if failure.acquired { Op::Write } else { Op::Acquire };
+                    let op = if failure.acquired {
+                        Op::Write
+                    } else {
+                        Op::Acquire
+                    };
                     let mapped = error::map(failure.error, op, "appending events");
                     let isolate = batch.len() > 1
                         && matches!(mapped, StoreError::Backend { .. } | StoreError::Corrupt(_));
