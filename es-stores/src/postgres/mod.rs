@@ -244,7 +244,7 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// How many appends may be committing at once (default 4). Each lane uses one connection of
+    /// How many appends may be committing at once (default 2). Each lane uses one connection of
     /// the pool while it writes; more lanes mean smaller batches but more parallel flushes.
     #[must_use]
     pub fn lanes(mut self, lanes: usize) -> Self {
@@ -410,7 +410,7 @@ impl PostgresStore {
         PostgresStoreBuilder {
             pool,
             schema: Self::DEFAULT_SCHEMA.to_owned(),
-            lanes: 4,
+            lanes: 2,
             max_batch: 512,
             migrate: true,
             listen: true,
