@@ -56,7 +56,7 @@ pub use memory::MemoryStore;
 pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId,
 };
 
 #[cfg(feature = "macros")]
@@ -68,7 +68,7 @@ pub mod prelude {
     pub use crate::event::{Event, EventSet, IntoEvents, Recorded};
     pub use crate::kernel::{Committed, DispatchError, DispatchOptions, Kernel};
     pub use crate::memory::MemoryStore;
-    pub use crate::projection::Projection;
+    pub use crate::projection::{Projection, ProjectionOptions};
     pub use crate::store::{
         CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, SnapshotStore,
         StreamId,

@@ -496,3 +496,9 @@ where
         }
     }
 }
+
+/// A backend that is all three stores at once; `Arc<dyn Store>` is a store too, which lets a
+/// program choose its backend at run time.
+pub trait Store: EventStore + SnapshotStore + CheckpointStore {}
+
+impl<T: EventStore + SnapshotStore + CheckpointStore + ?Sized> Store for T {}

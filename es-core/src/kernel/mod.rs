@@ -1,9 +1,16 @@
 //! The kernel: one actor per live aggregate, started on demand and passivated when idle.
 
+mod actor;
+mod builder;
+mod handle;
+mod tracker;
+
 use std::collections::BTreeMap;
 
-use crate::aggregate::Aggregate;
-use crate::store::{ExpectedVersion, RecordedEvent, StoreError};
+use crate::store::{Metadata, RecordedEvent, StoreError};
+
+pub use builder::{BuildError, KernelBuilder};
+pub use handle::Kernel;
 
 /// What a successful command wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,33 +82,28 @@ impl DispatchOptions {
         self
     }
 
-    pub(crate) fn expected(&self) -> ExpectedVersion {
-        self.expected_version
-            .map_or(ExpectedVersion::Any, ExpectedVersion::Exact)
+    /// Metadata to record with each event: `metadata`, plus `command_id` when set.
+    pub(crate) fn event_metadata(&self) -> Metadata {
+        let mut metadata = self.metadata.clone();
+        if let Some(id) = &self.command_id {
+            metadata.insert("command_id".to_owned(), id.clone());
+        }
+        metadata
     }
 }
 
-/// The kernel handle (work in progress).
-#[derive(Clone)]
-pub struct Kernel {
-    _p: (),
-}
-
-/// Builds a [`Kernel`].
-pub struct KernelBuilder {
-    _p: (),
-}
-
-impl Kernel {
-    /// A builder.
-    pub fn builder() -> KernelBuilder {
-        KernelBuilder { _p: () }
-    }
-}
-
-impl KernelBuilder {
-    /// Registers an aggregate type.
-    pub fn register<A: Aggregate>(self) -> Self {
-        self
+impl<E> DispatchError<E> {
+    /// Maps the rejection error, keeping every other variant.
+    pub fn map_rejected<F>(self, f: impl FnOnce(E) -> F) -> DispatchError<F> {
+        match self {
+            DispatchError::Rejected(e) => DispatchError::Rejected(f(e)),
+            DispatchError::Conflict { expected, actual } => {
+                DispatchError::Conflict { expected, actual }
+            }
+            DispatchError::NotRegistered => DispatchError::NotRegistered,
+            DispatchError::Store(e) => DispatchError::Store(e),
+            DispatchError::Panicked(m) => DispatchError::Panicked(m),
+            DispatchError::Shutdown => DispatchError::Shutdown,
+        }
     }
 }

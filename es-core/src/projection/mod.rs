@@ -140,3 +140,10 @@ pub(crate) fn apply_event<P: Projection>(
         source: Box::new(e),
     })
 }
+
+mod runner;
+
+pub use runner::{
+    ErrorPolicy, ProjectionHandle, ProjectionOptions, ProjectionPhase, ProjectionStatus,
+    Projections, SkippedEvent,
+};

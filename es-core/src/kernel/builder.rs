@@ -1,0 +1,189 @@
+//! [`KernelBuilder`]: stores, tuning and the registered aggregate types.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aggregate::Aggregate;
+use crate::store::{CheckpointStore, EventStore, SnapshotStore};
+
+use super::actor::Registry;
+use super::handle::{Kernel, KernelInner};
+
+/// Builds a [`Kernel`]: `Kernel::builder().store(s).register::<A>().build()`.
+#[must_use]
+#[derive(Default)]
+pub struct KernelBuilder {
+    event_store: Option<Arc<dyn EventStore>>,
+    snapshot_store: Option<Arc<dyn SnapshotStore>>,
+    checkpoint_store: Option<Arc<dyn CheckpointStore>>,
+    config: Config,
+    registries: HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>,
+    duplicate: Option<&'static str>,
+}
+
+/// The kernel's tuning.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) snapshot_every: u64,
+    pub(crate) snapshots_kept: usize,
+    pub(crate) passivate_after: Duration,
+    pub(crate) mailbox: usize,
+    pub(crate) max_batch: usize,
+    pub(crate) conflict_retries: u32,
+    pub(crate) replay_page: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 0,
+            snapshots_kept: 2,
+            passivate_after: Duration::from_secs(5),
+            mailbox: 1024,
+            max_batch: 512,
+            conflict_retries: 5,
+            replay_page: 4096,
+        }
+    }
+}
+
+/// Why a kernel could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No event store was given (`store(..)` or `event_store(..)`).
+    #[error("no event store: call `.store(..)` or `.event_store(..)` on the kernel builder")]
+    MissingEventStore,
+    /// `build` was called outside a tokio runtime.
+    #[error("the kernel needs a tokio runtime: call `build()` from within one")]
+    NoRuntime,
+    /// One aggregate type name was registered twice.
+    #[error("aggregate type `{0}` is registered twice")]
+    DuplicateAggregate(&'static str),
+    /// A setting is out of range.
+    #[error("invalid kernel setting: {0}")]
+    InvalidSetting(&'static str),
+}
+
+impl KernelBuilder {
+    /// Uses one store for events, snapshots and checkpoints.
+    pub fn store<S>(self, store: S) -> Self
+    where
+        S: EventStore + SnapshotStore + CheckpointStore + Clone,
+    {
+        self.event_store(store.clone())
+            .snapshot_store(store.clone())
+            .checkpoint_store(store)
+    }
+
+    /// Sets the event store.
+    pub fn event_store(mut self, store: impl EventStore) -> Self {
+        self.event_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets the snapshot store (without one, no snapshots are read or written).
+    pub fn snapshot_store(mut self, store: impl SnapshotStore) -> Self {
+        self.snapshot_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets the default checkpoint store of projections.
+    pub fn checkpoint_store(mut self, store: impl CheckpointStore) -> Self {
+        self.checkpoint_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Writes a snapshot after each commit that crosses a multiple of `events` (0, the default:
+    /// never).
+    pub fn snapshot_every(mut self, events: u64) -> Self {
+        self.config.snapshot_every = events;
+        self
+    }
+
+    /// How many snapshots to keep per stream (default 2).
+    pub fn snapshots_kept(mut self, keep: usize) -> Self {
+        self.config.snapshots_kept = keep;
+        self
+    }
+
+    /// Stops an aggregate's actor after this long without a message (default 5 s).
+    pub fn passivate_after(mut self, idle: Duration) -> Self {
+        self.config.passivate_after = idle;
+        self
+    }
+
+    /// Commands that may wait in one aggregate's mailbox before dispatchers wait (default 1024).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.config.mailbox = capacity;
+        self
+    }
+
+    /// The most queued commands one aggregate handles in one commit (default 512).
+    pub fn max_batch(mut self, commands: usize) -> Self {
+        self.config.max_batch = commands;
+        self
+    }
+
+    /// How often a command is re-run after a version conflict before `Conflict` (default 5).
+    pub fn conflict_retries(mut self, retries: u32) -> Self {
+        self.config.conflict_retries = retries;
+        self
+    }
+
+    /// Registers an aggregate type.
+    pub fn register<A: Aggregate>(mut self) -> Self
+    where
+        A::Command: Clone,
+    {
+        if self
+            .registries
+            .iter()
+            .any(|(id, (name, _))| *name == A::TYPE && *id != TypeId::of::<A>())
+        {
+            self.duplicate = Some(A::TYPE);
+        }
+        let registry: Arc<dyn Any + Send + Sync> = Arc::new(Registry::<A>::new());
+        self.registries
+            .insert(TypeId::of::<A>(), (A::TYPE, registry));
+        self
+    }
+
+    /// Builds the kernel. Must be called within a tokio runtime, whose handle the kernel keeps
+    /// to spawn its actors.
+    pub fn build(self) -> Result<Kernel, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let event_store = self.event_store.ok_or(BuildError::MissingEventStore)?;
+        if let Some(name) = self.duplicate {
+            return Err(BuildError::DuplicateAggregate(name));
+        }
+        if self.config.mailbox == 0 {
+            return Err(BuildError::InvalidSetting(
+                "mailbox_capacity must be at least 1",
+            ));
+        }
+        if self.config.max_batch == 0 {
+            return Err(BuildError::InvalidSetting("max_batch must be at least 1"));
+        }
+        if self.config.passivate_after.is_zero() {
+            return Err(BuildError::InvalidSetting(
+                "passivate_after must be longer than 0",
+            ));
+        }
+        let registries = self
+            .registries
+            .into_iter()
+            .map(|(id, (_, registry))| (id, registry))
+            .collect();
+        Ok(Kernel::from_inner(KernelInner::new(
+            runtime,
+            event_store,
+            self.snapshot_store,
+            self.checkpoint_store,
+            self.config,
+            registries,
+        )))
+    }
+}

@@ -1,0 +1,406 @@
+//! Projections through the public API: run_once, managed runners, checkpoints, error policies.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use es_core::event::Recorded;
+use es_core::prelude::*;
+use es_core::projection::{
+    self, ErrorPolicy, HandlerOutcome, ProjectionError, ProjectionOptions, ProjectionPhase,
+};
+use es_core::{CheckpointStore, Kernel};
+use serde::{Deserialize, Serialize};
+
+/// Balances per account, persisted with its checkpoint.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Balances {
+    by_account: BTreeMap<String, i64>,
+}
+
+impl Projection for Balances {
+    const NAME: &'static str = "balances";
+    fn accepts(event_type: &str) -> bool {
+        event_type == "Deposited" || event_type == "Withdrawn"
+    }
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let entry = self
+            .by_account
+            .entry(event.stream.aggregate_id.clone())
+            .or_default();
+        match event.event_type.as_str() {
+            "Deposited" => *entry += Recorded::<Deposited>::decode(event)?.payload.amount as i64,
+            _ => *entry -= Recorded::<Withdrawn>::decode(event)?.payload.amount as i64,
+        }
+        Ok(())
+    }
+    fn encode_state(&self) -> Option<Result<Vec<u8>, ProjectionError>> {
+        Some(serde_json::to_vec(self).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+    fn decode_state(bytes: &[u8]) -> Option<Result<Self, ProjectionError>> {
+        Some(serde_json::from_slice(bytes).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+}
+
+static TALLY_HANDLED: AtomicUsize = AtomicUsize::new(0);
+
+/// Total deposited, persisted; counts how many events it handled (used by one test only).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Tally {
+    total: u64,
+}
+
+impl Projection for Tally {
+    const NAME: &'static str = "tally";
+    fn accepts(event_type: &str) -> bool {
+        event_type == "Deposited"
+    }
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        TALLY_HANDLED.fetch_add(1, Ordering::SeqCst);
+        self.total += Recorded::<Deposited>::decode(event)?.payload.amount;
+        Ok(())
+    }
+    fn encode_state(&self) -> Option<Result<Vec<u8>, ProjectionError>> {
+        Some(serde_json::to_vec(self).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+    fn decode_state(bytes: &[u8]) -> Option<Result<Self, ProjectionError>> {
+        Some(serde_json::from_slice(bytes).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+}
+
+/// Counts deposits; fails on deposits of 13.
+#[derive(Debug, Default, Clone)]
+struct Unlucky {
+    deposits: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("13 is unlucky")]
+struct UnluckyError;
+
+impl Projection for Unlucky {
+    const NAME: &'static str = "unlucky";
+    fn accepts(event_type: &str) -> bool {
+        event_type == "Deposited"
+    }
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let e = Recorded::<Deposited>::decode(event)?;
+        if e.payload.amount == 13 {
+            return Err(UnluckyError).into_outcome();
+        }
+        self.deposits += 1;
+        Ok(())
+    }
+}
+
+fn kernel(store: MemoryStore) -> Kernel {
+    Kernel::builder()
+        .store(store)
+        .register::<Account>()
+        .build()
+        .unwrap()
+}
+
+async fn deposit(k: &Kernel, id: &str, amount: u64) -> u64 {
+    let done = k
+        .dispatch::<Account>(id, AccountCommand::Deposit(amount))
+        .await
+        .unwrap();
+    done.events.last().unwrap().position
+}
+
+#[tokio::test]
+async fn run_once_equals_a_fold_over_all_events() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 10).await;
+    deposit(&k, "b", 3).await;
+    k.dispatch::<Account>("a", AccountCommand::Withdraw(4))
+        .await
+        .unwrap();
+    let balances: Balances = projection::run_once(&store).await.unwrap();
+    assert_eq!(
+        balances.by_account,
+        BTreeMap::from([("a".into(), 6), ("b".into(), 3)])
+    );
+}
+
+#[tokio::test]
+async fn filters_never_decode_foreign_events() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 10).await;
+    // A foreign event whose payload is not JSON at all.
+    store
+        .append(
+            &StreamId::new("other", "x"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Foreign", b"\xff\x00 not json".to_vec())],
+        )
+        .await
+        .unwrap();
+    let last = deposit(&k, "a", 1).await;
+    let balances: Balances = projection::run_once(&store).await.unwrap();
+    assert_eq!(balances.by_account["a"], 11);
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    assert_eq!(
+        h.position(),
+        last,
+        "skipped events still advance the position"
+    );
+}
+
+#[tokio::test]
+async fn a_live_runner_gives_read_your_writes() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 1).await;
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    for i in 0..50u64 {
+        let position = deposit(&k, "a", i).await;
+        tokio::time::timeout(Duration::from_secs(5), h.wait_for(position))
+            .await
+            .unwrap()
+            .unwrap();
+        let state = h.state().await;
+        assert_eq!(state.by_account["a"], 1 + (0..=i).sum::<u64>() as i64);
+    }
+    let status = k.projections().lookup("balances").unwrap();
+    assert_eq!(status.position, store.head_position().await.unwrap());
+    k.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_runner_resumes_from_its_checkpoint() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    let mut last = 0;
+    for i in 0..20 {
+        last = deposit(&k, &format!("acc-{}", i % 3), 1).await;
+    }
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default().batch_size(7))
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    k.projections().stop("balances").await.unwrap();
+    let saved = CheckpointStore::load(&store, "balances")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.position, last);
+    assert!(
+        saved.state.is_some(),
+        "the state is saved with the checkpoint"
+    );
+    for _ in 0..5 {
+        last = deposit(&k, "acc-0", 1).await;
+    }
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    let state = h.state().await;
+    assert_eq!(
+        state.by_account.values().sum::<i64>(),
+        25,
+        "the restored state plus new events"
+    );
+    assert_eq!(state.by_account["acc-0"], 7 + 5);
+}
+
+#[tokio::test]
+async fn a_restart_handles_only_events_after_the_checkpoint() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    let mut last = 0;
+    for _ in 0..10 {
+        last = deposit(&k, "t", 2).await;
+    }
+    let h = k
+        .projections()
+        .start::<Tally>(ProjectionOptions::default().batch_size(3))
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    k.projections().stop("tally").await.unwrap();
+    assert_eq!(TALLY_HANDLED.load(Ordering::SeqCst), 10);
+    for _ in 0..4 {
+        last = deposit(&k, "t", 1).await;
+    }
+    let h = k
+        .projections()
+        .start::<Tally>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    assert_eq!(
+        TALLY_HANDLED.load(Ordering::SeqCst),
+        14,
+        "only the 4 new events were handled"
+    );
+    assert_eq!(h.state().await.total, 24);
+}
+
+#[tokio::test]
+async fn the_stop_policy_stops_and_reports_where() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 1).await;
+    let bad = deposit(&k, "a", 13).await;
+    let after = deposit(&k, "a", 2).await;
+    let h = k
+        .projections()
+        .start::<Unlucky>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    let err = h.wait_for(after).await.unwrap_err();
+    assert!(matches!(err, ProjectionError::Stopped { .. }), "{err}");
+    let status = k.projections().lookup("unlucky").unwrap();
+    assert_eq!(
+        status.position,
+        bad - 1,
+        "stopped after the last good event"
+    );
+    match status.phase {
+        ProjectionPhase::Stopped { error: Some(e) } => {
+            assert!(
+                e.contains("13 is unlucky") && e.contains(&format!("position {bad}")),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A stopped runner may be started again; it stops at the same place.
+    let h = k
+        .projections()
+        .start::<Unlucky>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    assert!(h.wait_for(after).await.is_err());
+}
+
+#[tokio::test]
+async fn the_skip_policy_records_and_goes_on() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 1).await;
+    let bad = deposit(&k, "a", 13).await;
+    let after = deposit(&k, "a", 2).await;
+    let h = k
+        .projections()
+        .start::<Unlucky>(ProjectionOptions::default().error_policy(ErrorPolicy::Skip))
+        .await
+        .unwrap();
+    h.wait_for(after).await.unwrap();
+    assert_eq!(h.state().await.deposits, 2);
+    let status = h.status();
+    assert_eq!(status.skipped_count, 1);
+    assert_eq!(status.skipped[0].position, bad);
+    assert!(status.skipped[0].error.contains("unlucky"));
+}
+
+#[tokio::test]
+async fn the_retry_policy_retries_with_backoff_then_stops() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 13).await;
+    let started = tokio::time::Instant::now();
+    let h = k
+        .projections()
+        .start::<Unlucky>(
+            ProjectionOptions::default().error_policy(ErrorPolicy::Retry {
+                attempts: 3,
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(25),
+            }),
+        )
+        .await
+        .unwrap();
+    let err = h.wait_for(1).await.unwrap_err();
+    // 10 + 20 + 25 ms of backoff before giving up.
+    assert!(
+        started.elapsed() >= Duration::from_millis(55),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("after 3 retries"), "{err}");
+}
+
+#[tokio::test]
+async fn two_projections_side_by_side_and_lookup() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    let a = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    let b = k
+        .projections()
+        .start::<Unlucky>(ProjectionOptions::default().error_policy(ErrorPolicy::Skip))
+        .await
+        .unwrap();
+    assert!(matches!(
+        k.projections()
+            .start::<Balances>(ProjectionOptions::default())
+            .await,
+        Err(ProjectionError::AlreadyRunning(_))
+    ));
+    let mut last = 0;
+    for i in 0..30 {
+        last = deposit(&k, &format!("x{}", i % 4), 2).await;
+    }
+    a.wait_for(last).await.unwrap();
+    b.wait_for(last).await.unwrap();
+    assert_eq!(a.state().await.by_account.values().sum::<i64>(), 60);
+    assert_eq!(b.state().await.deposits, 30);
+    let mut names = k.projections().names();
+    names.sort();
+    assert_eq!(names, vec!["balances", "unlucky"]);
+    k.projections().stop("balances").await.unwrap();
+    assert_eq!(
+        k.projections().lookup("balances").map(|s| s.phase),
+        Some(ProjectionPhase::Stopped { error: None })
+    );
+    assert!(matches!(
+        k.projections().lookup("unlucky").map(|s| s.phase),
+        Some(ProjectionPhase::CaughtUp | ProjectionPhase::Running)
+    ));
+    assert!(k.projections().lookup("nope").is_none());
+    assert!(matches!(
+        k.projections().stop("nope").await,
+        Err(ProjectionError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn start_position_overrides_the_checkpoint() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 100).await;
+    let last = deposit(&k, "a", 1).await;
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default().start_position(2))
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    assert_eq!(h.state().await.by_account["a"], 1);
+}

@@ -1,0 +1,365 @@
+//! The JSON text of event lines, snapshot files and checkpoint files.
+//!
+//! Every record is one JSON object whose last field is its body (an event's payload, a
+//! snapshot's or checkpoint's state). A body whose bytes are valid JSON (and hold no newline) is
+//! embedded verbatim, byte for byte, under its key (`"payload"`, `"state"`), so `cat` shows it
+//! as written and reading returns exactly the bytes that were stored. Any other body is stored
+//! as standard base64 under `"<key>_base64"`.
+//!
+//! An event line:
+//!
+//! ```text
+//! {"position":1,"stream":{"type":"bank_account","id":"acc-1"},"sequence":1,"type":"Deposited","version":1,"timestamp":"2025-01-02T03:04:05.123456789Z","metadata":{},"payload":{"amount":5}}
+//! ```
+//!
+//! The first line of an append of several events carries `"batch_size":n` (before the payload):
+//! after a crash, an append whose lines are not all complete is dropped as a whole.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, SecondsFormat, Utc};
+use es_core::store::{Metadata, StreamId};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// How timestamps are written: RFC 3339 in UTC with as many fraction digits as needed, so a
+/// timestamp read back equals the one recorded.
+pub(super) fn format_timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Parses a timestamp written by [`format_timestamp`] (any RFC 3339 timestamp is accepted).
+pub(super) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("bad timestamp {s:?}: {e}"))
+}
+
+/// A stream id as written: `{"type": ..., "id": ...}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StreamField<'a> {
+    /// The aggregate type.
+    #[serde(rename = "type", borrow)]
+    pub aggregate_type: Cow<'a, str>,
+    /// The aggregate id.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+}
+
+impl<'a> StreamField<'a> {
+    /// Borrows a stream id.
+    pub(super) fn of(stream: &'a StreamId) -> Self {
+        Self {
+            aggregate_type: Cow::Borrowed(&stream.aggregate_type),
+            id: Cow::Borrowed(&stream.aggregate_id),
+        }
+    }
+
+    /// Whether this is `stream`.
+    pub(super) fn is(&self, stream: &StreamId) -> bool {
+        self.aggregate_type == stream.aggregate_type && self.id == stream.aggregate_id
+    }
+
+    /// The owned stream id.
+    pub(super) fn to_stream_id(&self) -> StreamId {
+        StreamId::new(self.aggregate_type.as_ref(), self.id.as_ref())
+    }
+}
+
+/// The fields of an event line before its payload, in the order they are written.
+#[derive(Serialize)]
+pub(super) struct EventHeader<'a> {
+    pub position: u64,
+    pub stream: StreamField<'a>,
+    pub sequence: u64,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub version: u32,
+    pub timestamp: &'a str,
+    pub metadata: &'a Metadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u64>,
+}
+
+/// An event line as read back.
+#[derive(Deserialize)]
+pub(super) struct EventLine<'a> {
+    pub position: u64,
+    #[serde(borrow)]
+    pub stream: StreamField<'a>,
+    pub sequence: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub version: u32,
+    #[serde(borrow)]
+    pub timestamp: Cow<'a, str>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub batch_size: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    pub payload: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub payload_base64: Option<Cow<'a, str>>,
+}
+
+impl EventLine<'_> {
+    /// The header this line was written with (to locate the verbatim payload).
+    pub(super) fn header(&self) -> EventHeader<'_> {
+        EventHeader {
+            position: self.position,
+            stream: StreamField {
+                aggregate_type: Cow::Borrowed(&self.stream.aggregate_type),
+                id: Cow::Borrowed(&self.stream.id),
+            },
+            sequence: self.sequence,
+            event_type: &self.event_type,
+            version: self.version,
+            timestamp: &self.timestamp,
+            metadata: &self.metadata,
+            batch_size: self.batch_size,
+        }
+    }
+}
+
+/// What the scan on open reads of each line: enough to index it and to know it is whole. The
+/// fields it does not keep are still checked to be present and to be valid JSON.
+#[derive(Deserialize)]
+pub(super) struct ScanLine<'a> {
+    pub position: u64,
+    #[serde(borrow)]
+    pub stream: StreamField<'a>,
+    pub sequence: u64,
+    #[serde(rename = "type")]
+    pub _event_type: IgnoredAny,
+    #[serde(rename = "version")]
+    pub _version: u32,
+    #[serde(borrow)]
+    pub timestamp: Cow<'a, str>,
+    #[serde(default)]
+    pub batch_size: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    pub payload: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub payload_base64: Option<Cow<'a, str>>,
+}
+
+/// The fields of a snapshot file before its state.
+#[derive(Serialize)]
+pub(super) struct SnapshotHeader<'a> {
+    pub stream: StreamField<'a>,
+    pub version: u64,
+    pub timestamp: &'a str,
+}
+
+/// A snapshot file as read back.
+#[derive(Deserialize)]
+pub(super) struct SnapshotDoc<'a> {
+    #[serde(borrow)]
+    pub stream: StreamField<'a>,
+    pub version: u64,
+    #[serde(borrow)]
+    pub timestamp: Cow<'a, str>,
+    #[serde(default, deserialize_with = "present")]
+    pub state: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub state_base64: Option<Cow<'a, str>>,
+}
+
+impl SnapshotDoc<'_> {
+    /// The header this file was written with.
+    pub(super) fn header(&self) -> SnapshotHeader<'_> {
+        SnapshotHeader {
+            stream: StreamField {
+                aggregate_type: Cow::Borrowed(&self.stream.aggregate_type),
+                id: Cow::Borrowed(&self.stream.id),
+            },
+            version: self.version,
+            timestamp: &self.timestamp,
+        }
+    }
+}
+
+/// The fields of a checkpoint file before its state.
+#[derive(Serialize)]
+pub(super) struct CheckpointHeader<'a> {
+    pub name: &'a str,
+    pub position: u64,
+}
+
+/// A checkpoint file as read back. A missing `state` means "no state"; `"state":null` is the
+/// state whose bytes are `null`.
+#[derive(Deserialize)]
+pub(super) struct CheckpointDoc<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    pub position: u64,
+    #[serde(default, deserialize_with = "present")]
+    pub state: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub state_base64: Option<Cow<'a, str>>,
+}
+
+/// Deserializes a field that is present (even as `null`) into `Some`, so that `null` is not
+/// confused with a missing field; with `#[serde(default)]` a missing field stays `None`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(d).map(Some)
+}
+
+/// Whether `body` can be embedded verbatim: valid JSON on one line.
+pub(super) fn is_inline_json(body: &[u8]) -> bool {
+    !body.contains(&b'\n') && serde_json::from_slice::<IgnoredAny>(body).is_ok()
+}
+
+/// Appends to `out` the JSON object made of `header`'s fields followed by the body under `key`
+/// (verbatim JSON) or `<key>_base64`; no body field at all when `body` is `None`.
+pub(super) fn write_record<H: Serialize>(
+    out: &mut Vec<u8>,
+    header: &H,
+    key: &str,
+    body: Option<&[u8]>,
+) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    serde_json::to_writer(&mut *out, header)?;
+    if out.last() != Some(&b'}') {
+        return Err(serde::ser::Error::custom(
+            "record header is not a JSON object",
+        ));
+    }
+    out.pop();
+    let has_fields = out.len() - start > 1;
+    if let Some(body) = body {
+        if has_fields {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        if is_inline_json(body) {
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(body);
+        } else {
+            out.extend_from_slice(b"_base64\":\"");
+            out.extend_from_slice(BASE64.encode(body).as_bytes());
+            out.push(b'"');
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Recovers the body of a record written by [`write_record`].
+///
+/// `text` is the whole record (without its newline), `header` the header it was written with,
+/// `inline` whether `key` is present and `base64` the value of `<key>_base64`. Returns `None`
+/// when the record has no body. When the record was written by this module the verbatim bytes
+/// are returned; for a record edited by hand (fields reordered, reformatted) the body is
+/// re-serialized from its parsed value.
+pub(super) fn read_body<H: Serialize>(
+    text: &[u8],
+    header: &H,
+    key: &str,
+    inline: bool,
+    base64: Option<&str>,
+) -> Result<Option<Vec<u8>>, String> {
+    match (inline, base64) {
+        (true, Some(_)) => Err(format!("both `{key}` and `{key}_base64` are present")),
+        (false, Some(encoded)) => BASE64
+            .decode(encoded)
+            .map(Some)
+            .map_err(|e| format!("bad `{key}_base64`: {e}")),
+        (false, None) => Ok(None),
+        (true, None) => {
+            let mut prefix = Vec::with_capacity(256);
+            write_record(&mut prefix, header, key, None).map_err(|e| e.to_string())?;
+            prefix.pop();
+            if prefix.len() > 1 {
+                prefix.push(b',');
+            }
+            prefix.push(b'"');
+            prefix.extend_from_slice(key.as_bytes());
+            prefix.extend_from_slice(b"\":");
+            if text.len() > prefix.len() && text.starts_with(&prefix) && text.ends_with(b"}") {
+                let raw = &text[prefix.len()..text.len() - 1];
+                if serde_json::from_slice::<IgnoredAny>(raw).is_ok() {
+                    return Ok(Some(raw.to_vec()));
+                }
+            }
+            let value: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(text).map_err(|e| e.to_string())?;
+            let body = value.get(key).ok_or_else(|| format!("no `{key}` field"))?;
+            serde_json::to_vec(body)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct H<'a> {
+        name: &'a str,
+    }
+
+    #[derive(Deserialize)]
+    struct D {
+        #[serde(default, deserialize_with = "present")]
+        body: Option<IgnoredAny>,
+        #[serde(default)]
+        body_base64: Option<String>,
+    }
+
+    fn round_trip(body: &[u8]) -> (String, Vec<u8>) {
+        let header = H { name: "x\"y" };
+        let mut out = Vec::new();
+        write_record(&mut out, &header, "body", Some(body)).unwrap();
+        let d: D = serde_json::from_slice(&out).unwrap();
+        let back = read_body(
+            &out,
+            &header,
+            "body",
+            d.body.is_some(),
+            d.body_base64.as_deref(),
+        )
+        .unwrap()
+        .unwrap();
+        (String::from_utf8(out).unwrap(), back)
+    }
+
+    #[test]
+    fn json_bodies_are_verbatim() {
+        for body in [
+            &br#"{"b":1,"a":2}"#[..],
+            br#" { "spaced" : [1, 2.50, 1e3] } "#,
+            b"null",
+            b"\"text\"",
+            b"12345678901234567890123",
+        ] {
+            let (text, back) = round_trip(body);
+            assert_eq!(back, body, "{text}");
+            assert!(text.contains("\"body\":"), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_bodies_are_base64() {
+        for body in [&b""[..], b"\x00\xff", b"{\"a\":\n1}", b"{", b"1 2"] {
+            let (text, back) = round_trip(body);
+            assert_eq!(back, body, "{text}");
+            assert!(text.contains("\"body_base64\":"), "{text}");
+        }
+    }
+
+    #[test]
+    fn hand_edited_records_fall_back_to_the_value() {
+        let text = br#"{"body":{"a":1},"name":"x\"y"}"#;
+        let header = H { name: "x\"y" };
+        let back = read_body(text, &header, "body", true, None).unwrap();
+        assert_eq!(back.as_deref(), Some(&br#"{"a":1}"#[..]));
+    }
+}

@@ -1,0 +1,603 @@
+//! [`FileStore`]: events, snapshots and checkpoints in plain files a person can read.
+//!
+//! The directory layout is described in [`layout`], the JSON text of each file in [`format`],
+//! the recovery on open in [`scan`] and the group commit in [`writer`].
+
+mod format;
+mod index;
+mod layout;
+mod scan;
+mod writer;
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use es_core::store::{
+    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+};
+use parking_lot::RwLock;
+use tokio::sync::{oneshot, watch};
+
+use self::format::{
+    CheckpointDoc, CheckpointHeader, EventLine, SnapshotDoc, SnapshotHeader, StreamField,
+    format_timestamp, parse_timestamp, read_body, write_record,
+};
+use self::index::{Index, Line};
+use self::layout::{
+    CHECKPOINTS_DIR, EVENTS_FILE, LOCK_FILE, SNAPSHOTS_DIR, checkpoint_file_name, ensure_dir,
+    parse_snapshot_file_name, read_exact_at, replace_file, snapshot_file_name, stream_dir_name,
+    sync_dir,
+};
+use self::writer::{AppendRequest, Writer};
+
+/// The most bytes read from the log in one positional read.
+const MAX_READ: u64 = 4 << 20;
+
+/// A durable event, snapshot and checkpoint store in plain files under one directory.
+///
+/// Events are appended to `events.jsonl`, one JSON object per line, readable with `cat`:
+///
+/// ```text
+/// {"position":1,"stream":{"type":"bank_account","id":"acc-1"},"sequence":1,"type":"Deposited","version":1,"timestamp":"2025-01-02T03:04:05.123456789Z","metadata":{},"payload":{"amount":5}}
+/// ```
+///
+/// A payload that is valid JSON is written verbatim under `"payload"`; any other payload is
+/// written as base64 under `"payload_base64"`. Snapshots live in
+/// `snapshots/<type>.<id>/<version>.json` and checkpoints in `checkpoints/<name>.json`, each
+/// replaced atomically (temporary file, fsync, rename, fsync of the directory); names made from
+/// user strings are escaped (`%XX`) so they can never leave their directory.
+///
+/// - **Durable, atomic appends.** An append returns after its events are written with one
+///   `write` and flushed with `sync_data`. Appends from concurrent callers that queue up while a
+///   flush is running are committed together with one flush (group commit) by a dedicated
+///   writer thread, which also checks expected versions; no blocking I/O runs on tokio workers.
+/// - **Crash recovery.** [`FileStore::open`] scans the log once and keeps in memory only stream
+///   heads and the byte offset of each event (reads seek to the lines they need). A torn tail
+///   left by a crash during an append (an incomplete last line, or an append of several events
+///   with only some lines written) is logged with `tracing::warn!` and truncated (a complete
+///   last line that only lacks its newline is kept and given one); any other bad line fails
+///   the open with [`StoreError::Corrupt`] naming the file and line, and nothing is rewritten.
+/// - **One owner.** The directory is locked while a store is open; a second
+///   [`FileStore::open`] of it (from this or another process) fails with
+///   [`StoreError::Locked`].
+///
+/// `Clone` shares one store. Dropping the last clone waits for the appends already queued
+/// (at most one group commit), stops the writer thread and releases the directory.
+///
+/// ```
+/// use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
+/// use es_stores::FileStore;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = FileStore::open(dir.path())?;
+/// let stream = StreamId::new("bank_account", "acc-1");
+/// let done = store
+///     .append(&stream, ExpectedVersion::NoStream, vec![NewEvent::new("Deposited", br#"{"amount":5}"#.to_vec())])
+///     .await?;
+/// assert_eq!(done.version, 1);
+/// drop(store);
+///
+/// let store = FileStore::open(dir.path())?; // everything is still there
+/// assert_eq!(store.read_stream(&stream, 1, 10).await?, done.events);
+/// let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+/// assert!(log.ends_with(r#""payload":{"amount":5}}
+/// "#));
+/// # Ok::<(), es_core::store::StoreError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct FileStore {
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one store share; dropping it stops the writer and releases the lock.
+struct Shared {
+    state: Arc<State>,
+    requests: Option<mpsc::Sender<AppendRequest>>,
+    writer: Option<JoinHandle<()>>,
+    /// Held (locked) for as long as the store is open; dropped after the writer has stopped.
+    _lock: File,
+}
+
+/// The store's state, shared with the writer thread and with blocking read tasks.
+struct State {
+    dir: PathBuf,
+    events_path: PathBuf,
+    /// A read-only handle for positional reads of committed lines.
+    reader: File,
+    index: RwLock<Index>,
+    head: watch::Sender<u64>,
+}
+
+impl FileStore {
+    /// Opens (creating it if needed) the store in directory `dir`.
+    ///
+    /// Takes the directory's lock, scans the event log to rebuild the in-memory index and
+    /// repairs a torn tail (see the type's docs). This call blocks on file I/O; from async code
+    /// call it before starting work or inside `tokio::task::spawn_blocking`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Locked`] if another store has the directory open, [`StoreError::Corrupt`]
+    /// if the log holds a bad line (with the file and line number), [`StoreError::Io`] if the
+    /// files cannot be created or read.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io = |what: &str, path: &Path| {
+            let context = format!("{what} {}", path.display());
+            move |e: io::Error| StoreError::io(context, e)
+        };
+        fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(format!(
+                    "{} is already open in another FileStore (this or another process)",
+                    dir.display()
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
+        }
+
+        for sub in [SNAPSHOTS_DIR, CHECKPOINTS_DIR] {
+            let path = dir.join(sub);
+            ensure_dir(&path).map_err(io("creating", &path))?;
+        }
+        let events_path = dir.join(EVENTS_FILE);
+        let existed = events_path.exists();
+        let log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&events_path)
+            .map_err(io("opening", &events_path))?;
+        if !existed {
+            sync_dir(&dir).map_err(io("syncing", &dir))?;
+        }
+        let index = scan::scan(&log, &events_path)?;
+        let len = index.lines.last().map_or(0, |l| l.offset + l.len);
+        let reader = File::open(&events_path).map_err(io("opening", &events_path))?;
+        let head = index.head();
+        tracing::debug!(dir = %dir.display(), events = head, streams = index.streams.len(), "file store opened");
+
+        let state = Arc::new(State {
+            dir: dir.clone(),
+            events_path,
+            reader,
+            index: RwLock::new(index),
+            head: watch::Sender::new(head),
+        });
+        let (requests, receiver) = mpsc::channel();
+        let writer = Writer::new(Arc::clone(&state), log, len);
+        let writer = std::thread::Builder::new()
+            .name("es-file-writer".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StoreError::io("starting the file store writer thread", e))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                state,
+                requests: Some(requests),
+                writer: Some(writer),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.state.dir
+    }
+
+    fn state(&self) -> Arc<State> {
+        Arc::clone(&self.shared.state)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish the queued appends and return.
+        drop(self.requests.take());
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!(dir = %self.state.dir.display(), "file store writer thread panicked");
+        }
+    }
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.shared.state.dir)
+            .field("head", &*self.shared.state.head.borrow())
+            .finish()
+    }
+}
+
+/// Runs blocking file work off the tokio workers.
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend {
+            backend: "file",
+            message: format!("blocking file task failed: {e}"),
+        })?
+}
+
+impl State {
+    /// Reads and decodes the given committed events (in the given order).
+    fn read_events(&self, wanted: &[(u64, Line)]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::with_capacity(wanted.len());
+        let mut chunk = Vec::new();
+        let mut rest = wanted;
+        while let Some(&(_, first)) = rest.first() {
+            // Coalesce adjacent lines into one read.
+            let mut end = first.offset + first.len;
+            let mut run = 1;
+            while let Some(&(_, next)) = rest.get(run) {
+                if next.offset != end || end - first.offset >= MAX_READ {
+                    break;
+                }
+                end += next.len;
+                run += 1;
+            }
+            chunk.resize((end - first.offset) as usize, 0);
+            read_exact_at(&self.reader, &mut chunk, first.offset).map_err(|e| {
+                StoreError::io(format!("reading {}", self.events_path.display()), e)
+            })?;
+            for &(position, line) in &rest[..run] {
+                let at = (line.offset - first.offset) as usize;
+                let bytes = chunk.get(at..at + line.len as usize).unwrap_or_default();
+                events.push(self.decode(position, bytes)?);
+            }
+            rest = &rest[run..];
+        }
+        Ok(events)
+    }
+
+    /// Decodes the line of the event at `position` (its line number).
+    fn decode(&self, position: u64, bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!(
+                "{}, line {position}: {what}",
+                self.events_path.display()
+            ))
+        };
+        let text = bytes
+            .strip_suffix(b"\n")
+            .ok_or_else(|| corrupt("the line has no trailing newline"))?;
+        let line: EventLine<'_> = serde_json::from_slice(text)
+            .map_err(|e| corrupt(&format!("not a valid event line: {e}")))?;
+        if line.position != position {
+            return Err(corrupt(&format!(
+                "position {} where {position} was expected",
+                line.position
+            )));
+        }
+        let payload = read_body(
+            text,
+            &line.header(),
+            "payload",
+            line.payload.is_some(),
+            line.payload_base64.as_deref(),
+        )
+        .map_err(|e| corrupt(&e))?
+        .ok_or_else(|| corrupt("no `payload` or `payload_base64`"))?;
+        let timestamp = parse_timestamp(&line.timestamp).map_err(|e| corrupt(&e))?;
+        Ok(RecordedEvent {
+            position,
+            stream: line.stream.to_stream_id(),
+            sequence: line.sequence,
+            event_type: line.event_type,
+            event_version: line.version,
+            timestamp,
+            metadata: line.metadata,
+            payload,
+        })
+    }
+
+    fn snapshot_dir(&self, stream: &StreamId) -> PathBuf {
+        self.dir.join(SNAPSHOTS_DIR).join(stream_dir_name(stream))
+    }
+
+    /// The versions of the snapshot files of `stream`, ascending.
+    fn snapshot_versions(&self, dir: &Path) -> Result<Vec<u64>, StoreError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io(format!("listing {}", dir.display()), e)),
+        };
+        let mut versions = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+            if let Some(version) = entry
+                .file_name()
+                .to_str()
+                .and_then(parse_snapshot_file_name)
+            {
+                versions.push(version);
+            }
+        }
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let dir = self.snapshot_dir(&snapshot.stream);
+        ensure_dir(&dir).map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        let timestamp = format_timestamp(&snapshot.timestamp);
+        let header = SnapshotHeader {
+            stream: StreamField::of(&snapshot.stream),
+            version: snapshot.version,
+            timestamp: &timestamp,
+        };
+        let mut text = Vec::with_capacity(snapshot.state.len() + 256);
+        write_record(&mut text, &header, "state", Some(&snapshot.state))
+            .map_err(|e| StoreError::InvalidInput(format!("snapshot cannot be encoded: {e}")))?;
+        text.push(b'\n');
+        let name = snapshot_file_name(snapshot.version);
+        replace_file(&dir, &name, &text)
+            .map_err(|e| StoreError::io(format!("writing {}", dir.join(&name).display()), e))
+    }
+
+    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let dir = self.snapshot_dir(stream);
+        for version in self.snapshot_versions(&dir)?.into_iter().rev() {
+            let path = dir.join(snapshot_file_name(version));
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                // Pruned since it was listed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
+            };
+            let corrupt = |what: &str| StoreError::Corrupt(format!("{}: {what}", path.display()));
+            let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            let doc: SnapshotDoc<'_> = serde_json::from_slice(text)
+                .map_err(|e| corrupt(&format!("not a valid snapshot: {e}")))?;
+            if !doc.stream.is(stream) {
+                tracing::warn!(file = %path.display(), %stream, "snapshot file belongs to another stream; ignored");
+                continue;
+            }
+            let state = read_body(
+                text,
+                &doc.header(),
+                "state",
+                doc.state.is_some(),
+                doc.state_base64.as_deref(),
+            )
+            .map_err(|e| corrupt(&e))?
+            .ok_or_else(|| corrupt("no `state` or `state_base64`"))?;
+            let timestamp = parse_timestamp(&doc.timestamp).map_err(|e| corrupt(&e))?;
+            return Ok(Some(Snapshot {
+                stream: stream.clone(),
+                version: doc.version,
+                state,
+                timestamp,
+            }));
+        }
+        Ok(None)
+    }
+
+    fn prune_snapshots(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError> {
+        let dir = self.snapshot_dir(stream);
+        let versions = self.snapshot_versions(&dir)?;
+        let remove = versions.len().saturating_sub(keep_last);
+        for version in &versions[..remove] {
+            let path = dir.join(snapshot_file_name(*version));
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(format!("removing {}", path.display()), e)),
+            }
+        }
+        if remove > 0 {
+            sync_dir(&dir).map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_path(&self, name: &str) -> (PathBuf, String) {
+        (self.dir.join(CHECKPOINTS_DIR), checkpoint_file_name(name))
+    }
+
+    fn save_checkpoint(
+        &self,
+        name: &str,
+        position: u64,
+        state: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let (dir, file) = self.checkpoint_path(name);
+        let mut text = Vec::with_capacity(state.map_or(0, <[u8]>::len) + 128);
+        write_record(
+            &mut text,
+            &CheckpointHeader { name, position },
+            "state",
+            state,
+        )
+        .map_err(|e| StoreError::InvalidInput(format!("checkpoint cannot be encoded: {e}")))?;
+        text.push(b'\n');
+        replace_file(&dir, &file, &text)
+            .map_err(|e| StoreError::io(format!("writing {}", dir.join(&file).display()), e))
+    }
+
+    fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let (dir, file) = self.checkpoint_path(name);
+        let path = dir.join(file);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
+        };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("{}: {what}", path.display()));
+        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let doc: CheckpointDoc<'_> = serde_json::from_slice(text)
+            .map_err(|e| corrupt(&format!("not a valid checkpoint: {e}")))?;
+        if doc.name != name {
+            tracing::warn!(file = %path.display(), name, "checkpoint file belongs to another projection; ignored");
+            return Ok(None);
+        }
+        let header = CheckpointHeader {
+            name: &doc.name,
+            position: doc.position,
+        };
+        let state = read_body(
+            text,
+            &header,
+            "state",
+            doc.state.is_some(),
+            doc.state_base64.as_deref(),
+        )
+        .map_err(|e| corrupt(&e))?;
+        Ok(Some(Checkpoint {
+            position: doc.position,
+            state,
+        }))
+    }
+}
+
+#[async_trait]
+impl EventStore for FileStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        self.shared
+            .requests
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(request)
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let state = self.state();
+        let wanted: Vec<(u64, Line)> = {
+            let index = state.index.read();
+            let Some(positions) = index.streams.get(stream) else {
+                return Ok(Vec::new());
+            };
+            let skip = usize::try_from(from_sequence.saturating_sub(1)).unwrap_or(usize::MAX);
+            positions
+                .iter()
+                .skip(skip)
+                .take(limit)
+                .filter_map(|&p| index.line(p).map(|line| (p, line)))
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        blocking(move || state.read_events(&wanted)).await
+    }
+
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let state = self.state();
+        let wanted: Vec<(u64, Line)> = {
+            let index = state.index.read();
+            let first = from_position.max(1);
+            let last = first
+                .saturating_add(u64::try_from(limit).unwrap_or(u64::MAX))
+                .saturating_sub(1)
+                .min(index.head());
+            (first..=last)
+                .filter_map(|p| index.line(p).map(|line| (p, line)))
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        blocking(move || state.read_events(&wanted)).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        Ok(self.shared.state.index.read().version(stream))
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.state.index.read().head())
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.state.head.subscribe()
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for FileStore {
+    async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let state = self.state();
+        blocking(move || state.save_snapshot(&snapshot)).await
+    }
+
+    async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let state = self.state();
+        let stream = stream.clone();
+        blocking(move || state.load_snapshot(&stream)).await
+    }
+
+    async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError> {
+        let state = self.state();
+        let stream = stream.clone();
+        blocking(move || state.prune_snapshots(&stream, keep_last)).await
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for FileStore {
+    async fn load(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let state = self.state();
+        let name = name.to_owned();
+        blocking(move || state.load_checkpoint(&name)).await
+    }
+
+    async fn save(
+        &self,
+        name: &str,
+        position: u64,
+        state: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let store = self.state();
+        let name = name.to_owned();
+        blocking(move || store.save_checkpoint(&name, position, state.as_deref())).await
+    }
+}
