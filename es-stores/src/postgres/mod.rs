@@ -1,23 +1,6 @@
 //! [`PostgresStore`]: events, snapshots and checkpoints in PostgreSQL, for several application
 //! nodes sharing one store.
 //!
-//! ```no_run
-//! use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
-//! use es_stores::PostgresStore;
-//!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = sqlx::PgPool::connect("postgresql://postgres@127.0.0.1:5432/test").await?;
-//! // Creates (or migrates) the schema `bank` and starts the notification listener.
-//! let store = PostgresStore::builder(pool).schema("bank").build().await?;
-//! let stream = StreamId::new("bank_account", "acc-1");
-//! let done = store
-//!     .append(&stream, ExpectedVersion::NoStream, vec![NewEvent::new("Deposited", br#"{"amount":5}"#.to_vec())])
-//!     .await?;
-//! assert_eq!(done.version, 1);
-//! # Ok(())
-//! # }
-//! ```
-//!
 //! The design (group commit, the gap problem, subscriptions, errors) is documented on
 //! [`PostgresStore`].
 
@@ -51,6 +34,23 @@ use writer::{Lane, MAX_EVENTS_PER_TRANSACTION, Pending};
 ///
 /// `Clone` shares one store (one pool, one set of background tasks). Build it with
 /// [`PostgresStore::builder`], [`PostgresStore::new`] or [`PostgresStore::connect`].
+///
+/// ```no_run
+/// use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
+/// use es_stores::PostgresStore;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = sqlx::PgPool::connect("postgresql://postgres@127.0.0.1:5432/test").await?;
+/// // Creates (or migrates) the schema `bank` and starts the notification listener.
+/// let store = PostgresStore::builder(pool).schema("bank").build().await?;
+/// let stream = StreamId::new("bank_account", "acc-1");
+/// let done = store
+///     .append(&stream, ExpectedVersion::NoStream, vec![NewEvent::new("Deposited", br#"{"amount":5}"#.to_vec())])
+///     .await?;
+/// assert_eq!(done.version, 1);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Tables
 ///
