@@ -1,4 +1,31 @@
-//! es-stores
+//! Durable stores for `es-core`, each behind a cargo feature:
+//!
+//! | store | feature | for |
+//! | --- | --- | --- |
+//! | [`LmdbStore`] | `lmdb` (default) | the embedded durable default: group commit, crash-safe, zero setup |
+//! | [`FileStore`] | `file` (default) | one JSON line per event, readable with `cat`; fsync on append |
+//! | `PostgresStore` | `postgres` | several application nodes sharing one store |
+//!
+//! Every store implements `EventStore`, `SnapshotStore` and `CheckpointStore` and passes the
+//! conformance suite of `es_core::testkit`.
+//!
+//! ```
+//! use es_core::prelude::*;
+//! use es_stores::LmdbStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = LmdbStore::open(dir.path().join("data"))?;
+//! let stream = StreamId::new("bank_account", "acc-1");
+//! let done = store
+//!     .append(&stream, ExpectedVersion::NoStream, vec![NewEvent::new("Deposited", br#"{"amount":100}"#.to_vec())])
+//!     .await?;
+//! assert_eq!(done.version, 1);
+//! assert_eq!(store.read_stream(&stream, 1, 10).await?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 
 #[cfg(feature = "file")]
 mod file;
@@ -8,3 +35,7 @@ pub use file::FileStore;
 mod lmdb;
 #[cfg(feature = "lmdb")]
 pub use lmdb::{Durability, LmdbOptions, LmdbStore};
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};

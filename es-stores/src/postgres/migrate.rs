@@ -1,0 +1,128 @@
+//! The store's own schema migrations: versioned, idempotent, serialized by an advisory lock.
+
+use es_core::store::StoreError;
+use sqlx::{Executor, PgPool, Row};
+use tracing::info;
+
+use super::error::{self, Op};
+
+/// One schema migration. `{schema}` in `sql` is replaced by the quoted schema name.
+struct Migration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in version order. Append new ones; never edit one that has shipped.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "events, snapshots and checkpoints",
+    sql: include_str!("migrations/0001_init.sql"),
+}];
+
+/// The schema version this build of the store creates and expects.
+pub(crate) const LATEST: i32 = 1;
+
+/// The first key of the advisory lock taken while migrating (`"es"` in ASCII); the second key is
+/// the hash of the schema name, so migrators of different schemas do not wait for each other.
+const LOCK_CLASS: i32 = 0x6573;
+
+/// Whether `name` is a plain lower-case SQL identifier we can use as a schema name.
+pub(crate) fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+/// Creates `schema` and brings it to [`LATEST`], in one transaction under an advisory lock:
+/// concurrent migrators (several nodes starting together) wait for each other, and a migrator
+/// that finds the work done does nothing. Returns the version the schema was at before.
+pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<i32, StoreError> {
+    let quoted = format!("\"{schema}\"");
+    let what = "migrating the schema";
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| error::map(e, Op::Acquire, what))?;
+    let write = |e| error::map(e, Op::Write, what);
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(LOCK_CLASS)
+        .bind(schema)
+        .execute(&mut *tx)
+        .await
+        .map_err(write)?;
+    let create = format!(
+        "CREATE SCHEMA IF NOT EXISTS {quoted};
+         CREATE TABLE IF NOT EXISTS {quoted}.es_migrations (
+             version integer PRIMARY KEY,
+             name text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    );
+    (&mut *tx)
+        .execute(sqlx::raw_sql(&create))
+        .await
+        .map_err(write)?;
+    let current: i32 = sqlx::query(&format!(
+        "SELECT COALESCE(MAX(version), 0) AS v FROM {quoted}.es_migrations"
+    ))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(write)?
+    .try_get("v")
+    .map_err(write)?;
+    if current > LATEST {
+        return Err(StoreError::Incompatible(format!(
+            "schema {schema} is at version {current}, newer than this store's {LATEST}: \
+             upgrade the application"
+        )));
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "applying migration"
+        );
+        let sql = migration.sql.replace("{schema}", &quoted);
+        (&mut *tx)
+            .execute(sqlx::raw_sql(&sql))
+            .await
+            .map_err(write)?;
+        sqlx::query(&format!(
+            "INSERT INTO {quoted}.es_migrations (version, name) VALUES ($1, $2)"
+        ))
+        .bind(migration.version)
+        .bind(migration.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(write)?;
+    }
+    tx.commit().await.map_err(write)?;
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        assert!(valid_schema_name("es"));
+        assert!(valid_schema_name("es_test_42"));
+        assert!(valid_schema_name("_x"));
+        assert!(!valid_schema_name(""));
+        assert!(!valid_schema_name("1es"));
+        assert!(!valid_schema_name("Es"));
+        assert!(!valid_schema_name("es\"; drop"));
+        assert!(!valid_schema_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn migrations_are_in_order() {
+        let versions: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        let expected: Vec<i32> = (1..=LATEST).collect();
+        assert_eq!(versions, expected);
+    }
+}

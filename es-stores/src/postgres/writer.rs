@@ -1,0 +1,353 @@
+//! Group commit: append requests queue on a few lanes; each lane writes whatever has queued up
+//! in one statement (one round trip, one transaction, one WAL flush), then answers every request.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
+use sqlx::{PgPool, Row};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::error::{self, Op};
+
+/// The most events one transaction may write: positions are `(xid << 16) + index`.
+pub(crate) const MAX_EVENTS_PER_TRANSACTION: usize = (1 << 16) - 1;
+
+/// How many times a statement that lost a unique-constraint race is run again before the batch
+/// is split (or, for a single append, given up as [`StoreError::Unavailable`]).
+const RACE_RETRIES: usize = 8;
+
+/// One queued append.
+pub(crate) struct Pending {
+    pub(crate) stream: StreamId,
+    pub(crate) expected: ExpectedVersion,
+    pub(crate) events: Vec<NewEvent>,
+    /// The events' metadata, already encoded as JSON objects.
+    pub(crate) metadata: Vec<String>,
+    pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+/// What the append statement decided for one request.
+enum Outcome {
+    /// The stream was not at the expected version; it is at `actual`.
+    Conflict { actual: u64 },
+    /// Written after `before`, at these positions, at `timestamp`.
+    Written {
+        before: u64,
+        positions: Vec<u64>,
+        timestamp: DateTime<Utc>,
+    },
+}
+
+/// A failed batch statement, and whether the connection was had at all.
+struct Failure {
+    error: sqlx::Error,
+    acquired: bool,
+}
+
+/// Signals the head refresher after a commit.
+#[derive(Clone)]
+pub(crate) struct Committed {
+    /// Wakes the head refresher.
+    pub(crate) wake: Arc<Notify>,
+    /// Asks the head refresher to tell other nodes (NOTIFY) on its next round.
+    pub(crate) notify_others: Arc<AtomicBool>,
+}
+
+/// One lane: a task that owns a queue and writes its batches one after another.
+pub(crate) struct Lane {
+    pub(crate) pool: PgPool,
+    pub(crate) append_sql: Arc<str>,
+    pub(crate) max_appends: usize,
+    pub(crate) max_events: usize,
+    pub(crate) committed: Committed,
+}
+
+impl Lane {
+    /// Runs until every sender of `rx` is gone and the queue is drained.
+    pub(crate) async fn run(self, mut rx: mpsc::Receiver<Pending>) {
+        let mut deferred: VecDeque<Pending> = VecDeque::new();
+        loop {
+            let first = match deferred.pop_front() {
+                Some(p) => p,
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            let mut events = first.events.len();
+            let mut blocked: HashSet<StreamId> = HashSet::new();
+            blocked.insert(first.stream.clone());
+            let mut batch = vec![first];
+            let mut later = VecDeque::new();
+            // Earlier deferred requests first, then whatever queued up since: at most one
+            // request per stream in a batch (they would read the same head), in arrival order.
+            let mut from_queue = false;
+            loop {
+                if batch.len() >= self.max_appends {
+                    break;
+                }
+                let next = match deferred.pop_front() {
+                    Some(p) => p,
+                    None => {
+                        from_queue = true;
+                        match rx.try_recv() {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        }
+                    }
+                };
+                let fits = events + next.events.len() <= self.max_events;
+                if !fits || blocked.contains(&next.stream) {
+                    blocked.insert(next.stream.clone());
+                    later.push_back(next);
+                    if !fits && from_queue {
+                        break;
+                    }
+                } else {
+                    events += next.events.len();
+                    blocked.insert(next.stream.clone());
+                    batch.push(next);
+                }
+            }
+            later.extend(deferred.drain(..));
+            deferred = later;
+            self.commit(batch).await;
+        }
+    }
+
+    /// Writes `batch`, answers every request in it and wakes the head refresher.
+    async fn commit(&self, batch: Vec<Pending>) {
+        let mut attempts = 0;
+        loop {
+            match self.write(&batch).await {
+                Ok(outcomes) => {
+                    if outcomes
+                        .iter()
+                        .any(|o| matches!(o, Outcome::Written { .. }))
+                    {
+                        self.committed.notify_others.store(true, Ordering::Release);
+                        self.committed.wake.notify_one();
+                    }
+                    for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                        let result =
+                            finish(pending.stream, pending.expected, pending.events, outcome);
+                        // The caller may have given up waiting; the write stands either way.
+                        let _ = pending.reply.send(result);
+                    }
+                    return;
+                }
+                Err(failure) => {
+                    if failure.acquired && error::is_unique_violation(&failure.error) {
+                        // Another writer (another node) wrote one of these sequences between our
+                        // read of the heads and our insert, and has committed: read again.
+                        attempts += 1;
+                        if attempts < RACE_RETRIES {
+                            debug!(attempts, "append raced with another writer; retrying");
+                            continue;
+                        }
+                    }
+                    let op = if failure.acquired {
+                        Op::Write
+                    } else {
+                        Op::Acquire
+                    };
+                    let mapped = error::map(failure.error, op, "appending events");
+                    let isolate = batch.len() > 1
+                        && matches!(mapped, StoreError::Backend { .. } | StoreError::Corrupt(_));
+                    if isolate || (batch.len() > 1 && attempts >= RACE_RETRIES) {
+                        // One request may be at fault: write them one by one so that only it fails.
+                        warn!(error = %mapped, appends = batch.len(), "batch append failed; retrying its appends one by one");
+                        for pending in batch {
+                            Box::pin(self.commit(vec![pending])).await;
+                        }
+                        return;
+                    }
+                    let mapped = if attempts >= RACE_RETRIES {
+                        StoreError::Unavailable(format!(
+                            "appending events: lost {attempts} races with concurrent writers of the same stream"
+                        ))
+                    } else {
+                        mapped
+                    };
+                    for pending in batch {
+                        let _ = pending.reply.send(Err(mapped.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs the append statement for `batch` (one round trip, autocommit).
+    async fn write(&self, batch: &[Pending]) -> Result<Vec<Outcome>, Failure> {
+        let n = batch.len();
+        let total: usize = batch.iter().map(|p| p.events.len()).sum();
+        let mut req_idx = Vec::with_capacity(n);
+        let mut req_type = Vec::with_capacity(n);
+        let mut req_id = Vec::with_capacity(n);
+        let mut req_expected = Vec::with_capacity(n);
+        let mut ev_idx = Vec::with_capacity(total);
+        let mut ev_ord = Vec::with_capacity(total);
+        let mut ev_type = Vec::with_capacity(total);
+        let mut ev_version = Vec::with_capacity(total);
+        let mut ev_meta = Vec::with_capacity(total);
+        let mut ev_payload = Vec::with_capacity(total);
+        for (i, p) in batch.iter().enumerate() {
+            // Both bounded by MAX_EVENTS_PER_TRANSACTION, so they fit an i32.
+            let idx = i32::try_from(i).unwrap_or(i32::MAX);
+            req_idx.push(idx);
+            req_type.push(p.stream.aggregate_type.as_str());
+            req_id.push(p.stream.aggregate_id.as_str());
+            req_expected.push(match p.expected {
+                ExpectedVersion::Any => -1_i64,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+            });
+            for (j, (e, meta)) in p.events.iter().zip(&p.metadata).enumerate() {
+                ev_idx.push(idx);
+                ev_ord.push(i32::try_from(j + 1).unwrap_or(i32::MAX));
+                ev_type.push(e.event_type.as_str());
+                ev_version.push(i64::from(e.event_version));
+                ev_meta.push(meta.as_str());
+                ev_payload.push(e.payload.as_slice());
+            }
+        }
+        let mut conn = self.pool.acquire().await.map_err(|error| Failure {
+            error,
+            acquired: false,
+        })?;
+        let rows = sqlx::query(&self.append_sql)
+            .bind(req_idx)
+            .bind(req_type)
+            .bind(req_id)
+            .bind(req_expected)
+            .bind(ev_idx)
+            .bind(ev_ord)
+            .bind(ev_type)
+            .bind(ev_version)
+            .bind(ev_meta)
+            .bind(ev_payload)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|error| Failure {
+                error,
+                acquired: true,
+            })?;
+        let corrupt = |what: &str| Failure {
+            error: sqlx::Error::Protocol(format!("unexpected append result: {what}")),
+            acquired: true,
+        };
+        let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+        for row in rows {
+            let get = |e: sqlx::Error| Failure {
+                error: e,
+                acquired: true,
+            };
+            let idx: i32 = row.try_get(0).map_err(get)?;
+            let version: i64 = row.try_get(1).map_err(get)?;
+            let position: Option<i64> = row.try_get(2).map_err(get)?;
+            let timestamp: Option<DateTime<Utc>> = row.try_get(4).map_err(get)?;
+            let slot = usize::try_from(idx)
+                .ok()
+                .and_then(|i| outcomes.get_mut(i))
+                .ok_or_else(|| corrupt("request index out of range"))?;
+            let before = u64::try_from(version).map_err(|_| corrupt("negative version"))?;
+            match (position, timestamp) {
+                (Some(position), Some(timestamp)) => {
+                    let position =
+                        u64::try_from(position).map_err(|_| corrupt("negative position"))?;
+                    match slot {
+                        Some(Outcome::Written { positions, .. }) => positions.push(position),
+                        _ => {
+                            *slot = Some(Outcome::Written {
+                                before,
+                                positions: vec![position],
+                                timestamp,
+                            })
+                        }
+                    }
+                }
+                _ => *slot = Some(Outcome::Conflict { actual: before }),
+            }
+        }
+        outcomes
+            .into_iter()
+            .zip(batch)
+            .map(|(o, p)| match o {
+                Some(Outcome::Written { positions, .. }) if positions.len() != p.events.len() => {
+                    Err(corrupt("event count mismatch"))
+                }
+                Some(o) => Ok(o),
+                None => Err(corrupt("missing request")),
+            })
+            .collect()
+    }
+}
+
+/// Turns the statement's verdict on one request into its answer.
+fn finish(
+    stream: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    outcome: Outcome,
+) -> Result<AppendResult, StoreError> {
+    match outcome {
+        Outcome::Conflict { actual } => Err(StoreError::Conflict { expected, actual }),
+        Outcome::Written {
+            before,
+            positions,
+            timestamp,
+        } => {
+            let version = before + events.len() as u64;
+            let events = events
+                .into_iter()
+                .zip(positions)
+                .enumerate()
+                .map(|(i, (e, position))| {
+                    e.record(stream.clone(), before + 1 + i as u64, position, timestamp)
+                })
+                .collect();
+            Ok(AppendResult { version, events })
+        }
+    }
+}
+
+/// The append statement for the events table `table` (schema-qualified, quoted).
+///
+/// Inputs: per request `$1` index, `$2` stream type, `$3` stream id, `$4` expected version (-1:
+/// any); per event `$5` request index, `$6` 1-based index within its request, `$7` type,
+/// `$8` schema version, `$9` metadata (JSON text), `$10` payload. Output: one row per written
+/// event, or one row with a null position for a request whose expectation failed, each with the
+/// stream's version before the statement.
+pub(crate) fn append_sql(table: &str) -> String {
+    format!(
+        "WITH req AS (
+            SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
+                AS r(idx, stream_type, stream_id, expected)
+        ), head AS MATERIALIZED (
+            SELECT r.idx, r.stream_type, r.stream_id, r.expected,
+                   COALESCE((SELECT e.sequence FROM {table} e
+                             WHERE e.stream_type = r.stream_type AND e.stream_id = r.stream_id
+                             ORDER BY e.sequence DESC LIMIT 1), 0) AS version
+            FROM req r
+        ), ins AS (
+            INSERT INTO {table} (position, stream_type, stream_id, sequence, event_type,
+                                 event_version, metadata, payload)
+            SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, h.stream_type, h.stream_id,
+                   h.version + v.ord, v.event_type, v.event_version, v.metadata::jsonb, v.payload
+            FROM UNNEST($5::int4[], $6::int4[], $7::text[], $8::int8[], $9::text[], $10::bytea[])
+                 WITH ORDINALITY AS v(idx, ord, event_type, event_version, metadata, payload, n)
+            JOIN head h ON h.idx = v.idx
+            WHERE h.expected < 0 OR h.expected = h.version
+            RETURNING stream_type, stream_id, position, sequence, recorded_at
+        )
+        SELECT h.idx, h.version, i.position, i.sequence, i.recorded_at
+        FROM head h
+        LEFT JOIN ins i ON i.stream_type = h.stream_type AND i.stream_id = h.stream_id
+        ORDER BY h.idx, i.sequence"
+    )
+}

@@ -1,0 +1,144 @@
+//! Shared helpers for the PostgreSQL tests: the server URL from `ES_PG_URL`, and a fresh schema
+//! per test, dropped when its guard goes.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use es_stores::PostgresStore;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// The server URL, or `None` (after saying why) when `ES_PG_URL` is unset.
+pub fn pg_url(test: &str) -> Option<String> {
+    match std::env::var("ES_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "{test}: skipped, ES_PG_URL is not set (e.g. \
+                 ES_PG_URL=postgresql://postgres@127.0.0.1:5432/test)"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test uses.
+pub fn unique_schema(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "es_test_{prefix}_{:x}_{:x}_{n}",
+        std::process::id(),
+        nanos % 0xffff_ffff
+    )
+}
+
+/// A pool of up to `max` connections.
+pub async fn pool(url: &str, max: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await
+        .expect("cannot connect to ES_PG_URL")
+}
+
+/// Tests that hold a transaction open take this lock exclusively; every other test shares it.
+///
+/// An open writing transaction anywhere on the server holds back what `read_all` returns (by
+/// design, see the gap problem), so it must not overlap tests that append and read right away.
+static OPEN_TRANSACTIONS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// What a test holds of [`OPEN_TRANSACTIONS`].
+pub enum Isolation {
+    /// Runs alongside other ordinary tests.
+    Shared(tokio::sync::RwLockReadGuard<'static, ()>),
+    /// Runs alone: it holds transactions open.
+    Exclusive(tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// Shares the server with other ordinary tests.
+pub async fn shared() -> Isolation {
+    Isolation::Shared(OPEN_TRANSACTIONS.read().await)
+}
+
+/// Runs alone among this binary's tests.
+pub async fn exclusive() -> Isolation {
+    Isolation::Exclusive(OPEN_TRANSACTIONS.write().await)
+}
+
+/// Drops its schema (and everything in it) when dropped, and holds the test's [`Isolation`].
+pub struct SchemaGuard {
+    pub url: String,
+    pub schema: String,
+    pub isolation: Option<Isolation>,
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let schema = self.schema.clone();
+        // Drop may run inside a runtime: do the async cleanup on a thread of its own.
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}
+
+/// A fresh store in its own schema, on a pool of up to `max` connections.
+pub async fn store_with(test: &str, max: u32) -> Option<(PostgresStore, SchemaGuard)> {
+    let url = pg_url(test)?;
+    let isolation = shared().await;
+    Some(build(url, test, max, isolation).await)
+}
+
+async fn build(
+    url: String,
+    test: &str,
+    max: u32,
+    isolation: Isolation,
+) -> (PostgresStore, SchemaGuard) {
+    let schema = unique_schema(&test.chars().take(12).collect::<String>());
+    let pool = pool(&url, max).await;
+    let store = PostgresStore::builder(pool)
+        .schema(schema.clone())
+        .build()
+        .await
+        .expect("cannot build the store");
+    (
+        store,
+        SchemaGuard {
+            url,
+            schema,
+            isolation: Some(isolation),
+        },
+    )
+}
+
+/// A fresh store in its own schema.
+pub async fn store(test: &str) -> Option<(PostgresStore, SchemaGuard)> {
+    store_with(test, 8).await
+}
+
+/// A fresh store in its own schema, for a test that runs alone (it holds transactions open).
+pub async fn store_alone(test: &str) -> Option<(PostgresStore, SchemaGuard)> {
+    let url = pg_url(test)?;
+    let isolation = exclusive().await;
+    Some(build(url, test, 8, isolation).await)
+}
