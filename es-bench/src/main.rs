@@ -1,1 +1,3 @@
+//! The benchmark program (see the benchmark issue).
+
 fn main() {}

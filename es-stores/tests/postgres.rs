@@ -22,63 +22,10 @@ async fn conformance_store() -> Option<(PostgresStore, SchemaGuard)> {
     store("conformance").await
 }
 
-/// The conformance suite, case by case: `es_core::store_conformance_tests!(conformance_store,
-/// gapless = false)` minus `empty_append_writes_nothing`, whose `head_position() == 2` check
-/// assumes gapless positions even with `gapless = false` (see `empty_append_checks_the_version`
-/// below for the same case with holes). Switch back to the macro once the testkit compares the
-/// head with the last appended position.
-mod store_conformance {
-    use super::conformance_store;
-    use es_core::testkit::conformance as c;
+// Positions are transaction ids shifted left: they have holes, but no reader skips an event.
+es_core::store_conformance_tests!(conformance_store, gapless = false);
 
-    fn caps() -> c::Capabilities {
-        c::Capabilities {
-            gapless_positions: false,
-        }
-    }
-
-    macro_rules! cases {
-        ($($case:ident),+) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                c::run_case(stringify!($case), conformance_store, c::$case).await;
-            }
-        )+};
-    }
-
-    macro_rules! caps_cases {
-        ($($case:ident),+) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                c::run_case(stringify!($case), conformance_store, |s| c::$case(s, caps())).await;
-            }
-        )+};
-    }
-
-    cases!(
-        append_no_stream_to_new_stream,
-        append_any,
-        append_exact,
-        wrong_expected_version_writes_nothing,
-        multi_event_append_is_atomic,
-        sequences_start_at_one_and_are_gapless,
-        read_stream_ranges,
-        read_all_ranges,
-        unknown_stream_is_empty,
-        metadata_and_payload_round_trip,
-        snapshots_save_load_prune,
-        checkpoints_save_load,
-        concurrent_appenders_one_stream,
-        subscribe_wakes_after_append
-    );
-    caps_cases!(
-        positions_increase_across_streams,
-        concurrent_appenders_many_streams
-    );
-}
-
-/// The conformance case `empty_append_writes_nothing`, with the head compared to the last
-/// appended position instead of 2.
+/// An empty append checks the version and leaves the head at the last appended position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_append_checks_the_version() {
     let Some((store, _guard)) = store("emptyappend").await else {
