@@ -120,6 +120,7 @@ async fn run(args: Args) -> Result<(), Error> {
         balances.state().await.by_account.get(id)
     );
     kernel.shutdown().await;
+    drop((kernel, balances));
 
     // A restart: a new kernel (and, for durable stores, a freshly opened store) rebuilds the
     // account from what was stored.
