@@ -1,3 +1,436 @@
-//! The benchmark program (see the benchmark issue).
+//! The benchmark program: runs the workloads W1–W7 of BENCHMARKS.md against a chosen store and
+//! prints one JSON object per workload and store on stdout (and a readable line on stderr).
+//!
+//! ```text
+//! cargo run --release -p es-bench -- w1 --store lmdb --clients 1024
+//! cargo run --release -p es-bench -- all --quick --pg-url "$ES_PG_URL" --data /tmp/bench
+//! ```
+//!
+//! Exit status: 0 when every run completed and passed its correctness checks, 1 when a check
+//! failed (W1 errors, W3 failures or a wrong balance, wrong event counts, ...), 2 when a run
+//! could not complete (a store error, bad options).
 
-fn main() {}
+mod domain;
+mod error;
+mod report;
+mod stores;
+mod sys;
+mod workloads;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+use error::BenchError;
+use report::{RunResult, human, median_value};
+use stores::{LmdbDurability, StoreConfig, StoreEnv, StoreKind};
+use workloads::{Overrides, Params, Workload};
+
+/// What to run: one workload, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// W1 spread.
+    W1,
+    /// W2 hot.
+    W2,
+    /// W3 contend.
+    W3,
+    /// W4 rehydrate.
+    W4,
+    /// W5 catch-up.
+    W5,
+    /// W6 memory.
+    W6,
+    /// W7 append.
+    W7,
+    /// Every workload on every available store.
+    All,
+}
+
+/// Runs the workloads of BENCHMARKS.md and prints one JSON line per workload and store.
+#[derive(Debug, Parser)]
+#[command(name = "es-bench", version, about)]
+struct Cli {
+    /// The workload, or `all` (every workload on every available store).
+    target: Target,
+    /// The store (default: memory; with `all`: every store, postgres only with a URL).
+    #[arg(long, value_enum)]
+    store: Option<StoreKind>,
+    /// Concurrent clients (W1, W3) or store appenders (W7).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Commands (W1, W2, W3).
+    #[arg(long)]
+    commands: Option<u64>,
+    /// Accounts (W1), streams (W5, W7) or live aggregates (W6).
+    #[arg(long)]
+    accounts: Option<u64>,
+    /// Events (W4 stream length, W5 log size, W7 events per batch size).
+    #[arg(long)]
+    events: Option<u64>,
+    /// A small smoke run (no timing targets; correctness still checked).
+    #[arg(long)]
+    quick: bool,
+    /// Directory under which file and LMDB data (a fresh directory per run, removed after) and
+    /// the fsync probe go (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// PostgreSQL URL (default: the ES_PG_URL environment variable). Each run uses a fresh
+    /// schema, dropped after.
+    #[arg(long, value_name = "URL")]
+    pg_url: Option<String>,
+    /// Repeat each workload this many times and report the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// LMDB commit durability.
+    #[arg(long, value_enum, default_value_t = LmdbDurability::Durable)]
+    lmdb_durability: LmdbDurability,
+}
+
+/// One workload on one store with its parameters.
+struct Job {
+    workload: Workload,
+    store: StoreKind,
+    params: Params,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("es-bench: cannot start the tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Status::Passed) => ExitCode::SUCCESS,
+        Ok(Status::Violations) => {
+            eprintln!("es-bench: FAILED: correctness violations (see the runs above)");
+            ExitCode::from(1)
+        }
+        Ok(Status::Errors) => {
+            eprintln!("es-bench: FAILED: some runs could not complete (see above)");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("es-bench: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Status {
+    Passed,
+    Violations,
+    Errors,
+}
+
+/// The workloads and stores to run.
+fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
+    let overrides = Overrides {
+        clients: cli.clients,
+        commands: cli.commands,
+        accounts: cli.accounts,
+        events: cli.events,
+        quick: cli.quick,
+    };
+    let mut jobs = Vec::new();
+    let mut push = |workload: Workload, store: StoreKind, overrides: &Overrides| {
+        let params = Params::resolve(workload, store.is_durable(), overrides);
+        jobs.push(Job {
+            workload,
+            store,
+            params,
+        });
+    };
+    let single = match cli.target {
+        Target::W1 => Some(Workload::W1),
+        Target::W2 => Some(Workload::W2),
+        Target::W3 => Some(Workload::W3),
+        Target::W4 => Some(Workload::W4),
+        Target::W5 => Some(Workload::W5),
+        Target::W6 => Some(Workload::W6),
+        Target::W7 => Some(Workload::W7),
+        Target::All => None,
+    };
+    if let Some(workload) = single {
+        let store = cli.store.unwrap_or(StoreKind::Memory);
+        if workload == Workload::W6 && store != StoreKind::Memory {
+            return Err(BenchError::Usage(
+                "W6 measures the memory store only (BENCHMARKS.md): use --store memory".to_owned(),
+            ));
+        }
+        if store == StoreKind::Postgres && pg_url.is_none() {
+            return Err(BenchError::Usage(
+                "--store postgres needs --pg-url URL or ES_PG_URL".to_owned(),
+            ));
+        }
+        push(workload, store, &overrides);
+        return Ok(jobs);
+    }
+    let stores: Vec<StoreKind> = match cli.store {
+        Some(store) => vec![store],
+        None => StoreKind::ALL
+            .into_iter()
+            .filter(|s| {
+                let available = *s != StoreKind::Postgres || pg_url.is_some();
+                if !available {
+                    eprintln!("es-bench: skipping the postgres store: no --pg-url or ES_PG_URL");
+                }
+                available
+            })
+            .collect(),
+    };
+    for workload in Workload::ALL {
+        for &store in &stores {
+            if workload == Workload::W6 && store != StoreKind::Memory {
+                eprintln!(
+                    "es-bench: skipping w6 on {}: W6 measures the memory store only",
+                    store.name()
+                );
+                continue;
+            }
+            push(workload, store, &overrides);
+            if workload == Workload::W1 && cli.clients.is_none() {
+                let many = Overrides {
+                    clients: Some(1_024),
+                    ..overrides.clone()
+                };
+                push(workload, store, &many);
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+async fn run(cli: Cli) -> Result<Status, BenchError> {
+    let pg_url = cli
+        .pg_url
+        .clone()
+        .or_else(|| std::env::var("ES_PG_URL").ok().filter(|u| !u.is_empty()));
+    let jobs = plan(&cli, pg_url.as_deref())?;
+    let config = StoreConfig {
+        data_root: cli.data.clone(),
+        pg_url,
+        lmdb_durability: cli.lmdb_durability,
+    };
+    let fsync = if jobs.iter().any(|j| j.store.is_durable()) {
+        let dir = match &config.data_root {
+            Some(dir) => dir.clone(),
+            None => std::env::temp_dir(),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BenchError::io(format!("create {}", dir.display()), e))?;
+        let baseline = sys::fsync_baseline(&dir, 50)?;
+        eprintln!(
+            "es-bench: fsync baseline in {}: median {} µs (p10 {}, p90 {}) over 50 fsyncs of 4 KiB",
+            dir.display(),
+            human(baseline.get("median_us")),
+            human(baseline.get("p10_us")),
+            human(baseline.get("p90_us")),
+        );
+        Some(baseline)
+    } else {
+        None
+    };
+    let mut status = Status::Passed;
+    for job in &jobs {
+        let line = run_job(job, &config, &cli, fsync.as_ref()).await;
+        status = status.max(line);
+    }
+    Ok(status)
+}
+
+/// Runs one job `--runs` times and prints its JSON line and readable line.
+async fn run_job(job: &Job, config: &StoreConfig, cli: &Cli, fsync: Option<&Value>) -> Status {
+    let label = format!(
+        "{} {}{}",
+        job.workload.name(),
+        job.store.name(),
+        match job.workload {
+            Workload::W1 | Workload::W3 => format!(" ({} clients)", job.params.clients),
+            _ => String::new(),
+        }
+    );
+    let load_start = sys::load_average();
+    let mut results: Vec<RunResult> = Vec::new();
+    let mut error = None;
+    for run in 1..=cli.runs {
+        if cli.runs > 1 {
+            eprintln!("es-bench: {label}: run {run} of {}", cli.runs);
+        }
+        match run_once(job, config).await {
+            Ok(result) => results.push(result),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let load_end = sys::load_average();
+    let figures: Vec<Value> = results
+        .iter()
+        .map(|r| Value::Object(r.figures.clone()))
+        .collect();
+    let refs: Vec<&Value> = figures.iter().collect();
+    let medians = median_value(&refs);
+    let mut violations: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    for r in &results {
+        for v in &r.violations {
+            if !violations.contains(v) {
+                violations.push(v.clone());
+            }
+        }
+        for n in &r.notes {
+            if !notes.contains(n) {
+                notes.push(n.clone());
+            }
+        }
+    }
+    let durability = match job.store {
+        StoreKind::Memory => "none",
+        StoreKind::Lmdb => cli.lmdb_durability.name(),
+        StoreKind::File => "fsync per group commit",
+        StoreKind::Postgres => "server commit",
+    };
+    let mut out = json!({
+        "workload": job.workload.name(),
+        "store": job.store.name(),
+        "durability": durability,
+        "quick": job.params.quick,
+        "params": job.params,
+        "runs": results.len(),
+        "results": medians,
+        "ok": violations.is_empty() && error.is_none(),
+        "violations": violations,
+        "notes": notes,
+        "machine": {
+            "cpus": sys::cpus(),
+            "loadavg_1m_start": load_start,
+            "loadavg_1m_end": load_end,
+        },
+    });
+    if let Some(obj) = out.as_object_mut() {
+        if figures.len() > 1 {
+            obj.insert("per_run".to_owned(), Value::Array(figures.clone()));
+        }
+        if job.store.is_durable()
+            && let Some(fsync) = fsync
+        {
+            obj.insert("fsync_baseline".to_owned(), fsync.clone());
+        }
+        if let Some(e) = &error {
+            obj.insert("error".to_owned(), Value::String(e.clone()));
+        }
+    }
+    print_line(&out);
+    let runs = if results.len() > 1 {
+        format!(" [median of {}]", results.len())
+    } else {
+        String::new()
+    };
+    match &error {
+        Some(e) => eprintln!("es-bench: {label}: ERROR: {e}"),
+        None => eprintln!("{label}: {}{runs}", headline(job.workload, &medians)),
+    }
+    for v in &violations {
+        eprintln!("es-bench: {label}: VIOLATION: {v}");
+    }
+    if error.is_some() {
+        Status::Errors
+    } else if !violations.is_empty() {
+        Status::Violations
+    } else {
+        Status::Passed
+    }
+}
+
+/// One run on a fresh store environment, which is removed afterwards.
+async fn run_once(job: &Job, config: &StoreConfig) -> Result<RunResult, BenchError> {
+    let env = StoreEnv::create(job.store, config).await?;
+    let result = workloads::run(job.workload, &env, &job.params).await;
+    let closed = env.close().await;
+    let result = result?;
+    closed?;
+    Ok(result)
+}
+
+/// Prints one JSON object on its own line on stdout.
+fn print_line(value: &Value) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{value}").and_then(|()| stdout.flush()) {
+        eprintln!("es-bench: cannot write to stdout: {e}");
+    }
+}
+
+/// The readable summary of a workload's figures.
+fn headline(workload: Workload, r: &Value) -> String {
+    let g = |path: &str| r.pointer(path);
+    match workload {
+        Workload::W1 => format!(
+            "{} commands/s, p50 {} µs, p99 {} µs, errors {}",
+            human(g("/commands_per_s")),
+            human(g("/latency/p50_us")),
+            human(g("/latency/p99_us")),
+            human(g("/errors")),
+        ),
+        Workload::W2 => format!(
+            "{} commands/s, last 10% {} commands/s (ratio {}), p50 {} µs{}",
+            human(g("/commands_per_s")),
+            human(g("/last_10pct_commands_per_s")),
+            human(g("/last_10pct_ratio")),
+            human(g("/latency/p50_us")),
+            match g("/fraction_of_commit_limit") {
+                Some(f) => format!(", {} of the commit limit", human(Some(f))),
+                None => String::new(),
+            }
+        ),
+        Workload::W3 => format!(
+            "{} successful commands/s, failures {}, final balance {} of {}",
+            human(g("/successful_commands_per_s")),
+            human(g("/failures")),
+            human(g("/final_balance")),
+            human(g("/expected_balance")),
+        ),
+        Workload::W4 => format!(
+            "{} events: without snapshots replay {} ms ({} events/s), first answer {} ms; with \
+             snapshots replay {} ms, first answer {} ms",
+            human(g("/stream_events")),
+            human(g("/without_snapshot/replay_ms")),
+            human(g("/without_snapshot/events_per_s")),
+            human(g("/without_snapshot/first_answer_ms")),
+            human(g("/with_snapshot/replay_ms")),
+            human(g("/with_snapshot/first_answer_ms")),
+        ),
+        Workload::W5 => format!(
+            "{} events: 10% projection {} events/s, all-events projection {} events/s",
+            human(g("/events")),
+            human(g("/selective/events_per_s")),
+            human(g("/all_events/events_per_s")),
+        ),
+        Workload::W6 => format!(
+            "{} bytes RSS per live aggregate ({} excluding the store's event); after passivation: \
+             live {}, RSS {} bytes above the start",
+            human(g("/rss_bytes_per_live_aggregate")),
+            human(g("/rss_bytes_per_live_aggregate_excluding_store")),
+            human(g("/passivation/live_after")),
+            human(g("/passivation/rss_after_minus_before_bytes")),
+        ),
+        Workload::W7 => format!(
+            "batch 1: {} events/s ({} events), batch 100: {} events/s, batch 1000: {} events/s",
+            human(g("/batch_1/events_per_s")),
+            human(g("/batch_1/events")),
+            human(g("/batch_100/events_per_s")),
+            human(g("/batch_1000/events_per_s")),
+        ),
+    }
+}

@@ -1,0 +1,187 @@
+//! W5 catch-up: projections scanning a large log of two aggregate types.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use es_core::Store;
+use es_core::prelude::*;
+use es_core::projection::run_once;
+use es_examples::bank::{BankAccountEvent, Deposited, Withdrawn};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::Params;
+use crate::domain::{AUDIT_TYPE, EveryEvent, Noted, Withdrawals};
+use crate::error::BenchError;
+use crate::report::{RunResult, progress, rate};
+use crate::stores::StoreEnv;
+
+/// Concurrent loaders (durable stores group-commit their appends).
+const LOADERS: usize = 64;
+/// The most events one load append carries.
+const LOAD_BATCH: u64 = 1_000;
+
+/// What the generated log holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// `Deposited` events.
+    pub deposited: u64,
+    /// `bank.withdrawn` events.
+    pub withdrawn: u64,
+    /// `audit.noted` events.
+    pub noted: u64,
+    /// Deposits minus withdrawals.
+    pub net: i64,
+}
+
+/// The events of stream `s` (even: a bank account, odd: an audit log), `per_stream` of them.
+/// In a bank stream, every fifth event is a withdrawal of 1 and the others deposits of 2, so
+/// withdrawals are 10% of the whole log and never overdraw.
+fn stream_events(s: u64, per_stream: u64) -> Result<(StreamId, Vec<NewEvent>, Counts), BenchError> {
+    let mut counts = Counts::default();
+    let mut events = Vec::with_capacity(per_stream as usize);
+    if s % 2 == 0 {
+        let stream = StreamId::new("bank_account", format!("acc-{s}"));
+        for seq in 1..=per_stream {
+            let event = if seq % 5 == 0 {
+                counts.withdrawn += 1;
+                counts.net -= 1;
+                BankAccountEvent::from(Withdrawn { amount: 1 })
+            } else {
+                counts.deposited += 1;
+                counts.net += 2;
+                BankAccountEvent::from(Deposited { amount: 2 })
+            };
+            events.push(event.to_new_event()?);
+        }
+        Ok((stream, events, counts))
+    } else {
+        let stream = StreamId::new(AUDIT_TYPE, format!("log-{s}"));
+        for seq in 1..=per_stream {
+            counts.noted += 1;
+            let note = Noted {
+                n: seq,
+                note: "checked".to_owned(),
+            };
+            events.push(note.to_new_event()?);
+        }
+        Ok((stream, events, counts))
+    }
+}
+
+/// Loads `streams` streams of `per_stream` events at store level, `LOADERS` appenders at once.
+async fn load(store: &Arc<dyn Store>, streams: u64, per_stream: u64) -> Result<Counts, BenchError> {
+    let bar = progress(streams * per_stream, "w5 loading the log");
+    let next = Arc::new(AtomicU64::new(0));
+    let mut set = JoinSet::new();
+    for _ in 0..LOADERS {
+        let (store, next, bar) = (store.clone(), next.clone(), bar.clone());
+        set.spawn(async move {
+            let mut total = Counts::default();
+            loop {
+                let s = next.fetch_add(1, Ordering::Relaxed);
+                if s >= streams {
+                    return Ok::<_, BenchError>(total);
+                }
+                let (stream, events, counts) = stream_events(s, per_stream)?;
+                let mut version = 0;
+                let mut events = events.into_iter().peekable();
+                while events.peek().is_some() {
+                    let batch: Vec<NewEvent> = events.by_ref().take(LOAD_BATCH as usize).collect();
+                    let size = batch.len() as u64;
+                    let done = store
+                        .append(&stream, ExpectedVersion::Exact(version), batch)
+                        .await?;
+                    version = done.version;
+                    bar.inc(size);
+                }
+                total.deposited += counts.deposited;
+                total.withdrawn += counts.withdrawn;
+                total.noted += counts.noted;
+                total.net += counts.net;
+            }
+        });
+    }
+    let mut total = Counts::default();
+    while let Some(done) = set.join_next().await {
+        let counts = done??;
+        total.deposited += counts.deposited;
+        total.withdrawn += counts.withdrawn;
+        total.noted += counts.noted;
+        total.net += counts.net;
+    }
+    bar.finish_and_clear();
+    Ok(total)
+}
+
+/// W5: `events` events over `accounts` streams (half bank accounts, half audit logs); the
+/// time of `run_once` for a projection of withdrawals only (10%) and one of every event.
+pub async fn w5(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
+    let mut r = RunResult::default();
+    let streams = p.accounts.max(2);
+    let per_stream = (p.events / streams).max(1);
+    let total = streams * per_stream;
+    let store = env.open().await?;
+    let start = Instant::now();
+    let expected = load(&store, streams, per_stream).await?;
+    r.set("load_events_per_s", rate(total, start.elapsed()));
+    r.set("events", total);
+    r.set("streams", streams);
+    let head = store.head_position().await?;
+    r.check(head == total, || {
+        format!("W5: the store holds {head} events, expected {total}")
+    });
+
+    let bar = progress(1, "w5 scanning (10% projection)");
+    let start = Instant::now();
+    let selective: Withdrawals = run_once(&*store).await?;
+    let selective_time = start.elapsed();
+    bar.set_message("w5 scanning (all-events projection)");
+    let start = Instant::now();
+    let every: EveryEvent = run_once(&*store).await?;
+    let every_time = start.elapsed();
+    bar.finish_and_clear();
+
+    r.set(
+        "selective",
+        json!({
+            "events_per_s": rate(total, selective_time),
+            "handled": selective.count,
+            "handled_fraction": (selective.count as f64 / total as f64 * 1000.0).round() / 1000.0,
+            "ms": selective_time.as_millis() as u64,
+        }),
+    );
+    r.set(
+        "all_events",
+        json!({
+            "events_per_s": rate(total, every_time),
+            "handled": every.deposited + every.withdrawn + every.noted,
+            "ms": every_time.as_millis() as u64,
+        }),
+    );
+    r.check(
+        selective.count == expected.withdrawn && selective.amount == expected.withdrawn,
+        || {
+            format!(
+                "W5: the 10% projection saw {} withdrawals, expected {}",
+                selective.count, expected.withdrawn
+            )
+        },
+    );
+    let seen = Counts {
+        deposited: every.deposited,
+        withdrawn: every.withdrawn,
+        noted: every.noted,
+        net: every.net,
+    };
+    r.check(seen == expected, || {
+        format!("W5: the all-events projection saw {seen:?}, expected {expected:?}")
+    });
+    r.notes.push(format!(
+        "{streams} streams of {per_stream} events: even streams bank_account (every fifth event \
+         bank.withdrawn, else Deposited), odd streams {AUDIT_TYPE} (audit.noted); loaded at \
+         store level by {LOADERS} concurrent appenders; scanned with es_core::projection::run_once"
+    ));
+    Ok(r)
+}

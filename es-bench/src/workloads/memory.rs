@@ -1,0 +1,155 @@
+//! W6 memory: RSS per live aggregate, then passivation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use es_core::prelude::*;
+use es_core::{Kernel, Store};
+use es_examples::bank::{BankAccount, BankAccountEvent, Deposit, Deposited};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::{Params, account_id, bank_kernel};
+use crate::error::BenchError;
+use crate::report::{RunResult, progress};
+use crate::stores::{StoreEnv, StoreKind};
+use crate::sys::rss_bytes;
+
+const CLIENTS: usize = 64;
+const PASSIVATE_AFTER: Duration = Duration::from_secs(1);
+
+/// One deposit to each of `n` accounts, `CLIENTS` at a time.
+async fn touch_all(kernel: &Kernel, n: u64, label: &str) -> Result<(), BenchError> {
+    let ids: Arc<Vec<String>> = Arc::new((0..n).map(account_id).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let bar = progress(n, label);
+    let mut set = JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (kernel, ids, next, bar) = (kernel.clone(), ids.clone(), next.clone(), bar.clone());
+        set.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, BenchError>(());
+                }
+                kernel
+                    .dispatch::<BankAccount>(&ids[i as usize], Deposit { amount: 1 })
+                    .await
+                    .map_err(|e| BenchError::Dispatch(format!("W6 command {i}: {e}")))?;
+                bar.inc(1);
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The RSS one event costs in a memory store holding one-event streams: `n` store-level
+/// appends to a separate store, kept alive until the end of the run so its memory is not
+/// reused.
+async fn store_cost(n: u64) -> Result<(MemoryStore, f64), BenchError> {
+    let calibration = MemoryStore::new();
+    let event = BankAccountEvent::from(Deposited { amount: 1 }).to_new_event()?;
+    let before = rss_bytes()?;
+    for i in 0..n {
+        let stream = StreamId::new("bank_account", format!("cal-{i}"));
+        calibration
+            .append(&stream, ExpectedVersion::Any, vec![event.clone()])
+            .await?;
+    }
+    let after = rss_bytes()?;
+    Ok((calibration, after.saturating_sub(before) as f64 / n as f64))
+}
+
+/// W6: `accounts` aggregates made live by one command each on a kernel that does not passivate
+/// (RSS per live aggregate), then on a kernel passivating after 1 s: live count and RSS once
+/// it has passivated.
+pub async fn w6(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
+    if env.kind() != StoreKind::Memory {
+        return Err(BenchError::Usage(
+            "W6 measures the memory store only (BENCHMARKS.md)".to_owned(),
+        ));
+    }
+    let mut r = RunResult::default();
+    let n = p.accounts;
+    let (calibration, per_event) = store_cost(n).await?;
+    let store: Arc<dyn Store> = env.open().await?;
+
+    let rss_start = rss_bytes()?;
+    let kernel = bank_kernel(&store, |b| b.passivate_after(Duration::from_secs(3600)))?;
+    touch_all(&kernel, n, "w6 live aggregates").await?;
+    let live = kernel.live_aggregates() as u64;
+    let rss_live = rss_bytes()?;
+    kernel.shutdown().await;
+    drop(kernel);
+    let rss_after_shutdown = rss_bytes()?;
+    let per_live = rss_live.saturating_sub(rss_start) as f64 / live.max(1) as f64;
+    r.set("aggregates", n);
+    r.set("live", live);
+    r.set("rss_start_bytes", rss_start);
+    r.set("rss_live_bytes", rss_live);
+    r.set("rss_bytes_per_live_aggregate", per_live.round());
+    r.set("store_bytes_per_event", per_event.round());
+    r.set(
+        "rss_bytes_per_live_aggregate_excluding_store",
+        (per_live - per_event).round(),
+    );
+    r.set("rss_after_shutdown_bytes", rss_after_shutdown);
+    r.check(live == n, || {
+        format!("W6: {live} live aggregates, expected {n}")
+    });
+
+    let kernel = bank_kernel(&store, |b| b.passivate_after(PASSIVATE_AFTER))?;
+    let rss_before = rss_bytes()?;
+    touch_all(&kernel, n, "w6 second kernel").await?;
+    let live_before = kernel.live_aggregates() as u64;
+    let rss_live2 = rss_bytes()?;
+    let start = Instant::now();
+    let deadline = start + PASSIVATE_AFTER * 10;
+    while kernel.live_aggregates() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = start.elapsed();
+    let live_after = kernel.live_aggregates() as u64;
+    let rss_passivated = rss_bytes()?;
+    kernel.shutdown().await;
+    drop(kernel);
+    r.set(
+        "passivation",
+        json!({
+            "passivate_after_ms": PASSIVATE_AFTER.as_millis() as u64,
+            "rss_before_bytes": rss_before,
+            "live_before": live_before,
+            "rss_live_bytes": rss_live2,
+            "waited_ms": waited.as_millis() as u64,
+            "live_after": live_after,
+            "rss_after_bytes": rss_passivated,
+            "rss_after_minus_before_bytes": rss_passivated as i64 - rss_before as i64,
+        }),
+    );
+    r.check(live_after == 0, || {
+        format!(
+            "W6: {live_after} aggregates still live {} ms after the last command (passivation \
+             after {} ms)",
+            waited.as_millis(),
+            PASSIVATE_AFTER.as_millis()
+        )
+    });
+    let head = store.head_position().await?;
+    r.check(head == 2 * n, || {
+        format!("W6: the store holds {head} events, expected {}", 2 * n)
+    });
+    drop(calibration);
+    r.notes.push(
+        "rss_bytes_per_live_aggregate includes the store's copy of each aggregate's event; \
+         store_bytes_per_event is measured first by store-level appends to one-event streams of \
+         a separate memory store, and subtracted in ..._excluding_store. RSS is what the \
+         allocator holds: freed memory it keeps is still counted after passivation"
+            .to_owned(),
+    );
+    Ok(r)
+}
