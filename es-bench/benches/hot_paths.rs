@@ -1,1 +1,145 @@
-fn main() {}
+//! Criterion micro-benchmarks of the hot paths: event encode/decode, kernel dispatch on the
+//! memory store, and memory-store appends.
+//!
+//! ```text
+//! cargo bench -p es-bench --bench hot_paths
+//! ```
+
+use std::fmt::Display;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput};
+use es_core::prelude::*;
+use es_examples::bank::{BankAccount, BankAccountEvent, Deposit, Deposited, Withdraw, Withdrawn};
+
+/// Unwraps a setup result, or ends the benchmark with a clear message.
+fn ok<T, E: Display>(result: Result<T, E>, what: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => {
+            eprintln!("hot_paths: {what}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    ok(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        "start a tokio runtime",
+    )
+}
+
+/// The events as a store records them.
+fn recorded(events: &[&BankAccountEvent]) -> Vec<RecordedEvent> {
+    let store = MemoryStore::new();
+    let stream = StreamId::new("bank_account", "acc-1");
+    let new = events
+        .iter()
+        .map(|e| ok(e.to_new_event(), "encode"))
+        .collect();
+    let done = ok(
+        runtime().block_on(store.append(&stream, ExpectedVersion::Any, new)),
+        "append",
+    );
+    done.events
+}
+
+fn events(c: &mut Criterion) {
+    let mut group = c.benchmark_group("event");
+    group.throughput(Throughput::Elements(1));
+    let deposited = BankAccountEvent::from(Deposited { amount: 1_234 });
+    let withdrawn = BankAccountEvent::from(Withdrawn { amount: 56 });
+    group.bench_function("encode_deposited", |b| {
+        b.iter(|| ok(black_box(&deposited).to_new_event(), "encode"))
+    });
+    group.bench_function("encode_withdrawn", |b| {
+        b.iter(|| ok(black_box(&withdrawn).to_new_event(), "encode"))
+    });
+    let stored = recorded(&[&deposited, &withdrawn]);
+    for (name, event) in ["decode_deposited", "decode_withdrawn"].iter().zip(&stored) {
+        group.bench_function(*name, |b| {
+            b.iter(|| ok(BankAccountEvent::from_recorded(black_box(event)), "decode"))
+        });
+    }
+    group.finish();
+}
+
+fn dispatch(c: &mut Criterion) {
+    let rt = runtime();
+    let store = MemoryStore::new();
+    let kernel = ok(
+        rt.block_on(async {
+            Kernel::builder()
+                .store(store.clone())
+                .register::<BankAccount>()
+                .build()
+        }),
+        "build the kernel",
+    );
+    let mut group = c.benchmark_group("kernel");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("dispatch_deposit_awaited", |b| {
+        b.to_async(&rt).iter(|| async {
+            ok(
+                kernel
+                    .dispatch::<BankAccount>("acc-1", Deposit { amount: 1 })
+                    .await,
+                "dispatch",
+            )
+        })
+    });
+    group.bench_function("dispatch_rejected_awaited", |b| {
+        b.to_async(&rt).iter(|| async {
+            let result = kernel
+                .dispatch::<BankAccount>("acc-2", Withdraw { amount: 1 })
+                .await;
+            black_box(result.is_err())
+        })
+    });
+    group.finish();
+    rt.block_on(kernel.shutdown());
+}
+
+fn memory_append(c: &mut Criterion) {
+    let rt = runtime();
+    let event = ok(
+        BankAccountEvent::from(Deposited { amount: 1 }).to_new_event(),
+        "encode",
+    );
+    let mut group = c.benchmark_group("memory_store");
+    group.measurement_time(Duration::from_secs(3));
+    for batch in [1usize, 100] {
+        let store = MemoryStore::new();
+        let stream = StreamId::new("bank_account", "acc-1");
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("append_batch_{batch}"), |b| {
+            b.to_async(&rt).iter_batched(
+                || vec![event.clone(); batch],
+                |events| {
+                    let (store, stream) = (&store, &stream);
+                    async move {
+                        ok(
+                            store.append(stream, ExpectedVersion::Any, events).await,
+                            "append",
+                        )
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    events(&mut c);
+    dispatch(&mut c);
+    memory_append(&mut c);
+    c.final_summary();
+}

@@ -92,7 +92,7 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
                     let stream = &streams[(j % streams.len() as u64) as usize];
                     let events = vec![event.clone(); batch as usize];
                     store.append(stream, ExpectedVersion::Any, events).await?;
-                    if j % 16 == 0 {
+                    if j.is_multiple_of(16) {
                         bar.inc(16 * batch);
                     }
                 }
@@ -109,7 +109,7 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let head = store.head_position().await?;
+        let head = super::count_events(&store, env.kind()).await?;
         drop(store);
         if let Some(sub) = sub {
             sub.close().await?;

@@ -41,10 +41,10 @@ pub struct Counts {
 fn stream_events(s: u64, per_stream: u64) -> Result<(StreamId, Vec<NewEvent>, Counts), BenchError> {
     let mut counts = Counts::default();
     let mut events = Vec::with_capacity(per_stream as usize);
-    if s % 2 == 0 {
+    if s.is_multiple_of(2) {
         let stream = StreamId::new("bank_account", format!("acc-{s}"));
         for seq in 1..=per_stream {
-            let event = if seq % 5 == 0 {
+            let event = if seq.is_multiple_of(5) {
                 counts.withdrawn += 1;
                 counts.net -= 1;
                 BankAccountEvent::from(Withdrawn { amount: 1 })
@@ -128,7 +128,7 @@ pub async fn w5(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     r.set("load_events_per_s", rate(total, start.elapsed()));
     r.set("events", total);
     r.set("streams", streams);
-    let head = store.head_position().await?;
+    let head = super::count_events(&store, env.kind()).await?;
     r.check(head == total, || {
         format!("W5: the store holds {head} events, expected {total}")
     });

@@ -118,7 +118,7 @@ pub async fn w1(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     .await;
     kernel.shutdown().await;
     let drive = drive?;
-    let head = store.head_position().await?;
+    let head = super::count_events(&store, env.kind()).await?;
     let mut r = RunResult::default();
     r.set("commands_per_s", rate(drive.ok, drive.elapsed));
     r.set("latency", latency_json(&drive.latency));

@@ -155,3 +155,15 @@ pub fn bank_kernel(
 pub fn account_id(n: u64) -> String {
     format!("acc-{n}")
 }
+
+/// The number of events in the store: the head position where positions are gapless (memory,
+/// file, LMDB), else (PostgreSQL, whose positions carry the transaction id) a count of the log.
+pub async fn count_events(
+    store: &Arc<dyn Store>,
+    kind: crate::stores::StoreKind,
+) -> Result<u64, BenchError> {
+    if kind != crate::stores::StoreKind::Postgres {
+        return Ok(store.head_position().await?);
+    }
+    Ok(es_core::store::fold_all(&**store, 0, 4096, 0u64, |n, _| n + 1).await?)
+}

@@ -30,7 +30,7 @@ async fn load(store: &Arc<dyn Store>, stream: &StreamId, n: u64) -> Result<u64, 
         let size = LOAD_BATCH.min(n - version);
         let batch = (version + 1..=version + size)
             .map(|seq| {
-                if seq % 10 == 0 {
+                if seq.is_multiple_of(10) {
                     balance -= 1;
                     withdrawal.clone()
                 } else {
