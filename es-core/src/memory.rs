@@ -61,7 +61,7 @@ struct Log {
     /// The global log; the event at position `p` is at index `p - 1`.
     events: Vec<RecordedEvent>,
     /// Per stream, the indexes into `events` of its events, in sequence order.
-    streams: HashMap<StreamId, Vec<usize>>,
+    streams: HashMap<StreamId, Vec<usize>, foldhash::fast::RandomState>,
 }
 
 impl MemoryStore {
