@@ -55,8 +55,8 @@ pub use kernel::{Committed, DispatchError, DispatchOptions, Kernel, KernelBuilde
 pub use memory::MemoryStore;
 pub use projection::{Projection, ProjectionError};
 pub use store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId,
+    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
+    NewEvent, RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId,
 };
 
 #[cfg(feature = "macros")]

@@ -9,7 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
+    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, NewEvent,
     RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
 };
 
@@ -61,7 +61,7 @@ struct Log {
     /// The global log; the event at position `p` is at index `p - 1`.
     events: Vec<RecordedEvent>,
     /// Per stream, the indexes into `events` of its events, in sequence order.
-    streams: HashMap<StreamId, Vec<usize>>,
+    streams: HashMap<StreamId, Vec<usize>, foldhash::fast::RandomState>,
 }
 
 impl MemoryStore {
@@ -158,6 +158,25 @@ impl EventStore for MemoryStore {
         let log = self.inner.log.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(log.events.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn read_all_filtered(
+        &self,
+        from_position: u64,
+        limit: usize,
+        accept: for<'t> fn(&'t str) -> bool,
+    ) -> Result<FilteredPage, StoreError> {
+        let log = self.inner.log.read();
+        let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
+        let mut page = FilteredPage::default();
+        for event in log.events.iter().skip(start).take(limit) {
+            page.scanned += 1;
+            page.scanned_to = event.position;
+            if accept(&event.event_type) {
+                page.events.push(event.clone());
+            }
+        }
+        Ok(page)
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {

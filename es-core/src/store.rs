@@ -192,6 +192,17 @@ impl AppendResult {
     }
 }
 
+/// A page of the global log read through a filter ([`EventStore::read_all_filtered`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilteredPage {
+    /// The accepted events, in position order.
+    pub events: Vec<RecordedEvent>,
+    /// How many events were examined (accepted or not); 0 means the reader is at the head.
+    pub scanned: usize,
+    /// The position of the last event examined (0 when none was).
+    pub scanned_to: u64,
+}
+
 /// A serialized aggregate state at a stream version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -335,6 +346,27 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Like [`EventStore::read_all`], but returns only the events whose type `accept` takes.
+    ///
+    /// Up to `limit` events are *examined*; [`FilteredPage::scanned_to`] tells how far, so a
+    /// reader advances past skipped events too. Backends override this to skip the events they
+    /// do not return without copying their payloads; the default filters `read_all`.
+    async fn read_all_filtered(
+        &self,
+        from_position: u64,
+        limit: usize,
+        accept: for<'t> fn(&'t str) -> bool,
+    ) -> Result<FilteredPage, StoreError> {
+        let page = self.read_all(from_position, limit).await?;
+        let scanned = page.len();
+        let scanned_to = page.last().map_or(0, |e| e.position);
+        Ok(FilteredPage {
+            events: page.into_iter().filter(|e| accept(&e.event_type)).collect(),
+            scanned,
+            scanned_to,
+        })
+    }
+
     /// The stream's version: its last sequence, 0 when it has no events.
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
 
@@ -397,6 +429,16 @@ macro_rules! forward_event_store {
                 limit: usize,
             ) -> Result<Vec<RecordedEvent>, StoreError> {
                 (**self).read_all(from_position, limit).await
+            }
+            async fn read_all_filtered(
+                &self,
+                from_position: u64,
+                limit: usize,
+                accept: for<'t> fn(&'t str) -> bool,
+            ) -> Result<FilteredPage, StoreError> {
+                (**self)
+                    .read_all_filtered(from_position, limit, accept)
+                    .await
             }
             async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
                 (**self).stream_version(stream).await

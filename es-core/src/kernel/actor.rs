@@ -25,7 +25,37 @@ use super::{Committed, DispatchError, DispatchOptions};
 
 /// The live actors of one aggregate type.
 pub(crate) struct Registry<A: Aggregate> {
-    slots: DashMap<String, Arc<Slot<A>>>,
+    slots: DashMap<String, Arc<Slot<A>>, foldhash::fast::RandomState>,
+}
+
+/// A registry seen without its aggregate type, for what the kernel does to all actors.
+pub(crate) trait AnyRegistry: Send + Sync + 'static {
+    /// The registry itself, to downcast to `Registry<A>`.
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync);
+    /// Asks every live actor to stop once it has handled what is already in its mailbox.
+    fn stop_all(&self) -> Vec<tokio::task::JoinHandle<()>>;
+}
+
+impl<A: Aggregate> AnyRegistry for Registry<A>
+where
+    A::Command: Clone,
+{
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+
+    fn stop_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mailboxes: Vec<_> = self.slots.iter().map(|s| s.mailbox.clone()).collect();
+        mailboxes
+            .into_iter()
+            .map(|mailbox| {
+                tokio::spawn(async move {
+                    // An actor that already stopped has closed its mailbox: nothing to do.
+                    let _ = mailbox.send(Msg::Stop).await;
+                })
+            })
+            .collect()
+    }
 }
 
 /// One live actor: its mailbox and a signal raised once it has fully stopped.
@@ -48,6 +78,8 @@ enum Msg<A: Aggregate> {
     State {
         reply: oneshot::Sender<Option<Result<A, DispatchError<A::Error>>>>,
     },
+    /// The kernel is shutting down: stop after what is already queued.
+    Stop,
 }
 
 enum Reply<A: Aggregate> {
@@ -62,7 +94,7 @@ where
 {
     pub(crate) fn new() -> Self {
         Self {
-            slots: DashMap::new(),
+            slots: DashMap::with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 
@@ -122,7 +154,7 @@ where
                 options: o,
                 ..
             })) => (command, options) = (c, o),
-            Err(mpsc::error::SendError(Msg::State { .. })) => {
+            Err(mpsc::error::SendError(Msg::State { .. } | Msg::Stop)) => {
                 return Err(DispatchError::Shutdown);
             }
         }
@@ -177,6 +209,10 @@ where
         let _ = stopped_tx.send(true);
         drop(token);
     });
+    if kernel.is_shut_down() {
+        // Shutdown began after our dispatcher looked: it may not have seen this actor.
+        let _ = mailbox.try_send(Msg::Stop);
+    }
     Arc::new(Slot {
         generation,
         mailbox,
@@ -227,6 +263,8 @@ enum Flow {
     Continue,
     /// The actor must stop (a panic left its state unknown).
     Stop,
+    /// The kernel asked the actor to stop.
+    Shutdown,
 }
 
 /// Failure while loading the state.
@@ -241,7 +279,6 @@ where
 {
     async fn run(mut self, mut inbox: mpsc::Receiver<Msg<A>>) {
         let idle = self.kernel.config.passivate_after;
-        let mut shutdown = self.kernel.shutdown.subscribe();
         let mut last_active = Instant::now();
         let mut deadline = Box::pin(sleep_until(last_active + idle));
         let exit = loop {
@@ -251,7 +288,6 @@ where
                     Some(msg) => msg,
                     None => break Exit::Retry,
                 },
-                _ = shutdown.wait_for(|s| *s) => break Exit::Shutdown,
                 () = &mut deadline => {
                     if last_active.elapsed() >= idle {
                         tracing::debug!(stream = %self.stream, "passivating idle aggregate");
@@ -268,8 +304,10 @@ where
                     Err(_) => break,
                 }
             }
-            if let Flow::Stop = self.handle_batch(batch).await {
-                break Exit::Retry;
+            match self.handle_batch(batch).await {
+                Flow::Continue => {}
+                Flow::Stop => break Exit::Retry,
+                Flow::Shutdown => break Exit::Shutdown,
             }
             last_active = Instant::now();
         };
@@ -295,6 +333,7 @@ where
                 (Msg::State { reply }, Exit::Retry) => {
                     let _ = reply.send(None);
                 }
+                (Msg::Stop, _) => {}
             }
         }
         if let Some(registry) = self.registry() {
@@ -339,6 +378,25 @@ where
                         }
                     };
                     let _ = reply.send(Some(answer));
+                }
+                Msg::Stop => {
+                    if let Flow::Stop = self.commit_jobs(std::mem::take(&mut jobs)).await {
+                        retry_rest(batch);
+                        return Flow::Stop;
+                    }
+                    // Whatever was queued behind the stop request is answered `Shutdown`.
+                    for msg in batch {
+                        match msg {
+                            Msg::Command { reply, .. } => {
+                                let _ = reply.send(Reply::Done(Err(DispatchError::Shutdown)));
+                            }
+                            Msg::State { reply } => {
+                                let _ = reply.send(Some(Err(DispatchError::Shutdown)));
+                            }
+                            Msg::Stop => {}
+                        }
+                    }
+                    return Flow::Shutdown;
                 }
             }
         }
@@ -671,6 +729,7 @@ fn retry_rest<A: Aggregate>(rest: impl Iterator<Item = Msg<A>>) {
             Msg::State { reply } => {
                 let _ = reply.send(None);
             }
+            Msg::Stop => {}
         }
     }
 }

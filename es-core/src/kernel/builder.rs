@@ -1,6 +1,6 @@
 //! [`KernelBuilder`]: stores, tuning and the registered aggregate types.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::aggregate::Aggregate;
 use crate::store::{CheckpointStore, EventStore, SnapshotStore};
 
-use super::actor::Registry;
+use super::actor::{AnyRegistry, Registry};
 use super::handle::{Kernel, KernelInner};
 
 /// Builds a [`Kernel`]: `Kernel::builder().store(s).register::<A>().build()`.
@@ -19,7 +19,7 @@ pub struct KernelBuilder {
     snapshot_store: Option<Arc<dyn SnapshotStore>>,
     checkpoint_store: Option<Arc<dyn CheckpointStore>>,
     config: Config,
-    registries: HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>,
+    registries: HashMap<TypeId, (&'static str, Arc<dyn AnyRegistry>)>,
     duplicate: Option<&'static str>,
 }
 
@@ -145,7 +145,7 @@ impl KernelBuilder {
         {
             self.duplicate = Some(A::TYPE);
         }
-        let registry: Arc<dyn Any + Send + Sync> = Arc::new(Registry::<A>::new());
+        let registry: Arc<dyn AnyRegistry> = Arc::new(Registry::<A>::new());
         self.registries
             .insert(TypeId::of::<A>(), (A::TYPE, registry));
         self

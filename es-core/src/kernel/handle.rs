@@ -1,6 +1,6 @@
 //! The [`Kernel`] handle: dispatch, state, live count, shutdown.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::aggregate::Aggregate;
 use crate::projection::Projections;
 use crate::store::{CheckpointStore, EventStore, SnapshotStore};
 
-use super::actor::{self, Registry};
+use super::actor::{self, AnyRegistry, Registry};
 use super::builder::{Config, KernelBuilder};
 use super::tracker::TaskTracker;
 use super::{Committed, DispatchError, DispatchOptions};
@@ -30,7 +30,7 @@ pub(crate) struct KernelInner {
     pub(crate) event_store: Arc<dyn EventStore>,
     pub(crate) snapshot_store: Option<Arc<dyn SnapshotStore>>,
     pub(crate) config: Config,
-    registries: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    registries: HashMap<TypeId, Arc<dyn AnyRegistry>>,
     pub(crate) live: std::sync::atomic::AtomicUsize,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) tasks: TaskTracker,
@@ -44,7 +44,7 @@ impl KernelInner {
         snapshot_store: Option<Arc<dyn SnapshotStore>>,
         checkpoint_store: Option<Arc<dyn CheckpointStore>>,
         config: Config,
-        registries: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+        registries: HashMap<TypeId, Arc<dyn AnyRegistry>>,
     ) -> Self {
         let projections = Projections::new(runtime.clone(), event_store.clone(), checkpoint_store);
         Self {
@@ -63,7 +63,7 @@ impl KernelInner {
     pub(crate) fn registry<A: Aggregate>(&self) -> Option<&Registry<A>> {
         self.registries
             .get(&TypeId::of::<A>())
-            .and_then(|r| r.downcast_ref::<Registry<A>>())
+            .and_then(|r| r.as_any().downcast_ref::<Registry<A>>())
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -175,6 +175,17 @@ impl Kernel {
     /// and snapshot writes in flight complete. Later dispatches fail with `Shutdown`.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        // Actors are asked to stop through their mailboxes, so an actor's hot loop never has
+        // to watch a shutdown signal.
+        let stops: Vec<_> = self
+            .inner
+            .registries
+            .values()
+            .flat_map(|r| r.stop_all())
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
+        }
         self.inner.projections.stop_all().await;
         self.inner.tasks.wait_idle().await;
     }

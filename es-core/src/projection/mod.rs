@@ -115,14 +115,16 @@ pub async fn run_once<P: Projection>(
     let mut state = P::default();
     let mut next = 1;
     loop {
-        let page = store.read_all(next, RUN_ONCE_PAGE).await?;
-        if page.is_empty() {
+        let page = store
+            .read_all_filtered(next, RUN_ONCE_PAGE, P::accepts)
+            .await?;
+        if page.scanned == 0 {
             return Ok(state);
         }
-        for event in &page {
-            next = event.position + 1;
+        for event in &page.events {
             apply_event(&mut state, event)?;
         }
+        next = page.scanned_to + 1;
     }
 }
 

@@ -440,7 +440,11 @@ impl<P: Projection> Runner<P> {
                 return End::Stopped;
             }
             let next = *self.shared.processed.borrow() + 1;
-            let page = match self.store.read_all(next, self.options.batch_size).await {
+            let page = match self
+                .store
+                .read_all_filtered(next, self.options.batch_size, P::accepts)
+                .await
+            {
                 Ok(page) => {
                     store_failures = 0;
                     page
@@ -457,7 +461,7 @@ impl<P: Projection> Runner<P> {
                     continue;
                 }
             };
-            if page.is_empty() {
+            if page.scanned == 0 {
                 self.set_phase(ProjectionPhase::CaughtUp);
                 head.borrow_and_update();
                 if *head.borrow() >= next {
@@ -476,23 +480,24 @@ impl<P: Projection> Runner<P> {
                 continue;
             }
             self.set_phase(ProjectionPhase::Running);
-            if let Err(e) = self.process(&page).await {
+            if let Err(e) = self.process(&page.events, page.scanned_to).await {
                 return e;
             }
         }
     }
 
-    /// Folds one page into the state and saves the checkpoint.
-    async fn process(&mut self, page: &[RecordedEvent]) -> Result<(), End> {
+    /// Folds one page of accepted events into the state and saves the checkpoint at
+    /// `scanned_to` (the page may have skipped events the projection does not handle).
+    async fn process(&mut self, page: &[RecordedEvent], scanned_to: u64) -> Result<(), End> {
         let mut state = self.shared.state.lock().await;
-        let mut processed = *self.shared.processed.borrow();
+        let mut processed = scanned_to;
         let mut outcome = Ok(());
         for event in page {
             if let Err(e) = self.apply_with_policy(&mut state, event).await {
+                processed = event.position - 1;
                 outcome = Err(e);
                 break;
             }
-            processed = event.position;
         }
         if processed > *self.shared.processed.borrow() {
             if let Some(store) = &self.checkpoints {

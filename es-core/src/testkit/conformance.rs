@@ -366,6 +366,56 @@ pub async fn read_all_ranges<S: ConformanceStore>(store: S) {
     assert_eq!(read_all(&store, 0, usize::MAX).await.len(), 12);
 }
 
+/// `read_all_filtered` returns only accepted events, in order, and reports how far it scanned.
+pub async fn read_all_filtered_skips_but_advances<S: ConformanceStore>(store: S) {
+    let s = stream("f");
+    let batch: Vec<NewEvent> = (0..9u64)
+        .map(|i| {
+            let kind = if i % 3 == 0 { "Wanted" } else { "Other" };
+            NewEvent::new(kind, format!("{{\"n\":{i}}}").into_bytes())
+        })
+        .collect();
+    append_ok(&store, &s, ExpectedVersion::NoStream, batch).await;
+    let all = read_all(&store, 0, 100).await;
+    fn wanted(t: &str) -> bool {
+        t == "Wanted"
+    }
+    let page = match store.read_all_filtered(0, 100, wanted).await {
+        Ok(page) => page,
+        Err(e) => panic!("read_all_filtered failed: {e}"),
+    };
+    assert_eq!(page.scanned, 9);
+    assert_eq!(page.scanned_to, all[8].position);
+    let want: Vec<RecordedEvent> = all
+        .iter()
+        .filter(|e| e.event_type == "Wanted")
+        .cloned()
+        .collect();
+    assert_eq!(
+        page.events, want,
+        "accepted events come back whole, in order"
+    );
+    // A page that ends on skipped events still moves the reader forward.
+    let page = match store.read_all_filtered(all[1].position, 2, wanted).await {
+        Ok(page) => page,
+        Err(e) => panic!("read_all_filtered failed: {e}"),
+    };
+    assert!(page.events.is_empty());
+    assert_eq!((page.scanned, page.scanned_to), (2, all[2].position));
+    let page = match store
+        .read_all_filtered(all[8].position + 1, 10, wanted)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => panic!("read_all_filtered failed: {e}"),
+    };
+    assert_eq!(
+        (page.scanned, page.events.len()),
+        (0, 0),
+        "nothing past the head"
+    );
+}
+
 /// An unknown stream is empty, at version 0; an empty store has head 0.
 pub async fn unknown_stream_is_empty<S: ConformanceStore>(store: S) {
     assert_eq!(head(&store).await, 0);
@@ -739,6 +789,7 @@ macro_rules! store_conformance_tests {
                 sequences_start_at_one_and_are_gapless,
                 read_stream_ranges,
                 read_all_ranges,
+                read_all_filtered_skips_but_advances,
                 unknown_stream_is_empty,
                 metadata_and_payload_round_trip,
                 snapshots_save_load_prune,

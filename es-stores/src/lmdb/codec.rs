@@ -222,6 +222,26 @@ pub(super) fn decode_event(bytes: &[u8], position: u64) -> Result<DecodedEvent, 
     })
 }
 
+/// The event type of an event record, read without decoding (or copying) the rest.
+pub(super) fn event_type_of(bytes: &[u8], position: u64) -> Result<&str, StoreError> {
+    let what = || format!("event at position {position}");
+    let (start, len) = {
+        let mut r = Reader::new(bytes, &what);
+        r.bytes()?;
+        r.bytes()?;
+        r.varint()?;
+        r.take(12)?;
+        r.varint()?;
+        let len = r.len()?;
+        (bytes.len() - r.bytes.len(), len)
+    };
+    let event_type = bytes
+        .get(start..start.saturating_add(len))
+        .ok_or_else(|| StoreError::Corrupt(format!("{}: record is truncated", what())))?;
+    std::str::from_utf8(event_type)
+        .map_err(|_| StoreError::Corrupt(format!("{}: event type is not UTF-8", what())))
+}
+
 /// Encodes a snapshot value (the stream and version are in the key).
 pub(super) fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + snapshot.state.len());
@@ -306,6 +326,26 @@ mod tests {
         for cut in 0..buf.len() - 12 {
             assert!(decode_event(&buf[..cut], 9).is_err(), "cut at {cut}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn the_event_type_is_read_without_decoding() -> Result<(), StoreError> {
+        let stream = StreamId::new("t", "i");
+        let metadata = Metadata::from([("k".to_owned(), "v".to_owned())]);
+        let mut out = Vec::new();
+        EventFields {
+            stream: &stream,
+            sequence: 3,
+            timestamp: Utc::now(),
+            event_type: "Deposited",
+            event_version: 2,
+            metadata: &metadata,
+            payload: b"{}",
+        }
+        .encode_into(&mut out);
+        assert_eq!(event_type_of(&out, 9)?, "Deposited");
+        assert!(event_type_of(&out[..5], 9).is_err());
         Ok(())
     }
 

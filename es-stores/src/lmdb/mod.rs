@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
+    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, NewEvent,
     RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
 };
 use heed::types::Bytes;
@@ -900,6 +900,53 @@ impl EventStore for LmdbStore {
             tokio::task::yield_now().await;
         }
         Ok(out)
+    }
+
+    async fn read_all_filtered(
+        &self,
+        from_position: u64,
+        limit: usize,
+        accept: for<'t> fn(&'t str) -> bool,
+    ) -> Result<FilteredPage, StoreError> {
+        let mut page = FilteredPage::default();
+        let mut next = from_position.max(1);
+        loop {
+            let chunk = (limit - page.scanned).min(READ_CHUNK);
+            if chunk == 0 {
+                break;
+            }
+            let before = page.scanned;
+            let start = next.to_be_bytes();
+            self.inner.read("read the global log", |txn| {
+                let range = (
+                    std::ops::Bound::Included(&start[..]),
+                    std::ops::Bound::Unbounded,
+                );
+                let iter = self
+                    .inner
+                    .dbs
+                    .events
+                    .range(txn, &range)
+                    .map_err(|e| heed_error("read the global log", e))?;
+                for entry in iter.take(chunk) {
+                    let (key, bytes) = entry.map_err(|e| heed_error("read the global log", e))?;
+                    let position = codec::be_u64(key, "global log key")?;
+                    // Skipped events are never decoded: only their type is looked at.
+                    if accept(codec::event_type_of(bytes, position)?) {
+                        page.events.push(decode_recorded(bytes, position)?);
+                    }
+                    page.scanned += 1;
+                    page.scanned_to = position;
+                }
+                Ok(())
+            })?;
+            if page.scanned - before < chunk {
+                break;
+            }
+            next = page.scanned_to + 1;
+            tokio::task::yield_now().await;
+        }
+        Ok(page)
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
