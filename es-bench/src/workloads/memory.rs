@@ -129,6 +129,8 @@ pub async fn w6(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
             "live_after": live_after,
             "rss_after_bytes": rss_passivated,
             "rss_after_minus_before_bytes": rss_passivated as i64 - rss_before as i64,
+            "rss_after_minus_before_excluding_store_bytes":
+                rss_passivated as i64 - rss_before as i64 - (per_event * n as f64) as i64,
         }),
     );
     r.check(live_after == 0, || {
