@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use es_core::kernel::BuildError;
 use es_core::prelude::*;
-use es_core::{Kernel, SnapshotStore};
+use es_core::{Kernel, SnapshotStore, StoreError};
 
 fn kernel(store: impl EventStore + SnapshotStore + CheckpointStore + Clone) -> Kernel {
     Kernel::builder()
@@ -469,6 +469,32 @@ async fn a_failing_store_gives_store_errors_and_the_aggregate_recovers() -> Resu
         11,
         "failed commands left no trace"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_briefly_unavailable_store_is_retried() -> Result {
+    let store = FlakyStore::default();
+    let k = kernel(store.clone());
+    k.dispatch::<Account>("u", AccountCommand::Deposit(1))
+        .await?;
+    store.fail_next.store(2, Ordering::SeqCst);
+    let done = k
+        .dispatch::<Account>("u", AccountCommand::Deposit(1))
+        .await?;
+    assert_eq!(done.version, 2, "the write went through after two refusals");
+    assert_eq!(store.fail_next.load(Ordering::SeqCst), 0);
+    let k = Kernel::builder()
+        .store(store.clone())
+        .store_retries(0)
+        .register::<Account>()
+        .build()?;
+    store.fail_next.store(1, Ordering::SeqCst);
+    assert!(matches!(
+        k.dispatch::<Account>("u", AccountCommand::Deposit(1)).await,
+        Err(DispatchError::Store(StoreError::Unavailable(_)))
+    ));
+    assert_eq!(k.state::<Account>("u").await?.balance, 2);
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -474,6 +475,7 @@ where
         }
         let retries = self.kernel.config.conflict_retries;
         let mut attempt = 0;
+        let mut transient = 0;
         loop {
             let (state, version) = match self.loaded().await {
                 Ok(loaded) => loaded,
@@ -550,7 +552,17 @@ where
                     }
                     tracing::debug!(stream = %self.stream, base, actual, "version conflict; catching up and re-running");
                 }
+                Err(e) if e.is_transient() && transient < self.kernel.config.store_retries => {
+                    // The store says the write did not happen: reload and try again.
+                    transient += 1;
+                    self.state = None;
+                    let wait = Duration::from_millis(10u64 << transient.min(8));
+                    tracing::warn!(stream = %self.stream, error = %e, attempt = transient, ?wait, "store unavailable; retrying the batch");
+                    tokio::time::sleep(wait).await;
+                }
                 Err(e) => {
+                    // Nothing is acknowledged: the caller learns the write failed (or, for
+                    // `Indeterminate`, may not have happened), and the state is reloaded.
                     tracing::warn!(stream = %self.stream, error = %e, "append failed; nothing of the batch was applied");
                     self.state = None;
                     answer_all(jobs, |_| DispatchError::Store(e.clone()));
