@@ -197,6 +197,14 @@ async fn commands_racing_passivation_are_never_lost() -> Result {
             t.await??;
             expected += 1;
         }
+        if round % 50 == 25 {
+            // Quiet long enough for the actor to be passivated between rounds.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while k.live_aggregates() > 0 {
+                assert!(tokio::time::Instant::now() < deadline, "never passivated");
+                tokio::time::sleep(Duration::from_micros(300)).await;
+            }
+        }
         if round % 50 == 0 {
             // A withdrawal of everything must see every deposit so far.
             let balance = k.state::<Account>("racy").await?.balance;
