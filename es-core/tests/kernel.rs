@@ -115,6 +115,33 @@ async fn concurrent_clients_on_one_aggregate_serialize() -> Result {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_mailbox_makes_senders_wait_without_losing_anything() -> Result {
+    let store = MemoryStore::new();
+    let k = Kernel::builder()
+        .store(store.clone())
+        .mailbox_capacity(2)
+        .max_batch(3)
+        .register::<Account>()
+        .build()?;
+    let mut tasks = Vec::new();
+    for _ in 0..48 {
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                k.dispatch::<Account>("narrow", AccountCommand::Deposit(1))
+                    .await?;
+            }
+            Ok::<_, DispatchError<AccountError>>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    assert_eq!(store.stream_version(&stream("narrow")).await?, 480);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_aggregates_in_parallel() -> Result {
     let store = MemoryStore::new();
     let k = kernel(store.clone());

@@ -21,12 +21,13 @@ use crate::event::EventSet;
 use crate::store::{ExpectedVersion, NewEvent, Snapshot, StoreError, StreamId};
 
 use super::handle::KernelInner;
-use super::mailbox::Mailbox;
+use super::mailbox::{Mailbox, Signals};
 use super::{Committed, DispatchError, DispatchOptions};
 
 /// The live actors of one aggregate type.
 pub(crate) struct Registry<A: Aggregate> {
     slots: DashMap<String, Arc<Slot<A>>, foldhash::fast::RandomState>,
+    signals: Arc<Signals>,
 }
 
 /// A registry seen without its aggregate type, for what the kernel does to all actors.
@@ -52,9 +53,10 @@ where
         slots
             .into_iter()
             .map(|slot| {
+                let signals = self.signals.clone();
                 tokio::spawn(async move {
                     // An actor that already stopped has closed its mailbox: nothing to do.
-                    let _ = slot.mailbox.send(Msg::Stop).await;
+                    let _ = slot.mailbox.send(&signals, Msg::Stop).await;
                 })
             })
             .collect()
@@ -107,6 +109,7 @@ where
     pub(crate) fn new() -> Self {
         Self {
             slots: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            signals: Arc::default(),
         }
     }
 
@@ -116,7 +119,7 @@ where
         }
         self.slots
             .entry(id.to_owned())
-            .or_insert_with(|| spawn_actor::<A>(kernel, id))
+            .or_insert_with(|| spawn_actor::<A>(kernel, &self.signals, id))
             .clone()
     }
 
@@ -147,7 +150,7 @@ where
             options,
             reply,
         };
-        match slot.mailbox.send(msg).await {
+        match slot.mailbox.send(&registry.signals, msg).await {
             Ok(()) => match answer.await {
                 Ok(Reply::Done(result)) => return result,
                 Ok(Reply::Retry(c, o)) => (command, options) = (c, o),
@@ -160,7 +163,7 @@ where
             }) => (command, options) = (c, o),
             Err(_) => return Err(DispatchError::Shutdown),
         }
-        slot.mailbox.wait_stopped().await;
+        slot.mailbox.wait_stopped(&registry.signals).await;
         registry.remove(id, slot.generation);
     }
 }
@@ -179,19 +182,28 @@ where
         }
         let slot = registry.slot(kernel, id);
         let (reply, answer) = oneshot::channel();
-        if slot.mailbox.send(Msg::State { reply }).await.is_ok() {
+        if slot
+            .mailbox
+            .send(&registry.signals, Msg::State { reply })
+            .await
+            .is_ok()
+        {
             match answer.await {
                 Ok(Some(result)) => return result,
                 Ok(None) => {}
                 Err(_) => return Err(DispatchError::Shutdown),
             }
         }
-        slot.mailbox.wait_stopped().await;
+        slot.mailbox.wait_stopped(&registry.signals).await;
         registry.remove(id, slot.generation);
     }
 }
 
-fn spawn_actor<A: Aggregate>(kernel: &Arc<KernelInner>, id: &str) -> Arc<Slot<A>>
+fn spawn_actor<A: Aggregate>(
+    kernel: &Arc<KernelInner>,
+    signals: &Arc<Signals>,
+    id: &str,
+) -> Arc<Slot<A>>
 where
     A::Command: Clone,
 {
@@ -209,9 +221,10 @@ where
     kernel.live.fetch_add(1, Ordering::SeqCst);
     let token = kernel.tasks.token();
     let for_actor = slot.clone();
+    let signals = signals.clone();
     kernel.runtime.spawn(async move {
-        actor.run(&for_actor).await;
-        for_actor.mailbox.mark_stopped();
+        actor.run(&for_actor, &signals).await;
+        for_actor.mailbox.mark_stopped(&signals);
         drop(token);
     });
     if kernel.is_shut_down() {
@@ -278,11 +291,13 @@ impl<A: Aggregate> Actor<A>
 where
     A::Command: Clone,
 {
-    async fn run(mut self, slot: &Slot<A>) {
+    async fn run(mut self, slot: &Slot<A>, signals: &Signals) {
         let max_batch = self.kernel.config.max_batch;
         let mut batch = Vec::new();
         let exit = loop {
-            slot.mailbox.recv_batch(max_batch, &mut batch).await;
+            slot.mailbox
+                .recv_batch(signals, max_batch, &mut batch)
+                .await;
             // Boxed so that an idle actor's task does not carry the batch's state machine.
             let flow = Box::pin(self.handle_batch(std::mem::take(&mut batch))).await;
             slot.mailbox.touch(self.kernel.now_micros());
@@ -295,7 +310,7 @@ where
         if matches!(exit, Exit::Retry) {
             tracing::debug!(stream = %self.stream, "actor stopping");
         }
-        for msg in slot.mailbox.close() {
+        for msg in slot.mailbox.close(signals) {
             match (msg, exit) {
                 (Msg::Command { reply, .. }, Exit::Shutdown) => {
                     let _ = reply.send(Reply::Done(Err(DispatchError::Shutdown)));

@@ -10,17 +10,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+/// Signals shared by all the mailboxes of one registry (rarely used, so not worth a copy per
+/// actor): room in a full mailbox, and an actor having stopped. Waiters re-check their own
+/// mailbox after each wake-up.
+#[derive(Default)]
+pub(crate) struct Signals {
+    room: Notify,
+    stopped: Notify,
+}
+
 /// The queue and the actor's life signals.
 pub(crate) struct Mailbox<M> {
     queue: Mutex<Queue<M>>,
     capacity: usize,
     /// Wakes the actor when a message arrives.
     ready: Notify,
-    /// Wakes senders waiting for room in a full queue.
-    room: Notify,
     /// Raised once the actor has fully stopped.
     stopped: AtomicBool,
-    stopped_signal: Notify,
     /// The kernel clock (µs) of the actor's last activity, read by the passivation sweeper.
     last_active: AtomicU64,
 }
@@ -88,9 +94,7 @@ impl<M> Mailbox<M> {
             }),
             capacity,
             ready: Notify::new(),
-            room: Notify::new(),
             stopped: AtomicBool::new(false),
-            stopped_signal: Notify::new(),
             last_active: AtomicU64::new(now),
         }
     }
@@ -111,14 +115,14 @@ impl<M> Mailbox<M> {
 
     /// Queues a message, waiting for room when the queue is full. Gives the message back if
     /// the mailbox is closed (the actor stopped).
-    pub(crate) async fn send(&self, mut message: M) -> Result<(), M> {
+    pub(crate) async fn send(&self, signals: &Signals, mut message: M) -> Result<(), M> {
         loop {
             match self.try_push(message) {
                 Ok(()) => return Ok(()),
                 Err(PushError::Closed(m)) => return Err(m),
                 Err(PushError::Full(m)) => message = m,
             }
-            let room = self.room.notified();
+            let room = signals.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             {
@@ -145,7 +149,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Waits for messages and moves up to `max` of them into `batch`.
-    pub(crate) async fn recv_batch(&self, max: usize, batch: &mut Vec<M>) {
+    pub(crate) async fn recv_batch(&self, signals: &Signals, max: usize, batch: &mut Vec<M>) {
         loop {
             {
                 let mut queue = self.queue.lock();
@@ -154,7 +158,7 @@ impl<M> Mailbox<M> {
                     queue.drain_into(max, batch);
                     drop(queue);
                     if was_full {
-                        self.room.notify_waiters();
+                        signals.room.notify_waiters();
                     }
                     return;
                 }
@@ -165,12 +169,12 @@ impl<M> Mailbox<M> {
     }
 
     /// Closes the mailbox and returns what was still queued. Later sends fail.
-    pub(crate) fn close(&self) -> Vec<M> {
+    pub(crate) fn close(&self, signals: &Signals) -> Vec<M> {
         let mut queue = self.queue.lock();
         queue.closed = true;
         let rest = queue.take_all();
         drop(queue);
-        self.room.notify_waiters();
+        signals.room.notify_waiters();
         rest
     }
 
@@ -185,15 +189,15 @@ impl<M> Mailbox<M> {
     }
 
     /// Marks the actor as fully stopped and wakes whoever waits for it.
-    pub(crate) fn mark_stopped(&self) {
+    pub(crate) fn mark_stopped(&self, signals: &Signals) {
         self.stopped.store(true, Ordering::SeqCst);
-        self.stopped_signal.notify_waiters();
+        signals.stopped.notify_waiters();
     }
 
     /// Waits until the actor has fully stopped.
-    pub(crate) async fn wait_stopped(&self) {
+    pub(crate) async fn wait_stopped(&self, signals: &Signals) {
         loop {
-            let stopped = self.stopped_signal.notified();
+            let stopped = signals.stopped.notified();
             tokio::pin!(stopped);
             stopped.as_mut().enable();
             if self.stopped.load(Ordering::SeqCst) {
