@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
+    NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
 };
 
 /// An in-memory event, snapshot and checkpoint store, for tests, demos and benchmarks.
@@ -56,12 +56,62 @@ impl Default for Inner {
     }
 }
 
+/// The log in a compact form: each stream id and event type is stored once, and an event
+/// keeps only what is its own. [`RecordedEvent`]s are built on read.
 #[derive(Default)]
 struct Log {
     /// The global log; the event at position `p` is at index `p - 1`.
-    events: Vec<RecordedEvent>,
-    /// Per stream, the indexes into `events` of its events, in sequence order.
-    streams: HashMap<StreamId, Vec<usize>, foldhash::fast::RandomState>,
+    events: Vec<Stored>,
+    /// Stream ids by number.
+    streams: Vec<Arc<StreamId>>,
+    /// Per stream: its number and the indexes into `events` of its events, in sequence order.
+    index: HashMap<Arc<StreamId>, StreamIndex, foldhash::fast::RandomState>,
+    /// Event type names, stored once each.
+    types: HashMap<Arc<str>, (), foldhash::fast::RandomState>,
+}
+
+struct StreamIndex {
+    number: u32,
+    events: Vec<u32>,
+}
+
+struct Stored {
+    stream: u32,
+    event_version: u32,
+    sequence: u64,
+    timestamp: DateTime<Utc>,
+    event_type: Arc<str>,
+    metadata: Option<Box<Metadata>>,
+    payload: Box<[u8]>,
+}
+
+impl Log {
+    fn version(&self, stream: &StreamId) -> u64 {
+        self.index.get(stream).map_or(0, |s| s.events.len() as u64)
+    }
+
+    fn recorded(&self, index: usize) -> RecordedEvent {
+        let e = &self.events[index];
+        RecordedEvent {
+            position: index as u64 + 1,
+            stream: StreamId::clone(&self.streams[e.stream as usize]),
+            sequence: e.sequence,
+            event_type: e.event_type.to_string(),
+            event_version: e.event_version,
+            timestamp: e.timestamp,
+            metadata: e.metadata.as_deref().cloned().unwrap_or_default(),
+            payload: e.payload.to_vec(),
+        }
+    }
+
+    fn intern(&mut self, event_type: &str) -> Arc<str> {
+        if let Some((name, ())) = self.types.get_key_value(event_type) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(event_type);
+        self.types.insert(name.clone(), ());
+        name
+    }
 }
 
 impl MemoryStore {
@@ -98,11 +148,7 @@ impl EventStore for MemoryStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         let mut log = self.inner.log.write();
-        let Log {
-            events: all,
-            streams,
-        } = &mut *log;
-        let version = streams.get(stream).map_or(0, Vec::len) as u64;
+        let version = log.version(stream);
         expected.check(version)?;
         if events.is_empty() {
             return Ok(AppendResult {
@@ -110,23 +156,56 @@ impl EventStore for MemoryStore {
                 events: Vec::new(),
             });
         }
-        let index = match streams.get_mut(stream) {
-            Some(index) => index,
-            None => streams.entry(stream.clone()).or_default(),
+        if log.events.len() + events.len() > u32::MAX as usize {
+            return Err(StoreError::Full(
+                "a MemoryStore holds at most 4,294,967,295 events".to_owned(),
+            ));
+        }
+        let number = match log.index.get(stream) {
+            Some(s) => s.number,
+            None => {
+                let number = u32::try_from(log.streams.len()).map_err(|_| {
+                    StoreError::Full("a MemoryStore holds at most 2^32 streams".to_owned())
+                })?;
+                let id = Arc::new(stream.clone());
+                log.streams.push(id.clone());
+                log.index.insert(
+                    id,
+                    StreamIndex {
+                        number,
+                        events: Vec::new(),
+                    },
+                );
+                number
+            }
         };
         let timestamp = Utc::now();
         let mut recorded = Vec::with_capacity(events.len());
+        let mut indexes = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
-            let position = all.len() as u64 + 1;
-            let event = event.record(stream.clone(), version + 1 + i as u64, position, timestamp);
-            index.push(all.len());
-            recorded.push(event.clone());
-            all.push(event);
+            let index = log.events.len();
+            let sequence = version + 1 + i as u64;
+            let event_type = log.intern(&event.event_type);
+            let stored = Stored {
+                stream: number,
+                event_version: event.event_version,
+                sequence,
+                timestamp,
+                event_type,
+                metadata: (!event.metadata.is_empty()).then(|| Box::new(event.metadata.clone())),
+                payload: event.payload.as_slice().into(),
+            };
+            log.events.push(stored);
+            indexes.push(index as u32);
+            recorded.push(event.record(stream.clone(), sequence, index as u64 + 1, timestamp));
         }
-        let head = all.len() as u64;
+        if let Some(s) = log.index.get_mut(stream) {
+            s.events.extend(indexes);
+        }
+        let head = log.events.len() as u64;
         self.inner.head.send_replace(head);
         Ok(AppendResult {
-            version: index.len() as u64,
+            version: version + recorded.len() as u64,
             events: recorded,
         })
     }
@@ -138,15 +217,16 @@ impl EventStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.inner.log.read();
-        let Some(index) = log.streams.get(stream) else {
+        let Some(index) = log.index.get(stream) else {
             return Ok(Vec::new());
         };
         let start = usize::try_from(from_sequence.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(index
+            .events
             .iter()
             .skip(start)
             .take(limit)
-            .map(|&i| log.events[i].clone())
+            .map(|&i| log.recorded(i as usize))
             .collect())
     }
 
@@ -157,7 +237,8 @@ impl EventStore for MemoryStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.inner.log.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(log.events.iter().skip(start).take(limit).cloned().collect())
+        let end = start.saturating_add(limit).min(log.events.len());
+        Ok((start.min(end)..end).map(|i| log.recorded(i)).collect())
     }
 
     async fn read_all_filtered(
@@ -168,25 +249,20 @@ impl EventStore for MemoryStore {
     ) -> Result<FilteredPage, StoreError> {
         let log = self.inner.log.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
+        let end = start.saturating_add(limit).min(log.events.len());
         let mut page = FilteredPage::default();
-        for event in log.events.iter().skip(start).take(limit) {
+        for i in start.min(end)..end {
             page.scanned += 1;
-            page.scanned_to = event.position;
-            if accept(&event.event_type) {
-                page.events.push(event.clone());
+            page.scanned_to = i as u64 + 1;
+            if accept(&log.events[i].event_type) {
+                page.events.push(log.recorded(i));
             }
         }
         Ok(page)
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        Ok(self
-            .inner
-            .log
-            .read()
-            .streams
-            .get(stream)
-            .map_or(0, Vec::len) as u64)
+        Ok(self.inner.log.read().version(stream))
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use es_core::kernel::BuildError;
 use es_core::prelude::*;
-use es_core::{Kernel, SnapshotStore};
+use es_core::{Kernel, SnapshotStore, StoreError};
 
 fn kernel(store: impl EventStore + SnapshotStore + CheckpointStore + Clone) -> Kernel {
     Kernel::builder()
@@ -115,6 +115,33 @@ async fn concurrent_clients_on_one_aggregate_serialize() -> Result {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_mailbox_makes_senders_wait_without_losing_anything() -> Result {
+    let store = MemoryStore::new();
+    let k = Kernel::builder()
+        .store(store.clone())
+        .mailbox_capacity(2)
+        .max_batch(3)
+        .register::<Account>()
+        .build()?;
+    let mut tasks = Vec::new();
+    for _ in 0..48 {
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                k.dispatch::<Account>("narrow", AccountCommand::Deposit(1))
+                    .await?;
+            }
+            Ok::<_, DispatchError<AccountError>>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    assert_eq!(store.stream_version(&stream("narrow")).await?, 480);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_aggregates_in_parallel() -> Result {
     let store = MemoryStore::new();
     let k = kernel(store.clone());
@@ -196,6 +223,14 @@ async fn commands_racing_passivation_are_never_lost() -> Result {
         for t in tasks {
             t.await??;
             expected += 1;
+        }
+        if round % 50 == 25 {
+            // Quiet long enough for the actor to be passivated between rounds.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while k.live_aggregates() > 0 {
+                assert!(tokio::time::Instant::now() < deadline, "never passivated");
+                tokio::time::sleep(Duration::from_micros(300)).await;
+            }
         }
         if round % 50 == 0 {
             // A withdrawal of everything must see every deposit so far.
@@ -469,6 +504,32 @@ async fn a_failing_store_gives_store_errors_and_the_aggregate_recovers() -> Resu
         11,
         "failed commands left no trace"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_briefly_unavailable_store_is_retried() -> Result {
+    let store = FlakyStore::default();
+    let k = kernel(store.clone());
+    k.dispatch::<Account>("u", AccountCommand::Deposit(1))
+        .await?;
+    store.fail_next.store(2, Ordering::SeqCst);
+    let done = k
+        .dispatch::<Account>("u", AccountCommand::Deposit(1))
+        .await?;
+    assert_eq!(done.version, 2, "the write went through after two refusals");
+    assert_eq!(store.fail_next.load(Ordering::SeqCst), 0);
+    let k = Kernel::builder()
+        .store(store.clone())
+        .store_retries(0)
+        .register::<Account>()
+        .build()?;
+    store.fail_next.store(1, Ordering::SeqCst);
+    assert!(matches!(
+        k.dispatch::<Account>("u", AccountCommand::Deposit(1)).await,
+        Err(DispatchError::Store(StoreError::Unavailable(_)))
+    ));
+    assert_eq!(k.state::<Account>("u").await?.balance, 2);
     Ok(())
 }
 

@@ -11,21 +11,23 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dashmap::DashMap;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::sync::oneshot;
 
 use crate::aggregate::Aggregate;
 use crate::event::EventSet;
 use crate::store::{ExpectedVersion, NewEvent, Snapshot, StoreError, StreamId};
 
 use super::handle::KernelInner;
+use super::mailbox::{Mailbox, Signals};
 use super::{Committed, DispatchError, DispatchOptions};
 
 /// The live actors of one aggregate type.
 pub(crate) struct Registry<A: Aggregate> {
     slots: DashMap<String, Arc<Slot<A>>, foldhash::fast::RandomState>,
+    signals: Arc<Signals>,
 }
 
 /// A registry seen without its aggregate type, for what the kernel does to all actors.
@@ -34,6 +36,8 @@ pub(crate) trait AnyRegistry: Send + Sync + 'static {
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync);
     /// Asks every live actor to stop once it has handled what is already in its mailbox.
     fn stop_all(&self) -> Vec<tokio::task::JoinHandle<()>>;
+    /// Offers passivation to every actor idle since before `idle_since` (kernel time, µs).
+    fn sweep(&self, idle_since: u64);
 }
 
 impl<A: Aggregate> AnyRegistry for Registry<A>
@@ -45,24 +49,32 @@ where
     }
 
     fn stop_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let mailboxes: Vec<_> = self.slots.iter().map(|s| s.mailbox.clone()).collect();
-        mailboxes
+        let slots: Vec<_> = self.slots.iter().map(|s| s.value().clone()).collect();
+        slots
             .into_iter()
-            .map(|mailbox| {
+            .map(|slot| {
+                let signals = self.signals.clone();
                 tokio::spawn(async move {
                     // An actor that already stopped has closed its mailbox: nothing to do.
-                    let _ = mailbox.send(Msg::Stop).await;
+                    let _ = slot.mailbox.send(&signals, Msg::Stop).await;
                 })
             })
             .collect()
     }
+
+    fn sweep(&self, idle_since: u64) {
+        for slot in self.slots.iter() {
+            if slot.mailbox.last_active() <= idle_since {
+                slot.mailbox.offer_if_idle(Msg::Passivate);
+            }
+        }
+    }
 }
 
-/// One live actor: its mailbox and a signal raised once it has fully stopped.
+/// One live actor: its generation (to tell it from a successor) and its mailbox.
 struct Slot<A: Aggregate> {
     generation: u64,
-    mailbox: mpsc::Sender<Msg<A>>,
-    stopped: watch::Receiver<bool>,
+    mailbox: Mailbox<Msg<A>>,
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -80,6 +92,8 @@ enum Msg<A: Aggregate> {
     },
     /// The kernel is shutting down: stop after what is already queued.
     Stop,
+    /// The sweeper saw the actor idle: stop, unless something arrived since.
+    Passivate,
 }
 
 enum Reply<A: Aggregate> {
@@ -95,6 +109,7 @@ where
     pub(crate) fn new() -> Self {
         Self {
             slots: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            signals: Arc::default(),
         }
     }
 
@@ -104,21 +119,13 @@ where
         }
         self.slots
             .entry(id.to_owned())
-            .or_insert_with(|| spawn_actor::<A>(kernel, id))
+            .or_insert_with(|| spawn_actor::<A>(kernel, &self.signals, id))
             .clone()
     }
 
     fn remove(&self, id: &str, generation: u64) {
         self.slots
             .remove_if(id, |_, slot| slot.generation == generation);
-    }
-}
-
-impl<A: Aggregate> Slot<A> {
-    async fn wait_stopped(&self) {
-        let mut stopped = self.stopped.clone();
-        // An error means the actor is gone without raising the signal: stopped as well.
-        let _ = stopped.wait_for(|s| *s).await;
     }
 }
 
@@ -143,22 +150,20 @@ where
             options,
             reply,
         };
-        match slot.mailbox.send(msg).await {
+        match slot.mailbox.send(&registry.signals, msg).await {
             Ok(()) => match answer.await {
                 Ok(Reply::Done(result)) => return result,
                 Ok(Reply::Retry(c, o)) => (command, options) = (c, o),
                 Err(_) => return Err(DispatchError::Shutdown),
             },
-            Err(mpsc::error::SendError(Msg::Command {
+            Err(Msg::Command {
                 command: c,
                 options: o,
                 ..
-            })) => (command, options) = (c, o),
-            Err(mpsc::error::SendError(Msg::State { .. } | Msg::Stop)) => {
-                return Err(DispatchError::Shutdown);
-            }
+            }) => (command, options) = (c, o),
+            Err(_) => return Err(DispatchError::Shutdown),
         }
-        slot.wait_stopped().await;
+        slot.mailbox.wait_stopped(&registry.signals).await;
         registry.remove(id, slot.generation);
     }
 }
@@ -177,25 +182,36 @@ where
         }
         let slot = registry.slot(kernel, id);
         let (reply, answer) = oneshot::channel();
-        if slot.mailbox.send(Msg::State { reply }).await.is_ok() {
+        if slot
+            .mailbox
+            .send(&registry.signals, Msg::State { reply })
+            .await
+            .is_ok()
+        {
             match answer.await {
                 Ok(Some(result)) => return result,
                 Ok(None) => {}
                 Err(_) => return Err(DispatchError::Shutdown),
             }
         }
-        slot.wait_stopped().await;
+        slot.mailbox.wait_stopped(&registry.signals).await;
         registry.remove(id, slot.generation);
     }
 }
 
-fn spawn_actor<A: Aggregate>(kernel: &Arc<KernelInner>, id: &str) -> Arc<Slot<A>>
+fn spawn_actor<A: Aggregate>(
+    kernel: &Arc<KernelInner>,
+    signals: &Arc<Signals>,
+    id: &str,
+) -> Arc<Slot<A>>
 where
     A::Command: Clone,
 {
-    let (mailbox, inbox) = mpsc::channel(kernel.config.mailbox);
-    let (stopped_tx, stopped) = watch::channel(false);
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let slot = Arc::new(Slot {
+        generation,
+        mailbox: Mailbox::new(kernel.config.mailbox, kernel.now_micros()),
+    });
     let actor = Actor::<A> {
         kernel: kernel.clone(),
         stream: StreamId::new(A::TYPE, id),
@@ -204,20 +220,18 @@ where
     };
     kernel.live.fetch_add(1, Ordering::SeqCst);
     let token = kernel.tasks.token();
+    let for_actor = slot.clone();
+    let signals = signals.clone();
     kernel.runtime.spawn(async move {
-        actor.run(inbox).await;
-        let _ = stopped_tx.send(true);
+        actor.run(&for_actor, &signals).await;
+        for_actor.mailbox.mark_stopped(&signals);
         drop(token);
     });
     if kernel.is_shut_down() {
         // Shutdown began after our dispatcher looked: it may not have seen this actor.
-        let _ = mailbox.try_send(Msg::Stop);
+        slot.mailbox.offer_if_idle(Msg::Stop);
     }
-    Arc::new(Slot {
-        generation,
-        mailbox,
-        stopped,
-    })
+    slot
 }
 
 struct Actor<A: Aggregate> {
@@ -261,7 +275,7 @@ enum Outcome<E> {
 
 enum Flow {
     Continue,
-    /// The actor must stop (a panic left its state unknown).
+    /// The actor must stop (a panic left its state unknown, or it was idle).
     Stop,
     /// The kernel asked the actor to stop.
     Shutdown,
@@ -277,42 +291,26 @@ impl<A: Aggregate> Actor<A>
 where
     A::Command: Clone,
 {
-    async fn run(mut self, mut inbox: mpsc::Receiver<Msg<A>>) {
-        let idle = self.kernel.config.passivate_after;
-        let mut last_active = Instant::now();
-        let mut deadline = Box::pin(sleep_until(last_active + idle));
+    async fn run(mut self, slot: &Slot<A>, signals: &Signals) {
+        let max_batch = self.kernel.config.max_batch;
+        let mut batch = Vec::new();
         let exit = loop {
-            let first = tokio::select! {
-                biased;
-                msg = inbox.recv() => match msg {
-                    Some(msg) => msg,
-                    None => break Exit::Retry,
-                },
-                () = &mut deadline => {
-                    if last_active.elapsed() >= idle {
-                        tracing::debug!(stream = %self.stream, "passivating idle aggregate");
-                        break Exit::Retry;
-                    }
-                    deadline.as_mut().reset(last_active + idle);
-                    continue;
-                }
-            };
-            let mut batch = vec![first];
-            while batch.len() < self.kernel.config.max_batch {
-                match inbox.try_recv() {
-                    Ok(msg) => batch.push(msg),
-                    Err(_) => break,
-                }
-            }
-            match self.handle_batch(batch).await {
+            slot.mailbox
+                .recv_batch(signals, max_batch, &mut batch)
+                .await;
+            // Boxed so that an idle actor's task does not carry the batch's state machine.
+            let flow = Box::pin(self.handle_batch(std::mem::take(&mut batch))).await;
+            slot.mailbox.touch(self.kernel.now_micros());
+            match flow {
                 Flow::Continue => {}
                 Flow::Stop => break Exit::Retry,
                 Flow::Shutdown => break Exit::Shutdown,
             }
-            last_active = Instant::now();
         };
-        inbox.close();
-        while let Ok(msg) = inbox.try_recv() {
+        if matches!(exit, Exit::Retry) {
+            tracing::debug!(stream = %self.stream, "actor stopping");
+        }
+        for msg in slot.mailbox.close(signals) {
             match (msg, exit) {
                 (Msg::Command { reply, .. }, Exit::Shutdown) => {
                     let _ = reply.send(Reply::Done(Err(DispatchError::Shutdown)));
@@ -333,7 +331,7 @@ where
                 (Msg::State { reply }, Exit::Retry) => {
                     let _ = reply.send(None);
                 }
-                (Msg::Stop, _) => {}
+                (Msg::Stop | Msg::Passivate, _) => {}
             }
         }
         if let Some(registry) = self.registry() {
@@ -350,6 +348,7 @@ where
     /// committed state.
     async fn handle_batch(&mut self, batch: Vec<Msg<A>>) -> Flow {
         let mut jobs = Vec::with_capacity(batch.len());
+        let alone = batch.len() == 1;
         let mut batch = batch.into_iter();
         while let Some(msg) = batch.next() {
             match msg {
@@ -379,6 +378,13 @@ where
                     };
                     let _ = reply.send(Some(answer));
                 }
+                Msg::Passivate => {
+                    // Honoured only when it is all the actor got: anything else means work
+                    // arrived after the sweeper looked.
+                    if alone {
+                        return Flow::Stop;
+                    }
+                }
                 Msg::Stop => {
                     if let Flow::Stop = self.commit_jobs(std::mem::take(&mut jobs)).await {
                         retry_rest(batch);
@@ -393,7 +399,7 @@ where
                             Msg::State { reply } => {
                                 let _ = reply.send(Some(Err(DispatchError::Shutdown)));
                             }
-                            Msg::Stop => {}
+                            Msg::Stop | Msg::Passivate => {}
                         }
                     }
                     return Flow::Shutdown;
@@ -474,6 +480,7 @@ where
         }
         let retries = self.kernel.config.conflict_retries;
         let mut attempt = 0;
+        let mut transient = 0;
         loop {
             let (state, version) = match self.loaded().await {
                 Ok(loaded) => loaded,
@@ -550,7 +557,17 @@ where
                     }
                     tracing::debug!(stream = %self.stream, base, actual, "version conflict; catching up and re-running");
                 }
+                Err(e) if e.is_transient() && transient < self.kernel.config.store_retries => {
+                    // The store says the write did not happen: reload and try again.
+                    transient += 1;
+                    self.state = None;
+                    let wait = Duration::from_millis(10u64 << transient.min(8));
+                    tracing::warn!(stream = %self.stream, error = %e, attempt = transient, ?wait, "store unavailable; retrying the batch");
+                    tokio::time::sleep(wait).await;
+                }
                 Err(e) => {
+                    // Nothing is acknowledged: the caller learns the write failed (or, for
+                    // `Indeterminate`, may not have happened), and the state is reloaded.
                     tracing::warn!(stream = %self.stream, error = %e, "append failed; nothing of the batch was applied");
                     self.state = None;
                     answer_all(jobs, |_| DispatchError::Store(e.clone()));
@@ -729,7 +746,7 @@ fn retry_rest<A: Aggregate>(rest: impl Iterator<Item = Msg<A>>) {
             Msg::State { reply } => {
                 let _ = reply.send(None);
             }
-            Msg::Stop => {}
+            Msg::Stop | Msg::Passivate => {}
         }
     }
 }

@@ -32,6 +32,7 @@ pub(crate) struct Config {
     pub(crate) mailbox: usize,
     pub(crate) max_batch: usize,
     pub(crate) conflict_retries: u32,
+    pub(crate) store_retries: u32,
     pub(crate) replay_page: usize,
 }
 
@@ -44,6 +45,7 @@ impl Default for Config {
             mailbox: 1024,
             max_batch: 512,
             conflict_retries: 5,
+            store_retries: 3,
             replay_page: 4096,
         }
     }
@@ -130,6 +132,13 @@ impl KernelBuilder {
     /// How often a command is re-run after a version conflict before `Conflict` (default 5).
     pub fn conflict_retries(mut self, retries: u32) -> Self {
         self.config.conflict_retries = retries;
+        self
+    }
+
+    /// How often a batch is retried, with backoff, when the store reports it is unavailable
+    /// (the write surely did not happen) before the error reaches the callers (default 3).
+    pub fn store_retries(mut self, retries: u32) -> Self {
+        self.config.store_retries = retries;
         self
     }
 

@@ -3,6 +3,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -35,6 +36,8 @@ pub(crate) struct KernelInner {
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) tasks: TaskTracker,
     projections: Projections,
+    /// The origin of the kernel clock used for passivation.
+    epoch: std::time::Instant,
 }
 
 impl KernelInner {
@@ -57,7 +60,13 @@ impl KernelInner {
             shutdown: watch::Sender::new(false),
             tasks: TaskTracker::default(),
             projections,
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// Microseconds since the kernel started.
+    pub(crate) fn now_micros(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
     pub(crate) fn registry<A: Aggregate>(&self) -> Option<&Registry<A>> {
@@ -78,9 +87,9 @@ impl Kernel {
     }
 
     pub(crate) fn from_inner(inner: KernelInner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
+        let inner = Arc::new(inner);
+        inner.runtime.spawn(sweep(Arc::downgrade(&inner)));
+        Self { inner }
     }
 
     fn registry<A: Aggregate>(&self) -> Result<&Registry<A>, DispatchError<A::Error>> {
@@ -188,6 +197,33 @@ impl Kernel {
         }
         self.inner.projections.stop_all().await;
         self.inner.tasks.wait_idle().await;
+    }
+}
+
+/// Offers passivation to idle actors, a few times per `passivate_after`, until the kernel is
+/// dropped or shut down. Idle actors hold no timer and never wake up on their own.
+async fn sweep(kernel: std::sync::Weak<KernelInner>) {
+    let Some(idle) = kernel.upgrade().map(|k| k.config.passivate_after) else {
+        return;
+    };
+    let every = (idle / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
+    let idle_micros = u64::try_from(idle.as_micros()).unwrap_or(u64::MAX);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(kernel) = kernel.upgrade() else {
+            return;
+        };
+        if kernel.is_shut_down() {
+            return;
+        }
+        let Some(idle_since) = kernel.now_micros().checked_sub(idle_micros) else {
+            continue;
+        };
+        for registry in kernel.registries.values() {
+            registry.sweep(idle_since);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 mod actor;
 mod builder;
 mod handle;
+mod mailbox;
 mod tracker;
 
 use std::collections::BTreeMap;

@@ -147,6 +147,8 @@ impl Aggregate for Account {
 pub struct FlakyStore {
     pub inner: MemoryStore,
     pub fail_appends: Arc<AtomicBool>,
+    /// Fails this many appends, then succeeds.
+    pub fail_next: Arc<AtomicUsize>,
     pub stream_events_read: Arc<AtomicUsize>,
     pub appends: Arc<AtomicUsize>,
 }
@@ -159,7 +161,11 @@ impl EventStore for FlakyStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        if self.fail_appends.load(Ordering::SeqCst) {
+        let failing_next = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing_next || self.fail_appends.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
                 "test double: disk unplugged".into(),
             ));

@@ -739,6 +739,68 @@ fn decode_recorded(bytes: &[u8], position: u64) -> Result<RecordedEvent, StoreEr
     })
 }
 
+impl LmdbStore {
+    /// Scans up to `limit` events of the global log from `from_position`, in short read
+    /// transactions, decoding those `accept` takes (all when `None`). Skipped events are never
+    /// decoded: only their type is looked at.
+    async fn scan_log(
+        &self,
+        from_position: u64,
+        limit: usize,
+        accept: Option<for<'t> fn(&'t str) -> bool>,
+    ) -> Result<FilteredPage, StoreError> {
+        let mut page = FilteredPage {
+            events: Vec::with_capacity(if accept.is_none() {
+                limit.min(READ_CHUNK)
+            } else {
+                0
+            }),
+            ..FilteredPage::default()
+        };
+        let mut next = from_position.max(1);
+        loop {
+            let chunk = (limit - page.scanned).min(READ_CHUNK);
+            if chunk == 0 {
+                break;
+            }
+            let before = page.scanned;
+            let start = next.to_be_bytes();
+            self.inner.read("read the global log", |txn| {
+                let range = (
+                    std::ops::Bound::Included(&start[..]),
+                    std::ops::Bound::Unbounded,
+                );
+                let iter = self
+                    .inner
+                    .dbs
+                    .events
+                    .range(txn, &range)
+                    .map_err(|e| heed_error("read the global log", e))?;
+                for entry in iter.take(chunk) {
+                    let (key, bytes) = entry.map_err(|e| heed_error("read the global log", e))?;
+                    let position = codec::be_u64(key, "global log key")?;
+                    let wanted = match accept {
+                        Some(accept) => accept(codec::event_type_of(bytes, position)?),
+                        None => true,
+                    };
+                    if wanted {
+                        page.events.push(decode_recorded(bytes, position)?);
+                    }
+                    page.scanned += 1;
+                    page.scanned_to = position;
+                }
+                Ok(())
+            })?;
+            if page.scanned - before < chunk {
+                break;
+            }
+            next = page.scanned_to + 1;
+            tokio::task::yield_now().await;
+        }
+        Ok(page)
+    }
+}
+
 impl std::fmt::Debug for LmdbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LmdbStore")
@@ -865,41 +927,7 @@ impl EventStore for LmdbStore {
         from_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut out = Vec::with_capacity(limit.min(READ_CHUNK));
-        let mut next = from_position.max(1);
-        loop {
-            let chunk = (limit - out.len()).min(READ_CHUNK);
-            if chunk == 0 {
-                break;
-            }
-            let before = out.len();
-            let start = next.to_be_bytes();
-            self.inner.read("read the global log", |txn| {
-                let range = (
-                    std::ops::Bound::Included(&start[..]),
-                    std::ops::Bound::Unbounded,
-                );
-                let iter = self
-                    .inner
-                    .dbs
-                    .events
-                    .range(txn, &range)
-                    .map_err(|e| heed_error("read the global log", e))?;
-                for entry in iter.take(chunk) {
-                    let (key, bytes) = entry.map_err(|e| heed_error("read the global log", e))?;
-                    let position = codec::be_u64(key, "global log key")?;
-                    out.push(decode_recorded(bytes, position)?);
-                }
-                Ok(())
-            })?;
-            let read = out.len() - before;
-            match out.last() {
-                Some(last) if read == chunk => next = last.position + 1,
-                _ => break,
-            }
-            tokio::task::yield_now().await;
-        }
-        Ok(out)
+        Ok(self.scan_log(from_position, limit, None).await?.events)
     }
 
     async fn read_all_filtered(
@@ -908,45 +936,7 @@ impl EventStore for LmdbStore {
         limit: usize,
         accept: for<'t> fn(&'t str) -> bool,
     ) -> Result<FilteredPage, StoreError> {
-        let mut page = FilteredPage::default();
-        let mut next = from_position.max(1);
-        loop {
-            let chunk = (limit - page.scanned).min(READ_CHUNK);
-            if chunk == 0 {
-                break;
-            }
-            let before = page.scanned;
-            let start = next.to_be_bytes();
-            self.inner.read("read the global log", |txn| {
-                let range = (
-                    std::ops::Bound::Included(&start[..]),
-                    std::ops::Bound::Unbounded,
-                );
-                let iter = self
-                    .inner
-                    .dbs
-                    .events
-                    .range(txn, &range)
-                    .map_err(|e| heed_error("read the global log", e))?;
-                for entry in iter.take(chunk) {
-                    let (key, bytes) = entry.map_err(|e| heed_error("read the global log", e))?;
-                    let position = codec::be_u64(key, "global log key")?;
-                    // Skipped events are never decoded: only their type is looked at.
-                    if accept(codec::event_type_of(bytes, position)?) {
-                        page.events.push(decode_recorded(bytes, position)?);
-                    }
-                    page.scanned += 1;
-                    page.scanned_to = position;
-                }
-                Ok(())
-            })?;
-            if page.scanned - before < chunk {
-                break;
-            }
-            next = page.scanned_to + 1;
-            tokio::task::yield_now().await;
-        }
-        Ok(page)
+        self.scan_log(from_position, limit, Some(accept)).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
