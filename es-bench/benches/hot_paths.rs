@@ -9,7 +9,7 @@ use std::fmt::Display;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use es_core::prelude::*;
 use es_examples::bank::{BankAccount, BankAccountEvent, Deposit, Deposited, Withdraw, Withdrawn};
 
@@ -68,6 +68,23 @@ fn events(c: &mut Criterion) {
     group.finish();
 }
 
+/// Times `iters` runs of `f` inside a task of the runtime (not from the thread blocking on it,
+/// which would add a cross-thread wake-up to every iteration).
+fn in_task<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, f: F) -> Duration
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let task = rt.spawn(async move {
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            f().await;
+        }
+        start.elapsed()
+    });
+    ok(rt.block_on(task), "benchmark task")
+}
+
 fn dispatch(c: &mut Criterion) {
     let rt = runtime();
     let store = MemoryStore::new();
@@ -84,21 +101,31 @@ fn dispatch(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(3));
     group.bench_function("dispatch_deposit_awaited", |b| {
-        b.to_async(&rt).iter(|| async {
-            ok(
-                kernel
-                    .dispatch::<BankAccount>("acc-1", Deposit { amount: 1 })
-                    .await,
-                "dispatch",
-            )
+        b.iter_custom(|iters| {
+            let kernel = kernel.clone();
+            in_task(&rt, iters, move || {
+                let kernel = kernel.clone();
+                async move {
+                    let done = kernel
+                        .dispatch::<BankAccount>("acc-1", Deposit { amount: 1 })
+                        .await;
+                    black_box(ok(done, "dispatch"));
+                }
+            })
         })
     });
     group.bench_function("dispatch_rejected_awaited", |b| {
-        b.to_async(&rt).iter(|| async {
-            let result = kernel
-                .dispatch::<BankAccount>("acc-2", Withdraw { amount: 1 })
-                .await;
-            black_box(result.is_err())
+        b.iter_custom(|iters| {
+            let kernel = kernel.clone();
+            in_task(&rt, iters, move || {
+                let kernel = kernel.clone();
+                async move {
+                    let result = kernel
+                        .dispatch::<BankAccount>("acc-2", Withdraw { amount: 1 })
+                        .await;
+                    black_box(result.is_err());
+                }
+            })
         })
     });
     group.finish();
@@ -115,22 +142,19 @@ fn memory_append(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     for batch in [1usize, 100] {
         let store = MemoryStore::new();
-        let stream = StreamId::new("bank_account", "acc-1");
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(format!("append_batch_{batch}"), |b| {
-            b.to_async(&rt).iter_batched(
-                || vec![event.clone(); batch],
-                |events| {
-                    let (store, stream) = (&store, &stream);
+            b.iter_custom(|iters| {
+                let (store, event) = (store.clone(), event.clone());
+                in_task(&rt, iters, move || {
+                    let (store, events) = (store.clone(), vec![event.clone(); batch]);
                     async move {
-                        ok(
-                            store.append(stream, ExpectedVersion::Any, events).await,
-                            "append",
-                        )
+                        let stream = StreamId::new("bank_account", "acc-1");
+                        let done = store.append(&stream, ExpectedVersion::Any, events).await;
+                        black_box(ok(done, "append"));
                     }
-                },
-                BatchSize::SmallInput,
-            )
+                })
+            })
         });
     }
     group.finish();

@@ -6,6 +6,37 @@
 //! cargo run --release -p es-bench -- all --quick --pg-url "$ES_PG_URL" --data /tmp/bench
 //! ```
 //!
+//! Each workload and store prints one JSON object on one line of stdout:
+//!
+//! ```text
+//! {"workload":"w1","store":"lmdb","durability":"durable","quick":false,
+//!  "params":{"clients":64,"commands":200000,"accounts":10000,"events":0,"quick":false},
+//!  "runs":3,"results":{...medians of the workload's figures...},"per_run":[{...},...],
+//!  "ok":true,"violations":[],"notes":[...],
+//!  "fsync_baseline":{"median_us":..,"p10_us":..,"p90_us":..,"samples":50,"dir":".."},
+//!  "machine":{"cpus":2,"loadavg_1m_start":..,"loadavg_1m_end":..}}
+//! ```
+//!
+//! `fsync_baseline` comes with durable stores only, `per_run` with `--runs` above 1, and
+//! `error` (a message) when a run could not complete. The figures per workload:
+//!
+//! - W1: `commands_per_s`, `latency` (`p50_us`, `p99_us`, `p999_us`, `max_us`, `mean_us`),
+//!   `ok`, `errors`, `events_in_store`;
+//! - W2: `commands_per_s`, `last_10pct_commands_per_s`, `last_10pct_ratio`, `latency`,
+//!   `final_version`, and for durable stores `store_append_median_us` (sequential one-event
+//!   store appends), `commit_limit_commands_per_s` and `fraction_of_commit_limit`;
+//! - W3: `successful_commands_per_s`, `successes`, `failures`, `final_balance`,
+//!   `expected_balance`, `final_version`, `latency`;
+//! - W4: `stream_events`, `load_events_per_s`, and `without_snapshot` / `with_snapshot`, each
+//!   with `open_ms`, `replay_ms`, `events_replayed`, `events_per_s`, `first_answer_ms`,
+//!   `snapshot_version`;
+//! - W5: `events`, `streams`, `load_events_per_s`, `selective` and `all_events` (each with
+//!   `events_per_s`, `handled`, `ms`);
+//! - W6: `rss_bytes_per_live_aggregate` (and `..._excluding_store`), `store_bytes_per_event`,
+//!   `live`, RSS figures, and `passivation` (`live_after`, `rss_after_bytes`, ...);
+//! - W7: `batch_1`, `batch_100`, `batch_1000`, each with `events`, `appenders`,
+//!   `events_per_s`, `appends_per_s`, `ms`.
+//!
 //! Exit status: 0 when every run completed and passed its correctness checks, 1 when a check
 //! failed (W1 errors, W3 failures or a wrong balance, wrong event counts, ...), 2 when a run
 //! could not complete (a store error, bad options).
