@@ -22,6 +22,7 @@ use crate::store::{ExpectedVersion, NewEvent, Snapshot, StoreError, StreamId};
 
 use super::handle::KernelInner;
 use super::mailbox::{Mailbox, Signals};
+use super::tracker::TaskToken;
 use super::{Committed, DispatchError, DispatchOptions};
 
 /// The live actors of one aggregate type.
@@ -35,7 +36,7 @@ pub(crate) trait AnyRegistry: Send + Sync + 'static {
     /// The registry itself, to downcast to `Registry<A>`.
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync);
     /// Asks every live actor to stop once it has handled what is already in its mailbox.
-    fn stop_all(&self) -> Vec<tokio::task::JoinHandle<()>>;
+    fn stop_all(&self);
     /// Offers passivation to every actor idle since before `idle_since` (kernel time, µs).
     fn sweep(&self, idle_since: u64);
 }
@@ -48,18 +49,11 @@ where
         self
     }
 
-    fn stop_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let slots: Vec<_> = self.slots.iter().map(|s| s.value().clone()).collect();
-        slots
-            .into_iter()
-            .map(|slot| {
-                let signals = self.signals.clone();
-                tokio::spawn(async move {
-                    // An actor that already stopped has closed its mailbox: nothing to do.
-                    let _ = slot.mailbox.send(&signals, Msg::Stop).await;
-                })
-            })
-            .collect()
+    fn stop_all(&self) {
+        for slot in self.slots.iter() {
+            // An actor that already stopped has closed its mailbox: nothing to do.
+            slot.mailbox.push_control(Msg::Stop);
+        }
     }
 
     fn sweep(&self, idle_since: u64) {
@@ -220,16 +214,14 @@ where
     };
     kernel.live.fetch_add(1, Ordering::SeqCst);
     let token = kernel.tasks.token();
-    let for_actor = slot.clone();
-    let signals = signals.clone();
-    kernel.runtime.spawn(async move {
-        actor.run(&for_actor, &signals).await;
-        for_actor.mailbox.mark_stopped(&signals);
-        drop(token);
-    });
+    // The task's future is the actor's own (no wrapping block), so an idle actor's task holds
+    // one copy of its fields.
+    kernel
+        .runtime
+        .spawn(actor.run(slot.clone(), signals.clone(), token));
     if kernel.is_shut_down() {
         // Shutdown began after our dispatcher looked: it may not have seen this actor.
-        slot.mailbox.offer_if_idle(Msg::Stop);
+        slot.mailbox.push_control(Msg::Stop);
     }
     slot
 }
@@ -291,12 +283,12 @@ impl<A: Aggregate> Actor<A>
 where
     A::Command: Clone,
 {
-    async fn run(mut self, slot: &Slot<A>, signals: &Signals) {
+    async fn run(mut self, slot: Arc<Slot<A>>, signals: Arc<Signals>, token: TaskToken) {
         let max_batch = self.kernel.config.max_batch;
         let mut batch = Vec::new();
         let exit = loop {
             slot.mailbox
-                .recv_batch(signals, max_batch, &mut batch)
+                .recv_batch(&signals, max_batch, &mut batch)
                 .await;
             // Boxed so that an idle actor's task does not carry the batch's state machine.
             let flow = Box::pin(self.handle_batch(std::mem::take(&mut batch))).await;
@@ -310,7 +302,7 @@ where
         if matches!(exit, Exit::Retry) {
             tracing::debug!(stream = %self.stream, "actor stopping");
         }
-        for msg in slot.mailbox.close(signals) {
+        for msg in slot.mailbox.close(&signals) {
             match (msg, exit) {
                 (Msg::Command { reply, .. }, Exit::Shutdown) => {
                     let _ = reply.send(Reply::Done(Err(DispatchError::Shutdown)));
@@ -338,6 +330,8 @@ where
             registry.remove(&self.stream.aggregate_id, self.generation);
         }
         self.kernel.live.fetch_sub(1, Ordering::SeqCst);
+        slot.mailbox.mark_stopped(&signals);
+        drop(token);
     }
 
     fn registry(&self) -> Option<&Registry<A>> {

@@ -186,14 +186,8 @@ impl Kernel {
         self.inner.shutdown.send_replace(true);
         // Actors are asked to stop through their mailboxes, so an actor's hot loop never has
         // to watch a shutdown signal.
-        let stops: Vec<_> = self
-            .inner
-            .registries
-            .values()
-            .flat_map(|r| r.stop_all())
-            .collect();
-        for stop in stops {
-            let _ = stop.await;
+        for registry in self.inner.registries.values() {
+            registry.stop_all();
         }
         self.inner.projections.stop_all().await;
         self.inner.tasks.wait_idle().await;

@@ -135,6 +135,19 @@ impl<M> Mailbox<M> {
         }
     }
 
+    /// Queues a control message even when the queue is full (capacity bounds commands, not the
+    /// kernel's own requests). Returns `false` if the mailbox is closed.
+    pub(crate) fn push_control(&self, message: M) -> bool {
+        let mut queue = self.queue.lock();
+        if queue.closed {
+            return false;
+        }
+        queue.push(message);
+        drop(queue);
+        self.ready.notify_one();
+        true
+    }
+
     /// Queues a message only if the queue is empty and open (for the sweeper's passivation
     /// offer, which must not race ahead of real work).
     pub(crate) fn offer_if_idle(&self, message: M) -> bool {
