@@ -7,11 +7,11 @@
 //! `crash_child`, which does nothing in a normal test run.
 #![cfg(feature = "lmdb")]
 
+mod crash_common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use es_core::store::{
     CheckpointStore, EventStore, ExpectedVersion, NewEvent, Snapshot, SnapshotStore, StoreError,
@@ -21,7 +21,7 @@ use es_stores::{Durability, LmdbStore};
 
 const CHILD_ENV: &str = "ES_LMDB_CRASH_CHILD";
 const DURABILITY_ENV: &str = "ES_LMDB_CRASH_DURABILITY";
-const MARK: &str = "@@ack";
+use crash_common::MARK;
 const WRITERS: u64 = 8;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -111,60 +111,35 @@ struct Ack {
 }
 
 /// Runs the child until it has acknowledged `kill_after` appends, SIGKILLs it, and returns every
-/// acknowledgement it printed.
+/// acknowledgement it printed. While the child runs, this process must be refused the store.
 fn run_and_kill(
     dir: &Path,
     durability: &str,
     kill_after: usize,
 ) -> Result<Vec<Ack>, Box<dyn std::error::Error>> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
-        .env(DURABILITY_ENV, durability)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut acks = Vec::new();
-    let mut killed = false;
-    let mut checked_lock = false;
-    let started = Instant::now();
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        let Some(at) = line.find(MARK) else { continue };
-        let fields: Vec<u64> = line[at + MARK.len()..]
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        let [writer, version, position] = fields[..] else {
-            return Err(format!("bad ack line {line:?}").into());
-        };
-        acks.push(Ack {
+    let dir_str = dir.to_str().ok_or("non-UTF-8 temp dir")?;
+    let acks = crash_common::run_and_kill(
+        "crash_child",
+        &[(CHILD_ENV, dir_str), (DURABILITY_ENV, durability)],
+        kill_after,
+        |count| {
+            if count == 5 {
+                match LmdbStore::open(dir) {
+                    Err(StoreError::Locked(_)) => {}
+                    other => return Err(format!("expected Locked, got {other:?}").into()),
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(acks
+        .into_iter()
+        .map(|[writer, version, position]| Ack {
             writer,
             version,
             position,
-        });
-        if !checked_lock && acks.len() >= 5 {
-            // While the child runs, this process cannot open the store.
-            checked_lock = true;
-            match LmdbStore::open(dir) {
-                Err(StoreError::Locked(_)) => {}
-                other => return Err(format!("expected Locked, got {other:?}").into()),
-            }
-        }
-        if !killed && (acks.len() >= kill_after || started.elapsed() > Duration::from_secs(60)) {
-            child.kill()?; // SIGKILL
-            killed = true;
-        }
-    }
-    if !killed {
-        child.kill()?;
-    }
-    let status = child.wait()?;
-    if !killed {
-        return Err(format!("child exited on its own: {status}").into());
-    }
-    Ok(acks)
+        })
+        .collect())
 }
 
 /// Reopens the store after a crash and checks it against the acknowledgements.

@@ -6,12 +6,13 @@
 //! The child is this test binary re-invoked with `ES_LMDB_KERNEL_CHILD=<dir>`.
 #![cfg(feature = "lmdb")]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod crash_common;
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use crash_common::MARK;
 use es_core::event::EventError;
 use es_core::store::{EventStore, SnapshotStore, StoreError, StreamId};
 use es_core::{Aggregate, Event, EventSet, Kernel};
@@ -19,7 +20,6 @@ use es_stores::LmdbStore;
 use serde::{Deserialize, Serialize};
 
 const CHILD_ENV: &str = "ES_LMDB_KERNEL_CHILD";
-const MARK: &str = "@@kack";
 const ACCOUNTS: u64 = 8;
 const CLIENTS: u64 = 16;
 
@@ -146,46 +146,17 @@ fn kernel_crash_child() -> TestResult {
     })
 }
 
+/// Runs the child until it has acknowledged `kill_after` commands, SIGKILLs it, and returns every
+/// acknowledgement it printed.
 fn run_and_kill(dir: &Path, kill_after: usize) -> Result<Vec<Ack>, Box<dyn std::error::Error>> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "--exact",
-            "kernel_crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut acks = Vec::new();
-    let mut killed = false;
-    let started = Instant::now();
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        let Some(at) = line.find(MARK) else { continue };
-        let fields: Vec<u64> = line[at + MARK.len()..]
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        let [account, version, position] = fields[..] else {
-            return Err(format!("bad ack line {line:?}").into());
-        };
-        acks.push((account, version, position));
-        if !killed && (acks.len() >= kill_after || started.elapsed() > Duration::from_secs(60)) {
-            child.kill()?; // SIGKILL
-            killed = true;
-        }
-    }
-    if !killed {
-        child.kill()?;
-    }
-    let status = child.wait()?;
-    if !killed {
-        return Err(format!("child exited on its own: {status}").into());
-    }
-    Ok(acks)
+    let dir_str = dir.to_str().ok_or("non-UTF-8 temp dir")?;
+    let acks = crash_common::run_and_kill(
+        "kernel_crash_child",
+        &[(CHILD_ENV, dir_str)],
+        kill_after,
+        |_| Ok(()),
+    )?;
+    Ok(acks.into_iter().map(|[a, v, p]| (a, v, p)).collect())
 }
 
 async fn verify(dir: &Path, acks: &[Ack]) -> TestResult {
