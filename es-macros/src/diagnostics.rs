@@ -61,4 +61,31 @@ impl Diagnostics {
             .map(syn::Error::into_compile_error)
             .unwrap_or_default()
     }
+
+    /// The output of an attribute macro whose item could not be read: the errors and the item
+    /// unchanged.
+    pub(crate) fn with_unchanged(self, item: TokenStream) -> TokenStream {
+        let mut tokens = self.into_compile_errors();
+        tokens.extend(item);
+        tokens
+    }
+
+    /// The output of an attribute macro on an impl block: the user's item (helper attributes
+    /// removed), then the expansion, or, when errors were recorded, a fallback stub (so one
+    /// mistake does not cascade) and every error.
+    pub(crate) fn finish(
+        self,
+        item: impl ToTokens,
+        expand: impl FnOnce() -> TokenStream,
+        fallback: impl FnOnce() -> TokenStream,
+    ) -> TokenStream {
+        let mut tokens = item.to_token_stream();
+        if self.has_errors() {
+            tokens.extend(fallback());
+            tokens.extend(self.into_compile_errors());
+        } else {
+            tokens.extend(expand());
+        }
+        tokens
+    }
 }

@@ -6,7 +6,6 @@ mod expand;
 mod parse;
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
 
 use crate::diagnostics::Diagnostics;
 
@@ -17,19 +16,12 @@ pub(crate) fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse::parse_args(attr, &mut diagnostics);
     let input = match parse::parse_item(item, &mut diagnostics) {
         Ok(input) => input,
-        Err(unchanged) => {
-            let mut tokens = diagnostics.into_compile_errors();
-            tokens.extend(unchanged);
-            return tokens;
-        }
+        Err(unchanged) => return diagnostics.with_unchanged(unchanged),
     };
     let plan = check::check(args, &input, &mut diagnostics);
-    let mut tokens = input.item.to_token_stream();
-    if diagnostics.has_errors() {
-        tokens.extend(expand::fallback(&plan));
-        tokens.extend(diagnostics.into_compile_errors());
-    } else {
-        tokens.extend(expand::expand(&plan));
-    }
-    tokens
+    diagnostics.finish(
+        &input.item,
+        || expand::expand(&plan),
+        || expand::fallback(&plan),
+    )
 }
