@@ -147,6 +147,7 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
+        stream.validate()?;
         let mut log = self.inner.log.write();
         let version = log.version(stream);
         expected.check(version)?;
@@ -216,6 +217,7 @@ impl EventStore for MemoryStore {
         from_sequence: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        stream.validate()?;
         let log = self.inner.log.read();
         let Some(index) = log.index.get(stream) else {
             return Ok(Vec::new());
@@ -262,6 +264,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        stream.validate()?;
         Ok(self.inner.log.read().version(stream))
     }
 
@@ -277,6 +280,7 @@ impl EventStore for MemoryStore {
 #[async_trait]
 impl SnapshotStore for MemoryStore {
     async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        snapshot.stream.validate()?;
         self.inner
             .snapshots
             .lock()
@@ -287,6 +291,7 @@ impl SnapshotStore for MemoryStore {
     }
 
     async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        stream.validate()?;
         Ok(self
             .inner
             .snapshots
@@ -296,6 +301,7 @@ impl SnapshotStore for MemoryStore {
     }
 
     async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError> {
+        stream.validate()?;
         let mut snapshots = self.inner.snapshots.lock();
         if let Some(versions) = snapshots.get_mut(stream) {
             while versions.len() > keep_last {

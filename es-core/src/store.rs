@@ -22,6 +22,30 @@ use tokio::sync::watch;
 pub type Metadata = BTreeMap<String, String>;
 
 /// Identifies one stream of events: the events of one aggregate instance.
+///
+/// # Which ids are valid
+///
+/// One rule holds on every store, checked before anything is written (and on reads, so a
+/// request for an id no store could hold is an error rather than an empty answer):
+///
+/// - neither part is empty;
+/// - `aggregate_type` is at most [`StreamId::MAX_TYPE_LEN`] bytes (128) and `aggregate_id` at
+///   most [`StreamId::MAX_ID_LEN`] bytes (256) of UTF-8, sizes every backend can index (LMDB's
+///   keys are limited to 511 bytes);
+/// - neither part contains a NUL character (PostgreSQL's text cannot hold one).
+///
+/// Anything else (spaces, `/`, any Unicode) is allowed. A store answers an invalid id with
+/// [`StoreError::InvalidInput`], whose message quotes at most the first 80 bytes of the part
+/// at fault.
+///
+/// ```
+/// use es_core::store::{StoreError, StreamId};
+///
+/// assert!(StreamId::new("bank_account", "acc-1").validate().is_ok());
+/// assert!(matches!(StreamId::new("bank_account", "").validate(), Err(StoreError::InvalidInput(_))));
+/// let long = "x".repeat(StreamId::MAX_ID_LEN + 1);
+/// assert!(StreamId::new("bank_account", long).validate().is_err());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StreamId {
     /// The aggregate type, e.g. `"bank_account"` (`Aggregate::TYPE`).
@@ -38,6 +62,65 @@ impl StreamId {
             aggregate_id: aggregate_id.into(),
         }
     }
+}
+
+impl StreamId {
+    /// The longest valid `aggregate_type`, in bytes.
+    pub const MAX_TYPE_LEN: usize = 128;
+    /// The longest valid `aggregate_id`, in bytes.
+    pub const MAX_ID_LEN: usize = 256;
+
+    /// Checks the id against the rule every store applies (see the type's docs).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] naming the part at fault and quoting at most its first 80
+    /// bytes.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        check_id_part("aggregate type", &self.aggregate_type, Self::MAX_TYPE_LEN)?;
+        check_id_part("aggregate id", &self.aggregate_id, Self::MAX_ID_LEN)
+    }
+}
+
+/// Checks one part of a stream id: not empty, not longer than `max` bytes, no NUL.
+fn check_id_part(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::InvalidInput(format!(
+            "invalid stream id: the {what} is empty"
+        )));
+    }
+    if value.len() > max {
+        return Err(StoreError::InvalidInput(format!(
+            "invalid stream id: the {what} is {} bytes, at most {max} are allowed ({})",
+            value.len(),
+            quote_prefix(value)
+        )));
+    }
+    if value.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "invalid stream id: the {what} contains a NUL character ({})",
+            quote_prefix(value)
+        )));
+    }
+    Ok(())
+}
+
+/// `value` quoted for an error message: whole when short, else its first 80 bytes (cut at a
+/// character boundary) and how many bytes were left out.
+pub fn quote_prefix(value: &str) -> String {
+    const SHOWN: usize = 80;
+    if value.len() <= SHOWN {
+        return format!("{value:?}");
+    }
+    let mut end = SHOWN;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{:?}... ({} more bytes)",
+        &value[..end],
+        value.len() - end
+    )
 }
 
 impl fmt::Display for StreamId {
@@ -181,6 +264,42 @@ pub struct AppendResult {
 }
 
 impl AppendResult {
+    /// The answer to an append that wrote nothing: the stream stays at `version`.
+    pub fn unchanged(version: u64) -> Self {
+        Self {
+            version,
+            events: Vec::new(),
+        }
+    }
+
+    /// The answer to an append of `events` to `stream`, which was at `version_before`, once the
+    /// store has given the first event `first_position` (the others follow it by one each) and
+    /// stamped them all with `timestamp`. Every backend builds its answer with this.
+    pub fn recorded(
+        stream: &StreamId,
+        version_before: u64,
+        first_position: u64,
+        timestamp: DateTime<Utc>,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        let count = events.len() as u64;
+        let events = (0u64..)
+            .zip(events)
+            .map(|(i, event)| {
+                event.record(
+                    stream.clone(),
+                    version_before + 1 + i,
+                    first_position + i,
+                    timestamp,
+                )
+            })
+            .collect();
+        Self {
+            version: version_before + count,
+            events,
+        }
+    }
+
     /// The position of the first appended event, if any.
     pub fn first_position(&self) -> Option<u64> {
         self.events.first().map(|e| e.position)
