@@ -116,11 +116,7 @@ pub fn quote_prefix(value: &str) -> String {
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    format!(
-        "{:?}... ({} more bytes)",
-        &value[..end],
-        value.len() - end
-    )
+    format!("{:?}... ({} more bytes)", &value[..end], value.len() - end)
 }
 
 impl fmt::Display for StreamId {
@@ -273,25 +269,21 @@ impl AppendResult {
     }
 
     /// The answer to an append of `events` to `stream`, which was at `version_before`, once the
-    /// store has given the first event `first_position` (the others follow it by one each) and
+    /// store has given the events their `positions` (in order; `first..` for a gapless log) and
     /// stamped them all with `timestamp`. Every backend builds its answer with this.
     pub fn recorded(
         stream: &StreamId,
         version_before: u64,
-        first_position: u64,
+        positions: impl IntoIterator<Item = u64>,
         timestamp: DateTime<Utc>,
         events: Vec<NewEvent>,
     ) -> Self {
         let count = events.len() as u64;
         let events = (0u64..)
+            .zip(positions)
             .zip(events)
-            .map(|(i, event)| {
-                event.record(
-                    stream.clone(),
-                    version_before + 1 + i,
-                    first_position + i,
-                    timestamp,
-                )
+            .map(|((i, position), event)| {
+                event.record(stream.clone(), version_before + 1 + i, position, timestamp)
             })
             .collect();
         Self {
