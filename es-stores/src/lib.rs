@@ -29,6 +29,10 @@
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(any(feature = "file", feature = "lmdb"))]
+mod group_commit;
+#[cfg(any(feature = "file", feature = "lmdb"))]
+mod lock;
 #[cfg(feature = "file")]
 pub use file::FileStore;
 #[cfg(feature = "lmdb")]

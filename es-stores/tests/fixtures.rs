@@ -14,8 +14,8 @@
 use std::path::{Path, PathBuf};
 
 use es_core::store::{
-    Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
-    Snapshot, SnapshotStore, StreamId,
+    Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot,
+    SnapshotStore, StreamId,
 };
 use es_stores::{FileStore, LmdbStore};
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,9 @@ fn streams() -> Vec<StreamId> {
 const CHECKPOINTS: [&str; 2] = ["balances", "audit log"];
 
 fn with_metadata(event: NewEvent, pairs: &[(&str, &str)]) -> NewEvent {
-    pairs.iter().fold(event, |event, (k, v)| event.metadata(*k, *v))
+    pairs
+        .iter()
+        .fold(event, |event, (k, v)| event.metadata(*k, *v))
 }
 
 /// Copies a fixture (its store files, not `expected.json`) into a fresh temporary directory.
@@ -69,8 +71,7 @@ fn copy_fixture(name: &str) -> Result<(tempfile::TempDir, Expected), Box<dyn std
         Ok(())
     }
     let source = fixture_dir(name);
-    let expected: Expected =
-        serde_json::from_slice(&std::fs::read(source.join("expected.json"))?)?;
+    let expected: Expected = serde_json::from_slice(&std::fs::read(source.join("expected.json"))?)?;
     let dir = tempfile::tempdir()?;
     copy_dir(&source, &dir.path().join("store"))?;
     Ok((dir, expected))
@@ -116,7 +117,10 @@ where
     }
     // Metadata, a non-JSON payload and a batch survived.
     assert_eq!(
-        expected.events[0].metadata.get("correlation_id").map(String::as_str),
+        expected.events[0]
+            .metadata
+            .get("correlation_id")
+            .map(String::as_str),
         Some("c-1")
     );
     assert_eq!(expected.events[5].payload, vec![0, 159, 146, 150, 255]);
@@ -188,9 +192,7 @@ where
         .append(
             &acc1,
             ExpectedVersion::Exact(2),
-            vec![
-                NewEvent::new("Withdrawn", br#"{"amount":30}"#.to_vec()).version(2),
-            ],
+            vec![NewEvent::new("Withdrawn", br#"{"amount":30}"#.to_vec()).version(2)],
         )
         .await?;
     store
@@ -198,7 +200,10 @@ where
             &order,
             ExpectedVersion::NoStream,
             vec![
-                NewEvent::new("Placed", r#"{"items":["é",1,2.5,null]}"#.as_bytes().to_vec()),
+                NewEvent::new(
+                    "Placed",
+                    r#"{"items":["é",1,2.5,null]}"#.as_bytes().to_vec(),
+                ),
                 with_metadata(
                     NewEvent::new("Blob", vec![0, 159, 146, 150, 255]),
                     &[("content-type", "application/octet-stream")],

@@ -496,22 +496,6 @@ async fn second_open_in_process_is_the_same_store() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn large_stream_ids_are_rejected_clearly() -> TestResult {
-    let (store, _dir) = fresh()?;
-    let huge = StreamId::new("t", "x".repeat(600));
-    match store
-        .append(&huge, ExpectedVersion::Any, vec![event(1)])
-        .await
-    {
-        Err(StoreError::InvalidInput(message)) => assert!(message.contains("too long")),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(store.stream_version(&huge).await?, 0);
-    assert!(store.read_stream(&huge, 1, 10).await?.is_empty());
-    Ok(())
-}
-
 #[test]
 fn garbage_data_file_is_incompatible() -> TestResult {
     let dir = tempfile::tempdir()?;

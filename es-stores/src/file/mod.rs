@@ -1,20 +1,19 @@
 //! [`FileStore`]: events, snapshots and checkpoints in plain files a person can read.
 //!
 //! The directory layout is described in [`layout`], the JSON text of each file in [`format`],
-//! the recovery on open in [`scan`] and the group commit in [`writer`].
+//! the recovery on open in [`scan`] and the commit step of the group commit in [`commit`].
 
+mod commit;
 mod format;
 mod index;
 mod layout;
 mod scan;
-mod writer;
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use es_core::store::{
@@ -24,6 +23,7 @@ use es_core::store::{
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};
 
+use self::commit::{AppendRequest, LogWriter};
 use self::format::{
     CheckpointDoc, CheckpointHeader, EventLine, SnapshotDoc, SnapshotHeader, StreamField,
     format_timestamp, parse_timestamp, read_body, write_record,
@@ -34,10 +34,13 @@ use self::layout::{
     parse_snapshot_file_name, read_exact_at, replace_file, snapshot_file_name, stream_dir_name,
     sync_dir,
 };
-use self::writer::{AppendRequest, Writer};
+use crate::group_commit::WriterThread;
+use crate::lock::DirLock;
 
 /// The most bytes read from the log in one positional read.
 const MAX_READ: u64 = 4 << 20;
+/// How many appends may wait for the writer before appenders are made to wait (back-pressure).
+const QUEUE_CAPACITY: usize = 4096;
 
 /// A durable event, snapshot and checkpoint store in plain files under one directory.
 ///
@@ -65,10 +68,14 @@ const MAX_READ: u64 = 4 << 20;
 ///   the open with [`StoreError::Corrupt`] naming the file and line, and nothing is rewritten.
 /// - **One owner.** The directory is locked while a store is open; a second
 ///   [`FileStore::open`] of it (from this or another process) fails with
-///   [`StoreError::Locked`].
+///   [`StoreError::Locked`]. The lock is a POSIX record lock, which child processes do not
+///   inherit, so a program that spawns processes never keeps a closed store locked.
+/// - **Valid stream ids only.** Every call taking a stream checks it with
+///   [`StreamId::validate`] first and answers [`StoreError::InvalidInput`].
 ///
-/// `Clone` shares one store. Dropping the last clone waits for the appends already queued
-/// (at most one group commit), stops the writer thread and releases the directory.
+/// `Clone` shares one store. Dropping the last clone commits the appends already queued,
+/// stops the writer thread and releases the directory before `drop` returns, so the directory
+/// can be reopened at once; [`FileStore::close`] does the same and reports a failure.
 ///
 /// ```
 /// use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
@@ -97,16 +104,34 @@ pub struct FileStore {
     shared: Arc<Shared>,
 }
 
-/// What the clones of one store share; dropping it stops the writer and releases the lock.
+/// What the clones of one store share. Fields drop in order: the writer stops (committing
+/// what is queued), then the state goes and the directory lock is released.
 struct Shared {
+    writer: Writer,
     state: Arc<State>,
-    requests: Option<mpsc::Sender<AppendRequest>>,
-    writer: Option<JoinHandle<()>>,
-    /// Held (locked) for as long as the store is open; dropped after the writer has stopped.
-    _lock: File,
+    lock: DirLock,
 }
 
-/// The store's state, shared with the writer thread and with blocking read tasks.
+/// The writer thread, stopped when dropped.
+struct Writer(Option<WriterThread<AppendRequest>>);
+
+impl Writer {
+    /// Stops the writer thread (once) and returns its error.
+    fn stop(&mut self) -> Result<(), StoreError> {
+        self.0.take().map_or(Ok(()), WriterThread::stop)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            tracing::error!(%error, "file store closed with an error");
+        }
+    }
+}
+
+/// The store's state, shared with the writer thread and with blocking read tasks (which
+/// therefore hold no lock and never delay closing).
 struct State {
     dir: PathBuf,
     events_path: PathBuf,
@@ -135,25 +160,8 @@ impl FileStore {
             move |e: io::Error| StoreError::io(context, e)
         };
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io("opening", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked(format!(
-                    "{} is already open in another FileStore (this or another process)",
-                    dir.display()
-                )));
-            }
-            Err(TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
-        }
+        let lock =
+            DirLock::acquire(&dir, LOCK_FILE).map_err(|e| e.into_store_error("FileStore", &dir))?;
 
         for sub in [SNAPSHOTS_DIR, CHECKPOINTS_DIR] {
             let path = dir.join(sub);
@@ -183,20 +191,58 @@ impl FileStore {
             index: RwLock::new(index),
             head: watch::Sender::new(head),
         });
-        let (requests, receiver) = mpsc::channel();
-        let writer = Writer::new(Arc::clone(&state), log, len);
-        let writer = std::thread::Builder::new()
-            .name("es-file-writer".to_owned())
-            .spawn(move || writer.run(receiver))
-            .map_err(|e| StoreError::io("starting the file store writer thread", e))?;
+        let writer = WriterThread::spawn(
+            "es-file-writer",
+            QUEUE_CAPACITY,
+            LogWriter::new(Arc::clone(&state), log, len),
+        )?;
         Ok(Self {
             shared: Arc::new(Shared {
+                writer: Writer(Some(writer)),
                 state,
-                requests: Some(requests),
-                writer: Some(writer),
-                _lock: lock,
+                lock,
             }),
         })
+    }
+
+    /// Closes this handle. When it is the last one, waits until the queued appends are
+    /// committed and the writer thread stopped, then releases the directory, and returns what
+    /// went wrong on the way (a failed append that could not be undone, a writer that
+    /// panicked). Dropping the last handle does the same but can only log the error.
+    ///
+    /// While other clones are alive the store stays open for them and this returns `Ok(())`;
+    /// the store closes when the last of them is dropped or closed.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = es_stores::FileStore::open(dir.path())?;
+    /// store.close().await?;
+    /// let store = es_stores::FileStore::open(dir.path())?; // the directory is free again
+    /// # drop(store);
+    /// # Ok::<(), es_core::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error the writer stopped with, if any.
+    pub async fn close(self) -> Result<(), StoreError> {
+        let Ok(shared) = Arc::try_unwrap(self.shared) else {
+            return Ok(());
+        };
+        blocking(move || {
+            let Shared {
+                mut writer,
+                state,
+                lock,
+            } = shared;
+            let stopped = writer.stop();
+            drop(state);
+            drop(lock);
+            stopped
+        })
+        .await
     }
 
     /// The store's directory.
@@ -206,18 +252,6 @@ impl FileStore {
 
     fn state(&self) -> Arc<State> {
         Arc::clone(&self.shared.state)
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // Closing the channel lets the writer finish the queued appends and return.
-        drop(self.requests.take());
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
-            tracing::error!(dir = %self.state.dir.display(), "file store writer thread panicked");
-        }
     }
 }
 
@@ -376,7 +410,7 @@ impl State {
             let doc: SnapshotDoc<'_> = serde_json::from_slice(text)
                 .map_err(|e| corrupt(&format!("not a valid snapshot: {e}")))?;
             if !doc.stream.is(stream) {
-                tracing::warn!(file = %path.display(), %stream, "snapshot file belongs to another stream; ignored");
+                tracing::warn!(file = %path.display(), "snapshot file belongs to another stream; ignored");
                 continue;
             }
             let state = read_body(
@@ -484,19 +518,17 @@ impl EventStore for FileStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
+        stream.validate()?;
+        let writer = self.shared.writer.0.as_ref().ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream: stream.clone(),
-            expected,
-            events,
-            reply,
-        };
-        self.shared
-            .requests
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(request)
-            .map_err(|_| StoreError::Closed)?;
+        writer
+            .send(AppendRequest {
+                stream: stream.clone(),
+                expected,
+                events,
+                reply,
+            })
+            .await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -506,6 +538,7 @@ impl EventStore for FileStore {
         from_sequence: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        stream.validate()?;
         let state = self.state();
         let wanted: Vec<(u64, Line)> = {
             let index = state.index.read();
@@ -550,6 +583,7 @@ impl EventStore for FileStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        stream.validate()?;
         Ok(self.shared.state.index.read().version(stream))
     }
 
@@ -565,17 +599,20 @@ impl EventStore for FileStore {
 #[async_trait]
 impl SnapshotStore for FileStore {
     async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        snapshot.stream.validate()?;
         let state = self.state();
         blocking(move || state.save_snapshot(&snapshot)).await
     }
 
     async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        stream.validate()?;
         let state = self.state();
         let stream = stream.clone();
         blocking(move || state.load_snapshot(&stream)).await
     }
 
     async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError> {
+        stream.validate()?;
         let state = self.state();
         let stream = stream.clone();
         blocking(move || state.prune_snapshots(&stream, keep_last)).await

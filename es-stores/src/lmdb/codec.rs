@@ -18,6 +18,11 @@ use es_core::store::{Checkpoint, Metadata, Snapshot, StoreError, StreamId};
 /// The encoding version written to the meta database; bump it on any incompatible change.
 pub(super) const FORMAT_VERSION: u32 = 1;
 
+/// The longest stream key: each part of a valid stream id (see [`StreamId::validate`]) is
+/// under 16,384 bytes, so its length prefix takes at most two varint bytes.
+pub(super) const MAX_STREAM_KEY: usize = 2 + StreamId::MAX_TYPE_LEN + 2 + StreamId::MAX_ID_LEN;
+const _: () = assert!(StreamId::MAX_TYPE_LEN < 1 << 14 && StreamId::MAX_ID_LEN < 1 << 14);
+
 /// Appends `value` as an LEB128 varint.
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -37,7 +42,8 @@ fn put_timestamp(out: &mut Vec<u8>, timestamp: DateTime<Utc>) {
     out.extend_from_slice(&timestamp.timestamp_subsec_nanos().to_le_bytes());
 }
 
-/// The key of `stream` (see the module docs).
+/// The key of `stream` (see the module docs): at most [`MAX_STREAM_KEY`] bytes for a valid
+/// stream id.
 pub(super) fn stream_key(stream: &StreamId) -> Vec<u8> {
     let mut key =
         Vec::with_capacity(stream.aggregate_type.len() + stream.aggregate_id.len() + 2 + 8);

@@ -1,8 +1,8 @@
-//! The group-commit writer: one thread owns every LMDB write transaction.
+//! The commit step of the LMDB store's group commit: the writer thread
+//! ([`crate::group_commit`]) owns every LMDB write transaction.
 //!
-//! It blocks for the first pending request, drains whatever else is queued (up to a request and
-//! byte budget), applies the requests in arrival order inside one write transaction, commits once
-//! and then answers every request. Each append's expected version is checked inside the
+//! [`TxnWriter::commit`] applies a group of requests in arrival order inside one write
+//! transaction, commits once and then answers every request. Each append's expected version is checked inside the
 //! transaction, so earlier requests of the same batch are visible to later ones; a rejected
 //! request writes nothing and does not affect its neighbours.
 //!
@@ -18,16 +18,11 @@ use chrono::Utc;
 use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
 use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
 use parking_lot::RwLock;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::codec::{self, EventFields};
-use super::{Dbs, heed_error};
-
-/// Requests per transaction at most.
-const MAX_BATCH_REQUESTS: usize = 4096;
-/// Payload bytes per transaction at most (keeps LMDB's dirty-page list well below its limit);
-/// a single larger request still runs, alone.
-const MAX_BATCH_BYTES: usize = 32 << 20;
+use super::open::{Dbs, heed_error};
+use crate::group_commit::Committer;
 
 /// The answer channel of a request.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -58,6 +53,7 @@ pub(super) enum Request {
 }
 
 impl Request {
+    /// About how many bytes the request writes.
     fn size(&self) -> usize {
         match self {
             Request::Append { events, .. } => events
@@ -123,10 +119,9 @@ enum AttemptError {
 }
 
 /// The writer's state, owned by its thread.
-pub(super) struct Writer {
+pub(super) struct TxnWriter {
     pub(super) env: Env<WithoutTls>,
     pub(super) dbs: Dbs,
-    pub(super) requests: mpsc::Receiver<Request>,
     pub(super) head: Arc<watch::Sender<u64>>,
     /// Held exclusively while resizing the map, shared by every reader of this process.
     pub(super) resize_gate: Arc<RwLock<()>>,
@@ -137,45 +132,33 @@ pub(super) struct Writer {
     pub(super) buf: Vec<u8>,
 }
 
-impl Writer {
-    /// Runs until every [`super::LmdbStore`] handle is gone and the queue is drained.
-    pub(super) fn run(mut self) {
-        tracing::debug!(path = %self.env.path().display(), "lmdb writer started");
-        let mut carry: Option<Request> = None;
-        loop {
-            let first = match carry.take() {
-                Some(request) => request,
-                None => match self.requests.blocking_recv() {
-                    Some(request) => request,
-                    None => break,
-                },
-            };
-            let mut bytes = first.size();
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH_REQUESTS && bytes < MAX_BATCH_BYTES {
-                match self.requests.try_recv() {
-                    Ok(request) => {
-                        let size = request.size();
-                        if bytes + size > MAX_BATCH_BYTES {
-                            carry = Some(request);
-                            break;
-                        }
-                        bytes += size;
-                        batch.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.process(batch);
-        }
-        if self.sync_on_close
-            && let Err(error) = self.env.force_sync()
-        {
-            tracing::warn!(%error, "lmdb: final flush on close failed");
-        }
-        tracing::debug!(path = %self.env.path().display(), "lmdb writer stopped");
+impl Committer for TxnWriter {
+    type Request = Request;
+
+    /// Keeps each transaction's payload well below LMDB's dirty-page limit.
+    const MAX_GROUP_BYTES: usize = 32 << 20;
+
+    fn size(request: &Request) -> usize {
+        request.size()
     }
 
+    fn commit(&mut self, group: Vec<Request>) {
+        self.process(group);
+    }
+
+    /// Flushes once more when the durability mode does not flush each commit.
+    fn finish(self) -> Result<(), StoreError> {
+        if self.sync_on_close {
+            self.env
+                .force_sync()
+                .map_err(|e| heed_error("final flush on close", e))?;
+        }
+        tracing::debug!(path = %self.env.path().display(), "lmdb writer stopped");
+        Ok(())
+    }
+}
+
+impl TxnWriter {
     /// Writes one batch in one transaction and answers every request in it.
     fn process(&mut self, batch: Vec<Request>) {
         let started = Instant::now();
@@ -233,15 +216,7 @@ impl Writer {
         let mut txn = env
             .write_txn()
             .map_err(|e| AttemptError::Fatal(heed_error("begin write transaction", e)))?;
-        let mut head = match self.dbs.events.last(&txn) {
-            Ok(last) => match last {
-                Some((key, _)) => {
-                    codec::be_u64(key, "global log key").map_err(AttemptError::Fatal)?
-                }
-                None => 0,
-            },
-            Err(e) => return Err(AttemptError::Fatal(heed_error("read head position", e))),
-        };
+        let mut head = self.dbs.head_position(&txn).map_err(AttemptError::Fatal)?;
         for (i, request) in batch.iter().enumerate() {
             if excluded[i].is_some() {
                 continue;
@@ -300,11 +275,10 @@ impl Writer {
                 ..
             } => {
                 let version = match self.dbs.heads.get(txn, key) {
-                    Ok(Some(bytes)) => match codec::be_u64(bytes, "stream head") {
-                        Ok(v) => v,
-                        Err(e) => return Ok(Planned::Rejected(e)),
-                    },
-                    Ok(None) => 0,
+                    Ok(version) => version.unwrap_or(0),
+                    Err(error @ heed::Error::Decoding(_)) => {
+                        return Ok(Planned::Rejected(heed_error("read stream head", error)));
+                    }
                     Err(e) => return Err(write_error("read stream head", e)),
                 };
                 if let Err(conflict) = expected.check(version) {
@@ -325,20 +299,19 @@ impl Writer {
                         payload: &event.payload,
                     }
                     .encode_into(&mut self.buf);
-                    let position_key = position.to_be_bytes();
                     self.dbs
                         .events
-                        .put_with_flags(txn, PutFlags::APPEND, &position_key, &self.buf)
+                        .put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
                         .map_err(|e| write_error("append to the global log", e))?;
                     self.dbs
                         .index
-                        .put(txn, &codec::suffixed(key, sequence), &position_key)
+                        .put(txn, &codec::suffixed(key, sequence), &position)
                         .map_err(|e| write_error("write the stream index", e))?;
                 }
                 let version_after = version + events.len() as u64;
                 self.dbs
                     .heads
-                    .put(txn, key, &version_after.to_be_bytes())
+                    .put(txn, key, &version_after)
                     .map_err(|e| write_error("write the stream head", e))?;
                 *head += events.len() as u64;
                 Ok(Planned::Appended {
@@ -420,18 +393,20 @@ fn write_error(context: &str, error: heed::Error) -> Abort {
     }
 }
 
-/// Sends the outcome of one request.
+/// Sends the outcome of one request of a committed batch.
 fn answer(request: Request, plan: Planned, excluded: Option<StoreError>) {
     if let Some(error) = excluded {
         request.fail(error);
         return;
     }
+    let plan = match plan {
+        Planned::Rejected(error) => return request.fail(error),
+        Planned::Pending => {
+            unreachable!("a committed attempt applied every request that was not excluded from it")
+        }
+        plan => plan,
+    };
     match (request, plan) {
-        (request, Planned::Rejected(error)) => request.fail(error),
-        (request, Planned::Pending) => request.fail(StoreError::Backend {
-            backend: "lmdb",
-            message: "request was not applied".into(),
-        }),
         (
             Request::Append {
                 stream,
@@ -445,33 +420,17 @@ fn answer(request: Request, plan: Planned, excluded: Option<StoreError>) {
                 timestamp,
             },
         ) => {
-            let version = version_before + events.len() as u64;
-            let recorded = events
-                .into_iter()
-                .enumerate()
-                .map(|(i, event)| {
-                    let i = i as u64;
-                    event.record(
-                        stream.clone(),
-                        version_before + 1 + i,
-                        first_position + i,
-                        timestamp,
-                    )
-                })
-                .collect();
-            let _ = reply.send(Ok(AppendResult {
-                version,
-                events: recorded,
-            }));
+            let _ = reply.send(Ok(AppendResult::recorded(
+                &stream,
+                version_before,
+                first_position..,
+                timestamp,
+                events,
+            )));
         }
-        (Request::Put { reply, .. } | Request::Prune { reply, .. }, _) => {
+        (Request::Put { reply, .. } | Request::Prune { reply, .. }, Planned::Written) => {
             let _ = reply.send(Ok(()));
         }
-        (request @ Request::Append { .. }, Planned::Written) => {
-            request.fail(StoreError::Backend {
-                backend: "lmdb",
-                message: "append was not applied".into(),
-            });
-        }
+        _ => unreachable!("`apply` plans an append as Appended and a put or prune as Written"),
     }
 }

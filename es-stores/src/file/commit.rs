@@ -1,17 +1,17 @@
-//! Group commit: one thread owns the log file and appends everyone's events.
+//! The commit step of the file store's group commit: one thread owns the log file and appends
+//! everyone's events.
 //!
-//! Callers queue [`AppendRequest`]s. The writer takes the first one, drains whatever else is
-//! queued (up to [`MAX_GROUP`]), checks each request's expected version against the committed
-//! stream heads plus the requests before it in the group, encodes the accepted events into one
-//! buffer, writes it with one `write` and makes it durable with one `sync_data`, then publishes
-//! the new events in the index, moves the head watch and answers every request. Under load the
-//! group grows by itself, so many appends share one fsync.
+//! The shared writer thread ([`crate::group_commit`]) hands [`LogWriter::commit`] a group of
+//! [`AppendRequest`]s. It checks each request's expected version against the committed stream
+//! heads plus the requests before it in the group, encodes the accepted events into one buffer,
+//! writes it with one `write` and makes it durable with one `sync_data`, then publishes the new
+//! events in the index, moves the head watch and answers every request. A failed write is
+//! undone by truncating the log to its committed length.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use chrono::Utc;
 use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
@@ -20,9 +20,8 @@ use tokio::sync::oneshot;
 use super::State;
 use super::format::{EventHeader, StreamField, format_timestamp, write_record};
 use super::index::Line;
+use crate::group_commit::Committer;
 
-/// The most requests committed together.
-const MAX_GROUP: usize = 4096;
 /// The write buffer's starting capacity.
 const INITIAL_BUFFER: usize = 64 * 1024;
 /// A write buffer grown beyond this by a large group is released after it.
@@ -51,7 +50,7 @@ struct Accepted {
 }
 
 /// The owner of the log file's write handle.
-pub(super) struct Writer {
+pub(super) struct LogWriter {
     state: Arc<State>,
     file: File,
     /// Length of the log's committed prefix (everything in the index).
@@ -62,7 +61,7 @@ pub(super) struct Writer {
     buf: Vec<u8>,
 }
 
-impl Writer {
+impl LogWriter {
     /// A writer appending to `file`, whose committed length is `len`.
     pub(super) fn new(state: Arc<State>, file: File, len: u64) -> Self {
         Self {
@@ -73,20 +72,17 @@ impl Writer {
             buf: Vec::with_capacity(INITIAL_BUFFER),
         }
     }
+}
 
-    /// Commits groups until every sender is gone (the store was dropped), then returns.
-    pub(super) fn run(mut self, requests: mpsc::Receiver<AppendRequest>) {
-        while let Ok(first) = requests.recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match requests.try_recv() {
-                    Ok(request) => group.push(request),
-                    Err(_) => break,
-                }
-            }
-            self.commit(group);
-        }
-        tracing::debug!(dir = %self.state.dir.display(), "file store writer stopped");
+impl Committer for LogWriter {
+    type Request = AppendRequest;
+
+    fn size(request: &AppendRequest) -> usize {
+        request
+            .events
+            .iter()
+            .map(|e| e.payload.len() + e.event_type.len() + 128)
+            .sum()
     }
 
     fn commit(&mut self, group: Vec<AppendRequest>) {
@@ -152,6 +148,17 @@ impl Writer {
         }
     }
 
+    /// Reports a log left unusable by a failed append that could not be undone.
+    fn finish(self) -> Result<(), StoreError> {
+        tracing::debug!(dir = %self.state.dir.display(), "file store writer stopped");
+        match self.failed {
+            Some(failed) => Err(failed),
+            None => Ok(()),
+        }
+    }
+}
+
+impl LogWriter {
     /// Checks and encodes every request of the group into `self.buf`, in order; requests see
     /// the effect of the accepted ones before them.
     fn plan(&mut self, group: Vec<AppendRequest>) -> Vec<Planned> {
@@ -170,10 +177,7 @@ impl Writer {
                 Ok(()) if request.events.is_empty() => Ok(Accepted {
                     stream: request.stream,
                     lines: Vec::new(),
-                    result: AppendResult {
-                        version: current,
-                        events: Vec::new(),
-                    },
+                    result: AppendResult::unchanged(current),
                 }),
                 Ok(()) => {
                     let accepted =
@@ -207,8 +211,7 @@ impl Writer {
         let stamp = format_timestamp(&timestamp);
         let count = events.len() as u64;
         let mut lines = Vec::with_capacity(events.len());
-        let mut recorded = Vec::with_capacity(events.len());
-        for (i, event) in (0u64..).zip(events) {
+        for (i, event) in (0u64..).zip(&events) {
             let line_start = self.buf.len();
             let header = EventHeader {
                 position: first_position + i,
@@ -223,7 +226,7 @@ impl Writer {
             if let Err(e) = write_record(&mut self.buf, &header, "payload", Some(&event.payload)) {
                 self.buf.truncate(start);
                 return Err(StoreError::InvalidInput(format!(
-                    "event {i} of the append to {stream} cannot be encoded: {e}"
+                    "event {i} of the append cannot be encoded: {e}"
                 )));
             }
             self.buf.push(b'\n');
@@ -231,20 +234,12 @@ impl Writer {
                 offset: line_start as u64,
                 len: (self.buf.len() - line_start) as u64,
             });
-            recorded.push(event.record(
-                stream.clone(),
-                version + 1 + i,
-                first_position + i,
-                timestamp,
-            ));
         }
+        let result = AppendResult::recorded(&stream, version, first_position.., timestamp, events);
         Ok(Accepted {
             stream,
             lines,
-            result: AppendResult {
-                version: version + count,
-                events: recorded,
-            },
+            result,
         })
     }
 

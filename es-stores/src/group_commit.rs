@@ -1,0 +1,208 @@
+//! Group commit: one writer thread per store commits everyone's writes, many at a time.
+//!
+//! Callers queue requests on a bounded channel (a full queue makes them wait: back-pressure).
+//! The writer thread blocks for the first request, then drains what else is queued without
+//! waiting, up to [`Committer::MAX_GROUP`] requests and about [`Committer::MAX_GROUP_BYTES`]
+//! bytes, and hands the group to the backend's [`Committer::commit`], which writes it durably
+//! once and answers each request. Under load the groups grow by themselves, so many writes
+//! share one flush.
+//!
+//! [`WriterThread`] owns the thread's lifecycle: it is spawned with a name, closed by dropping
+//! the queue's sender (the thread commits what is still queued and then calls
+//! [`Committer::finish`]), and joined; a panic on the thread is logged and reported.
+
+use std::thread::JoinHandle;
+
+use es_core::store::StoreError;
+use tokio::sync::mpsc;
+
+/// The backend's side of a writer thread: how to commit one group.
+pub(crate) trait Committer: Send + 'static {
+    /// One queued write, with the channel its answer goes to.
+    type Request: Send + 'static;
+
+    /// The most requests committed together.
+    const MAX_GROUP: usize = 4096;
+    /// The most bytes (by [`Committer::size`]) committed together; a single larger request
+    /// still runs, alone.
+    const MAX_GROUP_BYTES: usize = 32 << 20;
+
+    /// About how many bytes `request` writes (for [`Committer::MAX_GROUP_BYTES`]).
+    fn size(request: &Self::Request) -> usize;
+
+    /// Commits one group (in queue order) and answers every request of it.
+    fn commit(&mut self, group: Vec<Self::Request>);
+
+    /// Runs once after the queue was closed and drained; its error is what
+    /// [`WriterThread::stop`] returns.
+    fn finish(self) -> Result<(), StoreError>;
+}
+
+/// A running writer thread and the sending side of its queue.
+pub(crate) struct WriterThread<R> {
+    requests: mpsc::Sender<R>,
+    thread: JoinHandle<Result<(), StoreError>>,
+    name: &'static str,
+}
+
+impl<R: Send + 'static> WriterThread<R> {
+    /// Starts thread `name` committing the requests of a queue of `capacity` with `committer`.
+    pub(crate) fn spawn<C>(
+        name: &'static str,
+        capacity: usize,
+        committer: C,
+    ) -> Result<Self, StoreError>
+    where
+        C: Committer<Request = R>,
+    {
+        let (requests, receiver) = mpsc::channel(capacity.max(1));
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || run(committer, receiver))
+            .map_err(|e| StoreError::io(format!("starting the {name} thread"), e))?;
+        Ok(Self {
+            requests,
+            thread,
+            name,
+        })
+    }
+
+    /// Queues `request`, waiting while the queue is full. [`StoreError::Closed`] when the
+    /// writer has stopped.
+    pub(crate) async fn send(&self, request: R) -> Result<(), StoreError> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Closes the queue and waits until the thread committed what was queued and stopped.
+    /// Blocks the calling thread for at most one group commit (plus [`Committer::finish`]).
+    pub(crate) fn stop(self) -> Result<(), StoreError> {
+        let WriterThread {
+            requests,
+            thread,
+            name,
+        } = self;
+        drop(requests);
+        match thread.join() {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(thread = name, "the writer thread panicked");
+                Err(StoreError::Backend {
+                    backend: "es-stores",
+                    message: format!("the {name} thread panicked"),
+                })
+            }
+        }
+    }
+}
+
+/// The writer thread's loop.
+fn run<C: Committer>(
+    mut committer: C,
+    mut requests: mpsc::Receiver<C::Request>,
+) -> Result<(), StoreError> {
+    let mut carry = None;
+    loop {
+        let first = match carry.take() {
+            Some(request) => request,
+            None => match requests.blocking_recv() {
+                Some(request) => request,
+                None => break,
+            },
+        };
+        let mut bytes = C::size(&first);
+        let mut group = vec![first];
+        while group.len() < C::MAX_GROUP && bytes < C::MAX_GROUP_BYTES {
+            let Ok(request) = requests.try_recv() else {
+                break;
+            };
+            let size = C::size(&request);
+            if bytes.saturating_add(size) > C::MAX_GROUP_BYTES {
+                carry = Some(request);
+                break;
+            }
+            bytes += size;
+            group.push(request);
+        }
+        committer.commit(group);
+    }
+    committer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Records the groups it is given; requests are their sizes.
+    struct Recorder {
+        groups: Arc<Mutex<Vec<Vec<usize>>>>,
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Committer for Recorder {
+        type Request = usize;
+        const MAX_GROUP: usize = 3;
+        const MAX_GROUP_BYTES: usize = 100;
+
+        fn size(request: &usize) -> usize {
+            *request
+        }
+
+        fn commit(&mut self, group: Vec<usize>) {
+            if let Some(gate) = self.gate.take() {
+                // Hold the first group until the test has queued the rest.
+                let _ = gate.recv();
+            }
+            if let Ok(mut groups) = self.groups.lock() {
+                groups.push(group);
+            }
+        }
+
+        fn finish(self) -> Result<(), StoreError> {
+            Err(StoreError::Closed)
+        }
+    }
+
+    #[tokio::test]
+    async fn groups_are_bounded_by_count_and_bytes_and_everything_queued_is_committed()
+    -> Result<(), StoreError> {
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let (open, gate) = std::sync::mpsc::channel();
+        let writer = WriterThread::spawn(
+            "es-test-writer",
+            16,
+            Recorder {
+                groups: Arc::clone(&groups),
+                gate: Some(gate),
+            },
+        )?;
+        writer.send(1).await?;
+        // Wait until the writer holds the first group, so the rest queue up behind it.
+        while writer.requests.capacity() < 16 {
+            tokio::task::yield_now().await;
+        }
+        for size in [1, 1, 1, 1, 60, 60, 200, 1] {
+            writer.send(size).await?;
+        }
+        let _ = open.send(());
+        // `finish`'s error is what `stop` reports.
+        assert!(matches!(writer.stop(), Err(StoreError::Closed)));
+        let groups = groups.lock().map_err(|_| StoreError::Closed)?.clone();
+        assert_eq!(
+            groups,
+            vec![
+                vec![1],
+                vec![1, 1, 1],
+                vec![1, 60],
+                vec![60],
+                vec![200],
+                vec![1]
+            ]
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! How an [`LmdbStore`](super::LmdbStore) is opened: [`LmdbOptions`] and [`Durability`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use es_core::store::StoreError;
+
+use super::LmdbStore;
+
+/// How hard each commit works to reach the disk before the writer answers.
+///
+/// Every mode keeps the store consistent after the *process* crashes (a `kill -9` loses nothing
+/// that was acknowledged: committed pages are in the OS page cache). The modes differ in what a
+/// crash of the *machine* (power loss, kernel panic) may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Flush data and meta pages on every commit (two `fdatasync`s); an acknowledged write
+    /// survives a machine crash. The default.
+    #[default]
+    Durable,
+    /// Flush data pages but not the meta page on every commit (`MDB_NOMETASYNC`): one flush per
+    /// commit. A machine crash may undo the last acknowledged commit(s) but keeps the store
+    /// consistent.
+    NoMetaSync,
+    /// Do not flush on commit (`MDB_NOSYNC`); the OS writes pages back when it likes and the store
+    /// flushes every `sync_interval` (if set) and when it closes. A machine crash may lose every
+    /// commit since the last flush and, on file systems that reorder writes, may corrupt the
+    /// store. For caches, tests and data that can be rebuilt.
+    NoSync {
+        /// Flush in the background this often (`None`: only when the store closes).
+        sync_interval: Option<Duration>,
+    },
+}
+
+/// Options for opening an [`LmdbStore`]; start with [`LmdbStore::options`].
+///
+/// ```no_run
+/// use es_stores::{Durability, LmdbStore};
+///
+/// let store = LmdbStore::options()
+///     .map_size(64 << 20)
+///     .max_map_size(16 << 30)
+///     .durability(Durability::NoMetaSync)
+///     .open("./data")?;
+/// # Ok::<(), es_core::store::StoreError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LmdbOptions {
+    pub(super) map_size: usize,
+    pub(super) max_map_size: usize,
+    pub(super) durability: Durability,
+    pub(super) queue_capacity: usize,
+    pub(super) max_readers: u32,
+}
+
+impl Default for LmdbOptions {
+    fn default() -> Self {
+        Self {
+            map_size: 1 << 30,
+            max_map_size: if cfg!(target_pointer_width = "64") {
+                1 << 40
+            } else {
+                1 << 30
+            },
+            durability: Durability::Durable,
+            queue_capacity: 4096,
+            max_readers: 1024,
+        }
+    }
+}
+
+impl LmdbOptions {
+    /// The default options: a 1 GiB initial map growing up to 1 TiB, [`Durability::Durable`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The initial size of the memory map in bytes (default 1 GiB). The data file is sparse: it
+    /// grows with the data, not with the map. When the map fills up, the store doubles it (up to
+    /// [`max_map_size`](Self::max_map_size)) without failing any write.
+    #[must_use]
+    pub fn map_size(mut self, bytes: usize) -> Self {
+        self.map_size = bytes;
+        self
+    }
+
+    /// The size the map may grow to (default 1 TiB on 64-bit targets). A write that does not fit
+    /// even then fails with [`StoreError::Full`].
+    #[must_use]
+    pub fn max_map_size(mut self, bytes: usize) -> Self {
+        self.max_map_size = bytes;
+        self
+    }
+
+    /// How each commit reaches the disk (default [`Durability::Durable`]).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How many write requests may wait for the writer before writers are made to wait
+    /// (back-pressure; default 4096).
+    #[must_use]
+    pub fn queue_capacity(mut self, requests: usize) -> Self {
+        self.queue_capacity = requests.max(1);
+        self
+    }
+
+    /// How many read transactions may be open at once in this process (default 1024).
+    #[must_use]
+    pub fn max_readers(mut self, readers: u32) -> Self {
+        self.max_readers = readers.max(1);
+        self
+    }
+
+    /// Opens (or creates) the store in directory `path`; see [`LmdbStore::open`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LmdbStore::open`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<LmdbStore, StoreError> {
+        LmdbStore::open_with(path.as_ref(), self)
+    }
+}

@@ -1,0 +1,241 @@
+//! The read path: short read transactions on the calling task, in chunks of [`READ_CHUNK`]
+//! events with a yield to the runtime between them, so readers never wait for the writer and
+//! never hold a transaction across an `.await`.
+
+use std::ops::Bound;
+
+use es_core::store::{Checkpoint, FilteredPage, RecordedEvent, Snapshot, StoreError, StreamId};
+use heed::RoTxn;
+use heed::types::Bytes;
+
+use super::codec;
+use super::open::{BeU64, heed_error};
+use super::shared::Shared;
+
+/// Events read per read transaction; readers yield to the runtime between chunks.
+const READ_CHUNK: usize = 2048;
+
+fn decode_recorded(bytes: &[u8], position: u64) -> Result<RecordedEvent, StoreError> {
+    let event = codec::decode_event(bytes, position)?;
+    Ok(RecordedEvent {
+        position,
+        stream: event.stream,
+        sequence: event.sequence,
+        event_type: event.event_type,
+        event_version: event.event_version,
+        timestamp: event.timestamp,
+        metadata: event.metadata,
+        payload: event.payload,
+    })
+}
+
+fn missing(position: u64) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the stream index points at position {position}, which is missing"
+    ))
+}
+
+impl Shared {
+    /// Runs `f` in a fresh read transaction, under a shared hold of the resize gate.
+    fn read<R>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&RoTxn<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let _gate = self.resize_gate.read();
+        let txn = self.env.read_txn().map_err(|e| heed_error(context, e))?;
+        f(&txn)
+    }
+
+    fn event_at(&self, txn: &RoTxn<'_>, position: u64) -> Result<RecordedEvent, StoreError> {
+        let bytes = self
+            .dbs
+            .events
+            .get(txn, &position)
+            .map_err(|e| heed_error("read an event", e))?
+            .ok_or_else(|| missing(position))?;
+        decode_recorded(bytes, position)
+    }
+
+    /// Scans up to `limit` events of the global log from `from_position`, in short read
+    /// transactions, decoding those `accept` takes (all when `None`). Skipped events are never
+    /// decoded: only their type is looked at.
+    pub(super) async fn scan_log(
+        &self,
+        from_position: u64,
+        limit: usize,
+        accept: Option<for<'t> fn(&'t str) -> bool>,
+    ) -> Result<FilteredPage, StoreError> {
+        let mut page = FilteredPage {
+            events: Vec::with_capacity(if accept.is_none() {
+                limit.min(READ_CHUNK)
+            } else {
+                0
+            }),
+            ..FilteredPage::default()
+        };
+        let mut next = from_position.max(1);
+        loop {
+            let chunk = (limit - page.scanned).min(READ_CHUNK);
+            if chunk == 0 {
+                break;
+            }
+            let before = page.scanned;
+            self.read("read the global log", |txn| {
+                let iter = self
+                    .dbs
+                    .events
+                    .range(txn, &(next..))
+                    .map_err(|e| heed_error("read the global log", e))?;
+                for entry in iter.take(chunk) {
+                    let (position, bytes) =
+                        entry.map_err(|e| heed_error("read the global log", e))?;
+                    let wanted = match accept {
+                        Some(accept) => accept(codec::event_type_of(bytes, position)?),
+                        None => true,
+                    };
+                    if wanted {
+                        page.events.push(decode_recorded(bytes, position)?);
+                    }
+                    page.scanned += 1;
+                    page.scanned_to = position;
+                }
+                Ok(())
+            })?;
+            if page.scanned - before < chunk {
+                break;
+            }
+            next = page.scanned_to + 1;
+            tokio::task::yield_now().await;
+        }
+        Ok(page)
+    }
+
+    /// Up to `limit` events of the stream with key `key`, from sequence `from_sequence`.
+    pub(super) async fn read_stream(
+        &self,
+        key: &[u8],
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(READ_CHUNK));
+        let mut next = from_sequence.max(1);
+        let end = codec::suffixed(key, u64::MAX);
+        loop {
+            let chunk = (limit - out.len()).min(READ_CHUNK);
+            if chunk == 0 {
+                break;
+            }
+            let start = codec::suffixed(key, next);
+            let before = out.len();
+            self.read("read a stream", |txn| {
+                let range = (
+                    Bound::Included(start.as_slice()),
+                    Bound::Included(end.as_slice()),
+                );
+                let iter = self
+                    .dbs
+                    .index
+                    .range(txn, &range)
+                    .map_err(|e| heed_error("read a stream", e))?;
+                // A stream's events are often contiguous in the global log (written in
+                // batches): once two consecutive positions show up, walk the log with a cursor
+                // instead of looking each position up from the root.
+                let mut log: Option<heed::RoRange<'_, BeU64, Bytes>> = None;
+                let mut previous = 0u64;
+                for entry in iter.take(chunk) {
+                    let (_, position) = entry.map_err(|e| heed_error("read a stream", e))?;
+                    let contiguous = previous.checked_add(1) == Some(position);
+                    previous = position;
+                    if !contiguous {
+                        log = None;
+                        out.push(self.event_at(txn, position)?);
+                        continue;
+                    }
+                    if log.is_none() {
+                        log = Some(
+                            self.dbs
+                                .events
+                                .range(txn, &(position..))
+                                .map_err(|e| heed_error("read a stream", e))?,
+                        );
+                    }
+                    match log.as_mut().and_then(Iterator::next).transpose() {
+                        Ok(Some((at, bytes))) if at == position => {
+                            out.push(decode_recorded(bytes, position)?);
+                        }
+                        Ok(_) => return Err(missing(position)),
+                        Err(e) => return Err(heed_error("read a stream", e)),
+                    }
+                }
+                Ok(())
+            })?;
+            let read = out.len() - before;
+            match out.last() {
+                Some(last) if read == chunk => next = last.sequence + 1,
+                _ => break,
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(out)
+    }
+
+    /// The version of the stream with key `key` (0 when it has no events).
+    pub(super) fn stream_version(&self, key: &[u8]) -> Result<u64, StoreError> {
+        self.read("read a stream version", |txn| {
+            let version = self
+                .dbs
+                .heads
+                .get(txn, key)
+                .map_err(|e| heed_error("read a stream version", e))?;
+            Ok(version.unwrap_or(0))
+        })
+    }
+
+    /// The position of the last event (0 when the log is empty).
+    pub(super) fn head_position(&self) -> Result<u64, StoreError> {
+        self.read("read the head position", |txn| self.dbs.head_position(txn))
+    }
+
+    /// The latest snapshot of `stream`, whose key is `key`.
+    pub(super) fn load_latest(
+        &self,
+        stream: &StreamId,
+        key: &[u8],
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.read("load a snapshot", |txn| {
+            let mut iter = self
+                .dbs
+                .snapshots
+                .rev_prefix_iter(txn, key)
+                .map_err(|e| heed_error("load a snapshot", e))?;
+            match iter.next() {
+                Some(entry) => {
+                    let (key, bytes) = entry.map_err(|e| heed_error("load a snapshot", e))?;
+                    let version = codec::key_suffix(key, "snapshot key")?;
+                    codec::decode_snapshot(stream, version, bytes).map(Some)
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The checkpoint of projection `name`, whose key is `key`.
+    pub(super) fn load_checkpoint(
+        &self,
+        name: &str,
+        key: &[u8],
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        self.read("load a checkpoint", |txn| {
+            match self
+                .dbs
+                .checkpoints
+                .get(txn, key)
+                .map_err(|e| heed_error("load a checkpoint", e))?
+            {
+                Some(bytes) => codec::decode_checkpoint(name, bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+}
