@@ -580,3 +580,38 @@ fn foreign_lmdb_environment_is_incompatible() -> TestResult {
     ));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_of_one_makes_appenders_wait_and_loses_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = es_stores::LmdbOptions::new()
+        .queue_capacity(1)
+        .max_readers(4)
+        .durability(Durability::NoSync {
+            sync_interval: None,
+        })
+        .open(dir.path())?;
+    let appends: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        &stream(&format!("q-{i}")),
+                        ExpectedVersion::NoStream,
+                        vec![event(i)],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for append in appends {
+        assert_eq!(append.await??.version, 1);
+    }
+    // Reads use the few reader slots one after the other.
+    for i in 0..64 {
+        assert_eq!(store.stream_version(&stream(&format!("q-{i}"))).await?, 1);
+    }
+    assert_eq!(store.read_all(1, 100).await?.len(), 64);
+    Ok(())
+}
