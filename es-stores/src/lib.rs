@@ -9,6 +9,11 @@
 //! Every store implements `EventStore`, `SnapshotStore` and `CheckpointStore` and passes the
 //! conformance suite of `es_core::testkit`.
 //!
+//! The embedded stores ([`LmdbStore`], [`FileStore`]) own their directory while open. Their
+//! handles are cheap clones of one store; dropping the last one commits what is queued, stops
+//! the store's threads and releases the directory before `drop` returns, so it can be reopened
+//! at once. `close().await` does the same and returns the error, if any, instead of logging it.
+//!
 //! ```
 //! use es_core::prelude::*;
 //! use es_stores::LmdbStore;

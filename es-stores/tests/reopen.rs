@@ -42,12 +42,13 @@ async fn reopen_loop<S, O>(
 ) -> TestResult
 where
     S: EventStore,
-    O: Fn(&Path) -> Result<S, StoreError>,
+    O: Fn(&Path, u64) -> Result<S, StoreError>,
 {
     let spawner = ChildSpawner::start();
     let started = Instant::now();
     for round in 0..ROUNDS {
-        let store = open(dir).map_err(|e| format!("round {round}: reopening failed: {e}"))?;
+        let store =
+            open(dir, round).map_err(|e| format!("round {round}: reopening failed: {e}"))?;
         let done = store
             .append(&stream(), ExpectedVersion::Exact(round), vec![event(round)])
             .await?;
@@ -58,7 +59,7 @@ where
         }
     }
     let children = spawner.stop()?;
-    let store = open(dir)?;
+    let store = open(dir, ROUNDS)?;
     let events = store.read_stream(&stream(), 1, usize::MAX).await?;
     assert_eq!(events.len() as u64, ROUNDS);
     assert!(events.iter().zip(1..).all(|(e, s)| e.sequence == s));
@@ -81,12 +82,27 @@ fn close_lmdb(store: LmdbStore) -> Closing {
     Box::pin(store.close())
 }
 
+/// Opens the LMDB store with a map size of its own for `round`: opening a path this process
+/// still has open would share that store (with its map size), so a different size proves the
+/// store of the previous round closed.
+fn open_lmdb(dir: &Path, round: u64) -> Result<LmdbStore, StoreError> {
+    let map_size = (1 << 20) + usize::try_from(round).unwrap_or(0) * (64 << 10);
+    let store = LmdbStore::options().map_size(map_size).open(dir)?;
+    if store.map_size() != map_size {
+        return Err(StoreError::Locked(format!(
+            "got the store of an earlier round, still open (map size {})",
+            store.map_size()
+        )));
+    }
+    Ok(store)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store_reopens_after_drop_while_children_spawn() -> TestResult {
     let dir = tempfile::tempdir()?;
     reopen_loop(
         dir.path(),
-        |dir| FileStore::open(dir),
+        |dir, _| FileStore::open(dir),
         Release::Drop,
         close_file,
     )
@@ -98,7 +114,7 @@ async fn file_store_reopens_after_close_while_children_spawn() -> TestResult {
     let dir = tempfile::tempdir()?;
     reopen_loop(
         dir.path(),
-        |dir| FileStore::open(dir),
+        |dir, _| FileStore::open(dir),
         Release::Close,
         close_file,
     )
@@ -108,25 +124,13 @@ async fn file_store_reopens_after_close_while_children_spawn() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lmdb_store_reopens_after_drop_while_children_spawn() -> TestResult {
     let dir = tempfile::tempdir()?;
-    reopen_loop(
-        dir.path(),
-        |dir| LmdbStore::options().map_size(1 << 20).open(dir),
-        Release::Drop,
-        close_lmdb,
-    )
-    .await
+    reopen_loop(dir.path(), open_lmdb, Release::Drop, close_lmdb).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lmdb_store_reopens_after_close_while_children_spawn() -> TestResult {
     let dir = tempfile::tempdir()?;
-    reopen_loop(
-        dir.path(),
-        |dir| LmdbStore::options().map_size(1 << 20).open(dir),
-        Release::Close,
-        close_lmdb,
-    )
-    .await
+    reopen_loop(dir.path(), open_lmdb, Release::Close, close_lmdb).await
 }
 
 #[tokio::test]

@@ -60,6 +60,8 @@ const QUEUE_CAPACITY: usize = 4096;
 ///   `write` and flushed with `sync_data`. Appends from concurrent callers that queue up while a
 ///   flush is running are committed together with one flush (group commit) by a dedicated
 ///   writer thread, which also checks expected versions; no blocking I/O runs on tokio workers.
+///   At most 4096 appends wait for the writer; more appenders wait to be queued
+///   (back-pressure).
 /// - **Crash recovery.** [`FileStore::open`] scans the log once and keeps in memory only stream
 ///   heads and the byte offset of each event (reads seek to the lines they need). A torn tail
 ///   left by a crash during an append (an incomplete last line, or an append of several events
