@@ -2,9 +2,10 @@
 //! ([`crate::group_commit`]) owns every LMDB write transaction.
 //!
 //! [`TxnWriter::commit`] applies a group of requests in arrival order inside one write
-//! transaction, commits once and then answers every request. Each append's expected version is checked inside the
-//! transaction, so earlier requests of the same batch are visible to later ones; a rejected
-//! request writes nothing and does not affect its neighbours.
+//! transaction, commits once and then answers every request. Each append's expected version
+//! is checked inside the transaction, so earlier requests of the same batch are visible to
+//! later ones; a rejected request writes nothing and does not affect its neighbours. Each
+//! request carries its own [`Outcome`], typed by what its answer needs.
 //!
 //! When LMDB reports `MDB_MAP_FULL`, the transaction is aborted, the map grows (doubling, up to
 //! the configured maximum) and the whole batch is replayed; callers never see it. Past the maximum
@@ -27,7 +28,7 @@ use crate::group_commit::Committer;
 /// The answer channel of a request.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// One write, sent to the writer thread.
+/// One write, sent to the writer thread, with what applying it decided so far.
 pub(super) enum Request {
     /// Append events to a stream.
     Append {
@@ -36,6 +37,7 @@ pub(super) enum Request {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
         reply: Reply<AppendResult>,
+        outcome: Outcome<Appended>,
     },
     /// Put one key/value (snapshots and checkpoints).
     Put {
@@ -43,16 +45,74 @@ pub(super) enum Request {
         key: Vec<u8>,
         value: Vec<u8>,
         reply: Reply<()>,
+        outcome: Outcome<()>,
     },
     /// Delete all but the `keep_last` newest snapshots under `prefix`.
     Prune {
         prefix: Vec<u8>,
         keep_last: usize,
         reply: Reply<()>,
+        outcome: Outcome<()>,
     },
 }
 
+/// Runs `$body` on the outcome of any kind of request.
+macro_rules! with_outcome {
+    ($request:expr, $outcome:ident => $body:expr) => {
+        match $request {
+            Request::Append {
+                outcome: $outcome, ..
+            } => $body,
+            Request::Put {
+                outcome: $outcome, ..
+            } => $body,
+            Request::Prune {
+                outcome: $outcome, ..
+            } => $body,
+        }
+    };
+}
+
 impl Request {
+    /// An append of `events` to `stream` (whose key is `key`).
+    pub(super) fn append(
+        stream: StreamId,
+        key: Vec<u8>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        reply: Reply<AppendResult>,
+    ) -> Self {
+        Request::Append {
+            stream,
+            key,
+            expected,
+            events,
+            reply,
+            outcome: Outcome::Pending,
+        }
+    }
+
+    /// A put of `value` under `key` in `target`.
+    pub(super) fn put(target: Target, key: Vec<u8>, value: Vec<u8>, reply: Reply<()>) -> Self {
+        Request::Put {
+            target,
+            key,
+            value,
+            reply,
+            outcome: Outcome::Pending,
+        }
+    }
+
+    /// A prune of the snapshots under `prefix` down to the `keep_last` newest.
+    pub(super) fn prune(prefix: Vec<u8>, keep_last: usize, reply: Reply<()>) -> Self {
+        Request::Prune {
+            prefix,
+            keep_last,
+            reply,
+            outcome: Outcome::Pending,
+        }
+    }
+
     /// About how many bytes the request writes.
     fn size(&self) -> usize {
         match self {
@@ -65,15 +125,94 @@ impl Request {
         }
     }
 
-    /// Answers with an error (a caller that went away does not need its answer).
-    fn fail(self, error: StoreError) {
+    fn is_excluded(&self) -> bool {
+        with_outcome!(self, outcome => matches!(outcome, Outcome::Excluded(_)))
+    }
+
+    /// Forgets what a failed attempt decided (not exclusions).
+    fn reset(&mut self) {
+        with_outcome!(self, outcome => {
+            if !matches!(outcome, Outcome::Excluded(_)) {
+                *outcome = Outcome::Pending;
+            }
+        });
+    }
+
+    /// Rejects the request in this attempt.
+    fn reject(&mut self, error: StoreError) {
+        with_outcome!(self, outcome => *outcome = Outcome::Rejected(error));
+    }
+
+    /// After a failed attempt: a request that failed for a reason other than a conflict is
+    /// left out of the replays. (A conflict is decided anew: the batch may change.)
+    fn exclude_if_failed(&mut self) {
+        with_outcome!(self, outcome => {
+            if let Outcome::Rejected(error) = outcome
+                && !matches!(error, StoreError::Conflict { .. })
+            {
+                *outcome = Outcome::Excluded(error.clone());
+            }
+        });
+    }
+
+    /// Sends the answer: the outcome, which must be decided (a caller that went away does not
+    /// need its answer).
+    fn answer(self) {
         match self {
-            Request::Append { reply, .. } => {
-                let _ = reply.send(Err(error));
+            Request::Append {
+                stream,
+                events,
+                reply,
+                outcome,
+                ..
+            } => {
+                let result = outcome.into_result().map(|at| {
+                    AppendResult::recorded(
+                        &stream,
+                        at.version_before,
+                        at.first_position..,
+                        at.timestamp,
+                        events,
+                    )
+                });
+                let _ = reply.send(result);
             }
-            Request::Put { reply, .. } | Request::Prune { reply, .. } => {
-                let _ = reply.send(Err(error));
+            Request::Put { reply, outcome, .. } | Request::Prune { reply, outcome, .. } => {
+                let _ = reply.send(outcome.into_result());
             }
+        }
+    }
+}
+
+/// Where an append went: the stream was at `version_before`, the first event got
+/// `first_position`, all got `timestamp`.
+pub(super) struct Appended {
+    version_before: u64,
+    first_position: u64,
+    timestamp: chrono::DateTime<Utc>,
+}
+
+/// What applying one request decided.
+pub(super) enum Outcome<T> {
+    /// Not applied (yet) in this attempt.
+    Pending,
+    /// Applied; `T` is what the answer needs.
+    Applied(T),
+    /// Decided against (nothing written) in this attempt.
+    Rejected(StoreError),
+    /// Failed while writing: left out of every further attempt at this batch.
+    Excluded(StoreError),
+}
+
+impl<T> Outcome<T> {
+    fn into_result(self) -> Result<T, StoreError> {
+        match self {
+            Outcome::Applied(value) => Ok(value),
+            Outcome::Rejected(error) | Outcome::Excluded(error) => Err(error),
+            Outcome::Pending => unreachable!(
+                "a committed attempt applies or rejects every request it does not exclude, \
+                 and a failed batch rejects them all"
+            ),
         }
     }
 }
@@ -83,23 +222,6 @@ impl Request {
 pub(super) enum Target {
     Snapshots,
     Checkpoints,
-}
-
-/// What applying one request inside the transaction decided.
-#[derive(Clone)]
-enum Planned {
-    /// Not applied (yet).
-    Pending,
-    /// Appended: the stream was at `version_before`, the first event got `first_position`.
-    Appended {
-        version_before: u64,
-        first_position: u64,
-        timestamp: chrono::DateTime<Utc>,
-    },
-    /// A put or prune that was applied.
-    Written,
-    /// Decided against, nothing written: answered with this error.
-    Rejected(StoreError),
 }
 
 /// Why applying a request stopped the transaction.
@@ -160,28 +282,20 @@ impl Committer for TxnWriter {
 
 impl TxnWriter {
     /// Writes one batch in one transaction and answers every request in it.
-    fn process(&mut self, batch: Vec<Request>) {
+    fn process(&mut self, mut batch: Vec<Request>) {
         let started = Instant::now();
-        // Requests excluded from the batch for good (they failed while writing).
-        let mut excluded: Vec<Option<StoreError>> = vec![None; batch.len()];
-        let mut plans = vec![Planned::Pending; batch.len()];
         let head = loop {
-            plans.iter_mut().for_each(|p| *p = Planned::Pending);
-            match self.attempt(&batch, &excluded, &mut plans) {
+            batch.iter_mut().for_each(Request::reset);
+            match self.attempt(&mut batch) {
                 Ok(head) => break head,
-                Err(AttemptError::Retry) => {
-                    for (slot, plan) in excluded.iter_mut().zip(&plans) {
-                        if let (None, Planned::Rejected(e)) = (&slot, plan)
-                            && !matches!(e, StoreError::Conflict { .. })
-                        {
-                            *slot = Some(e.clone());
-                        }
-                    }
-                }
+                Err(AttemptError::Retry) => batch.iter_mut().for_each(Request::exclude_if_failed),
                 Err(AttemptError::Fatal(error)) => {
                     tracing::error!(%error, requests = batch.len(), "lmdb: group commit failed");
-                    for (request, slot) in batch.into_iter().zip(excluded) {
-                        request.fail(slot.unwrap_or_else(|| error.clone()));
+                    for mut request in batch {
+                        if !request.is_excluded() {
+                            request.reject(error.clone());
+                        }
+                        request.answer();
                     }
                     return;
                 }
@@ -198,37 +312,30 @@ impl TxnWriter {
             elapsed_us = started.elapsed().as_micros() as u64,
             "lmdb: group commit"
         );
-        for ((request, plan), slot) in batch.into_iter().zip(plans).zip(excluded) {
-            answer(request, plan, slot);
-        }
+        batch.into_iter().for_each(Request::answer);
     }
 
     /// One try at writing the batch: applies every request not excluded, then commits.
     /// Returns the head position after the commit.
-    fn attempt(
-        &mut self,
-        batch: &[Request],
-        excluded: &[Option<StoreError>],
-        plans: &mut [Planned],
-    ) -> Result<u64, AttemptError> {
+    fn attempt(&mut self, batch: &mut [Request]) -> Result<u64, AttemptError> {
         // A handle of our own, so that the transaction does not borrow `self`.
         let env = self.env.clone();
         let mut txn = env
             .write_txn()
             .map_err(|e| AttemptError::Fatal(heed_error("begin write transaction", e)))?;
         let mut head = self.dbs.head_position(&txn).map_err(AttemptError::Fatal)?;
-        for (i, request) in batch.iter().enumerate() {
-            if excluded[i].is_some() {
+        for request in batch.iter_mut() {
+            if request.is_excluded() {
                 continue;
             }
             match self.apply(&mut txn, request, &mut head) {
-                Ok(plan) => plans[i] = plan,
+                Ok(()) => {}
                 Err(Abort::MapFull) => {
                     txn.abort();
                     if self.grow()? {
                         return Err(AttemptError::Retry);
                     }
-                    plans[i] = Planned::Rejected(StoreError::Full(format!(
+                    request.reject(StoreError::Full(format!(
                         "the LMDB map is at its maximum size of {} bytes; raise \
                          LmdbOptions::max_map_size",
                         self.max_map_size
@@ -237,7 +344,7 @@ impl TxnWriter {
                 }
                 Err(Abort::Request(error)) => {
                     txn.abort();
-                    plans[i] = Planned::Rejected(error);
+                    request.reject(error);
                     return Err(AttemptError::Retry);
                 }
             }
@@ -259,30 +366,34 @@ impl TxnWriter {
         }
     }
 
-    /// Applies one request inside `txn`. A rejection is decided before anything is written.
+    /// Applies one request inside `txn`, recording its outcome in it. A rejection is decided
+    /// before anything is written.
     fn apply(
         &mut self,
         txn: &mut RwTxn<'_>,
-        request: &Request,
+        request: &mut Request,
         head: &mut u64,
-    ) -> Result<Planned, Abort> {
+    ) -> Result<(), Abort> {
         match request {
             Request::Append {
                 stream,
                 key,
                 expected,
                 events,
+                outcome,
                 ..
             } => {
                 let version = match self.dbs.heads.get(txn, key) {
                     Ok(version) => version.unwrap_or(0),
                     Err(error @ heed::Error::Decoding(_)) => {
-                        return Ok(Planned::Rejected(heed_error("read stream head", error)));
+                        *outcome = Outcome::Rejected(heed_error("read stream head", error));
+                        return Ok(());
                     }
                     Err(e) => return Err(write_error("read stream head", e)),
                 };
                 if let Err(conflict) = expected.check(version) {
-                    return Ok(Planned::Rejected(conflict));
+                    *outcome = Outcome::Rejected(conflict);
+                    return Ok(());
                 }
                 let timestamp = Utc::now();
                 let first_position = *head + 1;
@@ -314,14 +425,19 @@ impl TxnWriter {
                     .put(txn, key, &version_after)
                     .map_err(|e| write_error("write the stream head", e))?;
                 *head += events.len() as u64;
-                Ok(Planned::Appended {
+                *outcome = Outcome::Applied(Appended {
                     version_before: version,
                     first_position,
                     timestamp,
-                })
+                });
+                Ok(())
             }
             Request::Put {
-                target, key, value, ..
+                target,
+                key,
+                value,
+                outcome,
+                ..
             } => {
                 let db = match target {
                     Target::Snapshots => self.dbs.snapshots,
@@ -329,10 +445,14 @@ impl TxnWriter {
                 };
                 db.put(txn, key, value)
                     .map_err(|e| write_error("write a snapshot or checkpoint", e))?;
-                Ok(Planned::Written)
+                *outcome = Outcome::Applied(());
+                Ok(())
             }
             Request::Prune {
-                prefix, keep_last, ..
+                prefix,
+                keep_last,
+                outcome,
+                ..
             } => {
                 let doomed: Vec<Vec<u8>> = {
                     let iter = self
@@ -355,7 +475,8 @@ impl TxnWriter {
                         .delete(txn, &key)
                         .map_err(|e| write_error("delete a snapshot", e))?;
                 }
-                Ok(Planned::Written)
+                *outcome = Outcome::Applied(());
+                Ok(())
             }
         }
     }
@@ -390,47 +511,5 @@ fn write_error(context: &str, error: heed::Error) -> Abort {
             "{context}: the request is too large for one LMDB transaction"
         ))),
         other => Abort::Request(heed_error(context, other)),
-    }
-}
-
-/// Sends the outcome of one request of a committed batch.
-fn answer(request: Request, plan: Planned, excluded: Option<StoreError>) {
-    if let Some(error) = excluded {
-        request.fail(error);
-        return;
-    }
-    let plan = match plan {
-        Planned::Rejected(error) => return request.fail(error),
-        Planned::Pending => {
-            unreachable!("a committed attempt applied every request that was not excluded from it")
-        }
-        plan => plan,
-    };
-    match (request, plan) {
-        (
-            Request::Append {
-                stream,
-                events,
-                reply,
-                ..
-            },
-            Planned::Appended {
-                version_before,
-                first_position,
-                timestamp,
-            },
-        ) => {
-            let _ = reply.send(Ok(AppendResult::recorded(
-                &stream,
-                version_before,
-                first_position..,
-                timestamp,
-                events,
-            )));
-        }
-        (Request::Put { reply, .. } | Request::Prune { reply, .. }, Planned::Written) => {
-            let _ = reply.send(Ok(()));
-        }
-        _ => unreachable!("`apply` plans an append as Appended and a put or prune as Written"),
     }
 }

@@ -243,14 +243,8 @@ impl EventStore for LmdbStore {
             return Ok(AppendResult::unchanged(version));
         }
         let stream = stream.clone();
-        self.write(move |reply| Request::Append {
-            stream,
-            key,
-            expected,
-            events,
-            reply,
-        })
-        .await
+        self.write(move |reply| Request::append(stream, key, expected, events, reply))
+            .await
     }
 
     async fn read_stream(
@@ -304,13 +298,8 @@ impl SnapshotStore for LmdbStore {
     async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         let key = codec::suffixed(&Self::stream_key(&snapshot.stream)?, snapshot.version);
         let value = codec::encode_snapshot(&snapshot);
-        self.write(move |reply| Request::Put {
-            target: Target::Snapshots,
-            key,
-            value,
-            reply,
-        })
-        .await
+        self.write(move |reply| Request::put(Target::Snapshots, key, value, reply))
+            .await
     }
 
     async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
@@ -320,12 +309,8 @@ impl SnapshotStore for LmdbStore {
 
     async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError> {
         let prefix = Self::stream_key(stream)?;
-        self.write(move |reply| Request::Prune {
-            prefix,
-            keep_last,
-            reply,
-        })
-        .await
+        self.write(move |reply| Request::prune(prefix, keep_last, reply))
+            .await
     }
 }
 
@@ -346,12 +331,7 @@ impl CheckpointStore for LmdbStore {
     ) -> Result<(), StoreError> {
         let key = self.checkpoint_key(name)?;
         let value = codec::encode_checkpoint(position, state.as_deref());
-        self.write(move |reply| Request::Put {
-            target: Target::Checkpoints,
-            key,
-            value,
-            reply,
-        })
-        .await
+        self.write(move |reply| Request::put(Target::Checkpoints, key, value, reply))
+            .await
     }
 }
