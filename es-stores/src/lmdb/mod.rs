@@ -28,13 +28,15 @@
 //!
 //! `options.rs` (how to open), `open.rs` (environment, typed databases, format version, heed
 //! errors), `shared.rs` (the open store's lifecycle and the per-process registry), `read.rs`
-//! (the read path), `commit.rs` (the writer's transaction) and `codec.rs` (keys and records).
+//! (the read path), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
+//! and `codec.rs` (keys and records).
 
 mod codec;
 mod commit;
 mod open;
 mod options;
 mod read;
+mod request;
 mod shared;
 
 use std::fs;
@@ -48,9 +50,9 @@ use es_core::store::{
 };
 use tokio::sync::{oneshot, watch};
 
-use self::commit::{Reply, Request, Target};
 use self::open::heed_error;
 pub use self::options::{Durability, LmdbOptions};
+use self::request::{Reply, Request, Target};
 use self::shared::Shared;
 
 /// The embedded durable event, snapshot and checkpoint store, on LMDB.

@@ -12,9 +12,10 @@ use heed::{Env, EnvClosingEvent, WithoutTls};
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::watch;
 
-use super::commit::{Request, TxnWriter};
+use super::commit::TxnWriter;
 use super::open::{Dbs, LOCK_FILE, MAP_ALIGN, check_directory, open_databases, open_env};
 use super::options::{Durability, LmdbOptions};
+use super::request::Request;
 use crate::group_commit::WriterThread;
 use crate::lock::DirLock;
 
