@@ -221,11 +221,21 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         None => StoreKind::ALL
             .into_iter()
             .filter(|s| {
-                let available = *s != StoreKind::Postgres || pg_url.is_some();
-                if !available {
-                    eprintln!("es-bench: skipping the postgres store: no --pg-url or ES_PG_URL");
+                if *s != StoreKind::Postgres {
+                    return true;
                 }
-                available
+                if !cfg!(feature = "postgres") {
+                    eprintln!(
+                        "es-bench: skipping the postgres store: this build has no `postgres` \
+                         feature (cargo run --release -p es-bench --features postgres -- ...)"
+                    );
+                    return false;
+                }
+                if pg_url.is_none() {
+                    eprintln!("es-bench: skipping the postgres store: no --pg-url or ES_PG_URL");
+                    return false;
+                }
+                true
             })
             .collect(),
     };
