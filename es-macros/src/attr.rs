@@ -76,10 +76,15 @@ impl ArgSet {
             }
             Meta::NameValue(nv) => {
                 let name = &self.attribute;
-                diagnostics.error(
-                    nv,
-                    format!("expected `#[{name}(...)]` or `#[{name}]`, not `#[{name} = ...]`"),
-                );
+                let message = if self.known.is_empty() {
+                    takes_no_arguments(name)
+                } else {
+                    format!(
+                        "expected `#[{name}(key = value, ...)]`, not `#[{name} = ...]`; {}",
+                        expected_keys(self.known)
+                    )
+                };
+                diagnostics.error(nv, message);
             }
         }
     }
@@ -137,7 +142,7 @@ impl ArgSet {
         if let Err(error) = result {
             let attribute = &self.attribute;
             let message = if self.known.is_empty() {
-                format!("`#[{attribute}]` takes no arguments: write `#[{attribute}]`")
+                takes_no_arguments(attribute)
             } else {
                 format!(
                     "expected `key = value` in `#[{attribute}]`; {}",
@@ -254,6 +259,11 @@ impl Value<'_, '_> {
         let (key, attribute) = (self.key, self.attribute);
         format!("`{key}` in `#[{attribute}]` takes {what}, like `{example}`")
     }
+}
+
+/// The message for arguments given to a helper attribute that takes none.
+fn takes_no_arguments(attribute: &str) -> String {
+    format!("`#[{attribute}]` takes no arguments: write `#[{attribute}]`")
 }
 
 /// The known keys, for messages about an unknown one.
