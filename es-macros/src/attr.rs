@@ -3,7 +3,8 @@
 //! `Attribute::parse_nested_meta` for helper attributes such as `#[event(...)]` or `#[command]`.
 //!
 //! Every mistake is recorded in [`Diagnostics`], spanned at the user's tokens, and reading goes
-//! on with the next argument, so that one mistake gives one error and all of them are reported.
+//! on with the next argument, so that one mistake gives one error and all of them are reported
+//! (except after a token where a key must be, where syn's parser stops).
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
@@ -137,7 +138,8 @@ impl ArgSet {
     }
 
     /// Reports what syn's meta parser rejects itself: something other than a key where a key
-    /// is expected, as in `#[aggregate("account")]`.
+    /// is expected, as in `#[aggregate("account")]` or `#[aggregate(name = "a",, error = E)]`.
+    /// syn stops reading the attribute there, so what follows is not checked.
     fn report_malformed(&self, result: syn::Result<()>, diagnostics: &mut Diagnostics) {
         if let Err(error) = result {
             let attribute = &self.attribute;
