@@ -15,8 +15,8 @@ pub(super) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// A limit as a PostgreSQL `bigint`.
-fn limit_i64(limit: usize) -> i64 {
+/// A count as a PostgreSQL `bigint` (saturating, like [`to_i64`]).
+pub(super) fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 

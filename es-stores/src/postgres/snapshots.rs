@@ -5,7 +5,7 @@ use es_core::store::{Checkpoint, CheckpointStore, Snapshot, SnapshotStore, Store
 
 use super::PostgresStore;
 use super::error::{self, Op};
-use super::read::{self, to_i64};
+use super::read::{self, limit_i64, to_i64};
 use super::store::check_text;
 
 #[async_trait]
@@ -39,7 +39,7 @@ impl SnapshotStore for PostgresStore {
         sqlx::query(&self.inner.sql.prune_snapshots)
             .bind(&stream.aggregate_type)
             .bind(&stream.aggregate_id)
-            .bind(i64::try_from(keep_last).unwrap_or(i64::MAX))
+            .bind(limit_i64(keep_last))
             .execute(&self.inner.pool)
             .await
             .map_err(|e| error::map(e, Op::Write, "pruning snapshots"))?;

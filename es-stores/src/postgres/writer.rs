@@ -320,3 +320,44 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: &str, events: usize) -> Pending {
+        let (reply, _) = oneshot::channel();
+        Pending {
+            stream: StreamId::new("t", id),
+            expected: ExpectedVersion::Any,
+            events: (0..events)
+                .map(|_| NewEvent::new("E", Vec::new()))
+                .collect(),
+            metadata: vec!["{}".to_owned(); events],
+            reply,
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_statement_rows() {
+        let now = Utc::now();
+        let batch = [pending("a", 2), pending("b", 1)];
+        let rows = vec![
+            (0, 3, Some(10), Some(4), Some(now)),
+            (0, 3, Some(11), Some(5), Some(now)),
+            (1, 7, None, None, None),
+        ];
+        let out = outcomes(&batch, rows);
+        assert!(
+            matches!(&out[0], Outcome::Written { before: 3, positions, timestamp }
+                if positions == &[10, 11] && *timestamp == now)
+        );
+        assert!(matches!(out[1], Outcome::Conflict { actual: 7 }));
+    }
+
+    #[test]
+    #[should_panic(expected = "answers every request")]
+    fn a_request_without_an_answer_is_a_bug() {
+        outcomes(&[pending("a", 1)], Vec::new());
+    }
+}
