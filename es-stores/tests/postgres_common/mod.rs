@@ -34,12 +34,13 @@ pub async fn pg_url() -> String {
             let _ = conn.close().await;
             url
         }
+        // The URL is not repeated: it may hold a password.
         Ok(Err(e)) => panic!(
-            "ES_PG_URL={url} is set but PostgreSQL cannot be reached there: {e} (e.g. \
+            "ES_PG_URL is set but PostgreSQL cannot be reached there: {e} (e.g. \
              ES_PG_URL={EXAMPLE_URL})"
         ),
         Err(_) => panic!(
-            "ES_PG_URL={url} is set but PostgreSQL did not answer within 10 s (e.g. \
+            "ES_PG_URL is set but PostgreSQL did not answer there within 10 s (e.g. \
              ES_PG_URL={EXAMPLE_URL})"
         ),
     }
@@ -67,7 +68,7 @@ pub async fn pool(url: &str, max: u32) -> PgPool {
         .acquire_timeout(Duration::from_secs(30))
         .connect(url)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect a pool to ES_PG_URL={url}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot connect a pool to ES_PG_URL: {e}"))
 }
 
 /// Tests that hold a transaction open take this lock exclusively; every other test shares it.
