@@ -38,6 +38,7 @@ pub enum BenchError {
     #[error("{0}")]
     Usage(String),
     /// PostgreSQL setup or teardown failed.
+    #[cfg(feature = "postgres")]
     #[error("postgres: {0}")]
     Postgres(String),
 }

@@ -1,4 +1,4 @@
-//! The benchmark program: runs the workloads W1–W7 of BENCHMARKS.md against a chosen store and
+//! The benchmark program: runs the workloads W1–W7 of docs/benchmarks.md against a chosen store and
 //! prints one JSON object per workload and store on stdout (and a readable line on stderr).
 //!
 //! ```text
@@ -81,7 +81,7 @@ enum Target {
     All,
 }
 
-/// Runs the workloads of BENCHMARKS.md and prints one JSON line per workload and store.
+/// Runs the workloads of docs/benchmarks.md and prints one JSON line per workload and store.
 #[derive(Debug, Parser)]
 #[command(name = "es-bench", version, about)]
 struct Cli {
@@ -204,7 +204,8 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         let store = cli.store.unwrap_or(StoreKind::Memory);
         if workload == Workload::W6 && store != StoreKind::Memory {
             return Err(BenchError::Usage(
-                "W6 measures the memory store only (BENCHMARKS.md): use --store memory".to_owned(),
+                "W6 measures the memory store only (docs/benchmarks.md): use --store memory"
+                    .to_owned(),
             ));
         }
         if store == StoreKind::Postgres && pg_url.is_none() {
@@ -220,11 +221,21 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         None => StoreKind::ALL
             .into_iter()
             .filter(|s| {
-                let available = *s != StoreKind::Postgres || pg_url.is_some();
-                if !available {
-                    eprintln!("es-bench: skipping the postgres store: no --pg-url or ES_PG_URL");
+                if *s != StoreKind::Postgres {
+                    return true;
                 }
-                available
+                if !cfg!(feature = "postgres") {
+                    eprintln!(
+                        "es-bench: skipping the postgres store: this build has no `postgres` \
+                         feature (cargo run --release -p es-bench --features postgres -- ...)"
+                    );
+                    return false;
+                }
+                if pg_url.is_none() {
+                    eprintln!("es-bench: skipping the postgres store: no --pg-url or ES_PG_URL");
+                    return false;
+                }
+                true
             })
             .collect(),
     };

@@ -9,7 +9,7 @@ use serde_json::{Map, Number, Value, json};
 /// What one run of a workload measured.
 #[derive(Debug, Default)]
 pub struct RunResult {
-    /// The figures BENCHMARKS.md names for the workload (numbers, possibly nested).
+    /// The figures docs/benchmarks.md names for the workload (numbers, possibly nested).
     pub figures: Map<String, Value>,
     /// Correctness violations (the program exits non-zero when there are any).
     pub violations: Vec<String>,

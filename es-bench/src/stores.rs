@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(feature = "postgres")]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use es_core::{MemoryStore, Store};
@@ -88,6 +89,7 @@ pub struct StoreConfig {
     /// Parent directory of the per-run data directories (`None`: the system temp dir).
     pub data_root: Option<PathBuf>,
     /// PostgreSQL URL.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub pg_url: Option<String>,
     /// LMDB durability.
     pub lmdb_durability: LmdbDurability,
@@ -112,6 +114,7 @@ pub struct StoreEnv {
     pg: Option<PgEnv>,
 }
 
+#[cfg(feature = "postgres")]
 static SCHEMA_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl StoreEnv {

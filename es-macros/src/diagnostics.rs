@@ -39,17 +39,6 @@ impl Diagnostics {
         }
     }
 
-    /// Records the error of a `syn::Result`, keeping its value if there was none.
-    pub(crate) fn take<T>(&mut self, result: syn::Result<T>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.push(error);
-                None
-            }
-        }
-    }
-
     /// Whether any error was recorded.
     pub(crate) fn has_errors(&self) -> bool {
         self.errors.is_some()

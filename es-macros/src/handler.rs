@@ -1,10 +1,11 @@
 //! What the handler macros (`#[command]`, `#[apply]`, `#[on]`) need to know about a method's
 //! signature, and the checks they share.
 
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, Ident, PatType, Signature, Type};
 
-use crate::args::{Args, attribute_arguments};
+use crate::attr::ArgSet;
 use crate::diagnostics::Diagnostics;
 
 /// How a method takes `self`.
@@ -149,8 +150,6 @@ pub(crate) fn take_helpers(attrs: &mut Vec<Attribute>, names: &[&str]) -> Vec<At
 
 /// Checks that a helper attribute such as `#[command]` has no arguments.
 pub(crate) fn check_no_arguments(attr: &Attribute, diagnostics: &mut Diagnostics) {
-    let name = crate::args::path_name(attr.path());
-    if let Some(tokens) = diagnostics.take(attribute_arguments(attr)) {
-        Args::parse(tokens, &name, &[], diagnostics);
-    }
+    let name = attr.path().to_token_stream().to_string();
+    ArgSet::new(name, &[]).parse_attribute(attr, diagnostics, |_, _| {});
 }

@@ -54,7 +54,7 @@
 //! an event that has no `#[apply]`) is reported by rustc through `es-core`'s diagnostics.
 
 mod aggregate;
-mod args;
+mod attr;
 mod diagnostics;
 mod event;
 mod handler;

@@ -1,17 +1,23 @@
 //! `#[aggregate]`: the generated enums, `EventSet` and `Aggregate` impls, driven without a kernel.
+//! The bank aggregate comes from `es-examples`; the others here exercise shapes it does not have.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::convert::Infallible;
 
 use es_core::event::EventError;
 use es_core::prelude::*;
+use es_examples::bank::{
+    BankAccount, BankAccountCommand, BankAccountEvent, BankError, Deposit, Deposited, Withdraw,
+    Withdrawn,
+};
 use serde::{Deserialize, Serialize};
 
-mod common;
-use common::{
-    BankAccount, BankAccountCommand, BankAccountEvent, BankError, Deposit, Deposited, Withdraw,
-    Withdrawn, apply_all,
-};
+/// Folds `events` into `state`, as the kernel does after a commit.
+fn apply_all<A: Aggregate>(state: &mut A, events: &[A::Event]) {
+    for event in events {
+        state.apply(event);
+    }
+}
 
 #[test]
 fn the_design_example_decides_and_folds() {
@@ -29,13 +35,13 @@ fn the_design_example_decides_and_folds() {
     assert_eq!(account.balance, 70);
 
     let rejected = account.handle(BankAccountCommand::Withdraw(Withdraw { amount: 1_000 }));
-    assert_eq!(
+    assert!(matches!(
         rejected.unwrap_err(),
         BankError::InsufficientFunds {
             balance: 70,
             requested: 1_000
         }
-    );
+    ));
     assert_eq!(account.balance, 70, "a rejected command changes nothing");
 }
 

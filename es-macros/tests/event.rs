@@ -3,10 +3,8 @@
 
 use es_core::event::EventError;
 use es_core::prelude::*;
+use es_examples::bank::{Deposited, Withdrawn};
 use serde::{Deserialize, Serialize};
-
-mod common;
-use common::{Deposited, Withdrawn};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[event(version = 3)]

@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 
 use es_core::prelude::*;
 use es_core::projection::{ProjectionError, run_once};
+use es_examples::bank::{Deposited, Withdrawn};
 use serde::{Deserialize, Serialize};
-
-mod common;
-use common::{Deposited, Withdrawn};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct Balances {

@@ -1,7 +1,6 @@
 //! PostgresStore: the conformance suite and the PostgreSQL-specific behaviour (migrations, the
-//! gap problem, LISTEN/NOTIFY, error mapping). Needs `ES_PG_URL`; without it every test says
-//! why it is skipped and passes.
-#![cfg(feature = "postgres")]
+//! gap problem, LISTEN/NOTIFY, error mapping). Built only with the `postgres` feature; needs a
+//! server at `ES_PG_URL`, and fails (naming the variable) without one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod postgres_common;
@@ -18,8 +17,10 @@ use postgres_common::{SchemaGuard, pg_url, pool, shared, store, store_alone, uni
 use sqlx::Connection;
 use sqlx::postgres::PgPoolOptions;
 
+/// The conformance factory: always a store (the suite's `None`, "skip", is never used: without a
+/// reachable `ES_PG_URL` the case fails).
 async fn conformance_store() -> Option<(PostgresStore, SchemaGuard)> {
-    store("conformance").await
+    Some(store("conformance").await)
 }
 
 // Positions are transaction ids shifted left: they have holes, but no reader skips an event.
@@ -28,9 +29,7 @@ es_core::store_conformance_tests!(conformance_store, gapless = false);
 /// An empty append checks the version and leaves the head at the last appended position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_append_checks_the_version() {
-    let Some((store, _guard)) = store("emptyappend").await else {
-        return;
-    };
+    let (store, _guard) = store("emptyappend").await;
     let a = s("a");
     let done = store
         .append(&a, ExpectedVersion::NoStream, Vec::new())
@@ -75,9 +74,7 @@ fn s(id: &str) -> StreamId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_is_idempotent_and_safe_concurrently() {
-    let Some(url) = pg_url("migrate_is_idempotent_and_safe_concurrently") else {
-        return;
-    };
+    let url = pg_url().await;
     let schema = unique_schema("migrate");
     let _guard = SchemaGuard {
         url: url.clone(),
@@ -147,9 +144,7 @@ async fn migrate_is_idempotent_and_safe_concurrently() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_result_matches_what_is_read_back() {
-    let Some((store, _guard)) = store("roundtrip").await else {
-        return;
-    };
+    let (store, _guard) = store("roundtrip").await;
     let events = vec![
         NewEvent::new("Opened", b"{}".to_vec())
             .version(3)
@@ -175,9 +170,7 @@ async fn append_result_matches_what_is_read_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_input_is_rejected_before_writing() {
-    let Some((store, _guard)) = store("invalid").await else {
-        return;
-    };
+    let (store, _guard) = store("invalid").await;
     let nul = store
         .append(
             &StreamId::new("t", "a\0b"),
@@ -197,15 +190,199 @@ async fn invalid_input_is_rejected_before_writing() {
         matches!(nul_meta, Err(StoreError::InvalidInput(_))),
         "{nul_meta:?}"
     );
+    // Long text with a NUL: refused, quoting at most 80 bytes of it.
+    let long = format!("{}\0", "x".repeat(1_000));
+    assert_refused(
+        "event type",
+        store
+            .append(
+                &s("a"),
+                ExpectedVersion::Any,
+                vec![NewEvent::new(long.as_str(), Vec::new())],
+            )
+            .await,
+    );
+    assert_refused(
+        "metadata key",
+        store
+            .append(
+                &s("a"),
+                ExpectedVersion::Any,
+                vec![ev(1).metadata(long.as_str(), "v")],
+            )
+            .await,
+    );
+    assert_refused(
+        "projection name",
+        CheckpointStore::save(&store, &long, 1, None).await,
+    );
+    assert_refused(
+        "projection name",
+        CheckpointStore::load(&store, &long).await,
+    );
+    assert_refused(
+        "schema name",
+        PostgresStore::builder(store.pool().clone())
+            .schema(long.as_str())
+            .build()
+            .await,
+    );
     assert_eq!(store.head_position().await.unwrap(), 0);
+}
+
+/// `InvalidInput` whose message quotes at most 80 bytes of the input.
+fn assert_refused<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::InvalidInput(message)) => assert!(
+            message.len() < 200 && !message.contains(&"x".repeat(81)),
+            "{what}: the message quotes too much: {message}"
+        ),
+        other => panic!("{what}: expected InvalidInput, got {other:?}"),
+    }
+}
+
+/// Rows in the schema's events and snapshots tables.
+async fn row_counts(store: &PostgresStore, schema: &str) -> (i64, i64) {
+    sqlx::query_as(&format!(
+        "SELECT (SELECT count(*) FROM \"{schema}\".events), \
+                (SELECT count(*) FROM \"{schema}\".snapshots)"
+    ))
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// The one stream-id rule (`StreamId::validate`): ids at its limits, multi-byte UTF-8 included,
+/// append, read and snapshot like any other; ids past them are refused by every call that takes
+/// a stream, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_ids_follow_the_one_rule() {
+    let (store, guard) = store("streamids").await;
+    // 64 two-byte characters are 128 bytes, 64 four-byte ones 256.
+    let widest = StreamId::new("é".repeat(64), "🦀".repeat(64));
+    assert_eq!(widest.aggregate_type.len(), StreamId::MAX_TYPE_LEN);
+    assert_eq!(widest.aggregate_id.len(), StreamId::MAX_ID_LEN);
+    let longest = StreamId::new(
+        "t".repeat(StreamId::MAX_TYPE_LEN),
+        "i".repeat(StreamId::MAX_ID_LEN),
+    );
+    let mut written = Vec::new();
+    for stream in [&widest, &longest] {
+        let done = store
+            .append(stream, ExpectedVersion::NoStream, vec![ev(1), ev(2)])
+            .await
+            .unwrap();
+        assert_eq!(store.read_stream(stream, 1, 10).await.unwrap(), done.events);
+        assert_eq!(store.stream_version(stream).await.unwrap(), 2);
+        let empty = store
+            .append(stream, ExpectedVersion::Exact(2), Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(empty.version, 2);
+        let old = Snapshot::new(stream.clone(), 1, b"old".to_vec());
+        let snap = Snapshot::new(stream.clone(), 2, b"state".to_vec());
+        SnapshotStore::save(&store, old).await.unwrap();
+        SnapshotStore::save(&store, snap.clone()).await.unwrap();
+        SnapshotStore::prune(&store, stream, 1).await.unwrap();
+        assert_eq!(
+            SnapshotStore::load_latest(&store, stream).await.unwrap(),
+            Some(snap)
+        );
+        written.extend(done.events);
+    }
+    assert_eq!(store.read_all(0, 10).await.unwrap(), written);
+    assert_eq!(row_counts(&store, &guard.schema).await, (4, 2));
+
+    let long = "x".repeat(1_000);
+    let invalid = [
+        StreamId::new("", "a"),
+        StreamId::new("t", ""),
+        StreamId::new(format!("{}x", "é".repeat(64)), "a"),
+        StreamId::new("t", format!("{}x", "🦀".repeat(64))),
+        StreamId::new(long.clone(), "a"),
+        StreamId::new("t", long.clone()),
+        StreamId::new("t\0", "a"),
+        StreamId::new("t", format!("{long}\0")),
+    ];
+    for (i, stream) in invalid.iter().enumerate() {
+        let what = format!("invalid stream id #{i}");
+        let events = vec![ev(1)];
+        assert_refused(
+            &what,
+            store.append(stream, ExpectedVersion::Any, events).await,
+        );
+        assert_refused(
+            &what,
+            store.append(stream, ExpectedVersion::Any, Vec::new()).await,
+        );
+        assert_refused(&what, store.read_stream(stream, 1, 10).await);
+        assert_refused(&what, store.stream_version(stream).await);
+        let snap = Snapshot::new(stream.clone(), 1, b"s".to_vec());
+        assert_refused(&what, SnapshotStore::save(&store, snap).await);
+        assert_refused(&what, SnapshotStore::load_latest(&store, stream).await);
+        assert_refused(&what, SnapshotStore::prune(&store, stream, 0).await);
+    }
+    assert_eq!(row_counts(&store, &guard.schema).await, (4, 2));
+    assert_eq!(store.read_all(0, 10).await.unwrap(), written);
+}
+
+/// `lanes`, `max_batch` and `visibility_wait` change how appends are committed, not what they
+/// write: with `max_batch(1)` every append is a transaction of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tuned_builder_commits_one_append_per_statement() {
+    let (store, guard) = store("tuned").await;
+    let tuned = PostgresStore::builder(pool(&guard.url, 6).await)
+        .schema(guard.schema.clone())
+        .lanes(3)
+        .max_batch(1)
+        .visibility_wait(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(tuned.schema(), guard.schema);
+    let mut tasks = Vec::new();
+    for i in 0..24u64 {
+        let tuned = tuned.clone();
+        tasks.push(tokio::spawn(async move {
+            tuned
+                .append(&s(&format!("t{i}")), ExpectedVersion::NoStream, vec![ev(i)])
+                .await
+                .unwrap()
+                .events[0]
+                .position
+        }));
+    }
+    let mut positions = Vec::new();
+    for t in tasks {
+        positions.push(t.await.unwrap());
+    }
+    let mut transactions: Vec<u64> = positions.iter().map(|p| p >> 16).collect();
+    transactions.sort_unstable();
+    transactions.dedup();
+    assert_eq!(transactions.len(), 24, "one transaction per append");
+    // Not waited for by the appends: readable once every older transaction has ended.
+    let last = positions.iter().copied().max().unwrap();
+    let mut head = store.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), head.wait_for(|h| *h >= last))
+        .await
+        .expect("the appends never became readable")
+        .unwrap();
+    let mut read: Vec<u64> = store
+        .read_all(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    positions.sort_unstable();
+    read.sort_unstable();
+    assert_eq!(read, positions);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batched_appends_answer_each_request() {
     // Many appends queued at once end up in shared statements; conflicts stay per request.
-    let Some((store, _guard)) = store("batched").await else {
-        return;
-    };
+    let (store, _guard) = store("batched").await;
     for i in 0..50 {
         store
             .append(&s(&format!("b{i}")), ExpectedVersion::NoStream, vec![ev(0)])
@@ -280,9 +457,7 @@ async fn begin_raw_append(conn: &mut sqlx::PgConnection, schema: &str, id: &str)
 /// The gap problem, step by step: writers whose commits come out of position order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_commit_with_lower_position_is_not_skipped() {
-    let Some((store, guard)) = store_alone("latecommit").await else {
-        return;
-    };
+    let (store, guard) = store_alone("latecommit").await;
     for round in 0..5 {
         let mut slow = sqlx::PgConnection::connect(&guard.url).await.unwrap();
         let start = store.head_position().await.unwrap() + 1;
@@ -357,9 +532,7 @@ async fn late_commit_with_lower_position_is_not_skipped() {
 /// once, in position order. Run in a loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tailing_reader_sees_every_event_once_under_out_of_order_commits() {
-    let Some((store, guard)) = store_alone("tailing").await else {
-        return;
-    };
+    let (store, guard) = store_alone("tailing").await;
     let other = PostgresStore::builder(pool(&guard.url, 8).await)
         .schema(guard.schema.clone())
         .build()
@@ -438,9 +611,7 @@ async fn tailing_reader_sees_every_event_once_under_out_of_order_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_wakes_for_another_nodes_commit() {
-    let Some((a, guard)) = store("notify").await else {
-        return;
-    };
+    let (a, guard) = store("notify").await;
     // B polls only once a minute: a prompt wake-up must come from NOTIFY.
     let b = PostgresStore::builder(pool(&guard.url, 4).await)
         .schema(guard.schema.clone())
@@ -494,9 +665,7 @@ async fn subscribe_wakes_for_another_nodes_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_timestamps_round_trip_exactly() {
-    let Some((store, _guard)) = store("snaptime").await else {
-        return;
-    };
+    let (store, _guard) = store("snaptime").await;
     let mut snap = Snapshot::new(s("x"), 3, b"state".to_vec());
     snap.timestamp = chrono::DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
     SnapshotStore::save(&store, snap.clone()).await.unwrap();
@@ -515,9 +684,7 @@ async fn snapshot_timestamps_round_trip_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_pool_is_unavailable() {
-    let Some((store, guard)) = store("poolfull").await else {
-        return;
-    };
+    let (store, guard) = store("poolfull").await;
     let tiny = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_millis(300))
@@ -548,9 +715,7 @@ async fn exhausted_pool_is_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_timeout_is_unavailable_and_writes_nothing() {
-    let Some((store, guard)) = store_alone("stmttimeout").await else {
-        return;
-    };
+    let (store, guard) = store_alone("stmttimeout").await;
     let options: sqlx::postgres::PgConnectOptions = guard.url.parse().unwrap();
     let timed = PgPoolOptions::new()
         .max_connections(4)
@@ -591,9 +756,7 @@ async fn statement_timeout_is_unavailable_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_killed_during_append_is_indeterminate() {
-    let Some((store, guard)) = store_alone("killed").await else {
-        return;
-    };
+    let (store, guard) = store_alone("killed").await;
     let mut locker = sqlx::PgConnection::connect(&guard.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
     sqlx::query(&format!(
@@ -645,9 +808,7 @@ async fn connection_killed_during_append_is_indeterminate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_server_is_unavailable() {
-    if pg_url("unreachable_server_is_unavailable").is_none() {
-        return;
-    }
+    // Needs no server: nothing listens on port 1.
     let result = PostgresStore::connect("postgresql://postgres@127.0.0.1:1/test").await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),

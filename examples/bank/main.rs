@@ -1,5 +1,6 @@
-//! The seed's bank demo: deposit 100, withdraw 10, withdraw 1000 (rejected), then a restart that
-//! shows the state survives.
+//! The original bank demo: deposit 100, withdraw 10, withdraw 1000 (rejected: insufficient
+//! funds), deposit 0 (rejected: amounts must be positive), then a restart that shows the state
+//! survives.
 //!
 //! ```text
 //! cargo run --example bank                       # LmdbStore under ./data (the default)
@@ -106,6 +107,16 @@ async fn run(args: Args) -> Result<(), Error> {
             );
         }
         other => return Err(format!("withdraw 1000 should be rejected, got {other:?}").into()),
+    }
+
+    match kernel
+        .dispatch::<BankAccount>(id, Deposit { amount: 0 })
+        .await
+    {
+        Err(DispatchError::Rejected(BankError::ZeroAmount)) => {
+            println!("deposit 0       -> rejected: the amount must be positive");
+        }
+        other => return Err(format!("deposit 0 should be rejected, got {other:?}").into()),
     }
 
     let balances = kernel

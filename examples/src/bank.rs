@@ -1,4 +1,9 @@
 //! A bank account: deposits, withdrawals that may not overdraw, and a balance projection.
+//!
+//! The rules are the original demo's: an amount must be positive (a zero amount is refused with
+//! [`BankError::ZeroAmount`]), and a withdrawal may not exceed the balance
+//! ([`BankError::InsufficientFunds`]). This module is the project's one bank domain: the
+//! example, the benchmark program and the cross-crate tests all use it.
 
 use std::collections::BTreeMap;
 
@@ -35,8 +40,11 @@ pub struct Withdrawn {
 }
 
 /// Why a bank command is rejected.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BankError {
+    /// A deposit or withdrawal of nothing: amounts must be positive.
+    #[error("the amount must be positive, got 0")]
+    ZeroAmount,
     /// The withdrawal exceeds the balance.
     #[error("insufficient funds: balance {balance}, requested {requested}")]
     InsufficientFunds {
@@ -58,11 +66,17 @@ pub struct BankAccount {
 impl BankAccount {
     #[command]
     fn deposit(&self, cmd: Deposit) -> Result<Deposited, BankError> {
+        if cmd.amount == 0 {
+            return Err(BankError::ZeroAmount);
+        }
         Ok(Deposited { amount: cmd.amount })
     }
 
     #[command]
     fn withdraw(&self, cmd: Withdraw) -> Result<Withdrawn, BankError> {
+        if cmd.amount == 0 {
+            return Err(BankError::ZeroAmount);
+        }
         if cmd.amount > self.balance {
             return Err(BankError::InsufficientFunds {
                 balance: self.balance,
@@ -83,7 +97,7 @@ impl BankAccount {
     }
 }
 
-/// Every account's balance (the seed's `bank_account_balance_projection`).
+/// Every account's balance (the original demo's `bank_account_balance_projection`).
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Balances {
     /// Balance per account id.

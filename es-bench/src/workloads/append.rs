@@ -14,7 +14,7 @@ use crate::error::BenchError;
 use crate::report::{RunResult, progress, rate};
 use crate::stores::StoreEnv;
 
-/// The batch sizes of BENCHMARKS.md.
+/// The batch sizes of docs/benchmarks.md.
 pub const BATCHES: [u64; 3] = [1, 100, 1_000];
 /// Events appended one per commit on a durable store at most (a durable commit costs
 /// milliseconds; the rest of the million would take minutes without saying more).

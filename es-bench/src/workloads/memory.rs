@@ -71,7 +71,7 @@ async fn store_cost(n: u64) -> Result<(MemoryStore, f64), BenchError> {
 pub async fn w6(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     if env.kind() != StoreKind::Memory {
         return Err(BenchError::Usage(
-            "W6 measures the memory store only (BENCHMARKS.md)".to_owned(),
+            "W6 measures the memory store only (docs/benchmarks.md)".to_owned(),
         ));
     }
     let mut r = RunResult::default();

@@ -1,4 +1,4 @@
-//! The workloads W1–W7 of BENCHMARKS.md.
+//! The workloads W1–W7 of docs/benchmarks.md.
 
 pub mod append;
 pub mod catchup;
@@ -15,7 +15,7 @@ use crate::error::BenchError;
 use crate::report::RunResult;
 use crate::stores::StoreEnv;
 
-/// A workload of BENCHMARKS.md.
+/// A workload of docs/benchmarks.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Workload {
     /// W1 spread: many accounts, concurrent clients.
@@ -91,7 +91,7 @@ pub struct Overrides {
 }
 
 impl Params {
-    /// BENCHMARKS.md's parameters for `workload` (or the smoke-run ones), with overrides.
+    /// docs/benchmarks.md's parameters for `workload` (or the smoke-run ones), with overrides.
     pub fn resolve(workload: Workload, durable: bool, o: &Overrides) -> Params {
         let q = o.quick;
         let (clients, commands, accounts, events) = match workload {

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use syn::{LitStr, Type};
 
-use crate::args::Args;
+use crate::attr::ArgSet;
 use crate::diagnostics::Diagnostics;
 use crate::inherent::{self, InherentImpl, MacroInfo};
 
@@ -25,26 +25,23 @@ pub(super) struct AggregateArgs {
 
 /// Parses the attribute arguments, reporting unknown, duplicate and malformed ones.
 pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> AggregateArgs {
-    let args = Args::parse(attr, "aggregate", &["name", "error"], diagnostics);
-    let name = args.string("name", "aggregate", "bank_account", diagnostics);
-    let error = args.get("error").and_then(|arg| {
-        let hint =
-            "`error` in `#[aggregate]` takes the command error type, like `error = BankError`";
-        match &arg.value {
-            None => {
-                diagnostics.error(&arg.key, hint);
-                None
+    let mut args = AggregateArgs {
+        name: None,
+        error: None,
+    };
+    ArgSet::new("aggregate", &["name", "error"]).parse_tokens(
+        attr,
+        diagnostics,
+        |value, diagnostics| match value.key().as_str() {
+            "name" => args.name = value.string("bank_account", diagnostics),
+            "error" => {
+                args.error =
+                    value.parse::<Type>("the command error type", "error = BankError", diagnostics)
             }
-            Some(value) => match syn::parse2::<Type>(value.clone()) {
-                Ok(ty) => Some(ty),
-                Err(_) => {
-                    diagnostics.error(value, hint);
-                    None
-                }
-            },
-        }
-    });
-    AggregateArgs { name, error }
+            _ => {}
+        },
+    );
+    args
 }
 
 /// Parses the impl block (see [`inherent::parse`]).

@@ -1,10 +1,8 @@
 //! Reads a `#[derive(Event)]` input into an [`EventModel`], reporting every mistake.
 
-use proc_macro2::{Punct, Spacing, TokenStream};
-use quote::ToTokens;
-use syn::{DeriveInput, Ident, LitInt, LitStr};
+use syn::{DeriveInput, Ident, LitStr, Meta};
 
-use crate::args::{Args, attribute_arguments};
+use crate::attr::ArgSet;
 use crate::diagnostics::Diagnostics;
 
 /// What `#[derive(Event)]` implements.
@@ -35,49 +33,40 @@ pub(super) fn parse(input: &DeriveInput) -> (EventModel, Diagnostics) {
         );
     }
 
-    // Every `#[event(...)]` attribute together, so that a key given in two attributes is a
-    // duplicate like any other.
-    let mut tokens = TokenStream::new();
+    // One argument set for every `#[event(...)]` attribute, so that a key given in two
+    // attributes is a duplicate like any other.
+    let mut args = ArgSet::new("event", &["name", "version"]);
+    let mut name = None;
+    let mut version = 1;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
-        let Some(inner) = diagnostics.take(attribute_arguments(attr)) else {
-            continue;
+        let empty = match &attr.meta {
+            Meta::Path(_) => true,
+            Meta::List(list) => list.tokens.is_empty(),
+            Meta::NameValue(_) => false,
         };
-        if inner.is_empty() {
+        if empty {
             diagnostics.error(
                 attr,
                 "`#[event]` needs arguments: `#[event(name = \"...\", version = N)]`",
             );
             continue;
         }
-        if !tokens.is_empty() {
-            Punct::new(',', Spacing::Alone).to_tokens(&mut tokens);
-        }
-        tokens.extend(inner);
+        args.parse_attribute(attr, &mut diagnostics, |value, diagnostics| {
+            match value.key().as_str() {
+                "name" => name = value.string("bank.deposited", diagnostics),
+                "version" => match value.u32("a positive integer", "version = 2", diagnostics) {
+                    Some((lit, 0)) => diagnostics.error(
+                        lit,
+                        "event versions start at 1: `version = 0` is not allowed",
+                    ),
+                    Some((_, v)) => version = v,
+                    None => {}
+                },
+                _ => {}
+            }
+        });
     }
-    let args = Args::parse(tokens, "event", &["name", "version"], &mut diagnostics);
-
-    let name = args
-        .string("name", "event", "bank.deposited", &mut diagnostics)
-        .unwrap_or_else(|| LitStr::new(&input.ident.to_string(), input.ident.span()));
-
-    let mut version = 1;
-    if let Some(arg) = args.get("version") {
-        let hint = "`version` in `#[event]` takes a positive integer, like `version = 2`";
-        match &arg.value {
-            None => diagnostics.error(&arg.key, hint),
-            Some(value) => match syn::parse2::<LitInt>(value.clone())
-                .ok()
-                .and_then(|lit| lit.base10_parse::<u32>().ok().map(|v| (lit, v)))
-            {
-                Some((lit, 0)) => diagnostics.error(
-                    lit,
-                    "event versions start at 1: `version = 0` is not allowed",
-                ),
-                Some((_, v)) => version = v,
-                None => diagnostics.error(value, hint),
-            },
-        }
-    }
+    let name = name.unwrap_or_else(|| LitStr::new(&input.ident.to_string(), input.ident.span()));
 
     (
         EventModel {

@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::LitStr;
 
-use crate::args::Args;
+use crate::attr::ArgSet;
 use crate::diagnostics::Diagnostics;
 use crate::inherent::{self, InherentImpl, MacroInfo};
 
@@ -18,9 +18,12 @@ const INFO: MacroInfo = MacroInfo {
 /// Parses the attribute arguments: the required `name`. Returns `None` after reporting a
 /// missing or malformed name.
 pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Option<LitStr> {
-    let args = Args::parse(attr, "projection", &["name"], diagnostics);
-    let name = args.string("name", "projection", "balances", diagnostics);
-    if args.get("name").is_none() {
+    let mut name = None;
+    let mut args = ArgSet::new("projection", &["name"]);
+    args.parse_tokens(attr, diagnostics, |value, diagnostics| {
+        name = value.string("balances", diagnostics);
+    });
+    if !args.given("name") {
         diagnostics.push(syn::Error::new(
             Span::call_site(),
             "`#[projection]` needs a name, its unique checkpoint key: \

@@ -11,14 +11,16 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
+use super::sql::{self, Queries};
+
 /// How often the head is re-read while readers lag behind written events.
 const LAG_POLL: Duration = Duration::from_millis(10);
 
 /// The refresher task's inputs.
 pub(crate) struct Refresher {
     pub(crate) pool: PgPool,
-    /// `SELECT readable head, written head`.
-    pub(crate) head_sql: Arc<str>,
+    /// The statements; the refresher runs [`HEADS`](sql::HEADS).
+    pub(crate) sql: Arc<Queries>,
     /// The NOTIFY channel of this schema.
     pub(crate) channel: String,
     pub(crate) wake: Arc<Notify>,
@@ -41,7 +43,7 @@ impl Refresher {
             if self.notify_others.swap(false, Ordering::AcqRel) {
                 // After the commit, never inside the append: a NOTIFY in a transaction takes a
                 // database-wide lock at commit that would serialize all appends.
-                if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+                if let Err(e) = sqlx::query(sql::NOTIFY)
                     .bind(&self.channel)
                     .execute(&self.pool)
                     .await
@@ -49,7 +51,7 @@ impl Refresher {
                     debug!(error = %e, "cannot notify other nodes; they will poll");
                 }
             }
-            match sqlx::query_as::<_, (i64, i64)>(&self.head_sql)
+            match sqlx::query_as::<_, (i64, i64)>(&self.sql.heads)
                 .fetch_one(&self.pool)
                 .await
             {

@@ -1,10 +1,11 @@
 //! The store's own schema migrations: versioned, idempotent, serialized by an advisory lock.
 
 use es_core::store::StoreError;
-use sqlx::{Executor, PgPool, Row};
+use sqlx::{Executor, PgPool};
 use tracing::info;
 
 use super::error::{self, Op};
+use super::sql;
 
 /// One schema migration. `{schema}` in `sql` is replaced by the quoted schema name.
 struct Migration {
@@ -37,41 +38,28 @@ pub(crate) fn valid_schema_name(name: &str) -> bool {
 
 /// Creates `schema` and brings it to [`LATEST`], in one transaction under an advisory lock:
 /// concurrent migrators (several nodes starting together) wait for each other, and a migrator
-/// that finds the work done does nothing. Returns the version the schema was at before.
-pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<i32, StoreError> {
-    let quoted = format!("\"{schema}\"");
+/// that finds the work done does nothing.
+pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
     let what = "migrating the schema";
     let mut tx = pool
         .begin()
         .await
         .map_err(|e| error::map(e, Op::Acquire, what))?;
     let write = |e| error::map(e, Op::Write, what);
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+    sqlx::query(sql::MIGRATION_LOCK)
         .bind(LOCK_CLASS)
         .bind(schema)
         .execute(&mut *tx)
         .await
         .map_err(write)?;
-    let create = format!(
-        "CREATE SCHEMA IF NOT EXISTS {quoted};
-         CREATE TABLE IF NOT EXISTS {quoted}.es_migrations (
-             version integer PRIMARY KEY,
-             name text NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         );"
-    );
     (&mut *tx)
-        .execute(sqlx::raw_sql(&create))
+        .execute(sqlx::raw_sql(&sql::fill(sql::CREATE_MIGRATION_LOG, schema)))
         .await
         .map_err(write)?;
-    let current: i32 = sqlx::query(&format!(
-        "SELECT COALESCE(MAX(version), 0) AS v FROM {quoted}.es_migrations"
-    ))
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(write)?
-    .try_get("v")
-    .map_err(write)?;
+    let current: i32 = sqlx::query_scalar(&sql::fill(sql::SCHEMA_VERSION, schema))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(write)?;
     if current > LATEST {
         return Err(StoreError::Incompatible(format!(
             "schema {schema} is at version {current}, newer than this store's {LATEST}: \
@@ -85,22 +73,18 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<i32, StoreErr
             name = migration.name,
             "applying migration"
         );
-        let sql = migration.sql.replace("{schema}", &quoted);
         (&mut *tx)
-            .execute(sqlx::raw_sql(&sql))
+            .execute(sqlx::raw_sql(&sql::fill(migration.sql, schema)))
             .await
             .map_err(write)?;
-        sqlx::query(&format!(
-            "INSERT INTO {quoted}.es_migrations (version, name) VALUES ($1, $2)"
-        ))
-        .bind(migration.version)
-        .bind(migration.name)
-        .execute(&mut *tx)
-        .await
-        .map_err(write)?;
+        sqlx::query(&sql::fill(sql::RECORD_MIGRATION, schema))
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(write)?;
     }
-    tx.commit().await.map_err(write)?;
-    Ok(current)
+    tx.commit().await.map_err(write)
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::error::{self, Op};
+use super::sql::Queries;
 
 /// The most events one transaction may write: positions are `(xid << 16) + index`.
 pub(crate) const MAX_EVENTS_PER_TRANSACTION: usize = (1 << 16) - 1;
@@ -24,6 +25,8 @@ const RACE_RETRIES: usize = 8;
 pub(crate) struct Pending {
     pub(crate) stream: StreamId,
     pub(crate) expected: ExpectedVersion,
+    /// At least one event (an empty append never reaches a lane: the statement would report it
+    /// as a conflict).
     pub(crate) events: Vec<NewEvent>,
     /// The events' metadata, already encoded as JSON objects.
     pub(crate) metadata: Vec<String>,
@@ -60,7 +63,8 @@ pub(crate) struct Committed {
 /// One lane: a task that owns a queue and writes its batches one after another.
 pub(crate) struct Lane {
     pub(crate) pool: PgPool,
-    pub(crate) append_sql: Arc<str>,
+    /// The statements; a lane runs [`APPEND`](super::sql::APPEND).
+    pub(crate) sql: Arc<Queries>,
     pub(crate) max_appends: usize,
     pub(crate) max_events: usize,
     pub(crate) committed: Committed,
@@ -133,8 +137,23 @@ impl Lane {
                         self.committed.wake.notify_one();
                     }
                     for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                        let result =
-                            finish(pending.stream, pending.expected, pending.events, outcome);
+                        let result = match outcome {
+                            Outcome::Conflict { actual } => Err(StoreError::Conflict {
+                                expected: pending.expected,
+                                actual,
+                            }),
+                            Outcome::Written {
+                                before,
+                                positions,
+                                timestamp,
+                            } => Ok(AppendResult::recorded(
+                                &pending.stream,
+                                before,
+                                positions,
+                                timestamp,
+                                pending.events,
+                            )),
+                        };
                         // The caller may have given up waiting; the write stands either way.
                         let _ = pending.reply.send(result);
                     }
@@ -220,7 +239,7 @@ impl Lane {
             error,
             acquired: false,
         })?;
-        let rows = sqlx::query(&self.append_sql)
+        let rows: Vec<AppendRow> = sqlx::query_as(&self.sql.append)
             .bind(req_idx)
             .bind(req_type)
             .bind(req_id)
@@ -237,117 +256,108 @@ impl Lane {
                 error,
                 acquired: true,
             })?;
-        let corrupt = |what: &str| Failure {
-            error: sqlx::Error::Protocol(format!("unexpected append result: {what}")),
-            acquired: true,
-        };
-        let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
-        for row in rows {
-            let get = |e: sqlx::Error| Failure {
-                error: e,
-                acquired: true,
-            };
-            let idx: i32 = row.try_get(0).map_err(get)?;
-            let version: i64 = row.try_get(1).map_err(get)?;
-            let position: Option<i64> = row.try_get(2).map_err(get)?;
-            let timestamp: Option<DateTime<Utc>> = row.try_get(4).map_err(get)?;
-            let slot = usize::try_from(idx)
-                .ok()
-                .and_then(|i| outcomes.get_mut(i))
-                .ok_or_else(|| corrupt("request index out of range"))?;
-            let before = u64::try_from(version).map_err(|_| corrupt("negative version"))?;
-            match (position, timestamp) {
-                (Some(position), Some(timestamp)) => {
-                    let position =
-                        u64::try_from(position).map_err(|_| corrupt("negative position"))?;
-                    match slot {
-                        Some(Outcome::Written { positions, .. }) => positions.push(position),
-                        _ => {
-                            *slot = Some(Outcome::Written {
-                                before,
-                                positions: vec![position],
-                                timestamp,
-                            })
-                        }
+        Ok(outcomes(batch, rows))
+    }
+}
+
+/// One row of the append statement's answer: the request's index, its stream's version before
+/// the statement, and for a written event its position, sequence and timestamp (all null for a
+/// request whose expectation failed).
+type AppendRow = (i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
+
+/// Reads the statement's verdict on each request of `batch` from its `rows`.
+///
+/// The statement (see [`APPEND`](super::sql::APPEND)) answers every request it was given, once
+/// per written event or once for a conflict, so a differently shaped answer is a bug in it, not
+/// a state of the database: such a case is `unreachable!`.
+fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
+    for (idx, version, position, _sequence, timestamp) in rows {
+        let slot = usize::try_from(idx)
+            .ok()
+            .and_then(|i| outcomes.get_mut(i))
+            .unwrap_or_else(|| {
+                unreachable!("the append statement answered request {idx}, which it was not given")
+            });
+        let before = u64::try_from(version).unwrap_or_else(|_| {
+            unreachable!("a stream version is 0 or a sequence, and sequences are CHECKed > 0")
+        });
+        match (position, timestamp) {
+            (None, None) => *slot = Some(Outcome::Conflict { actual: before }),
+            (Some(position), Some(timestamp)) => {
+                let position = u64::try_from(position).unwrap_or_else(|_| {
+                    unreachable!("positions are (xid8 << 16) + n, n > 0: never negative")
+                });
+                match slot {
+                    Some(Outcome::Written { positions, .. }) => positions.push(position),
+                    _ => {
+                        *slot = Some(Outcome::Written {
+                            before,
+                            positions: vec![position],
+                            timestamp,
+                        })
                     }
                 }
-                _ => *slot = Some(Outcome::Conflict { actual: before }),
+            }
+            _ => {
+                unreachable!("an inserted event has a recorded_at (NOT NULL), a conflict has none")
             }
         }
-        outcomes
-            .into_iter()
-            .zip(batch)
-            .map(|(o, p)| match o {
-                Some(Outcome::Written { positions, .. }) if positions.len() != p.events.len() => {
-                    Err(corrupt("event count mismatch"))
-                }
-                Some(o) => Ok(o),
-                None => Err(corrupt("missing request")),
-            })
-            .collect()
     }
+    outcomes
+        .into_iter()
+        .zip(batch)
+        .map(|(outcome, pending)| match outcome {
+            Some(Outcome::Written { positions, .. }) if positions.len() != pending.events.len() => {
+                unreachable!(
+                    "the append statement inserts all of a request's events or none, not {} of {}",
+                    positions.len(),
+                    pending.events.len()
+                )
+            }
+            Some(outcome) => outcome,
+            None => unreachable!("the append statement answers every request it is given"),
+        })
+        .collect()
 }
 
-/// Turns the statement's verdict on one request into its answer.
-fn finish(
-    stream: StreamId,
-    expected: ExpectedVersion,
-    events: Vec<NewEvent>,
-    outcome: Outcome,
-) -> Result<AppendResult, StoreError> {
-    match outcome {
-        Outcome::Conflict { actual } => Err(StoreError::Conflict { expected, actual }),
-        Outcome::Written {
-            before,
-            positions,
-            timestamp,
-        } => {
-            let version = before + events.len() as u64;
-            let events = events
-                .into_iter()
-                .zip(positions)
-                .enumerate()
-                .map(|(i, (e, position))| {
-                    e.record(stream.clone(), before + 1 + i as u64, position, timestamp)
-                })
-                .collect();
-            Ok(AppendResult { version, events })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: &str, events: usize) -> Pending {
+        let (reply, _) = oneshot::channel();
+        Pending {
+            stream: StreamId::new("t", id),
+            expected: ExpectedVersion::Any,
+            events: (0..events)
+                .map(|_| NewEvent::new("E", Vec::new()))
+                .collect(),
+            metadata: vec!["{}".to_owned(); events],
+            reply,
         }
     }
-}
 
-/// The append statement for the events table `table` (schema-qualified, quoted).
-///
-/// Inputs: per request `$1` index, `$2` stream type, `$3` stream id, `$4` expected version (-1:
-/// any); per event `$5` request index, `$6` 1-based index within its request, `$7` type,
-/// `$8` schema version, `$9` metadata (JSON text), `$10` payload. Output: one row per written
-/// event, or one row with a null position for a request whose expectation failed, each with the
-/// stream's version before the statement.
-pub(crate) fn append_sql(table: &str) -> String {
-    format!(
-        "WITH req AS (
-            SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
-                AS r(idx, stream_type, stream_id, expected)
-        ), head AS MATERIALIZED (
-            SELECT r.idx, r.stream_type, r.stream_id, r.expected,
-                   COALESCE((SELECT e.sequence FROM {table} e
-                             WHERE e.stream_type = r.stream_type AND e.stream_id = r.stream_id
-                             ORDER BY e.sequence DESC LIMIT 1), 0) AS version
-            FROM req r
-        ), ins AS (
-            INSERT INTO {table} (position, stream_type, stream_id, sequence, event_type,
-                                 event_version, metadata, payload)
-            SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, h.stream_type, h.stream_id,
-                   h.version + v.ord, v.event_type, v.event_version, v.metadata::jsonb, v.payload
-            FROM UNNEST($5::int4[], $6::int4[], $7::text[], $8::int8[], $9::text[], $10::bytea[])
-                 WITH ORDINALITY AS v(idx, ord, event_type, event_version, metadata, payload, n)
-            JOIN head h ON h.idx = v.idx
-            WHERE h.expected < 0 OR h.expected = h.version
-            RETURNING stream_type, stream_id, position, sequence, recorded_at
-        )
-        SELECT h.idx, h.version, i.position, i.sequence, i.recorded_at
-        FROM head h
-        LEFT JOIN ins i ON i.stream_type = h.stream_type AND i.stream_id = h.stream_id
-        ORDER BY h.idx, i.sequence"
-    )
+    #[test]
+    fn outcomes_follow_the_statement_rows() {
+        let now = Utc::now();
+        let batch = [pending("a", 2), pending("b", 1)];
+        let rows = vec![
+            (0, 3, Some(10), Some(4), Some(now)),
+            (0, 3, Some(11), Some(5), Some(now)),
+            (1, 7, None, None, None),
+        ];
+        let out = outcomes(&batch, rows);
+        assert!(
+            matches!(&out[0], Outcome::Written { before: 3, positions, timestamp }
+                if positions == &[10, 11] && *timestamp == now)
+        );
+        assert!(matches!(out[1], Outcome::Conflict { actual: 7 }));
+    }
+
+    #[test]
+    #[should_panic(expected = "answers every request")]
+    fn a_request_without_an_answer_is_a_bug() {
+        outcomes(&[pending("a", 1)], Vec::new());
+    }
 }

@@ -1,5 +1,6 @@
-//! Shared helpers for the PostgreSQL tests: the server URL from `ES_PG_URL`, and a fresh schema
-//! per test, dropped when its guard goes.
+//! Shared helpers for the PostgreSQL tests: the server URL from `ES_PG_URL` (a test without a
+//! reachable server fails, naming the variable), and a fresh schema per test, dropped when its
+//! guard goes.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,17 +9,40 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use es_stores::PostgresStore;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-/// The server URL, or `None` (after saying why) when `ES_PG_URL` is unset.
-pub fn pg_url(test: &str) -> Option<String> {
-    match std::env::var("ES_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "{test}: skipped, ES_PG_URL is not set (e.g. \
-                 ES_PG_URL=postgresql://postgres@127.0.0.1:5432/test)"
-            );
-            None
+/// An example value of `ES_PG_URL`, for the failure messages.
+const EXAMPLE_URL: &str = "postgresql://postgres@127.0.0.1:5432/test";
+
+/// The server URL from `ES_PG_URL`, once a connection to it succeeded.
+///
+/// # Panics
+///
+/// When `ES_PG_URL` is unset or empty, or the server cannot be reached within 10 seconds: a
+/// PostgreSQL test either talks to a real server or fails, never passes having asserted nothing.
+pub async fn pg_url() -> String {
+    let url = match std::env::var("ES_PG_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "ES_PG_URL is not set: these tests need a PostgreSQL server, e.g. \
+             ES_PG_URL={EXAMPLE_URL} (run `cargo test` without the `postgres` feature to leave \
+             them out)"
+        ),
+    };
+    use sqlx::Connection;
+    let connect = sqlx::PgConnection::connect(&url);
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            url
         }
+        // The URL is not repeated: it may hold a password.
+        Ok(Err(e)) => panic!(
+            "ES_PG_URL is set but PostgreSQL cannot be reached there: {e} (e.g. \
+             ES_PG_URL={EXAMPLE_URL})"
+        ),
+        Err(_) => panic!(
+            "ES_PG_URL is set but PostgreSQL did not answer there within 10 s (e.g. \
+             ES_PG_URL={EXAMPLE_URL})"
+        ),
     }
 }
 
@@ -44,7 +68,7 @@ pub async fn pool(url: &str, max: u32) -> PgPool {
         .acquire_timeout(Duration::from_secs(30))
         .connect(url)
         .await
-        .expect("cannot connect to ES_PG_URL")
+        .unwrap_or_else(|e| panic!("cannot connect a pool to ES_PG_URL: {e}"))
 }
 
 /// Tests that hold a transaction open take this lock exclusively; every other test shares it.
@@ -102,10 +126,10 @@ impl Drop for SchemaGuard {
 }
 
 /// A fresh store in its own schema, on a pool of up to `max` connections.
-pub async fn store_with(test: &str, max: u32) -> Option<(PostgresStore, SchemaGuard)> {
-    let url = pg_url(test)?;
+pub async fn store_with(test: &str, max: u32) -> (PostgresStore, SchemaGuard) {
+    let url = pg_url().await;
     let isolation = shared().await;
-    Some(build(url, test, max, isolation).await)
+    build(url, test, max, isolation).await
 }
 
 async fn build(
@@ -132,13 +156,13 @@ async fn build(
 }
 
 /// A fresh store in its own schema.
-pub async fn store(test: &str) -> Option<(PostgresStore, SchemaGuard)> {
+pub async fn store(test: &str) -> (PostgresStore, SchemaGuard) {
     store_with(test, 8).await
 }
 
 /// A fresh store in its own schema, for a test that runs alone (it holds transactions open).
-pub async fn store_alone(test: &str) -> Option<(PostgresStore, SchemaGuard)> {
-    let url = pg_url(test)?;
+pub async fn store_alone(test: &str) -> (PostgresStore, SchemaGuard) {
+    let url = pg_url().await;
     let isolation = exclusive().await;
-    Some(build(url, test, 8, isolation).await)
+    build(url, test, 8, isolation).await
 }

@@ -1,0 +1,332 @@
+//! Attribute arguments of the form `key = value, ...`, read with syn's own meta parser:
+//! `syn::meta::parser` for the arguments of `#[aggregate(...)]` and `#[projection(...)]`, and
+//! `Attribute::parse_nested_meta` for helper attributes such as `#[event(...)]` or `#[command]`.
+//!
+//! Every mistake is recorded in [`Diagnostics`], spanned at the user's tokens, and reading goes
+//! on with the next argument, so that one mistake gives one error and all of them are reported
+//! (except after a token where a key must be, where syn's parser stops).
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::meta::{self, ParseNestedMeta};
+use syn::parse::discouraged::Speculative;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, LitStr, Meta, Path, Token};
+
+use crate::diagnostics::Diagnostics;
+
+/// The arguments one attribute takes, and the keys given so far: a key given twice, even in two
+/// attributes (`#[event(name = "a")] #[event(name = "b")]`), is reported as a duplicate.
+pub(crate) struct ArgSet {
+    /// The attribute's name, for messages: `aggregate`, `event`, `command`, ...
+    attribute: String,
+    /// The keys it takes.
+    known: &'static [&'static str],
+    /// The first occurrence of each key read.
+    given: Vec<Ident>,
+}
+
+impl ArgSet {
+    /// The arguments of `#[attribute(...)]`, which takes the keys `known`.
+    pub(crate) fn new(attribute: impl Into<String>, known: &'static [&'static str]) -> Self {
+        ArgSet {
+            attribute: attribute.into(),
+            known,
+            given: Vec::new(),
+        }
+    }
+
+    /// Whether `key` was given (even with a value that was reported as malformed).
+    pub(crate) fn given(&self, key: &str) -> bool {
+        self.given.iter().any(|ident| ident == key)
+    }
+
+    /// Reads the arguments of an attribute macro (the `attr` tokens of `#[aggregate(...)]`) with
+    /// `syn::meta::parser`, calling `read` with the value of each known key given once.
+    pub(crate) fn parse_tokens(
+        &mut self,
+        tokens: TokenStream,
+        diagnostics: &mut Diagnostics,
+        mut read: impl FnMut(Value<'_, '_>, &mut Diagnostics),
+    ) {
+        let result = meta::parser(|meta| {
+            self.argument(&meta, diagnostics, &mut read);
+            Ok(())
+        })
+        .parse2(tokens);
+        self.report_malformed(result, diagnostics);
+    }
+
+    /// Reads the arguments of a helper attribute such as `#[event(...)]` with
+    /// `Attribute::parse_nested_meta`, calling `read` with the value of each known key given
+    /// once. `#[event]` has no arguments; `#[event = ...]` is reported.
+    pub(crate) fn parse_attribute(
+        &mut self,
+        attr: &Attribute,
+        diagnostics: &mut Diagnostics,
+        mut read: impl FnMut(Value<'_, '_>, &mut Diagnostics),
+    ) {
+        match &attr.meta {
+            Meta::Path(_) => {}
+            Meta::List(_) => {
+                let result = attr.parse_nested_meta(|meta| {
+                    self.argument(&meta, diagnostics, &mut read);
+                    Ok(())
+                });
+                self.report_malformed(result, diagnostics);
+            }
+            Meta::NameValue(nv) => {
+                let name = &self.attribute;
+                let message = if self.known.is_empty() {
+                    takes_no_arguments(name)
+                } else {
+                    format!(
+                        "expected `#[{name}(key = value, ...)]`, not `#[{name} = ...]`; {}",
+                        expected_keys(self.known)
+                    )
+                };
+                diagnostics.error(nv, message);
+            }
+        }
+    }
+
+    /// Handles one argument: reports an unknown or duplicate key (skipping its value), or hands
+    /// the value to `read`. Leaves `meta.input` at the `,` after the argument or at the end.
+    fn argument(
+        &mut self,
+        meta: &ParseNestedMeta<'_>,
+        diagnostics: &mut Diagnostics,
+        read: &mut impl FnMut(Value<'_, '_>, &mut Diagnostics),
+    ) {
+        let attribute = &self.attribute;
+        let key = match meta.path.get_ident() {
+            Some(key) if self.known.iter().any(|known| key == known) => key,
+            _ => {
+                diagnostics.error(
+                    &meta.path,
+                    format!(
+                        "unknown argument `{}` in `#[{attribute}]`; {}",
+                        path_display(&meta.path),
+                        expected_keys(self.known)
+                    ),
+                );
+                skip_argument_rest(meta.input);
+                return;
+            }
+        };
+        if let Some(first) = self.given.iter().find(|ident| *ident == key) {
+            diagnostics.error_with_note(
+                key,
+                format!("duplicate argument `{key}` in `#[{attribute}]`; remove one of the two"),
+                first,
+                format!("`{key}` is first given here"),
+            );
+            skip_argument_rest(meta.input);
+            return;
+        }
+        self.given.push(key.clone());
+        read(
+            Value {
+                meta,
+                key,
+                attribute,
+            },
+            diagnostics,
+        );
+        // The readers stop at the end of the value; this only guards the loop of syn's parser.
+        skip_argument_rest(meta.input);
+    }
+
+    /// Reports what syn's meta parser rejects itself: something other than a key where a key
+    /// is expected, as in `#[aggregate("account")]` or `#[aggregate(name = "a",, error = E)]`.
+    /// syn stops reading the attribute there, so what follows is not checked.
+    fn report_malformed(&self, result: syn::Result<()>, diagnostics: &mut Diagnostics) {
+        if let Err(error) = result {
+            let attribute = &self.attribute;
+            let message = if self.known.is_empty() {
+                takes_no_arguments(attribute)
+            } else {
+                format!(
+                    "expected `key = value` in `#[{attribute}]`; {}",
+                    expected_keys(self.known)
+                )
+            };
+            diagnostics.push(syn::Error::new(error.span(), message));
+        }
+    }
+}
+
+/// The value of one known argument, read by the macro that knows what the key takes.
+pub(crate) struct Value<'m, 'a> {
+    /// The argument, its input just after the key.
+    meta: &'m ParseNestedMeta<'a>,
+    /// The key.
+    key: &'m Ident,
+    /// The attribute's name, for messages.
+    attribute: &'m str,
+}
+
+impl Value<'_, '_> {
+    /// The key, to choose how to read the value.
+    pub(crate) fn key(&self) -> String {
+        self.key.to_string()
+    }
+
+    /// The value as a `T` (any syn syntax tree, such as a `Type`), or `None` after reporting
+    /// at the user's tokens that the key takes `what`, like `example`: when `= value` is
+    /// missing, when the `=` is, or when the value does not parse as a `T`.
+    pub(crate) fn parse<T: Parse>(
+        &self,
+        what: &str,
+        example: &str,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<T> {
+        let input = self.meta.input;
+        let has_eq = input.peek(Token![=]) && input.parse::<Token![=]>().is_ok();
+        if at_value_end(input) {
+            // Spanned from the key to the `=`, if any.
+            diagnostics.push(self.meta.error(self.takes(what, example)));
+            return None;
+        }
+        if !has_eq {
+            let tokens = skip_value(input);
+            let (key, attribute) = (self.key, self.attribute);
+            diagnostics.error(
+                tokens,
+                format!("expected `=` after `{key}` in `#[{attribute}]`, like `{example}`"),
+            );
+            return None;
+        }
+        if let Some(value) = speculate::<T>(input) {
+            return Some(value);
+        }
+        let tokens = skip_value(input);
+        diagnostics.error(tokens, self.takes(what, example));
+        None
+    }
+
+    /// A string literal that is not blank, like `key = "example"`.
+    pub(crate) fn string(&self, example: &str, diagnostics: &mut Diagnostics) -> Option<LitStr> {
+        let what = "a string literal";
+        let example = format!("{} = \"{example}\"", self.key);
+        match self.parse::<Expr>(what, &example, diagnostics)? {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit),
+                attrs,
+            }) if attrs.is_empty() => {
+                if lit.value().trim().is_empty() {
+                    let (key, attribute) = (self.key, self.attribute);
+                    diagnostics.error(
+                        &lit,
+                        format!("`{key}` in `#[{attribute}]` must not be empty"),
+                    );
+                    return None;
+                }
+                Some(lit)
+            }
+            other => {
+                diagnostics.error(other, self.takes(what, &example));
+                None
+            }
+        }
+    }
+
+    /// An integer literal that fits a `u32`, like `example`, with its value.
+    pub(crate) fn u32(
+        &self,
+        what: &str,
+        example: &str,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<(LitInt, u32)> {
+        match self.parse::<Expr>(what, example, diagnostics)? {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(lit),
+                attrs,
+            }) if attrs.is_empty() => match lit.base10_parse::<u32>() {
+                Ok(value) => Some((lit, value)),
+                Err(_) => {
+                    diagnostics.error(lit, self.takes(what, example));
+                    None
+                }
+            },
+            other => {
+                diagnostics.error(other, self.takes(what, example));
+                None
+            }
+        }
+    }
+
+    /// "`key` in `#[attribute]` takes `what`, like `example`".
+    fn takes(&self, what: &str, example: &str) -> String {
+        let (key, attribute) = (self.key, self.attribute);
+        format!("`{key}` in `#[{attribute}]` takes {what}, like `{example}`")
+    }
+}
+
+/// The message for arguments given to a helper attribute that takes none.
+fn takes_no_arguments(attribute: &str) -> String {
+    format!("`#[{attribute}]` takes no arguments: write `#[{attribute}]`")
+}
+
+/// The known keys, for messages about an unknown one.
+fn expected_keys(known: &[&str]) -> String {
+    match known {
+        [] => "it takes no arguments".to_owned(),
+        [one] => format!("the only argument is `{one}`"),
+        _ => {
+            let keys: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            format!("expected one of {}", keys.join(", "))
+        }
+    }
+}
+
+/// A path as written, for messages (`a::b`, not `a :: b`).
+fn path_display(path: &Path) -> String {
+    path.to_token_stream().to_string().replace(' ', "")
+}
+
+/// Whether `input` is at the end of an argument's value: at the next `,` or at the end.
+fn at_value_end(input: ParseStream<'_>) -> bool {
+    input.is_empty() || input.peek(Token![,])
+}
+
+/// Parses a whole value as a `T`, advancing `input` only when that succeeds.
+fn speculate<T: Parse>(input: ParseStream<'_>) -> Option<T> {
+    let fork = input.fork();
+    let value = fork.parse::<T>().ok()?;
+    if !at_value_end(&fork) {
+        return None;
+    }
+    input.advance_to(&fork);
+    Some(value)
+}
+
+/// Skips a value that is reported rather than read, returning its tokens (for the error's
+/// span). A type such as `Map<K, V>` or an expression is skipped whole, commas included;
+/// anything else up to the next `,`.
+fn skip_value(input: ParseStream<'_>) -> TokenStream {
+    if let Some(ty) = speculate::<syn::Type>(input) {
+        return ty.into_token_stream();
+    }
+    if let Some(expr) = speculate::<Expr>(input) {
+        return expr.into_token_stream();
+    }
+    let mut tokens = TokenStream::new();
+    while !at_value_end(input) {
+        match input.parse::<TokenTree>() {
+            Ok(token) => tokens.extend([token]),
+            Err(_) => break,
+        }
+    }
+    tokens
+}
+
+/// Skips what follows a key that is reported rather than read: `= value`, `(...)`, or nothing.
+fn skip_argument_rest(input: ParseStream<'_>) {
+    if input.peek(Token![=]) && input.parse::<Token![=]>().is_err() {
+        return;
+    }
+    if !at_value_end(input) {
+        skip_value(input);
+    }
+}

@@ -1,0 +1,162 @@
+//! The read path: events by stream and from the global log, versions and heads, snapshots and
+//! checkpoints, and the decoding of their rows. Callers have validated their input.
+
+use chrono::{DateTime, Utc};
+use es_core::store::{Checkpoint, Metadata, RecordedEvent, Snapshot, StoreError, StreamId};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use super::error::{self, Op};
+use super::sql::Queries;
+
+/// A count or position as a PostgreSQL `bigint` (values past `i64::MAX` saturate: no stored
+/// value is that large).
+pub(super) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A count as a PostgreSQL `bigint` (saturating, like [`to_i64`]).
+pub(super) fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A stored `bigint` that must not be negative; a negative one is [`StoreError::Corrupt`].
+pub(super) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
+}
+
+/// Up to `limit` events of `stream` from sequence `from`.
+pub(super) async fn stream(
+    pool: &PgPool,
+    sql: &Queries,
+    stream: &StreamId,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&sql.read_stream)
+        .bind(&stream.aggregate_type)
+        .bind(&stream.aggregate_id)
+        .bind(to_i64(from))
+        .bind(limit_i64(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "reading a stream"))?;
+    rows.iter().map(decode_event).collect()
+}
+
+/// Up to `limit` readable events of the global log from position `from`.
+pub(super) async fn all(
+    pool: &PgPool,
+    sql: &Queries,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&sql.read_all)
+        .bind(to_i64(from))
+        .bind(limit_i64(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "reading the global log"))?;
+    rows.iter().map(decode_event).collect()
+}
+
+/// The version of `stream` (0 when it has no events).
+pub(super) async fn stream_version(
+    pool: &PgPool,
+    sql: &Queries,
+    stream: &StreamId,
+) -> Result<u64, StoreError> {
+    let version: i64 = sqlx::query_scalar(&sql.stream_version)
+        .bind(&stream.aggregate_type)
+        .bind(&stream.aggregate_id)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "reading a stream version"))?;
+    to_u64(version, "stream version")
+}
+
+/// The highest readable position (0 when none).
+pub(super) async fn head(pool: &PgPool, sql: &Queries) -> Result<u64, StoreError> {
+    let head: i64 = sqlx::query_scalar(&sql.head)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "reading the head position"))?;
+    to_u64(head, "position")
+}
+
+/// The latest snapshot of `stream`, if any.
+pub(super) async fn latest_snapshot(
+    pool: &PgPool,
+    sql: &Queries,
+    stream: &StreamId,
+) -> Result<Option<Snapshot>, StoreError> {
+    let row = sqlx::query(&sql.load_snapshot)
+        .bind(&stream.aggregate_type)
+        .bind(&stream.aggregate_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "loading a snapshot"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let read = |e| error::map(e, Op::Read, "decoding a snapshot");
+    let taken_at: DateTime<Utc> = row.try_get(2).map_err(read)?;
+    let rest: i32 = row.try_get(3).map_err(read)?;
+    Ok(Some(Snapshot {
+        stream: stream.clone(),
+        version: to_u64(row.try_get(0).map_err(read)?, "snapshot version")?,
+        state: row.try_get(1).map_err(read)?,
+        timestamp: taken_at + chrono::Duration::nanoseconds(i64::from(rest)),
+    }))
+}
+
+/// The checkpoint of the projection `name`, if any.
+pub(super) async fn checkpoint(
+    pool: &PgPool,
+    sql: &Queries,
+    name: &str,
+) -> Result<Option<Checkpoint>, StoreError> {
+    let row = sqlx::query(&sql.load_checkpoint)
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "loading a checkpoint"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let read = |e| error::map(e, Op::Read, "decoding a checkpoint");
+    Ok(Some(Checkpoint {
+        position: to_u64(row.try_get(0).map_err(read)?, "checkpoint position")?,
+        state: row.try_get(1).map_err(read)?,
+    }))
+}
+
+/// An event from a row of the columns `event_columns!()` lists.
+fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let read = |e| error::map(e, Op::Read, "decoding an event");
+    let metadata: String = row.try_get(7).map_err(read)?;
+    let metadata: Metadata = serde_json::from_str(&metadata)
+        .map_err(|e| StoreError::Corrupt(format!("event metadata is not a string map: {e}")))?;
+    let event_version: i64 = row.try_get(5).map_err(read)?;
+    Ok(RecordedEvent {
+        position: to_u64(row.try_get(0).map_err(read)?, "position")?,
+        stream: StreamId::new(
+            row.try_get::<String, _>(1).map_err(read)?,
+            row.try_get::<String, _>(2).map_err(read)?,
+        ),
+        sequence: to_u64(row.try_get(3).map_err(read)?, "sequence")?,
+        event_type: row.try_get(4).map_err(read)?,
+        event_version: u32::try_from(event_version).map_err(|_| {
+            StoreError::Corrupt(format!("event version {event_version} out of range"))
+        })?,
+        timestamp: row.try_get(6).map_err(read)?,
+        metadata,
+        payload: row.try_get(8).map_err(read)?,
+    })
+}

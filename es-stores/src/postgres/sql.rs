@@ -1,0 +1,245 @@
+//! Every SQL statement the store runs, one documented constant each.
+//!
+//! `{schema}` in a statement stands for the store's schema name, double-quoted; [`fill`] puts it
+//! in (the name has been checked to be a plain lower-case identifier, so quoting it is enough).
+//! [`Queries`] holds the statements the store runs after it is built, filled in once.
+//!
+//! Positions and the gap problem are explained on [`PostgresStore`](super::PostgresStore): a
+//! reader only sees positions below `readable_bound!()`, the oldest running transaction's id
+//! shifted left by 16.
+
+/// The upper bound (exclusive) of readable positions: every transaction below the snapshot's
+/// xmin has finished, so everything below `xmin << 16` that will ever be visible already is.
+macro_rules! readable_bound {
+    () => {
+        "(pg_snapshot_xmin(pg_current_snapshot())::text::int8 << 16)"
+    };
+}
+
+/// The columns of an event row, in the order `read::decode_event` takes them.
+macro_rules! event_columns {
+    () => {
+        "position, stream_type, stream_id, sequence, event_type, event_version, recorded_at, \
+         metadata::text, payload"
+    };
+}
+
+/// Puts the quoted schema name in place of `{schema}` in `statement`.
+pub(super) fn fill(statement: &str, schema: &str) -> String {
+    statement.replace("{schema}", &format!("\"{schema}\""))
+}
+
+// --- Events -------------------------------------------------------------------------------
+
+/// The group-commit append: one statement (one round trip, one transaction) for a whole batch
+/// of append requests, each on a different stream.
+///
+/// Inputs, per request: `$1` index (0..), `$2` stream type, `$3` stream id, `$4` expected version
+/// (-1: any, 0: no stream); per event: `$5` its request's index, `$6` its 1-based index within
+/// the request, `$7` type, `$8` schema version, `$9` metadata (JSON object text), `$10` payload.
+///
+/// For each request it reads the stream's version, and inserts the request's events only if the
+/// expectation holds, at sequences `version + 1..` and positions `(xid8 << 16) + n`, `n` the
+/// event's 1-based index in the whole statement. Output, ordered by request then sequence: one
+/// row per written event (`idx, version before, position, sequence, recorded_at`), or for a
+/// request whose expectation failed, one row with the stream's version and null position,
+/// sequence and timestamp. A concurrent writer of the same sequence makes the statement fail
+/// with a unique violation (the caller runs it again).
+pub(super) const APPEND: &str = "WITH req AS (
+            SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
+                AS r(idx, stream_type, stream_id, expected)
+        ), head AS MATERIALIZED (
+            SELECT r.idx, r.stream_type, r.stream_id, r.expected,
+                   COALESCE((SELECT e.sequence FROM {schema}.events e
+                             WHERE e.stream_type = r.stream_type AND e.stream_id = r.stream_id
+                             ORDER BY e.sequence DESC LIMIT 1), 0) AS version
+            FROM req r
+        ), ins AS (
+            INSERT INTO {schema}.events (position, stream_type, stream_id, sequence, event_type,
+                                 event_version, metadata, payload)
+            SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, h.stream_type, h.stream_id,
+                   h.version + v.ord, v.event_type, v.event_version, v.metadata::jsonb, v.payload
+            FROM UNNEST($5::int4[], $6::int4[], $7::text[], $8::int8[], $9::text[], $10::bytea[])
+                 WITH ORDINALITY AS v(idx, ord, event_type, event_version, metadata, payload, n)
+            JOIN head h ON h.idx = v.idx
+            WHERE h.expected < 0 OR h.expected = h.version
+            RETURNING stream_type, stream_id, position, sequence, recorded_at
+        )
+        SELECT h.idx, h.version, i.position, i.sequence, i.recorded_at
+        FROM head h
+        LEFT JOIN ins i ON i.stream_type = h.stream_type AND i.stream_id = h.stream_id
+        ORDER BY h.idx, i.sequence";
+
+/// One stream's events: `$1` stream type, `$2` stream id, from sequence `$3`, at most `$4`.
+pub(super) const READ_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM {schema}.events WHERE stream_type = $1 AND stream_id = $2 \
+     AND sequence >= $3 ORDER BY sequence LIMIT $4"
+);
+
+/// The readable global log from position `$1`, at most `$2` events.
+pub(super) const READ_ALL: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM {schema}.events WHERE position >= $1 AND position < ",
+    readable_bound!(),
+    " ORDER BY position LIMIT $2"
+);
+
+/// A stream's version (its highest sequence, 0 when empty): `$1` stream type, `$2` stream id.
+pub(super) const STREAM_VERSION: &str = "SELECT COALESCE(MAX(sequence), 0) FROM {schema}.events \
+                                         WHERE stream_type = $1 AND stream_id = $2";
+
+/// The readable head: the highest readable position, 0 when none.
+pub(super) const HEAD: &str = concat!(
+    "SELECT COALESCE(MAX(position), 0) FROM {schema}.events WHERE position < ",
+    readable_bound!()
+);
+
+/// The readable head and the written head (the highest position of any committed event); the
+/// refresher polls quickly while the first lags behind the second.
+pub(super) const HEADS: &str = concat!(
+    "SELECT COALESCE((SELECT MAX(position) FROM {schema}.events WHERE position < ",
+    readable_bound!(),
+    "), 0), COALESCE((SELECT MAX(position) FROM {schema}.events), 0)"
+);
+
+/// Wakes other nodes' listeners after a commit: `$1` the schema's channel. Sent outside the
+/// append transaction (a `NOTIFY` inside one takes a database-wide lock at commit).
+pub(super) const NOTIFY: &str = "SELECT pg_notify($1, '')";
+
+// --- Snapshots and checkpoints --------------------------------------------------------------
+
+/// Saves (or replaces) a snapshot: `$1` stream type, `$2` stream id, `$3` version, `$4` state,
+/// `$5` timestamp truncated to microseconds, `$6` the nanoseconds below them.
+pub(super) const SAVE_SNAPSHOT: &str = "INSERT INTO {schema}.snapshots \
+         (stream_type, stream_id, version, state, taken_at, taken_at_ns) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (stream_type, stream_id, version) DO UPDATE SET \
+         state = EXCLUDED.state, taken_at = EXCLUDED.taken_at, \
+         taken_at_ns = EXCLUDED.taken_at_ns";
+
+/// A stream's latest snapshot (`version, state, taken_at, taken_at_ns`): `$1` stream type, `$2`
+/// stream id.
+pub(super) const LOAD_SNAPSHOT: &str = "SELECT version, state, taken_at, taken_at_ns \
+     FROM {schema}.snapshots WHERE stream_type = $1 AND stream_id = $2 \
+     ORDER BY version DESC LIMIT 1";
+
+/// Deletes all but a stream's `$3` latest snapshots: `$1` stream type, `$2` stream id.
+pub(super) const PRUNE_SNAPSHOTS: &str = "DELETE FROM {schema}.snapshots \
+     WHERE stream_type = $1 AND stream_id = $2 \
+     AND version NOT IN (SELECT version FROM {schema}.snapshots \
+         WHERE stream_type = $1 AND stream_id = $2 ORDER BY version DESC LIMIT $3)";
+
+/// A projection's checkpoint (`position, state`): `$1` its name.
+pub(super) const LOAD_CHECKPOINT: &str =
+    "SELECT position, state FROM {schema}.checkpoints WHERE name = $1";
+
+/// Saves a projection's checkpoint, position and state together: `$1` name, `$2` position, `$3`
+/// state (nullable).
+pub(super) const SAVE_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints (name, position, state) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, \
+         state = EXCLUDED.state, updated_at = now()";
+
+// --- Migrations -----------------------------------------------------------------------------
+
+/// Serializes migrators: `$1` the lock class, `$2` the schema name (hashed into the second key),
+/// held until the migration transaction ends.
+pub(super) const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
+
+/// Creates the schema and its migration log, if missing (several statements: run it as raw SQL).
+pub(super) const CREATE_MIGRATION_LOG: &str = "CREATE SCHEMA IF NOT EXISTS {schema};
+     CREATE TABLE IF NOT EXISTS {schema}.es_migrations (
+         version integer PRIMARY KEY,
+         name text NOT NULL,
+         applied_at timestamptz NOT NULL DEFAULT now()
+     );";
+
+/// The schema's version: the last migration applied, 0 when none.
+pub(super) const SCHEMA_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) FROM {schema}.es_migrations";
+
+/// Records an applied migration: `$1` version, `$2` name.
+pub(super) const RECORD_MIGRATION: &str =
+    "INSERT INTO {schema}.es_migrations (version, name) VALUES ($1, $2)";
+
+/// The statements a built store runs, with its schema filled in.
+pub(super) struct Queries {
+    /// [`APPEND`].
+    pub(super) append: String,
+    /// [`READ_STREAM`].
+    pub(super) read_stream: String,
+    /// [`READ_ALL`].
+    pub(super) read_all: String,
+    /// [`STREAM_VERSION`].
+    pub(super) stream_version: String,
+    /// [`HEAD`].
+    pub(super) head: String,
+    /// [`HEADS`].
+    pub(super) heads: String,
+    /// [`SAVE_SNAPSHOT`].
+    pub(super) save_snapshot: String,
+    /// [`LOAD_SNAPSHOT`].
+    pub(super) load_snapshot: String,
+    /// [`PRUNE_SNAPSHOTS`].
+    pub(super) prune_snapshots: String,
+    /// [`LOAD_CHECKPOINT`].
+    pub(super) load_checkpoint: String,
+    /// [`SAVE_CHECKPOINT`].
+    pub(super) save_checkpoint: String,
+}
+
+impl Queries {
+    /// The statements for `schema` (unquoted; checked to be a plain identifier).
+    pub(super) fn new(schema: &str) -> Self {
+        let fill = |statement| fill(statement, schema);
+        Self {
+            append: fill(APPEND),
+            read_stream: fill(READ_STREAM),
+            read_all: fill(READ_ALL),
+            stream_version: fill(STREAM_VERSION),
+            head: fill(HEAD),
+            heads: fill(HEADS),
+            save_snapshot: fill(SAVE_SNAPSHOT),
+            load_snapshot: fill(LOAD_SNAPSHOT),
+            prune_snapshots: fill(PRUNE_SNAPSHOTS),
+            load_checkpoint: fill(LOAD_CHECKPOINT),
+            save_checkpoint: fill(SAVE_CHECKPOINT),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_filled() {
+        let q = Queries::new("es");
+        for s in [
+            &q.append,
+            &q.read_stream,
+            &q.read_all,
+            &q.stream_version,
+            &q.head,
+            &q.heads,
+            &q.save_snapshot,
+            &q.load_snapshot,
+            &q.prune_snapshots,
+            &q.load_checkpoint,
+            &q.save_checkpoint,
+        ] {
+            assert!(!s.contains("{schema}"), "{s}");
+            assert!(s.contains("\"es\"."), "{s}");
+        }
+        assert_eq!(
+            q.read_all,
+            "SELECT position, stream_type, stream_id, sequence, event_type, event_version, \
+             recorded_at, metadata::text, payload FROM \"es\".events WHERE position >= $1 \
+             AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::int8 << 16) \
+             ORDER BY position LIMIT $2"
+        );
+    }
+}
