@@ -522,3 +522,33 @@ async fn snapshot_prune_keeps_the_latest_files() {
     store.prune(&stream, 0).await.unwrap();
     assert_eq!(store.load_latest(&stream).await.unwrap(), None);
 }
+
+/// More appenders than the writer's queue holds (4096): the rest wait for room (back-pressure)
+/// and every append is answered and written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_appenders_than_the_queue_holds_all_commit() {
+    const APPENDERS: u64 = 5000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let tasks: Vec<_> = (0..APPENDERS)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        &account(&i.to_string()),
+                        ExpectedVersion::NoStream,
+                        vec![deposited(i)],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().version, 1);
+    }
+    store.close().await.unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    assert_eq!(store.head_position().await.unwrap(), APPENDERS);
+    assert_eq!(log_lines(dir.path()).len() as u64, APPENDERS);
+}
