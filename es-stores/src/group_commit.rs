@@ -7,9 +7,10 @@
 //! once and answers each request. Under load the groups grow by themselves, so many writes
 //! share one flush.
 //!
-//! [`WriterThread`] owns the thread's lifecycle: it is spawned with a name, closed by dropping
-//! the queue's sender (the thread commits what is still queued and then calls
-//! [`Committer::finish`]), and joined; a panic on the thread is logged and reported.
+//! [`WriterThread`] owns the thread's lifecycle: it is spawned with a name, and stopped (by
+//! [`WriterThread::stop`] or when dropped) by closing the queue (the thread commits what is
+//! still queued and then calls [`Committer::finish`]) and joining it; a panic on the thread is
+//! reported, and logged when the writer is dropped.
 
 use std::thread::JoinHandle;
 
@@ -38,10 +39,11 @@ pub(crate) trait Committer: Send + 'static {
     fn finish(self) -> Result<(), StoreError>;
 }
 
-/// A running writer thread and the sending side of its queue.
+/// A writer thread and the sending side of its queue; dropping it stops the thread.
 pub(crate) struct WriterThread<R> {
     requests: mpsc::Sender<R>,
-    thread: JoinHandle<Result<(), StoreError>>,
+    /// `None` once stopped.
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
     name: &'static str,
 }
 
@@ -62,13 +64,15 @@ impl<R: Send + 'static> WriterThread<R> {
             .map_err(|e| StoreError::io(format!("starting the {name} thread"), e))?;
         Ok(Self {
             requests,
-            thread,
+            thread: Some(thread),
             name,
         })
     }
+}
 
+impl<R> WriterThread<R> {
     /// Queues `request`, waiting while the queue is full. [`StoreError::Closed`] when the
-    /// writer has stopped.
+    /// writer thread has stopped (it panicked).
     pub(crate) async fn send(&self, request: R) -> Result<(), StoreError> {
         self.requests
             .send(request)
@@ -76,24 +80,29 @@ impl<R: Send + 'static> WriterThread<R> {
             .map_err(|_| StoreError::Closed)
     }
 
-    /// Closes the queue and waits until the thread committed what was queued and stopped.
-    /// Blocks the calling thread for at most one group commit (plus [`Committer::finish`]).
-    pub(crate) fn stop(self) -> Result<(), StoreError> {
-        let WriterThread {
-            requests,
-            thread,
-            name,
-        } = self;
-        drop(requests);
-        match thread.join() {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::error!(thread = name, "the writer thread panicked");
-                Err(StoreError::Backend {
-                    backend: "es-stores",
-                    message: format!("the {name} thread panicked"),
-                })
-            }
+    /// Closes the queue and waits until the thread committed what was queued and stopped;
+    /// returns the error it stopped with. Blocks the calling thread for the groups still queued
+    /// (plus [`Committer::finish`]). Stopping again does nothing.
+    pub(crate) fn stop(&mut self) -> Result<(), StoreError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        // The queue closes with its last sender: swap ours for one of a channel already closed.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.requests, closed));
+        thread.join().unwrap_or_else(|_| {
+            Err(StoreError::Backend {
+                backend: "es-stores",
+                message: format!("the {} thread panicked", self.name),
+            })
+        })
+    }
+}
+
+impl<R> Drop for WriterThread<R> {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            tracing::error!(thread = self.name, %error, "the writer stopped with an error");
         }
     }
 }
@@ -172,7 +181,7 @@ mod tests {
     -> Result<(), StoreError> {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = std::sync::mpsc::channel();
-        let writer = WriterThread::spawn(
+        let mut writer = WriterThread::spawn(
             "es-test-writer",
             16,
             Recorder {

@@ -104,30 +104,12 @@ pub struct FileStore {
     shared: Arc<Shared>,
 }
 
-/// What the clones of one store share. Fields drop in order: the writer stops (committing
-/// what is queued), then the state goes and the directory lock is released.
+/// What the clones of one store share. Fields drop in order: the writer thread stops
+/// (committing what is queued), then the state goes and the directory lock is released.
 struct Shared {
-    writer: Writer,
+    writer: WriterThread<AppendRequest>,
     state: Arc<State>,
-    lock: DirLock,
-}
-
-/// The writer thread, stopped when dropped.
-struct Writer(Option<WriterThread<AppendRequest>>);
-
-impl Writer {
-    /// Stops the writer thread (once) and returns its error.
-    fn stop(&mut self) -> Result<(), StoreError> {
-        self.0.take().map_or(Ok(()), WriterThread::stop)
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        if let Err(error) = self.stop() {
-            tracing::error!(%error, "file store closed with an error");
-        }
-    }
+    _lock: DirLock,
 }
 
 /// The store's state, shared with the writer thread and with blocking read tasks (which
@@ -198,9 +180,9 @@ impl FileStore {
         )?;
         Ok(Self {
             shared: Arc::new(Shared {
-                writer: Writer(Some(writer)),
+                writer,
                 state,
-                lock,
+                _lock: lock,
             }),
         })
     }
@@ -228,18 +210,12 @@ impl FileStore {
     ///
     /// The error the writer stopped with, if any.
     pub async fn close(self) -> Result<(), StoreError> {
-        let Ok(shared) = Arc::try_unwrap(self.shared) else {
+        let Ok(mut shared) = Arc::try_unwrap(self.shared) else {
             return Ok(());
         };
         blocking(move || {
-            let Shared {
-                mut writer,
-                state,
-                lock,
-            } = shared;
-            let stopped = writer.stop();
-            drop(state);
-            drop(lock);
+            let stopped = shared.writer.stop();
+            drop(shared); // releases the directory
             stopped
         })
         .await
@@ -360,9 +336,9 @@ impl EventStore for FileStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         stream.validate()?;
-        let writer = self.shared.writer.0.as_ref().ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        writer
+        self.shared
+            .writer
             .send(AppendRequest {
                 stream: stream.clone(),
                 expected,

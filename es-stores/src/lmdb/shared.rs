@@ -48,7 +48,7 @@ pub(super) struct Shared {
 
 /// The store's threads, stopped (writer first) when dropped.
 struct Threads {
-    writer: Option<WriterThread<Request>>,
+    writer: WriterThread<Request>,
     /// The periodic flush of [`Durability::NoSync`] with an interval: its stop signal and thread.
     syncer: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
 }
@@ -56,7 +56,7 @@ struct Threads {
 impl Threads {
     /// Stops the threads (once); the writer's error if it had one.
     fn stop(&mut self) -> Result<(), StoreError> {
-        let stopped = self.writer.take().map_or(Ok(()), WriterThread::stop);
+        let stopped = self.writer.stop();
         if let Some((stop, syncer)) = self.syncer.take() {
             drop(stop);
             if syncer.join().is_err() {
@@ -193,14 +193,9 @@ impl Shared {
             buf: Vec::with_capacity(4096),
         };
         let mut threads = Threads {
-            writer: None,
+            writer: WriterThread::spawn("es-lmdb-writer", options.queue_capacity, writer)?,
             syncer: None,
         };
-        threads.writer = Some(WriterThread::spawn(
-            "es-lmdb-writer",
-            options.queue_capacity,
-            writer,
-        )?);
         if let Durability::NoSync {
             sync_interval: Some(interval),
         } = options.durability
@@ -233,8 +228,7 @@ impl Shared {
 
     /// Queues a write for the writer thread.
     pub(super) async fn send(&self, request: Request) -> Result<(), StoreError> {
-        let writer = self.threads.writer.as_ref().ok_or(StoreError::Closed)?;
-        writer.send(request).await
+        self.threads.writer.send(request).await
     }
 
     /// Closes the store now (blocking) and returns the first error met on the way.
