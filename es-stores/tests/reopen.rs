@@ -134,7 +134,7 @@ async fn lmdb_store_reopens_after_close_while_children_spawn() -> TestResult {
 }
 
 #[tokio::test]
-async fn a_closed_store_releases_its_directory_even_while_a_clone_reads() -> TestResult {
+async fn closing_one_clone_leaves_the_store_open_for_the_others() -> TestResult {
     // `close` on one clone leaves the others working; the store closes with the last one.
     let dir = tempfile::tempdir()?;
     let store = FileStore::open(dir.path())?;
