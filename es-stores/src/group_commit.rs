@@ -149,7 +149,9 @@ mod tests {
     /// Records the groups it is given; requests are their sizes.
     struct Recorder {
         groups: Arc<Mutex<Vec<Vec<usize>>>>,
-        gate: Option<std::sync::mpsc::Receiver<()>>,
+        /// Told when the first group arrives, which is then held until the gate opens.
+        entered: Option<tokio::sync::oneshot::Sender<()>>,
+        gate: std::sync::mpsc::Receiver<()>,
     }
 
     impl Committer for Recorder {
@@ -162,9 +164,10 @@ mod tests {
         }
 
         fn commit(&mut self, group: Vec<usize>) {
-            if let Some(gate) = self.gate.take() {
+            if let Some(entered) = self.entered.take() {
                 // Hold the first group until the test has queued the rest.
-                let _ = gate.recv();
+                let _ = entered.send(());
+                let _ = self.gate.recv();
             }
             if let Ok(mut groups) = self.groups.lock() {
                 groups.push(group);
@@ -181,19 +184,19 @@ mod tests {
     -> Result<(), StoreError> {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = std::sync::mpsc::channel();
+        let (entered, first_group) = tokio::sync::oneshot::channel();
         let mut writer = WriterThread::spawn(
             "es-test-writer",
             16,
             Recorder {
                 groups: Arc::clone(&groups),
-                gate: Some(gate),
+                entered: Some(entered),
+                gate,
             },
         )?;
         writer.send(1).await?;
         // Wait until the writer holds the first group, so the rest queue up behind it.
-        while writer.requests.capacity() < 16 {
-            tokio::task::yield_now().await;
-        }
+        first_group.await.map_err(|_| StoreError::Closed)?;
         for size in [1, 1, 1, 1, 60, 60, 200, 1] {
             writer.send(size).await?;
         }
