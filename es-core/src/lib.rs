@@ -48,6 +48,7 @@ pub mod projection;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod tracker;
 
 pub use aggregate::Aggregate;
 pub use event::{Event, EventError, EventSet, IntoEvents, Recorded};

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::{Projection, ProjectionError, apply_event};
 use crate::store::{CheckpointStore, EventStore, RecordedEvent};
+use crate::tracker::{TaskToken, TaskTracker};
 
 /// What a runner does when handling an event fails.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -251,11 +252,25 @@ struct Entry {
 }
 
 /// The projection runners of a kernel: `kernel.projections()`.
+///
+/// Checkpoints go to the kernel's checkpoint store, or to the one given in
+/// [`ProjectionOptions::checkpoint_store`]. A kernel built with `.event_store(..)` alone has no
+/// checkpoint store: a runner started without one keeps its position in memory only, so it
+/// reads the log again from position 1 after every restart.
 pub struct Projections {
     runtime: tokio::runtime::Handle,
     event_store: Arc<dyn EventStore>,
     checkpoint_store: Option<Arc<dyn CheckpointStore>>,
-    runners: Mutex<HashMap<&'static str, Entry>>,
+    runners: Mutex<Runners>,
+    /// Counts the running runners, so that kernel shutdown waits for them to be gone.
+    tasks: TaskTracker,
+}
+
+#[derive(Default)]
+struct Runners {
+    by_name: HashMap<&'static str, Entry>,
+    /// Set by kernel shutdown: no runner starts after it.
+    closed: bool,
 }
 
 impl Projections {
@@ -263,29 +278,27 @@ impl Projections {
         runtime: tokio::runtime::Handle,
         event_store: Arc<dyn EventStore>,
         checkpoint_store: Option<Arc<dyn CheckpointStore>>,
+        tasks: TaskTracker,
     ) -> Self {
         Self {
             runtime,
             event_store,
             checkpoint_store,
-            runners: Mutex::new(HashMap::new()),
+            runners: Mutex::default(),
+            tasks,
         }
     }
 
     /// Starts a managed runner for `P`: it resumes from its checkpoint (and saved state), catches
     /// up, then follows new events as the store announces them.
+    ///
+    /// Without a checkpoint store (see [`Projections`]) it starts from position 1 and saves no
+    /// checkpoint. After the kernel's shutdown it fails with [`ProjectionError::Stopped`].
     pub async fn start<P: Projection>(
         &self,
         options: ProjectionOptions,
     ) -> Result<ProjectionHandle<P>, ProjectionError> {
-        {
-            let runners = self.runners.lock();
-            if let Some(entry) = runners.get(P::NAME)
-                && !matches!((entry.status)().phase, ProjectionPhase::Stopped { .. })
-            {
-                return Err(ProjectionError::AlreadyRunning(P::NAME.to_owned()));
-            }
-        }
+        self.runners.lock().check_can_start(P::NAME)?;
         let checkpoints = options
             .checkpoint_store
             .clone()
@@ -306,6 +319,9 @@ impl Projections {
             }),
         });
         let (stop, stop_rx) = watch::channel(false);
+        let mut runners = self.runners.lock();
+        runners.check_can_start(P::NAME)?;
+        // Taken under the lock that `stop_all` closes: kernel shutdown waits for this runner.
         let runner = Runner {
             shared: shared.clone(),
             store: self.event_store.clone(),
@@ -313,16 +329,11 @@ impl Projections {
             options,
             stop: stop_rx,
             _p: PhantomData,
+            _token: self.tasks.token(),
         };
-        let mut runners = self.runners.lock();
-        if let Some(entry) = runners.get(P::NAME)
-            && !matches!((entry.status)().phase, ProjectionPhase::Stopped { .. })
-        {
-            return Err(ProjectionError::AlreadyRunning(P::NAME.to_owned()));
-        }
         let task = self.runtime.spawn(runner.run());
         let for_status = shared.clone();
-        runners.insert(
+        runners.by_name.insert(
             P::NAME,
             Entry {
                 status: Box::new(move || status_of(&for_status)),
@@ -335,13 +346,14 @@ impl Projections {
 
     /// The status of the runner named `name`, if one was started.
     pub fn lookup(&self, name: &str) -> Option<ProjectionStatus> {
-        self.runners.lock().get(name).map(|e| (e.status)())
+        self.runners.lock().by_name.get(name).map(|e| (e.status)())
     }
 
     /// The names of the runners started on this kernel.
     pub fn names(&self) -> Vec<String> {
         self.runners
             .lock()
+            .by_name
             .keys()
             .map(|k| (*k).to_owned())
             .collect()
@@ -353,6 +365,7 @@ impl Projections {
         let task = {
             let mut runners = self.runners.lock();
             let entry = runners
+                .by_name
                 .get_mut(name)
                 .ok_or_else(|| ProjectionError::NotFound(name.to_owned()))?;
             entry.stop.send_replace(true);
@@ -364,11 +377,36 @@ impl Projections {
         Ok(())
     }
 
+    /// Stops every runner and refuses new ones (kernel shutdown, which then waits for the
+    /// runners' task tokens).
     pub(crate) async fn stop_all(&self) {
-        let names: Vec<&'static str> = self.runners.lock().keys().copied().collect();
+        let names: Vec<&'static str> = {
+            let mut runners = self.runners.lock();
+            runners.closed = true;
+            runners.by_name.keys().copied().collect()
+        };
         for name in names {
             let _ = self.stop(name).await;
         }
+    }
+}
+
+impl Runners {
+    /// Refuses a runner named `name` while one runs, or once the kernel is shut down.
+    fn check_can_start(&self, name: &'static str) -> Result<(), ProjectionError> {
+        if self.closed {
+            return Err(ProjectionError::Stopped {
+                name: name.to_owned(),
+                position: 0,
+                reason: "the kernel is shut down".to_owned(),
+            });
+        }
+        if let Some(entry) = self.by_name.get(name)
+            && !matches!((entry.status)().phase, ProjectionPhase::Stopped { .. })
+        {
+            return Err(ProjectionError::AlreadyRunning(name.to_owned()));
+        }
+        Ok(())
     }
 }
 
@@ -402,6 +440,8 @@ struct Runner<P> {
     options: ProjectionOptions,
     stop: watch::Receiver<bool>,
     _p: PhantomData<fn() -> P>,
+    /// Declared last, so it is released after the store handles (fields drop in order).
+    _token: TaskToken,
 }
 
 /// Why a runner's loop ended.
