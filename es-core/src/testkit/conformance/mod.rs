@@ -164,11 +164,13 @@ where
 /// `None` when the backend is unavailable (the case then prints why and passes). Pass
 /// `gapless = false` for a backend that documents holes in positions.
 ///
-/// ```ignore
+/// ```no_run
 /// async fn memory() -> Option<(es_core::MemoryStore, ())> {
 ///     Some((es_core::MemoryStore::new(), ()))
 /// }
 /// es_core::store_conformance_tests!(memory);
+/// // With holes in positions: es_core::store_conformance_tests!(memory, gapless = false);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! store_conformance_tests {
