@@ -60,6 +60,8 @@ pub(crate) struct Actor<A: Aggregate> {
     /// The state and its version; `None` until loaded, and after anything that may have left
     /// it out of step with the store.
     state: Option<(A, u64)>,
+    /// How the messages still queued are answered when the actor stops.
+    exit: Exit,
     /// Declared last: fields drop in order, so shutdown (which waits for the token) returns
     /// only after this actor's `Arc<Context>`, and with it its store handles, is gone.
     _token: TaskToken,
@@ -88,15 +90,16 @@ impl<A: Aggregate> Actor<A> {
             slot,
             stream: StreamId::new(A::TYPE, id),
             state: None,
+            exit: Exit::Retry,
             _token: token,
         }
     }
 
-    /// The actor's task. It ends by dropping `self` whole, the task token last.
+    /// The actor's task. It ends by dropping `self`, which stops the actor (see `Drop`).
     pub(crate) async fn run(mut self) {
         let max_batch = self.ctx.config.max_batch;
         let mut batch = Vec::new();
-        let exit = loop {
+        loop {
             self.slot
                 .mailbox
                 .recv_batch(&self.slots.signals, max_batch, &mut batch)
@@ -106,20 +109,13 @@ impl<A: Aggregate> Actor<A> {
             self.slot.mailbox.touch(self.ctx.clock.now_micros());
             match flow {
                 Flow::Continue => {}
-                Flow::Stop => break Exit::Retry,
-                Flow::Shutdown => break Exit::Shutdown,
+                Flow::Stop => return,
+                Flow::Shutdown => {
+                    self.exit = Exit::Shutdown;
+                    return;
+                }
             }
-        };
-        if matches!(exit, Exit::Retry) {
-            tracing::debug!(stream = %self.stream, "actor stopping");
         }
-        for msg in self.slot.mailbox.close(&self.slots.signals) {
-            msg.refuse(exit);
-        }
-        self.slots
-            .remove(&self.stream.aggregate_id, self.slot.generation);
-        self.ctx.actor_stopped();
-        self.slot.mailbox.mark_stopped(&self.slots.signals);
     }
 
     /// Handles one mailbox drain: commands are committed in groups, a state request sees only
@@ -182,6 +178,26 @@ impl<A: Aggregate> Actor<A> {
 
     async fn commit(&mut self, jobs: Vec<Job<A>>) -> AfterCommit {
         commit(&self.ctx, &self.stream, &mut self.state, jobs).await
+    }
+}
+
+/// Stops the actor however its task ends: when `run` returns, and also when a panic escaped
+/// it (from `Default`, serde, an event codec or the store: `handle` and `apply` are caught
+/// earlier) and the runtime drops the task. The mailbox is closed and what it still held is
+/// answered, the slot is freed for a fresh actor, and waiting dispatchers are woken. Then the
+/// fields drop, the task token last.
+impl<A: Aggregate> Drop for Actor<A> {
+    fn drop(&mut self) {
+        if matches!(self.exit, Exit::Retry) {
+            tracing::debug!(stream = %self.stream, "actor stopping");
+        }
+        for msg in self.slot.mailbox.close(&self.slots.signals) {
+            msg.refuse(self.exit);
+        }
+        self.slots
+            .remove(&self.stream.aggregate_id, self.slot.generation);
+        self.ctx.actor_stopped();
+        self.slot.mailbox.mark_stopped(&self.slots.signals);
     }
 }
 

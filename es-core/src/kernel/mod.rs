@@ -60,7 +60,10 @@ pub enum DispatchError<E> {
     Store(#[from] StoreError),
     /// The aggregate panicked: `handle` on this command, or `apply` on one of its events, or
     /// `apply` on a stored event while the state was rehydrated (then every command of the
-    /// batch gets this error). The actor was dropped; the next command rehydrates a fresh one.
+    /// batch gets this error). Also reported when the actor ended without answering: a panic
+    /// outside `handle` and `apply` (in `Default`, serde, an event codec, the store), or its
+    /// runtime shut down. The actor was dropped, not restarted: the next command to the
+    /// aggregate rehydrates a fresh one.
     #[error("aggregate panicked: {0}")]
     Panicked(String),
     /// The kernel is shutting down.

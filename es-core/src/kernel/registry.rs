@@ -124,7 +124,7 @@ impl<A: Aggregate> Registry<A> {
                 Ok(()) => match answer.await {
                     Ok(Reply::Done(result)) => return result,
                     Ok(Reply::Retry(c, o)) => (command, options) = (c, o),
-                    Err(_) => return Err(DispatchError::Shutdown),
+                    Err(_) => return Err(unanswered(ctx)),
                 },
                 Err(Msg::Command {
                     command: c,
@@ -161,11 +161,25 @@ impl<A: Aggregate> Registry<A> {
                 match answer.await {
                     Ok(Some(result)) => return result,
                     Ok(None) => {}
-                    Err(_) => return Err(DispatchError::Shutdown),
+                    Err(_) => return Err(unanswered(ctx)),
                 }
             }
             slot.mailbox.wait_stopped(&self.slots.signals).await;
             self.slots.remove(id, slot.generation);
         }
+    }
+}
+
+/// The error for a request whose actor ended without answering it: its task was dropped, after
+/// a panic outside `handle` and `apply`, or because its runtime shut down.
+fn unanswered<E>(ctx: &Context) -> DispatchError<E> {
+    if ctx.is_shut_down() {
+        DispatchError::Shutdown
+    } else {
+        DispatchError::Panicked(
+            "the aggregate's actor ended without answering (a panic outside `handle` and \
+             `apply`, or its runtime shut down)"
+                .to_owned(),
+        )
     }
 }
