@@ -146,9 +146,13 @@ pub(crate) fn apply_event<P: Projection>(
     })
 }
 
+mod handle;
+mod options;
+mod projections;
 mod runner;
 
-pub use runner::{
-    ErrorPolicy, ProjectionHandle, ProjectionOptions, ProjectionPhase, ProjectionStatus,
-    Projections, SkippedEvent,
+pub use handle::ProjectionHandle;
+pub use options::{
+    ErrorPolicy, ProjectionOptions, ProjectionPhase, ProjectionStatus, SkippedEvent,
 };
+pub use projections::Projections;
