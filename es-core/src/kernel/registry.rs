@@ -70,29 +70,27 @@ impl<A: Aggregate> Registry<A> {
         if let Some(slot) = self.slots.map.get(id) {
             return Some(slot.clone());
         }
-        match self.slots.map.entry(id.to_owned()) {
-            Entry::Occupied(slot) => Some(slot.get().clone()),
+        let (slot, actor) = match self.slots.map.entry(id.to_owned()) {
+            Entry::Occupied(slot) => return Some(slot.get().clone()),
             Entry::Vacant(vacant) => {
-                let slot = self.spawn(ctx, id)?;
+                let token = ctx.start_actor()?;
+                let slot = Arc::new(Slot {
+                    generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+                    mailbox: Mailbox::new(ctx.config.mailbox, ctx.clock.now_micros()),
+                });
                 vacant.insert(slot.clone());
-                Some(slot)
+                let actor = Actor::new(ctx.clone(), self.slots.clone(), slot.clone(), id, token);
+                (slot, actor)
             }
-        }
-    }
-
-    fn spawn(&self, ctx: &Arc<Context>, id: &str) -> Option<Arc<Slot<A>>> {
-        let token = ctx.start_actor()?;
-        let slot = Arc::new(Slot {
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-            mailbox: Mailbox::new(ctx.config.mailbox, ctx.clock.now_micros()),
-        });
-        let actor = Actor::new(ctx.clone(), self.slots.clone(), slot.clone(), id, token);
+        };
+        // Spawned once the map's lock is released: a runtime that is shutting down drops the
+        // actor at once, and its `Drop` frees the slot in the map.
         // The task's future is the actor's own (no wrapping block), so an idle actor's task
         // holds one copy of its fields.
         ctx.runtime.spawn(actor.run());
         if ctx.is_shut_down() {
-            // Shutdown began after the token was taken: it waits for this actor, but may not
-            // have seen it to ask it to stop.
+            // Shutdown began after the token was taken: it waits for this actor, but may have
+            // looked for actors to stop before this one was in the map.
             slot.mailbox.push_control(Msg::Stop);
         }
         Some(slot)
