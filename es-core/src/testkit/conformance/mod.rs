@@ -140,7 +140,8 @@ fn assert_conflict<T: std::fmt::Debug>(
     }
 }
 
-/// Runs one named case with a store from `factory`, or explains why it is skipped.
+/// Runs one named case with a store from `factory`. A factory that returns no store fails the
+/// case: a conformance run never passes without having exercised a store.
 #[doc(hidden)]
 pub async fn run_case<S, G, F, Fut, C, CFut>(name: &str, factory: F, case: C)
 where
@@ -150,8 +151,10 @@ where
     CFut: std::future::Future<Output = ()>,
 {
     let Some((store, guard)) = factory().await else {
-        eprintln!("conformance case `{name}` skipped: the store factory returned no store");
-        return;
+        panic!(
+            "conformance case `{name}`: the store factory returned no store, so nothing was \
+             tested (is the backend's server configured?)"
+        );
     };
     case(store).await;
     drop(guard);
@@ -161,7 +164,8 @@ where
 ///
 /// `factory` is a path to an `async fn() -> Option<(S, G)>` that returns a fresh, empty store
 /// and a guard kept alive for the test (a temporary directory, a schema to drop, or `()`), or
-/// `None` when the backend is unavailable (the case then prints why and passes). Pass
+/// `None` when the backend is unavailable, which fails the case (a factory that can say why
+/// should rather panic with the reason, as the PostgreSQL tests do when `ES_PG_URL` is unset). Pass
 /// `gapless = false` for a backend that documents holes in positions.
 ///
 /// ```no_run
