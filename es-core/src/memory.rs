@@ -1,4 +1,4 @@
-//! [`MemoryStore`]: all three store traits in process memory (the seed's ETS store).
+//! [`MemoryStore`]: all three store traits in process memory (what the original Erlang project's ETS store was).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -109,7 +109,7 @@ pub enum ProjectionError {
 /// The page size [`run_once`] reads the log in.
 pub const RUN_ONCE_PAGE: usize = 4096;
 
-/// Catches a projection up from position 0 and returns its state (the seed's `run_once`).
+/// Catches a projection up from position 0 and returns its state (the original Erlang project's `run_once`).
 ///
 /// Stops at the first error, which names the failing position.
 pub async fn run_once<P: Projection>(
