@@ -14,8 +14,9 @@ use crate::event::EventSet;
 pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The aggregate type name, used as [`StreamId::aggregate_type`](crate::store::StreamId).
     const TYPE: &'static str;
-    /// The command enum.
-    type Command: Send + 'static;
+    /// The command enum. `Clone`, because the kernel re-runs a command after a version
+    /// conflict (`#[aggregate]` derives it on the enum it generates).
+    type Command: Clone + Send + 'static;
     /// The event enum.
     type Event: EventSet;
     /// The rejection error of commands.

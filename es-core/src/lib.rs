@@ -2,7 +2,7 @@
 //!
 //! Domain code is plain Rust: an aggregate is a `Default` struct with `#[command]` methods that
 //! decide events and `#[apply]` methods that fold them; the macros generate the command and event
-//! enums and the [`Aggregate`](aggregate::Aggregate) impl. The kernel keeps one actor per live
+//! enums and the [`Aggregate`] impl. The kernel keeps one actor per live
 //! aggregate, rehydrates it from snapshots and events, and passivates it when idle; stores are
 //! pluggable behind the traits of [`store`].
 //!
@@ -48,6 +48,7 @@ pub mod projection;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod tracker;
 
 pub use aggregate::Aggregate;
 pub use event::{Event, EventError, EventSet, IntoEvents, Recorded};

@@ -1,4 +1,4 @@
-//! [`MemoryStore`]: all three store traits in process memory (the seed's ETS store).
+//! [`MemoryStore`]: all three store traits in process memory (what the original Erlang project's ETS store was).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -152,10 +152,7 @@ impl EventStore for MemoryStore {
         let version = log.version(stream);
         expected.check(version)?;
         if events.is_empty() {
-            return Ok(AppendResult {
-                version,
-                events: Vec::new(),
-            });
+            return Ok(AppendResult::unchanged(version));
         }
         if log.events.len() + events.len() > u32::MAX as usize {
             return Err(StoreError::Full(
@@ -181,34 +178,34 @@ impl EventStore for MemoryStore {
             }
         };
         let timestamp = Utc::now();
-        let mut recorded = Vec::with_capacity(events.len());
-        let mut indexes = Vec::with_capacity(events.len());
-        for (i, event) in events.into_iter().enumerate() {
-            let index = log.events.len();
-            let sequence = version + 1 + i as u64;
+        let first_index = log.events.len();
+        for (i, event) in (0u64..).zip(&events) {
             let event_type = log.intern(&event.event_type);
-            let stored = Stored {
+            log.events.push(Stored {
                 stream: number,
                 event_version: event.event_version,
-                sequence,
+                sequence: version + 1 + i,
                 timestamp,
                 event_type,
                 metadata: (!event.metadata.is_empty()).then(|| Box::new(event.metadata.clone())),
                 payload: event.payload.as_slice().into(),
-            };
-            log.events.push(stored);
-            indexes.push(index as u32);
-            recorded.push(event.record(stream.clone(), sequence, index as u64 + 1, timestamp));
+            });
         }
-        if let Some(s) = log.index.get_mut(stream) {
-            s.events.extend(indexes);
+        let last_index = log.events.len();
+        match log.index.get_mut(stream) {
+            // Indexes fit in u32: the size check above keeps the log below u32::MAX events.
+            Some(s) => s.events.extend((first_index..last_index).map(|i| i as u32)),
+            None => unreachable!("the stream's index entry was created above"),
         }
-        let head = log.events.len() as u64;
+        let head = last_index as u64;
         self.inner.head.send_replace(head);
-        Ok(AppendResult {
-            version: version + recorded.len() as u64,
-            events: recorded,
-        })
+        Ok(AppendResult::recorded(
+            stream,
+            version,
+            first_index as u64 + 1..,
+            timestamp,
+            events,
+        ))
     }
 
     async fn read_stream(

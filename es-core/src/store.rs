@@ -595,7 +595,7 @@ macro_rules! forward_event_store {
 forward_event_store!(Arc<T>);
 forward_event_store!(Box<T>);
 
-/// Folds the events of one stream, page by page, from `from_sequence` (the seed's `fold/4`).
+/// Folds the events of one stream, page by page, from `from_sequence` (the original Erlang project's `fold/4`).
 pub async fn fold_stream<S, Acc, F>(
     store: &S,
     stream: &StreamId,
@@ -623,7 +623,7 @@ where
     }
 }
 
-/// Folds the global log, page by page, from `from_position` (the seed's `fold_all/3`).
+/// Folds the global log, page by page, from `from_position` (the original Erlang project's `fold_all/3`).
 pub async fn fold_all<S, Acc, F>(
     store: &S,
     from_position: u64,

@@ -572,3 +572,76 @@ fn build_outside_a_runtime_is_an_error() {
         .err();
     assert_eq!(err, Some(BuildError::NoRuntime));
 }
+
+/// Panics in `Default` while `FRAGILE_PANICS` is set: a panic the actor cannot catch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Fragile {
+    balance: u64,
+}
+
+static FRAGILE_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Default for Fragile {
+    fn default() -> Self {
+        assert!(!FRAGILE_PANICS.load(Ordering::SeqCst), "default exploded");
+        Self { balance: 0 }
+    }
+}
+
+impl Aggregate for Fragile {
+    const TYPE: &'static str = "fragile";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+    fn handle(
+        &self,
+        command: AccountCommand,
+    ) -> std::result::Result<Vec<AccountEvent>, AccountError> {
+        Account {
+            balance: self.balance,
+            applied: 0,
+        }
+        .handle(command)
+    }
+    fn apply(&mut self, event: &AccountEvent) {
+        if let AccountEvent::Deposited(e) = event {
+            self.balance += e.amount;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_the_actor_cannot_catch_still_answers_and_frees_the_aggregate() -> Result {
+    let k = Kernel::builder()
+        .store(MemoryStore::new())
+        .register::<Fragile>()
+        .build()?;
+    k.dispatch::<Fragile>("f", AccountCommand::Deposit(5))
+        .await?;
+    // A fresh kernel on the same events: the next command rehydrates (and calls `Default`).
+    k.shutdown().await;
+    let store = k.event_store().clone();
+    drop(k);
+    let k = Kernel::builder()
+        .event_store(store)
+        .register::<Fragile>()
+        .build()?;
+    FRAGILE_PANICS.store(true, Ordering::SeqCst);
+    let wait = Duration::from_secs(10);
+    let failed = tokio::time::timeout(wait, k.dispatch::<Fragile>("f", AccountCommand::Deposit(1)))
+        .await
+        .expect("the dispatcher of the panicking batch was answered");
+    assert!(
+        matches!(failed, Err(DispatchError::Panicked(_))),
+        "got {failed:?}"
+    );
+    FRAGILE_PANICS.store(false, Ordering::SeqCst);
+    let done = tokio::time::timeout(wait, k.dispatch::<Fragile>("f", AccountCommand::Deposit(1)))
+        .await
+        .expect("the aggregate is not stuck behind the dead actor")?;
+    assert_eq!(done.version, 2);
+    assert_eq!(k.state::<Fragile>("f").await?.balance, 6);
+    tokio::time::timeout(wait, k.shutdown()).await?;
+    assert_eq!(k.live_aggregates(), 0);
+    Ok(())
+}

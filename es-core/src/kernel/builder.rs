@@ -8,8 +8,19 @@ use std::time::Duration;
 use crate::aggregate::Aggregate;
 use crate::store::{CheckpointStore, EventStore, SnapshotStore};
 
-use super::actor::{AnyRegistry, Registry};
-use super::handle::{Kernel, KernelInner};
+use crate::projection::Projections;
+use crate::tracker::TaskTracker;
+
+use super::context::{Config, Context};
+use super::handle::Kernel;
+use super::registry::{AnyRegistry, Registry};
+
+impl Kernel {
+    /// A builder for a kernel.
+    pub fn builder() -> KernelBuilder {
+        KernelBuilder::default()
+    }
+}
 
 /// Builds a [`Kernel`]: `Kernel::builder().store(s).register::<A>().build()`.
 #[must_use]
@@ -21,34 +32,6 @@ pub struct KernelBuilder {
     config: Config,
     registries: HashMap<TypeId, (&'static str, Arc<dyn AnyRegistry>)>,
     duplicate: Option<&'static str>,
-}
-
-/// The kernel's tuning.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) snapshot_every: u64,
-    pub(crate) snapshots_kept: usize,
-    pub(crate) passivate_after: Duration,
-    pub(crate) mailbox: usize,
-    pub(crate) max_batch: usize,
-    pub(crate) conflict_retries: u32,
-    pub(crate) store_retries: u32,
-    pub(crate) replay_page: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            snapshot_every: 0,
-            snapshots_kept: 2,
-            passivate_after: Duration::from_secs(5),
-            mailbox: 1024,
-            max_batch: 512,
-            conflict_retries: 5,
-            store_retries: 3,
-            replay_page: 4096,
-        }
-    }
 }
 
 /// Why a kernel could not be built.
@@ -81,6 +64,11 @@ impl KernelBuilder {
     }
 
     /// Sets the event store.
+    ///
+    /// Alone, it gives a kernel with no snapshots and no durable projection checkpoints:
+    /// projection runners then keep their positions in memory only and read the whole log
+    /// again after a restart. Add [`snapshot_store`](Self::snapshot_store) and
+    /// [`checkpoint_store`](Self::checkpoint_store), or use [`store`](Self::store).
     pub fn event_store(mut self, store: impl EventStore) -> Self {
         self.event_store = Some(Arc::new(store));
         self
@@ -93,6 +81,11 @@ impl KernelBuilder {
     }
 
     /// Sets the default checkpoint store of projections.
+    ///
+    /// A kernel built with [`event_store`](Self::event_store) alone has none: its projection
+    /// runners keep their positions in memory only (unless given a store in
+    /// [`ProjectionOptions`](crate::projection::ProjectionOptions)), so after a restart they
+    /// read the whole log again from position 1.
     pub fn checkpoint_store(mut self, store: impl CheckpointStore) -> Self {
         self.checkpoint_store = Some(Arc::new(store));
         self
@@ -101,13 +94,13 @@ impl KernelBuilder {
     /// Writes a snapshot after each commit that crosses a multiple of `events` (0, the default:
     /// never).
     pub fn snapshot_every(mut self, events: u64) -> Self {
-        self.config.snapshot_every = events;
+        self.config.actor.snapshot_every = events;
         self
     }
 
     /// How many snapshots to keep per stream (default 2).
     pub fn snapshots_kept(mut self, keep: usize) -> Self {
-        self.config.snapshots_kept = keep;
+        self.config.actor.snapshots_kept = keep;
         self
     }
 
@@ -119,34 +112,31 @@ impl KernelBuilder {
 
     /// Commands that may wait in one aggregate's mailbox before dispatchers wait (default 1024).
     pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
-        self.config.mailbox = capacity;
+        self.config.actor.mailbox = capacity;
         self
     }
 
     /// The most queued commands one aggregate handles in one commit (default 512).
     pub fn max_batch(mut self, commands: usize) -> Self {
-        self.config.max_batch = commands;
+        self.config.actor.max_batch = commands;
         self
     }
 
     /// How often a command is re-run after a version conflict before `Conflict` (default 5).
     pub fn conflict_retries(mut self, retries: u32) -> Self {
-        self.config.conflict_retries = retries;
+        self.config.actor.conflict_retries = retries;
         self
     }
 
     /// How often a batch is retried, with backoff, when the store reports it is unavailable
     /// (the write surely did not happen) before the error reaches the callers (default 3).
     pub fn store_retries(mut self, retries: u32) -> Self {
-        self.config.store_retries = retries;
+        self.config.actor.store_retries = retries;
         self
     }
 
     /// Registers an aggregate type.
-    pub fn register<A: Aggregate>(mut self) -> Self
-    where
-        A::Command: Clone,
-    {
+    pub fn register<A: Aggregate>(mut self) -> Self {
         if self
             .registries
             .iter()
@@ -168,12 +158,12 @@ impl KernelBuilder {
         if let Some(name) = self.duplicate {
             return Err(BuildError::DuplicateAggregate(name));
         }
-        if self.config.mailbox == 0 {
+        if self.config.actor.mailbox == 0 {
             return Err(BuildError::InvalidSetting(
                 "mailbox_capacity must be at least 1",
             ));
         }
-        if self.config.max_batch == 0 {
+        if self.config.actor.max_batch == 0 {
             return Err(BuildError::InvalidSetting("max_batch must be at least 1"));
         }
         if self.config.passivate_after.is_zero() {
@@ -186,13 +176,20 @@ impl KernelBuilder {
             .into_iter()
             .map(|(id, (_, registry))| (id, registry))
             .collect();
-        Ok(Kernel::from_inner(KernelInner::new(
+        let tasks = TaskTracker::default();
+        let projections = Projections::new(
+            runtime.clone(),
+            event_store.clone(),
+            self.checkpoint_store,
+            tasks.clone(),
+        );
+        let ctx = Context::new(
             runtime,
             event_store,
             self.snapshot_store,
-            self.checkpoint_store,
-            self.config,
-            registries,
-        )))
+            self.config.actor.clone(),
+            tasks,
+        );
+        Ok(Kernel::new(ctx, registries, projections, self.config))
     }
 }

@@ -10,91 +10,66 @@ use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
 use crate::projection::Projections;
-use crate::store::{CheckpointStore, EventStore, SnapshotStore};
+use crate::store::EventStore;
 
-use super::actor::{self, AnyRegistry, Registry};
-use super::builder::{Config, KernelBuilder};
-use super::tracker::TaskTracker;
+use super::context::{Clock, Config, Context};
+use super::registry::{AnyRegistry, Registry};
 use super::{Committed, DispatchError, DispatchOptions};
+
+/// The registries of a kernel, by aggregate type.
+pub(crate) type Registries = HashMap<TypeId, Arc<dyn AnyRegistry>>;
 
 /// The runtime: routes commands to one actor per live aggregate.
 ///
-/// `Kernel` is a cheap `Clone` handle; every clone drives the same actors. See the crate docs
-/// for an example.
+/// `Kernel` is a cheap `Clone` handle; every clone drives the same actors. Build one with
+/// [`Kernel::builder`]; see the crate docs for an example.
 #[derive(Clone)]
 pub struct Kernel {
     inner: Arc<KernelInner>,
 }
 
-pub(crate) struct KernelInner {
-    pub(crate) runtime: tokio::runtime::Handle,
-    pub(crate) event_store: Arc<dyn EventStore>,
-    pub(crate) snapshot_store: Option<Arc<dyn SnapshotStore>>,
-    pub(crate) config: Config,
-    registries: HashMap<TypeId, Arc<dyn AnyRegistry>>,
-    pub(crate) live: std::sync::atomic::AtomicUsize,
-    pub(crate) shutdown: watch::Sender<bool>,
-    pub(crate) tasks: TaskTracker,
+struct KernelInner {
+    /// What the actors share (the stores among it).
+    ctx: Arc<Context>,
+    registries: Arc<Registries>,
     projections: Projections,
-    /// The origin of the kernel clock used for passivation.
-    epoch: std::time::Instant,
-}
-
-impl KernelInner {
-    pub(crate) fn new(
-        runtime: tokio::runtime::Handle,
-        event_store: Arc<dyn EventStore>,
-        snapshot_store: Option<Arc<dyn SnapshotStore>>,
-        checkpoint_store: Option<Arc<dyn CheckpointStore>>,
-        config: Config,
-        registries: HashMap<TypeId, Arc<dyn AnyRegistry>>,
-    ) -> Self {
-        let projections = Projections::new(runtime.clone(), event_store.clone(), checkpoint_store);
-        Self {
-            runtime,
-            event_store,
-            snapshot_store,
-            config,
-            registries,
-            live: std::sync::atomic::AtomicUsize::new(0),
-            shutdown: watch::Sender::new(false),
-            tasks: TaskTracker::default(),
-            projections,
-            epoch: std::time::Instant::now(),
-        }
-    }
-
-    /// Microseconds since the kernel started.
-    pub(crate) fn now_micros(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    pub(crate) fn registry<A: Aggregate>(&self) -> Option<&Registry<A>> {
-        self.registries
-            .get(&TypeId::of::<A>())
-            .and_then(|r| r.as_any().downcast_ref::<Registry<A>>())
-    }
-
-    pub(crate) fn is_shut_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
+    /// Tells the passivation sweeper to end; dropping it does too.
+    stop_sweeper: watch::Sender<bool>,
+    config: Config,
 }
 
 impl Kernel {
-    /// A builder for a kernel.
-    pub fn builder() -> KernelBuilder {
-        KernelBuilder::default()
-    }
-
-    pub(crate) fn from_inner(inner: KernelInner) -> Self {
-        let inner = Arc::new(inner);
-        inner.runtime.spawn(sweep(Arc::downgrade(&inner)));
-        Self { inner }
+    /// Assembles a kernel and starts its passivation sweeper.
+    pub(crate) fn new(
+        ctx: Context,
+        registries: Registries,
+        projections: Projections,
+        config: Config,
+    ) -> Self {
+        let registries = Arc::new(registries);
+        let (stop_sweeper, stopped) = watch::channel(false);
+        ctx.runtime.spawn(sweep(
+            registries.clone(),
+            ctx.clock,
+            config.passivate_after,
+            stopped,
+        ));
+        Self {
+            inner: Arc::new(KernelInner {
+                ctx: Arc::new(ctx),
+                registries,
+                projections,
+                stop_sweeper,
+                config,
+            }),
+        }
     }
 
     fn registry<A: Aggregate>(&self) -> Result<&Registry<A>, DispatchError<A::Error>> {
         self.inner
-            .registry::<A>()
+            .registries
+            .get(&TypeId::of::<A>())
+            .and_then(|r| r.as_any().downcast_ref::<Registry<A>>())
             .ok_or(DispatchError::NotRegistered)
     }
 
@@ -106,10 +81,7 @@ impl Kernel {
         &self,
         id: impl AsRef<str>,
         command: impl Into<A::Command>,
-    ) -> Result<Committed, DispatchError<A::Error>>
-    where
-        A::Command: Clone,
-    {
+    ) -> Result<Committed, DispatchError<A::Error>> {
         self.send::<A>(id.as_ref(), command.into(), None).await
     }
 
@@ -119,10 +91,7 @@ impl Kernel {
         id: impl AsRef<str>,
         command: impl Into<A::Command>,
         options: DispatchOptions,
-    ) -> Result<Committed, DispatchError<A::Error>>
-    where
-        A::Command: Clone,
-    {
+    ) -> Result<Committed, DispatchError<A::Error>> {
         self.send::<A>(id.as_ref(), command.into(), Some(Box::new(options)))
             .await
     }
@@ -132,10 +101,7 @@ impl Kernel {
         id: &str,
         command: A::Command,
         options: Option<Box<DispatchOptions>>,
-    ) -> Result<Committed, DispatchError<A::Error>>
-    where
-        A::Command: Clone,
-    {
+    ) -> Result<Committed, DispatchError<A::Error>> {
         let registry = self.registry::<A>()?;
         let span = tracing::debug_span!(
             "command",
@@ -143,7 +109,8 @@ impl Kernel {
             id,
             version = tracing::field::Empty
         );
-        let result = actor::dispatch(&self.inner, registry, id, command, options)
+        let result = registry
+            .dispatch(&self.inner.ctx, id, command, options)
             .instrument(span.clone())
             .await;
         if let Ok(done) = &result {
@@ -156,17 +123,14 @@ impl Kernel {
     pub async fn state<A: Aggregate>(
         &self,
         id: impl AsRef<str>,
-    ) -> Result<A, DispatchError<A::Error>>
-    where
-        A::Command: Clone,
-    {
+    ) -> Result<A, DispatchError<A::Error>> {
         let registry = self.registry::<A>()?;
-        actor::state(&self.inner, registry, id.as_ref()).await
+        registry.state(&self.inner.ctx, id.as_ref()).await
     }
 
     /// The number of aggregates with a running actor.
     pub fn live_aggregates(&self) -> usize {
-        self.inner.live.load(std::sync::atomic::Ordering::SeqCst)
+        self.inner.ctx.live()
     }
 
     /// The projection runners of this kernel.
@@ -176,46 +140,54 @@ impl Kernel {
 
     /// The kernel's event store.
     pub fn event_store(&self) -> &Arc<dyn EventStore> {
-        &self.inner.event_store
+        &self.inner.ctx.event_store
     }
 
     /// Stops every actor and projection runner and waits for them: batches being handled
     /// finish and commit, commands still queued are answered with [`DispatchError::Shutdown`],
-    /// and snapshot writes in flight complete. Later dispatches fail with `Shutdown`.
+    /// and snapshot writes in flight complete. Later dispatches fail with `Shutdown`, and no
+    /// actor or runner starts any more.
+    ///
+    /// When it returns, every actor, runner and snapshot write has dropped its store handles:
+    /// once the `Kernel` handles are dropped too, the kernel holds no store (a file-backed store
+    /// can be reopened right away).
     pub async fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
+        let inner = &self.inner;
+        inner.ctx.begin_shutdown();
+        inner.stop_sweeper.send_replace(true);
         // Actors are asked to stop through their mailboxes, so an actor's hot loop never has
         // to watch a shutdown signal.
-        for registry in self.inner.registries.values() {
+        for registry in inner.registries.values() {
             registry.stop_all();
         }
-        self.inner.projections.stop_all().await;
-        self.inner.tasks.wait_idle().await;
+        inner.projections.stop_all().await;
+        inner.ctx.wait_idle().await;
     }
 }
 
 /// Offers passivation to idle actors, a few times per `passivate_after`, until the kernel is
-/// dropped or shut down. Idle actors hold no timer and never wake up on their own.
-async fn sweep(kernel: std::sync::Weak<KernelInner>) {
-    let Some(idle) = kernel.upgrade().map(|k| k.config.passivate_after) else {
-        return;
-    };
+/// shut down or dropped. Idle actors hold no timer and never wake up on their own. The sweeper
+/// holds the registries, never the stores.
+async fn sweep(
+    registries: Arc<Registries>,
+    clock: Clock,
+    idle: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     let every = (idle / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
     let idle_micros = u64::try_from(idle.as_micros()).unwrap_or(u64::MAX);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let Some(kernel) = kernel.upgrade() else {
-            return;
-        };
-        if kernel.is_shut_down() {
-            return;
+        tokio::select! {
+            _ = tick.tick() => {}
+            // A stop request, or the kernel was dropped.
+            _ = stopped.wait_for(|stop| *stop) => return,
         }
-        let Some(idle_since) = kernel.now_micros().checked_sub(idle_micros) else {
+        let Some(idle_since) = clock.now_micros().checked_sub(idle_micros) else {
             continue;
         };
-        for registry in kernel.registries.values() {
+        for registry in registries.values() {
             registry.sweep(idle_since);
         }
     }

@@ -1,10 +1,26 @@
 //! The kernel: one actor per live aggregate, started on demand and passivated when idle.
+//!
+//! The modules depend on each other one way only:
+//!
+//! - [`Kernel`] (`handle`) and [`KernelBuilder`] (`builder`) route to
+//! - `registry`: the live actors of one aggregate type, started on demand;
+//! - `actor`: one aggregate's task, which drains its `mailbox` and hands groups of commands to
+//! - `commit`: decide (`decide`, pure), append, answer; `load` rehydrates the state and
+//!   `snapshot` writes snapshots;
+//! - `context`: what every actor is given (stores, settings, task tracker, clock), and
+//!   `message`: what travels through a mailbox.
 
 mod actor;
 mod builder;
+mod commit;
+mod context;
+mod decide;
 mod handle;
+mod load;
 mod mailbox;
-mod tracker;
+mod message;
+mod registry;
+mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -42,7 +58,12 @@ pub enum DispatchError<E> {
     /// The store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
-    /// The aggregate panicked while handling the command; the actor was dropped.
+    /// The aggregate panicked: `handle` on this command, or `apply` on one of its events, or
+    /// `apply` on a stored event while the state was rehydrated (then every command of the
+    /// batch gets this error). Also reported when the actor ended without answering: a panic
+    /// outside `handle` and `apply` (in `Default`, serde, an event codec, the store), or its
+    /// runtime shut down. The actor was dropped, not restarted: the next command to the
+    /// aggregate rehydrates a fresh one.
     #[error("aggregate panicked: {0}")]
     Panicked(String),
     /// The kernel is shutting down.

@@ -2,7 +2,10 @@
 //!
 //! A projection is a `Default` state with one `#[on]` method per event type it handles; the
 //! `#[projection]` macro writes its [`Projection`] impl. [`run_once`] folds the whole log once;
-//! `kernel.projections().start::<P>(..)` keeps one up to date, with durable checkpoints.
+//! `kernel.projections().start::<P>(..)` keeps one up to date, with durable checkpoints when
+//! there is a checkpoint store (the kernel's, or one in [`ProjectionOptions`]): a kernel built
+//! with `.event_store(..)` alone has none, and its runners start over from position 1 after a
+//! restart.
 
 use std::sync::Arc;
 
@@ -106,7 +109,7 @@ pub enum ProjectionError {
 /// The page size [`run_once`] reads the log in.
 pub const RUN_ONCE_PAGE: usize = 4096;
 
-/// Catches a projection up from position 0 and returns its state (the seed's `run_once`).
+/// Catches a projection up from position 0 and returns its state (the original Erlang project's `run_once`).
 ///
 /// Stops at the first error, which names the failing position.
 pub async fn run_once<P: Projection>(
@@ -143,9 +146,13 @@ pub(crate) fn apply_event<P: Projection>(
     })
 }
 
+mod handle;
+mod options;
+mod projections;
 mod runner;
 
-pub use runner::{
-    ErrorPolicy, ProjectionHandle, ProjectionOptions, ProjectionPhase, ProjectionStatus,
-    Projections, SkippedEvent,
+pub use handle::ProjectionHandle;
+pub use options::{
+    ErrorPolicy, ProjectionOptions, ProjectionPhase, ProjectionStatus, SkippedEvent,
 };
+pub use projections::Projections;

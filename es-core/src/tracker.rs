@@ -1,4 +1,10 @@
-//! Counts the kernel's background tasks (actors, snapshot writes) so shutdown can wait for them.
+//! Counts the kernel's background tasks (actors, snapshot writes, projection runners) so
+//! shutdown can wait for them.
+//!
+//! A task must release its [`TaskToken`] last, after everything else it holds (the store
+//! handles above all): shutdown returns as soon as the count reaches zero. Each task keeps its
+//! token as the last field of the struct its future owns, since fields drop in declaration
+//! order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,12 +23,14 @@ pub(crate) struct TaskTracker {
     inner: Arc<Inner>,
 }
 
-/// Held by a running task; dropping it marks the task finished.
+/// Held by a running task; dropping it marks the task finished (see the module docs for when
+/// to drop it).
 pub(crate) struct TaskToken {
     inner: Arc<Inner>,
 }
 
 impl TaskTracker {
+    /// Counts one more running task, until the token is dropped.
     pub(crate) fn token(&self) -> TaskToken {
         self.inner.running.fetch_add(1, Ordering::SeqCst);
         TaskToken {

@@ -1,0 +1,334 @@
+//! Deciding a batch: pure, no store and no runtime.
+//!
+//! The commands of a batch run in order against the evolving state: each accepted command's
+//! events are applied before the next command is handled, so later commands see earlier ones.
+//! The result is the events to append (in one `append`) and one outcome per command; or, when
+//! `handle` or `apply` panics, which command did it (the state is then unknown, and the caller
+//! must throw it away).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::aggregate::Aggregate;
+use crate::event::EventSet;
+use crate::store::{NewEvent, StoreError};
+
+use super::DispatchOptions;
+
+/// What became of one command of a batch.
+#[derive(Debug)]
+pub(crate) enum Outcome<E> {
+    /// Accepted: its `count` events are the next ones of the batch, leaving the stream at
+    /// `version`.
+    Events { count: usize, version: u64 },
+    /// Rejected by the aggregate.
+    Rejected(E),
+    /// The command expected the stream at `expected`; it was at `actual`.
+    Conflict { expected: u64, actual: u64 },
+    /// Its events could not be encoded.
+    Failed(StoreError),
+}
+
+/// The decision on a batch.
+#[derive(Debug)]
+pub(crate) enum Decided<E> {
+    /// The events to append, and one outcome per command, in order.
+    Ok {
+        events: Vec<NewEvent>,
+        outcomes: Vec<Outcome<E>>,
+    },
+    /// Command `index` panicked (in `handle`, or in `apply` of its events).
+    Panicked { index: usize, message: String },
+}
+
+/// Decides `commands` in order against `state`, which is at stream version `base`.
+///
+/// `state` evolves by the accepted events; after `Panicked` it is unknown.
+pub(crate) fn decide<'a, A: Aggregate>(
+    state: &mut A,
+    base: u64,
+    commands: impl ExactSizeIterator<Item = (&'a A::Command, Option<&'a DispatchOptions>)>,
+) -> Decided<A::Error> {
+    let mut version = base;
+    let mut events = Vec::new();
+    let mut outcomes = Vec::with_capacity(commands.len());
+    for (index, (command, options)) in commands.enumerate() {
+        if let Some(expected) = options.and_then(|o| o.expected_version)
+            && expected != version
+        {
+            outcomes.push(Outcome::Conflict {
+                expected,
+                actual: version,
+            });
+            continue;
+        }
+        let command = command.clone();
+        let decided = match catch_unwind(AssertUnwindSafe(|| state.handle(command))) {
+            Ok(decided) => decided,
+            Err(p) => {
+                return Decided::Panicked {
+                    index,
+                    message: panic_message(p),
+                };
+            }
+        };
+        let produced = match decided {
+            Ok(produced) => produced,
+            Err(e) => {
+                outcomes.push(Outcome::Rejected(e));
+                continue;
+            }
+        };
+        let encoded = match encode::<A>(&produced, options) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                outcomes.push(Outcome::Failed(e));
+                continue;
+            }
+        };
+        for event in &produced {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| state.apply(event))) {
+                return Decided::Panicked {
+                    index,
+                    message: panic_message(p),
+                };
+            }
+        }
+        version += encoded.len() as u64;
+        outcomes.push(Outcome::Events {
+            count: encoded.len(),
+            version,
+        });
+        events.extend(encoded);
+    }
+    Decided::Ok { events, outcomes }
+}
+
+/// Encodes one command's events, with the command's metadata.
+fn encode<A: Aggregate>(
+    produced: &[A::Event],
+    options: Option<&DispatchOptions>,
+) -> Result<Vec<NewEvent>, StoreError> {
+    let mut encoded = Vec::with_capacity(produced.len());
+    for event in produced {
+        let mut new = event.to_new_event().map_err(|e| {
+            StoreError::InvalidInput(format!("cannot encode an event of {}: {e}", A::TYPE))
+        })?;
+        if let Some(options) = options {
+            new.metadata = options.event_metadata();
+        }
+        encoded.push(new);
+    }
+    Ok(encoded)
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::event::Event;
+
+    /// `bad` cannot be encoded to JSON when it is not empty (its keys are not strings).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Added {
+        n: u64,
+        #[serde(default)]
+        bad: BTreeMap<Vec<u8>, u8>,
+    }
+
+    impl Event for Added {
+        const NAME: &'static str = "Added";
+        const VERSION: u32 = 1;
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("too big")]
+    struct TooBig;
+
+    #[derive(Debug, Clone)]
+    enum Cmd {
+        /// Adds `n` (one event per unit), refused above 10 in total.
+        Add(u64),
+        /// An event that cannot be encoded.
+        Unencodable,
+        PanicInHandle,
+        /// An event whose `apply` panics.
+        PanicInApply,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Counter {
+        total: u64,
+    }
+
+    impl Aggregate for Counter {
+        const TYPE: &'static str = "counter";
+        type Command = Cmd;
+        type Event = Added;
+        type Error = TooBig;
+
+        fn handle(&self, command: Cmd) -> Result<Vec<Added>, TooBig> {
+            let added = |n| Added {
+                n,
+                bad: BTreeMap::new(),
+            };
+            match command {
+                Cmd::Add(n) if self.total + n > 10 => Err(TooBig),
+                Cmd::Add(n) => Ok((0..n).map(|_| added(1)).collect()),
+                Cmd::Unencodable => Ok(vec![Added {
+                    n: 1,
+                    bad: BTreeMap::from([(vec![1], 1)]),
+                }]),
+                Cmd::PanicInHandle => panic!("handle exploded"),
+                Cmd::PanicInApply => Ok(vec![added(100)]),
+            }
+        }
+
+        fn apply(&mut self, event: &Added) {
+            assert!(event.n < 100, "apply exploded");
+            self.total += event.n;
+        }
+    }
+
+    fn run(
+        state: &mut Counter,
+        base: u64,
+        batch: &[(Cmd, Option<DispatchOptions>)],
+    ) -> Decided<TooBig> {
+        decide::<Counter>(state, base, batch.iter().map(|(c, o)| (c, o.as_ref())))
+    }
+
+    fn summary(outcomes: &[Outcome<TooBig>]) -> Vec<String> {
+        outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Events { count, version } => format!("events {count} -> {version}"),
+                Outcome::Rejected(e) => format!("rejected: {e}"),
+                Outcome::Conflict { expected, actual } => {
+                    format!("conflict {expected}/{actual}")
+                }
+                Outcome::Failed(_) => "failed".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn later_commands_see_the_events_of_earlier_ones() {
+        let mut state = Counter::default();
+        let batch = [
+            (Cmd::Add(4), None),
+            (Cmd::Add(5), None),
+            (Cmd::Add(2), None),
+        ];
+        let Decided::Ok { events, outcomes } = run(&mut state, 3, &batch) else {
+            panic!("no panic expected");
+        };
+        assert_eq!(
+            summary(&outcomes),
+            ["events 4 -> 7", "events 5 -> 12", "rejected: too big"]
+        );
+        assert_eq!(events.len(), 9);
+        assert_eq!(state.total, 9, "the rejected command changed nothing");
+    }
+
+    #[test]
+    fn an_expected_version_is_checked_against_the_evolving_version() {
+        let mut state = Counter::default();
+        let at = |v| Some(DispatchOptions::default().expected_version(v));
+        let batch = [
+            (Cmd::Add(1), at(0)),
+            (Cmd::Add(1), at(0)),
+            (Cmd::Add(1), at(1)),
+        ];
+        let Decided::Ok { events, outcomes } = run(&mut state, 0, &batch) else {
+            panic!("no panic expected");
+        };
+        assert_eq!(
+            summary(&outcomes),
+            ["events 1 -> 1", "conflict 0/1", "events 1 -> 2"]
+        );
+        assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn metadata_and_command_id_go_on_every_event_of_their_command() {
+        let mut state = Counter::default();
+        let options = DispatchOptions::default()
+            .metadata("user", "u-1")
+            .command_id("c-1");
+        let batch = [(Cmd::Add(2), Some(options)), (Cmd::Add(1), None)];
+        let Decided::Ok { events, .. } = run(&mut state, 0, &batch) else {
+            panic!("no panic expected");
+        };
+        for event in &events[..2] {
+            assert_eq!(event.metadata.get("user").map(String::as_str), Some("u-1"));
+            assert_eq!(
+                event.metadata.get("command_id").map(String::as_str),
+                Some("c-1")
+            );
+        }
+        assert!(events[2].metadata.is_empty());
+    }
+
+    #[test]
+    fn an_event_that_cannot_be_encoded_fails_its_command_only() {
+        let mut state = Counter::default();
+        let batch = [(Cmd::Unencodable, None), (Cmd::Add(1), None)];
+        let Decided::Ok { events, outcomes } = run(&mut state, 0, &batch) else {
+            panic!("no panic expected");
+        };
+        assert_eq!(summary(&outcomes), ["failed", "events 1 -> 1"]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(state.total, 1, "the failed command's event was not applied");
+    }
+
+    #[test]
+    fn a_panic_in_handle_or_apply_names_the_command() {
+        for (panicking, message) in [
+            (Cmd::PanicInHandle, "handle exploded"),
+            (Cmd::PanicInApply, "apply exploded"),
+        ] {
+            let mut state = Counter::default();
+            let batch = [(Cmd::Add(1), None), (panicking, None), (Cmd::Add(1), None)];
+            match run(&mut state, 0, &batch) {
+                Decided::Panicked { index, message: m } => {
+                    assert_eq!(index, 1);
+                    assert_eq!(m, message);
+                }
+                Decided::Ok { .. } => panic!("the panic was not caught"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_batch_decides_nothing() {
+        let mut state = Counter::default();
+        let Decided::Ok { events, outcomes } = run(&mut state, 5, &[]) else {
+            panic!("no panic expected");
+        };
+        assert!(events.is_empty() && outcomes.is_empty());
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        assert_eq!(panic_message(Box::new("static")), "static");
+        assert_eq!(panic_message(Box::new(String::from("owned"))), "owned");
+        assert_eq!(
+            panic_message(Box::new(7u8)),
+            "panic with a non-string payload"
+        );
+    }
+}

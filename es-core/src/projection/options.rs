@@ -1,0 +1,159 @@
+//! How to run a projection, and what its runner reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::store::CheckpointStore;
+
+#[cfg(doc)]
+use super::Projections;
+
+/// What a runner does when handling an event fails.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ErrorPolicy {
+    /// Stop the runner; its status reports the error and the last position it processed.
+    #[default]
+    Stop,
+    /// Retry the failing event with exponential backoff, up to `attempts` times, then stop.
+    Retry {
+        /// Retries before giving up.
+        attempts: u32,
+        /// The first wait; each retry doubles it.
+        initial_backoff: Duration,
+        /// The longest wait.
+        max_backoff: Duration,
+    },
+    /// Skip the failing event, record it in the status, and go on.
+    Skip,
+}
+
+/// How to run a projection.
+#[derive(Clone)]
+pub struct ProjectionOptions {
+    /// Read from this position instead of resuming from the checkpoint (the state starts from
+    /// `Default`).
+    pub start_position: Option<u64>,
+    /// Events read per batch; the checkpoint is saved after each batch.
+    pub batch_size: usize,
+    /// What to do when a handler fails.
+    pub error_policy: ErrorPolicy,
+    /// Where checkpoints go (default: the kernel's checkpoint store).
+    pub checkpoint_store: Option<Arc<dyn CheckpointStore>>,
+    /// Save the state with each checkpoint when the projection supports it (default `true`).
+    pub persist_state: bool,
+    /// How often to look for new events when no notification arrives (fallback only).
+    pub poll_interval: Duration,
+}
+
+impl Default for ProjectionOptions {
+    fn default() -> Self {
+        Self {
+            start_position: None,
+            batch_size: 1000,
+            error_policy: ErrorPolicy::Stop,
+            checkpoint_store: None,
+            persist_state: true,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ProjectionOptions {
+    /// Reads from `position` instead of the checkpoint.
+    #[must_use]
+    pub fn start_position(mut self, position: u64) -> Self {
+        self.start_position = Some(position);
+        self
+    }
+
+    /// Sets the batch size (at least 1).
+    #[must_use]
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events.max(1);
+        self
+    }
+
+    /// Sets the error policy.
+    #[must_use]
+    pub fn error_policy(mut self, policy: ErrorPolicy) -> Self {
+        self.error_policy = policy;
+        self
+    }
+
+    /// Uses this checkpoint store instead of the kernel's.
+    #[must_use]
+    pub fn checkpoint_store(mut self, store: impl CheckpointStore) -> Self {
+        self.checkpoint_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Whether to save the state with the checkpoint.
+    #[must_use]
+    pub fn persist_state(mut self, persist: bool) -> Self {
+        self.persist_state = persist;
+        self
+    }
+
+    /// Sets the fallback poll interval.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+}
+
+impl std::fmt::Debug for ProjectionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionOptions")
+            .field("start_position", &self.start_position)
+            .field("batch_size", &self.batch_size)
+            .field("error_policy", &self.error_policy)
+            .field("checkpoint_store", &self.checkpoint_store.is_some())
+            .field("persist_state", &self.persist_state)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+/// Where a runner is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectionPhase {
+    /// Reading a backlog.
+    Running,
+    /// At the head of the log, waiting for new events.
+    CaughtUp,
+    /// Stopped: `error` is `None` after `stop`, else why it stopped.
+    Stopped {
+        /// The error that stopped it, if any.
+        error: Option<String>,
+    },
+}
+
+/// An event the [`ErrorPolicy::Skip`] policy skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEvent {
+    /// Its position.
+    pub position: u64,
+    /// Its type.
+    pub event_type: String,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// A runner's status, from [`Projections::lookup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    /// The projection's name.
+    pub name: String,
+    /// Running, caught up, or stopped.
+    pub phase: ProjectionPhase,
+    /// The last position processed.
+    pub position: u64,
+    /// How many events were skipped under [`ErrorPolicy::Skip`].
+    pub skipped_count: u64,
+    /// The most recent skipped events (up to 100).
+    pub skipped: Vec<SkippedEvent>,
+}
+
+/// How many skipped events a status keeps.
+pub(super) const SKIPPED_KEPT: usize = 100;

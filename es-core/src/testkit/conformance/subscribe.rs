@@ -1,0 +1,41 @@
+//! Head notifications: `subscribe()` wakes after appends.
+
+use std::time::Duration;
+
+use crate::store::ExpectedVersion;
+
+use super::{ConformanceStore, append_ok, events, stream};
+
+/// `subscribe()` wakes after an append with a head covering the new event.
+pub async fn subscribe_wakes_after_append<S: ConformanceStore>(store: S) {
+    let mut rx = store.subscribe();
+    let start = *rx.borrow_and_update();
+    assert_eq!(start, 0);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            append_ok(&store, &stream("a"), ExpectedVersion::Any, events(0..2)).await
+        })
+    };
+    let woke = tokio::time::timeout(Duration::from_secs(10), rx.changed()).await;
+    assert!(
+        matches!(woke, Ok(Ok(()))),
+        "subscribe() did not wake after an append"
+    );
+    let done = match writer.await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    let last = done.last_position().unwrap_or(0);
+    let reached = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|h| *h >= last)).await;
+    assert!(
+        matches!(reached, Ok(Ok(_))),
+        "subscribe() never reached position {last}"
+    );
+    let late = store.subscribe();
+    assert!(
+        *late.borrow() >= last,
+        "a new subscriber starts at the head"
+    );
+}
