@@ -3,9 +3,8 @@
 //! application's handle closes the store (joins its writer, releases the directory).
 //!
 //! This depends on the kernel's `shutdown` waiting until its actors have dropped their store
-//! handles. Until es-core's `Kernel::shutdown` does, the actors' clones keep the store open
-//! after shutdown (the file store is found `Locked` on reopen, the LMDB store is found still
-//! open: see `open_lmdb`), so both tests are ignored.
+//! handles: otherwise the actors' clones keep the store open after shutdown (the file store is
+//! found `Locked` on reopen, the LMDB store is found still open: see `open_lmdb`).
 #![cfg(all(feature = "lmdb", feature = "file"))]
 
 mod spawner;
@@ -104,14 +103,12 @@ fn open_lmdb(dir: &Path, round: u64) -> Result<LmdbStore, StoreError> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Kernel::shutdown to wait until actors dropped their store handles (es-core)"]
 async fn a_kernel_on_a_file_store_shuts_down_and_the_store_reopens() -> TestResult {
     let dir = tempfile::tempdir()?;
     kernel_loop(dir.path(), |dir, _| FileStore::open(dir)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Kernel::shutdown to wait until actors dropped their store handles (es-core)"]
 async fn a_kernel_on_an_lmdb_store_shuts_down_and_the_store_reopens() -> TestResult {
     let dir = tempfile::tempdir()?;
     kernel_loop(dir.path(), open_lmdb).await

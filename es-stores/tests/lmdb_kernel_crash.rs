@@ -222,18 +222,14 @@ async fn verify(dir: &Path, acks: &[Ack]) -> TestResult {
 #[test]
 fn sigkill_through_the_kernel_loses_no_acknowledged_command() -> TestResult {
     let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     for iteration in 0..3 {
         let acks = run_and_kill(dir.path(), 150 + iteration * 211)?;
         assert!(!acks.is_empty());
-        // A runtime per iteration, dropped before the next child opens the store: dropping it
-        // drops every task, so no actor of the verifying kernel still holds a store handle
-        // (`Kernel::shutdown` does not yet wait for its actors to drop theirs).
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         runtime.block_on(verify(dir.path(), &acks))?;
-        drop(runtime);
     }
     // The store is closed once the kernel and every handle are gone.
     match LmdbStore::open(dir.path()) {
