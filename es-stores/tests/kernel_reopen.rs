@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use es_core::prelude::*;
 use es_core::store::{SnapshotStore, StoreError};
-use es_stores::{FileStore, LmdbStore};
+use es_stores::FileStore;
 use serde::{Deserialize, Serialize};
-use spawner::ChildSpawner;
+use spawner::{ChildSpawner, open_lmdb};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -85,21 +85,6 @@ where
         started.elapsed()
     );
     Ok(())
-}
-
-/// Opens the LMDB store with a map size of its own for `round`: opening a path this process
-/// still has open would share that store (with its map size), so a different size proves the
-/// store of the previous round closed.
-fn open_lmdb(dir: &Path, round: u64) -> Result<LmdbStore, StoreError> {
-    let map_size = (1 << 20) + usize::try_from(round).unwrap_or(0) * (64 << 10);
-    let store = LmdbStore::options().map_size(map_size).open(dir)?;
-    if store.map_size() != map_size {
-        return Err(StoreError::Locked(format!(
-            "got the store of an earlier round, still open (map size {})",
-            store.map_size()
-        )));
-    }
-    Ok(store)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
