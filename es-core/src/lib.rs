@@ -44,6 +44,7 @@ pub mod aggregate;
 pub mod event;
 pub mod kernel;
 pub mod memory;
+mod panic;
 pub mod projection;
 pub mod store;
 #[cfg(feature = "testkit")]

@@ -404,3 +404,162 @@ async fn start_position_overrides_the_checkpoint() {
     h.wait_for(last).await.unwrap();
     assert_eq!(h.state().await.by_account["a"], 1);
 }
+
+/// Panics on a deposit of 13, in the handler itself (no `Result`), as buggy user code does.
+#[derive(Debug, Default, Clone)]
+struct Panicky {
+    deposits: u64,
+}
+
+impl Projection for Panicky {
+    const NAME: &'static str = "panicky";
+    fn accepts(event_type: &str) -> bool {
+        event_type == "Deposited"
+    }
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let e = Recorded::<Deposited>::decode(event)?;
+        assert_ne!(e.payload.amount, 13, "the handler chokes on 13");
+        self.deposits += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_stops_the_runner_with_the_panic_message_under_the_stop_policy() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 1).await;
+    let bad = deposit(&k, "a", 13).await;
+    let after = deposit(&k, "a", 2).await;
+    let h = k
+        .projections()
+        .start::<Panicky>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    // `wait_for` returns (it used to hang for good), with the stop.
+    let err = tokio::time::timeout(Duration::from_secs(10), h.wait_for(after))
+        .await
+        .expect("wait_for must not hang after a panic")
+        .unwrap_err();
+    assert!(matches!(err, ProjectionError::Stopped { .. }), "{err}");
+    let status = k.projections().lookup("panicky").unwrap();
+    assert_eq!(
+        status.position,
+        bad - 1,
+        "stopped after the last good event"
+    );
+    match status.phase {
+        ProjectionPhase::Stopped { error: Some(e) } => assert!(
+            e.contains("handler panicked") && e.contains("the handler chokes on 13"),
+            "{e}"
+        ),
+        other => panic!("lookup must say Stopped, got {other:?}"),
+    }
+    // `stop` on the stopped runner is fine and `lookup` still says Stopped; a new start runs
+    // again (and stops at the same event).
+    k.projections().stop("panicky").await.unwrap();
+    assert!(matches!(
+        k.projections().lookup("panicky").unwrap().phase,
+        ProjectionPhase::Stopped { .. }
+    ));
+    let h = k
+        .projections()
+        .start::<Panicky>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(10), h.wait_for(after))
+        .await
+        .expect("wait_for must not hang after a panic");
+    assert!(again.is_err());
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_skipped_and_recorded_under_the_skip_policy() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 1).await;
+    let bad = deposit(&k, "a", 13).await;
+    let after = deposit(&k, "a", 2).await;
+    let h = k
+        .projections()
+        .start::<Panicky>(ProjectionOptions::default().error_policy(ErrorPolicy::Skip))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), h.wait_for(after))
+        .await
+        .expect("wait_for must not hang after a panic")
+        .unwrap();
+    assert_eq!(h.state().await.deposits, 2);
+    let status = h.status();
+    assert_eq!(status.skipped_count, 1);
+    assert_eq!(status.skipped[0].position, bad);
+    assert!(
+        status.skipped[0].error.contains("the handler chokes on 13"),
+        "{}",
+        status.skipped[0].error
+    );
+    assert!(matches!(
+        status.phase,
+        ProjectionPhase::CaughtUp | ProjectionPhase::Running
+    ));
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_retried_then_stops_under_the_retry_policy() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 13).await;
+    let h = k
+        .projections()
+        .start::<Panicky>(
+            ProjectionOptions::default().error_policy(ErrorPolicy::Retry {
+                attempts: 2,
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(10),
+            }),
+        )
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), h.wait_for(1))
+        .await
+        .expect("wait_for must not hang after a panic")
+        .unwrap_err();
+    assert!(err.to_string().contains("after 2 retries"), "{err}");
+}
+
+#[tokio::test]
+async fn run_once_reports_a_panicking_handler_as_an_error() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 1).await;
+    deposit(&k, "a", 13).await;
+    let err = projection::run_once::<Panicky>(&store).await.unwrap_err();
+    assert!(
+        err.to_string().contains("the handler chokes on 13"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_runner_whose_runtime_goes_away_is_reported_stopped() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let k = rt.block_on(async {
+        let k = kernel(MemoryStore::new());
+        deposit(&k, "a", 1).await;
+        k.projections()
+            .start::<Panicky>(ProjectionOptions::default())
+            .await
+            .unwrap();
+        k
+    });
+    drop(rt);
+    match k.projections().lookup("panicky").unwrap().phase {
+        ProjectionPhase::Stopped { error: Some(e) } => {
+            assert!(e.contains("ended unexpectedly"), "{e}")
+        }
+        other => panic!("a runner whose task is gone must not say {other:?}"),
+    }
+}

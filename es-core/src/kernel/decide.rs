@@ -13,6 +13,7 @@ use crate::event::EventSet;
 use crate::store::{NewEvent, StoreError};
 
 use super::DispatchOptions;
+use crate::panic::panic_message;
 
 /// What became of one command of a batch.
 #[derive(Debug)]
@@ -119,17 +120,6 @@ fn encode<A: Aggregate>(
         encoded.push(new);
     }
     Ok(encoded)
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -320,15 +310,5 @@ mod tests {
             panic!("no panic expected");
         };
         assert!(events.is_empty() && outcomes.is_empty());
-    }
-
-    #[test]
-    fn panic_messages_are_read_from_str_and_string_payloads() {
-        assert_eq!(panic_message(Box::new("static")), "static");
-        assert_eq!(panic_message(Box::new(String::from("owned"))), "owned");
-        assert_eq!(
-            panic_message(Box::new(7u8)),
-            "panic with a non-string payload"
-        );
     }
 }

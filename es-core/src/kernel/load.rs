@@ -7,7 +7,7 @@ use crate::event::EventSet;
 use crate::store::{StoreError, StreamId};
 
 use super::context::Context;
-use super::decide::panic_message;
+use crate::panic::panic_message;
 
 /// Why the state could not be loaded.
 pub(crate) enum LoadError {

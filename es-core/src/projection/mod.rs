@@ -7,9 +7,11 @@
 //! with `.event_store(..)` alone has none, and its runners start over from position 1 after a
 //! restart.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::event::EventError;
+use crate::panic::panic_message;
 use crate::store::{EventStore, RecordedEvent, StoreError};
 
 /// A read model built from events. Written by `#[projection]`, or by hand.
@@ -71,6 +73,10 @@ pub enum ProjectionError {
     /// A handler returned an error.
     #[error("handler failed: {0}")]
     Handler(Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// A handler panicked; the message is the panic's. The runner's error policy decides what
+    /// happens next, as for an error (the state may hold part of that event's changes).
+    #[error("handler panicked: {0}")]
+    Panicked(String),
     /// The projection's state could not be saved or restored.
     #[error("projection state: {0}")]
     State(String),
@@ -139,7 +145,11 @@ pub(crate) fn apply_event<P: Projection>(
     if !P::accepts(&event.event_type) {
         return Ok(());
     }
-    state.handle(event).map_err(|e| ProjectionError::At {
+    // A panicking handler is an error like any other: the runner applies its policy instead of
+    // its task dying with the runner still reported as running.
+    let handled = catch_unwind(AssertUnwindSafe(|| state.handle(event)))
+        .unwrap_or_else(|p| Err(ProjectionError::Panicked(panic_message(p))));
+    handled.map_err(|e| ProjectionError::At {
         name: P::NAME.to_owned(),
         position: event.position,
         source: Box::new(e),

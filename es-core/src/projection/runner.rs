@@ -25,6 +25,26 @@ pub(super) struct Runner<P> {
     pub(super) _token: TaskToken,
 }
 
+impl<P> Drop for Runner<P> {
+    /// A runner whose task ends without recording why (a panic outside the handlers, or the
+    /// runtime dropping the task) still leaves `lookup` and `wait_for` saying it stopped, rather
+    /// than reporting `Running` forever.
+    fn drop(&mut self) {
+        let mut status = self.shared.status.lock();
+        if !matches!(status.phase, ProjectionPhase::Stopped { .. }) {
+            status.phase = ProjectionPhase::Stopped {
+                error: Some(
+                    "the runner's task ended unexpectedly (a panic outside the handlers, or \
+                     its runtime shut down)"
+                        .to_owned(),
+                ),
+            };
+            drop(status);
+            self.shared.processed.send_modify(|_| {});
+        }
+    }
+}
+
 /// Why a runner's loop ended.
 enum End {
     Stopped,
@@ -42,8 +62,13 @@ impl<P: Projection> Runner<P> {
                 Some(e)
             }
         };
+        self.finish(error);
+    }
+
+    /// Records that the runner stopped (with why, when it failed) and wakes `wait_for` callers
+    /// so they see it.
+    fn finish(&self, error: Option<String>) {
         self.shared.status.lock().phase = ProjectionPhase::Stopped { error };
-        // Wake `wait_for` callers so they see the stop.
         self.shared.processed.send_modify(|_| {});
     }
 
