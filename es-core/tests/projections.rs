@@ -13,7 +13,7 @@ use es_core::prelude::*;
 use es_core::projection::{
     self, ErrorPolicy, HandlerOutcome, ProjectionError, ProjectionOptions, ProjectionPhase,
 };
-use es_core::{CheckpointStore, Kernel};
+use es_core::{CheckpointStore, Kernel, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// Balances per account, persisted with its checkpoint.
@@ -562,4 +562,140 @@ fn a_runner_whose_runtime_goes_away_is_reported_stopped() {
         }
         other => panic!("a runner whose task is gone must not say {other:?}"),
     }
+}
+
+/// Counts deposits slowly (1 ms each, as a handler doing real work), persisting its count.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Slow {
+    deposits: u64,
+}
+
+impl Projection for Slow {
+    const NAME: &'static str = "slow";
+    fn accepts(event_type: &str) -> bool {
+        event_type == "Deposited"
+    }
+    fn handle(&mut self, _: &RecordedEvent) -> Result<(), ProjectionError> {
+        std::thread::sleep(Duration::from_millis(1));
+        self.deposits += 1;
+        Ok(())
+    }
+    fn encode_state(&self) -> Option<Result<Vec<u8>, ProjectionError>> {
+        Some(serde_json::to_vec(self).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+    fn decode_state(bytes: &[u8]) -> Option<Result<Self, ProjectionError>> {
+        Some(serde_json::from_slice(bytes).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_is_honoured_inside_a_large_batch_and_nothing_is_handled_twice() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    let mut last = 0;
+    for i in 0..2_000u64 {
+        last = deposit(&k, &format!("a{}", i % 10), 1).await;
+    }
+    // One batch holds every event: without a check between events, stop would wait ~2 s.
+    let options = || ProjectionOptions::default().batch_size(10_000);
+    let h = k.projections().start::<Slow>(options()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let asked = std::time::Instant::now();
+    k.projections().stop("slow").await.unwrap();
+    let waited = asked.elapsed();
+    assert!(
+        waited < Duration::from_millis(1_000),
+        "stop waited {waited:?}"
+    );
+    assert!(matches!(
+        k.projections().lookup("slow").unwrap().phase,
+        ProjectionPhase::Stopped { error: None }
+    ));
+    let saved = CheckpointStore::load(&store, "slow")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        saved.position > 0 && saved.position < last,
+        "the work done before the stop is saved: {}",
+        saved.position
+    );
+    assert_eq!(h.position(), saved.position);
+    // A restart resumes from that checkpoint and handles every event exactly once in all.
+    let h = k.projections().start::<Slow>(options()).await.unwrap();
+    h.wait_for(last).await.unwrap();
+    assert_eq!(h.state().await.deposits, 2_000);
+}
+
+/// A checkpoint store whose next saves fail with an unknown outcome, as a lost connection does.
+#[derive(Clone, Default)]
+struct LosingCheckpoints {
+    inner: MemoryStore,
+    fail_next: std::sync::Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for LosingCheckpoints {
+    async fn load(&self, name: &str) -> Result<Option<es_core::store::Checkpoint>, StoreError> {
+        CheckpointStore::load(&self.inner, name).await
+    }
+    async fn save(
+        &self,
+        name: &str,
+        position: u64,
+        state: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Indeterminate(
+                "test double: connection lost during the save".into(),
+            ));
+        }
+        CheckpointStore::save(&self.inner, name, position, state).await
+    }
+}
+
+#[tokio::test]
+async fn a_checkpoint_save_that_loses_its_connection_is_retried() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    deposit(&k, "a", 1).await;
+    let last = deposit(&k, "a", 2).await;
+    let checkpoints = LosingCheckpoints::default();
+    checkpoints.fail_next.store(3, Ordering::SeqCst);
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default().checkpoint_store(checkpoints.clone()))
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    assert_eq!(h.state().await.by_account["a"], 3);
+    let saved = CheckpointStore::load(&checkpoints, "balances")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.position, last);
+    assert_eq!(checkpoints.fail_next.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_checkpoint_store_that_keeps_failing_stops_the_runner_and_says_why() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    let last = deposit(&k, "a", 1).await;
+    let checkpoints = LosingCheckpoints::default();
+    checkpoints.fail_next.store(usize::MAX, Ordering::SeqCst);
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default().checkpoint_store(checkpoints))
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(30), h.wait_for(last))
+        .await
+        .expect("the runner gives up after its attempts")
+        .unwrap_err();
+    assert!(err.to_string().contains("after 10 attempts"), "{err}");
 }

@@ -13,6 +13,11 @@ use super::{Projection, apply_event};
 use crate::store::{CheckpointStore, EventStore, RecordedEvent};
 use crate::tracker::TaskToken;
 
+/// How often (in events) a runner checks for a stop request inside a batch.
+const STOP_CHECK_EVERY: usize = 64;
+/// How many times a runner tries to save one checkpoint before it stops.
+const CHECKPOINT_ATTEMPTS: u32 = 10;
+
 /// One projection's runner task: what it reads, where it saves, when it stops.
 pub(super) struct Runner<P> {
     pub(super) shared: Arc<Shared<P>>,
@@ -139,7 +144,14 @@ impl<P: Projection> Runner<P> {
         let mut state = self.shared.state.lock().await;
         let mut processed = scanned_to;
         let mut outcome = Ok(());
-        for event in page {
+        for (i, event) in page.iter().enumerate() {
+            // A stop is honoured between events, so a large batch never holds up `stop` or
+            // `Kernel::shutdown`; what was handled so far is saved below.
+            if i % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 && *self.stop.borrow() {
+                processed = event.position - 1;
+                outcome = Err(End::Stopped);
+                break;
+            }
             if let Err(e) = self.apply_with_policy(&mut state, event).await {
                 processed = event.position - 1;
                 outcome = Err(e);
@@ -158,17 +170,44 @@ impl<P: Projection> Runner<P> {
                     Some(Err(e)) => return Err(End::Failed(format!("saving the state: {e}"))),
                     None => None,
                 };
-                if let Err(e) = store.save(P::NAME, processed, bytes).await {
-                    // Without its checkpoint a batch would be handled twice after a restart.
-                    return Err(End::Failed(format!(
-                        "saving the checkpoint at {processed}: {e}"
-                    )));
-                }
+                self.save_checkpoint(store.as_ref(), processed, bytes)
+                    .await?;
             }
             drop(state);
             self.shared.processed.send_replace(processed);
         }
         outcome
+    }
+
+    /// Saves the checkpoint, retrying with backoff: a save is an idempotent upsert, so a lost
+    /// connection or an unknown outcome is simply written again. Only after
+    /// [`CHECKPOINT_ATTEMPTS`] failures does the runner stop (without its checkpoint a batch
+    /// would be handled twice after a restart).
+    async fn save_checkpoint(
+        &self,
+        store: &dyn CheckpointStore,
+        position: u64,
+        state: Option<Vec<u8>>,
+    ) -> Result<(), End> {
+        let mut failures = 0u32;
+        loop {
+            let error = match store.save(P::NAME, position, state.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            failures += 1;
+            if failures >= CHECKPOINT_ATTEMPTS {
+                return Err(End::Failed(format!(
+                    "saving the checkpoint at {position}: {error} (after {failures} attempts)"
+                )));
+            }
+            tracing::warn!(projection = P::NAME, position, error = %error, "saving the checkpoint failed; retrying");
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(backoff(failures)) => {}
+                _ = stop.wait_for(|s| *s) => return Err(End::Stopped),
+            }
+        }
     }
 
     async fn apply_with_policy(&self, state: &mut P, event: &RecordedEvent) -> Result<(), End> {
