@@ -105,6 +105,16 @@ fn kernel(store: MemoryStore) -> Kernel {
         .unwrap()
 }
 
+/// A kernel whose log holds deposits of 1, 13 (the one `Unlucky` and `Panicky` choke on) and 2;
+/// returns it with the positions of the bad deposit and of the last one.
+async fn one_bad_deposit_between_two_good_ones() -> (Kernel, u64, u64) {
+    let k = kernel(MemoryStore::new());
+    deposit(&k, "a", 1).await;
+    let bad = deposit(&k, "a", 13).await;
+    let after = deposit(&k, "a", 2).await;
+    (k, bad, after)
+}
+
 async fn deposit(k: &Kernel, id: &str, amount: u64) -> u64 {
     let done = k
         .dispatch::<Account>(id, AccountCommand::Deposit(amount))
@@ -260,11 +270,7 @@ async fn a_restart_handles_only_events_after_the_checkpoint() {
 
 #[tokio::test]
 async fn the_stop_policy_stops_and_reports_where() {
-    let store = MemoryStore::new();
-    let k = kernel(store.clone());
-    deposit(&k, "a", 1).await;
-    let bad = deposit(&k, "a", 13).await;
-    let after = deposit(&k, "a", 2).await;
+    let (k, bad, after) = one_bad_deposit_between_two_good_ones().await;
     let h = k
         .projections()
         .start::<Unlucky>(ProjectionOptions::default())
@@ -298,11 +304,7 @@ async fn the_stop_policy_stops_and_reports_where() {
 
 #[tokio::test]
 async fn the_skip_policy_records_and_goes_on() {
-    let store = MemoryStore::new();
-    let k = kernel(store.clone());
-    deposit(&k, "a", 1).await;
-    let bad = deposit(&k, "a", 13).await;
-    let after = deposit(&k, "a", 2).await;
+    let (k, bad, after) = one_bad_deposit_between_two_good_ones().await;
     let h = k
         .projections()
         .start::<Unlucky>(ProjectionOptions::default().error_policy(ErrorPolicy::Skip))
@@ -426,11 +428,7 @@ impl Projection for Panicky {
 
 #[tokio::test]
 async fn a_panicking_handler_stops_the_runner_with_the_panic_message_under_the_stop_policy() {
-    let store = MemoryStore::new();
-    let k = kernel(store.clone());
-    deposit(&k, "a", 1).await;
-    let bad = deposit(&k, "a", 13).await;
-    let after = deposit(&k, "a", 2).await;
+    let (k, bad, after) = one_bad_deposit_between_two_good_ones().await;
     let h = k
         .projections()
         .start::<Panicky>(ProjectionOptions::default())
@@ -475,11 +473,7 @@ async fn a_panicking_handler_stops_the_runner_with_the_panic_message_under_the_s
 
 #[tokio::test]
 async fn a_panicking_handler_is_skipped_and_recorded_under_the_skip_policy() {
-    let store = MemoryStore::new();
-    let k = kernel(store.clone());
-    deposit(&k, "a", 1).await;
-    let bad = deposit(&k, "a", 13).await;
-    let after = deposit(&k, "a", 2).await;
+    let (k, bad, after) = one_bad_deposit_between_two_good_ones().await;
     let h = k
         .projections()
         .start::<Panicky>(ProjectionOptions::default().error_policy(ErrorPolicy::Skip))
