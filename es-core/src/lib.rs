@@ -44,6 +44,7 @@ pub mod aggregate;
 pub mod event;
 pub mod kernel;
 pub mod memory;
+pub mod metrics;
 mod panic;
 pub mod projection;
 pub mod store;

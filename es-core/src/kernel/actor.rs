@@ -12,6 +12,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::aggregate::Aggregate;
+use crate::metrics::AggregateMetrics;
 use crate::store::StreamId;
 
 use super::DispatchError;
@@ -26,6 +27,8 @@ use crate::tracker::TaskToken;
 pub(crate) struct Slots<A: Aggregate> {
     pub(crate) map: DashMap<String, Arc<Slot<A>>, foldhash::fast::RandomState>,
     pub(crate) signals: Signals,
+    /// The type's metrics, registered with the type.
+    pub(crate) metrics: AggregateMetrics,
 }
 
 impl<A: Aggregate> Default for Slots<A> {
@@ -33,6 +36,7 @@ impl<A: Aggregate> Default for Slots<A> {
         Self {
             map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             signals: Signals::default(),
+            metrics: AggregateMetrics::new(A::TYPE),
         }
     }
 }
@@ -84,6 +88,7 @@ impl<A: Aggregate> Actor<A> {
         id: &str,
         token: TaskToken,
     ) -> Self {
+        slots.metrics.actor_started();
         Self {
             ctx,
             slots,
@@ -141,21 +146,24 @@ impl<A: Aggregate> Actor<A> {
                         batch.for_each(|msg| msg.refuse(Exit::Retry));
                         return Flow::Stop;
                     }
-                    let answer = match loaded(&self.ctx, &self.stream, &mut self.state).await {
-                        Ok((state, _)) => copy_state(state),
-                        Err(LoadError::Store(e)) => Err(DispatchError::Store(e)),
-                        Err(LoadError::Panicked(m)) => {
-                            let _ = reply.send(Some(Err(DispatchError::Panicked(m))));
-                            batch.for_each(|msg| msg.refuse(Exit::Retry));
-                            return Flow::Stop;
-                        }
-                    };
+                    let metrics = &self.slots.metrics;
+                    let answer =
+                        match loaded(&self.ctx, &self.stream, &mut self.state, metrics).await {
+                            Ok((state, _)) => copy_state(state),
+                            Err(LoadError::Store(e)) => Err(DispatchError::Store(e)),
+                            Err(LoadError::Panicked(m)) => {
+                                let _ = reply.send(Some(Err(DispatchError::Panicked(m))));
+                                batch.for_each(|msg| msg.refuse(Exit::Retry));
+                                return Flow::Stop;
+                            }
+                        };
                     let _ = reply.send(Some(answer));
                 }
                 Msg::Passivate => {
                     // Honoured only when it is all the actor got: anything else means work
                     // arrived after the sweeper looked.
                     if alone {
+                        self.slots.metrics.passivations.add(1);
                         return Flow::Stop;
                     }
                 }
@@ -177,7 +185,14 @@ impl<A: Aggregate> Actor<A> {
     }
 
     async fn commit(&mut self, jobs: Vec<Job<A>>) -> AfterCommit {
-        commit(&self.ctx, &self.stream, &mut self.state, jobs).await
+        commit(
+            &self.ctx,
+            &self.stream,
+            &mut self.state,
+            jobs,
+            &self.slots.metrics,
+        )
+        .await
     }
 }
 
@@ -197,6 +212,7 @@ impl<A: Aggregate> Drop for Actor<A> {
         self.slots
             .remove(&self.stream.aggregate_id, self.slot.generation);
         self.ctx.actor_stopped();
+        self.slots.metrics.actor_stopped();
         self.slot.mailbox.mark_stopped(&self.slots.signals);
     }
 }

@@ -6,9 +6,10 @@
 //! with backoff; any other failure is reported to every command of the group, and nothing of it
 //! is applied.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::aggregate::Aggregate;
+use crate::metrics::AggregateMetrics;
 use crate::store::{AppendResult, ExpectedVersion, RecordedEvent, StoreError, StreamId};
 
 use super::context::Context;
@@ -33,14 +34,17 @@ pub(crate) async fn commit<A: Aggregate>(
     stream: &StreamId,
     cache: &mut Option<(A, u64)>,
     jobs: Vec<Job<A>>,
+    metrics: &AggregateMetrics,
 ) -> AfterCommit {
     if jobs.is_empty() {
         return AfterCommit::Continue;
     }
+    let started = Instant::now();
+    metrics.batch_started(jobs.len());
     let mut conflicts = 0;
     let mut transient = 0;
     loop {
-        let (state, version) = match loaded(ctx, stream, cache).await {
+        let (state, version) = match loaded(ctx, stream, cache, metrics).await {
             Ok(loaded) => loaded,
             Err(LoadError::Store(e)) => {
                 answer_all(jobs, || DispatchError::Store(e.clone()));
@@ -99,6 +103,7 @@ pub(crate) async fn commit<A: Aggregate>(
                 *version = new_version;
                 maybe_snapshot(ctx, stream, &*state, base, new_version);
                 answer(jobs, outcomes, recorded);
+                metrics.batch_done(started);
                 return AfterCommit::Continue;
             }
             Err(StoreError::Conflict { actual, .. }) => {
@@ -112,6 +117,7 @@ pub(crate) async fn commit<A: Aggregate>(
                     });
                     return AfterCommit::Continue;
                 }
+                metrics.conflict_reruns.add(1);
                 tracing::debug!(%stream, base, actual, "version conflict; catching up and re-running");
             }
             Err(e) if e.is_transient() && transient < ctx.config.store_retries => {

@@ -114,6 +114,7 @@ impl<P: Projection> Runner<P> {
                 }
             };
             if page.scanned == 0 {
+                self.shared.metrics.lag(next - 1);
                 self.set_phase(ProjectionPhase::CaughtUp);
                 head.borrow_and_update();
                 if *head.borrow() >= next {
@@ -132,9 +133,17 @@ impl<P: Projection> Runner<P> {
                 continue;
             }
             self.set_phase(ProjectionPhase::Running);
+            let metrics = self.shared.metrics.clone();
+            if let Some(first) = page.events.first() {
+                metrics.note_pending(first.position, first.timestamp);
+            }
             if let Err(e) = self.process(&page.events, page.scanned_to).await {
                 return e;
             }
+            metrics
+                .filtered
+                .add(page.scanned.saturating_sub(page.events.len()) as u64);
+            metrics.lag(*self.shared.processed.borrow());
         }
     }
 
@@ -144,6 +153,7 @@ impl<P: Projection> Runner<P> {
         let mut state = self.shared.state.lock().await;
         let mut processed = scanned_to;
         let mut outcome = Ok(());
+        let mut handled = 0;
         for (i, event) in page.iter().enumerate() {
             // A stop is honoured between events, so a large batch never holds up `stop` or
             // `Kernel::shutdown`; what was handled so far is saved below.
@@ -152,12 +162,17 @@ impl<P: Projection> Runner<P> {
                 outcome = Err(End::Stopped);
                 break;
             }
-            if let Err(e) = self.apply_with_policy(&mut state, event).await {
-                processed = event.position - 1;
-                outcome = Err(e);
-                break;
+            match self.apply_with_policy(&mut state, event).await {
+                Ok(true) => handled += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    processed = event.position - 1;
+                    outcome = Err(e);
+                    break;
+                }
             }
         }
+        self.shared.metrics.handled.add(handled);
         if processed > *self.shared.processed.borrow() {
             if let Some(store) = &self.checkpoints {
                 let encoded = if self.options.persist_state {
@@ -210,17 +225,20 @@ impl<P: Projection> Runner<P> {
         }
     }
 
-    async fn apply_with_policy(&self, state: &mut P, event: &RecordedEvent) -> Result<(), End> {
+    /// Applies one event under the error policy: `Ok(true)` when it was handled, `Ok(false)`
+    /// when it was skipped.
+    async fn apply_with_policy(&self, state: &mut P, event: &RecordedEvent) -> Result<bool, End> {
         let mut attempt = 0u32;
         loop {
             let error = match apply_event(state, event) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 Err(e) => e,
             };
             match &self.options.error_policy {
                 ErrorPolicy::Stop => return Err(End::Failed(error.to_string())),
                 ErrorPolicy::Skip => {
                     tracing::warn!(projection = P::NAME, position = event.position, error = %error, "skipping an event");
+                    self.shared.metrics.error_skipped.increment(1);
                     let mut status = self.shared.status.lock();
                     status.skipped_count += 1;
                     status.skipped.push_back(SkippedEvent {
@@ -231,7 +249,7 @@ impl<P: Projection> Runner<P> {
                     if status.skipped.len() > SKIPPED_KEPT {
                         status.skipped.pop_front();
                     }
-                    return Ok(());
+                    return Ok(false);
                 }
                 ErrorPolicy::Retry {
                     attempts,

@@ -68,6 +68,8 @@ pub(crate) struct Lane {
     pub(crate) max_appends: usize,
     pub(crate) max_events: usize,
     pub(crate) committed: Committed,
+    /// Appends per batch.
+    pub(crate) group_size: metrics::Histogram,
 }
 
 impl Lane {
@@ -125,6 +127,7 @@ impl Lane {
 
     /// Writes `batch`, answers every request in it and wakes the head refresher.
     async fn commit(&self, batch: Vec<Pending>) {
+        self.group_size.record(batch.len() as f64);
         let mut attempts = 0;
         loop {
             match self.write(&batch).await {
