@@ -7,7 +7,7 @@
 //! reports the counts.
 //!
 //! **When handles are taken.** A kernel registers its metrics once, with the recorder in force
-//! when the aggregate type is registered (`KernelBuilder::register`); a projection runner when it
+//! when the kernel is built (`KernelBuilder::build`); a projection runner when it
 //! is started; a store (in `es-stores`) when it is opened. Nothing is looked up per command, so
 //! the hot path pays an atomic add at most. Install the recorder first. (A test can use
 //! [`metrics::with_local_recorder`] around the builder, or hold

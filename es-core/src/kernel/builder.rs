@@ -15,6 +15,11 @@ use super::context::{Config, Context};
 use super::handle::Kernel;
 use super::registry::{AnyRegistry, Registry};
 
+/// A new registry for `A`, seen without its type.
+fn new_registry<A: Aggregate>() -> Arc<dyn AnyRegistry> {
+    Arc::new(Registry::<A>::new())
+}
+
 impl Kernel {
     /// A builder for a kernel.
     pub fn builder() -> KernelBuilder {
@@ -30,7 +35,9 @@ pub struct KernelBuilder {
     snapshot_store: Option<Arc<dyn SnapshotStore>>,
     checkpoint_store: Option<Arc<dyn CheckpointStore>>,
     config: Config,
-    registries: HashMap<TypeId, (&'static str, Arc<dyn AnyRegistry>)>,
+    /// The registered types, each with how to make its registry (at `build`, so that its
+    /// metric handles are taken with the recorder in force then).
+    registries: HashMap<TypeId, (&'static str, fn() -> Arc<dyn AnyRegistry>)>,
     duplicate: Option<&'static str>,
 }
 
@@ -144,9 +151,8 @@ impl KernelBuilder {
         {
             self.duplicate = Some(A::TYPE);
         }
-        let registry: Arc<dyn AnyRegistry> = Arc::new(Registry::<A>::new());
         self.registries
-            .insert(TypeId::of::<A>(), (A::TYPE, registry));
+            .insert(TypeId::of::<A>(), (A::TYPE, new_registry::<A>));
         self
     }
 
@@ -174,7 +180,7 @@ impl KernelBuilder {
         let registries = self
             .registries
             .into_iter()
-            .map(|(id, (_, registry))| (id, registry))
+            .map(|(id, (_, make))| (id, make()))
             .collect();
         let tasks = TaskTracker::default();
         let projections = Projections::new(
