@@ -341,7 +341,7 @@ impl EventStore for FileStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         stream.validate()?;
-        let _timer = self.shared.metrics.append_timer();
+        let _timer = (!events.is_empty()).then(|| self.shared.metrics.append_timer());
         let (reply, answer) = oneshot::channel();
         self.shared
             .writer

@@ -121,13 +121,13 @@ impl Lane {
             }
             later.extend(deferred.drain(..));
             deferred = later;
+            self.group_size.record(batch.len() as f64);
             self.commit(batch).await;
         }
     }
 
     /// Writes `batch`, answers every request in it and wakes the head refresher.
     async fn commit(&self, batch: Vec<Pending>) {
-        self.group_size.record(batch.len() as f64);
         let mut attempts = 0;
         loop {
             match self.write(&batch).await {
