@@ -16,7 +16,7 @@
 //!
 //! The names (the README has the same table):
 //!
-//! | name | kind | labels | what |
+//! | metric | kind | labels | what |
 //! | --- | --- | --- | --- |
 //! | [`COMMANDS`] | counter | `aggregate`, `outcome` | commands answered, by outcome: `ok`, `rejected`, `conflict`, `store_error`, `panicked`, `shutdown` |
 //! | [`CONFLICT_RERUNS`] | counter | `aggregate` | batches re-run after a version conflict |

@@ -1,7 +1,7 @@
 //! Store-level metrics, through the [`metrics`] facade: the names the durable stores report
 //! (label `backend`: `lmdb`, `file` or `postgres`).
 //!
-//! | name | kind | labels | what |
+//! | metric | kind | labels | what |
 //! | --- | --- | --- | --- |
 //! | [`APPEND_SECONDS`] | histogram | `backend` | one `append` with events, as its caller waits for it (queueing and the group's flush included) |
 //! | [`GROUP_SIZE`] | histogram | `backend` | appends committed together by one group commit |
