@@ -133,17 +133,20 @@ impl<P: Projection> Runner<P> {
                 continue;
             }
             self.set_phase(ProjectionPhase::Running);
+            // While the page is processed, its first event is the oldest one not processed:
+            // the lag gauges say how old it is. (The next read, or reaching the head, updates
+            // them again.)
             let metrics = self.shared.metrics.clone();
             if let Some(first) = page.events.first() {
                 metrics.note_pending(first.position, first.timestamp);
             }
+            metrics.lag(next - 1);
             if let Err(e) = self.process(&page.events, page.scanned_to).await {
                 return e;
             }
             metrics
                 .filtered
                 .add(page.scanned.saturating_sub(page.events.len()) as u64);
-            metrics.lag(*self.shared.processed.borrow());
         }
     }
 
