@@ -15,6 +15,9 @@ use super::context::{Config, Context};
 use super::handle::Kernel;
 use super::registry::{AnyRegistry, Registry};
 
+/// Makes a registry for one aggregate type.
+type NewRegistry = fn() -> Arc<dyn AnyRegistry>;
+
 /// A new registry for `A`, seen without its type.
 fn new_registry<A: Aggregate>() -> Arc<dyn AnyRegistry> {
     Arc::new(Registry::<A>::new())
@@ -37,7 +40,7 @@ pub struct KernelBuilder {
     config: Config,
     /// The registered types, each with how to make its registry (at `build`, so that its
     /// metric handles are taken with the recorder in force then).
-    registries: HashMap<TypeId, (&'static str, fn() -> Arc<dyn AnyRegistry>)>,
+    registries: HashMap<TypeId, (&'static str, NewRegistry)>,
     duplicate: Option<&'static str>,
 }
 
