@@ -146,17 +146,15 @@ impl<A: Aggregate> Actor<A> {
                         batch.for_each(|msg| msg.refuse(Exit::Retry));
                         return Flow::Stop;
                     }
-                    let metrics = &self.slots.metrics;
-                    let answer =
-                        match loaded(&self.ctx, &self.stream, &mut self.state, metrics).await {
-                            Ok((state, _)) => copy_state(state),
-                            Err(LoadError::Store(e)) => Err(DispatchError::Store(e)),
-                            Err(LoadError::Panicked(m)) => {
-                                let _ = reply.send(Some(Err(DispatchError::Panicked(m))));
-                                batch.for_each(|msg| msg.refuse(Exit::Retry));
-                                return Flow::Stop;
-                            }
-                        };
+                    let answer = match self.load().await {
+                        Ok((state, _)) => copy_state(state),
+                        Err(LoadError::Store(e)) => Err(DispatchError::Store(e)),
+                        Err(LoadError::Panicked(m)) => {
+                            let _ = reply.send(Some(Err(DispatchError::Panicked(m))));
+                            batch.for_each(|msg| msg.refuse(Exit::Retry));
+                            return Flow::Stop;
+                        }
+                    };
                     let _ = reply.send(Some(answer));
                 }
                 Msg::Passivate => {
@@ -182,6 +180,17 @@ impl<A: Aggregate> Actor<A> {
             AfterCommit::Continue => Flow::Continue,
             AfterCommit::Stop => Flow::Stop,
         }
+    }
+
+    /// The loaded state, rehydrated first when there is none.
+    async fn load(&mut self) -> Result<(&mut A, &mut u64), LoadError> {
+        loaded(
+            &self.ctx,
+            &self.stream,
+            &mut self.state,
+            &self.slots.metrics,
+        )
+        .await
     }
 
     async fn commit(&mut self, jobs: Vec<Job<A>>) -> AfterCommit {
