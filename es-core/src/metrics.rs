@@ -14,6 +14,31 @@
 //! [`metrics::set_default_local_recorder`]'s guard: updates made later on other threads still
 //! reach that recorder, through the handles.)
 //!
+//! ```
+//! use es_core::prelude::*;
+//! # #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Event)]
+//! # pub struct Deposited { pub amount: u64 }
+//! # #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+//! # pub struct Account { pub balance: u64 }
+//! # #[aggregate(name = "account")]
+//! # impl Account {
+//! #     #[command]
+//! #     fn deposit(&self, cmd: Deposited) -> Result<Deposited, std::convert::Infallible> { Ok(cmd) }
+//! #     #[apply]
+//! #     fn deposited(&mut self, e: &Deposited) { self.balance += e.amount; }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let kernel = Kernel::builder().store(MemoryStore::new()).register::<Account>().build()?;
+//! kernel.dispatch::<Account>("a-1", Deposited { amount: 5 }).await?;
+//! let stats = kernel.stats();
+//! assert_eq!(stats.aggregates[0].aggregate, "account");
+//! assert_eq!(stats.aggregates[0].commands.ok, 1);
+//! assert_eq!(stats.live_aggregates, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The names (the README has the same table):
 //!
 //! | metric | kind | labels | what |
