@@ -375,7 +375,8 @@ impl AggregateMetrics {
             batches: self.batches.get(),
             batched_commands: self.batched_commands.get(),
             commit_time: Duration::from_nanos(self.commit_nanos.get()),
-            live: self.live.get(),
+            // The slots are read one by one: a stop may be seen without its start.
+            live: u64::try_from(self.live.get() as i64).unwrap_or(0),
             passivations: self.passivations.get(),
             rehydrations: self.rehydrations.get(),
             events_replayed: self.events_replayed.get(),

@@ -552,3 +552,50 @@ async fn without_a_recorder_stats_still_count() -> Result {
     assert!(stats.projections.is_empty());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_runner_reports_growing_lag() -> Result {
+    let rec = Rec::new();
+    let k = rec.build(
+        Kernel::builder()
+            .store(MemoryStore::new())
+            .register::<Account>(),
+    );
+    // Retries the deposit of 13 for good: the runner is stuck at position 1.
+    let retry = ErrorPolicy::Retry {
+        attempts: u32::MAX,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(5),
+    };
+    let options = ProjectionOptions::default()
+        .batch_size(1)
+        .error_policy(retry);
+    let handle = rec.with(k.projections().start::<Deposits>(options)).await?;
+    for amount in [1, 13, 2] {
+        k.dispatch::<Account>("a", AccountCommand::Deposit(amount))
+            .await?;
+    }
+    handle.wait_for(1).await?;
+    eventually("the runner is stuck on the deposit of 13", || {
+        k.projections()
+            .lookup("deposits")
+            .is_some_and(|s| s.lag > Duration::ZERO)
+    })
+    .await;
+    let before = k.projections().lookup("deposits").expect("started");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = k.projections().lookup("deposits").expect("started");
+    assert_eq!((before.position, after.position), (1, 1));
+    assert_eq!((before.lag_events, after.lag_events), (2, 2));
+    assert!(
+        after.lag >= before.lag + Duration::from_millis(100),
+        "{before:?} then {after:?}"
+    );
+    assert!(rec.gauge("es_projection_lag_seconds{projection=deposits}") >= 0.1);
+    assert_eq!(
+        rec.gauge("es_projection_lag_events{projection=deposits}"),
+        2.0
+    );
+    k.shutdown().await;
+    Ok(())
+}
