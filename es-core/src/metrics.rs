@@ -337,7 +337,8 @@ impl AggregateMetrics {
         self.batched_commands.add(commands as u64);
     }
 
-    /// Records the time of a batch that committed, from `started` until now.
+    /// Records the time of a batch that committed, from `started` until now (just before its
+    /// commands are answered, so that a caller sees it).
     pub(crate) fn batch_done(&self, started: Instant) {
         let elapsed = started.elapsed();
         self.commit_seconds.record(elapsed);

@@ -220,8 +220,8 @@ impl<A: Aggregate> Drop for Actor<A> {
         }
         self.slots
             .remove(&self.stream.aggregate_id, self.slot.generation);
-        self.ctx.actor_stopped();
         self.slots.metrics.actor_stopped();
+        self.ctx.actor_stopped();
         self.slot.mailbox.mark_stopped(&self.slots.signals);
     }
 }

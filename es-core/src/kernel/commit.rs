@@ -102,8 +102,8 @@ pub(crate) async fn commit<A: Aggregate>(
                 };
                 *version = new_version;
                 maybe_snapshot(ctx, stream, &*state, base, new_version);
-                answer(jobs, outcomes, recorded);
                 metrics.batch_done(started);
+                answer(jobs, outcomes, recorded);
                 return AfterCommit::Continue;
             }
             Err(StoreError::Conflict { actual, .. }) => {

@@ -141,18 +141,23 @@ impl<P: Projection> Runner<P> {
                 metrics.note_pending(first.position, first.timestamp);
             }
             metrics.lag(next - 1);
-            if let Err(e) = self.process(&page.events, page.scanned_to).await {
+            let filtered = page.scanned.saturating_sub(page.events.len());
+            if let Err(e) = self.process(&page.events, page.scanned_to, filtered).await {
                 return e;
             }
-            metrics
-                .filtered
-                .add(page.scanned.saturating_sub(page.events.len()) as u64);
         }
     }
 
     /// Folds one page of accepted events into the state and saves the checkpoint at
-    /// `scanned_to` (the page may have skipped events the projection does not handle).
-    async fn process(&mut self, page: &[RecordedEvent], scanned_to: u64) -> Result<(), End> {
+    /// `scanned_to` (the page skipped `filtered` events the projection does not handle). The
+    /// counters and lag gauges are updated before the new position is published, so whoever
+    /// waits for it sees them.
+    async fn process(
+        &mut self,
+        page: &[RecordedEvent],
+        scanned_to: u64,
+        filtered: usize,
+    ) -> Result<(), End> {
         let mut state = self.shared.state.lock().await;
         let mut processed = scanned_to;
         let mut outcome = Ok(());
@@ -176,6 +181,9 @@ impl<P: Projection> Runner<P> {
             }
         }
         self.shared.metrics.handled.add(handled);
+        if outcome.is_ok() {
+            self.shared.metrics.filtered.add(filtered as u64);
+        }
         if processed > *self.shared.processed.borrow() {
             if let Some(store) = &self.checkpoints {
                 let encoded = if self.options.persist_state {
@@ -192,6 +200,7 @@ impl<P: Projection> Runner<P> {
                     .await?;
             }
             drop(state);
+            self.shared.metrics.lag(processed);
             self.shared.processed.send_replace(processed);
         }
         outcome
