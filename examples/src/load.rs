@@ -67,7 +67,7 @@ impl Default for Load {
     fn default() -> Self {
         Self {
             clients: 8,
-            accounts: 2_000,
+            accounts: 600,
             working_set: 200,
             shift_every: Duration::from_millis(500),
             duration: None,
@@ -85,7 +85,7 @@ pub struct Report {
     pub errors: u64,
 }
 
-/// A kernel ("node") for the bank domain on `store`: snapshots every 5 events, passivation
+/// A kernel ("node") for the bank domain on `store`: snapshots every 3 events, passivation
 /// after 300 ms.
 pub fn node<S>(store: S) -> Result<Kernel, BuildError>
 where
@@ -93,7 +93,7 @@ where
 {
     Kernel::builder()
         .store(store)
-        .snapshot_every(5)
+        .snapshot_every(3)
         .passivate_after(Duration::from_millis(300))
         .register::<BankAccount>()
         .build()

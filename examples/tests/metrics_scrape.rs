@@ -76,7 +76,8 @@ async fn a_scrape_of_the_example_finds_every_documented_name() {
     let nodes = [node(store.clone()).unwrap(), node(store).unwrap()];
     start_projections(&nodes[0]).await.unwrap();
     let load = Load {
-        accounts: 300,
+        accounts: 150,
+        working_set: 100,
         duration: Some(Duration::from_secs(3)),
         ..Load::default()
     };
