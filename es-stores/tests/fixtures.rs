@@ -120,7 +120,7 @@ where
         expected.events[0]
             .metadata
             .get("correlation_id")
-            .map(String::as_str),
+            .and_then(|v| v.as_str()),
         Some("c-1")
     );
     assert_eq!(expected.events[5].payload, vec![0, 159, 146, 150, 255]);

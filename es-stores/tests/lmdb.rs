@@ -63,7 +63,7 @@ async fn append_and_read_back() -> TestResult {
     assert_eq!(read.len(), 3);
     assert_eq!(read[0], first.events[0]);
     assert_eq!(
-        read[0].metadata.get("correlation").map(String::as_str),
+        read[0].metadata.get("correlation").and_then(|v| v.as_str()),
         Some("c-1")
     );
     assert_eq!(read[0].event_version, 3);

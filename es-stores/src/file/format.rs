@@ -12,6 +12,16 @@
 //! {"position":1,"stream":{"type":"bank_account","id":"acc-1"},"sequence":1,"type":"Deposited","version":1,"timestamp":"2025-01-02T03:04:05.123456789Z","metadata":{},"payload":{"amount":5}}
 //! ```
 //!
+//! and one with a whole envelope (format 2): the ids and tags come after the timestamp, each
+//! left out when absent or empty, and metadata values are any JSON:
+//!
+//! ```text
+//! {"position":2,"stream":{"type":"bank_account","id":"acc-1"},"sequence":2,"type":"Deposited","version":1,"timestamp":"2025-01-02T03:04:05.123456789Z","command_id":"cmd-7","correlation_id":"order-42","causation_id":"cmd-7","tags":["vip"],"metadata":{"attempt":3,"ip":"10.0.0.1"},"payload":{"amount":5}}
+//! ```
+//!
+//! Format 1 lines (no ids or tags, string metadata) are format 2 lines too. The directory's
+//! format is in its `format` file (see [`layout`](super::layout)).
+//!
 //! The first line of an append of several events carries `"batch_size":n` (before the payload):
 //! after a crash, an append whose lines are not all complete is dropped as a whole.
 
@@ -68,7 +78,9 @@ impl<'a> StreamField<'a> {
     }
 }
 
-/// The fields of an event line before its payload, in the order they are written.
+/// The fields of an event line before its payload, in the order they are written. The
+/// envelope's ids and tags are left out when absent or empty, so a line without them is
+/// written exactly as format 1 wrote it.
 #[derive(Serialize)]
 pub(super) struct EventHeader<'a> {
     pub position: u64,
@@ -78,6 +90,14 @@ pub(super) struct EventHeader<'a> {
     pub event_type: &'a str,
     pub version: u32,
     pub timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub tags: &'a [String],
     pub metadata: &'a Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u64>,
@@ -95,6 +115,14 @@ pub(super) struct EventLine<'a> {
     pub version: u32,
     #[serde(borrow)]
     pub timestamp: Cow<'a, str>,
+    #[serde(default)]
+    pub command_id: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub causation_id: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
     #[serde(default)]
     pub metadata: Metadata,
     #[serde(default)]
@@ -118,6 +146,10 @@ impl EventLine<'_> {
             event_type: &self.event_type,
             version: self.version,
             timestamp: &self.timestamp,
+            command_id: self.command_id.as_deref(),
+            correlation_id: self.correlation_id.as_deref(),
+            causation_id: self.causation_id.as_deref(),
+            tags: &self.tags,
             metadata: &self.metadata,
             batch_size: self.batch_size,
         }

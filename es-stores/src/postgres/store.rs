@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use es_core::store::{
     AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId,
-    quote_prefix,
+    quote_prefix, validate_append,
 };
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -49,8 +49,14 @@ use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending};
 /// The store creates and migrates its own tables (versioned migrations recorded in
 /// `<schema>.es_migrations`, applied in one transaction under an advisory lock, so nodes that
 /// start together are safe): `events` (global position, stream type and id, sequence unique per
-/// stream, event type and version, timestamp, `jsonb` metadata, `bytea` payload), `snapshots`
-/// and `checkpoints`.
+/// stream, event type and version, timestamp, `jsonb` metadata, `bytea` payload, and the
+/// envelope: `command_id`, `correlation_id` and `causation_id` `text` columns, indexed by
+/// correlation and by command id, a `tags text[]` column, and `recorded_at_ns`, the nanoseconds
+/// of a given timestamp below `recorded_at`'s microseconds), `snapshots` and `checkpoints`.
+/// Schema version 2 added the envelope columns; a schema at version 1 is migrated on
+/// [`build`](super::PostgresStoreBuilder::build) (its rows read back without ids or tags), and
+/// a schema newer than this version of the store is refused with
+/// [`StoreError::Incompatible`].
 ///
 /// # Appends: group commit
 ///
@@ -119,9 +125,10 @@ use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending};
 /// server confirmed the commit.
 ///
 /// [`StoreError::InvalidInput`], before anything is sent: a stream id that breaks the rule of
-/// [`StreamId::validate`] (on appends and snapshot saves, and on reads by stream), a NUL character
-/// in an event type, a metadata key or value or a projection name (PostgreSQL text cannot hold
-/// one), more than 65,535 events in one append. Its message quotes at most 80 bytes of the input.
+/// [`StreamId::validate`] (on appends and snapshot saves, and on reads by stream), an event
+/// envelope that breaks the rule of [`NewEvent::validate`], a NUL character in an event type or
+/// a projection name (PostgreSQL text cannot hold one), more than 65,535 events in one append.
+/// Its message quotes at most 80 bytes of the input.
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(super) inner: Arc<Inner>,
@@ -216,8 +223,9 @@ pub(super) fn check_text(what: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Checks `events` and encodes each one's metadata as a JSON object.
-fn prepare(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
+/// Checks `events` (their envelopes were checked by `validate_append`) and encodes each one's
+/// metadata as a JSON object, `None` when it has none.
+fn prepare(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreError> {
     if events.len() > MAX_EVENTS_PER_TRANSACTION {
         return Err(StoreError::InvalidInput(format!(
             "{} events in one append; PostgresStore takes at most {MAX_EVENTS_PER_TRANSACTION}",
@@ -227,13 +235,14 @@ fn prepare(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
     let mut metadata = Vec::with_capacity(events.len());
     for event in events {
         check_text("event type", &event.event_type)?;
-        let mut object = serde_json::Map::new();
-        for (key, value) in &event.metadata {
-            check_text("metadata key", key)?;
-            check_text("metadata value", value)?;
-            object.insert(key.clone(), serde_json::Value::String(value.clone()));
+        if event.metadata.is_empty() {
+            metadata.push(None);
+            continue;
         }
-        metadata.push(serde_json::Value::Object(object).to_string());
+        let json = serde_json::to_string(&event.metadata).map_err(|e| {
+            StoreError::InvalidInput(format!("event metadata cannot be written as JSON: {e}"))
+        })?;
+        metadata.push(Some(json));
     }
     Ok(metadata)
 }
@@ -246,7 +255,7 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        stream.validate()?;
+        validate_append(stream, &events)?;
         if events.is_empty() {
             let version = read::stream_version(&self.inner.pool, &self.inner.sql, stream).await?;
             expected.check(version)?;
@@ -337,9 +346,9 @@ mod tests {
         };
         assert!(message.len() < 200, "{message}");
         assert!(message.contains("event type"), "{message}");
-        let events = vec![NewEvent::new("Ok", Vec::new()).metadata("k", long.as_str())];
+        let events = vec![NewEvent::new(long.as_str(), Vec::new())];
         let Err(StoreError::InvalidInput(message)) = prepare(&events) else {
-            panic!("a NUL in metadata must be refused");
+            panic!("a NUL in an event type must be refused");
         };
         assert!(message.len() < 200, "{message}");
     }
@@ -349,10 +358,17 @@ mod tests {
         let events = vec![
             NewEvent::new("A", Vec::new())
                 .metadata("b", "\"quoted\" é")
-                .metadata("a", "1"),
+                .metadata("a", 1)
+                .metadata("c", serde_json::json!({"x": [true, null, 2.5]})),
             NewEvent::new("B", Vec::new()),
         ];
         let encoded = prepare(&events).expect("valid events");
-        assert_eq!(encoded, vec![r#"{"a":"1","b":"\"quoted\" é"}"#, "{}"]);
+        assert_eq!(
+            encoded,
+            vec![
+                Some(r#"{"a":1,"b":"\"quoted\" é","c":{"x":[true,null,2.5]}}"#.to_owned()),
+                None
+            ]
+        );
     }
 }
