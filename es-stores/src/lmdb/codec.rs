@@ -622,6 +622,28 @@ mod tests {
         Ok(())
     }
 
+    /// Floats that the default `serde_json` parser would read one ULP off read back exactly.
+    #[test]
+    fn metadata_floats_round_trip_exactly() -> Result<(), StoreError> {
+        let mut event = NewEvent::new("E", Vec::new());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..2_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let f = f64::from_bits(x);
+            if f.is_finite() {
+                event = event.metadata(format!("f{i}"), f);
+            }
+        }
+        let back = decode_event(&encode(&StreamId::new("t", "i"), 1, &event)?, 1)?;
+        for (key, value) in &event.metadata {
+            let want = value.as_f64().map(f64::to_bits);
+            assert_eq!(back.metadata[key].as_f64().map(f64::to_bits), want, "{key}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn ids_equal_to_the_command_id_are_stored_once() -> Result<(), StoreError> {
         let stream = StreamId::new("t", "i");

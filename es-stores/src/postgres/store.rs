@@ -239,12 +239,44 @@ fn prepare(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreError> {
             metadata.push(None);
             continue;
         }
-        let json = serde_json::to_string(&event.metadata).map_err(|e| {
-            StoreError::InvalidInput(format!("event metadata cannot be written as JSON: {e}"))
-        })?;
-        metadata.push(Some(json));
+        metadata.push(Some(metadata_json(&event.metadata)?));
     }
     Ok(metadata)
+}
+
+/// Metadata as the JSON text `jsonb` reads back exactly (see [`JsonbFloats`]).
+fn metadata_json(metadata: &es_core::store::Metadata) -> Result<String, StoreError> {
+    use serde::Serialize as _;
+    let mut out = Vec::with_capacity(64);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, JsonbFloats);
+    metadata.serialize(&mut serializer).map_err(|e| {
+        StoreError::InvalidInput(format!("event metadata cannot be written as JSON: {e}"))
+    })?;
+    String::from_utf8(out).map_err(|e| {
+        StoreError::InvalidInput(format!("event metadata cannot be written as JSON: {e}"))
+    })
+}
+
+/// Compact JSON, except for floats with an integral value below 2^64: `jsonb` keeps numbers as
+/// `numeric` and prints `1e16` as `10000000000000000`, which would read back as an integer, so
+/// they are written with a decimal point (`10000000000000000.0`), which `numeric` keeps.
+/// (Larger ones read back as floats anyway; negative zero comes back as zero.)
+struct JsonbFloats;
+
+impl serde_json::ser::Formatter for JsonbFloats {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+        if value.is_finite() && value.fract() == 0.0 && value.abs() < TWO_POW_64 {
+            // The exact integer (at most 20 digits) and ".0".
+            write!(writer, "{value:.1}")
+        } else {
+            serde_json::ser::CompactFormatter.write_f64(writer, value)
+        }
+    }
 }
 
 #[async_trait]
@@ -363,6 +395,22 @@ mod tests {
             NewEvent::new("B", Vec::new()),
         ];
         let encoded = prepare(&events).expect("valid events");
+        let floats = vec![
+            NewEvent::new("F", Vec::new())
+                .metadata("a", 1.776_303_336_740_328e16)
+                .metadata("b", 3.0)
+                .metadata("c", 0.1)
+                .metadata("d", 1e300)
+                .metadata("e", -1.5e-7)
+                .metadata("f", 7),
+        ];
+        assert_eq!(
+            prepare(&floats).expect("valid events"),
+            vec![Some(
+                r#"{"a":17763033367403280.0,"b":3.0,"c":0.1,"d":1e+300,"e":-1.5e-7,"f":7}"#
+                    .to_owned()
+            )]
+        );
         assert_eq!(
             encoded,
             vec![
