@@ -104,6 +104,10 @@ struct V1Event {
     payload: Vec<u8>,
 }
 
+/// A row of version 1's append answer: request index, version before, position, sequence,
+/// recorded_at.
+type V1AppendRow = (i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
+
 /// Appends `events` (one request per stream, streams new) with version 1's statement; returns
 /// `(position, recorded_at)` of each, in order.
 async fn v1_append(pool: &PgPool, schema: &str, events: &[V1Event]) -> Vec<(i64, DateTime<Utc>)> {
@@ -121,31 +125,30 @@ async fn v1_append(pool: &PgPool, schema: &str, events: &[V1Event]) -> Vec<(i64,
     }
     // The rows come back ordered by request then sequence: in `events`' order only when each
     // stream's events are contiguous, which the callers keep.
-    let rows: Vec<(i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>)> =
-        sqlx::query_as(&fill(V1_APPEND, schema))
-            .bind((0..streams.len() as i32).collect::<Vec<_>>())
-            .bind(
-                streams
-                    .iter()
-                    .map(|s| s.aggregate_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                streams
-                    .iter()
-                    .map(|s| s.aggregate_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(vec![0_i64; streams.len()])
-            .bind(events.iter().map(|e| idx(&e.stream)).collect::<Vec<_>>())
-            .bind(ord)
-            .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.version).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.metadata).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let rows: Vec<V1AppendRow> = sqlx::query_as(&fill(V1_APPEND, schema))
+        .bind((0..streams.len() as i32).collect::<Vec<_>>())
+        .bind(
+            streams
+                .iter()
+                .map(|s| s.aggregate_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            streams
+                .iter()
+                .map(|s| s.aggregate_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(vec![0_i64; streams.len()])
+        .bind(events.iter().map(|e| idx(&e.stream)).collect::<Vec<_>>())
+        .bind(ord)
+        .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.version).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.metadata).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), events.len(), "every event written");
     rows.into_iter()
         .map(|(_, _, position, _, at)| (position.unwrap(), at.unwrap()))
