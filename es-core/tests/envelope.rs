@@ -73,13 +73,25 @@ async fn without_options_the_command_id_is_a_fresh_uuid_v7_and_the_others_follow
     let a = k
         .dispatch::<Account>("a", AccountCommand::Split(1, 1))
         .await?;
-    let b = k.dispatch::<Account>("a", AccountCommand::Deposit(1)).await?;
-    let id = a.events[0].command_id().expect("a command id is always recorded");
+    let b = k
+        .dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
+    let id = a.events[0]
+        .command_id()
+        .expect("a command id is always recorded");
     assert_eq!(uuid::Uuid::parse_str(id)?.get_version_num(), 7);
-    assert_eq!(a.events[1].command_id(), Some(id), "one id for the whole command");
+    assert_eq!(
+        a.events[1].command_id(),
+        Some(id),
+        "one id for the whole command"
+    );
     assert_eq!(a.events[0].correlation_id(), Some(id));
     assert_eq!(a.events[0].causation_id(), Some(id));
-    assert_ne!(b.events[0].command_id(), Some(id), "each command gets its own");
+    assert_ne!(
+        b.events[0].command_id(),
+        Some(id),
+        "each command gets its own"
+    );
     assert!(a.events[0].tags().is_empty() && a.events[0].metadata.is_empty());
     // Given a command id only, correlation and causation follow it.
     let c = k
@@ -105,10 +117,14 @@ async fn the_kernel_stamps_events_and_snapshots_with_its_clock() -> Result {
         .snapshot_every(2)
         .register::<Account>()
         .build()?;
-    let first = k.dispatch::<Account>("a", AccountCommand::Deposit(1)).await?;
+    let first = k
+        .dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
     assert_eq!(first.events[0].timestamp, start);
     clock.advance(Duration::from_secs(90));
-    let second = k.dispatch::<Account>("a", AccountCommand::Deposit(1)).await?;
+    let second = k
+        .dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
     let later = start + chrono::Duration::seconds(90);
     assert_eq!(second.events[0].timestamp, later);
     let stored = store.read_stream(&stream("a"), 1, 10).await?;
@@ -128,8 +144,13 @@ async fn the_kernel_stamps_events_and_snapshots_with_its_clock() -> Result {
     .await??;
     assert_eq!(snapshot.timestamp, later);
     clock.set(start);
-    let third = k.dispatch::<Account>("a", AccountCommand::Deposit(1)).await?;
-    assert_eq!(third.events[0].timestamp, start, "set() may move the clock back");
+    let third = k
+        .dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
+    assert_eq!(
+        third.events[0].timestamp, start,
+        "set() may move the clock back"
+    );
     k.shutdown().await;
     Ok(())
 }
@@ -156,7 +177,11 @@ async fn a_repeated_command_id_gets_the_first_answer_without_running_again() -> 
         .await?;
     assert_eq!(again, first, "same version, same events, same positions");
     assert_eq!(again.version, 3);
-    assert_eq!(store.head_position().await?, head, "nothing new was written");
+    assert_eq!(
+        store.head_position().await?,
+        head,
+        "nothing new was written"
+    );
     assert_eq!(k.state::<Account>("a").await?.balance, 113);
     k.shutdown().await;
     Ok(())
@@ -202,7 +227,10 @@ async fn a_rejected_command_id_can_run_again() -> Result {
     let refused = k
         .dispatch_with::<Account>("a", AccountCommand::Withdraw(5), with_id("w-1"))
         .await;
-    assert!(matches!(refused, Err(DispatchError::Rejected(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(DispatchError::Rejected(_))),
+        "{refused:?}"
+    );
     k.dispatch::<Account>("a", AccountCommand::Deposit(10))
         .await?;
     let retried = k
@@ -247,7 +275,11 @@ async fn concurrent_copies_of_one_command_commit_once() -> Result {
             "round {round}: every copy gets the same answer"
         );
     }
-    assert_eq!(store.stream_version(&stream("a")).await?, 40, "20 commands of 2 events");
+    assert_eq!(
+        store.stream_version(&stream("a")).await?,
+        40,
+        "20 commands of 2 events"
+    );
     assert_eq!(k.state::<Account>("a").await?.balance, 40);
     k.shutdown().await;
     Ok(())
@@ -318,7 +350,10 @@ async fn another_node_retrying_the_same_id_gets_the_first_answer() -> Result {
     let retry = node2
         .dispatch_with::<Account>("a", AccountCommand::Split(2, 3), with_id("pay"))
         .await?;
-    assert_eq!(retry, first, "the stale node caught up and answered from the window");
+    assert_eq!(
+        retry, first,
+        "the stale node caught up and answered from the window"
+    );
     assert_eq!(store.stream_version(&stream("a")).await?, 3);
     assert_eq!(node2.state::<Account>("a").await?.balance, 6);
     node1.shutdown().await;
@@ -346,7 +381,10 @@ async fn a_long_stream_with_snapshots_still_finds_old_ids_within_the_window() ->
     let again = k
         .dispatch_with::<Account>("a", AccountCommand::Split(1, 1), with_id("early"))
         .await?;
-    assert_eq!(again, early, "301 commands back is within the default window of 1,000");
+    assert_eq!(
+        again, early,
+        "301 commands back is within the default window of 1,000"
+    );
     k.shutdown().await;
     Ok(())
 }
@@ -357,10 +395,19 @@ async fn bad_ids_tags_and_metadata_are_refused_before_anything_runs() -> Result 
     let k = kernel(&store);
     let too_long = "x".repeat(NewEvent::MAX_ID_LEN + 1);
     let cases = [
-        ("empty command id", DispatchOptions::default().command_id("")),
-        ("long command id", DispatchOptions::default().command_id(too_long.clone())),
+        (
+            "empty command id",
+            DispatchOptions::default().command_id(""),
+        ),
+        (
+            "long command id",
+            DispatchOptions::default().command_id(too_long.clone()),
+        ),
         ("empty tag", DispatchOptions::default().tag("")),
-        ("long correlation id", DispatchOptions::default().correlation_id(too_long)),
+        (
+            "long correlation id",
+            DispatchOptions::default().correlation_id(too_long),
+        ),
         (
             "NUL in metadata",
             DispatchOptions::default().metadata("k", "a\0b"),
@@ -372,7 +419,10 @@ async fn bad_ids_tags_and_metadata_are_refused_before_anything_runs() -> Result 
             .await
         {
             Err(DispatchError::Store(StoreError::InvalidInput(message))) => {
-                assert!(message.contains("envelope") || message.contains("metadata"), "{what}: {message}");
+                assert!(
+                    message.contains("envelope") || message.contains("metadata"),
+                    "{what}: {message}"
+                );
             }
             other => panic!("{what}: expected InvalidInput, got {other:?}"),
         }
@@ -398,7 +448,9 @@ async fn a_clock_shared_as_an_arc_works_too() -> Result {
         .clock(clock)
         .register::<Account>()
         .build()?;
-    let done = k.dispatch::<Account>("a", AccountCommand::Deposit(1)).await?;
+    let done = k
+        .dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
     assert_eq!(done.events[0].timestamp, start);
     k.shutdown().await;
     Ok(())

@@ -24,9 +24,7 @@ fn pg_url() -> Result<String, Error> {
 }
 
 /// A pool on the server and a schema name no other test uses.
-async fn pool_and_schema(
-    tag: &str,
-) -> Result<(sqlx::PgPool, String), Error> {
+async fn pool_and_schema(tag: &str) -> Result<(sqlx::PgPool, String), Error> {
     let url = pg_url()?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(8)
@@ -100,7 +98,9 @@ async fn a_retry_on_another_node_gets_the_first_answer() -> Result<(), Error> {
                 DispatchOptions::default().command_id("warm-up"),
             )
             .await?;
-        let pay = DispatchOptions::default().command_id("pay-42").tag("retry-me");
+        let pay = DispatchOptions::default()
+            .command_id("pay-42")
+            .tag("retry-me");
         let first = node1
             .dispatch_with::<BankAccount>("acc-1", Deposit { amount: 10 }, pay.clone())
             .await?;

@@ -85,6 +85,8 @@ pub async fn repeat(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError>
     r.check(v1 == n && v3 == 2 * n && head == 2 * n, || {
         format!("repeat: versions {v1}/{v3} and {head} events; expected {n}/{} (duplicates must write nothing)", 2 * n)
     });
-    r.check(v2 <= n, || format!("repeat: a duplicate answered version {v2} > {n}"));
+    r.check(v2 <= n, || {
+        format!("repeat: a duplicate answered version {v2} > {n}")
+    });
     Ok(r)
 }

@@ -55,7 +55,11 @@ where
         assert_eq!(e.metadata["attempt"], serde_json::json!(3));
         assert_eq!(e.timestamp, clock.now(), "stamped by the kernel's clock");
         let stored = store.read_stream(&e.stream, 1, 10).await?;
-        assert_eq!(stored.last(), Some(e), "the store keeps the envelope exactly");
+        assert_eq!(
+            stored.last(),
+            Some(e),
+            "the store keeps the envelope exactly"
+        );
         // A retry within the same kernel is answered from the window.
         let again = kernel
             .dispatch_with::<BankAccount>("acc-1", Deposit { amount: 5 }, opts.clone())
@@ -74,13 +78,20 @@ where
     let after_restart = kernel
         .dispatch_with::<BankAccount>("acc-1", Deposit { amount: 5 }, retry_opts)
         .await?;
-    assert_eq!(after_restart, first, "same version, events, positions and timestamps");
+    assert_eq!(
+        after_restart, first,
+        "same version, events, positions and timestamps"
+    );
     assert_eq!(kernel.state::<BankAccount>("acc-1").await?.balance, 105);
     let snapshot = store
         .load_latest(&StreamId::new("bank_account", "acc-1"))
         .await?
         .ok_or("a snapshot at version 2")?;
-    assert_eq!(snapshot.timestamp, clock.now(), "snapshots carry the clock's time");
+    assert_eq!(
+        snapshot.timestamp,
+        clock.now(),
+        "snapshots carry the clock's time"
+    );
     // A rejected id runs again once the rule allows it.
     let take = DispatchOptions::default().command_id("take-1");
     let refused = kernel
