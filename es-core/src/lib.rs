@@ -41,6 +41,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod clock;
 pub mod event;
 pub mod kernel;
 pub mod memory;
@@ -58,7 +59,7 @@ pub use memory::MemoryStore;
 pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
-    NewEvent, RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId,
+    NewEvent, RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId, validate_append,
 };
 
 #[cfg(feature = "macros")]
