@@ -55,14 +55,14 @@ pub use aggregate::Aggregate;
 pub use event::{Event, EventError, EventSet, IntoEvents, Recorded};
 pub use kernel::{Committed, DispatchError, DispatchOptions, Kernel, KernelBuilder};
 pub use memory::MemoryStore;
-pub use projection::{Projection, ProjectionError};
+pub use projection::{OnEvents, Projection, ProjectionError};
 pub use store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
     NewEvent, RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId,
 };
 
 #[cfg(feature = "macros")]
-pub use es_macros::{Event, aggregate, projection};
+pub use es_macros::{Event, aggregate, apply, command, on, projection};
 
 /// Everything a domain module needs: `use es_core::prelude::*;`.
 pub mod prelude {
@@ -76,7 +76,7 @@ pub mod prelude {
         StreamId,
     };
     #[cfg(feature = "macros")]
-    pub use es_macros::{Event, aggregate, projection};
+    pub use es_macros::{Event, aggregate, apply, command, on, projection};
 }
 
 /// Support for the code the macros generate. Not a public API.
@@ -88,6 +88,47 @@ pub mod __private {
     use std::marker::PhantomData;
 
     use crate::projection::{Projection, ProjectionError};
+
+    /// The conversion of a command handler's error into the aggregate's error type, so that a
+    /// mismatch is reported with a message that names the fix (`error = ...`), not as a
+    /// missing `From` impl.
+    #[diagnostic::on_unimplemented(
+        message = "a command handler's error `{E}` does not convert into the aggregate's error `{Self}`",
+        label = "`{E}` does not convert into `{Self}`",
+        note = "the aggregate's error type is `{Self}` (set by `#[aggregate(error = ...)]`, `std::convert::Infallible` when not given): write `error = {E}`, or implement `From<{E}> for {Self}`"
+    )]
+    pub trait FromRejection<E> {
+        /// Converts the handler's error.
+        fn from_rejection(error: E) -> Self;
+    }
+
+    /// A bound the `#[aggregate]` expansion checks first, so that a state without `Default`
+    /// is reported with a message that names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "the aggregate `{Self}` has no `Default` state",
+        label = "`{Self}` does not implement `Default`",
+        note = "an aggregate starts from `Default::default()` before its first event: add `#[derive(Default)]` to `{Self}` (or implement `Default`)"
+    )]
+    pub trait AggregateState {}
+
+    impl<T: Default> AggregateState for T {}
+
+    /// A bound the `#[projection]` expansion checks first, so that a state without `Default`
+    /// is reported with a message that names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "the projection `{Self}` has no `Default` state",
+        label = "`{Self}` does not implement `Default`",
+        note = "a projection starts from `Default::default()` before the first event (and on a rebuild): add `#[derive(Default)]` to `{Self}` (or implement `Default`)"
+    )]
+    pub trait ProjectionState {}
+
+    impl<T: Default> ProjectionState for T {}
+
+    impl<T: From<E>, E> FromRejection<E> for T {
+        fn from_rejection(error: E) -> Self {
+            T::from(error)
+        }
+    }
 
     /// Chooses, at the expansion site, whether a projection's state is persisted: with serde when
     /// the type supports it (autoref specialization), else not at all.

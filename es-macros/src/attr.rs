@@ -102,11 +102,15 @@ impl ArgSet {
         let key = match meta.path.get_ident() {
             Some(key) if self.known.iter().any(|known| key == known) => key,
             _ => {
+                let given = path_display(&meta.path);
+                let hint = match suggest(&given, self.known) {
+                    Some(known) => format!("did you mean `{known}`? "),
+                    None => String::new(),
+                };
                 diagnostics.error(
                     &meta.path,
                     format!(
-                        "unknown argument `{}` in `#[{attribute}]`; {}",
-                        path_display(&meta.path),
+                        "unknown argument `{given}` in `#[{attribute}]`; {hint}{}",
                         expected_keys(self.known)
                     ),
                 );
@@ -231,6 +235,33 @@ impl Value<'_, '_> {
         }
     }
 
+    /// A name the store records and matches exactly (an event, aggregate or projection name):
+    /// a string literal that is not blank and has no whitespace or control character anywhere,
+    /// like `key = "example"`. `" bank.deposited "` would be stored with its spaces and never
+    /// match a `"bank.deposited"` written elsewhere, so it is refused with the name to write.
+    pub(crate) fn name(&self, example: &str, diagnostics: &mut Diagnostics) -> Option<LitStr> {
+        let lit = self.string(example, diagnostics)?;
+        let value = lit.value();
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            let suggestion = value
+                .split(|c: char| c.is_whitespace() || c.is_control())
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("_");
+            let (key, attribute) = (self.key, self.attribute);
+            diagnostics.error(
+                &lit,
+                format!(
+                    "`{key}` in `#[{attribute}]` must not contain spaces or control characters: \
+                     names are stored and matched exactly, so this one would never match the \
+                     same name written without them; write `{key} = {suggestion:?}`"
+                ),
+            );
+            return None;
+        }
+        Some(lit)
+    }
+
     /// An integer literal that fits a `u32`, like `example`, with its value.
     pub(crate) fn u32(
         &self,
@@ -278,6 +309,47 @@ fn expected_keys(known: &[&str]) -> String {
             format!("expected one of {}", keys.join(", "))
         }
     }
+}
+
+/// The known key an unknown one was probably meant to be: serde's `rename` (or `alias`-like
+/// spellings) for `name`, a different case, or a typo within two edits.
+fn suggest<'k>(given: &str, known: &[&'k str]) -> Option<&'k str> {
+    const SYNONYMS: &[(&str, &str)] = &[
+        ("rename", "name"),
+        ("event_name", "name"),
+        ("aggregate_name", "name"),
+        ("aggregate_type", "name"),
+        ("id", "name"),
+        ("err", "error"),
+        ("rejection", "error"),
+        ("schema_version", "version"),
+    ];
+    let lower = given.to_lowercase();
+    if let Some(&(_, to)) = SYNONYMS.iter().find(|(from, _)| *from == lower) {
+        return known.iter().copied().find(|k| *k == to);
+    }
+    known
+        .iter()
+        .copied()
+        .filter(|k| lower.len() >= 3 && edit_distance(&lower, k) <= 2)
+        .min_by_key(|k| edit_distance(&lower, k))
+}
+
+/// Levenshtein distance (keys are a few characters long).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            let insert = current[j] + 1;
+            let delete = previous[j + 1] + 1;
+            current.push(substitute.min(insert).min(delete));
+        }
+        previous = current;
+    }
+    previous.last().copied().unwrap_or(0)
 }
 
 /// A path as written, for messages (`a::b`, not `a :: b`).
@@ -328,5 +400,22 @@ fn skip_argument_rest(input: ParseStream<'_>) {
     }
     if !at_value_end(input) {
         skip_value(input);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edit_distance, suggest};
+
+    #[test]
+    fn suggestions_for_unknown_keys() {
+        assert_eq!(edit_distance("nmae", "name"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(suggest("nmae", &["name", "error"]), Some("name"));
+        assert_eq!(suggest("rename", &["name", "version"]), Some("name"));
+        assert_eq!(suggest("Error", &["name", "error"]), Some("error"));
+        assert_eq!(suggest("snapshot_every", &["name", "error"]), None);
+        assert_eq!(suggest("rename", &["version"]), None);
+        assert_eq!(suggest("ab", &["abc"]), None, "too short to guess");
     }
 }

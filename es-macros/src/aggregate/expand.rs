@@ -14,11 +14,76 @@ use crate::span::call_over;
 pub(super) fn expand(plan: &Plan) -> TokenStream {
     let enums = enums(plan);
     let event_set = event_set(plan);
+    let enum_uses = enum_uses(plan);
     let aggregate = aggregate(plan);
+    let once = one_block(plan);
     quote! {
+        #once
         #enums
         #event_set
+        #enum_uses
         #aggregate
+    }
+}
+
+/// Items that steer rustc's errors about the block as a whole, emitted before everything else
+/// (so that their errors come first):
+/// - a second `#[aggregate]` block of the same type defines this hidden marker again, and
+///   rustc's "the name `..._has_two_aggregate_impl_blocks_...` is defined multiple times",
+///   spanned at the second block's type, says what to change (the duplicated enums and impls
+///   follow; the macro cannot see the other block to prevent them);
+/// - a state without `Default` fails a bound whose message says to derive it, before rustc's
+///   own "`Default` is not satisfied" on the `Aggregate` impl.
+fn one_block(plan: &Plan) -> TokenStream {
+    let ident = &plan.ident;
+    let marker = quote::format_ident!(
+        "{}_has_two_aggregate_impl_blocks_merge_them_into_one",
+        ident,
+        span = ident.span()
+    );
+    let bound = quote_spanned!(ident.span()=> #ident: ::es_core::__private::AggregateState);
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code, clippy::empty_enum)]
+        enum #marker {}
+
+        const _: () = {
+            #[allow(dead_code)]
+            fn state_starts_from_default() where #bound {}
+        };
+    }
+}
+
+/// What the event enum can be used as besides an `EventSet`: a command handler's return (one,
+/// `Vec` or `Option` of the enum, for a variable number of mixed events) and the event of an
+/// `#[on]` handler that takes every event of this aggregate.
+fn enum_uses(plan: &Plan) -> TokenStream {
+    let Plan {
+        ident, event_enum, ..
+    } = plan;
+    quote! {
+        impl ::es_core::event::IntoEvents<#event_enum> for #event_enum {
+            fn into_events(self) -> ::std::vec::Vec<#event_enum> {
+                ::std::vec![self]
+            }
+        }
+
+        impl ::es_core::event::IntoEvents<#event_enum> for ::std::vec::Vec<#event_enum> {
+            fn into_events(self) -> ::std::vec::Vec<#event_enum> {
+                self
+            }
+        }
+
+        impl ::es_core::event::IntoEvents<#event_enum> for ::core::option::Option<#event_enum> {
+            fn into_events(self) -> ::std::vec::Vec<#event_enum> {
+                ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(self))
+            }
+        }
+
+        impl ::es_core::projection::OnEvents for #event_enum {
+            const AGGREGATE_TYPE: ::core::option::Option<&'static str> =
+                ::core::option::Option::Some(<#ident as ::es_core::aggregate::Aggregate>::TYPE);
+        }
     }
 }
 
@@ -36,8 +101,10 @@ pub(super) fn fallback(plan: &Plan) -> TokenStream {
         ..
     } = plan;
     let header = header(ident);
+    let enum_uses = enum_uses(plan);
     quote! {
         #enums
+        #enum_uses
 
         impl ::es_core::event::EventSet for #event_enum {
             const NAMES: &'static [&'static str] = &[];
@@ -285,7 +352,7 @@ fn aggregate(plan: &Plan) -> TokenStream {
             None => quote!(#into_events(events)),
         };
         let from = call_over(
-            quote!(::core::convert::From::from),
+            quote!(::es_core::__private::FromRejection::from_rejection),
             quote!(error),
             &c.error_type,
         );

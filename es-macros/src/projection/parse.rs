@@ -21,7 +21,7 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Op
     let mut name = None;
     let mut args = ArgSet::new("projection", &["name"]);
     args.parse_tokens(attr, diagnostics, |value, diagnostics| {
-        name = value.string("balances", diagnostics);
+        name = value.name("balances", diagnostics);
     });
     if !args.given("name") {
         diagnostics.push(syn::Error::new(
