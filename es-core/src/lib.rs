@@ -87,7 +87,8 @@ pub mod __private {
 
     use std::marker::PhantomData;
 
-    use crate::projection::{Projection, ProjectionError};
+    use crate::event::EventSet;
+    use crate::projection::{OnEvents, Projection, ProjectionError};
 
     /// The conversion of a command handler's error into the aggregate's error type, so that a
     /// mismatch is reported with a message that names the fix (`error = ...`), not as a
@@ -95,7 +96,7 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "a command handler's error `{E}` does not convert into the aggregate's error `{Self}`",
         label = "`{E}` does not convert into `{Self}`",
-        note = "the aggregate's error type is `{Self}` (set by `#[aggregate(error = ...)]`, `std::convert::Infallible` when not given): write `error = {E}`, or implement `From<{E}> for {Self}`"
+        note = "the aggregate's error type is `{Self}` (set with `#[aggregate(error = ...)]`, `std::convert::Infallible` when not given): return `Result<_, {Self}>` from the handler, or set `error = {E}` when the handlers return `{E}`, or implement `From<{E}> for {Self}`"
     )]
     pub trait FromRejection<E> {
         /// Converts the handler's error.
@@ -123,6 +124,57 @@ pub mod __private {
     pub trait ProjectionState {}
 
     impl<T: Default> ProjectionState for T {}
+
+    /// Whether a stored event could match both of two `#[on]` handler types: their names
+    /// (aliases included) overlap, unless they are the event enums of two different aggregates.
+    /// The `#[projection]` expansion evaluates it at compile time for each pair.
+    pub const fn on_types_clash<A: OnEvents, B: OnEvents>() -> bool {
+        if let (Some(a), Some(b)) = (A::AGGREGATE_TYPE, B::AGGREGATE_TYPE) {
+            if !same_str(a, b) {
+                return false;
+            }
+        }
+        let (a, b) = (A::NAMES, B::NAMES);
+        let mut i = 0;
+        while i < a.len() {
+            let mut j = 0;
+            while j < b.len() {
+                if same_str(a[i], b[j]) {
+                    return true;
+                }
+                j += 1;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// `a == b`, in a `const fn`.
+    pub const fn same_str(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// A bound the `#[aggregate]` expansion checks first, so that an `error = ...` type that is
+    /// not a `std::error::Error` is reported with a message that names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a `std::error::Error`, so it cannot be an aggregate's `error = ...`",
+        label = "`{Self}` does not implement `std::error::Error`",
+        note = "derive it: `#[derive(Debug, thiserror::Error)]` with an `#[error(\"...\")]` message (on the type, or on each variant of an enum); or implement `std::fmt::Display` and `std::error::Error` by hand"
+    )]
+    pub trait RejectionError {}
+
+    impl<T: std::error::Error> RejectionError for T {}
 
     impl<T: From<E>, E> FromRejection<E> for T {
         fn from_rejection(error: E) -> Self {

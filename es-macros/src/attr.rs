@@ -24,6 +24,8 @@ pub(crate) struct ArgSet {
     known: &'static [&'static str],
     /// The first occurrence of each key read.
     given: Vec<Ident>,
+    /// Whether the arguments could not be read to the end (syn stopped at a malformed one).
+    malformed: bool,
 }
 
 impl ArgSet {
@@ -33,12 +35,19 @@ impl ArgSet {
             attribute: attribute.into(),
             known,
             given: Vec::new(),
+            malformed: false,
         }
     }
 
     /// Whether `key` was given (even with a value that was reported as malformed).
     pub(crate) fn given(&self, key: &str) -> bool {
         self.given.iter().any(|ident| ident == key)
+    }
+
+    /// Whether reading stopped at a malformed argument (already reported), so that what
+    /// follows it, a required key included, was not read.
+    pub(crate) fn malformed(&self) -> bool {
+        self.malformed
     }
 
     /// Reads the arguments of an attribute macro (the `attr` tokens of `#[aggregate(...)]`) with
@@ -144,11 +153,18 @@ impl ArgSet {
     /// Reports what syn's meta parser rejects itself: something other than a key where a key
     /// is expected, as in `#[aggregate("account")]` or `#[aggregate(name = "a",, error = E)]`.
     /// syn stops reading the attribute there, so what follows is not checked.
-    fn report_malformed(&self, result: syn::Result<()>, diagnostics: &mut Diagnostics) {
+    fn report_malformed(&mut self, result: syn::Result<()>, diagnostics: &mut Diagnostics) {
         if let Err(error) = result {
+            self.malformed = true;
             let attribute = &self.attribute;
             let message = if self.known.is_empty() {
                 takes_no_arguments(attribute)
+            } else if let Some(positional) = self.positional_name(error.span()) {
+                // `#[projection("balances")]`, as `tracing` or `axum` attributes are written.
+                format!(
+                    "`#[{attribute}]` takes its name as `name = {positional}`, not as a bare \
+                     string: write `#[{attribute}(name = {positional})]`"
+                )
             } else {
                 format!(
                     "expected `key = value` in `#[{attribute}]`; {}",
@@ -157,6 +173,19 @@ impl ArgSet {
             };
             diagnostics.push(syn::Error::new(error.span(), message));
         }
+    }
+}
+
+impl ArgSet {
+    /// The string literal at `span` when it stands where a key should be and the attribute
+    /// takes a `name` (as in `#[projection("balances")]`), as written.
+    fn positional_name(&self, span: proc_macro2::Span) -> Option<String> {
+        if !self.known.contains(&"name") {
+            return None;
+        }
+        let text = span.source_text()?;
+        let lit: LitStr = syn::parse_str(&text).ok()?;
+        Some(format!("{:?}", lit.value()))
     }
 }
 

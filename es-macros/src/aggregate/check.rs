@@ -46,6 +46,8 @@ pub(super) struct Plan {
     pub(super) type_name: LitStr,
     /// `Aggregate::Error`.
     pub(super) error: Type,
+    /// Whether `error = ...` was written (else `error` is the default, `Infallible`).
+    pub(super) error_written: bool,
     /// `{Type}Command`.
     pub(super) command_enum: Ident,
     /// `{Type}Event`.
@@ -111,6 +113,7 @@ pub(super) fn check(
         ident,
         type_name,
         error,
+        error_written: args.error.is_some(),
         command_enum,
         event_enum,
         commands,

@@ -14,7 +14,7 @@ use crate::span::call_over;
 pub(super) fn expand(plan: &Plan) -> TokenStream {
     let enums = enums(plan);
     let event_set = event_set(plan);
-    let enum_uses = enum_uses(plan);
+    let enum_uses = enum_uses(plan, true);
     let aggregate = aggregate(plan);
     let once = one_block(plan);
     quote! {
@@ -33,7 +33,8 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
 ///   spanned at the second block's type, says what to change (the duplicated enums and impls
 ///   follow; the macro cannot see the other block to prevent them);
 /// - a state without `Default` fails a bound whose message says to derive it, before rustc's
-///   own "`Default` is not satisfied" on the `Aggregate` impl.
+///   own "`Default` is not satisfied" on the `Aggregate` impl; an `error = ...` type that is
+///   not a `std::error::Error`, likewise.
 fn one_block(plan: &Plan) -> TokenStream {
     let ident = &plan.ident;
     let marker = quote::format_ident!(
@@ -42,6 +43,17 @@ fn one_block(plan: &Plan) -> TokenStream {
         span = ident.span()
     );
     let bound = quote_spanned!(ident.span()=> #ident: ::es_core::__private::AggregateState);
+    // Only when written: the default, `Infallible`, is an error type.
+    let error_check = plan.error_written.then(|| {
+        let error = &plan.error;
+        let bound = quote_spanned!(error.span()=> #error: ::es_core::__private::RejectionError);
+        quote! {
+            const _: () = {
+                #[allow(dead_code)]
+                fn error_is_std_error() where #bound {}
+            };
+        }
+    });
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code, clippy::empty_enum)]
@@ -51,16 +63,28 @@ fn one_block(plan: &Plan) -> TokenStream {
             #[allow(dead_code)]
             fn state_starts_from_default() where #bound {}
         };
+
+        #error_check
     }
 }
 
 /// What the event enum can be used as besides an `EventSet`: a command handler's return (one,
 /// `Vec` or `Option` of the enum, for a variable number of mixed events) and the event of an
 /// `#[on]` handler that takes every event of this aggregate.
-fn enum_uses(plan: &Plan) -> TokenStream {
+///
+/// With `bounds`, the `OnEvents` impl states the `#[apply]` types' `Event` bounds like the
+/// `EventSet` impl it depends on (the fallback's `EventSet` has none).
+fn enum_uses(plan: &Plan, bounds: bool) -> TokenStream {
     let Plan {
-        ident, event_enum, ..
+        type_name,
+        event_enum,
+        ..
     } = plan;
+    let bounds = if bounds {
+        event_bounds(plan)
+    } else {
+        TokenStream::new()
+    };
     quote! {
         impl ::es_core::event::IntoEvents<#event_enum> for #event_enum {
             fn into_events(self) -> ::std::vec::Vec<#event_enum> {
@@ -80,9 +104,10 @@ fn enum_uses(plan: &Plan) -> TokenStream {
             }
         }
 
-        impl ::es_core::projection::OnEvents for #event_enum {
+        #[allow(private_bounds)]
+        impl ::es_core::projection::OnEvents for #event_enum where #bounds {
             const AGGREGATE_TYPE: ::core::option::Option<&'static str> =
-                ::core::option::Option::Some(<#ident as ::es_core::aggregate::Aggregate>::TYPE);
+                ::core::option::Option::Some(#type_name);
         }
     }
 }
@@ -101,7 +126,7 @@ pub(super) fn fallback(plan: &Plan) -> TokenStream {
         ..
     } = plan;
     let header = header(ident);
-    let enum_uses = enum_uses(plan);
+    let enum_uses = enum_uses(plan, false);
     quote! {
         #enums
         #enum_uses
@@ -294,8 +319,10 @@ fn event_set(plan: &Plan) -> TokenStream {
             };
         }
     };
+    let bounds = event_bounds(plan);
     quote! {
-        impl ::es_core::event::EventSet for #event_enum {
+        #[allow(private_bounds)]
+        impl ::es_core::event::EventSet for #event_enum where #bounds {
             const NAMES: &'static [&'static str] = &[#(#names),*];
 
             fn event_type(&self) -> &'static str {
@@ -343,6 +370,7 @@ fn aggregate(plan: &Plan) -> TokenStream {
         event_enum,
         commands,
         applies,
+        ..
     } = plan;
     let handle_arms = commands.iter().map(|c| {
         let (variant, method) = (&c.variant, &c.method);
@@ -369,8 +397,10 @@ fn aggregate(plan: &Plan) -> TokenStream {
     });
     let error = quote_spanned!(error.span()=> #error);
     let header = header(ident);
+    let bounds = event_bounds(plan);
     quote! {
-        #header {
+        #[allow(private_bounds)]
+        #header where #bounds {
             const TYPE: &'static str = #type_name;
             type Command = #command_enum;
             type Event = #event_enum;
@@ -396,6 +426,17 @@ fn aggregate(plan: &Plan) -> TokenStream {
             }
         }
     }
+}
+
+/// `E: Event` for every `#[apply]` type, spanned at the type: stated on the impls so that a type
+/// without `#[derive(Event)]` is reported there, once, and the bodies (which assume it) add no
+/// error of their own.
+fn event_bounds(plan: &Plan) -> TokenStream {
+    let bounds = plan.applies.iter().map(|a| {
+        let ty = &a.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::event::Event)
+    });
+    quote!(#(#bounds,)*)
 }
 
 /// `impl Aggregate for Type`, spanned at the type's name: an unsatisfied supertrait bound (`Default`,

@@ -47,13 +47,20 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
     let distinct = distinct_names(plan);
     // A state without `Default` fails this bound first, with a message that says to derive it.
     let bound = quote_spanned!(ident.span()=> #ident: ::es_core::__private::ProjectionState);
+    // Every handler type's bound is stated once, here, spanned at the type: a type that is not
+    // an event gets one error, and the bodies below (which assume the bounds) add none.
+    let bounds = handlers.iter().map(|h| {
+        let ty = &h.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::projection::OnEvents)
+    });
     quote! {
         const _: () = {
             #[allow(dead_code)]
             fn state_starts_from_default() where #bound {}
         };
 
-        #header {
+        #[allow(private_bounds)]
+        #header where #(#bounds,)* {
             const NAME: &'static str = #name;
 
             fn accepts(event_type: &str) -> bool {
@@ -105,8 +112,8 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
 
 /// A compile-time check that no stored event could match two `#[on]` handlers: per pair of
 /// handler types, their names (aliases included) must not overlap, unless both are the event
-/// enums of two different aggregates (the stream's aggregate type tells them apart). Reported
-/// at the second type, naming both.
+/// enums of two different aggregates (the stream's aggregate type tells them apart). Each pair
+/// is its own constant, so that every clash is reported, at the second type, naming both.
 fn distinct_names(plan: &Plan) -> TokenStream {
     let handlers = &plan.handlers;
     let mut checks = Vec::new();
@@ -124,67 +131,13 @@ fn distinct_names(plan: &Plan) -> TokenStream {
             );
             let (a, b) = (&first.ty, &second.ty);
             checks.push(quote_spanned! {b.span()=>
-                if clash(names::<#a>(), aggregate::<#a>(), names::<#b>(), aggregate::<#b>()) {
+                const _: () = if ::es_core::__private::on_types_clash::<#a, #b>() {
                     ::core::panic!(#message);
-                }
+                };
             });
         }
     }
-    if checks.is_empty() {
-        return TokenStream::new();
-    }
-    quote! {
-        const _: () = {
-            const fn names<E: ::es_core::projection::OnEvents>() -> &'static [&'static str] {
-                <E as ::es_core::event::EventSet>::NAMES
-            }
-            const fn aggregate<E: ::es_core::projection::OnEvents>(
-            ) -> ::core::option::Option<&'static str> {
-                <E as ::es_core::projection::OnEvents>::AGGREGATE_TYPE
-            }
-            const fn same(a: &str, b: &str) -> bool {
-                let (a, b) = (a.as_bytes(), b.as_bytes());
-                if a.len() != b.len() {
-                    return false;
-                }
-                let mut i = 0;
-                while i < a.len() {
-                    if a[i] != b[i] {
-                        return false;
-                    }
-                    i += 1;
-                }
-                true
-            }
-            const fn clash(
-                a: &[&str],
-                a_aggregate: ::core::option::Option<&str>,
-                b: &[&str],
-                b_aggregate: ::core::option::Option<&str>,
-            ) -> bool {
-                if let (::core::option::Option::Some(x), ::core::option::Option::Some(y)) =
-                    (a_aggregate, b_aggregate)
-                {
-                    if !same(x, y) {
-                        return false;
-                    }
-                }
-                let mut i = 0;
-                while i < a.len() {
-                    let mut j = 0;
-                    while j < b.len() {
-                        if same(a[i], b[j]) {
-                            return true;
-                        }
-                        j += 1;
-                    }
-                    i += 1;
-                }
-                false
-            }
-            #(#checks)*
-        };
-    }
+    quote!(#(#checks)*)
 }
 
 /// A stub impl emitted next to errors.

@@ -23,7 +23,7 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Op
     args.parse_tokens(attr, diagnostics, |value, diagnostics| {
         name = value.name("balances", diagnostics);
     });
-    if !args.given("name") {
+    if !args.given("name") && !args.malformed() {
         diagnostics.push(syn::Error::new(
             Span::call_site(),
             "`#[projection]` needs a name, its unique checkpoint key: \
