@@ -87,7 +87,6 @@ pub mod __private {
 
     use std::marker::PhantomData;
 
-    use crate::event::EventSet;
     use crate::projection::{OnEvents, Projection, ProjectionError};
 
     /// The conversion of a command handler's error into the aggregate's error type, so that a
