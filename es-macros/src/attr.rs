@@ -257,11 +257,58 @@ impl Value<'_, '_> {
                 }
                 Some(lit)
             }
+            Expr::Path(path) if path.attrs.is_empty() && path.qself.is_none() => {
+                // `name = NAME` (a constant) or `name = bank_deposited` (quotes forgotten).
+                let written = path_display(&path.path);
+                let (key, attribute) = (self.key, self.attribute);
+                diagnostics.error(
+                    &path,
+                    format!(
+                        "`{key}` in `#[{attribute}]` takes a string literal, not a path: the \
+                         macro reads the value as written and cannot look up a constant; write \
+                         it in quotes, like `{key} = \"{written}\"`"
+                    ),
+                );
+                None
+            }
             other => {
                 diagnostics.error(other, self.takes(what, &example));
                 None
             }
         }
+    }
+
+    /// A type, like `example`; a type written as a string (`error = "BankError"`, as some
+    /// attribute macros take them) is reported with the type to write without quotes.
+    pub(crate) fn type_(
+        &self,
+        what: &str,
+        example: &str,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<syn::Type> {
+        let input = self.meta.input;
+        if input.peek(Token![=]) && input.peek2(LitStr) {
+            let fork = input.fork();
+            let quoted = fork
+                .parse::<Token![=]>()
+                .and_then(|_| fork.parse::<LitStr>())
+                .ok()
+                .filter(|_| at_value_end(&fork));
+            if let Some(lit) = quoted {
+                input.advance_to(&fork);
+                let (key, attribute) = (self.key, self.attribute);
+                diagnostics.error(
+                    &lit,
+                    format!(
+                        "`{key}` in `#[{attribute}]` takes {what} written as a type, not as a \
+                         string: remove the quotes, `{key} = {}`",
+                        lit.value()
+                    ),
+                );
+                return None;
+            }
+        }
+        self.parse::<syn::Type>(what, example, diagnostics)
     }
 
     /// A name the store records and matches exactly (an event, aggregate or projection name):

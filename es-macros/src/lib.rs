@@ -100,8 +100,9 @@ use proc_macro::TokenStream;
 ///
 /// In the block, each `#[command]` method `fn x(&self, cmd: C) -> Result<R, Error>` handles one
 /// command type `C`, where `R` is one event, `Vec<_>` or `Option<_>` of events, `()`, or a tuple
-/// of events (trait `IntoEvents`); each `#[apply]` method `fn x(&mut self, e: &E)` folds one event
-/// type `E`. Next to the type, the macro generates `pub enum {Type}Command` (a variant per
+/// of events (trait `IntoEvents`), or the generated `{Type}Event` itself (one, `Vec<_>` or
+/// `Option<_>` of it: a variable number of mixed events); each `#[apply]` method
+/// `fn x(&mut self, e: &E)` folds one event type `E`. Next to the type, the macro generates `pub enum {Type}Command` (a variant per
 /// command type, with `From` impls), `pub enum {Type}Event` (a variant per `#[apply]`, with
 /// `From` impls and `EventSet`) and `impl Aggregate for Type`. The methods stay ordinary methods.
 ///
@@ -138,8 +139,12 @@ pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The argument `name = "..."` (required) is the projection's unique name, its checkpoint key.
 /// Each `#[on]` method `fn x(&mut self, e: &Recorded<E>)` handles one event type `E` and returns
-/// `()` or `Result<(), Error>`. Events of other types are not accepted, so never decoded. The
-/// state is saved with checkpoints when the type implements `Serialize` and `Deserialize`.
+/// `()` or `Result<(), Error>`. `E` may also be an aggregate's generated `{Type}Event`: that
+/// handler gets every event of that aggregate, and only events of streams of its aggregate
+/// type (checked before decoding). Events of other types are not accepted, so never decoded.
+/// No stored event may match two handlers: `#[on]` types that share a stored name are a
+/// compile error naming both. The state is saved with checkpoints when the type implements
+/// `Serialize` and `Deserialize`.
 ///
 /// ```
 /// # use std::collections::BTreeMap;

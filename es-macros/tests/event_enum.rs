@@ -5,8 +5,8 @@
 //!   and only of that aggregate: its filter is the enum's names and the aggregate's type.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use es_core::projection::{OnEvents, run_once};
 use es_core::prelude::*;
+use es_core::projection::{OnEvents, run_once};
 use es_examples::bank::{BankAccount, Deposit, Deposited, Withdraw, Withdrawn};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +65,10 @@ impl Ledger {
             .into_iter()
             .map(|amount| Deposited { amount }.into())
             .collect();
-        events.extend(cmd.fee.map(|amount| LedgerEvent::from(FeeCharged { amount })));
+        events.extend(
+            cmd.fee
+                .map(|amount| LedgerEvent::from(FeeCharged { amount })),
+        );
         Ok(events)
     }
 

@@ -458,7 +458,9 @@ fn push_unique<T>(
             );
             return;
         }
-        if variant == other_variant && (generic_argument(ty).is_some() || generic_argument(other_ty).is_some()) {
+        if variant == other_variant
+            && (generic_argument(ty).is_some() || generic_argument(other_ty).is_some())
+        {
             // `Vec<Deposit>` and `Vec<Withdraw>`: `Vec` cannot be renamed, so the fix is a
             // named type for each; one error, at the second.
             let what = if attribute == "command" {

@@ -35,8 +35,7 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Ag
         |value, diagnostics| match value.key().as_str() {
             "name" => args.name = value.name("bank_account", diagnostics),
             "error" => {
-                args.error =
-                    value.parse::<Type>("the command error type", "error = BankError", diagnostics)
+                args.error = value.type_("the command error type", "error = BankError", diagnostics)
             }
             _ => {}
         },
