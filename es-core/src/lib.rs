@@ -128,10 +128,10 @@ pub mod __private {
     /// (aliases included) overlap, unless they are the event enums of two different aggregates.
     /// The `#[projection]` expansion evaluates it at compile time for each pair.
     pub const fn on_types_clash<A: OnEvents, B: OnEvents>() -> bool {
-        if let (Some(a), Some(b)) = (A::AGGREGATE_TYPE, B::AGGREGATE_TYPE) {
-            if !same_str(a, b) {
-                return false;
-            }
+        if let (Some(a), Some(b)) = (A::AGGREGATE_TYPE, B::AGGREGATE_TYPE)
+            && !same_str(a, b)
+        {
+            return false;
         }
         let (a, b) = (A::NAMES, B::NAMES);
         let mut i = 0;
@@ -174,6 +174,24 @@ pub mod __private {
     pub trait RejectionError {}
 
     impl<T: std::error::Error> RejectionError for T {}
+
+    /// `Clone` for the command enum `#[aggregate]` generates, through a trait whose message
+    /// says why a command must be `Clone`.
+    #[diagnostic::on_unimplemented(
+        message = "the command `{Self}` is not `Clone`",
+        label = "`{Self}` does not implement `Clone`",
+        note = "the kernel keeps a copy of each command to run it again after a version conflict (another writer got there first): add `#[derive(Clone)]` to `{Self}`"
+    )]
+    pub trait CommandClone {
+        /// Clones the command.
+        fn clone_command(&self) -> Self;
+    }
+
+    impl<T: Clone> CommandClone for T {
+        fn clone_command(&self) -> Self {
+            self.clone()
+        }
+    }
 
     impl<T: From<E>, E> FromRejection<E> for T {
         fn from_rejection(error: E) -> Self {

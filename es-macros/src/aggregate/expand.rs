@@ -195,16 +195,38 @@ fn enums(plan: &Plan) -> TokenStream {
         applies.iter().map(|a| (&a.variant, &a.ty, &a.method)),
         &format!("applied by `{ident}::"),
     );
+    // `Clone` by hand, bounded per command type through `CommandClone` (spanned at the type):
+    // a command that is not `Clone` gets one error that says why it must be.
+    let clone_bounds = commands.iter().map(|c| {
+        let ty = &c.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::__private::CommandClone)
+    });
+    let clone_arms = commands.iter().map(|c| {
+        let variant = &c.variant;
+        quote! {
+            #command_enum::#variant(ref command) => #command_enum::#variant(
+                ::es_core::__private::CommandClone::clone_command(command),
+            )
+        }
+    });
     // The enums are `pub` (the macro cannot see the type's visibility); domain types that are
     // less visible only make them less usable, which is no reason to warn.
     quote! {
         #[doc = #command_doc]
-        #[derive(::core::clone::Clone)]
         #[allow(private_interfaces)]
         pub enum #command_enum {
             #(#command_variants,)*
         }
         #(#command_froms)*
+
+        #[allow(private_bounds)]
+        impl ::core::clone::Clone for #command_enum where #(#clone_bounds,)* {
+            fn clone(&self) -> Self {
+                match *self {
+                    #(#clone_arms,)*
+                }
+            }
+        }
 
         #[doc = #event_doc]
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
@@ -398,9 +420,15 @@ fn aggregate(plan: &Plan) -> TokenStream {
     let error = quote_spanned!(error.span()=> #error);
     let header = header(ident);
     let bounds = event_bounds(plan);
+    // Stated again here (as on the command enum's `Clone`), so that `Aggregate::Command: Clone`
+    // holds under the same assumption and a command that is not `Clone` gets one error.
+    let command_bounds = commands.iter().map(|c| {
+        let ty = &c.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::__private::CommandClone)
+    });
     quote! {
         #[allow(private_bounds)]
-        #header where #bounds {
+        #header where #bounds #(#command_bounds,)* {
             const TYPE: &'static str = #type_name;
             type Command = #command_enum;
             type Event = #event_enum;
