@@ -127,12 +127,13 @@ impl ArgSet {
                 return;
             }
         };
-        if let Some(first) = self.given.iter().find(|ident| *ident == key) {
-            diagnostics.error_with_note(
+        if self.given.iter().any(|ident| ident == key) {
+            diagnostics.error(
                 key,
-                format!("duplicate argument `{key}` in `#[{attribute}]`; remove one of the two"),
-                first,
-                format!("`{key}` is first given here"),
+                format!(
+                    "duplicate argument `{key}` in `#[{attribute}]`: it is given earlier too; \
+                     remove one of the two"
+                ),
             );
             skip_argument_rest(meta.input);
             return;

@@ -446,15 +446,13 @@ fn push_unique<T>(
             } else {
                 "event"
             };
-            diagnostics.error_with_note(
+            diagnostics.error(
                 ty,
                 format!(
                     "two `#[{attribute}]` handlers for the {what} `{}`: `{other_method}` and \
                      `{method}`; keep one",
                     type_display(ty)
                 ),
-                other_ty,
-                format!("`{other_method}` handles it first here"),
             );
             return;
         }
@@ -485,14 +483,15 @@ fn push_unique<T>(
             return;
         }
         if variant == other_variant {
-            diagnostics.error_with_note(
+            diagnostics.error(
                 ty,
                 format!(
-                    "two different types are named `{variant}`: both would be the variant \
-                     `{enumeration}::{variant}`; rename one of them"
+                    "two different types are named `{variant}`, `{}` (in `{other_method}`) and \
+                     `{}`: both would be the variant `{enumeration}::{variant}`; rename one of \
+                     them",
+                    type_display(other_ty),
+                    type_display(ty),
                 ),
-                other_ty,
-                "the other one",
             );
             return;
         }
