@@ -15,7 +15,11 @@
 //! - **What only the type system can see** (an event without `#[derive(Event)]`, a handler error
 //!   that does not convert, a state without `Default`) is checked through `es-core` traits that
 //!   carry `#[diagnostic::on_unimplemented]`, and the generated code that needs those bounds is
-//!   spanned over the user's type, so that rustc's first message is ours and points at it.
+//!   spanned over the user's type, so that rustc's first message is ours and points at it. Each
+//!   such bound is stated once, as a `where` clause of the generated impl spanned at the type,
+//!   so that the bodies relying on it add no error of their own.
+//! - **Where rustc must have the last word** (the macro cannot see a second `#[aggregate]` block
+//!   of the same type), the generated code makes rustc's *first* error name the fix.
 //! - **A helper attribute used in the wrong place** (`#[command]` outside an `#[aggregate]`
 //!   block, `#[on]` outside a `#[projection]` block) is itself a macro that says where it
 //!   belongs, instead of rustc's "cannot find attribute".
