@@ -45,9 +45,9 @@ pub trait Projection: Default + Send + Sync + 'static {
 /// or the event enum `#[aggregate]` generates (`{Type}Event`), which gets every event of that
 /// aggregate.
 ///
-/// The generated projection accepts the set's names ([`EventSet::contains`], so aliases too)
-/// and, for an aggregate's enum, only events of streams of that aggregate type, checked before
-/// the payload is decoded.
+/// The generated projection accepts the set's names ([`EventSet::contains`], which is also
+/// where a set lists older names it still decodes) and, for an aggregate's enum, only events of
+/// streams of that aggregate type, checked before the payload is decoded.
 ///
 /// ```
 /// use es_core::prelude::*;
