@@ -152,11 +152,13 @@ pub enum EventError {
 }
 
 /// What a command handler may return inside its `Ok`: one event, a `Vec` or `Option` of events,
-/// `()` for none, or a tuple of events. `E` is the aggregate's event enum.
+/// `()` for none, or a tuple of events. `E` is the aggregate's event enum; `#[aggregate]` also
+/// implements it for the enum itself, `Vec<E>` and `Option<E>` (a variable number of mixed
+/// events).
 #[diagnostic::on_unimplemented(
     message = "a command handler cannot return `{Self}` as events of `{E}`",
     label = "`{Self}` does not convert into `{E}`",
-    note = "return one event, `Vec<_>` or `Option<_>` of events, `()` or a tuple of events, where every event type has an `#[apply]` method in this aggregate (that is what adds it to `{E}`) and `#[derive(Event)]`"
+    note = "return one event, `Vec<_>` or `Option<_>` of events, `()` or a tuple of events, where every event type has an `#[apply]` method in this aggregate (that is what adds it to `{E}`) and `#[derive(Event)]`; or the aggregate's own event enum `{E}`: one, `Vec<{E}>` or `Option<{E}>`"
 )]
 pub trait IntoEvents<E> {
     /// The events, in order.
