@@ -71,6 +71,7 @@ use metrics::{Counter, Gauge, Histogram};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::kernel::DispatchError;
 use crate::projection::ProjectionStatus;
 
@@ -401,6 +402,8 @@ pub(crate) struct ProjectionMetrics {
     head: watch::Receiver<u64>,
     /// The oldest event the runner knows it has not processed: its position and timestamp.
     pending: Mutex<Option<(u64, DateTime<Utc>)>>,
+    /// The kernel's clock (which stamps the events).
+    clock: Arc<dyn Clock>,
 }
 
 /// A runner's lag.
@@ -412,7 +415,11 @@ pub(crate) struct Lag {
 
 impl ProjectionMetrics {
     /// Registers the metrics of projection `name` with the recorder in force.
-    pub(crate) fn new(name: &'static str, head: watch::Receiver<u64>) -> Self {
+    pub(crate) fn new(
+        name: &'static str,
+        head: watch::Receiver<u64>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let counter = |metric: &'static str| metrics::counter!(metric, "projection" => name);
         Self {
             lag_events: metrics::gauge!(PROJECTION_LAG_EVENTS, "projection" => name),
@@ -431,6 +438,7 @@ impl ProjectionMetrics {
             restarts: Count::new(counter(PROJECTION_RESTARTS)),
             head,
             pending: Mutex::new(None),
+            clock,
         }
     }
 
@@ -452,8 +460,9 @@ impl ProjectionMetrics {
 
     /// The lag of a runner at `processed`, also set on the gauges.
     ///
-    /// In events: the log's head minus `processed`. In time: since the timestamp of the oldest
-    /// event after `processed` the runner has seen; zero when it is caught up (an idle log is
+    /// In events: the log's head minus `processed`. In time (by the kernel's clock, which
+    /// stamped the events): since the timestamp of the oldest event after `processed` the
+    /// runner has seen; zero when it is caught up (an idle log is
     /// not lag), and zero while that event has not been seen yet (for at most a moment for a
     /// running runner; the kernel's lag monitor reads it for a stopped one within a second).
     pub(crate) fn lag(&self, processed: u64) -> Lag {
@@ -461,7 +470,7 @@ impl ProjectionMetrics {
         let events = head.saturating_sub(processed);
         let time = match *self.pending.lock() {
             Some((position, at)) if events > 0 && position > processed => {
-                (Utc::now() - at).to_std().unwrap_or(Duration::ZERO)
+                (self.clock.now() - at).to_std().unwrap_or(Duration::ZERO)
             }
             _ => Duration::ZERO,
         };

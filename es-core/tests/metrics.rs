@@ -599,3 +599,55 @@ async fn a_stuck_runner_reports_growing_lag() -> Result {
     k.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_in_time_is_measured_with_the_kernels_clock() -> Result {
+    use chrono::{TimeZone, Utc};
+    use es_core::clock::ManualClock;
+
+    let start = Utc
+        .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid time");
+    let clock = ManualClock::new(start);
+    let rec = Rec::new();
+    let k = rec.build(
+        Kernel::builder()
+            .store(MemoryStore::new())
+            .clock(clock.clone())
+            .register::<Account>(),
+    );
+    let handle = rec
+        .with(
+            k.projections()
+                .start::<Deposits>(ProjectionOptions::default()),
+        )
+        .await?;
+    let done = k
+        .dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
+    handle.wait_for(done.events[0].position).await?;
+    k.projections().stop("deposits").await?;
+    // Two events stamped 00:00:00 and 00:00:30; the runner has processed neither.
+    k.dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
+    clock.advance(Duration::from_secs(30));
+    k.dispatch::<Account>("a", AccountCommand::Deposit(1))
+        .await?;
+    clock.advance(Duration::from_secs(60));
+    eventually("the lag monitor read the oldest unprocessed event", || {
+        k.projections()
+            .lookup("deposits")
+            .is_some_and(|s| s.lag > Duration::ZERO)
+    })
+    .await;
+    let status = k.projections().lookup("deposits").expect("started");
+    assert_eq!(status.lag_events, 2);
+    assert_eq!(status.lag, Duration::from_secs(90), "{status:?}");
+    assert_eq!(
+        rec.gauge("es_projection_lag_seconds{projection=deposits}"),
+        90.0
+    );
+    k.shutdown().await;
+    Ok(())
+}

@@ -249,18 +249,20 @@ impl KernelBuilder {
             .map(|(id, (_, make))| (id, make()))
             .collect();
         let tasks = TaskTracker::default();
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let projections = Projections::new(
             runtime.clone(),
             event_store.clone(),
             self.checkpoint_store,
             tasks.clone(),
+            clock.clone(),
         );
         let ctx = Context::new(
             runtime,
             event_store,
             self.snapshot_store,
             self.config.actor.clone(),
-            self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             tasks,
         );
         Ok(Kernel::new(ctx, registries, projections, self.config))

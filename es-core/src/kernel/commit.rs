@@ -42,8 +42,7 @@ pub(crate) async fn commit<A: Aggregate>(
 ) -> AfterCommit {
     while !jobs.is_empty() {
         let rest = split_at_repeat(&mut jobs, ctx.config.dedup_window);
-        if let AfterCommit::Stop = commit_group(ctx, stream, cache, window, jobs, metrics).await
-        {
+        if let AfterCommit::Stop = commit_group(ctx, stream, cache, window, jobs, metrics).await {
             rest.into_iter().for_each(Job::retry);
             return AfterCommit::Stop;
         }

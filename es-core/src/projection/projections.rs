@@ -13,6 +13,7 @@ use super::handle::{ProjectionHandle, Shared, StatusInner, status_of};
 use super::options::{ProjectionOptions, ProjectionPhase, ProjectionStatus};
 use super::runner::Runner;
 use super::{Projection, ProjectionError};
+use crate::clock::Clock;
 use crate::metrics::{ProjectionMetrics, ProjectionMetricsRef};
 use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::{TaskToken, TaskTracker};
@@ -43,6 +44,8 @@ pub struct Projections {
     tasks: TaskTracker,
     /// Tells the lag monitor to end (dropping it does too).
     stop_monitor: watch::Sender<bool>,
+    /// The kernel's clock, which stamps events: a runner's lag in time is measured with it.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Default)]
@@ -60,6 +63,7 @@ impl Projections {
         event_store: Arc<dyn EventStore>,
         checkpoint_store: Option<Arc<dyn CheckpointStore>>,
         tasks: TaskTracker,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             runtime,
@@ -68,6 +72,7 @@ impl Projections {
             runners: Arc::default(),
             tasks,
             stop_monitor: watch::Sender::new(false),
+            clock,
         }
     }
 
@@ -89,6 +94,7 @@ impl Projections {
                 None => Arc::new(ProjectionMetrics::new(
                     P::NAME,
                     self.event_store.subscribe(),
+                    self.clock.clone(),
                 )),
             }
         };
