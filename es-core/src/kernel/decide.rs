@@ -8,6 +8,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::aggregate::Aggregate;
@@ -117,7 +119,7 @@ fn encode<A: Aggregate>(
     if produced.is_empty() {
         return Ok(encoded);
     }
-    let given = |id: Option<&String>| id.cloned();
+    let given = |id: Option<&Arc<str>>| id.cloned();
     let command_id =
         given(options.and_then(|o| o.command_id.as_ref())).unwrap_or_else(|| fresh_command_id(now));
     let correlation_id = given(options.and_then(|o| o.correlation_id.as_ref()))
@@ -142,11 +144,16 @@ fn encode<A: Aggregate>(
 }
 
 /// A fresh command id: a UUID v7 (time-ordered) whose time part is `now`, in its hyphenated
-/// lower-case form.
-pub(crate) fn fresh_command_id(now: DateTime<Utc>) -> String {
+/// lower-case form (one allocation: the shared string itself).
+pub(crate) fn fresh_command_id(now: DateTime<Utc>) -> Arc<str> {
     let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
     let ts = uuid::Timestamp::from_unix(uuid::NoContext, seconds, now.timestamp_subsec_nanos());
-    uuid::Uuid::new_v7(ts).hyphenated().to_string()
+    let mut buffer = uuid::Uuid::encode_buffer();
+    Arc::from(
+        &*uuid::Uuid::new_v7(ts)
+            .hyphenated()
+            .encode_lower(&mut buffer),
+    )
 }
 
 #[cfg(test)]
