@@ -187,7 +187,12 @@ impl EventStore for MemoryStore {
                 number
             }
         };
-        let timestamp = Utc::now();
+        // The store's time, only read when an event brings none of its own.
+        let timestamp = if events.iter().all(|e| e.timestamp.is_some()) {
+            DateTime::<Utc>::UNIX_EPOCH
+        } else {
+            Utc::now()
+        };
         let first_index = log.events.len();
         for (i, event) in (0u64..).zip(&events) {
             let event_type = log.intern(&event.event_type);
