@@ -87,6 +87,9 @@ enum Target {
     All,
 }
 
+/// The recorder this process installed (the W6 child process installs the same).
+static INSTALLED: std::sync::OnceLock<Recorder> = std::sync::OnceLock::new();
+
 /// A metrics recorder to install before anything runs (kernels and stores take their metric
 /// handles when they are built).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +111,7 @@ impl Recorder {
 
     /// Installs the recorder (globally) and starts its upkeep thread.
     fn install(self) -> Result<(), BenchError> {
+        let _ = INSTALLED.set(self);
         match self {
             Recorder::None => Ok(()),
             Recorder::Prometheus => {
@@ -499,6 +503,9 @@ fn run_w6_child(params: &Params) -> Result<RunResult, BenchError> {
     }
     if params.command_ids {
         command.arg("--command-ids");
+    }
+    if let Some(recorder) = INSTALLED.get() {
+        command.args(["--metrics", recorder.name()]);
     }
     let output = command
         .output()
