@@ -42,8 +42,10 @@ mod lock;
 pub use file::FileStore;
 #[cfg(feature = "lmdb")]
 mod lmdb;
+mod open;
 #[cfg(feature = "lmdb")]
 pub use lmdb::{Durability, LmdbOptions, LmdbStore};
+pub use open::{OpenOptions, OpenedStore, StoreUrl, open, redact, supported_schemes};
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
