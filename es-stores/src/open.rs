@@ -493,7 +493,7 @@ async fn open_postgres(
 ) -> Result<crate::PostgresStore, StoreError> {
     use std::time::Duration;
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await
