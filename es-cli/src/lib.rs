@@ -140,6 +140,14 @@ pub(crate) async fn close_store(store: OpenedStore) -> CliResult<()> {
 
 async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
     let url = store_url(&cli)?;
+    // A file store is verified from its files, without opening it (opening repairs a torn
+    // last line, and stops at the first bad one).
+    #[cfg(feature = "file")]
+    if let (Command::Verify, Ok(parsed)) = (&cli.command, es_stores::StoreUrl::parse(url))
+        && let es_stores::StoreUrl::File(dir) = &parsed
+    {
+        return verify::verify_file(dir, &parsed.to_string(), ctx).await;
+    }
     let create = matches!(cli.command, Command::Import { .. });
     let ordered = create;
     let store = open_store(url, create, ordered).await?;

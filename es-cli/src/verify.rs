@@ -145,30 +145,59 @@ struct Report<'a> {
     findings: &'a [Finding],
 }
 
-/// `es verify`.
+/// `es verify` on a store opened through the store traits.
 pub(crate) async fn verify(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
     let started = Instant::now();
     let mut checker = Checker::default();
-    let (snapshots, checkpoints) = match store.url() {
-        #[cfg(feature = "file")]
-        es_stores::StoreUrl::File(dir) => {
-            let dir = dir.clone();
-            let progress = ctx.progress;
-            let (c, counts) = tokio::task::spawn_blocking(move || {
-                let mut checker = Checker::default();
-                let counts = crate::verify_file::check(&dir, &mut checker, progress);
-                (checker, counts)
-            })
-            .await
-            .map_err(|e| crate::CliError::new(format!("the checking task failed: {e}")))?;
-            checker = c;
-            counts?
-        }
-        _ => check_store(store, &mut checker, ctx.progress).await?,
-    };
+    let (snapshots, checkpoints) = check_store(store, &mut checker, ctx.progress).await?;
+    report(
+        ctx,
+        &store.url().to_string(),
+        &checker,
+        snapshots,
+        checkpoints,
+        started,
+    )
+}
+
+/// `es verify` on the file store in `dir`, read as it is (the store is not opened).
+#[cfg(feature = "file")]
+pub(crate) async fn verify_file(
+    dir: &std::path::Path,
+    shown: &str,
+    ctx: &mut Ctx,
+) -> CliResult<u8> {
+    let started = Instant::now();
+    if !dir.join("events.jsonl").is_file() {
+        return Err(crate::CliError::new(format!(
+            "there is no file store at {shown} (no events.jsonl in it): check the path"
+        )));
+    }
+    let dir = dir.to_owned();
+    let progress = ctx.progress;
+    let (checker, counts) = tokio::task::spawn_blocking(move || {
+        let mut checker = Checker::default();
+        let counts = crate::verify_file::check(&dir, &mut checker, progress);
+        (checker, counts)
+    })
+    .await
+    .map_err(|e| crate::CliError::new(format!("the checking task failed: {e}")))?;
+    let (snapshots, checkpoints) = counts?;
+    report(ctx, shown, &checker, snapshots, checkpoints, started)
+}
+
+/// Prints the findings and the verdict; the exit code.
+fn report(
+    ctx: &mut Ctx,
+    shown: &str,
+    checker: &Checker,
+    snapshots: u64,
+    checkpoints: u64,
+    started: Instant,
+) -> CliResult<u8> {
     let problems = checker.findings.len() as u64 + checker.unlisted;
     let report = Report {
-        store: store.url().to_string(),
+        store: shown.to_owned(),
         consistent: problems == 0,
         events: checker.events,
         streams: checker.streams.len() as u64,
