@@ -117,6 +117,7 @@ impl Checker {
     }
 
     /// The last sequence seen of `stream` (0 when none).
+    #[cfg(feature = "file")]
     pub(crate) fn stream_version(&self, stream: &StreamId) -> u64 {
         self.streams.get(stream).copied().unwrap_or(0)
     }

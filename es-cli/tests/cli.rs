@@ -65,7 +65,7 @@ fn copy_chain_memory_export_file_lmdb_lmdb() {
         assert_same(
             &comparable(&exported, true, KEEPS_TIMESTAMPS),
             &expected,
-            &format!("{name}"),
+            name,
         );
         let cps = projections(&url);
         assert_eq!(cps.len(), 1, "{cps:?}");

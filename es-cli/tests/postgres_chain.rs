@@ -123,7 +123,7 @@ fn copy_chain_memory_export_file_lmdb_postgres_lmdb() {
         assert_same(
             &comparable(&exported, false, KEEPS_TIMESTAMPS),
             &expected,
-            &format!("{url}"),
+            &url,
         );
         // The checkpoint names the same event in every store, whatever its positions.
         let cp = projections(&url)[0]["position"].as_u64().unwrap();
@@ -132,7 +132,7 @@ fn copy_chain_memory_export_file_lmdb_postgres_lmdb() {
             .find(|e| e["position"].as_u64() == Some(cp))
             .unwrap();
         assert_eq!(
-            comparable(&[at.clone()], false, KEEPS_TIMESTAMPS)[0],
+            comparable(std::slice::from_ref(at), false, KEEPS_TIMESTAMPS)[0],
             expected[1_233],
             "{url}"
         );

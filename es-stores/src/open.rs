@@ -443,6 +443,7 @@ impl OpenedStore {
 }
 
 /// Runs blocking store work (opening a directory, scanning it) off the async threads.
+#[cfg(any(feature = "file", feature = "lmdb"))]
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {

@@ -50,7 +50,11 @@ pub fn sample_events(n: usize, streams: usize) -> Vec<(StreamId, NewEvent)> {
     let mut i = 0usize;
     while out.len() < n {
         let stream = StreamId::new(
-            if i % 3 == 0 { "order" } else { "bank_account" },
+            if i.is_multiple_of(3) {
+                "order"
+            } else {
+                "bank_account"
+            },
             format!("s-{}", (i * 7919) % streams),
         );
         for k in 0..=(i % 3) {
