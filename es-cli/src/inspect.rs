@@ -361,7 +361,7 @@ pub(crate) async fn stats(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
         ctx.out.json(&stats)?;
         return Ok(EXIT_OK);
     }
-    let mut t = table(&["", ""]);
+    let mut t = table(&[]);
     t.add_row(vec!["store".to_owned(), store.url().to_string()]);
     t.add_row(vec!["events".to_owned(), stats.events.to_string()]);
     t.add_row(vec!["streams".to_owned(), stats.streams.to_string()]);

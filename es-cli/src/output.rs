@@ -60,13 +60,15 @@ impl Out {
     }
 }
 
-/// A table with a header row.
+/// A table with a header row (none when `header` is empty).
 pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().copied());
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if !header.is_empty() {
+        table.set_header(header.iter().copied());
+    }
     table
 }
 

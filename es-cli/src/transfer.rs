@@ -34,9 +34,9 @@ use crate::{Ctx, EXIT_OK, open_store};
 
 /// The most appends in flight at once: below every store's queue capacity (4096), so queueing
 /// an append never waits and appends reach the store in the order they were made.
-const MAX_IN_FLIGHT: usize = 1024;
+const MAX_IN_FLIGHT: usize = 3072;
 /// The most events in flight at once (bounds memory together with the page size).
-const MAX_EVENTS_IN_FLIGHT: usize = 32 * 1024;
+const MAX_EVENTS_IN_FLIGHT: usize = 64 * 1024;
 
 type Append = Pin<Box<dyn Future<Output = Result<AppendResult, StoreError>> + Send>>;
 
@@ -178,7 +178,7 @@ fn runs<T>(items: impl IntoIterator<Item = (StreamId, u64, T)>) -> Vec<(StreamId
 }
 
 /// Reads the log from `from` in pages on a task of its own, one page ahead of the consumer.
-fn read_ahead(
+pub(crate) fn read_ahead(
     store: Arc<dyn Store>,
     from: u64,
     page: usize,

@@ -36,7 +36,7 @@ pub(crate) struct Checker {
     findings: Vec<Finding>,
     unlisted: u64,
     /// Per stream: the last sequence seen.
-    streams: HashMap<StreamId, u64>,
+    streams: HashMap<StreamId, u64, foldhash::fast::RandomState>,
     last_position: u64,
     events: u64,
 }
@@ -244,14 +244,14 @@ async fn check_store(
     let head = es.head_position().await.doing("reading the head")?;
     let total = (store.url().backend() != "postgres").then_some(head);
     let bar = progress(show_progress, total, "verify");
-    crate::inspect::scan_log(&*es, 1, |page| {
+    let mut pages = crate::transfer::read_ahead(es.clone(), 1, crate::inspect::PAGE);
+    while let Some(page) = pages.recv().await {
+        let page = page.doing("reading the log")?;
         bar.inc(page.len() as u64);
         for e in &page {
             checker.recorded(e);
         }
-        Ok(true)
-    })
-    .await?;
+    }
     if checker.last_position > head {
         checker.find(
             "head",
