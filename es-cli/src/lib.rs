@@ -120,7 +120,12 @@ fn store_url(cli: &Cli) -> CliResult<&str> {
 
 /// Opens a store; `create` says whether a missing one is created (only targets are).
 pub(crate) async fn open_store(url: &str, create: bool, ordered: bool) -> CliResult<OpenedStore> {
-    let options = OpenOptions::default().create(create).ordered(ordered);
+    // A store that is written (an import or copy target) is also filled in bulk: a rerun
+    // writes again what a machine crash undid.
+    let options = OpenOptions::default()
+        .create(create)
+        .ordered(ordered)
+        .bulk_load(ordered);
     let shown = es_stores::StoreUrl::parse(url)
         .map(|u| u.to_string())
         .unwrap_or_else(|_| es_stores::redact(url));

@@ -731,9 +731,12 @@ async fn copy_into(
         }
     }
     pipeline.finish().await?;
+    let copy_secs = started.elapsed().as_secs_f64();
     bar.set_message("check");
     let copied = pipeline.written;
+    let checking = Instant::now();
     let check = check_and_copy_rest(source, target, options).await?;
+    let check_secs = checking.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if ctx.json {
         ctx.out.json(&serde_json::json!({
@@ -744,6 +747,8 @@ async fn copy_into(
             "streams": check.streams,
             "snapshots": check.snapshots,
             "checkpoints": check.checkpoints,
+            "copy_seconds": copy_secs,
+            "check_seconds": check_secs,
             "seconds": started.elapsed().as_secs_f64(),
         }))?;
     } else {
@@ -757,6 +762,9 @@ async fn copy_into(
             "checked: {} events and {} streams in both, in the same order, per-stream versions \
              equal; {} snapshots, {} checkpoints copied",
             check.events, check.streams, check.snapshots, check.checkpoints
+        ))?;
+        ctx.out.line(format!(
+            "events copied in {copy_secs:.2} s, both logs compared in {check_secs:.2} s"
         ))?;
         report(ctx, "done", copied, started)?;
     }

@@ -255,6 +255,7 @@ pub fn redact(url: &str) -> String {
 pub struct OpenOptions {
     create: bool,
     ordered: bool,
+    bulk_load: bool,
 }
 
 impl Default for OpenOptions {
@@ -263,6 +264,7 @@ impl Default for OpenOptions {
         Self {
             create: true,
             ordered: false,
+            bulk_load: false,
         }
     }
 }
@@ -274,6 +276,17 @@ impl OpenOptions {
     #[must_use]
     pub fn create(mut self, create: bool) -> Self {
         self.create = create;
+        self
+    }
+
+    /// Whether the store is opened to be filled in bulk, by a program that can write again
+    /// what a machine crash undoes (default `false`). An LMDB store then flushes once per
+    /// commit instead of twice (`Durability::NoMetaSync`: a machine crash may undo the last
+    /// commits but never breaks the store) and everything when it closes. Copying and
+    /// importing ask for it: a rerun continues after the last event that survived.
+    #[must_use]
+    pub fn bulk_load(mut self, bulk_load: bool) -> Self {
+        self.bulk_load = bulk_load;
         self
     }
 
@@ -340,7 +353,11 @@ impl OpenedStore {
             #[cfg(feature = "lmdb")]
             StoreUrl::Lmdb(dir) => {
                 let dir = dir.clone();
-                Backend::Lmdb(blocking(move || crate::LmdbStore::open(dir)).await?)
+                let mut lmdb = crate::LmdbStore::options();
+                if options.bulk_load {
+                    lmdb = lmdb.durability(crate::Durability::NoMetaSync);
+                }
+                Backend::Lmdb(blocking(move || lmdb.open(dir)).await?)
             }
             #[cfg(feature = "postgres")]
             StoreUrl::Postgres { url, schema } => {
