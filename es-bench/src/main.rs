@@ -1,4 +1,4 @@
-//! The benchmark program: runs the workloads W1–W7 of docs/benchmarks.md against a chosen store and
+//! The benchmark program: runs the workloads W1–W7 and Repeat of docs/benchmarks.md against a chosen store and
 //! prints one JSON object per workload and store on stdout (and a readable line on stderr).
 //!
 //! ```text
@@ -35,7 +35,9 @@
 //! - W6: `rss_bytes_per_live_aggregate` (and `..._excluding_store`), `store_bytes_per_event`,
 //!   `live`, RSS figures, and `passivation` (`live_after`, `rss_after_bytes`, ...);
 //! - W7: `batch_1`, `batch_100`, `batch_1000`, each with `events`, `appenders`,
-//!   `events_per_s`, `appends_per_s`, `ms`.
+//!   `events_per_s`, `appends_per_s`, `ms`;
+//! - Repeat: `with_fresh_ids`, `duplicates_answered` and `without_ids` (latency figures each),
+//!   `duplicate_p50_over_fresh_p50`, `fresh_id_p50_over_no_id_p50`.
 //!
 //! Exit status: 0 when every run completed and passed its correctness checks, 1 when a check
 //! failed (W1 errors, W3 failures or a wrong balance, wrong event counts, ...), 2 when a run
@@ -77,6 +79,8 @@ enum Target {
     W6,
     /// W7 append.
     W7,
+    /// Repeat: explicit command ids and duplicates.
+    Repeat,
     /// Every workload on every available store.
     All,
 }
@@ -198,6 +202,7 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         Target::W5 => Some(Workload::W5),
         Target::W6 => Some(Workload::W6),
         Target::W7 => Some(Workload::W7),
+        Target::Repeat => Some(Workload::Repeat),
         Target::All => None,
     };
     if let Some(workload) = single {
@@ -543,6 +548,13 @@ fn headline(workload: Workload, r: &Value) -> String {
             human(g("/batch_1/events")),
             human(g("/batch_100/events_per_s")),
             human(g("/batch_1000/events_per_s")),
+        ),
+        Workload::Repeat => format!(
+            "p50 µs: fresh id {}, duplicate {}, no id {}; duplicate/fresh {}",
+            human(g("/with_fresh_ids/p50_us")),
+            human(g("/duplicates_answered/p50_us")),
+            human(g("/without_ids/p50_us")),
+            human(g("/duplicate_p50_over_fresh_p50")),
         ),
     }
 }

@@ -78,12 +78,7 @@ pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
 
     /// Encodes this event into a [`NewEvent`] ready to append.
     fn to_new_event(&self) -> Result<NewEvent, EventError> {
-        Ok(NewEvent {
-            event_type: self.event_type().to_owned(),
-            event_version: self.event_version(),
-            metadata: Metadata::new(),
-            payload: self.encode()?,
-        })
+        Ok(NewEvent::new(self.event_type(), self.encode()?).version(self.event_version()))
     }
 
     /// Decodes a recorded event.
@@ -157,11 +152,13 @@ pub enum EventError {
 }
 
 /// What a command handler may return inside its `Ok`: one event, a `Vec` or `Option` of events,
-/// `()` for none, or a tuple of events. `E` is the aggregate's event enum.
+/// `()` for none, or a tuple of events. `E` is the aggregate's event enum; `#[aggregate]` also
+/// implements it for the enum itself, `Vec<E>` and `Option<E>` (a variable number of mixed
+/// events).
 #[diagnostic::on_unimplemented(
     message = "a command handler cannot return `{Self}` as events of `{E}`",
     label = "`{Self}` does not convert into `{E}`",
-    note = "return one event, `Vec<_>` or `Option<_>` of events, `()` or a tuple of events, where every event type has an `#[apply]` method in this aggregate (that is what adds it to `{E}`) and `#[derive(Event)]`"
+    note = "return one event, `Vec<_>` or `Option<_>` of events, `()` or a tuple of events, where every event type has an `#[apply]` method in this aggregate (that is what adds it to `{E}`) and `#[derive(Event)]`; or the aggregate's own event enum `{E}`: one, `Vec<{E}>` or `Option<{E}>`"
 )]
 pub trait IntoEvents<E> {
     /// The events, in order.
@@ -226,12 +223,42 @@ pub struct Recorded<E> {
     pub event_type: String,
     /// The stored schema version.
     pub event_version: u32,
-    /// When the event was recorded.
+    /// When the event happened (the kernel's clock, or the store's time).
     pub timestamp: DateTime<Utc>,
+    /// The id of the command that produced the event.
+    pub command_id: Option<String>,
+    /// The correlation id.
+    pub correlation_id: Option<String>,
+    /// The causation id.
+    pub causation_id: Option<String>,
+    /// The event's tags.
+    pub tags: Vec<String>,
     /// The event's metadata.
     pub metadata: Metadata,
     /// The decoded event.
     pub payload: E,
+}
+
+impl<E> Recorded<E> {
+    /// The id of the command that produced the event, if it was recorded.
+    pub fn command_id(&self) -> Option<&str> {
+        self.command_id.as_deref()
+    }
+
+    /// The correlation id, if it was recorded.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
+    }
+
+    /// The causation id, if it was recorded.
+    pub fn causation_id(&self) -> Option<&str> {
+        self.causation_id.as_deref()
+    }
+
+    /// The event's tags, in the order they were given.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
 }
 
 impl<E: EventSet> Recorded<E> {
@@ -244,6 +271,10 @@ impl<E: EventSet> Recorded<E> {
             event_type: event.event_type.clone(),
             event_version: event.event_version,
             timestamp: event.timestamp,
+            command_id: event.command_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            causation_id: event.causation_id.clone(),
+            tags: event.tags.clone(),
             metadata: event.metadata.clone(),
             payload: E::from_recorded(event)?,
         })

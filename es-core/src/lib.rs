@@ -41,6 +41,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod clock;
 pub mod event;
 pub mod kernel;
 pub mod memory;
@@ -55,14 +56,14 @@ pub use aggregate::Aggregate;
 pub use event::{Event, EventError, EventSet, IntoEvents, Recorded};
 pub use kernel::{Committed, DispatchError, DispatchOptions, Kernel, KernelBuilder};
 pub use memory::MemoryStore;
-pub use projection::{Projection, ProjectionError};
+pub use projection::{OnEvents, Projection, ProjectionError};
 pub use store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
-    NewEvent, RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId,
+    NewEvent, RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId, validate_append,
 };
 
 #[cfg(feature = "macros")]
-pub use es_macros::{Event, aggregate, projection};
+pub use es_macros::{Event, aggregate, apply, command, on, projection};
 
 /// Everything a domain module needs: `use es_core::prelude::*;`.
 pub mod prelude {
@@ -76,7 +77,7 @@ pub mod prelude {
         StreamId,
     };
     #[cfg(feature = "macros")]
-    pub use es_macros::{Event, aggregate, projection};
+    pub use es_macros::{Event, aggregate, apply, command, on, projection};
 }
 
 /// Support for the code the macros generate. Not a public API.
@@ -87,7 +88,117 @@ pub mod __private {
 
     use std::marker::PhantomData;
 
-    use crate::projection::{Projection, ProjectionError};
+    use crate::projection::{OnEvents, Projection, ProjectionError};
+
+    /// The conversion of a command handler's error into the aggregate's error type, so that a
+    /// mismatch is reported with a message that names the fix (`error = ...`), not as a
+    /// missing `From` impl.
+    #[diagnostic::on_unimplemented(
+        message = "a command handler's error `{E}` does not convert into the aggregate's error `{Self}`",
+        label = "`{E}` does not convert into `{Self}`",
+        note = "the aggregate's error type is `{Self}` (set with `#[aggregate(error = ...)]`, `std::convert::Infallible` when not given): return `Result<_, {Self}>` from the handler, or set `error = {E}` when the handlers return `{E}`, or implement `From<{E}> for {Self}`"
+    )]
+    pub trait FromRejection<E> {
+        /// Converts the handler's error.
+        fn from_rejection(error: E) -> Self;
+    }
+
+    /// A bound the `#[aggregate]` expansion checks first, so that a state without `Default`
+    /// is reported with a message that names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "the aggregate `{Self}` has no `Default` state",
+        label = "`{Self}` does not implement `Default`",
+        note = "an aggregate starts from `Default::default()` before its first event: add `#[derive(Default)]` to `{Self}` (or implement `Default`)"
+    )]
+    pub trait AggregateState {}
+
+    impl<T: Default> AggregateState for T {}
+
+    /// A bound the `#[projection]` expansion checks first, so that a state without `Default`
+    /// is reported with a message that names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "the projection `{Self}` has no `Default` state",
+        label = "`{Self}` does not implement `Default`",
+        note = "a projection starts from `Default::default()` before the first event (and on a rebuild): add `#[derive(Default)]` to `{Self}` (or implement `Default`)"
+    )]
+    pub trait ProjectionState {}
+
+    impl<T: Default> ProjectionState for T {}
+
+    /// Whether a stored event could match both of two `#[on]` handler types: their names
+    /// (aliases included) overlap, unless they are the event enums of two different aggregates.
+    /// The `#[projection]` expansion evaluates it at compile time for each pair.
+    pub const fn on_types_clash<A: OnEvents, B: OnEvents>() -> bool {
+        if let (Some(a), Some(b)) = (A::AGGREGATE_TYPE, B::AGGREGATE_TYPE)
+            && !same_str(a, b)
+        {
+            return false;
+        }
+        let (a, b) = (A::NAMES, B::NAMES);
+        let mut i = 0;
+        while i < a.len() {
+            let mut j = 0;
+            while j < b.len() {
+                if same_str(a[i], b[j]) {
+                    return true;
+                }
+                j += 1;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// `a == b`, in a `const fn`.
+    pub const fn same_str(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// A bound the `#[aggregate]` expansion checks first, so that an `error = ...` type that is
+    /// not a `std::error::Error` is reported with a message that names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a `std::error::Error`, so it cannot be an aggregate's `error = ...`",
+        label = "`{Self}` does not implement `std::error::Error`",
+        note = "derive it: `#[derive(Debug, thiserror::Error)]` with an `#[error(\"...\")]` message (on the type, or on each variant of an enum); or implement `std::fmt::Display` and `std::error::Error` by hand"
+    )]
+    pub trait RejectionError {}
+
+    impl<T: std::error::Error> RejectionError for T {}
+
+    /// `Clone` for the command enum `#[aggregate]` generates, through a trait whose message
+    /// says why a command must be `Clone`.
+    #[diagnostic::on_unimplemented(
+        message = "the command `{Self}` is not `Clone`",
+        label = "`{Self}` does not implement `Clone`",
+        note = "the kernel keeps a copy of each command to run it again after a version conflict (another writer got there first): add `#[derive(Clone)]` to `{Self}`"
+    )]
+    pub trait CommandClone {
+        /// Clones the command.
+        fn clone_command(&self) -> Self;
+    }
+
+    impl<T: Clone> CommandClone for T {
+        fn clone_command(&self) -> Self {
+            self.clone()
+        }
+    }
+
+    impl<T: From<E>, E> FromRejection<E> for T {
+        fn from_rejection(error: E) -> Self {
+            T::from(error)
+        }
+    }
 
     /// Chooses, at the expansion site, whether a projection's state is persisted: with serde when
     /// the type supports it (autoref specialization), else not at all.

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
-    NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
 };
 
 /// An in-memory event, snapshot and checkpoint store, for tests, demos and benchmarks.
@@ -81,8 +81,46 @@ struct Stored {
     sequence: u64,
     timestamp: DateTime<Utc>,
     event_type: Arc<str>,
-    metadata: Option<Box<Metadata>>,
+    /// Shared by consecutive events of one append with the same envelope; `None` when empty.
+    envelope: Option<Arc<Envelope>>,
     payload: Box<[u8]>,
+}
+
+/// The envelope of a stored event, besides its timestamp.
+#[derive(PartialEq)]
+struct Envelope {
+    command_id: Option<String>,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    tags: Vec<String>,
+    metadata: Metadata,
+}
+
+impl Envelope {
+    /// The envelope of `event`, or `None` when it has none.
+    fn of(event: &NewEvent) -> Option<Self> {
+        let empty = event.command_id.is_none()
+            && event.correlation_id.is_none()
+            && event.causation_id.is_none()
+            && event.tags.is_empty()
+            && event.metadata.is_empty();
+        (!empty).then(|| Envelope {
+            command_id: event.command_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            causation_id: event.causation_id.clone(),
+            tags: event.tags.clone(),
+            metadata: event.metadata.clone(),
+        })
+    }
+
+    /// Whether `event` carries exactly this envelope.
+    fn is_of(&self, event: &NewEvent) -> bool {
+        self.command_id == event.command_id
+            && self.correlation_id == event.correlation_id
+            && self.causation_id == event.causation_id
+            && self.tags == event.tags
+            && self.metadata == event.metadata
+    }
 }
 
 impl Log {
@@ -99,7 +137,19 @@ impl Log {
             event_type: e.event_type.to_string(),
             event_version: e.event_version,
             timestamp: e.timestamp,
-            metadata: e.metadata.as_deref().cloned().unwrap_or_default(),
+            command_id: e.envelope.as_ref().and_then(|v| v.command_id.clone()),
+            correlation_id: e.envelope.as_ref().and_then(|v| v.correlation_id.clone()),
+            causation_id: e.envelope.as_ref().and_then(|v| v.causation_id.clone()),
+            tags: e
+                .envelope
+                .as_ref()
+                .map(|v| v.tags.clone())
+                .unwrap_or_default(),
+            metadata: e
+                .envelope
+                .as_ref()
+                .map(|v| v.metadata.clone())
+                .unwrap_or_default(),
             payload: e.payload.to_vec(),
         }
     }
@@ -147,7 +197,7 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        stream.validate()?;
+        validate_append(stream, &events)?;
         let mut log = self.inner.log.write();
         let version = log.version(stream);
         expected.check(version)?;
@@ -179,15 +229,19 @@ impl EventStore for MemoryStore {
         };
         let timestamp = Utc::now();
         let first_index = log.events.len();
+        let mut envelope: Option<Arc<Envelope>> = None;
         for (i, event) in (0u64..).zip(&events) {
             let event_type = log.intern(&event.event_type);
+            if !envelope.as_ref().is_some_and(|e| e.is_of(event)) {
+                envelope = Envelope::of(event).map(Arc::new);
+            }
             log.events.push(Stored {
                 stream: number,
                 event_version: event.event_version,
                 sequence: version + 1 + i,
-                timestamp,
+                timestamp: event.timestamp.unwrap_or(timestamp),
                 event_type,
-                metadata: (!event.metadata.is_empty()).then(|| Box::new(event.metadata.clone())),
+                envelope: envelope.clone(),
                 payload: event.payload.as_slice().into(),
             });
         }

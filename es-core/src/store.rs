@@ -18,8 +18,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-/// Metadata attached to an event: a string map (correlation id, causation id, user, ...).
-pub type Metadata = BTreeMap<String, String>;
+/// Metadata attached to an event: any JSON value under a string key (user, ip, attempt, ...).
+///
+/// The envelope's ids and tags have their own fields ([`NewEvent::command_id`] and friends);
+/// metadata is for everything else.
+pub type Metadata = BTreeMap<String, serde_json::Value>;
 
 /// Identifies one stream of events: the events of one aggregate instance.
 ///
@@ -170,26 +173,70 @@ impl fmt::Display for ExpectedVersion {
     }
 }
 
-/// An event to append: its type name, schema version, metadata and serialized payload.
+/// An event to append: its type name, schema version, envelope and serialized payload.
+///
+/// The envelope (command, correlation and causation ids, tags, metadata, timestamp) is kept by
+/// every store exactly as given. The kernel fills it from [`DispatchOptions`]; code that
+/// appends directly sets what it needs:
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use es_core::store::NewEvent;
+///
+/// let at = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
+/// let event = NewEvent::new("bank.deposited", br#"{"amount":5}"#.to_vec())
+///     .command_id("cmd-7")
+///     .correlation_id("order-42")
+///     .causation_id("evt-3")
+///     .tag("vip")
+///     .metadata("ip", "10.0.0.1")
+///     .metadata("attempt", 3)
+///     .timestamp(at);
+/// assert_eq!(event.tags, ["vip"]);
+/// assert_eq!(event.metadata["attempt"], serde_json::json!(3));
+/// assert!(event.validate().is_ok());
+/// ```
+///
+/// [`DispatchOptions`]: crate::kernel::DispatchOptions
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEvent {
     /// The event's type name (`Event::NAME`), e.g. `"Deposited"`.
     pub event_type: String,
     /// The event's schema version (`Event::VERSION`), 1 by default.
     pub event_version: u32,
+    /// The id of the command that produced the event (the idempotency key).
+    pub command_id: Option<String>,
+    /// The id shared by everything one request caused, across aggregates.
+    pub correlation_id: Option<String>,
+    /// The id of the message (command or event) that directly caused this event.
+    pub causation_id: Option<String>,
+    /// Tags for routing and filtering, in the order given.
+    pub tags: Vec<String>,
     /// Metadata stored with the event.
     pub metadata: Metadata,
+    /// When the event happened; `None` lets the store stamp it with its own time.
+    pub timestamp: Option<DateTime<Utc>>,
     /// The serialized event (JSON for events produced by the macros).
     pub payload: Vec<u8>,
 }
 
 impl NewEvent {
-    /// A new event of schema version 1 with no metadata.
+    /// The longest command, correlation or causation id a store accepts, in bytes.
+    pub const MAX_ID_LEN: usize = 256;
+    /// The longest tag a store accepts, in bytes.
+    pub const MAX_TAG_LEN: usize = 128;
+
+    /// A new event of schema version 1 with an empty envelope.
     pub fn new(event_type: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
         Self {
             event_type: event_type.into(),
             event_version: 1,
+            command_id: None,
+            correlation_id: None,
+            causation_id: None,
+            tags: Vec::new(),
             metadata: Metadata::new(),
+            timestamp: None,
             payload: payload.into(),
         }
     }
@@ -201,20 +248,89 @@ impl NewEvent {
         self
     }
 
-    /// Adds one metadata entry.
+    /// Adds one metadata entry; the value is any JSON value (`"text"`, `3`, `json!({..})`).
     #[must_use]
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         self.metadata.insert(key.into(), value.into());
         self
     }
 
+    /// Adds a tag.
+    #[must_use]
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Sets the command id.
+    #[must_use]
+    pub fn command_id(mut self, id: impl Into<String>) -> Self {
+        self.command_id = Some(id.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    #[must_use]
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the causation id.
+    #[must_use]
+    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the timestamp the store keeps verbatim (instead of its own time).
+    #[must_use]
+    pub fn timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+
+    /// Checks the envelope against the rule every store applies before writing anything: ids
+    /// and tags are not empty, hold no NUL character, and are at most [`NewEvent::MAX_ID_LEN`]
+    /// (ids) or [`NewEvent::MAX_TAG_LEN`] (tags) bytes; metadata strings hold no NUL character
+    /// (PostgreSQL's `jsonb` cannot keep one).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] naming the field at fault.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let ids = [
+            ("command id", &self.command_id),
+            ("correlation id", &self.correlation_id),
+            ("causation id", &self.causation_id),
+        ];
+        for (what, id) in ids {
+            if let Some(id) = id {
+                check_envelope_text(what, id, Self::MAX_ID_LEN)?;
+            }
+        }
+        for tag in &self.tags {
+            check_envelope_text("tag", tag, Self::MAX_TAG_LEN)?;
+        }
+        for (key, value) in &self.metadata {
+            if key.contains('\0') || json_has_nul(value) {
+                return Err(StoreError::InvalidInput(format!(
+                    "invalid event metadata: the entry {} holds a NUL character",
+                    quote_prefix(key)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Turns this event into the record a store keeps, once the store has assigned its place.
+    /// `store_time` is used only when the event carries no timestamp of its own.
     pub fn record(
         self,
         stream: StreamId,
         sequence: u64,
         position: u64,
-        timestamp: DateTime<Utc>,
+        store_time: DateTime<Utc>,
     ) -> RecordedEvent {
         RecordedEvent {
             position,
@@ -222,14 +338,81 @@ impl NewEvent {
             sequence,
             event_type: self.event_type,
             event_version: self.event_version,
-            timestamp,
+            timestamp: self.timestamp.unwrap_or(store_time),
+            command_id: self.command_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            tags: self.tags,
             metadata: self.metadata,
             payload: self.payload,
         }
     }
 }
 
-/// An event as stored: its place in the global log and in its stream, and its content.
+/// Checks every event of an append: the stream id, then each event's envelope.
+///
+/// # Errors
+///
+/// [`StoreError::InvalidInput`] for the first invalid part.
+pub fn validate_append(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
+    stream.validate()?;
+    events.iter().try_for_each(NewEvent::validate)
+}
+
+/// One envelope id or tag: not empty, at most `max` bytes, no NUL.
+fn check_envelope_text(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::InvalidInput(format!(
+            "invalid event envelope: a {what} is empty"
+        )));
+    }
+    if value.len() > max {
+        return Err(StoreError::InvalidInput(format!(
+            "invalid event envelope: a {what} is {} bytes, at most {max} are allowed ({})",
+            value.len(),
+            quote_prefix(value)
+        )));
+    }
+    if value.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "invalid event envelope: a {what} contains a NUL character ({})",
+            quote_prefix(value)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a JSON value holds a NUL character in any string or key.
+fn json_has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(json_has_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v))
+        }
+        _ => false,
+    }
+}
+
+/// An event as stored: its place in the global log and in its stream, its envelope and its
+/// content.
+///
+/// The envelope fields are public; the accessors [`command_id`](Self::command_id),
+/// [`correlation_id`](Self::correlation_id), [`causation_id`](Self::causation_id) and
+/// [`tags`](Self::tags) read them as borrowed values.
+///
+/// ```
+/// use chrono::Utc;
+/// use es_core::store::{NewEvent, StreamId};
+///
+/// let stored = NewEvent::new("bank.deposited", b"{}".to_vec())
+///     .command_id("cmd-7")
+///     .tag("vip")
+///     .record(StreamId::new("bank_account", "acc-1"), 1, 1, Utc::now());
+/// assert_eq!(stored.command_id(), Some("cmd-7"));
+/// assert_eq!(stored.correlation_id(), None);
+/// assert_eq!(stored.tags(), ["vip".to_string()]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedEvent {
     /// Global position, assigned at commit, strictly increasing in commit order (starts at 1).
@@ -242,12 +425,47 @@ pub struct RecordedEvent {
     pub event_type: String,
     /// The event's schema version.
     pub event_version: u32,
-    /// When the store recorded the event.
+    /// When the event happened: the writer's timestamp (the kernel's clock) or, when it gave
+    /// none, the store's time at commit.
     pub timestamp: DateTime<Utc>,
+    /// The id of the command that produced the event.
+    #[serde(default)]
+    pub command_id: Option<String>,
+    /// The correlation id.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// The causation id.
+    #[serde(default)]
+    pub causation_id: Option<String>,
+    /// The event's tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Metadata stored with the event.
     pub metadata: Metadata,
     /// The serialized event.
     pub payload: Vec<u8>,
+}
+
+impl RecordedEvent {
+    /// The id of the command that produced the event, if it was recorded.
+    pub fn command_id(&self) -> Option<&str> {
+        self.command_id.as_deref()
+    }
+
+    /// The correlation id, if it was recorded.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
+    }
+
+    /// The causation id, if it was recorded.
+    pub fn causation_id(&self) -> Option<&str> {
+        self.causation_id.as_deref()
+    }
+
+    /// The event's tags, in the order they were given.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
 }
 
 /// What an append wrote.

@@ -433,14 +433,8 @@ async fn metadata_and_command_id_are_recorded() -> Result {
         )
         .await?;
     for e in &done.events {
-        assert_eq!(
-            e.metadata.get("correlation_id").map(String::as_str),
-            Some("corr-1")
-        );
-        assert_eq!(
-            e.metadata.get("command_id").map(String::as_str),
-            Some("cmd-9")
-        );
+        assert_eq!(e.metadata["correlation_id"], "corr-1");
+        assert_eq!(e.command_id(), Some("cmd-9"));
     }
     Ok(())
 }

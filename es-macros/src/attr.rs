@@ -24,6 +24,8 @@ pub(crate) struct ArgSet {
     known: &'static [&'static str],
     /// The first occurrence of each key read.
     given: Vec<Ident>,
+    /// Whether the arguments could not be read to the end (syn stopped at a malformed one).
+    malformed: bool,
 }
 
 impl ArgSet {
@@ -33,12 +35,19 @@ impl ArgSet {
             attribute: attribute.into(),
             known,
             given: Vec::new(),
+            malformed: false,
         }
     }
 
     /// Whether `key` was given (even with a value that was reported as malformed).
     pub(crate) fn given(&self, key: &str) -> bool {
         self.given.iter().any(|ident| ident == key)
+    }
+
+    /// Whether reading stopped at a malformed argument (already reported), so that what
+    /// follows it, a required key included, was not read.
+    pub(crate) fn malformed(&self) -> bool {
+        self.malformed
     }
 
     /// Reads the arguments of an attribute macro (the `attr` tokens of `#[aggregate(...)]`) with
@@ -102,11 +111,15 @@ impl ArgSet {
         let key = match meta.path.get_ident() {
             Some(key) if self.known.iter().any(|known| key == known) => key,
             _ => {
+                let given = path_display(&meta.path);
+                let hint = match suggest(&given, self.known) {
+                    Some(known) => format!("did you mean `{known}`? "),
+                    None => String::new(),
+                };
                 diagnostics.error(
                     &meta.path,
                     format!(
-                        "unknown argument `{}` in `#[{attribute}]`; {}",
-                        path_display(&meta.path),
+                        "unknown argument `{given}` in `#[{attribute}]`; {hint}{}",
                         expected_keys(self.known)
                     ),
                 );
@@ -114,12 +127,13 @@ impl ArgSet {
                 return;
             }
         };
-        if let Some(first) = self.given.iter().find(|ident| *ident == key) {
-            diagnostics.error_with_note(
+        if self.given.iter().any(|ident| ident == key) {
+            diagnostics.error(
                 key,
-                format!("duplicate argument `{key}` in `#[{attribute}]`; remove one of the two"),
-                first,
-                format!("`{key}` is first given here"),
+                format!(
+                    "duplicate argument `{key}` in `#[{attribute}]`: it is given earlier too; \
+                     remove one of the two"
+                ),
             );
             skip_argument_rest(meta.input);
             return;
@@ -140,11 +154,18 @@ impl ArgSet {
     /// Reports what syn's meta parser rejects itself: something other than a key where a key
     /// is expected, as in `#[aggregate("account")]` or `#[aggregate(name = "a",, error = E)]`.
     /// syn stops reading the attribute there, so what follows is not checked.
-    fn report_malformed(&self, result: syn::Result<()>, diagnostics: &mut Diagnostics) {
+    fn report_malformed(&mut self, result: syn::Result<()>, diagnostics: &mut Diagnostics) {
         if let Err(error) = result {
+            self.malformed = true;
             let attribute = &self.attribute;
             let message = if self.known.is_empty() {
                 takes_no_arguments(attribute)
+            } else if let Some(positional) = self.positional_name(error.span()) {
+                // `#[projection("balances")]`, as `tracing` or `axum` attributes are written.
+                format!(
+                    "`#[{attribute}]` takes its name as `name = {positional}`, not as a bare \
+                     string: write `#[{attribute}(name = {positional})]`"
+                )
             } else {
                 format!(
                     "expected `key = value` in `#[{attribute}]`; {}",
@@ -153,6 +174,19 @@ impl ArgSet {
             };
             diagnostics.push(syn::Error::new(error.span(), message));
         }
+    }
+}
+
+impl ArgSet {
+    /// The string literal at `span` when it stands where a key should be and the attribute
+    /// takes a `name` (as in `#[projection("balances")]`), as written.
+    fn positional_name(&self, span: proc_macro2::Span) -> Option<String> {
+        if !self.known.contains(&"name") {
+            return None;
+        }
+        let text = span.source_text()?;
+        let lit: LitStr = syn::parse_str(&text).ok()?;
+        Some(format!("{:?}", lit.value()))
     }
 }
 
@@ -224,11 +258,85 @@ impl Value<'_, '_> {
                 }
                 Some(lit)
             }
+            Expr::Path(path) if path.attrs.is_empty() && path.qself.is_none() => {
+                // `name = NAME` (a constant) or `name = bank_deposited` (quotes forgotten).
+                let written = path_display(&path.path);
+                let (key, attribute) = (self.key, self.attribute);
+                diagnostics.error(
+                    &path,
+                    format!(
+                        "`{key}` in `#[{attribute}]` takes a string literal, not a path: the \
+                         macro reads the value as written and cannot look up a constant; write \
+                         it in quotes, like `{key} = \"{written}\"`"
+                    ),
+                );
+                None
+            }
             other => {
                 diagnostics.error(other, self.takes(what, &example));
                 None
             }
         }
+    }
+
+    /// A type, like `example`; a type written as a string (`error = "BankError"`, as some
+    /// attribute macros take them) is reported with the type to write without quotes.
+    pub(crate) fn type_(
+        &self,
+        what: &str,
+        example: &str,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<syn::Type> {
+        let input = self.meta.input;
+        if input.peek(Token![=]) && input.peek2(LitStr) {
+            let fork = input.fork();
+            let quoted = fork
+                .parse::<Token![=]>()
+                .and_then(|_| fork.parse::<LitStr>())
+                .ok()
+                .filter(|_| at_value_end(&fork));
+            if let Some(lit) = quoted {
+                input.advance_to(&fork);
+                let (key, attribute) = (self.key, self.attribute);
+                diagnostics.error(
+                    &lit,
+                    format!(
+                        "`{key}` in `#[{attribute}]` takes {what} written as a type, not as a \
+                         string: remove the quotes, `{key} = {}`",
+                        lit.value()
+                    ),
+                );
+                return None;
+            }
+        }
+        self.parse::<syn::Type>(what, example, diagnostics)
+    }
+
+    /// A name the store records and matches exactly (an event, aggregate or projection name):
+    /// a string literal that is not blank and has no whitespace or control character anywhere,
+    /// like `key = "example"`. `" bank.deposited "` would be stored with its spaces and never
+    /// match a `"bank.deposited"` written elsewhere, so it is refused with the name to write.
+    pub(crate) fn name(&self, example: &str, diagnostics: &mut Diagnostics) -> Option<LitStr> {
+        let lit = self.string(example, diagnostics)?;
+        let value = lit.value();
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            let suggestion = value
+                .split(|c: char| c.is_whitespace() || c.is_control())
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("_");
+            let (key, attribute) = (self.key, self.attribute);
+            diagnostics.error(
+                &lit,
+                format!(
+                    "`{key}` in `#[{attribute}]` must not contain spaces or control characters: \
+                     names are stored and matched exactly, so this one would never match the \
+                     same name written without them; write `{key} = {suggestion:?}`"
+                ),
+            );
+            return None;
+        }
+        Some(lit)
     }
 
     /// An integer literal that fits a `u32`, like `example`, with its value.
@@ -280,6 +388,47 @@ fn expected_keys(known: &[&str]) -> String {
     }
 }
 
+/// The known key an unknown one was probably meant to be: serde's `rename` (or `alias`-like
+/// spellings) for `name`, a different case, or a typo within two edits.
+fn suggest<'k>(given: &str, known: &[&'k str]) -> Option<&'k str> {
+    const SYNONYMS: &[(&str, &str)] = &[
+        ("rename", "name"),
+        ("event_name", "name"),
+        ("aggregate_name", "name"),
+        ("aggregate_type", "name"),
+        ("id", "name"),
+        ("err", "error"),
+        ("rejection", "error"),
+        ("schema_version", "version"),
+    ];
+    let lower = given.to_lowercase();
+    if let Some(&(_, to)) = SYNONYMS.iter().find(|(from, _)| *from == lower) {
+        return known.iter().copied().find(|k| *k == to);
+    }
+    known
+        .iter()
+        .copied()
+        .filter(|k| lower.len() >= 3 && edit_distance(&lower, k) <= 2)
+        .min_by_key(|k| edit_distance(&lower, k))
+}
+
+/// Levenshtein distance (keys are a few characters long).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            let insert = current[j] + 1;
+            let delete = previous[j + 1] + 1;
+            current.push(substitute.min(insert).min(delete));
+        }
+        previous = current;
+    }
+    previous.last().copied().unwrap_or(0)
+}
+
 /// A path as written, for messages (`a::b`, not `a :: b`).
 fn path_display(path: &Path) -> String {
     path.to_token_stream().to_string().replace(' ', "")
@@ -328,5 +477,22 @@ fn skip_argument_rest(input: ParseStream<'_>) {
     }
     if !at_value_end(input) {
         skip_value(input);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edit_distance, suggest};
+
+    #[test]
+    fn suggestions_for_unknown_keys() {
+        assert_eq!(edit_distance("nmae", "name"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(suggest("nmae", &["name", "error"]), Some("name"));
+        assert_eq!(suggest("rename", &["name", "version"]), Some("name"));
+        assert_eq!(suggest("Error", &["name", "error"]), Some("error"));
+        assert_eq!(suggest("snapshot_every", &["name", "error"]), None);
+        assert_eq!(suggest("rename", &["version"]), None);
+        assert_eq!(suggest("ab", &["abc"]), None, "too short to guess");
     }
 }

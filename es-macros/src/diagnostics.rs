@@ -17,20 +17,6 @@ impl Diagnostics {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
-    /// Records an error spanned at `tokens`, with a second note spanned at `previous`
-    /// (for example the first of two conflicting handlers).
-    pub(crate) fn error_with_note(
-        &mut self,
-        tokens: impl ToTokens,
-        message: impl Display,
-        previous: impl ToTokens,
-        note: impl Display,
-    ) {
-        let mut error = syn::Error::new_spanned(tokens, message);
-        error.combine(syn::Error::new_spanned(previous, note));
-        self.push(error);
-    }
-
     /// Records an already built error.
     pub(crate) fn push(&mut self, error: syn::Error) {
         match &mut self.errors {

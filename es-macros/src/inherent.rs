@@ -1,7 +1,7 @@
 //! The inherent impl block that `#[aggregate]` and `#[projection]` annotate: checks that it is
 //! one, names its type, and takes out the helper attributes of its methods.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Group, TokenStream, TokenTree};
 use quote::quote;
 use syn::{Attribute, Ident, ImplItem, Item, ItemImpl, Signature, Type};
 
@@ -54,8 +54,10 @@ pub(crate) fn parse(
     let parsed = match syn::parse2::<Item>(item.clone()) {
         Ok(parsed) => parsed,
         Err(error) => {
+            // rustc has usually reported the same syntax error already; the helper attributes
+            // are removed anyway, so that they do not add "only works inside" errors.
             diagnostics.push(error);
-            return Err(item);
+            return Err(strip_helpers(item, info.helpers));
         }
     };
     let mut item = match parsed {
@@ -176,4 +178,33 @@ fn item_head(item: &Item) -> TokenStream {
         }
         other => quote!(#other),
     }
+}
+
+/// Removes `#[helper ...]` attributes at the token level, for an item syn cannot parse.
+fn strip_helpers(tokens: TokenStream, helpers: &[&str]) -> TokenStream {
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(token) = iter.next() {
+        match token {
+            TokenTree::Punct(pound) if pound.as_char() == '#' => {
+                let is_helper = matches!(iter.peek(), Some(TokenTree::Group(group))
+                    if group.delimiter() == proc_macro2::Delimiter::Bracket
+                        && matches!(group.stream().into_iter().next(),
+                            Some(TokenTree::Ident(ident)) if helpers.iter().any(|h| ident == h)));
+                if is_helper {
+                    iter.next();
+                } else {
+                    out.push(TokenTree::Punct(pound));
+                }
+            }
+            TokenTree::Group(group) => {
+                let mut stripped =
+                    Group::new(group.delimiter(), strip_helpers(group.stream(), helpers));
+                stripped.set_span(group.span());
+                out.push(TokenTree::Group(stripped));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
 }

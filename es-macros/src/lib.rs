@@ -1,5 +1,34 @@
 //! Procedural macros of `es-core`; use them through `es_core::prelude::*`.
 //!
+//! # The principle: one mistake, one error, at the user's tokens, naming the fix
+//!
+//! Every rule these macros enforce follows it, and a new rule must too:
+//!
+//! - **One mistake gives one error** (at most a handful, when the mistake really is in several
+//!   places). After an error the macros still emit a stub of everything they would have
+//!   generated (the enums, the trait impls), so that the rest of the crate compiles against the
+//!   names it expects and rustc adds no cascade of its own.
+//! - **The error is spanned at the user's tokens** that are wrong (the argument, the type, the
+//!   receiver), never at the macro call as a whole when something more precise exists.
+//! - **The message names the fix**: what to write instead, with an example in the user's own
+//!   names where the macro knows them ("add `error = BankError` to `#[aggregate(...)]`").
+//! - **What only the type system can see** (an event without `#[derive(Event)]`, a handler error
+//!   that does not convert, a state without `Default`) is checked through `es-core` traits that
+//!   carry `#[diagnostic::on_unimplemented]`, and the generated code that needs those bounds is
+//!   spanned over the user's type, so that rustc's first message is ours and points at it. Each
+//!   such bound is stated once, as a `where` clause of the generated impl spanned at the type,
+//!   so that the bodies relying on it add no error of their own.
+//! - **Where rustc must have the last word** (the macro cannot see a second `#[aggregate]` block
+//!   of the same type), the generated code makes rustc's *first* error name the fix.
+//! - **A helper attribute used in the wrong place** (`#[command]` outside an `#[aggregate]`
+//!   block, `#[on]` outside a `#[projection]` block) is itself a macro that says where it
+//!   belongs, instead of rustc's "cannot find attribute".
+//!
+//! The UI tests under `es-macros/tests/ui` hold one case per rule with the exact message; the
+//! README's "Macro rules" section lists them.
+//!
+//! # Example
+//!
 //! ```
 //! use es_core::prelude::*;
 //! use serde::{Deserialize, Serialize};
@@ -52,6 +81,8 @@
 //! The macros check the shape of every handler and report each mistake at the tokens to change;
 //! what only the type system can check (an event without `#[derive(Event)]`, a command returning
 //! an event that has no `#[apply]`) is reported by rustc through `es-core`'s diagnostics.
+//! `#[command]`, `#[apply]` and `#[on]` are read by the block's macro; on their own they only
+//! report that they are out of place.
 
 mod aggregate;
 mod attr;
@@ -59,6 +90,7 @@ mod diagnostics;
 mod event;
 mod handler;
 mod inherent;
+mod misplaced;
 mod projection;
 mod span;
 
@@ -72,8 +104,9 @@ use proc_macro::TokenStream;
 ///
 /// In the block, each `#[command]` method `fn x(&self, cmd: C) -> Result<R, Error>` handles one
 /// command type `C`, where `R` is one event, `Vec<_>` or `Option<_>` of events, `()`, or a tuple
-/// of events (trait `IntoEvents`); each `#[apply]` method `fn x(&mut self, e: &E)` folds one event
-/// type `E`. Next to the type, the macro generates `pub enum {Type}Command` (a variant per
+/// of events (trait `IntoEvents`), or the generated `{Type}Event` itself (one, `Vec<_>` or
+/// `Option<_>` of it: a variable number of mixed events); each `#[apply]` method
+/// `fn x(&mut self, e: &E)` folds one event type `E`. Next to the type, the macro generates `pub enum {Type}Command` (a variant per
 /// command type, with `From` impls), `pub enum {Type}Event` (a variant per `#[apply]`, with
 /// `From` impls and `EventSet`) and `impl Aggregate for Type`. The methods stay ordinary methods.
 ///
@@ -110,8 +143,12 @@ pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The argument `name = "..."` (required) is the projection's unique name, its checkpoint key.
 /// Each `#[on]` method `fn x(&mut self, e: &Recorded<E>)` handles one event type `E` and returns
-/// `()` or `Result<(), Error>`. Events of other types are not accepted, so never decoded. The
-/// state is saved with checkpoints when the type implements `Serialize` and `Deserialize`.
+/// `()` or `Result<(), Error>`. `E` may also be an aggregate's generated `{Type}Event`: that
+/// handler gets every event of that aggregate, and only events of streams of its aggregate
+/// type (checked before decoding). Events of other types are not accepted, so never decoded.
+/// No stored event may match two handlers: `#[on]` types that share a stored name are a
+/// compile error naming both. The state is saved with checkpoints when the type implements
+/// `Serialize` and `Deserialize`.
 ///
 /// ```
 /// # use std::collections::BTreeMap;
@@ -150,4 +187,56 @@ pub fn projection(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(item: TokenStream) -> TokenStream {
     event::derive(item.into()).into()
+}
+
+/// Marks a command handler inside an `#[aggregate]` impl block; `#[aggregate]` reads and
+/// removes it. Anywhere else it is an error saying so.
+///
+/// ```compile_fail
+/// use es_core::prelude::*;
+/// # #[derive(Clone)] pub struct Deposit;
+/// pub struct Account;
+/// impl Account {
+///     #[command] // error: `#[command]` only works inside an `#[aggregate]` impl block
+///     fn deposit(&self, _: Deposit) {}
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn command(attr: TokenStream, item: TokenStream) -> TokenStream {
+    misplaced::command(attr.into(), item.into()).into()
+}
+
+/// Marks an event applier inside an `#[aggregate]` impl block; `#[aggregate]` reads and removes
+/// it. Anywhere else it is an error saying so.
+///
+/// ```compile_fail
+/// use es_core::prelude::*;
+/// # pub struct Deposited;
+/// pub struct Account;
+/// impl Account {
+///     #[apply] // error: `#[apply]` only works inside an `#[aggregate]` impl block
+///     fn deposited(&mut self, _: &Deposited) {}
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn apply(attr: TokenStream, item: TokenStream) -> TokenStream {
+    misplaced::apply(attr.into(), item.into()).into()
+}
+
+/// Marks an event handler inside a `#[projection]` impl block; `#[projection]` reads and
+/// removes it. Anywhere else it is an error saying so.
+///
+/// ```compile_fail
+/// use es_core::prelude::*;
+/// # pub struct Deposited;
+/// #[derive(Default)]
+/// pub struct Total;
+/// impl Total {
+///     #[on] // error: `#[on]` only works inside a `#[projection]` impl block
+///     fn deposited(&mut self, _: &Recorded<Deposited>) {}
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn on(attr: TokenStream, item: TokenStream) -> TokenStream {
+    misplaced::on(attr.into(), item.into()).into()
 }

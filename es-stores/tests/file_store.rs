@@ -552,3 +552,97 @@ async fn more_appenders_than_the_queue_holds_all_commit() {
     assert_eq!(store.head_position().await.unwrap(), APPENDERS);
     assert_eq!(log_lines(dir.path()).len() as u64, APPENDERS);
 }
+
+/// A directory without a `format` file is format 1: opening it writes `2` once, and a store
+/// created now has it from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_format_file_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("format");
+    {
+        let store = FileStore::open(dir.path()).unwrap();
+        store
+            .append(&account("a"), ExpectedVersion::NoStream, vec![deposited(1)])
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    assert_eq!(fs::read_to_string(&marker).unwrap(), "2\n");
+    fs::remove_file(&marker).unwrap();
+    {
+        let store = FileStore::open(dir.path()).unwrap();
+        assert_eq!(store.head_position().await.unwrap(), 1);
+        store.close().await.unwrap();
+    }
+    assert_eq!(fs::read_to_string(&marker).unwrap(), "2\n");
+    let written = fs::metadata(&marker).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    drop(FileStore::open(dir.path()).unwrap());
+    assert_eq!(
+        fs::metadata(&marker).unwrap().modified().unwrap(),
+        written,
+        "a current marker is left alone"
+    );
+}
+
+/// A directory of a newer format (or whose marker is not a format version) is refused with
+/// `Incompatible`, before anything in it is touched.
+#[test]
+fn a_newer_format_is_refused() {
+    for marker in ["3\n", "99", "v2", ""] {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("format"), marker).unwrap();
+        match FileStore::open(dir.path()) {
+            Err(StoreError::Incompatible(message)) => {
+                assert!(message.contains("format"), "{marker:?}: {message}");
+            }
+            other => panic!("{marker:?}: expected Incompatible, got {other:?}"),
+        }
+        assert_eq!(
+            fs::read_to_string(dir.path().join("format")).unwrap(),
+            marker,
+            "{marker:?}: left as it was"
+        );
+        assert!(
+            !log_path(dir.path()).exists(),
+            "{marker:?}: no log was created"
+        );
+    }
+}
+
+/// The envelope is written as readable fields of the line (absent ones left out), and the line
+/// of an event without one is written as format 1 wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelope_fields_are_readable_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let at = chrono::DateTime::from_timestamp(1_000_000_000, 5).unwrap();
+    store
+        .append(
+            &account("a"),
+            ExpectedVersion::NoStream,
+            vec![
+                deposited(1)
+                    .command_id("cmd-1")
+                    .correlation_id("order-42")
+                    .tag("vip")
+                    .metadata("attempt", 3)
+                    .metadata("caller", serde_json::json!({"user": "ann"}))
+                    .timestamp(at),
+                deposited(2),
+            ],
+        )
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let lines = log_lines(dir.path());
+    assert_eq!(
+        lines[0],
+        r#"{"position":1,"stream":{"type":"bank_account","id":"a"},"sequence":1,"type":"Deposited","version":1,"timestamp":"2001-09-09T01:46:40.000000005Z","command_id":"cmd-1","correlation_id":"order-42","tags":["vip"],"metadata":{"attempt":3,"caller":{"user":"ann"}},"batch_size":2,"payload":{"amount":1}}"#
+    );
+    assert!(
+        !lines[1].contains("_id") && !lines[1].contains("tags"),
+        "{}",
+        lines[1]
+    );
+}

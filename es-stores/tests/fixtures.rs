@@ -6,19 +6,29 @@
 //! and every checkpoint. The tests open a copy of the fixture (opening may repair or create
 //! files) and compare.
 //!
-//! The fixtures were written by the `#[ignore]`d test `write_fixtures` below:
-//! `ES_WRITE_FIXTURES=1 cargo test -p es-stores --test fixtures -- --ignored write_fixtures`.
-//! Never regenerate them to make a failing test pass: a failure means the format changed.
+//! - `file-v1`, `lmdb-v1`: format 1, written before the event envelope (by `write_fixtures` as
+//!   it was then, without envelopes). Opening them upgrades the format marker once; their
+//!   events read back without ids or tags, and new events appended to them keep their whole
+//!   envelope.
+//! - `file-v2`, `lmdb-v2`: format 2, written by the `#[ignore]`d test `write_fixtures` below
+//!   (events with command, correlation and causation ids, tags, JSON metadata and given
+//!   timestamps, next to events without them):
+//!   `ES_WRITE_FIXTURES=1 cargo test -p es-stores --test fixtures -- --ignored write_fixtures`.
+//!
+//! Never regenerate a fixture to make a failing test pass: a failure means the format changed.
+//! A new format gets new fixtures (`-v3`) and keeps the old ones.
 #![cfg(all(feature = "lmdb", feature = "file"))]
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use es_core::store::{
     Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot,
-    SnapshotStore, StreamId,
+    SnapshotStore, StoreError, StreamId,
 };
 use es_stores::{FileStore, LmdbStore};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -120,44 +130,188 @@ where
         expected.events[0]
             .metadata
             .get("correlation_id")
-            .map(String::as_str),
+            .and_then(|v| v.as_str()),
         Some("c-1")
     );
     assert_eq!(expected.events[5].payload, vec![0, 159, 146, 150, 255]);
     Ok(())
 }
 
+/// What only a format-2 fixture holds: envelopes, exactly as `fill` gave them.
+fn check_envelopes(expected: &Expected) {
+    let events = &expected.events;
+    let opened = &events[0];
+    assert_eq!(opened.command_id(), Some("cmd-1"));
+    assert_eq!(opened.correlation_id(), Some("cmd-1"));
+    assert_eq!(opened.causation_id(), Some("cmd-1"));
+    assert_eq!(opened.tags(), ["vip"]);
+    assert_eq!(opened.metadata["ratio"], json!(0.1));
+    assert_eq!(opened.metadata["caller"]["roles"], json!(["a", "b"]));
+    assert_eq!(opened.timestamp, given_time(981_173_106, 123_456_789));
+    let deposited = &events[1];
+    assert_eq!(deposited.command_id(), Some("cmd-1"));
+    assert_eq!(deposited.correlation_id(), Some("order-42"));
+    assert_eq!(deposited.causation_id(), Some("evt-1"));
+    assert_eq!(deposited.tags(), ["vip", "eu"]);
+    let bare = &events[2];
+    assert_eq!(
+        (
+            bare.command_id(),
+            bare.correlation_id(),
+            bare.causation_id()
+        ),
+        (None, None, None)
+    );
+    assert!(bare.tags().is_empty() && bare.metadata.is_empty());
+    assert_eq!(events[3].causation_id(), Some("c"));
+    assert_eq!(events[3].command_id(), None);
+    assert_eq!(events[4].tags(), ["é"]);
+    assert_eq!(events[5].metadata["size"], json!(5));
+    assert_eq!(events[6].timestamp, given_time(-1, 999_999_999));
+}
+
+fn given_time(secs: i64, nanos: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, nanos).unwrap_or_else(|| panic!("valid time {secs}.{nanos}"))
+}
+
 #[tokio::test]
 async fn a_file_store_written_by_an_earlier_version_reads_back_identically() -> TestResult {
     let (dir, expected) = copy_fixture("file-v1")?;
-    reads_back_and_appends(FileStore::open(dir.path().join("store"))?, &expected).await
+    let path = dir.path().join("store");
+    assert!(!path.join("format").exists(), "format 1 has no marker");
+    reads_back_and_appends(|| FileStore::open(&path), &expected).await?;
+    assert_file_format_2_written_once(&path)
 }
 
 #[tokio::test]
 async fn an_lmdb_store_written_by_an_earlier_version_reads_back_identically() -> TestResult {
     let (dir, expected) = copy_fixture("lmdb-v1")?;
-    reads_back_and_appends(LmdbStore::open(dir.path().join("store"))?, &expected).await
-}
-
-/// Checks everything the fixture holds, then that the store accepts appends after its events.
-async fn reads_back_and_appends<S>(store: S, expected: &Expected) -> TestResult
-where
-    S: EventStore + SnapshotStore + CheckpointStore,
-{
-    check(&store, expected).await?;
-    let stream = StreamId::new("bank_account", "acc-2");
-    let done = store
-        .append(
-            &stream,
-            ExpectedVersion::Exact(1),
-            vec![NewEvent::new("Deposited", br#"{"amount":1}"#.to_vec())],
-        )
-        .await?;
-    assert_eq!((done.version, done.events[0].position), (2, 8));
+    let path = dir.path().join("store");
+    assert_eq!(lmdb_format(&path)?, 1, "the fixture is format 1");
+    reads_back_and_appends(|| LmdbStore::open(&path), &expected).await?;
+    assert_eq!(lmdb_format(&path)?, 2, "opening raised the format");
+    drop(LmdbStore::open(&path)?);
+    assert_eq!(lmdb_format(&path)?, 2, "and opening again leaves it");
     Ok(())
 }
 
-/// Writes the fixtures' content into `store` and returns what it holds.
+#[tokio::test]
+async fn a_file_store_written_by_format_2_reads_back_identically() -> TestResult {
+    let (dir, expected) = copy_fixture("file-v2")?;
+    check_envelopes(&expected);
+    let path = dir.path().join("store");
+    // The envelope is readable in the log.
+    let log = std::fs::read_to_string(path.join("events.jsonl"))?;
+    let first = log.lines().next().ok_or("an empty log")?;
+    for field in [
+        r#""command_id":"cmd-1""#,
+        r#""correlation_id":"cmd-1""#,
+        r#""causation_id":"cmd-1""#,
+        r#""tags":["vip"]"#,
+        r#""timestamp":"2001-02-03T04:05:06.123456789Z""#,
+        r#""ratio":0.1"#,
+    ] {
+        assert!(first.contains(field), "{field} in {first}");
+    }
+    assert_eq!(std::fs::read_to_string(path.join("format"))?, "2\n");
+    reads_back_and_appends(|| FileStore::open(&path), &expected).await?;
+    assert_file_format_2_written_once(&path)
+}
+
+#[tokio::test]
+async fn an_lmdb_store_written_by_format_2_reads_back_identically() -> TestResult {
+    let (dir, expected) = copy_fixture("lmdb-v2")?;
+    check_envelopes(&expected);
+    let path = dir.path().join("store");
+    assert_eq!(lmdb_format(&path)?, 2);
+    reads_back_and_appends(|| LmdbStore::open(&path), &expected).await?;
+    assert_eq!(lmdb_format(&path)?, 2);
+    Ok(())
+}
+
+/// The file store's `format` file says 2, and opening the store again does not rewrite it.
+fn assert_file_format_2_written_once(path: &Path) -> TestResult {
+    use std::os::unix::fs::MetadataExt as _;
+    let marker = path.join("format");
+    assert_eq!(std::fs::read_to_string(&marker)?, "2\n");
+    let before = std::fs::metadata(&marker)?;
+    drop(FileStore::open(path)?);
+    let after = std::fs::metadata(&marker)?;
+    assert_eq!(
+        (before.ino(), before.mtime(), before.mtime_nsec()),
+        (after.ino(), after.mtime(), after.mtime_nsec()),
+        "a current marker is not written again"
+    );
+    Ok(())
+}
+
+/// The format version in the meta database of the (closed) LMDB store at `path`.
+fn lmdb_format(path: &Path) -> Result<u32, Box<dyn std::error::Error>> {
+    use heed::types::Bytes;
+    // SAFETY: no store has this path open while the test reads it (the store was dropped, which
+    // closes it before `drop` returns).
+    #[allow(unsafe_code)]
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(8).open(path)? };
+    let rtxn = env.read_txn()?;
+    let mut version = None;
+    env.open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
+        let meta: Option<heed::Database<'_, Bytes, Bytes>> =
+            dbo.open_database(rtxn, Some("meta"))?;
+        if let Some(meta) = meta {
+            version = meta.get(rtxn, b"format_version")?.map(<[u8]>::to_vec);
+        }
+        Ok(heed::CommitOrAbort::<_, ()>::Commit(()))
+    })?;
+    let bytes = version.ok_or("no format version")?;
+    Ok(u32::from_be_bytes(<[u8; 4]>::try_from(bytes.as_slice())?))
+}
+
+/// Checks everything the fixture holds; then appends events with and without an envelope
+/// after its events, reopens the store and reads the fixture's events and the new ones back.
+async fn reads_back_and_appends<S>(
+    open: impl Fn() -> Result<S, StoreError>,
+    expected: &Expected,
+) -> TestResult
+where
+    S: EventStore + SnapshotStore + CheckpointStore,
+{
+    let store = open()?;
+    check(&store, expected).await?;
+    let stream = StreamId::new("bank_account", "acc-2");
+    let new = vec![
+        NewEvent::new("Deposited", br#"{"amount":1}"#.to_vec()),
+        NewEvent::new("Tagged", br#"{"n":2}"#.to_vec())
+            .command_id("cmd-new")
+            .correlation_id("order-7")
+            .causation_id("cmd-new")
+            .tag("late")
+            .tag("ü")
+            .metadata("attempt", 2)
+            .metadata("nested", json!({"x": [1, 2.5, null], "y": {"z": false}}))
+            .timestamp(given_time(1_234_567_890, 1)),
+    ];
+    let done = store
+        .append(&stream, ExpectedVersion::Exact(1), new.clone())
+        .await?;
+    assert_eq!((done.version, done.events[0].position), (3, 8));
+    assert_eq!(done.events[1].command_id(), Some("cmd-new"));
+    drop(store);
+
+    let store = open()?;
+    let mut all = expected.events.clone();
+    all.extend(done.events.iter().cloned());
+    assert_eq!(store.read_all(1, 100).await?, all, "old and new events");
+    let mine: Vec<RecordedEvent> = all.iter().filter(|e| e.stream == stream).cloned().collect();
+    assert_eq!(store.read_stream(&stream, 1, 100).await?, mine);
+    let back = &mine[mine.len() - 1];
+    assert_eq!(back.tags(), ["late", "ü"]);
+    assert_eq!(back.metadata, new[1].metadata);
+    assert_eq!(back.timestamp, given_time(1_234_567_890, 1));
+    Ok(())
+}
+
+/// Writes the fixtures' content into `store` and returns what it holds: the events of format 1
+/// and, on top, the envelopes of format 2 (see `check_envelopes`).
 async fn fill<S>(store: &S) -> Result<Expected, Box<dyn std::error::Error>>
 where
     S: EventStore + SnapshotStore + CheckpointStore,
@@ -171,8 +325,24 @@ where
                 with_metadata(
                     NewEvent::new("Opened", br#"{"owner":"Ada"}"#.to_vec()),
                     &[("correlation_id", "c-1"), ("user", "ada")],
-                ),
-                NewEvent::new("Deposited", br#"{"amount":100}"#.to_vec()),
+                )
+                .command_id("cmd-1")
+                .correlation_id("cmd-1")
+                .causation_id("cmd-1")
+                .tag("vip")
+                .metadata("attempt", 1)
+                .metadata("ratio", 0.1)
+                .metadata(
+                    "caller",
+                    json!({"ip": "10.0.0.1", "roles": ["a", "b"], "big": u64::MAX, "neg": -7}),
+                )
+                .timestamp(given_time(981_173_106, 123_456_789)),
+                NewEvent::new("Deposited", br#"{"amount":100}"#.to_vec())
+                    .command_id("cmd-1")
+                    .correlation_id("order-42")
+                    .causation_id("evt-1")
+                    .tag("vip")
+                    .tag("eu"),
             ],
         )
         .await?;
@@ -187,7 +357,11 @@ where
         .append(
             &acc1,
             ExpectedVersion::Exact(2),
-            vec![NewEvent::new("Withdrawn", br#"{"amount":30}"#.to_vec()).version(2)],
+            vec![
+                NewEvent::new("Withdrawn", br#"{"amount":30}"#.to_vec())
+                    .version(2)
+                    .causation_id("c"),
+            ],
         )
         .await?;
     store
@@ -198,11 +372,13 @@ where
                 NewEvent::new(
                     "Placed",
                     r#"{"items":["é",1,2.5,null]}"#.as_bytes().to_vec(),
-                ),
+                )
+                .tag("é"),
                 with_metadata(
                     NewEvent::new("Blob", vec![0, 159, 146, 150, 255]),
                     &[("content-type", "application/octet-stream")],
-                ),
+                )
+                .metadata("size", 5),
             ],
         )
         .await?;
@@ -210,7 +386,11 @@ where
         .append(
             &acc1,
             ExpectedVersion::Exact(3),
-            vec![NewEvent::new("Deposited", br#"{"amount":5}"#.to_vec())],
+            vec![
+                NewEvent::new("Deposited", br#"{"amount":5}"#.to_vec())
+                    .command_id("cmd-5")
+                    .timestamp(given_time(-1, 999_999_999)),
+            ],
         )
         .await?;
     let at = |secs| chrono::DateTime::from_timestamp(secs, 123_456_789).ok_or("timestamp");
@@ -251,7 +431,8 @@ where
     })
 }
 
-/// Writes the fixtures (run by hand, see the module docs; the lock files are left out).
+/// Writes the format-2 fixtures into empty directories (run by hand, see the module docs; the
+/// lock files are left out).
 #[tokio::test]
 #[ignore = "writes tests/fixtures; run by hand with ES_WRITE_FIXTURES=1"]
 async fn write_fixtures() -> TestResult {
@@ -265,14 +446,20 @@ async fn write_fixtures() -> TestResult {
         Ok(())
     };
 
-    let dir = fixture_dir("file-v1");
+    // The format-1 fixtures are never rewritten (this code writes format 2).
+    for name in ["file-v2", "lmdb-v2"] {
+        if fixture_dir(name).exists() {
+            return Err(format!("tests/fixtures/{name} exists: fixtures are written once").into());
+        }
+    }
+    let dir = fixture_dir("file-v2");
     let store = FileStore::open(&dir)?;
     let expected = fill(&store).await?;
     drop(store);
     std::fs::remove_file(dir.join("LOCK"))?;
     write(&dir, &expected)?;
 
-    let dir = fixture_dir("lmdb-v1");
+    let dir = fixture_dir("lmdb-v2");
     let store = LmdbStore::options().map_size(256 << 10).open(&dir)?;
     let expected = fill(&store).await?;
     drop(store);

@@ -63,7 +63,7 @@ async fn append_and_read_back() -> TestResult {
     assert_eq!(read.len(), 3);
     assert_eq!(read[0], first.events[0]);
     assert_eq!(
-        read[0].metadata.get("correlation").map(String::as_str),
+        read[0].metadata.get("correlation").and_then(|v| v.as_str()),
         Some("c-1")
     );
     assert_eq!(read[0].event_version, 3);
@@ -557,6 +557,79 @@ fn newer_format_version_is_incompatible() -> TestResult {
         Err(StoreError::Incompatible(message)) => assert!(message.contains("99"), "{message}"),
         other => panic!("{other:?}"),
     }
+    Ok(())
+}
+
+/// Sets the format version in the meta database of the closed store at `path`.
+fn set_format_version(path: &std::path::Path, version: u32) -> TestResult {
+    use heed::types::Bytes;
+    let env = raw_env(path)?;
+    let wtxn = env.write_txn()?;
+    env.create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+        let meta: heed::Database<'_, Bytes, Bytes> = dbo.create_database(wtxn, Some("meta"))?;
+        meta.put(wtxn, b"format_version", &version.to_be_bytes())?;
+        Ok(heed::CommitOrAbort::<_, ()>::Commit(()))
+    })?;
+    Ok(())
+}
+
+/// The format version in the meta database of the closed store at `path`.
+fn format_version(path: &std::path::Path) -> Result<u32, Box<dyn std::error::Error>> {
+    use heed::types::Bytes;
+    let env = raw_env(path)?;
+    let rtxn = env.read_txn()?;
+    let mut version = None;
+    env.open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
+        let meta: Option<heed::Database<'_, Bytes, Bytes>> =
+            dbo.open_database(rtxn, Some("meta"))?;
+        if let Some(meta) = meta {
+            version = meta.get(rtxn, b"format_version")?.map(<[u8]>::to_vec);
+        }
+        Ok(heed::CommitOrAbort::<_, ()>::Commit(()))
+    })?;
+    let bytes = version.ok_or("no format version")?;
+    Ok(u32::from_be_bytes(<[u8; 4]>::try_from(bytes.as_slice())?))
+}
+
+/// The very next format version (3) is refused too, and the refusal changes nothing.
+#[test]
+fn the_next_format_version_is_incompatible() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    drop(LmdbStore::open(dir.path())?);
+    assert_eq!(format_version(dir.path())?, 2, "a new store is format 2");
+    set_format_version(dir.path(), 3)?;
+    match LmdbStore::open(dir.path()) {
+        Err(StoreError::Incompatible(message)) => {
+            assert!(message.contains("format version 3"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(format_version(dir.path())?, 3, "left as it was");
+    Ok(())
+}
+
+/// A store whose meta says format 1 is raised to 2 by the first open (only its meta changes:
+/// its records are read as they are) and left at 2 by the next ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_1_store_is_raised_to_format_2_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let store = LmdbStore::open(dir.path())?;
+        store
+            .append(&stream("a"), ExpectedVersion::NoStream, vec![event(1)])
+            .await?;
+        store.close().await?;
+    }
+    set_format_version(dir.path(), 1)?;
+    let store = LmdbStore::open(dir.path())?;
+    let events = store.read_all(0, 10).await?;
+    assert_eq!(events.len(), 1);
+    store.close().await?;
+    assert_eq!(format_version(dir.path())?, 2);
+    let store = LmdbStore::open(dir.path())?;
+    assert_eq!(store.read_all(0, 10).await?, events);
+    store.close().await?;
+    assert_eq!(format_version(dir.path())?, 2);
     Ok(())
 }
 

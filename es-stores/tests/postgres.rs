@@ -103,7 +103,7 @@ async fn migrate_is_idempotent_and_safe_concurrently() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(rows, vec![(1,)]);
+    assert_eq!(rows, vec![(1,), (2,)]);
     // A store that does not migrate accepts a current schema...
     PostgresStore::builder(pool.clone())
         .schema(schema.clone())
@@ -166,6 +166,54 @@ async fn append_result_matches_what_is_read_back() {
     assert_eq!(read[0].position >> 16, read[1].position >> 16);
     assert_eq!(read[0].position + 1, read[1].position);
     assert_eq!(read[0].position & 0xffff, 1);
+}
+
+/// Metadata numbers come back from `jsonb` exactly (floats included, which the default
+/// `serde_json` parser may read one ULP off), and given timestamps keep their nanoseconds, also
+/// before 1970.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_numbers_and_timestamps_round_trip_exactly() {
+    let (store, _guard) = store("numbers").await;
+    let mut event = NewEvent::new("Numbers", b"{}".to_vec())
+        .metadata("big", u64::MAX)
+        .metadata("small", i64::MIN)
+        .metadata("tenth", 0.1)
+        .metadata("sum", 0.1 + 0.2)
+        .metadata("tiny", 5e-324)
+        .metadata("huge", f64::MAX)
+        .timestamp(chrono::DateTime::from_timestamp(-1, 999_999_999).unwrap());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..500 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let f = f64::from_bits(x);
+        if f.is_finite() {
+            event = event.metadata(format!("f{i}"), f);
+        }
+    }
+    let done = store
+        .append(
+            &s("numbers"),
+            ExpectedVersion::NoStream,
+            vec![event.clone()],
+        )
+        .await
+        .unwrap();
+    let back = store.read_stream(&s("numbers"), 1, 1).await.unwrap();
+    assert_eq!(back, done.events);
+    assert_eq!(back[0].timestamp, event.timestamp.unwrap());
+    for (key, value) in &event.metadata {
+        let got = &back[0].metadata[key];
+        match value.as_f64() {
+            Some(f) if value.is_f64() => assert_eq!(
+                got.as_f64().map(f64::to_bits),
+                Some(f.to_bits()),
+                "{key}: {value} came back as {got}"
+            ),
+            _ => assert_eq!(got, value, "{key}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 
 mod contract;
 
-use contract::{Error, kernel_contract};
+use contract::{Error, envelope_contract, kernel_contract};
 use es_core::prelude::*;
 use es_examples::bank::{Balances, BankAccount, Deposit, Withdraw};
 
@@ -92,4 +92,36 @@ async fn file_store_survives_a_restart() -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("data");
     survives_restart(|| Ok(es_stores::FileStore::open(&path)?)).await
+}
+
+#[tokio::test]
+async fn envelope_and_idempotency_survive_a_restart_on_lmdb() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("data");
+    envelope_contract(|| {
+        let path = path.clone();
+        async move { Ok(es_stores::LmdbStore::open(path)?) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn envelope_and_idempotency_survive_a_restart_on_files() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("data");
+    envelope_contract(|| {
+        let path = path.clone();
+        async move { Ok(es_stores::FileStore::open(path)?) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn envelope_and_idempotency_on_memory() -> Result<(), Error> {
+    let store = MemoryStore::new();
+    envelope_contract(|| {
+        let store = store.clone();
+        async move { Ok(store) }
+    })
+    .await
 }

@@ -5,6 +5,7 @@ pub mod catchup;
 pub mod commands;
 pub mod memory;
 pub mod rehydrate;
+pub mod repeat;
 
 use std::sync::Arc;
 
@@ -32,11 +33,13 @@ pub enum Workload {
     W6,
     /// W7 append: store-level appends in batches of 1, 100 and 1,000.
     W7,
+    /// Repeat: a command with an explicit id, and its duplicate answered from the window.
+    Repeat,
 }
 
 impl Workload {
     /// Every workload, in order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
@@ -44,6 +47,7 @@ impl Workload {
         Workload::W5,
         Workload::W6,
         Workload::W7,
+        Workload::Repeat,
     ];
 
     /// The id used on the command line and in the JSON.
@@ -56,6 +60,7 @@ impl Workload {
             Workload::W5 => "w5",
             Workload::W6 => "w6",
             Workload::W7 => "w7",
+            Workload::Repeat => "repeat",
         }
     }
 }
@@ -114,6 +119,14 @@ impl Params {
             ),
             Workload::W6 => (64, 0, if q { 10_000 } else { 100_000 }, 0),
             Workload::W7 => (0, 0, 10_000, if q { 20_000 } else { 1_000_000 }),
+            Workload::Repeat => {
+                let commands = match (q, durable) {
+                    (false, _) => 5_000,
+                    (true, false) => 2_000,
+                    (true, true) => 200,
+                };
+                (1, commands, 1, 0)
+            }
         };
         Params {
             clients: o
@@ -138,6 +151,7 @@ pub async fn run(workload: Workload, env: &StoreEnv, p: &Params) -> Result<RunRe
         Workload::W5 => catchup::w5(env, p).await,
         Workload::W6 => memory::w6(env, p).await,
         Workload::W7 => append::w7(env, p).await,
+        Workload::Repeat => repeat::repeat(env, p).await,
     }
 }
 

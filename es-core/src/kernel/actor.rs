@@ -60,6 +60,8 @@ pub(crate) struct Actor<A: Aggregate> {
     /// The state and its version; `None` until loaded, and after anything that may have left
     /// it out of step with the store.
     state: Option<(A, u64)>,
+    /// The ids of the latest commands, once a command came with an explicit id (`dedup`).
+    window: Option<Box<super::dedup::Window>>,
     /// How the messages still queued are answered when the actor stops.
     exit: Exit,
     /// Declared last: fields drop in order, so shutdown (which waits for the token) returns
@@ -90,6 +92,7 @@ impl<A: Aggregate> Actor<A> {
             slot,
             stream: StreamId::new(A::TYPE, id),
             state: None,
+            window: None,
             exit: Exit::Retry,
             _token: token,
         }
@@ -106,7 +109,7 @@ impl<A: Aggregate> Actor<A> {
                 .await;
             // Boxed so that an idle actor's task does not carry the batch's state machine.
             let flow = Box::pin(self.handle_batch(std::mem::take(&mut batch))).await;
-            self.slot.mailbox.touch(self.ctx.clock.now_micros());
+            self.slot.mailbox.touch(self.ctx.idle.now_micros());
             match flow {
                 Flow::Continue => {}
                 Flow::Stop => return,
@@ -177,7 +180,14 @@ impl<A: Aggregate> Actor<A> {
     }
 
     async fn commit(&mut self, jobs: Vec<Job<A>>) -> AfterCommit {
-        commit(&self.ctx, &self.stream, &mut self.state, jobs).await
+        commit(
+            &self.ctx,
+            &self.stream,
+            &mut self.state,
+            &mut self.window,
+            jobs,
+        )
+        .await
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aggregate::Aggregate;
+use crate::clock::{Clock, SystemClock};
 use crate::store::{CheckpointStore, EventStore, SnapshotStore};
 
 use crate::projection::Projections;
@@ -30,6 +31,7 @@ pub struct KernelBuilder {
     snapshot_store: Option<Arc<dyn SnapshotStore>>,
     checkpoint_store: Option<Arc<dyn CheckpointStore>>,
     config: Config,
+    clock: Option<Arc<dyn Clock>>,
     registries: HashMap<TypeId, (&'static str, Arc<dyn AnyRegistry>)>,
     duplicate: Option<&'static str>,
 }
@@ -150,6 +152,67 @@ impl KernelBuilder {
         self
     }
 
+    /// The clock that stamps every event and snapshot (default: [`SystemClock`]). A
+    /// [`ManualClock`](crate::clock::ManualClock) makes timestamps deterministic in tests:
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use es_core::clock::ManualClock;
+    /// use es_core::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # pub struct Open;
+    /// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+    /// # pub struct Opened;
+    /// # #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+    /// # pub struct Account;
+    /// # #[aggregate(name = "account")]
+    /// # impl Account {
+    /// #     #[command]
+    /// #     fn open(&self, _: Open) -> Result<Opened, std::convert::Infallible> { Ok(Opened) }
+    /// #     #[apply]
+    /// #     fn opened(&mut self, _: &Opened) {}
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let start = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
+    /// let clock = ManualClock::new(start);
+    /// let kernel = Kernel::builder()
+    ///     .store(MemoryStore::new())
+    ///     .clock(clock.clone())
+    ///     .register::<Account>()
+    ///     .build()?;
+    /// let done = kernel.dispatch::<Account>("a-1", Open).await?;
+    /// assert_eq!(done.events[0].timestamp, start);
+    /// clock.advance(std::time::Duration::from_secs(60));
+    /// let done = kernel.dispatch::<Account>("a-1", Open).await?;
+    /// assert_eq!(done.events[0].timestamp, start + chrono::Duration::seconds(60));
+    /// # kernel.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// How many of an aggregate's most recent commands are remembered by id (default 1,000;
+    /// 0 turns idempotency off). A command whose [`command_id`] the aggregate committed within
+    /// that many commands is not run again: the caller gets the first answer (same version,
+    /// same events, same positions). This holds after passivation, a kernel restart and on a
+    /// freshly opened durable store, because the window is rebuilt from the stream. A rejected
+    /// command records nothing, so its id can run again.
+    ///
+    /// Aggregates that never see an explicit command id pay nothing for this; one that does
+    /// keeps the ids of its last `n` commands in memory while it is live.
+    ///
+    /// [`command_id`]: super::DispatchOptions::command_id
+    pub fn dedup_window(mut self, n: usize) -> Self {
+        self.config.actor.dedup_window = n;
+        self
+    }
+
     /// Builds the kernel. Must be called within a tokio runtime, whose handle the kernel keeps
     /// to spawn its actors.
     pub fn build(self) -> Result<Kernel, BuildError> {
@@ -188,6 +251,7 @@ impl KernelBuilder {
             event_store,
             self.snapshot_store,
             self.config.actor.clone(),
+            self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             tasks,
         );
         Ok(Kernel::new(ctx, registries, projections, self.config))

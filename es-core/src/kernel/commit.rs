@@ -13,6 +13,7 @@ use crate::store::{AppendResult, ExpectedVersion, RecordedEvent, StoreError, Str
 
 use super::context::Context;
 use super::decide::{Decided, Outcome, decide};
+use super::dedup::{Window, answer_repeats, split_at_repeat};
 use super::load::{LoadError, loaded};
 use super::message::Job;
 use super::snapshot::maybe_snapshot;
@@ -27,12 +28,34 @@ pub(crate) enum AfterCommit {
 
 /// Decides, commits and answers `jobs` against the cached state (see the module docs).
 ///
-/// `cache` is emptied whenever it may be out of step with the store.
+/// `cache` is emptied whenever it may be out of step with the store; `window` is the
+/// aggregate's idempotency window, built on the first explicit command id (see `dedup`). A
+/// command repeating the id of an earlier command of the batch waits for that one to commit.
 pub(crate) async fn commit<A: Aggregate>(
     ctx: &Context,
     stream: &StreamId,
     cache: &mut Option<(A, u64)>,
-    jobs: Vec<Job<A>>,
+    window: &mut Option<Box<Window>>,
+    mut jobs: Vec<Job<A>>,
+) -> AfterCommit {
+    while !jobs.is_empty() {
+        let rest = split_at_repeat(&mut jobs, ctx.config.dedup_window);
+        if let AfterCommit::Stop = commit_group(ctx, stream, cache, window, jobs).await {
+            rest.into_iter().for_each(Job::retry);
+            return AfterCommit::Stop;
+        }
+        jobs = rest;
+    }
+    AfterCommit::Continue
+}
+
+/// Commits a group of commands with distinct command ids.
+async fn commit_group<A: Aggregate>(
+    ctx: &Context,
+    stream: &StreamId,
+    cache: &mut Option<(A, u64)>,
+    window: &mut Option<Box<Window>>,
+    mut jobs: Vec<Job<A>>,
 ) -> AfterCommit {
     if jobs.is_empty() {
         return AfterCommit::Continue;
@@ -53,8 +76,17 @@ pub(crate) async fn commit<A: Aggregate>(
             }
         };
         let base = *version;
+        if ctx.config.dedup_window > 0 && jobs.iter().any(|j| j.command_id().is_some()) {
+            if let Err(e) = answer_repeats(ctx, stream, base, window, &mut jobs).await {
+                answer_all(jobs, || DispatchError::Store(e.clone()));
+                return AfterCommit::Continue;
+            }
+            if jobs.is_empty() {
+                return AfterCommit::Continue;
+            }
+        }
         let commands = jobs.iter().map(|j| (&j.command, j.options.as_deref()));
-        let (events, outcomes) = match decide(state, base, commands) {
+        let (events, outcomes) = match decide(state, base, ctx.clock.now(), commands) {
             Decided::Ok { events, outcomes } => (events, outcomes),
             Decided::Panicked { index, message } => {
                 *cache = None;
@@ -97,6 +129,9 @@ pub(crate) async fn commit<A: Aggregate>(
                     None => (base, Vec::new()),
                 };
                 *version = new_version;
+                if let Some(window) = window {
+                    window.record(base, new_version, committed_commands(&jobs, &outcomes));
+                }
                 maybe_snapshot(ctx, stream, &*state, base, new_version);
                 answer(jobs, outcomes, recorded);
                 return AfterCommit::Continue;
@@ -132,6 +167,22 @@ pub(crate) async fn commit<A: Aggregate>(
             }
         }
     }
+}
+
+/// `(command id, first sequence, last sequence)` of each command of the batch that wrote
+/// events. Only explicit ids are kept: a fresh id cannot be repeated.
+fn committed_commands<'a, A: Aggregate>(
+    jobs: &'a [Job<A>],
+    outcomes: &'a [Outcome<A::Error>],
+) -> impl Iterator<Item = (Option<&'a str>, u64, u64)> {
+    jobs.iter()
+        .zip(outcomes)
+        .filter_map(|(job, outcome)| match outcome {
+            Outcome::Events { count, version } if *count > 0 => {
+                Some((job.command_id(), version + 1 - *count as u64, *version))
+            }
+            _ => None,
+        })
 }
 
 /// Answers each job with its outcome, handing out the recorded events in order.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::store::{EventStore, SnapshotStore};
 
 use crate::tracker::{TaskToken, TaskTracker};
@@ -29,6 +30,8 @@ pub(crate) struct ActorConfig {
     pub(crate) store_retries: u32,
     /// Events read per page while rehydrating.
     pub(crate) replay_page: usize,
+    /// Commands per aggregate whose ids are remembered for idempotency (0: off).
+    pub(crate) dedup_window: usize,
 }
 
 impl Default for ActorConfig {
@@ -41,6 +44,7 @@ impl Default for ActorConfig {
             conflict_retries: 5,
             store_retries: 3,
             replay_page: 4096,
+            dedup_window: 1000,
         }
     }
 }
@@ -63,13 +67,14 @@ impl Default for Config {
     }
 }
 
-/// The kernel clock used for idle times: microseconds since the kernel started.
+/// The monotonic clock used for idle times: microseconds since the kernel started (the wall
+/// clock that stamps events is [`Context::clock`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
+pub(crate) struct IdleClock {
     epoch: Instant,
 }
 
-impl Clock {
+impl IdleClock {
     pub(crate) fn start() -> Self {
         Self {
             epoch: Instant::now(),
@@ -89,7 +94,10 @@ pub(crate) struct Context {
     pub(crate) event_store: Arc<dyn EventStore>,
     pub(crate) snapshot_store: Option<Arc<dyn SnapshotStore>>,
     pub(crate) config: ActorConfig,
-    pub(crate) clock: Clock,
+    /// Stamps events and snapshots.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Measures idle time for passivation.
+    pub(crate) idle: IdleClock,
     /// The running actors and snapshot writes, which shutdown waits for.
     tasks: TaskTracker,
     /// The number of running actors.
@@ -104,6 +112,7 @@ impl Context {
         event_store: Arc<dyn EventStore>,
         snapshot_store: Option<Arc<dyn SnapshotStore>>,
         config: ActorConfig,
+        clock: Arc<dyn Clock>,
         tasks: TaskTracker,
     ) -> Self {
         Self {
@@ -111,7 +120,8 @@ impl Context {
             event_store,
             snapshot_store,
             config,
-            clock: Clock::start(),
+            clock,
+            idle: IdleClock::start(),
             tasks,
             live: AtomicUsize::new(0),
             shut_down: AtomicBool::new(false),

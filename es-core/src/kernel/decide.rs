@@ -8,6 +8,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use chrono::{DateTime, Utc};
+
 use crate::aggregate::Aggregate;
 use crate::event::EventSet;
 use crate::store::{NewEvent, StoreError};
@@ -47,6 +49,7 @@ pub(crate) enum Decided<E> {
 pub(crate) fn decide<'a, A: Aggregate>(
     state: &mut A,
     base: u64,
+    now: DateTime<Utc>,
     commands: impl ExactSizeIterator<Item = (&'a A::Command, Option<&'a DispatchOptions>)>,
 ) -> Decided<A::Error> {
     let mut version = base;
@@ -79,7 +82,7 @@ pub(crate) fn decide<'a, A: Aggregate>(
                 continue;
             }
         };
-        let encoded = match encode::<A>(&produced, options) {
+        let encoded = match encode::<A>(&produced, options, now) {
             Ok(encoded) => encoded,
             Err(e) => {
                 outcomes.push(Outcome::Failed(e));
@@ -104,22 +107,46 @@ pub(crate) fn decide<'a, A: Aggregate>(
     Decided::Ok { events, outcomes }
 }
 
-/// Encodes one command's events, with the command's metadata.
+/// Encodes one command's events with the command's envelope, stamped `now`.
 fn encode<A: Aggregate>(
     produced: &[A::Event],
     options: Option<&DispatchOptions>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<NewEvent>, StoreError> {
     let mut encoded = Vec::with_capacity(produced.len());
+    if produced.is_empty() {
+        return Ok(encoded);
+    }
+    let given = |id: Option<&String>| id.cloned();
+    let command_id =
+        given(options.and_then(|o| o.command_id.as_ref())).unwrap_or_else(|| fresh_command_id(now));
+    let correlation_id = given(options.and_then(|o| o.correlation_id.as_ref()))
+        .unwrap_or_else(|| command_id.clone());
+    let causation_id =
+        given(options.and_then(|o| o.causation_id.as_ref())).unwrap_or_else(|| command_id.clone());
     for event in produced {
         let mut new = event.to_new_event().map_err(|e| {
             StoreError::InvalidInput(format!("cannot encode an event of {}: {e}", A::TYPE))
         })?;
+        new.command_id = Some(command_id.clone());
+        new.correlation_id = Some(correlation_id.clone());
+        new.causation_id = Some(causation_id.clone());
+        new.timestamp = Some(now);
         if let Some(options) = options {
-            new.metadata = options.event_metadata();
+            new.tags.clone_from(&options.tags);
+            new.metadata.clone_from(&options.metadata);
         }
         encoded.push(new);
     }
     Ok(encoded)
+}
+
+/// A fresh command id: a UUID v7 (time-ordered) whose time part is `now`, in its hyphenated
+/// lower-case form.
+pub(crate) fn fresh_command_id(now: DateTime<Utc>) -> String {
+    let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, seconds, now.timestamp_subsec_nanos());
+    uuid::Uuid::new_v7(ts).hyphenated().to_string()
 }
 
 #[cfg(test)]
@@ -198,7 +225,12 @@ mod tests {
         base: u64,
         batch: &[(Cmd, Option<DispatchOptions>)],
     ) -> Decided<TooBig> {
-        decide::<Counter>(state, base, batch.iter().map(|(c, o)| (c, o.as_ref())))
+        decide::<Counter>(
+            state,
+            base,
+            Utc::now(),
+            batch.iter().map(|(c, o)| (c, o.as_ref())),
+        )
     }
 
     fn summary(outcomes: &[Outcome<TooBig>]) -> Vec<String> {
@@ -254,23 +286,47 @@ mod tests {
     }
 
     #[test]
-    fn metadata_and_command_id_go_on_every_event_of_their_command() {
+    fn the_envelope_goes_on_every_event_of_its_command() {
         let mut state = Counter::default();
         let options = DispatchOptions::default()
             .metadata("user", "u-1")
+            .metadata("attempt", 2)
+            .tag("vip")
+            .tag("eu")
+            .causation_id("evt-3")
             .command_id("c-1");
         let batch = [(Cmd::Add(2), Some(options)), (Cmd::Add(1), None)];
         let Decided::Ok { events, .. } = run(&mut state, 0, &batch) else {
             panic!("no panic expected");
         };
         for event in &events[..2] {
-            assert_eq!(event.metadata.get("user").map(String::as_str), Some("u-1"));
+            assert_eq!(event.metadata["user"], "u-1");
+            assert_eq!(event.metadata["attempt"], 2);
+            assert_eq!(event.command_id.as_deref(), Some("c-1"));
             assert_eq!(
-                event.metadata.get("command_id").map(String::as_str),
-                Some("c-1")
+                event.correlation_id.as_deref(),
+                Some("c-1"),
+                "defaults to the command id"
             );
+            assert_eq!(event.causation_id.as_deref(), Some("evt-3"));
+            assert_eq!(event.tags, ["vip", "eu"]);
         }
-        assert!(events[2].metadata.is_empty());
+        let plain = &events[2];
+        assert!(plain.metadata.is_empty() && plain.tags.is_empty());
+        let id = plain.command_id.as_deref().unwrap_or_default();
+        let parsed = uuid::Uuid::parse_str(id).map(|u| u.get_version_num());
+        assert_eq!(parsed.ok(), Some(7), "a fresh UUID v7, got {id:?}");
+        assert_eq!(plain.correlation_id.as_deref(), Some(id));
+        assert_eq!(plain.causation_id.as_deref(), Some(id));
+    }
+
+    #[test]
+    fn fresh_command_ids_differ_and_follow_the_clock() {
+        let t = Utc::now();
+        let (a, b) = (fresh_command_id(t), fresh_command_id(t));
+        assert_ne!(a, b);
+        let later = fresh_command_id(t + chrono::Duration::seconds(1));
+        assert!(later > a, "UUID v7 sorts by time: {later} > {a}");
     }
 
     #[test]

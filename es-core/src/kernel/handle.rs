@@ -12,7 +12,7 @@ use crate::aggregate::Aggregate;
 use crate::projection::Projections;
 use crate::store::EventStore;
 
-use super::context::{Clock, Config, Context};
+use super::context::{Config, Context, IdleClock};
 use super::registry::{AnyRegistry, Registry};
 use super::{Committed, DispatchError, DispatchOptions};
 
@@ -50,7 +50,7 @@ impl Kernel {
         let (stop_sweeper, stopped) = watch::channel(false);
         ctx.runtime.spawn(sweep(
             registries.clone(),
-            ctx.clock,
+            ctx.idle,
             config.passivate_after,
             stopped,
         ));
@@ -85,13 +85,60 @@ impl Kernel {
         self.send::<A>(id.as_ref(), command.into(), None).await
     }
 
-    /// Like [`Kernel::dispatch`], with an expected version, metadata and a command id.
+    /// Like [`Kernel::dispatch`], with an expected version and the envelope: command id
+    /// (idempotency key), correlation and causation ids, tags and metadata.
+    ///
+    /// ```
+    /// # use es_core::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # pub struct Deposit { pub amount: u64 }
+    /// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+    /// # pub struct Deposited { pub amount: u64 }
+    /// # #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+    /// # pub struct BankAccount { balance: u64 }
+    /// # #[aggregate(name = "bank_account")]
+    /// # impl BankAccount {
+    /// #     #[command]
+    /// #     fn deposit(&self, c: Deposit) -> Result<Deposited, std::convert::Infallible> { Ok(Deposited { amount: c.amount }) }
+    /// #     #[apply]
+    /// #     fn deposited(&mut self, e: &Deposited) { self.balance += e.amount; }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let kernel = Kernel::builder().store(MemoryStore::new()).register::<BankAccount>().build()?;
+    /// let opts = DispatchOptions::default()
+    ///     .command_id("cmd-7")
+    ///     .correlation_id("order-42")
+    ///     .tag("vip")
+    ///     .metadata("ip", "10.0.0.1");
+    /// let done = kernel.dispatch_with::<BankAccount>("acc-1", Deposit { amount: 5 }, opts.clone()).await?;
+    /// let e = &done.events[0];
+    /// assert_eq!(e.command_id(), Some("cmd-7"));
+    /// assert_eq!(e.correlation_id(), Some("order-42"));
+    /// assert_eq!(e.causation_id(), Some("cmd-7"));
+    /// assert_eq!(e.tags(), ["vip".to_string()]);
+    /// // A retry with the same command id is answered, not run again.
+    /// let again = kernel.dispatch_with::<BankAccount>("acc-1", Deposit { amount: 5 }, opts).await?;
+    /// assert_eq!(again, done);
+    /// # kernel.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Besides those of [`Kernel::dispatch`]: [`DispatchError::Store`] with
+    /// [`StoreError::InvalidInput`](crate::store::StoreError::InvalidInput) for an empty or
+    /// too long id or tag (see [`NewEvent::validate`](crate::store::NewEvent::validate)),
+    /// before anything runs.
     pub async fn dispatch_with<A: Aggregate>(
         &self,
         id: impl AsRef<str>,
         command: impl Into<A::Command>,
         options: DispatchOptions,
     ) -> Result<Committed, DispatchError<A::Error>> {
+        options.validate()?;
         self.send::<A>(id.as_ref(), command.into(), Some(Box::new(options)))
             .await
     }
@@ -170,7 +217,7 @@ impl Kernel {
 /// holds the registries, never the stores.
 async fn sweep(
     registries: Arc<Registries>,
-    clock: Clock,
+    clock: IdleClock,
     idle: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {

@@ -79,6 +79,13 @@ impl<A: Aggregate> Msg<A> {
 }
 
 impl<A: Aggregate> Job<A> {
+    /// The command id the caller gave (the idempotency key), if any.
+    pub(crate) fn command_id(&self) -> Option<&str> {
+        self.options
+            .as_deref()
+            .and_then(|o| o.command_id.as_deref())
+    }
+
     /// Answers the command with `result`.
     pub(crate) fn answer(self, result: Result<Committed, DispatchError<A::Error>>) {
         let _ = self.reply.send(Reply::Done(result));

@@ -5,8 +5,8 @@
 //! - [`Kernel`] (`handle`) and [`KernelBuilder`] (`builder`) route to
 //! - `registry`: the live actors of one aggregate type, started on demand;
 //! - `actor`: one aggregate's task, which drains its `mailbox` and hands groups of commands to
-//! - `commit`: decide (`decide`, pure), append, answer; `load` rehydrates the state and
-//!   `snapshot` writes snapshots;
+//! - `commit`: decide (`decide`, pure), append, answer; `dedup` answers repeated command ids
+//!   from the aggregate's window, `load` rehydrates the state and `snapshot` writes snapshots;
 //! - `context`: what every actor is given (stores, settings, task tracker, clock), and
 //!   `message`: what travels through a mailbox.
 
@@ -15,6 +15,7 @@ mod builder;
 mod commit;
 mod context;
 mod decide;
+mod dedup;
 mod handle;
 mod load;
 mod mailbox;
@@ -22,9 +23,7 @@ mod message;
 mod registry;
 mod snapshot;
 
-use std::collections::BTreeMap;
-
-use crate::store::{Metadata, RecordedEvent, StoreError};
+use crate::store::{Metadata, NewEvent, RecordedEvent, StoreError};
 
 pub use builder::{BuildError, KernelBuilder};
 pub use handle::Kernel;
@@ -71,15 +70,39 @@ pub enum DispatchError<E> {
     Shutdown,
 }
 
-/// Per-command options for [`Kernel::dispatch_with`].
+/// Per-command options for [`Kernel::dispatch_with`]: an expected version and the envelope
+/// recorded on every event of the command.
+///
+/// ```
+/// use es_core::DispatchOptions;
+///
+/// let opts = DispatchOptions::default()
+///     .command_id("cmd-7")            // idempotency key; a fresh UUID v7 when absent
+///     .correlation_id("order-42")     // default: the command id
+///     .causation_id("evt-3")          // default: the command id
+///     .tag("vip")                     // on every event of the command (repeatable)
+///     .metadata("ip", "10.0.0.1")     // any JSON value
+///     .metadata("attempt", 3)
+///     .expected_version(4);
+/// assert_eq!(opts.tags, ["vip"]);
+/// assert_eq!(opts.metadata["attempt"], serde_json::json!(3));
+/// ```
+///
+/// A command id makes the command idempotent: see [`KernelBuilder::dedup_window`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DispatchOptions {
     /// The stream version the client expects (optimistic concurrency).
     pub expected_version: Option<u64>,
-    /// Metadata recorded with every event of the command.
-    pub metadata: BTreeMap<String, String>,
-    /// The command's id, recorded as `command_id` metadata.
+    /// The command's id (idempotency key); a fresh UUID v7 is recorded when `None`.
     pub command_id: Option<String>,
+    /// The correlation id; the command id when `None`.
+    pub correlation_id: Option<String>,
+    /// The causation id; the command id when `None`.
+    pub causation_id: Option<String>,
+    /// Tags recorded on every event of the command.
+    pub tags: Vec<String>,
+    /// Metadata recorded with every event of the command.
+    pub metadata: Metadata,
 }
 
 impl DispatchOptions {
@@ -90,27 +113,78 @@ impl DispatchOptions {
         self
     }
 
-    /// Adds a metadata entry.
+    /// Adds a metadata entry; the value is any JSON value.
     #[must_use]
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         self.metadata.insert(key.into(), value.into());
         self
     }
 
-    /// Sets the command id.
+    /// Adds a metadata entry from any serializable value.
+    ///
+    /// ```
+    /// # use es_core::DispatchOptions;
+    /// #[derive(serde::Serialize)]
+    /// struct Caller { user: &'static str, admin: bool }
+    /// let opts = DispatchOptions::default().try_metadata("caller", &Caller { user: "ann", admin: false })?;
+    /// assert_eq!(opts.metadata["caller"]["user"], "ann");
+    /// # Ok::<(), es_core::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] naming the key when the value does not serialize to JSON.
+    pub fn try_metadata(
+        self,
+        key: impl Into<String>,
+        value: &impl serde::Serialize,
+    ) -> Result<Self, StoreError> {
+        let key = key.into();
+        match serde_json::to_value(value) {
+            Ok(value) => Ok(self.metadata(key, value)),
+            Err(e) => Err(StoreError::InvalidInput(format!(
+                "the metadata entry {key:?} does not serialize to JSON: {e}"
+            ))),
+        }
+    }
+
+    /// Sets the command id: the idempotency key.
     #[must_use]
     pub fn command_id(mut self, id: impl Into<String>) -> Self {
         self.command_id = Some(id.into());
         self
     }
 
-    /// Metadata to record with each event: `metadata`, plus `command_id` when set.
-    pub(crate) fn event_metadata(&self) -> Metadata {
-        let mut metadata = self.metadata.clone();
-        if let Some(id) = &self.command_id {
-            metadata.insert("command_id".to_owned(), id.clone());
-        }
-        metadata
+    /// Sets the correlation id.
+    #[must_use]
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the causation id.
+    #[must_use]
+    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
+
+    /// Adds a tag.
+    #[must_use]
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Checks the envelope as a store would ([`NewEvent::validate`]), before anything runs.
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        let mut probe = NewEvent::new("probe", Vec::new());
+        probe.command_id.clone_from(&self.command_id);
+        probe.correlation_id.clone_from(&self.correlation_id);
+        probe.causation_id.clone_from(&self.causation_id);
+        probe.tags.clone_from(&self.tags);
+        probe.metadata.clone_from(&self.metadata);
+        probe.validate()
     }
 }
 

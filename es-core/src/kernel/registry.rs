@@ -76,7 +76,7 @@ impl<A: Aggregate> Registry<A> {
                 let token = ctx.start_actor()?;
                 let slot = Arc::new(Slot {
                     generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-                    mailbox: Mailbox::new(ctx.config.mailbox, ctx.clock.now_micros()),
+                    mailbox: Mailbox::new(ctx.config.mailbox, ctx.idle.now_micros()),
                 });
                 vacant.insert(slot.clone());
                 let actor = Actor::new(ctx.clone(), self.slots.clone(), slot.clone(), id, token);

@@ -36,7 +36,12 @@ pub(crate) fn maybe_snapshot<A: Aggregate>(
         keep: ctx.config.snapshots_kept.max(1),
         _token: ctx.task_token(),
     };
-    let snapshot = Snapshot::new(stream.clone(), version, bytes);
+    let snapshot = Snapshot {
+        stream: stream.clone(),
+        version,
+        state: bytes,
+        timestamp: ctx.clock.now(),
+    };
     ctx.runtime.spawn(write.run(snapshot));
 }
 

@@ -10,7 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use crate::event::EventError;
+use crate::event::{Event, EventError, EventSet};
 use crate::panic::panic_message;
 use crate::store::{EventStore, RecordedEvent, StoreError};
 
@@ -39,6 +39,53 @@ pub trait Projection: Default + Send + Sync + 'static {
         let _ = bytes;
         None
     }
+}
+
+/// What an `#[on]` handler can take as `&Recorded<T>`: one event type (every [`Event`] is one),
+/// or the event enum `#[aggregate]` generates (`{Type}Event`), which gets every event of that
+/// aggregate.
+///
+/// The generated projection accepts the set's names ([`EventSet::contains`], which is also
+/// where a set lists older names it still decodes) and, for an aggregate's enum, only events of
+/// streams of that aggregate type, checked before the payload is decoded.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::projection::OnEvents;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # pub struct Deposit { pub amount: u64 }
+/// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// pub struct Deposited { pub amount: u64 }
+/// # #[derive(Debug, Default, Serialize, Deserialize)]
+/// # pub struct Account;
+/// # #[aggregate(name = "account")]
+/// # impl Account {
+/// #     #[command]
+/// #     fn deposit(&self, cmd: Deposit) -> Result<Deposited, std::convert::Infallible> {
+/// #         Ok(Deposited { amount: cmd.amount })
+/// #     }
+/// #     #[apply]
+/// #     fn deposited(&mut self, _: &Deposited) {}
+/// # }
+///
+/// assert_eq!(<Deposited as OnEvents>::AGGREGATE_TYPE, None);
+/// assert_eq!(<AccountEvent as OnEvents>::AGGREGATE_TYPE, Some("account"));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "this type does not implement `Event`",
+    note = "add `#[derive(Event)]` (and `Serialize`, `Deserialize`, `Clone`, `Debug`) to `{Self}`; an `#[on]` handler takes `&Recorded<E>` where `E` is one event type or the event enum an `#[aggregate]` generates"
+)]
+pub trait OnEvents: EventSet {
+    /// `Some(Aggregate::TYPE)` for an aggregate's event enum: only events of that aggregate's
+    /// streams are handled. `None` for a single event type: its events are handled whichever
+    /// stream they are in.
+    const AGGREGATE_TYPE: Option<&'static str>;
+}
+
+impl<E: Event> OnEvents for E {
+    const AGGREGATE_TYPE: Option<&'static str> = None;
 }
 
 /// What a projection handler may return: `()` or `Result<(), E>` with `E: std::error::Error`.

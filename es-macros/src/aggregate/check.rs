@@ -23,6 +23,8 @@ pub(super) struct Command {
     /// The error type as written (`E` of `Result<R, E>`, or the whole return type of an alias
     /// like `Result<R>`), for the error conversion.
     pub(super) error_type: proc_macro2::TokenStream,
+    /// `E` of `Result<R, E>` when it is written out.
+    pub(super) written_error: Option<Type>,
 }
 
 /// One `#[apply]` method.
@@ -44,6 +46,8 @@ pub(super) struct Plan {
     pub(super) type_name: LitStr,
     /// `Aggregate::Error`.
     pub(super) error: Type,
+    /// Whether `error = ...` was written (else `error` is the default, `Infallible`).
+    pub(super) error_written: bool,
     /// `{Type}Command`.
     pub(super) command_enum: Ident,
     /// `{Type}Event`.
@@ -66,6 +70,7 @@ pub(super) fn check(
         .unwrap_or_else(|| LitStr::new(&snake_case(&ident.to_string()), ident.span()));
     let error = args
         .error
+        .clone()
         .unwrap_or_else(|| syn::parse_quote!(::std::convert::Infallible));
     let command_enum = quote::format_ident!("{}Command", ident);
     let event_enum = quote::format_ident!("{}Event", ident);
@@ -100,10 +105,15 @@ pub(super) fn check(
         }
     }
 
+    if args.error.is_none() {
+        check_default_error(&commands, diagnostics);
+    }
+
     Plan {
         ident,
         type_name,
         error,
+        error_written: args.error.is_some(),
         command_enum,
         event_enum,
         commands,
@@ -202,6 +212,7 @@ fn check_command(
         }
     };
 
+    let mut written_error = None;
     let (events, error_type) = match &sig.output {
         ReturnType::Default => {
             diagnostics.push(syn::Error::new(
@@ -215,7 +226,10 @@ fn check_command(
             (None, proc_macro2::TokenStream::new())
         }
         ReturnType::Type(_, ty) => match result_arguments(ty) {
-            Some((events, error)) => (Some(events.clone()), error.unwrap_or(ty).to_token_stream()),
+            Some((events, error)) => {
+                written_error = error.cloned();
+                (Some(events.clone()), error.unwrap_or(ty).to_token_stream())
+            }
             None => {
                 diagnostics.error(
                     ty,
@@ -237,7 +251,32 @@ fn check_command(
         variant,
         events,
         error_type,
+        written_error,
     })
+}
+
+/// Without `error = ...` the aggregate's error is `Infallible`, which no other error converts
+/// into: a handler that returns `Result<_, BankError>` gets one error, at `BankError`, saying to
+/// add `error = BankError` (instead of rustc's "`From<BankError>` is not implemented for
+/// `Infallible`"). Only the first such handler is reported: the one fix covers them all.
+fn check_default_error(commands: &[Command], diagnostics: &mut Diagnostics) {
+    let written = commands
+        .iter()
+        .filter_map(|c| c.written_error.as_ref().map(|e| (c, e)))
+        .find(|(_, error)| type_ident(error).is_none_or(|ident| ident != "Infallible"));
+    if let Some((command, error)) = written {
+        let shown = type_display(error);
+        diagnostics.error(
+            error,
+            format!(
+                "`{}` returns the error `{shown}`, but this `#[aggregate]` has no `error = ...`, \
+                 so its commands cannot fail (the error type defaults to \
+                 `std::convert::Infallible`): add `error = {shown}` to the arguments, \
+                 `#[aggregate(error = {shown})]`",
+                command.method
+            ),
+        );
+    }
 }
 
 /// The command type of a parameter, if it can be a variant of the command enum.
@@ -370,6 +409,18 @@ fn check_apply(
         );
         return None;
     };
+    if let Some(inner) = generic_argument(&ty).filter(|_| variant == "Recorded") {
+        diagnostics.error(
+            &ty,
+            format!(
+                "an `#[apply]` handler takes the event itself, `e: &{}`: the state is folded \
+                 from payloads only (`Recorded<_>`, with the position and metadata, is what the \
+                 `#[on]` handlers of a `#[projection]` take)",
+                type_display(inner)
+            ),
+        );
+        return None;
+    }
     Some(Apply {
         method: sig.ident.clone(),
         ty,
@@ -395,32 +446,69 @@ fn push_unique<T>(
             } else {
                 "event"
             };
-            diagnostics.error_with_note(
+            diagnostics.error(
                 ty,
                 format!(
                     "two `#[{attribute}]` handlers for the {what} `{}`: `{other_method}` and \
                      `{method}`; keep one",
                     type_display(ty)
                 ),
-                other_ty,
-                format!("`{other_method}` handles it first here"),
+            );
+            return;
+        }
+        if variant == other_variant
+            && (generic_argument(ty).is_some() || generic_argument(other_ty).is_some())
+        {
+            // `Vec<Deposit>` and `Vec<Withdraw>`: `Vec` cannot be renamed, so the fix is a
+            // named type for each; one error, at the second.
+            let what = if attribute == "command" {
+                "command"
+            } else {
+                "event"
+            };
+            let inner = generic_argument(ty)
+                .and_then(type_ident)
+                .map_or_else(String::new, ToString::to_string);
+            diagnostics.error(
+                ty,
+                format!(
+                    "`{}` and `{}` would both be the variant `{enumeration}::{variant}`: a {what} \
+                     is one named type, and `{variant}` names neither; wrap each in a named \
+                     {what} struct, like `pub struct {inner}{variant}(pub {});`",
+                    type_display(other_ty),
+                    type_display(ty),
+                    type_display(ty),
+                ),
             );
             return;
         }
         if variant == other_variant {
-            diagnostics.error_with_note(
+            diagnostics.error(
                 ty,
                 format!(
-                    "two different types are named `{variant}`: both would be the variant \
-                     `{enumeration}::{variant}`; rename one of them"
+                    "two different types are named `{variant}`, `{}` (in `{other_method}`) and \
+                     `{}`: both would be the variant `{enumeration}::{variant}`; rename one of \
+                     them",
+                    type_display(other_ty),
+                    type_display(ty),
                 ),
-                other_ty,
-                "the other one",
             );
             return;
         }
     }
     handlers.push(handler);
+}
+
+/// The first generic type argument of a path type (`Deposit` of `Vec<Deposit>`), if any.
+fn generic_argument(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    })
 }
 
 /// `BankAccount` -> `bank_account`, `HTTPServer` -> `http_server`.

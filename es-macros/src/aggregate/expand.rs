@@ -14,11 +14,101 @@ use crate::span::call_over;
 pub(super) fn expand(plan: &Plan) -> TokenStream {
     let enums = enums(plan);
     let event_set = event_set(plan);
+    let enum_uses = enum_uses(plan, true);
     let aggregate = aggregate(plan);
+    let once = one_block(plan);
     quote! {
+        #once
         #enums
         #event_set
+        #enum_uses
         #aggregate
+    }
+}
+
+/// Items that steer rustc's errors about the block as a whole, emitted before everything else
+/// (so that their errors come first):
+/// - a second `#[aggregate]` block of the same type defines this hidden marker again, and
+///   rustc's "the name `..._has_two_aggregate_impl_blocks_...` is defined multiple times",
+///   spanned at the second block's type, says what to change (the duplicated enums and impls
+///   follow; the macro cannot see the other block to prevent them);
+/// - a state without `Default` fails a bound whose message says to derive it, before rustc's
+///   own "`Default` is not satisfied" on the `Aggregate` impl; an `error = ...` type that is
+///   not a `std::error::Error`, likewise.
+fn one_block(plan: &Plan) -> TokenStream {
+    let ident = &plan.ident;
+    let marker = quote::format_ident!(
+        "{}_has_two_aggregate_impl_blocks_merge_them_into_one",
+        ident,
+        span = ident.span()
+    );
+    let bound = quote_spanned!(ident.span()=> #ident: ::es_core::__private::AggregateState);
+    // Only when written: the default, `Infallible`, is an error type.
+    let error_check = plan.error_written.then(|| {
+        let error = &plan.error;
+        let bound = quote_spanned!(error.span()=> #error: ::es_core::__private::RejectionError);
+        quote! {
+            const _: () = {
+                #[allow(dead_code)]
+                fn error_is_std_error() where #bound {}
+            };
+        }
+    });
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code, clippy::empty_enum)]
+        enum #marker {}
+
+        const _: () = {
+            #[allow(dead_code)]
+            fn state_starts_from_default() where #bound {}
+        };
+
+        #error_check
+    }
+}
+
+/// What the event enum can be used as besides an `EventSet`: a command handler's return (one,
+/// `Vec` or `Option` of the enum, for a variable number of mixed events) and the event of an
+/// `#[on]` handler that takes every event of this aggregate.
+///
+/// With `bounds`, the `OnEvents` impl states the `#[apply]` types' `Event` bounds like the
+/// `EventSet` impl it depends on (the fallback's `EventSet` has none).
+fn enum_uses(plan: &Plan, bounds: bool) -> TokenStream {
+    let Plan {
+        type_name,
+        event_enum,
+        ..
+    } = plan;
+    let bounds = if bounds {
+        event_bounds(plan)
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        impl ::es_core::event::IntoEvents<#event_enum> for #event_enum {
+            fn into_events(self) -> ::std::vec::Vec<#event_enum> {
+                ::std::vec![self]
+            }
+        }
+
+        impl ::es_core::event::IntoEvents<#event_enum> for ::std::vec::Vec<#event_enum> {
+            fn into_events(self) -> ::std::vec::Vec<#event_enum> {
+                self
+            }
+        }
+
+        impl ::es_core::event::IntoEvents<#event_enum> for ::core::option::Option<#event_enum> {
+            fn into_events(self) -> ::std::vec::Vec<#event_enum> {
+                ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(self))
+            }
+        }
+
+        #[allow(private_bounds)]
+        impl ::es_core::projection::OnEvents for #event_enum where #bounds {
+            const AGGREGATE_TYPE: ::core::option::Option<&'static str> =
+                ::core::option::Option::Some(#type_name);
+        }
     }
 }
 
@@ -36,8 +126,10 @@ pub(super) fn fallback(plan: &Plan) -> TokenStream {
         ..
     } = plan;
     let header = header(ident);
+    let enum_uses = enum_uses(plan, false);
     quote! {
         #enums
+        #enum_uses
 
         impl ::es_core::event::EventSet for #event_enum {
             const NAMES: &'static [&'static str] = &[];
@@ -103,16 +195,38 @@ fn enums(plan: &Plan) -> TokenStream {
         applies.iter().map(|a| (&a.variant, &a.ty, &a.method)),
         &format!("applied by `{ident}::"),
     );
+    // `Clone` by hand, bounded per command type through `CommandClone` (spanned at the type):
+    // a command that is not `Clone` gets one error that says why it must be.
+    let clone_bounds = commands.iter().map(|c| {
+        let ty = &c.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::__private::CommandClone)
+    });
+    let clone_arms = commands.iter().map(|c| {
+        let variant = &c.variant;
+        quote! {
+            #command_enum::#variant(ref command) => #command_enum::#variant(
+                ::es_core::__private::CommandClone::clone_command(command),
+            )
+        }
+    });
     // The enums are `pub` (the macro cannot see the type's visibility); domain types that are
     // less visible only make them less usable, which is no reason to warn.
     quote! {
         #[doc = #command_doc]
-        #[derive(::core::clone::Clone)]
         #[allow(private_interfaces)]
         pub enum #command_enum {
             #(#command_variants,)*
         }
         #(#command_froms)*
+
+        #[allow(private_bounds)]
+        impl ::core::clone::Clone for #command_enum where #(#clone_bounds,)* {
+            fn clone(&self) -> Self {
+                match *self {
+                    #(#clone_arms,)*
+                }
+            }
+        }
 
         #[doc = #event_doc]
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
@@ -227,8 +341,10 @@ fn event_set(plan: &Plan) -> TokenStream {
             };
         }
     };
+    let bounds = event_bounds(plan);
     quote! {
-        impl ::es_core::event::EventSet for #event_enum {
+        #[allow(private_bounds)]
+        impl ::es_core::event::EventSet for #event_enum where #bounds {
             const NAMES: &'static [&'static str] = &[#(#names),*];
 
             fn event_type(&self) -> &'static str {
@@ -276,6 +392,7 @@ fn aggregate(plan: &Plan) -> TokenStream {
         event_enum,
         commands,
         applies,
+        ..
     } = plan;
     let handle_arms = commands.iter().map(|c| {
         let (variant, method) = (&c.variant, &c.method);
@@ -285,7 +402,7 @@ fn aggregate(plan: &Plan) -> TokenStream {
             None => quote!(#into_events(events)),
         };
         let from = call_over(
-            quote!(::core::convert::From::from),
+            quote!(::es_core::__private::FromRejection::from_rejection),
             quote!(error),
             &c.error_type,
         );
@@ -302,8 +419,16 @@ fn aggregate(plan: &Plan) -> TokenStream {
     });
     let error = quote_spanned!(error.span()=> #error);
     let header = header(ident);
+    let bounds = event_bounds(plan);
+    // Stated again here (as on the command enum's `Clone`), so that `Aggregate::Command: Clone`
+    // holds under the same assumption and a command that is not `Clone` gets one error.
+    let command_bounds = commands.iter().map(|c| {
+        let ty = &c.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::__private::CommandClone)
+    });
     quote! {
-        #header {
+        #[allow(private_bounds)]
+        #header where #bounds #(#command_bounds,)* {
             const TYPE: &'static str = #type_name;
             type Command = #command_enum;
             type Event = #event_enum;
@@ -329,6 +454,17 @@ fn aggregate(plan: &Plan) -> TokenStream {
             }
         }
     }
+}
+
+/// `E: Event` for every `#[apply]` type, spanned at the type: stated on the impls so that a type
+/// without `#[derive(Event)]` is reported there, once, and the bodies (which assume it) add no
+/// error of their own.
+fn event_bounds(plan: &Plan) -> TokenStream {
+    let bounds = plan.applies.iter().map(|a| {
+        let ty = &a.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::event::Event)
+    });
+    quote!(#(#bounds,)*)
 }
 
 /// `impl Aggregate for Type`, spanned at the type's name: an unsatisfied supertrait bound (`Default`,

@@ -33,10 +33,9 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Ag
         attr,
         diagnostics,
         |value, diagnostics| match value.key().as_str() {
-            "name" => args.name = value.string("bank_account", diagnostics),
+            "name" => args.name = value.name("bank_account", diagnostics),
             "error" => {
-                args.error =
-                    value.parse::<Type>("the command error type", "error = BankError", diagnostics)
+                args.error = value.type_("the command error type", "error = BankError", diagnostics)
             }
             _ => {}
         },

@@ -53,7 +53,7 @@ pub(super) fn parse(input: &DeriveInput) -> (EventModel, Diagnostics) {
         }
         args.parse_attribute(attr, &mut diagnostics, |value, diagnostics| {
             match value.key().as_str() {
-                "name" => name = value.string("bank.deposited", diagnostics),
+                "name" => name = value.name("bank.deposited", diagnostics),
                 "version" => match value.u32("a positive integer", "version = 2", diagnostics) {
                     Some((lit, 0)) => diagnostics.error(
                         lit,

@@ -59,7 +59,7 @@ pub(super) fn check(
             .iter()
             .find(|h| type_key(&h.ty) == type_key(&handler.ty))
         {
-            diagnostics.error_with_note(
+            diagnostics.error(
                 &handler.ty,
                 format!(
                     "two `#[on]` handlers for the event `{}`: `{}` and `{}`; merge them into one",
@@ -67,8 +67,6 @@ pub(super) fn check(
                     first.method,
                     handler.method
                 ),
-                &first.ty,
-                format!("`{}` handles it first here", first.method),
             );
             continue;
         }

@@ -5,33 +5,37 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::check::Plan;
+use crate::handler::type_display;
 use crate::span::call_over;
 
 /// The `Projection` impl (the user's impl block is emitted by the caller).
+///
+/// Each `#[on]` type `T` is used only through `T: OnEvents` (a single event, or an aggregate's
+/// event enum), in helpers spanned at `T`: a type that is neither gets one error, at `T`.
 pub(super) fn expand(plan: &Plan) -> TokenStream {
     let Plan {
         ident,
         name,
         handlers,
     } = plan;
-    let event = |ty: &syn::Type| quote_spanned!(ty.span()=> <#ty as ::es_core::event::Event>);
     let accepted = handlers.iter().map(|h| {
-        let event = event(&h.ty);
-        quote!(event_type == #event::NAME)
+        let ty = &h.ty;
+        let accepts = quote_spanned!(ty.span()=> accepts::<#ty>);
+        quote!(#accepts(event_type))
     });
     let branches = handlers.iter().map(|h| {
         let (ty, method) = (&h.ty, &h.method);
-        let event = event(ty);
-        // Decoding through a function bounded by `Event` reports a type without
-        // `#[derive(Event)]` with `Event`'s own message, at the type.
-        let decode = quote_spanned!(ty.span()=> decode::<#ty>);
+        let (matches, decode) = (
+            quote_spanned!(ty.span()=> matches::<#ty>),
+            quote_spanned!(ty.span()=> decode::<#ty>),
+        );
         let outcome = call_over(
             quote!(::es_core::projection::HandlerOutcome::into_outcome),
             quote!(Self::#method(self, &recorded)),
             &h.output,
         );
         quote! {
-            if event.event_type == #event::NAME {
+            if #matches(event) {
                 let recorded = #decode(event)?;
                 return #outcome;
             }
@@ -40,11 +44,30 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
     let unused = handlers.is_empty().then(|| quote!(let _ = event;));
     let state = state_codec();
     let header = header(ident);
+    let distinct = distinct_names(plan);
+    // A state without `Default` fails this bound first, with a message that says to derive it.
+    let bound = quote_spanned!(ident.span()=> #ident: ::es_core::__private::ProjectionState);
+    // Every handler type's bound is stated once, here, spanned at the type: a type that is not
+    // an event gets one error, and the bodies below (which assume the bounds) add none.
+    let bounds = handlers.iter().map(|h| {
+        let ty = &h.ty;
+        quote_spanned!(ty.span()=> #ty: ::es_core::projection::OnEvents)
+    });
     quote! {
-        #header {
+        const _: () = {
+            #[allow(dead_code)]
+            fn state_starts_from_default() where #bound {}
+        };
+
+        #[allow(private_bounds)]
+        #header where #(#bounds,)* {
             const NAME: &'static str = #name;
 
             fn accepts(event_type: &str) -> bool {
+                #[allow(dead_code)]
+                fn accepts<E: ::es_core::projection::OnEvents>(event_type: &str) -> bool {
+                    <E as ::es_core::event::EventSet>::contains(event_type)
+                }
                 false #(|| #accepted)*
             }
 
@@ -52,8 +75,22 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
                 &mut self,
                 event: &::es_core::store::RecordedEvent,
             ) -> ::core::result::Result<(), ::es_core::projection::ProjectionError> {
+                // An event of the set's names, and, for an aggregate's event enum, of a stream
+                // of that aggregate: checked before the payload is decoded.
                 #[allow(dead_code)]
-                fn decode<E: ::es_core::event::Event>(
+                fn matches<E: ::es_core::projection::OnEvents>(
+                    event: &::es_core::store::RecordedEvent,
+                ) -> bool {
+                    <E as ::es_core::event::EventSet>::contains(&event.event_type)
+                        && match <E as ::es_core::projection::OnEvents>::AGGREGATE_TYPE {
+                            ::core::option::Option::Some(aggregate_type) => {
+                                event.stream.aggregate_type == aggregate_type
+                            }
+                            ::core::option::Option::None => true,
+                        }
+                }
+                #[allow(dead_code)]
+                fn decode<E: ::es_core::projection::OnEvents>(
                     event: &::es_core::store::RecordedEvent,
                 ) -> ::core::result::Result<
                     ::es_core::event::Recorded<E>,
@@ -68,7 +105,39 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
 
             #state
         }
+
+        #distinct
     }
+}
+
+/// A compile-time check that no stored event could match two `#[on]` handlers: per pair of
+/// handler types, their names (aliases included) must not overlap, unless both are the event
+/// enums of two different aggregates (the stream's aggregate type tells them apart). Each pair
+/// is its own constant, so that every clash is reported, at the second type, naming both.
+fn distinct_names(plan: &Plan) -> TokenStream {
+    let handlers = &plan.handlers;
+    let mut checks = Vec::new();
+    for (j, second) in handlers.iter().enumerate() {
+        for first in &handlers[..j] {
+            let message = format!(
+                "`{}` and `{}` share a stored event name, so one stored event would match two \
+                 `#[on]` handlers (`{}` and `{}`) and a projection handles each event once: \
+                 handle it in one of them, or, if these are different events, give one of them \
+                 another `#[event(name = \"...\")]`",
+                type_display(&first.ty),
+                type_display(&second.ty),
+                first.method,
+                second.method,
+            );
+            let (a, b) = (&first.ty, &second.ty);
+            checks.push(quote_spanned! {b.span()=>
+                const _: () = if ::es_core::__private::on_types_clash::<#a, #b>() {
+                    ::core::panic!(#message);
+                };
+            });
+        }
+    }
+    quote!(#(#checks)*)
 }
 
 /// A stub impl emitted next to errors.

@@ -21,9 +21,9 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Op
     let mut name = None;
     let mut args = ArgSet::new("projection", &["name"]);
     args.parse_tokens(attr, diagnostics, |value, diagnostics| {
-        name = value.string("balances", diagnostics);
+        name = value.name("balances", diagnostics);
     });
-    if !args.given("name") {
+    if !args.given("name") && !args.malformed() {
         diagnostics.push(syn::Error::new(
             Span::call_site(),
             "`#[projection]` needs a name, its unique checkpoint key: \

@@ -81,7 +81,7 @@ impl Committer for LogWriter {
         request
             .events
             .iter()
-            .map(|e| e.payload.len() + e.event_type.len() + 128)
+            .map(|e| e.payload.len() + e.event_type.len() + 128 + 64 * e.metadata.len())
             .sum()
     }
 
@@ -213,13 +213,19 @@ impl LogWriter {
         let mut lines = Vec::with_capacity(events.len());
         for (i, event) in (0u64..).zip(&events) {
             let line_start = self.buf.len();
+            // A timestamp the event carries is kept; the others share the store's.
+            let own_stamp = event.timestamp.as_ref().map(format_timestamp);
             let header = EventHeader {
                 position: first_position + i,
                 stream: StreamField::of(&stream),
                 sequence: version + 1 + i,
                 event_type: &event.event_type,
                 version: event.event_version,
-                timestamp: &stamp,
+                timestamp: own_stamp.as_deref().unwrap_or(&stamp),
+                command_id: event.command_id.as_deref(),
+                correlation_id: event.correlation_id.as_deref(),
+                causation_id: event.causation_id.as_deref(),
+                tags: &event.tags,
                 metadata: &event.metadata,
                 batch_size: (i == 0 && count > 1).then_some(count),
             };

@@ -12,6 +12,16 @@
 //! {"position":1,"stream":{"type":"bank_account","id":"acc-1"},"sequence":1,"type":"Deposited","version":1,"timestamp":"2025-01-02T03:04:05.123456789Z","metadata":{},"payload":{"amount":5}}
 //! ```
 //!
+//! and one with a whole envelope (format 2): the ids and tags come after the timestamp, each
+//! left out when absent or empty, and metadata values are any JSON:
+//!
+//! ```text
+//! {"position":2,"stream":{"type":"bank_account","id":"acc-1"},"sequence":2,"type":"Deposited","version":1,"timestamp":"2025-01-02T03:04:05.123456789Z","command_id":"cmd-7","correlation_id":"order-42","causation_id":"cmd-7","tags":["vip"],"metadata":{"attempt":3,"ip":"10.0.0.1"},"payload":{"amount":5}}
+//! ```
+//!
+//! Format 1 lines (no ids or tags, string metadata) are format 2 lines too. The directory's
+//! format is in its `format` file (see [`layout`](super::layout)).
+//!
 //! The first line of an append of several events carries `"batch_size":n` (before the payload):
 //! after a crash, an append whose lines are not all complete is dropped as a whole.
 
@@ -68,7 +78,9 @@ impl<'a> StreamField<'a> {
     }
 }
 
-/// The fields of an event line before its payload, in the order they are written.
+/// The fields of an event line before its payload, in the order they are written. The
+/// envelope's ids and tags are left out when absent or empty, so a line without them is
+/// written exactly as format 1 wrote it.
 #[derive(Serialize)]
 pub(super) struct EventHeader<'a> {
     pub position: u64,
@@ -78,6 +90,14 @@ pub(super) struct EventHeader<'a> {
     pub event_type: &'a str,
     pub version: u32,
     pub timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub tags: &'a [String],
     pub metadata: &'a Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u64>,
@@ -95,6 +115,14 @@ pub(super) struct EventLine<'a> {
     pub version: u32,
     #[serde(borrow)]
     pub timestamp: Cow<'a, str>,
+    #[serde(default)]
+    pub command_id: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub causation_id: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
     #[serde(default)]
     pub metadata: Metadata,
     #[serde(default)]
@@ -118,6 +146,10 @@ impl EventLine<'_> {
             event_type: &self.event_type,
             version: self.version,
             timestamp: &self.timestamp,
+            command_id: self.command_id.as_deref(),
+            correlation_id: self.correlation_id.as_deref(),
+            causation_id: self.causation_id.as_deref(),
+            tags: &self.tags,
             metadata: &self.metadata,
             batch_size: self.batch_size,
         }
@@ -353,6 +385,73 @@ mod tests {
             assert_eq!(back, body, "{text}");
             assert!(text.contains("\"body_base64\":"), "{text}");
         }
+    }
+
+    /// Metadata of every JSON kind, floats that the default `serde_json` parser would read one
+    /// ULP off included, reads back exactly, and the header re-serializes byte for byte (so the
+    /// payload is still found verbatim).
+    #[test]
+    fn envelope_headers_re_serialize_identically() {
+        let mut metadata = Metadata::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..2_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let f = f64::from_bits(x);
+            if f.is_finite() {
+                metadata.insert(format!("f{i}"), f.into());
+            }
+        }
+        metadata.insert("s".into(), "\"q\" \\ é \u{1} \u{2028}".into());
+        metadata.insert(
+            "n".into(),
+            serde_json::json!([u64::MAX, i64::MIN, 0.1, -0.0, null]),
+        );
+        metadata.insert("o".into(), serde_json::json!({"b": {"c": [true]}, "a": {}}));
+        let tags = vec!["vip".to_owned(), "é \"x\"".to_owned()];
+        let stream = StreamId::new("t", "i");
+        let header = EventHeader {
+            position: 1,
+            stream: StreamField::of(&stream),
+            sequence: 1,
+            event_type: "E",
+            version: 1,
+            timestamp: "2001-02-03T04:05:06.123456789Z",
+            command_id: Some("cmd \"1\""),
+            correlation_id: None,
+            causation_id: Some("c"),
+            tags: &tags,
+            metadata: &metadata,
+            batch_size: Some(2),
+        };
+        let payload = br#"{"a" : 1}"#;
+        let mut out = Vec::new();
+        write_record(&mut out, &header, "payload", Some(payload)).unwrap();
+        let line: EventLine<'_> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line.metadata, metadata);
+        for (key, value) in &metadata {
+            if let Some(f) = value.as_f64() {
+                let back = line.metadata[key].as_f64().map(f64::to_bits);
+                assert_eq!(back, Some(f.to_bits()), "{key}: {value}");
+            }
+        }
+        assert_eq!(line.tags, tags);
+        assert_eq!(line.command_id.as_deref(), Some("cmd \"1\""));
+        assert_eq!(line.correlation_id, None);
+        let mut again = Vec::new();
+        write_record(&mut again, &line.header(), "payload", None).unwrap();
+        again.pop();
+        assert!(
+            out.starts_with(&again),
+            "the header re-serializes identically"
+        );
+        let body = read_body(&out, &line.header(), "payload", true, None).unwrap();
+        assert_eq!(
+            body.as_deref(),
+            Some(&payload[..]),
+            "the payload is found verbatim"
+        );
     }
 
     #[test]

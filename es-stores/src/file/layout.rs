@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! <dir>/LOCK                                   held with an exclusive lock while the store is open
+//! <dir>/format                                 the store's format version ("2" and a newline)
 //! <dir>/events.jsonl                           the event log, one JSON object per line
 //! <dir>/snapshots/<type>.<id>/<version>.json   one snapshot per file, version zero-padded to 20 digits
 //! <dir>/checkpoints/<name>.json                one checkpoint per projection
@@ -21,10 +22,15 @@ use std::io::{self, Write as _};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use es_core::store::StreamId;
+use es_core::store::{StoreError, StreamId};
 
 /// The lock file, held exclusively by the one open store.
 pub(super) const LOCK_FILE: &str = "LOCK";
+/// The file holding the directory's format version; a directory without one is format 1.
+pub(super) const FORMAT_FILE: &str = "format";
+/// The format version this code writes: 2 (event lines with the whole envelope). Format 1
+/// (no envelope ids or tags, string metadata) is a subset of it, read as it is.
+pub(super) const FORMAT_VERSION: u32 = 2;
 /// The event log.
 pub(super) const EVENTS_FILE: &str = "events.jsonl";
 /// The directory of snapshot directories (one per stream).
@@ -132,6 +138,45 @@ pub(super) fn replace_file(dir: &Path, name: &str, contents: &[u8]) -> io::Resul
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Checks the format version of the store in `dir` and, when it is older than
+/// [`FORMAT_VERSION`] (or not written yet), writes the current one (durably, once: the next
+/// open finds it current).
+///
+/// # Errors
+///
+/// [`StoreError::Incompatible`] when the directory says a newer format (or something that is
+/// not a format version); [`StoreError::Io`] when the file cannot be read or written.
+pub(super) fn check_format(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join(FORMAT_FILE);
+    let version = match fs::read(&path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            text.trim().parse::<u32>().map_err(|_| {
+                StoreError::Incompatible(format!(
+                    "{} holds {:?}, which is not a format version this es-stores knows",
+                    path.display(),
+                    text.chars().take(40).collect::<String>()
+                ))
+            })?
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 1,
+        Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
+    };
+    if version > FORMAT_VERSION {
+        return Err(StoreError::Incompatible(format!(
+            "{} uses store format version {version}; this version of es-stores reads up to \
+             format version {FORMAT_VERSION}",
+            dir.display()
+        )));
+    }
+    if version < FORMAT_VERSION {
+        replace_file(dir, FORMAT_FILE, format!("{FORMAT_VERSION}\n").as_bytes())
+            .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;
+        tracing::debug!(dir = %dir.display(), from = version, to = FORMAT_VERSION, "file store format written");
+    }
+    Ok(())
 }
 
 /// Creates directory `dir` if it is missing and, when it was created, fsyncs its parent so the

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use es_core::store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
 };
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};
@@ -30,7 +30,8 @@ use self::commit::{AppendRequest, LogWriter};
 use self::format::{EventLine, parse_timestamp, read_body};
 use self::index::{Index, Line};
 use self::layout::{
-    CHECKPOINTS_DIR, EVENTS_FILE, LOCK_FILE, SNAPSHOTS_DIR, ensure_dir, read_exact_at, sync_dir,
+    CHECKPOINTS_DIR, EVENTS_FILE, LOCK_FILE, SNAPSHOTS_DIR, check_format, ensure_dir,
+    read_exact_at, sync_dir,
 };
 use crate::group_commit::WriterThread;
 use crate::lock::DirLock;
@@ -71,7 +72,16 @@ const QUEUE_CAPACITY: usize = 4096;
 ///   [`StoreError::Locked`]. The lock is a POSIX record lock, which child processes do not
 ///   inherit, so a program that spawns processes never keeps a closed store locked.
 /// - **Valid stream ids only.** Every call taking a stream checks it with
-///   [`StreamId::validate`] first and answers [`StoreError::InvalidInput`].
+///   [`StreamId::validate`] first, and an append checks its events' envelopes too
+///   ([`validate_append`]); both answer [`StoreError::InvalidInput`] before anything is
+///   written.
+/// - **The whole envelope.** Command, correlation and causation ids and tags are written as
+///   `"command_id"`, `"correlation_id"`, `"causation_id"` and `"tags"` (each left out when
+///   absent or empty), metadata values are any JSON, and a given timestamp is kept to the
+///   nanosecond.
+/// - **Format.** The directory's `format` file says its format version (2). A directory
+///   without one was written by format 1, whose lines are read as they are; opening it writes
+///   the file. A directory of a newer format is refused with [`StoreError::Incompatible`].
 ///
 /// `Clone` shares one store. Dropping the last clone commits the appends already queued,
 /// stops the writer thread and releases the directory before `drop` returns, so the directory
@@ -132,9 +142,10 @@ impl FileStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Locked`] if another store has the directory open, [`StoreError::Corrupt`]
-    /// if the log holds a bad line (with the file and line number), [`StoreError::Io`] if the
-    /// files cannot be created or read.
+    /// [`StoreError::Locked`] if another store has the directory open,
+    /// [`StoreError::Incompatible`] if it holds a newer format, [`StoreError::Corrupt`] if the
+    /// log holds a bad line (with the file and line number), [`StoreError::Io`] if the files
+    /// cannot be created or read.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         let io = |what: &str, path: &Path| {
@@ -144,6 +155,7 @@ impl FileStore {
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let lock =
             DirLock::acquire(&dir, LOCK_FILE).map_err(|e| e.into_store_error("FileStore", &dir))?;
+        check_format(&dir)?;
 
         for sub in [SNAPSHOTS_DIR, CHECKPOINTS_DIR] {
             let path = dir.join(sub);
@@ -321,6 +333,10 @@ impl State {
             event_type: line.event_type,
             event_version: line.version,
             timestamp,
+            command_id: line.command_id,
+            correlation_id: line.correlation_id,
+            causation_id: line.causation_id,
+            tags: line.tags,
             metadata: line.metadata,
             payload,
         })
@@ -335,7 +351,7 @@ impl EventStore for FileStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        stream.validate()?;
+        validate_append(stream, &events)?;
         let (reply, answer) = oneshot::channel();
         self.shared
             .writer

@@ -1,4 +1,5 @@
-//! The binary encoding of keys and records (format version 1).
+//! The binary encoding of keys and records (format version 2; format-1 event records still
+//! decode).
 //!
 //! Keys are built so that LMDB's byte order is the order the store reads in:
 //!
@@ -10,13 +11,21 @@
 //! - snapshots: `stream key ++ version (big-endian u64)`.
 //!
 //! Values use LEB128 varints for lengths and counts, fixed little-endian integers for the
-//! timestamp, and end with the raw payload (its length is what is left).
+//! timestamp, and end with the raw payload (its length is what is left). Event records are
+//! described on [`EventFields`].
+//!
+//! # Format versions
+//!
+//! - 1: event records without envelope ids or tags, metadata as string pairs.
+//! - 2: event records start with a 0 marker and carry the command, correlation and causation
+//!   ids, tags and JSON metadata. Format-1 records stay as they are and are read by their first
+//!   byte (never 0), so a format-1 store is upgraded by bumping its meta version only.
 
 use chrono::{DateTime, Utc};
-use es_core::store::{Checkpoint, Metadata, Snapshot, StoreError, StreamId};
+use es_core::store::{Checkpoint, Metadata, NewEvent, Snapshot, StoreError, StreamId};
 
 /// The encoding version written to the meta database; bump it on any incompatible change.
-pub(super) const FORMAT_VERSION: u32 = 1;
+pub(super) const FORMAT_VERSION: u32 = 2;
 
 /// The longest stream key: each part of a valid stream id (see [`StreamId::validate`]) is
 /// under 16,384 bytes, so its length prefix takes at most two varint bytes.
@@ -77,33 +86,165 @@ pub(super) fn key_suffix(key: &[u8], what: &str) -> Result<u64, StoreError> {
     be_u64(&key[start..], what)
 }
 
-/// Encodes one event of the global log (everything but its position, which is the key).
+/// The first byte of a format-2 event record. A format-1 record starts with the varint length
+/// of its (never empty) aggregate type, so its first byte is never 0.
+const RECORD_V2: u8 = 0x00;
+
+/// Bits of the envelope flags byte of a format-2 record.
+mod flag {
+    /// A command id follows.
+    pub(super) const COMMAND: u8 = 1 << 0;
+    /// A correlation id follows.
+    pub(super) const CORRELATION: u8 = 1 << 1;
+    /// The correlation id is the command id (not stored again).
+    pub(super) const CORRELATION_IS_COMMAND: u8 = 1 << 2;
+    /// A causation id follows.
+    pub(super) const CAUSATION: u8 = 1 << 3;
+    /// The causation id is the command id (not stored again).
+    pub(super) const CAUSATION_IS_COMMAND: u8 = 1 << 4;
+    /// A tag count and the tags follow.
+    pub(super) const TAGS: u8 = 1 << 5;
+    /// Metadata follows: a little-endian `u32` length and that many bytes of a JSON object.
+    pub(super) const METADATA: u8 = 1 << 6;
+    /// Every bit this version knows.
+    pub(super) const KNOWN: u8 = COMMAND
+        | CORRELATION
+        | CORRELATION_IS_COMMAND
+        | CAUSATION
+        | CAUSATION_IS_COMMAND
+        | TAGS
+        | METADATA;
+}
+
+/// One event of the global log to encode (everything but its position, which is the key).
+///
+/// A record (format 2) is:
+///
+/// ```text
+/// 0x00                                  marker (format-1 records never start with 0)
+/// varint len, aggregate type
+/// varint len, aggregate id
+/// varint sequence
+/// i64 LE seconds, u32 LE nanoseconds    timestamp
+/// varint event version
+/// varint len, event type
+/// u8 flags                              which envelope parts follow (see `flag`)
+/// [varint len, command id]              flag COMMAND
+/// [varint len, correlation id]          flag CORRELATION (absent when it is the command id)
+/// [varint len, causation id]            flag CAUSATION (absent when it is the command id)
+/// [varint count, (varint len, tag)*]    flag TAGS
+/// [u32 LE len, metadata JSON object]    flag METADATA
+/// payload                               the rest
+/// ```
+///
+/// A format-1 record is the same without the marker, the flags and what they announce, and
+/// with `varint count, (varint len, key, varint len, string value)*` for its metadata.
 pub(super) struct EventFields<'a> {
     pub(super) stream: &'a StreamId,
     pub(super) sequence: u64,
     pub(super) timestamp: DateTime<Utc>,
     pub(super) event_type: &'a str,
     pub(super) event_version: u32,
+    pub(super) command_id: Option<&'a str>,
+    pub(super) correlation_id: Option<&'a str>,
+    pub(super) causation_id: Option<&'a str>,
+    pub(super) tags: &'a [String],
     pub(super) metadata: &'a Metadata,
     pub(super) payload: &'a [u8],
 }
 
-impl EventFields<'_> {
+impl<'a> EventFields<'a> {
+    /// The fields of `event`, appended to `stream` at `sequence`; `store_time` stands in for a
+    /// timestamp the event does not carry.
+    pub(super) fn of(
+        stream: &'a StreamId,
+        sequence: u64,
+        store_time: DateTime<Utc>,
+        event: &'a NewEvent,
+    ) -> Self {
+        Self {
+            stream,
+            sequence,
+            timestamp: event.timestamp.unwrap_or(store_time),
+            event_type: &event.event_type,
+            event_version: event.event_version,
+            command_id: event.command_id.as_deref(),
+            correlation_id: event.correlation_id.as_deref(),
+            causation_id: event.causation_id.as_deref(),
+            tags: &event.tags,
+            metadata: &event.metadata,
+            payload: &event.payload,
+        }
+    }
+
     /// Writes the record into `out` (cleared first).
-    pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] when the metadata cannot be written as JSON or is larger
+    /// than 4 GiB.
+    pub(super) fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
         out.clear();
+        out.push(RECORD_V2);
         put_bytes(out, self.stream.aggregate_type.as_bytes());
         put_bytes(out, self.stream.aggregate_id.as_bytes());
         put_varint(out, self.sequence);
         put_timestamp(out, self.timestamp);
         put_varint(out, u64::from(self.event_version));
         put_bytes(out, self.event_type.as_bytes());
-        put_varint(out, self.metadata.len() as u64);
-        for (key, value) in self.metadata {
-            put_bytes(out, key.as_bytes());
-            put_bytes(out, value.as_bytes());
+
+        let command = self.command_id;
+        let mut flags = 0u8;
+        // An id equal to the command id is kept as a flag only.
+        let correlation = match self.correlation_id {
+            Some(id) if Some(id) == command => {
+                flags |= flag::CORRELATION_IS_COMMAND;
+                None
+            }
+            other => other,
+        };
+        let causation = match self.causation_id {
+            Some(id) if Some(id) == command => {
+                flags |= flag::CAUSATION_IS_COMMAND;
+                None
+            }
+            other => other,
+        };
+        for (present, bit) in [
+            (command.is_some(), flag::COMMAND),
+            (correlation.is_some(), flag::CORRELATION),
+            (causation.is_some(), flag::CAUSATION),
+            (!self.tags.is_empty(), flag::TAGS),
+            (!self.metadata.is_empty(), flag::METADATA),
+        ] {
+            if present {
+                flags |= bit;
+            }
+        }
+        out.push(flags);
+        for id in [command, correlation, causation].into_iter().flatten() {
+            put_bytes(out, id.as_bytes());
+        }
+        if !self.tags.is_empty() {
+            put_varint(out, self.tags.len() as u64);
+            for tag in self.tags {
+                put_bytes(out, tag.as_bytes());
+            }
+        }
+        if !self.metadata.is_empty() {
+            // The length is patched in once the JSON is written: no buffer of its own.
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            serde_json::to_writer(&mut *out, self.metadata).map_err(|e| {
+                StoreError::InvalidInput(format!("event metadata cannot be written as JSON: {e}"))
+            })?;
+            let len = u32::try_from(out.len() - at - 4).map_err(|_| {
+                StoreError::InvalidInput("event metadata is larger than 4 GiB".to_owned())
+            })?;
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         }
         out.extend_from_slice(self.payload);
+        Ok(())
     }
 }
 
@@ -171,6 +312,12 @@ impl<'a> Reader<'a> {
         Ok(*byte)
     }
 
+    fn u32_le(&mut self) -> Result<u32, StoreError> {
+        let bytes = self.take(4)?;
+        let array = <[u8; 4]>::try_from(bytes).map_err(|_| self.corrupt("record is truncated"))?;
+        Ok(u32::from_le_bytes(array))
+    }
+
     fn timestamp(&mut self) -> Result<DateTime<Utc>, StoreError> {
         let secs = self.take(8)?;
         let nanos = self.take(4)?;
@@ -191,13 +338,26 @@ pub(super) struct DecodedEvent {
     pub(super) timestamp: DateTime<Utc>,
     pub(super) event_version: u32,
     pub(super) event_type: String,
+    pub(super) command_id: Option<String>,
+    pub(super) correlation_id: Option<String>,
+    pub(super) causation_id: Option<String>,
+    pub(super) tags: Vec<String>,
     pub(super) metadata: Metadata,
     pub(super) payload: Vec<u8>,
 }
 
-/// Decodes an event record written by [`EventFields::encode_into`].
+/// Whether `bytes` is a format-2 record; skips its marker when it is.
+fn is_v2(bytes: &[u8]) -> (bool, &[u8]) {
+    match bytes.split_first() {
+        Some((&RECORD_V2, rest)) => (true, rest),
+        _ => (false, bytes),
+    }
+}
+
+/// Decodes an event record written by [`EventFields::encode_into`] (format 2) or by format 1.
 pub(super) fn decode_event(bytes: &[u8], position: u64) -> Result<DecodedEvent, StoreError> {
     let what = || format!("event at position {position}");
+    let (v2, bytes) = is_v2(bytes);
     let mut r = Reader::new(bytes, &what);
     let aggregate_type = r.string()?;
     let aggregate_id = r.string()?;
@@ -206,15 +366,7 @@ pub(super) fn decode_event(bytes: &[u8], position: u64) -> Result<DecodedEvent, 
     let event_version =
         u32::try_from(r.varint()?).map_err(|_| r.corrupt("event version out of range"))?;
     let event_type = r.string()?;
-    let count = r.len()?;
-    let mut metadata = Metadata::new();
-    for _ in 0..count {
-        let key = r.string()?;
-        let value = r.string()?;
-        metadata.insert(key, value);
-    }
-    let payload = r.rest().to_vec();
-    Ok(DecodedEvent {
+    let mut event = DecodedEvent {
         stream: StreamId {
             aggregate_type,
             aggregate_id,
@@ -223,14 +375,86 @@ pub(super) fn decode_event(bytes: &[u8], position: u64) -> Result<DecodedEvent, 
         timestamp,
         event_version,
         event_type,
-        metadata,
-        payload,
-    })
+        command_id: None,
+        correlation_id: None,
+        causation_id: None,
+        tags: Vec::new(),
+        metadata: Metadata::new(),
+        payload: Vec::new(),
+    };
+    if v2 {
+        decode_envelope(&mut r, &mut event)?;
+    } else {
+        // Format 1: string metadata only.
+        let count = r.len()?;
+        for _ in 0..count {
+            let key = r.string()?;
+            let value = r.string()?;
+            event.metadata.insert(key, serde_json::Value::String(value));
+        }
+    }
+    event.payload = r.rest().to_vec();
+    Ok(event)
+}
+
+/// Reads the envelope of a format-2 record (after its event type) into `event`.
+fn decode_envelope(r: &mut Reader<'_>, event: &mut DecodedEvent) -> Result<(), StoreError> {
+    let flags = r.u8()?;
+    if flags & !flag::KNOWN != 0 {
+        return Err(r.corrupt(&format!("unknown envelope flags {flags:#04x}")));
+    }
+    let has = |bit: u8| flags & bit != 0;
+    if has(flag::CORRELATION) && has(flag::CORRELATION_IS_COMMAND)
+        || has(flag::CAUSATION) && has(flag::CAUSATION_IS_COMMAND)
+        || !has(flag::COMMAND)
+            && (has(flag::CORRELATION_IS_COMMAND) || has(flag::CAUSATION_IS_COMMAND))
+    {
+        return Err(r.corrupt(&format!("inconsistent envelope flags {flags:#04x}")));
+    }
+    let command = if has(flag::COMMAND) {
+        Some(r.string()?)
+    } else {
+        None
+    };
+    event.correlation_id = if has(flag::CORRELATION) {
+        Some(r.string()?)
+    } else if has(flag::CORRELATION_IS_COMMAND) {
+        command.clone()
+    } else {
+        None
+    };
+    event.causation_id = if has(flag::CAUSATION) {
+        Some(r.string()?)
+    } else if has(flag::CAUSATION_IS_COMMAND) {
+        command.clone()
+    } else {
+        None
+    };
+    event.command_id = command;
+    if has(flag::TAGS) {
+        let count = r.len()?;
+        // Each tag takes at least one byte: a count above what is left is corrupt, and
+        // must not reserve memory.
+        let mut tags = Vec::with_capacity(count.min(r.bytes.len()));
+        for _ in 0..count {
+            tags.push(r.string()?);
+        }
+        event.tags = tags;
+    }
+    if has(flag::METADATA) {
+        let len = r.u32_le()?;
+        let len = usize::try_from(len).map_err(|_| r.corrupt("length does not fit in memory"))?;
+        let json = r.take(len)?;
+        event.metadata = serde_json::from_slice(json)
+            .map_err(|e| r.corrupt(&format!("metadata is not a JSON object: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The event type of an event record, read without decoding (or copying) the rest.
 pub(super) fn event_type_of(bytes: &[u8], position: u64) -> Result<&str, StoreError> {
     let what = || format!("event at position {position}");
+    let (_, bytes) = is_v2(bytes);
     let (start, len) = {
         let mut r = Reader::new(bytes, &what);
         r.bytes()?;
@@ -304,33 +528,201 @@ pub(super) fn decode_checkpoint(name: &str, bytes: &[u8]) -> Result<Checkpoint, 
 mod tests {
     use super::*;
 
+    /// A format-1 record, as today's format-1 stores hold them (the encoder of format 1).
+    fn encode_v1(
+        stream: &StreamId,
+        sequence: u64,
+        timestamp: DateTime<Utc>,
+        event_type: &str,
+        event_version: u32,
+        metadata: &[(&str, &str)],
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_bytes(&mut out, stream.aggregate_type.as_bytes());
+        put_bytes(&mut out, stream.aggregate_id.as_bytes());
+        put_varint(&mut out, sequence);
+        put_timestamp(&mut out, timestamp);
+        put_varint(&mut out, u64::from(event_version));
+        put_bytes(&mut out, event_type.as_bytes());
+        put_varint(&mut out, metadata.len() as u64);
+        for (key, value) in metadata {
+            put_bytes(&mut out, key.as_bytes());
+            put_bytes(&mut out, value.as_bytes());
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn full_event() -> NewEvent {
+        NewEvent::new("Deposited", br#"{"amount":5}"#.to_vec())
+            .version(7)
+            .command_id("cmd-1")
+            .correlation_id("order-é")
+            .causation_id("cmd-1")
+            .tag("vip")
+            .tag("eu")
+            .metadata("user", "ann")
+            .metadata("nested", serde_json::json!({"a": [1, 2.5, null, true]}))
+    }
+
+    fn encode(stream: &StreamId, sequence: u64, event: &NewEvent) -> Result<Vec<u8>, StoreError> {
+        let mut buf = vec![9; 3]; // cleared by the encoder
+        EventFields::of(stream, sequence, Utc::now(), event).encode_into(&mut buf)?;
+        Ok(buf)
+    }
+
     #[test]
     fn event_round_trips() -> Result<(), StoreError> {
         let stream = StreamId::new("bank_account", "acc-1");
-        let mut metadata = Metadata::new();
-        metadata.insert("correlation".into(), "c-1".into());
-        let timestamp = Utc::now();
-        let fields = EventFields {
-            stream: &stream,
-            sequence: 300,
-            timestamp,
-            event_type: "Deposited",
-            event_version: 7,
-            metadata: &metadata,
-            payload: br#"{"amount":5}"#,
-        };
-        let mut buf = Vec::new();
-        fields.encode_into(&mut buf);
+        let at = DateTime::from_timestamp(1_000_000_000, 123_456_789).ok_or(StoreError::Closed)?;
+        let event = full_event().timestamp(at);
+        let buf = encode(&stream, 300, &event)?;
+        assert_eq!(buf[0], RECORD_V2);
         let back = decode_event(&buf, 9)?;
         assert_eq!(back.stream, stream);
         assert_eq!(back.sequence, 300);
-        assert_eq!(back.timestamp, timestamp);
+        assert_eq!(back.timestamp, at);
         assert_eq!(back.event_version, 7);
         assert_eq!(back.event_type, "Deposited");
-        assert_eq!(back.metadata, metadata);
+        assert_eq!(back.command_id.as_deref(), Some("cmd-1"));
+        assert_eq!(back.correlation_id.as_deref(), Some("order-é"));
+        assert_eq!(back.causation_id.as_deref(), Some("cmd-1"));
+        assert_eq!(back.tags, ["vip", "eu"]);
+        assert_eq!(back.metadata, event.metadata);
         assert_eq!(back.payload, br#"{"amount":5}"#);
-        for cut in 0..buf.len() - 12 {
+        // Every cut short of the payload is noticed (the payload is the rest).
+        let payload_start = buf.len() - event.payload.len();
+        for cut in 0..payload_start {
             assert!(decode_event(&buf[..cut], 9).is_err(), "cut at {cut}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_envelope_combination_round_trips() -> Result<(), StoreError> {
+        let stream = StreamId::new("t", "i");
+        let ids = [None, Some("a"), Some("b")];
+        for command in ids {
+            for correlation in ids {
+                for causation in ids {
+                    let mut event = NewEvent::new("E", b"[]".to_vec());
+                    event.command_id = command.map(str::to_owned);
+                    event.correlation_id = correlation.map(str::to_owned);
+                    event.causation_id = causation.map(str::to_owned);
+                    let back = decode_event(&encode(&stream, 1, &event)?, 1)?;
+                    let case = format!("{command:?} {correlation:?} {causation:?}");
+                    assert_eq!(back.command_id, event.command_id, "{case}");
+                    assert_eq!(back.correlation_id, event.correlation_id, "{case}");
+                    assert_eq!(back.causation_id, event.causation_id, "{case}");
+                    assert_eq!(back.payload, b"[]", "{case}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Floats that the default `serde_json` parser would read one ULP off read back exactly.
+    #[test]
+    fn metadata_floats_round_trip_exactly() -> Result<(), StoreError> {
+        let mut event = NewEvent::new("E", Vec::new());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..2_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let f = f64::from_bits(x);
+            if f.is_finite() {
+                event = event.metadata(format!("f{i}"), f);
+            }
+        }
+        let back = decode_event(&encode(&StreamId::new("t", "i"), 1, &event)?, 1)?;
+        for (key, value) in &event.metadata {
+            let want = value.as_f64().map(f64::to_bits);
+            assert_eq!(back.metadata[key].as_f64().map(f64::to_bits), want, "{key}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ids_equal_to_the_command_id_are_stored_once() -> Result<(), StoreError> {
+        let stream = StreamId::new("t", "i");
+        let id = "c".repeat(100);
+        let bare = NewEvent::new("E", Vec::new()).command_id(id.as_str());
+        let same = bare
+            .clone()
+            .correlation_id(id.as_str())
+            .causation_id(id.as_str());
+        assert_eq!(
+            encode(&stream, 1, &bare)?.len(),
+            encode(&stream, 1, &same)?.len()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_envelope_costs_two_bytes() -> Result<(), StoreError> {
+        let stream = StreamId::new("t", "i");
+        let at = Utc::now();
+        let event = NewEvent::new("E", b"{}".to_vec()).timestamp(at);
+        let v2 = encode(&stream, 1, &event)?;
+        let v1 = encode_v1(&stream, 1, at, "E", 1, &[], b"{}");
+        // v1 spends one byte on its (empty) metadata count; v2 a marker and a flags byte.
+        assert_eq!(v2.len(), v1.len() + 1);
+        Ok(())
+    }
+
+    #[test]
+    fn format_1_records_still_decode() -> Result<(), StoreError> {
+        let stream = StreamId::new("bank_account", "acc-1");
+        let at = Utc::now();
+        let buf = encode_v1(
+            &stream,
+            4,
+            at,
+            "Opened",
+            2,
+            &[("correlation_id", "c-1"), ("user", "ada")],
+            b"\x00\xff",
+        );
+        assert_ne!(
+            buf[0], RECORD_V2,
+            "a format-1 record never starts with the marker"
+        );
+        let back = decode_event(&buf, 3)?;
+        assert_eq!(back.stream, stream);
+        assert_eq!((back.sequence, back.event_version), (4, 2));
+        assert_eq!(back.timestamp, at);
+        assert_eq!(back.event_type, "Opened");
+        assert_eq!(back.command_id, None);
+        assert_eq!(back.correlation_id, None);
+        assert_eq!(back.causation_id, None);
+        assert!(back.tags.is_empty());
+        assert_eq!(
+            back.metadata,
+            Metadata::from([
+                ("correlation_id".to_owned(), "c-1".into()),
+                ("user".to_owned(), "ada".into()),
+            ])
+        );
+        assert_eq!(back.payload, b"\x00\xff");
+        assert_eq!(event_type_of(&buf, 3)?, "Opened");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_or_inconsistent_flags_are_corrupt() -> Result<(), StoreError> {
+        let stream = StreamId::new("t", "i");
+        let buf = encode(&stream, 1, &NewEvent::new("E", b"{}".to_vec()))?;
+        let flags_at = buf.len() - 3; // flags, then the payload `{}`
+        assert_eq!(buf[flags_at], 0);
+        for bad in [0x80, flag::CORRELATION_IS_COMMAND] {
+            let mut tampered = buf.clone();
+            tampered[flags_at] = bad;
+            assert!(
+                matches!(decode_event(&tampered, 1), Err(StoreError::Corrupt(_))),
+                "flags {bad:#x}"
+            );
         }
         Ok(())
     }
@@ -338,18 +730,7 @@ mod tests {
     #[test]
     fn the_event_type_is_read_without_decoding() -> Result<(), StoreError> {
         let stream = StreamId::new("t", "i");
-        let metadata = Metadata::from([("k".to_owned(), "v".to_owned())]);
-        let mut out = Vec::new();
-        EventFields {
-            stream: &stream,
-            sequence: 3,
-            timestamp: Utc::now(),
-            event_type: "Deposited",
-            event_version: 2,
-            metadata: &metadata,
-            payload: b"{}",
-        }
-        .encode_into(&mut out);
+        let out = encode(&stream, 3, &full_event())?;
         assert_eq!(event_type_of(&out, 9)?, "Deposited");
         assert!(event_type_of(&out[..5], 9).is_err());
         Ok(())

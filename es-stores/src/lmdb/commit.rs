@@ -202,16 +202,9 @@ impl TxnWriter {
                 for (i, event) in events.iter().enumerate() {
                     let position = first_position + i as u64;
                     let sequence = version + 1 + i as u64;
-                    EventFields {
-                        stream,
-                        sequence,
-                        timestamp,
-                        event_type: &event.event_type,
-                        event_version: event.event_version,
-                        metadata: &event.metadata,
-                        payload: &event.payload,
-                    }
-                    .encode_into(&mut self.buf);
+                    EventFields::of(stream, sequence, timestamp, event)
+                        .encode_into(&mut self.buf)
+                        .map_err(Abort::Request)?;
                     self.dbs
                         .events
                         .put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)

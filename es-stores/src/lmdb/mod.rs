@@ -12,7 +12,7 @@
 //! | `heads` | stream key | stream version (big-endian `u64`) |
 //! | `snapshots` | stream key ++ version (big-endian `u64`) | timestamp ++ state |
 //! | `checkpoints` | `b'p'` ++ projection name | position ++ optional state |
-//! | `meta` | `kind`, `format_version` | `es-stores/lmdb`, format version (big-endian `u32`) |
+//! | `meta` | `kind`, `format_version` | `es-stores/lmdb`, format version (big-endian `u32`, now 2) |
 //!
 //! The global log is written with `MDB_APPEND` (positions only grow), so replaying it is a
 //! sequential scan; replaying one stream walks its slice of the `streams` index in sequence order.
@@ -47,7 +47,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use es_core::store::{
     AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -70,7 +70,12 @@ use self::shared::Shared;
 /// holding something else gets [`StoreError::Incompatible`]. The directory lock is a POSIX
 /// record lock, which child processes do not inherit, so a program that spawns processes never
 /// keeps a closed store locked. Every call taking a stream checks it with
-/// [`StreamId::validate`] first and answers [`StoreError::InvalidInput`].
+/// [`StreamId::validate`] first, and an append checks its events' envelopes too
+/// ([`validate_append`]); both answer [`StoreError::InvalidInput`] before anything is written.
+///
+/// Every event keeps its whole envelope (command, correlation and causation ids, tags, JSON
+/// metadata, and a given timestamp to the nanosecond). A store written by the previous format
+/// (1) opens as it is: its records are read as they are and its format version is raised to 2.
 ///
 /// ```
 /// use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
@@ -239,7 +244,8 @@ impl EventStore for LmdbStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        let key = Self::stream_key(stream)?;
+        validate_append(stream, &events)?;
+        let key = codec::stream_key(stream);
         if events.is_empty() {
             let version = self.inner.stream_version(&key)?;
             expected.check(version)?;

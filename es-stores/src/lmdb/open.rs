@@ -207,6 +207,17 @@ pub(super) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
                             path.display()
                         ))));
                     }
+                    if version < FORMAT_VERSION {
+                        // Older records decode as they are (see `codec`): only the version moves,
+                        // in this transaction, so it happens once.
+                        meta.put(wtxn, FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                        tracing::info!(
+                            path = %path.display(),
+                            from = version,
+                            to = FORMAT_VERSION,
+                            "lmdb: upgraded the store format"
+                        );
+                    }
                     false
                 }
                 None => {

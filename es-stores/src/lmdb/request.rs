@@ -98,7 +98,7 @@ impl Request {
         match self {
             Request::Append { events, .. } => events
                 .iter()
-                .map(|e| e.payload.len() + e.event_type.len() + 64)
+                .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.metadata.len())
                 .sum(),
             Request::Put { key, value, .. } => key.len() + value.len(),
             Request::Prune { .. } => 64,
@@ -165,7 +165,7 @@ impl Request {
 }
 
 /// Where an append went: the stream was at `version_before`, the first event got
-/// `first_position`, all got `timestamp`.
+/// `first_position`, and the events that carry no timestamp of their own got `timestamp`.
 pub(super) struct Appended {
     pub(super) version_before: u64,
     pub(super) first_position: u64,

@@ -15,14 +15,21 @@ struct Migration {
 }
 
 /// Every migration, in version order. Append new ones; never edit one that has shipped.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, snapshots and checkpoints",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, snapshots and checkpoints",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "event envelope: ids, tags, timestamp nanoseconds",
+        sql: include_str!("migrations/0002_envelope.sql"),
+    },
+];
 
 /// The schema version this build of the store creates and expects.
-pub(crate) const LATEST: i32 = 1;
+pub(crate) const LATEST: i32 = 2;
 
 /// The first key of the advisory lock taken while migrating (`"es"` in ASCII); the second key is
 /// the hash of the schema name, so migrators of different schemas do not wait for each other.

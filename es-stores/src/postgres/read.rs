@@ -25,6 +25,20 @@ pub(super) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
 }
 
+/// A timestamp as PostgreSQL keeps it: truncated to microseconds (a `timestamptz`), and the
+/// nanoseconds below them (0..1,000, in an `integer` column of their own).
+pub(super) fn split_timestamp(timestamp: DateTime<Utc>) -> (DateTime<Utc>, i32) {
+    let rest = timestamp.timestamp_subsec_nanos() % 1_000;
+    // `rest` is below 1,000: both conversions are exact.
+    let micros = timestamp - chrono::Duration::nanoseconds(i64::from(rest));
+    (micros, rest as i32)
+}
+
+/// The timestamp [`split_timestamp`] split.
+pub(super) fn join_timestamp(micros: DateTime<Utc>, rest: i32) -> DateTime<Utc> {
+    micros + chrono::Duration::nanoseconds(i64::from(rest))
+}
+
 /// Up to `limit` events of `stream` from sequence `from`.
 pub(super) async fn stream(
     pool: &PgPool,
@@ -112,7 +126,7 @@ pub(super) async fn latest_snapshot(
         stream: stream.clone(),
         version: to_u64(row.try_get(0).map_err(read)?, "snapshot version")?,
         state: row.try_get(1).map_err(read)?,
-        timestamp: taken_at + chrono::Duration::nanoseconds(i64::from(rest)),
+        timestamp: join_timestamp(taken_at, rest),
     }))
 }
 
@@ -142,8 +156,10 @@ fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let read = |e| error::map(e, Op::Read, "decoding an event");
     let metadata: String = row.try_get(7).map_err(read)?;
     let metadata: Metadata = serde_json::from_str(&metadata)
-        .map_err(|e| StoreError::Corrupt(format!("event metadata is not a string map: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("event metadata is not a JSON object: {e}")))?;
     let event_version: i64 = row.try_get(5).map_err(read)?;
+    let recorded_at: DateTime<Utc> = row.try_get(6).map_err(read)?;
+    let recorded_at_ns: i32 = row.try_get(9).map_err(read)?;
     Ok(RecordedEvent {
         position: to_u64(row.try_get(0).map_err(read)?, "position")?,
         stream: StreamId::new(
@@ -155,8 +171,32 @@ fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         event_version: u32::try_from(event_version).map_err(|_| {
             StoreError::Corrupt(format!("event version {event_version} out of range"))
         })?,
-        timestamp: row.try_get(6).map_err(read)?,
+        timestamp: join_timestamp(recorded_at, recorded_at_ns),
+        command_id: row.try_get(10).map_err(read)?,
+        correlation_id: row.try_get(11).map_err(read)?,
+        causation_id: row.try_get(12).map_err(read)?,
+        tags: row.try_get(13).map_err(read)?,
         metadata,
         payload: row.try_get(8).map_err(read)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_split_and_join_exactly() {
+        for nanos in [0, 1, 999, 1_000, 123_456_789, 999_999_999] {
+            for secs in [-1_000_000_000_i64, -1, 0, 1_700_000_000] {
+                let Some(t) = DateTime::from_timestamp(secs, nanos) else {
+                    panic!("valid timestamp {secs} {nanos}");
+                };
+                let (micros, rest) = split_timestamp(t);
+                assert_eq!(micros.timestamp_subsec_nanos() % 1_000, 0, "{t}");
+                assert!((0..1_000).contains(&rest), "{t}");
+                assert_eq!(join_timestamp(micros, rest), t);
+            }
+        }
+    }
 }

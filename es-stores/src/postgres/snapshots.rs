@@ -12,17 +12,14 @@ use super::store::check_text;
 impl SnapshotStore for PostgresStore {
     async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         snapshot.stream.validate()?;
-        // Microseconds in the timestamp column, the nanoseconds below them in their own.
-        let rest = snapshot.timestamp.timestamp_subsec_nanos() % 1_000;
-        let micros = snapshot.timestamp - chrono::Duration::nanoseconds(i64::from(rest));
+        let (micros, rest) = read::split_timestamp(snapshot.timestamp);
         sqlx::query(&self.inner.sql.save_snapshot)
             .bind(&snapshot.stream.aggregate_type)
             .bind(&snapshot.stream.aggregate_id)
             .bind(to_i64(snapshot.version))
             .bind(&snapshot.state)
             .bind(micros)
-            // Below 1,000: fits.
-            .bind(rest as i32)
+            .bind(rest)
             .execute(&self.inner.pool)
             .await
             .map_err(|e| error::map(e, Op::Write, "saving a snapshot"))?;

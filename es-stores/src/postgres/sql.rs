@@ -20,7 +20,7 @@ macro_rules! readable_bound {
 macro_rules! event_columns {
     () => {
         "position, stream_type, stream_id, sequence, event_type, event_version, recorded_at, \
-         metadata::text, payload"
+         metadata::text, payload, recorded_at_ns, command_id, correlation_id, causation_id, tags"
     };
 }
 
@@ -36,15 +36,19 @@ pub(super) fn fill(statement: &str, schema: &str) -> String {
 ///
 /// Inputs, per request: `$1` index (0..), `$2` stream type, `$3` stream id, `$4` expected version
 /// (-1: any, 0: no stream); per event: `$5` its request's index, `$6` its 1-based index within
-/// the request, `$7` type, `$8` schema version, `$9` metadata (JSON object text), `$10` payload.
+/// the request, `$7` type, `$8` schema version, `$9` metadata (JSON object text, null for none),
+/// `$10` payload, `$11` command id, `$12` correlation id, `$13` causation id (each nullable),
+/// `$14`..`$15` the bounds (1-based, inclusive; empty when `$15 < $14`) of its tags in `$18`,
+/// `$16` its timestamp truncated to microseconds (null: the transaction's time), `$17` the
+/// nanoseconds below them; `$18` every event's tags, one after the other.
 ///
 /// For each request it reads the stream's version, and inserts the request's events only if the
 /// expectation holds, at sequences `version + 1..` and positions `(xid8 << 16) + n`, `n` the
 /// event's 1-based index in the whole statement. Output, ordered by request then sequence: one
-/// row per written event (`idx, version before, position, sequence, recorded_at`), or for a
-/// request whose expectation failed, one row with the stream's version and null position,
-/// sequence and timestamp. A concurrent writer of the same sequence makes the statement fail
-/// with a unique violation (the caller runs it again).
+/// row per written event (`idx, version before, position, sequence, the transaction's time`),
+/// or for a request whose expectation failed, one row with the stream's version and null
+/// position, sequence and time. A concurrent writer of the same sequence makes the statement
+/// fail with a unique violation (the caller runs it again).
 pub(super) const APPEND: &str = "WITH req AS (
             SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
                 AS r(idx, stream_type, stream_id, expected)
@@ -56,16 +60,24 @@ pub(super) const APPEND: &str = "WITH req AS (
             FROM req r
         ), ins AS (
             INSERT INTO {schema}.events (position, stream_type, stream_id, sequence, event_type,
-                                 event_version, metadata, payload)
+                                 event_version, metadata, payload, command_id, correlation_id,
+                                 causation_id, tags, recorded_at, recorded_at_ns)
             SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, h.stream_type, h.stream_id,
-                   h.version + v.ord, v.event_type, v.event_version, v.metadata::jsonb, v.payload
-            FROM UNNEST($5::int4[], $6::int4[], $7::text[], $8::int8[], $9::text[], $10::bytea[])
-                 WITH ORDINALITY AS v(idx, ord, event_type, event_version, metadata, payload, n)
+                   h.version + v.ord, v.event_type, v.event_version,
+                   COALESCE(v.metadata::jsonb, '{}'::jsonb), v.payload, v.command_id,
+                   v.correlation_id, v.causation_id, ($18::text[])[v.tag_from:v.tag_to],
+                   COALESCE(v.recorded_at, now()), v.recorded_at_ns
+            FROM UNNEST($5::int4[], $6::int4[], $7::text[], $8::int8[], $9::text[], $10::bytea[],
+                        $11::text[], $12::text[], $13::text[], $14::int4[], $15::int4[],
+                        $16::timestamptz[], $17::int4[])
+                 WITH ORDINALITY AS v(idx, ord, event_type, event_version, metadata, payload,
+                                      command_id, correlation_id, causation_id, tag_from, tag_to,
+                                      recorded_at, recorded_at_ns, n)
             JOIN head h ON h.idx = v.idx
             WHERE h.expected < 0 OR h.expected = h.version
-            RETURNING stream_type, stream_id, position, sequence, recorded_at
+            RETURNING stream_type, stream_id, position, sequence, now() AS store_time
         )
-        SELECT h.idx, h.version, i.position, i.sequence, i.recorded_at
+        SELECT h.idx, h.version, i.position, i.sequence, i.store_time
         FROM head h
         LEFT JOIN ins i ON i.stream_type = h.stream_type AND i.stream_id = h.stream_id
         ORDER BY h.idx, i.sequence";
@@ -237,7 +249,8 @@ mod tests {
         assert_eq!(
             q.read_all,
             "SELECT position, stream_type, stream_id, sequence, event_type, event_version, \
-             recorded_at, metadata::text, payload FROM \"es\".events WHERE position >= $1 \
+             recorded_at, metadata::text, payload, recorded_at_ns, command_id, correlation_id, \
+             causation_id, tags FROM \"es\".events WHERE position >= $1 \
              AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::int8 << 16) \
              ORDER BY position LIMIT $2"
         );

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use es_core::store::{
     AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId,
-    quote_prefix,
+    quote_prefix, validate_append,
 };
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -49,8 +49,14 @@ use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending};
 /// The store creates and migrates its own tables (versioned migrations recorded in
 /// `<schema>.es_migrations`, applied in one transaction under an advisory lock, so nodes that
 /// start together are safe): `events` (global position, stream type and id, sequence unique per
-/// stream, event type and version, timestamp, `jsonb` metadata, `bytea` payload), `snapshots`
-/// and `checkpoints`.
+/// stream, event type and version, timestamp, `jsonb` metadata, `bytea` payload, and the
+/// envelope: `command_id`, `correlation_id` and `causation_id` `text` columns, indexed by
+/// correlation and by command id, a `tags text[]` column, and `recorded_at_ns`, the nanoseconds
+/// of a given timestamp below `recorded_at`'s microseconds), `snapshots` and `checkpoints`.
+/// Schema version 2 added the envelope columns; a schema at version 1 is migrated on
+/// [`build`](super::PostgresStoreBuilder::build) (its rows read back without ids or tags), and
+/// a schema newer than this version of the store is refused with
+/// [`StoreError::Incompatible`].
 ///
 /// # Appends: group commit
 ///
@@ -119,9 +125,10 @@ use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending};
 /// server confirmed the commit.
 ///
 /// [`StoreError::InvalidInput`], before anything is sent: a stream id that breaks the rule of
-/// [`StreamId::validate`] (on appends and snapshot saves, and on reads by stream), a NUL character
-/// in an event type, a metadata key or value or a projection name (PostgreSQL text cannot hold
-/// one), more than 65,535 events in one append. Its message quotes at most 80 bytes of the input.
+/// [`StreamId::validate`] (on appends and snapshot saves, and on reads by stream), an event
+/// envelope that breaks the rule of [`NewEvent::validate`], a NUL character in an event type or
+/// a projection name (PostgreSQL text cannot hold one), more than 65,535 events in one append.
+/// Its message quotes at most 80 bytes of the input.
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(super) inner: Arc<Inner>,
@@ -216,8 +223,9 @@ pub(super) fn check_text(what: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Checks `events` and encodes each one's metadata as a JSON object.
-fn prepare(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
+/// Checks `events` (their envelopes were checked by `validate_append`) and encodes each one's
+/// metadata as a JSON object, `None` when it has none.
+fn prepare(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreError> {
     if events.len() > MAX_EVENTS_PER_TRANSACTION {
         return Err(StoreError::InvalidInput(format!(
             "{} events in one append; PostgresStore takes at most {MAX_EVENTS_PER_TRANSACTION}",
@@ -227,15 +235,48 @@ fn prepare(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
     let mut metadata = Vec::with_capacity(events.len());
     for event in events {
         check_text("event type", &event.event_type)?;
-        let mut object = serde_json::Map::new();
-        for (key, value) in &event.metadata {
-            check_text("metadata key", key)?;
-            check_text("metadata value", value)?;
-            object.insert(key.clone(), serde_json::Value::String(value.clone()));
+        if event.metadata.is_empty() {
+            metadata.push(None);
+            continue;
         }
-        metadata.push(serde_json::Value::Object(object).to_string());
+        metadata.push(Some(metadata_json(&event.metadata)?));
     }
     Ok(metadata)
+}
+
+/// Metadata as the JSON text `jsonb` reads back exactly (see [`JsonbFloats`]).
+fn metadata_json(metadata: &es_core::store::Metadata) -> Result<String, StoreError> {
+    use serde::Serialize as _;
+    let mut out = Vec::with_capacity(64);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, JsonbFloats);
+    metadata.serialize(&mut serializer).map_err(|e| {
+        StoreError::InvalidInput(format!("event metadata cannot be written as JSON: {e}"))
+    })?;
+    String::from_utf8(out).map_err(|e| {
+        StoreError::InvalidInput(format!("event metadata cannot be written as JSON: {e}"))
+    })
+}
+
+/// Compact JSON, except for floats with an integral value below 2^64: `jsonb` keeps numbers as
+/// `numeric` and prints `1e16` as `10000000000000000`, which would read back as an integer, so
+/// they are written with a decimal point (`10000000000000000.0`), which `numeric` keeps.
+/// (Larger ones read back as floats anyway; negative zero comes back as zero.)
+struct JsonbFloats;
+
+impl serde_json::ser::Formatter for JsonbFloats {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+        if value.is_finite() && value.fract() == 0.0 && value.abs() < TWO_POW_64 {
+            // The exact integer (at most 20 digits) and ".0".
+            write!(writer, "{value:.1}")
+        } else {
+            serde_json::ser::CompactFormatter.write_f64(writer, value)
+        }
+    }
 }
 
 #[async_trait]
@@ -246,7 +287,7 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        stream.validate()?;
+        validate_append(stream, &events)?;
         if events.is_empty() {
             let version = read::stream_version(&self.inner.pool, &self.inner.sql, stream).await?;
             expected.check(version)?;
@@ -337,9 +378,9 @@ mod tests {
         };
         assert!(message.len() < 200, "{message}");
         assert!(message.contains("event type"), "{message}");
-        let events = vec![NewEvent::new("Ok", Vec::new()).metadata("k", long.as_str())];
+        let events = vec![NewEvent::new(long.as_str(), Vec::new())];
         let Err(StoreError::InvalidInput(message)) = prepare(&events) else {
-            panic!("a NUL in metadata must be refused");
+            panic!("a NUL in an event type must be refused");
         };
         assert!(message.len() < 200, "{message}");
     }
@@ -349,10 +390,33 @@ mod tests {
         let events = vec![
             NewEvent::new("A", Vec::new())
                 .metadata("b", "\"quoted\" é")
-                .metadata("a", "1"),
+                .metadata("a", 1)
+                .metadata("c", serde_json::json!({"x": [true, null, 2.5]})),
             NewEvent::new("B", Vec::new()),
         ];
         let encoded = prepare(&events).expect("valid events");
-        assert_eq!(encoded, vec![r#"{"a":"1","b":"\"quoted\" é"}"#, "{}"]);
+        let floats = vec![
+            NewEvent::new("F", Vec::new())
+                .metadata("a", 1.776_303_336_740_328e16)
+                .metadata("b", 3.0)
+                .metadata("c", 0.1)
+                .metadata("d", 1e300)
+                .metadata("e", -1.5e-7)
+                .metadata("f", 7),
+        ];
+        assert_eq!(
+            prepare(&floats).expect("valid events"),
+            vec![Some(
+                r#"{"a":17763033367403280.0,"b":3.0,"c":0.1,"d":1e+300,"e":-1.5e-7,"f":7}"#
+                    .to_owned()
+            )]
+        );
+        assert_eq!(
+            encoded,
+            vec![
+                Some(r#"{"a":1,"b":"\"quoted\" é","c":{"x":[true,null,2.5]}}"#.to_owned()),
+                None
+            ]
+        );
     }
 }

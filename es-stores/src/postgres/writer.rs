@@ -28,8 +28,8 @@ pub(crate) struct Pending {
     /// At least one event (an empty append never reaches a lane: the statement would report it
     /// as a conflict).
     pub(crate) events: Vec<NewEvent>,
-    /// The events' metadata, already encoded as JSON objects.
-    pub(crate) metadata: Vec<String>,
+    /// The events' metadata, already encoded as JSON objects (`None` for none).
+    pub(crate) metadata: Vec<Option<String>>,
     pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
@@ -37,7 +37,8 @@ pub(crate) struct Pending {
 enum Outcome {
     /// The stream was not at the expected version; it is at `actual`.
     Conflict { actual: u64 },
-    /// Written after `before`, at these positions, at `timestamp`.
+    /// Written after `before`, at these positions; the events without a timestamp of their
+    /// own got `timestamp`.
     Written {
         before: u64,
         positions: Vec<u64>,
@@ -215,6 +216,14 @@ impl Lane {
         let mut ev_version = Vec::with_capacity(total);
         let mut ev_meta = Vec::with_capacity(total);
         let mut ev_payload = Vec::with_capacity(total);
+        let mut ev_command = Vec::with_capacity(total);
+        let mut ev_correlation = Vec::with_capacity(total);
+        let mut ev_causation = Vec::with_capacity(total);
+        let mut ev_tag_from = Vec::with_capacity(total);
+        let mut ev_tag_to = Vec::with_capacity(total);
+        let mut ev_time = Vec::with_capacity(total);
+        let mut ev_time_ns = Vec::with_capacity(total);
+        let mut all_tags: Vec<&str> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             // Both bounded by MAX_EVENTS_PER_TRANSACTION, so they fit an i32.
             let idx = i32::try_from(i).unwrap_or(i32::MAX);
@@ -231,8 +240,26 @@ impl Lane {
                 ev_ord.push(i32::try_from(j + 1).unwrap_or(i32::MAX));
                 ev_type.push(e.event_type.as_str());
                 ev_version.push(i64::from(e.event_version));
-                ev_meta.push(meta.as_str());
+                ev_meta.push(meta.as_deref());
                 ev_payload.push(e.payload.as_slice());
+                ev_command.push(e.command_id.as_deref());
+                ev_correlation.push(e.correlation_id.as_deref());
+                ev_causation.push(e.causation_id.as_deref());
+                // 1-based inclusive bounds into `all_tags` (empty when `to < from`); a
+                // statement holds far fewer than i32::MAX tags (65,535 events, ids and tags
+                // bounded), so the conversions cannot saturate in practice.
+                ev_tag_from.push(i32::try_from(all_tags.len() + 1).unwrap_or(i32::MAX));
+                all_tags.extend(e.tags.iter().map(String::as_str));
+                ev_tag_to.push(i32::try_from(all_tags.len()).unwrap_or(i32::MAX));
+                let (time, ns) = match e.timestamp {
+                    Some(t) => {
+                        let (micros, ns) = super::read::split_timestamp(t);
+                        (Some(micros), ns)
+                    }
+                    None => (None, 0),
+                };
+                ev_time.push(time);
+                ev_time_ns.push(ns);
             }
         }
         let mut conn = self.pool.acquire().await.map_err(|error| Failure {
@@ -250,6 +277,14 @@ impl Lane {
             .bind(ev_version)
             .bind(ev_meta)
             .bind(ev_payload)
+            .bind(ev_command)
+            .bind(ev_correlation)
+            .bind(ev_causation)
+            .bind(ev_tag_from)
+            .bind(ev_tag_to)
+            .bind(ev_time)
+            .bind(ev_time_ns)
+            .bind(all_tags)
             .fetch_all(&mut *conn)
             .await
             .map_err(|error| Failure {
@@ -261,8 +296,9 @@ impl Lane {
 }
 
 /// One row of the append statement's answer: the request's index, its stream's version before
-/// the statement, and for a written event its position, sequence and timestamp (all null for a
-/// request whose expectation failed).
+/// the statement, and for a written event its position, sequence and the transaction's time
+/// (the timestamp of the events that carry none; all null for a request whose expectation
+/// failed).
 type AppendRow = (i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
 
 /// Reads the statement's verdict on each request of `batch` from its `rows`.
@@ -300,7 +336,7 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
                 }
             }
             _ => {
-                unreachable!("an inserted event has a recorded_at (NOT NULL), a conflict has none")
+                unreachable!("an inserted event has the transaction's time, a conflict has none")
             }
         }
     }
@@ -333,7 +369,7 @@ mod tests {
             events: (0..events)
                 .map(|_| NewEvent::new("E", Vec::new()))
                 .collect(),
-            metadata: vec!["{}".to_owned(); events],
+            metadata: vec![None; events],
             reply,
         }
     }

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+mod envelope;
+pub use envelope::envelope_contract;
+
 use es_core::prelude::*;
 use es_examples::bank::{Balances, BankAccount, BankError, Deposit, Withdraw};
 

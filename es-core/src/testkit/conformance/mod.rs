@@ -4,12 +4,13 @@
 //! writes one `#[tokio::test]` per case. Each case is also a public async function taking a fresh
 //! store, so a backend can run a case on its own. Cases panic with a message naming what broke.
 //!
-//! The cases are grouped by concern: appends, reads, snapshots, checkpoints, concurrency,
-//! subscriptions and stream ids; this module holds what they share.
+//! The cases are grouped by concern: appends, reads, the envelope, snapshots, checkpoints,
+//! concurrency, subscriptions and stream ids; this module holds what they share.
 
 mod append;
 mod checkpoints;
 mod concurrency;
+mod envelope;
 mod read;
 mod snapshots;
 mod stream_ids;
@@ -22,6 +23,9 @@ pub use append::{
 };
 pub use checkpoints::checkpoints_save_load;
 pub use concurrency::{concurrent_appenders_many_streams, concurrent_appenders_one_stream};
+pub use envelope::{
+    command_ids_group_a_commands_events, envelope_round_trips, invalid_envelopes_are_refused,
+};
 pub use read::{
     metadata_and_payload_round_trip, read_all_filtered_skips_but_advances, read_all_ranges,
     read_stream_ranges, unknown_stream_is_empty,
@@ -204,6 +208,9 @@ macro_rules! store_conformance_tests {
                 read_all_filtered_skips_but_advances,
                 unknown_stream_is_empty,
                 metadata_and_payload_round_trip,
+                envelope_round_trips,
+                invalid_envelopes_are_refused,
+                command_ids_group_a_commands_events,
                 snapshots_save_load_prune,
                 checkpoints_save_load,
                 concurrent_appenders_one_stream,
