@@ -102,8 +102,12 @@ pub(crate) fn payload_as_json(payload: &[u8]) -> Option<&RawValue> {
 
 /// The envelope ids and tags of an event: `(command id, correlation id, causation id, tags)`.
 fn envelope(event: &RecordedEvent) -> (Option<&str>, Option<&str>, Option<&str>, &[String]) {
-    let _ = event;
-    (None, None, None, &[])
+    (
+        event.command_id(),
+        event.correlation_id(),
+        event.causation_id(),
+        event.tags(),
+    )
 }
 
 /// A timestamp as exported: RFC 3339 in UTC, with as many fraction digits as it has.
@@ -168,8 +172,7 @@ pub struct ImportedEvent {
     pub position: Option<u64>,
     /// When it was recorded.
     pub timestamp: DateTime<Utc>,
-    /// The event, ready to append (with its envelope and, where the store supports it, its
-    /// timestamp).
+    /// The event, ready to append, with its envelope and timestamp.
     pub event: NewEvent,
 }
 
@@ -199,14 +202,14 @@ pub fn parse_line(line: &str) -> Result<ImportedEvent, String> {
         }
         (None, None) => return Err("no `payload` nor `payload_base64`".to_owned()),
     };
-    let mut event = NewEvent::new(line.event_type, payload).version(line.version);
+    let mut event = NewEvent::new(line.event_type, payload)
+        .version(line.version)
+        .timestamp(line.timestamp);
+    event.command_id = line.command_id;
+    event.correlation_id = line.correlation_id;
+    event.causation_id = line.causation_id;
+    event.tags = line.tags;
     event.metadata = line.metadata;
-    let _ = (
-        line.command_id,
-        line.correlation_id,
-        line.causation_id,
-        line.tags,
-    );
     Ok(ImportedEvent {
         stream,
         sequence: line.sequence,
@@ -216,10 +219,16 @@ pub fn parse_line(line: &str) -> Result<ImportedEvent, String> {
     })
 }
 
-/// The event to append to another store for `event`: the same type, version, envelope and
-/// payload (and timestamp, where the store keeps a given one).
+/// The event to append to another store for `event`: the same type, version, envelope,
+/// timestamp and payload.
 pub fn to_new_event(event: RecordedEvent) -> NewEvent {
-    let mut new = NewEvent::new(event.event_type, event.payload).version(event.event_version);
+    let mut new = NewEvent::new(event.event_type, event.payload)
+        .version(event.event_version)
+        .timestamp(event.timestamp);
+    new.command_id = event.command_id;
+    new.correlation_id = event.correlation_id;
+    new.causation_id = event.causation_id;
+    new.tags = event.tags;
     new.metadata = event.metadata;
     new
 }

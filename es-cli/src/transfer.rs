@@ -510,6 +510,7 @@ async fn resume_point(source: &dyn Store, target: &dyn Store) -> CliResult<(u64,
         Some(s)
             if s.sequence == t.sequence
                 && s.event_type == t.event_type
+                && s.timestamp == t.timestamp
                 && s.payload == t.payload =>
         {
             Ok((s.position, t.position))
@@ -532,6 +533,15 @@ fn difference(s: &RecordedEvent, t: &RecordedEvent) -> Option<&'static str> {
         Some("type")
     } else if s.event_version != t.event_version {
         Some("version")
+    } else if s.timestamp != t.timestamp {
+        Some("timestamp")
+    } else if s.command_id != t.command_id
+        || s.correlation_id != t.correlation_id
+        || s.causation_id != t.causation_id
+    {
+        Some("ids")
+    } else if s.tags != t.tags {
+        Some("tags")
     } else if s.metadata != t.metadata {
         Some("metadata")
     } else if s.payload != t.payload {

@@ -24,6 +24,7 @@ fn copy_chain_memory_export_file_lmdb_lmdb() {
     let tmp = tempfile::tempdir().unwrap();
     let export_path = tmp.path().join("memory.jsonl");
     let original = rt().block_on(memory_export(&export_path, sample_events(3_000, 97)));
+    assert_envelope_exported(&original);
     assert_eq!(original.len(), 3_000);
     let expected = comparable(&original, true, KEEPS_TIMESTAMPS);
 

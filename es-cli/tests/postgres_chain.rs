@@ -81,6 +81,7 @@ fn copy_chain_memory_export_file_lmdb_postgres_lmdb() {
     let tmp = tempfile::tempdir().unwrap();
     let export_path = tmp.path().join("memory.jsonl");
     let original = rt().block_on(memory_export(&export_path, sample_events(3_000, 97)));
+    assert_envelope_exported(&original);
     let expected = comparable(&original, false, KEEPS_TIMESTAMPS);
 
     let file_url = file(&tmp.path().join("file"));

@@ -66,6 +66,19 @@ pub fn sample_events(n: usize, streams: usize) -> Vec<(StreamId, NewEvent)> {
                 3 => NewEvent::new("Blob", vec![0u8, 159, 146, 150, b'\n'])
                     .metadata("content_type", "application/octet-stream"),
                 7 => NewEvent::new("Pretty", b"{\n  \"a\": 1\n}".to_vec()).version(2),
+                5 => NewEvent::new("Deposited", format!(r#"{{"amount":{at}}}"#))
+                    .command_id(format!("cmd-{at}"))
+                    .correlation_id("order-42")
+                    .causation_id(format!("evt-{}", at.saturating_sub(1)))
+                    .tag("vip")
+                    .tag("eu")
+                    .metadata("attempt", at as u64)
+                    .metadata("ratio", 0.5)
+                    .metadata("nested", serde_json::json!({"a": [1, null, true]}))
+                    .timestamp(
+                        chrono::DateTime::from_timestamp(1_600_000_000 + at as i64, 123_456_789)
+                            .unwrap(),
+                    ),
                 _ => NewEvent::new("Deposited", format!(r#"{{"amount":{at},"k":{k}}}"#))
                     .metadata("user", format!("u{}", at % 4)),
             };
@@ -156,7 +169,7 @@ pub fn comparable(lines: &[Value], keep_positions: bool, keep_timestamps: bool) 
 }
 
 /// Whether this build keeps given timestamps (the envelope's `NewEvent::timestamp`).
-pub const KEEPS_TIMESTAMPS: bool = false;
+pub const KEEPS_TIMESTAMPS: bool = true;
 
 /// `es stats --json`.
 pub fn stats(url: &str) -> Value {
@@ -202,4 +215,23 @@ pub async fn lmdb_source(dir: &Path, events: Vec<(StreamId, NewEvent)>) {
         .unwrap();
     fill(&store, events).await;
     store.close().await.unwrap();
+}
+
+/// Asserts the sample's envelopes made it into an export (so comparing exports compares them).
+#[track_caller]
+pub fn assert_envelope_exported(lines: &[Value]) {
+    let line = lines
+        .iter()
+        .find(|l| l["command_id"] == "cmd-5")
+        .expect("no line with the envelope of event 5");
+    assert_eq!(line["correlation_id"], "order-42");
+    assert_eq!(line["causation_id"], "evt-4");
+    assert_eq!(line["tags"], serde_json::json!(["vip", "eu"]));
+    assert_eq!(line["metadata"]["attempt"], 5);
+    assert_eq!(line["metadata"]["ratio"], 0.5);
+    assert_eq!(
+        line["metadata"]["nested"],
+        serde_json::json!({"a": [1, null, true]})
+    );
+    assert_eq!(line["timestamp"], "2020-09-13T12:26:45.123456789Z");
 }
