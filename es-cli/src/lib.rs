@@ -2,7 +2,7 @@
 //! copy it between backends, and manage projection checkpoints.
 //!
 //! ```
-//! // What `es --store memory: --json stats` does, from a program:
+//! // What `es --store memory: --quiet stats` does, from a program:
 //! let code = es_cli::run_from(["es", "--store", "memory:", "--quiet", "stats"]);
 //! assert_eq!(code, std::process::ExitCode::SUCCESS);
 //!
