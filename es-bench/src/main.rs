@@ -36,8 +36,8 @@
 //!   `live`, RSS figures, and `passivation` (`live_after`, `rss_after_bytes`, ...);
 //! - W7: `batch_1`, `batch_100`, `batch_1000`, each with `events`, `appenders`,
 //!   `events_per_s`, `appends_per_s`, `ms`;
-//! - Repeat: `with_fresh_ids`, `duplicates_answered` and `without_ids` (latency figures each),
-//!   `duplicate_p50_over_fresh_p50`, `fresh_id_p50_over_no_id_p50`.
+//! - Repeat: `with_fresh_ids`, `duplicates_answered` and `without_ids` (latency figures each,
+//!   in nanoseconds: `p50_ns`, ...), `duplicate_p50_over_fresh_p50`, `fresh_id_p50_over_no_id_p50`.
 //!
 //! Exit status: 0 when every run completed and passed its correctness checks, 1 when a check
 //! failed (W1 errors, W3 failures or a wrong balance, wrong event counts, ...), 2 when a run
@@ -550,10 +550,10 @@ fn headline(workload: Workload, r: &Value) -> String {
             human(g("/batch_1000/events_per_s")),
         ),
         Workload::Repeat => format!(
-            "p50 µs: fresh id {}, duplicate {}, no id {}; duplicate/fresh {}",
-            human(g("/with_fresh_ids/p50_us")),
-            human(g("/duplicates_answered/p50_us")),
-            human(g("/without_ids/p50_us")),
+            "p50 ns: fresh id {}, duplicate {}, no id {}; duplicate/fresh {}",
+            human(g("/with_fresh_ids/p50_ns")),
+            human(g("/duplicates_answered/p50_ns")),
+            human(g("/without_ids/p50_ns")),
             human(g("/duplicate_p50_over_fresh_p50")),
         ),
     }

@@ -12,7 +12,8 @@
 //! A duplicate's answer is read back from the store (its events, with their positions), not
 //! kept in memory: the window holds only ids and sequence ranges.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::aggregate::Aggregate;
 use crate::store::{EventStore, StoreError, StreamId};
@@ -21,41 +22,59 @@ use super::Committed;
 use super::context::Context;
 use super::message::Job;
 
-/// The latest commands of one aggregate, oldest first.
+/// The latest commands of one aggregate, oldest first, with an index by id.
 pub(crate) struct Window {
+    /// Every command in the window (ids or not), oldest first: the eviction order.
     entries: VecDeque<Entry>,
+    /// The entries that have an id, by id (the id's allocation is shared with `entries`).
+    by_id: HashMap<Arc<str>, Range, foldhash::fast::RandomState>,
     /// The stream version the window covers: every command up to it is in it (or was evicted).
     version: u64,
     capacity: usize,
+}
+
+/// The sequences of one command's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    first: u64,
+    last: u64,
 }
 
 /// One committed command: its id and the sequences of its events.
 struct Entry {
     /// `None` for commands recorded without an id (before the envelope existed), and for this
     /// actor's own commands that had no explicit id (their fresh ids cannot be repeated).
-    id: Option<Box<str>>,
-    first: u64,
-    last: u64,
+    id: Option<Arc<str>>,
+    range: Range,
 }
 
 impl Window {
     fn empty(capacity: usize) -> Self {
         Self {
             entries: VecDeque::with_capacity(capacity.min(64)),
+            by_id: HashMap::default(),
             version: 0,
             capacity,
         }
     }
 
     fn push(&mut self, id: Option<&str>, first: u64, last: u64) {
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
+        if self.capacity == 0 {
+            return;
         }
-        self.entries.push_back(Entry {
-            id: id.map(Box::from),
-            first,
-            last,
-        });
+        if self.entries.len() == self.capacity
+            && let Some(old) = self.entries.pop_front()
+            && let Some(old_id) = old.id
+            && self.by_id.get(&old_id) == Some(&old.range)
+        {
+            self.by_id.remove(&old_id);
+        }
+        let range = Range { first, last };
+        let id: Option<Arc<str>> = id.map(Arc::from);
+        if let Some(id) = &id {
+            self.by_id.insert(id.clone(), range);
+        }
+        self.entries.push_back(Entry { id, range });
     }
 
     /// Adds commands read from the store: `ids` are consecutive events `(sequence, command id)`
@@ -66,11 +85,8 @@ impl Window {
         }
     }
 
-    fn find(&self, id: &str) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.id.as_deref() == Some(id))
+    fn find(&self, id: &str) -> Option<Range> {
+        self.by_id.get(id).copied()
     }
 
     /// Records the commands of a batch this actor just committed, which moved the stream from
@@ -204,7 +220,7 @@ pub(crate) async fn answer_repeats<A: Aggregate>(
     let mut kept = Vec::with_capacity(jobs.len());
     for job in jobs.drain(..) {
         match job.command_id().and_then(|id| window.find(id)) {
-            Some(entry) => repeats.push((job, entry.first, entry.last)),
+            Some(range) => repeats.push((job, range.first, range.last)),
             None => kept.push(job),
         }
     }
@@ -283,11 +299,30 @@ mod tests {
     }
 
     #[test]
+    fn an_evicted_id_leaves_the_index_but_a_newer_copy_stays() {
+        let mut window = Window::empty(2);
+        window.push(Some("a"), 1, 1);
+        window.push(Some("b"), 2, 2);
+        window.push(Some("a"), 3, 3);
+        assert_eq!(window.find("a"), Some(Range { first: 3, last: 3 }));
+        window.push(None, 4, 4);
+        assert_eq!(
+            window.find("a"),
+            Some(Range { first: 3, last: 3 }),
+            "the newer a stays"
+        );
+        assert!(window.find("b").is_none());
+        window.push(None, 5, 5);
+        assert!(window.find("a").is_none());
+        assert!(window.by_id.is_empty() && window.entries.len() == 2);
+    }
+
+    #[test]
     fn the_window_keeps_the_latest_commands_and_finds_the_newest_copy() {
         let mut window = Window::empty(2);
         window.absorb(&ids(&[(1, Some("a")), (2, Some("b")), (3, Some("c"))]));
         assert!(window.find("a").is_none(), "evicted");
-        assert_eq!(window.find("c").map(|e| (e.first, e.last)), Some((3, 3)));
+        assert_eq!(window.find("c"), Some(Range { first: 3, last: 3 }));
         window.version = 3;
         window.record(2, 9, [(Some("z"), 3, 9)].into_iter());
         assert!(
