@@ -226,11 +226,11 @@ pub struct Recorded<E> {
     /// When the event happened (the kernel's clock, or the store's time).
     pub timestamp: DateTime<Utc>,
     /// The id of the command that produced the event.
-    pub command_id: Option<String>,
+    pub command_id: Option<std::sync::Arc<str>>,
     /// The correlation id.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<std::sync::Arc<str>>,
     /// The causation id.
-    pub causation_id: Option<String>,
+    pub causation_id: Option<std::sync::Arc<str>>,
     /// The event's tags.
     pub tags: Vec<String>,
     /// The event's metadata.

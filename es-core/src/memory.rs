@@ -81,46 +81,14 @@ struct Stored {
     sequence: u64,
     timestamp: DateTime<Utc>,
     event_type: Arc<str>,
-    /// Shared by consecutive events of one append with the same envelope; `None` when empty.
-    envelope: Option<Arc<Envelope>>,
+    /// The ids share their allocations with the writer's (the kernel gives all events of a
+    /// command one id).
+    command_id: Option<Arc<str>>,
+    correlation_id: Option<Arc<str>>,
+    causation_id: Option<Arc<str>>,
+    /// Tags and metadata, when there are any.
+    extra: Option<Box<(Vec<String>, Metadata)>>,
     payload: Box<[u8]>,
-}
-
-/// The envelope of a stored event, besides its timestamp.
-#[derive(PartialEq)]
-struct Envelope {
-    command_id: Option<String>,
-    correlation_id: Option<String>,
-    causation_id: Option<String>,
-    tags: Vec<String>,
-    metadata: Metadata,
-}
-
-impl Envelope {
-    /// The envelope of `event`, or `None` when it has none.
-    fn of(event: &NewEvent) -> Option<Self> {
-        let empty = event.command_id.is_none()
-            && event.correlation_id.is_none()
-            && event.causation_id.is_none()
-            && event.tags.is_empty()
-            && event.metadata.is_empty();
-        (!empty).then(|| Envelope {
-            command_id: event.command_id.clone(),
-            correlation_id: event.correlation_id.clone(),
-            causation_id: event.causation_id.clone(),
-            tags: event.tags.clone(),
-            metadata: event.metadata.clone(),
-        })
-    }
-
-    /// Whether `event` carries exactly this envelope.
-    fn is_of(&self, event: &NewEvent) -> bool {
-        self.command_id == event.command_id
-            && self.correlation_id == event.correlation_id
-            && self.causation_id == event.causation_id
-            && self.tags == event.tags
-            && self.metadata == event.metadata
-    }
 }
 
 impl Log {
@@ -137,19 +105,11 @@ impl Log {
             event_type: e.event_type.to_string(),
             event_version: e.event_version,
             timestamp: e.timestamp,
-            command_id: e.envelope.as_ref().and_then(|v| v.command_id.clone()),
-            correlation_id: e.envelope.as_ref().and_then(|v| v.correlation_id.clone()),
-            causation_id: e.envelope.as_ref().and_then(|v| v.causation_id.clone()),
-            tags: e
-                .envelope
-                .as_ref()
-                .map(|v| v.tags.clone())
-                .unwrap_or_default(),
-            metadata: e
-                .envelope
-                .as_ref()
-                .map(|v| v.metadata.clone())
-                .unwrap_or_default(),
+            command_id: e.command_id.clone(),
+            correlation_id: e.correlation_id.clone(),
+            causation_id: e.causation_id.clone(),
+            tags: e.extra.as_ref().map(|x| x.0.clone()).unwrap_or_default(),
+            metadata: e.extra.as_ref().map(|x| x.1.clone()).unwrap_or_default(),
             payload: e.payload.to_vec(),
         }
     }
@@ -227,21 +187,27 @@ impl EventStore for MemoryStore {
                 number
             }
         };
-        let timestamp = Utc::now();
+        // The store's time, only read when an event brings none of its own.
+        let timestamp = if events.iter().all(|e| e.timestamp.is_some()) {
+            DateTime::<Utc>::UNIX_EPOCH
+        } else {
+            Utc::now()
+        };
         let first_index = log.events.len();
-        let mut envelope: Option<Arc<Envelope>> = None;
         for (i, event) in (0u64..).zip(&events) {
             let event_type = log.intern(&event.event_type);
-            if !envelope.as_ref().is_some_and(|e| e.is_of(event)) {
-                envelope = Envelope::of(event).map(Arc::new);
-            }
+            let extra = (!event.tags.is_empty() || !event.metadata.is_empty())
+                .then(|| Box::new((event.tags.clone(), event.metadata.clone())));
             log.events.push(Stored {
                 stream: number,
                 event_version: event.event_version,
                 sequence: version + 1 + i,
                 timestamp: event.timestamp.unwrap_or(timestamp),
                 event_type,
-                envelope: envelope.clone(),
+                command_id: event.command_id.clone(),
+                correlation_id: event.correlation_id.clone(),
+                causation_id: event.causation_id.clone(),
+                extra,
                 payload: event.payload.as_slice().into(),
             });
         }

@@ -205,11 +205,11 @@ pub struct NewEvent {
     /// The event's schema version (`Event::VERSION`), 1 by default.
     pub event_version: u32,
     /// The id of the command that produced the event (the idempotency key).
-    pub command_id: Option<String>,
+    pub command_id: Option<Arc<str>>,
     /// The id shared by everything one request caused, across aggregates.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Arc<str>>,
     /// The id of the message (command or event) that directly caused this event.
-    pub causation_id: Option<String>,
+    pub causation_id: Option<Arc<str>>,
     /// Tags for routing and filtering, in the order given.
     pub tags: Vec<String>,
     /// Metadata stored with the event.
@@ -264,21 +264,21 @@ impl NewEvent {
 
     /// Sets the command id.
     #[must_use]
-    pub fn command_id(mut self, id: impl Into<String>) -> Self {
+    pub fn command_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.command_id = Some(id.into());
         self
     }
 
     /// Sets the correlation id.
     #[must_use]
-    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+    pub fn correlation_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.correlation_id = Some(id.into());
         self
     }
 
     /// Sets the causation id.
     #[must_use]
-    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+    pub fn causation_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.causation_id = Some(id.into());
         self
     }
@@ -299,14 +299,33 @@ impl NewEvent {
     ///
     /// [`StoreError::InvalidInput`] naming the field at fault.
     pub fn validate(&self) -> Result<(), StoreError> {
-        let ids = [
-            ("command id", &self.command_id),
+        self.validate_after(None)
+    }
+
+    /// [`NewEvent::validate`], skipping the ids that are the very same allocation as ids
+    /// already checked (the kernel shares one id between the fields and the events of a
+    /// command).
+    fn validate_after(&self, checked: Option<&NewEvent>) -> Result<(), StoreError> {
+        let same = |a: &Option<Arc<str>>, b: Option<&Option<Arc<str>>>| match (a, b) {
+            (Some(a), Some(Some(b))) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        let command = &self.command_id;
+        if let Some(id) = command
+            && !same(command, checked.map(|c| &c.command_id))
+        {
+            check_envelope_text("command id", id, Self::MAX_ID_LEN)?;
+        }
+        for (what, id) in [
             ("correlation id", &self.correlation_id),
             ("causation id", &self.causation_id),
-        ];
-        for (what, id) in ids {
-            if let Some(id) = id {
-                check_envelope_text(what, id, Self::MAX_ID_LEN)?;
+        ] {
+            if let Some(text) = id
+                && !same(id, Some(command))
+                && !same(id, checked.map(|c| &c.correlation_id))
+                && !same(id, checked.map(|c| &c.causation_id))
+            {
+                check_envelope_text(what, text, Self::MAX_ID_LEN)?;
             }
         }
         for tag in &self.tags {
@@ -356,7 +375,12 @@ impl NewEvent {
 /// [`StoreError::InvalidInput`] for the first invalid part.
 pub fn validate_append(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
     stream.validate()?;
-    events.iter().try_for_each(NewEvent::validate)
+    let mut checked = None;
+    for event in events {
+        event.validate_after(checked)?;
+        checked = Some(event);
+    }
+    Ok(())
 }
 
 /// One envelope id or tag: not empty, at most `max` bytes, no NUL.
@@ -430,13 +454,13 @@ pub struct RecordedEvent {
     pub timestamp: DateTime<Utc>,
     /// The id of the command that produced the event.
     #[serde(default)]
-    pub command_id: Option<String>,
+    pub command_id: Option<Arc<str>>,
     /// The correlation id.
     #[serde(default)]
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Arc<str>>,
     /// The causation id.
     #[serde(default)]
-    pub causation_id: Option<String>,
+    pub causation_id: Option<Arc<str>>,
     /// The event's tags.
     #[serde(default)]
     pub tags: Vec<String>,

@@ -8,6 +8,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::aggregate::Aggregate;
@@ -117,7 +119,7 @@ fn encode<A: Aggregate>(
     if produced.is_empty() {
         return Ok(encoded);
     }
-    let given = |id: Option<&String>| id.cloned();
+    let given = |id: Option<&Arc<str>>| id.cloned();
     let command_id =
         given(options.and_then(|o| o.command_id.as_ref())).unwrap_or_else(|| fresh_command_id(now));
     let correlation_id = given(options.and_then(|o| o.correlation_id.as_ref()))
@@ -142,11 +144,37 @@ fn encode<A: Aggregate>(
 }
 
 /// A fresh command id: a UUID v7 (time-ordered) whose time part is `now`, in its hyphenated
-/// lower-case form.
-pub(crate) fn fresh_command_id(now: DateTime<Utc>) -> String {
-    let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
-    let ts = uuid::Timestamp::from_unix(uuid::NoContext, seconds, now.timestamp_subsec_nanos());
-    uuid::Uuid::new_v7(ts).hyphenated().to_string()
+/// lower-case form (one allocation: the shared string itself).
+///
+/// The 74 random bits come from a per-thread SplitMix64 generator seeded once from the
+/// operating system's randomness (through a v4 UUID): a fresh id per command is on every
+/// command's path, and this keeps it to a few nanoseconds.
+pub(crate) fn fresh_command_id(now: DateTime<Utc>) -> Arc<str> {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(seed());
+    }
+    fn seed() -> u64 {
+        let bytes = uuid::Uuid::new_v4().into_bytes();
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&bytes[..8]);
+        u64::from_le_bytes(seed)
+    }
+    fn next(state: &std::cell::Cell<u64>) -> u64 {
+        let s = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(s);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let (a, b) = STATE.with(|state| (next(state), next(state)));
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&a.to_le_bytes());
+    random[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    let mut buffer = uuid::Uuid::encode_buffer();
+    Arc::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
 
 #[cfg(test)]
@@ -318,6 +346,21 @@ mod tests {
         assert_eq!(parsed.ok(), Some(7), "a fresh UUID v7, got {id:?}");
         assert_eq!(plain.correlation_id.as_deref(), Some(id));
         assert_eq!(plain.causation_id.as_deref(), Some(id));
+    }
+
+    #[test]
+    fn fresh_command_ids_are_unique_v7_uuids_across_threads() {
+        let t = Utc::now();
+        let per_thread = move || (0..50_000).map(|_| fresh_command_id(t)).collect::<Vec<_>>();
+        let other = std::thread::spawn(per_thread);
+        let mut ids = per_thread();
+        ids.extend(other.join().unwrap_or_default());
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), 100_000, "no id repeats");
+        for id in ids.iter().take(1000) {
+            let parsed = uuid::Uuid::parse_str(id).map(|u| u.get_version_num());
+            assert_eq!(parsed.ok(), Some(7), "{id}");
+        }
     }
 
     #[test]

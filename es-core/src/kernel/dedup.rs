@@ -79,7 +79,7 @@ impl Window {
 
     /// Adds commands read from the store: `ids` are consecutive events `(sequence, command id)`
     /// starting right after a command boundary; consecutive events with one id are one command.
-    fn absorb(&mut self, ids: &[(u64, Option<String>)]) {
+    fn absorb(&mut self, ids: &[(u64, Option<Arc<str>>)]) {
         for group in groups(ids) {
             self.push(group.0, group.1, group.2);
         }
@@ -109,7 +109,7 @@ impl Window {
 }
 
 /// Groups consecutive events with the same command id: `(id, first, last)`.
-fn groups(ids: &[(u64, Option<String>)]) -> Vec<(Option<&str>, u64, u64)> {
+fn groups(ids: &[(u64, Option<Arc<str>>)]) -> Vec<(Option<&str>, u64, u64)> {
     let mut out: Vec<(Option<&str>, u64, u64)> = Vec::new();
     for (sequence, id) in ids {
         match out.last_mut() {
@@ -127,7 +127,7 @@ async fn ids_between(
     from: u64,
     to: u64,
     page: usize,
-) -> Result<Vec<(u64, Option<String>)>, StoreError> {
+) -> Result<Vec<(u64, Option<Arc<str>>)>, StoreError> {
     let mut out = Vec::new();
     let mut next = from;
     while next <= to {
@@ -185,7 +185,7 @@ async fn build(
     page: usize,
 ) -> Result<Window, StoreError> {
     let step = u64::try_from(capacity.max(64)).unwrap_or(u64::MAX);
-    let mut ids: Vec<(u64, Option<String>)> = Vec::new();
+    let mut ids: Vec<(u64, Option<Arc<str>>)> = Vec::new();
     let mut from = version + 1;
     while from > 1 {
         let start = from.saturating_sub(step).max(1);
@@ -270,10 +270,8 @@ pub(crate) fn split_at_repeat<A: Aggregate>(jobs: &mut Vec<Job<A>>, window: usiz
 mod tests {
     use super::*;
 
-    fn ids(list: &[(u64, Option<&str>)]) -> Vec<(u64, Option<String>)> {
-        list.iter()
-            .map(|(s, id)| (*s, id.map(str::to_owned)))
-            .collect()
+    fn ids(list: &[(u64, Option<&str>)]) -> Vec<(u64, Option<Arc<str>>)> {
+        list.iter().map(|(s, id)| (*s, id.map(Arc::from))).collect()
     }
 
     #[test]

@@ -23,6 +23,8 @@ mod message;
 mod registry;
 mod snapshot;
 
+use std::sync::Arc;
+
 use crate::store::{Metadata, NewEvent, RecordedEvent, StoreError};
 
 pub use builder::{BuildError, KernelBuilder};
@@ -94,11 +96,11 @@ pub struct DispatchOptions {
     /// The stream version the client expects (optimistic concurrency).
     pub expected_version: Option<u64>,
     /// The command's id (idempotency key); a fresh UUID v7 is recorded when `None`.
-    pub command_id: Option<String>,
+    pub command_id: Option<Arc<str>>,
     /// The correlation id; the command id when `None`.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Arc<str>>,
     /// The causation id; the command id when `None`.
-    pub causation_id: Option<String>,
+    pub causation_id: Option<Arc<str>>,
     /// Tags recorded on every event of the command.
     pub tags: Vec<String>,
     /// Metadata recorded with every event of the command.
@@ -150,21 +152,21 @@ impl DispatchOptions {
 
     /// Sets the command id: the idempotency key.
     #[must_use]
-    pub fn command_id(mut self, id: impl Into<String>) -> Self {
+    pub fn command_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.command_id = Some(id.into());
         self
     }
 
     /// Sets the correlation id.
     #[must_use]
-    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+    pub fn correlation_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.correlation_id = Some(id.into());
         self
     }
 
     /// Sets the causation id.
     #[must_use]
-    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+    pub fn causation_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.causation_id = Some(id.into());
         self
     }

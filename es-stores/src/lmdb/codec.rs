@@ -299,10 +299,17 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, StoreError> {
+        self.str().map(str::to_owned)
+    }
+
+    fn str(&mut self) -> Result<&'a str, StoreError> {
         let bytes = self.bytes()?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| self.corrupt("string is not UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| self.corrupt("string is not UTF-8"))
+    }
+
+    /// A shared id: one allocation, no intermediate `String`.
+    fn id(&mut self) -> Result<std::sync::Arc<str>, StoreError> {
+        self.str().map(std::sync::Arc::from)
     }
 
     fn u8(&mut self) -> Result<u8, StoreError> {
@@ -338,9 +345,9 @@ pub(super) struct DecodedEvent {
     pub(super) timestamp: DateTime<Utc>,
     pub(super) event_version: u32,
     pub(super) event_type: String,
-    pub(super) command_id: Option<String>,
-    pub(super) correlation_id: Option<String>,
-    pub(super) causation_id: Option<String>,
+    pub(super) command_id: Option<std::sync::Arc<str>>,
+    pub(super) correlation_id: Option<std::sync::Arc<str>>,
+    pub(super) causation_id: Option<std::sync::Arc<str>>,
     pub(super) tags: Vec<String>,
     pub(super) metadata: Metadata,
     pub(super) payload: Vec<u8>,
@@ -412,19 +419,19 @@ fn decode_envelope(r: &mut Reader<'_>, event: &mut DecodedEvent) -> Result<(), S
         return Err(r.corrupt(&format!("inconsistent envelope flags {flags:#04x}")));
     }
     let command = if has(flag::COMMAND) {
-        Some(r.string()?)
+        Some(r.id()?)
     } else {
         None
     };
     event.correlation_id = if has(flag::CORRELATION) {
-        Some(r.string()?)
+        Some(r.id()?)
     } else if has(flag::CORRELATION_IS_COMMAND) {
         command.clone()
     } else {
         None
     };
     event.causation_id = if has(flag::CAUSATION) {
-        Some(r.string()?)
+        Some(r.id()?)
     } else if has(flag::CAUSATION_IS_COMMAND) {
         command.clone()
     } else {
@@ -607,9 +614,9 @@ mod tests {
             for correlation in ids {
                 for causation in ids {
                     let mut event = NewEvent::new("E", b"[]".to_vec());
-                    event.command_id = command.map(str::to_owned);
-                    event.correlation_id = correlation.map(str::to_owned);
-                    event.causation_id = causation.map(str::to_owned);
+                    event.command_id = command.map(std::sync::Arc::from);
+                    event.correlation_id = correlation.map(std::sync::Arc::from);
+                    event.causation_id = causation.map(std::sync::Arc::from);
                     let back = decode_event(&encode(&stream, 1, &event)?, 1)?;
                     let case = format!("{command:?} {correlation:?} {causation:?}");
                     assert_eq!(back.command_id, event.command_id, "{case}");
