@@ -205,9 +205,9 @@ pub fn parse_line(line: &str) -> Result<ImportedEvent, String> {
     let mut event = NewEvent::new(line.event_type, payload)
         .version(line.version)
         .timestamp(line.timestamp);
-    event.command_id = line.command_id;
-    event.correlation_id = line.correlation_id;
-    event.causation_id = line.causation_id;
+    event.command_id = line.command_id.map(Into::into);
+    event.correlation_id = line.correlation_id.map(Into::into);
+    event.causation_id = line.causation_id.map(Into::into);
     event.tags = line.tags;
     event.metadata = line.metadata;
     Ok(ImportedEvent {
