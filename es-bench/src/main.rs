@@ -109,6 +109,10 @@ struct Cli {
     /// A small smoke run (no timing targets; correctness still checked).
     #[arg(long)]
     quick: bool,
+    /// W6: send every command with an explicit command id, so each live aggregate keeps an
+    /// idempotency window (measures what the window costs).
+    #[arg(long)]
+    command_ids: bool,
     /// Directory under which file and LMDB data (a fresh directory per run, removed after) and
     /// the fsync probe go (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
@@ -184,6 +188,7 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         accounts: cli.accounts,
         events: cli.events,
         quick: cli.quick,
+        command_ids: cli.command_ids,
     };
     let mut jobs = Vec::new();
     let mut push = |workload: Workload, store: StoreKind, overrides: &Overrides| {
@@ -438,6 +443,9 @@ fn run_w6_child(params: &Params) -> Result<RunResult, BenchError> {
         .env(CHILD_ENV, "1");
     if params.quick {
         command.arg("--quick");
+    }
+    if params.command_ids {
+        command.arg("--command-ids");
     }
     let output = command
         .output()

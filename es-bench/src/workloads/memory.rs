@@ -20,7 +20,12 @@ const CLIENTS: usize = 64;
 const PASSIVATE_AFTER: Duration = Duration::from_secs(1);
 
 /// One deposit to each of `n` accounts, `CLIENTS` at a time.
-async fn touch_all(kernel: &Kernel, n: u64, label: &str) -> Result<(), BenchError> {
+async fn touch_all(
+    kernel: &Kernel,
+    n: u64,
+    label: &str,
+    command_ids: bool,
+) -> Result<(), BenchError> {
     let ids: Arc<Vec<String>> = Arc::new((0..n).map(account_id).collect());
     let next = Arc::new(AtomicU64::new(0));
     let bar = progress(n, label);
@@ -33,8 +38,13 @@ async fn touch_all(kernel: &Kernel, n: u64, label: &str) -> Result<(), BenchErro
                 if i >= n {
                     return Ok::<_, BenchError>(());
                 }
+                let options = if command_ids {
+                    DispatchOptions::default().command_id(format!("w6-{i}"))
+                } else {
+                    DispatchOptions::default()
+                };
                 kernel
-                    .dispatch::<BankAccount>(&ids[i as usize], Deposit { amount: 1 })
+                    .dispatch_with::<BankAccount>(&ids[i as usize], Deposit { amount: 1 }, options)
                     .await
                     .map_err(|e| BenchError::Dispatch(format!("W6 command {i}: {e}")))?;
                 bar.inc(1);
@@ -57,8 +67,16 @@ async fn store_cost(n: u64) -> Result<(MemoryStore, f64), BenchError> {
     let before = rss_bytes()?;
     for i in 0..n {
         let stream = StreamId::new("bank_account", format!("cal-{i}"));
+        // As the kernel writes it: one id (a UUID's length) shared by the three id fields,
+        // and a timestamp.
+        let id: Arc<str> = Arc::from(format!("{:036}", i));
+        let mut event = event.clone();
+        event.command_id = Some(id.clone());
+        event.correlation_id = Some(id.clone());
+        event.causation_id = Some(id);
+        event.timestamp = Some(es_core::clock::Clock::now(&es_core::clock::SystemClock));
         calibration
-            .append(&stream, ExpectedVersion::Any, vec![event.clone()])
+            .append(&stream, ExpectedVersion::Any, vec![event])
             .await?;
     }
     let after = rss_bytes()?;
@@ -81,7 +99,7 @@ pub async fn w6(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
 
     let rss_start = rss_bytes()?;
     let kernel = bank_kernel(&store, |b| b.passivate_after(Duration::from_secs(3600)))?;
-    touch_all(&kernel, n, "w6 live aggregates").await?;
+    touch_all(&kernel, n, "w6 live aggregates", p.command_ids).await?;
     let live = kernel.live_aggregates() as u64;
     let rss_live = rss_bytes()?;
     kernel.shutdown().await;
@@ -105,7 +123,7 @@ pub async fn w6(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
 
     let kernel = bank_kernel(&store, |b| b.passivate_after(PASSIVATE_AFTER))?;
     let rss_before = rss_bytes()?;
-    touch_all(&kernel, n, "w6 second kernel").await?;
+    touch_all(&kernel, n, "w6 second kernel", p.command_ids).await?;
     let live_before = kernel.live_aggregates() as u64;
     let rss_live2 = rss_bytes()?;
     let start = Instant::now();

@@ -78,6 +78,8 @@ pub struct Params {
     pub events: u64,
     /// A small smoke run.
     pub quick: bool,
+    /// Commands carry explicit command ids (W6).
+    pub command_ids: bool,
 }
 
 /// The command-line overrides of [`Params`].
@@ -93,6 +95,8 @@ pub struct Overrides {
     pub events: Option<u64>,
     /// `--quick`.
     pub quick: bool,
+    /// `--command-ids`.
+    pub command_ids: bool,
 }
 
 impl Params {
@@ -137,6 +141,7 @@ impl Params {
             accounts: o.accounts.unwrap_or(accounts).max(1),
             events: o.events.unwrap_or(events),
             quick: q,
+            command_ids: o.command_ids,
         }
     }
 }

@@ -51,7 +51,7 @@ struct Entry {
 impl Window {
     fn empty(capacity: usize) -> Self {
         Self {
-            entries: VecDeque::with_capacity(capacity.min(64)),
+            entries: VecDeque::with_capacity(capacity.min(4)),
             by_id: HashMap::default(),
             version: 0,
             capacity,
