@@ -207,6 +207,20 @@ impl KernelBuilder {
     /// Aggregates that never see an explicit command id pay nothing for this; one that does
     /// keeps the ids of its last `n` commands in memory while it is live.
     ///
+    /// ```
+    /// # use es_core::prelude::*;
+    /// # use es_core::MemoryStore;
+    /// # fn build() -> Result<Kernel, es_core::kernel::BuildError> {
+    /// let kernel = Kernel::builder()
+    ///     .store(MemoryStore::new())
+    ///     .dedup_window(10_000) // remember each aggregate's last 10,000 command ids
+    ///     .build()?;
+    /// # Ok(kernel)
+    /// # }
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async { build().map(|_| ()) }).unwrap();
+    /// ```
+    ///
     /// [`command_id`]: super::DispatchOptions::command_id
     pub fn dedup_window(mut self, n: usize) -> Self {
         self.config.actor.dedup_window = n;
