@@ -17,7 +17,9 @@
 //!  "machine":{"cpus":2,"loadavg_1m_start":..,"loadavg_1m_end":..}}
 //! ```
 //!
-//! `fsync_baseline` comes with durable stores only, `per_run` with `--runs` above 1, and
+//! `metrics_recorder` says which metrics recorder was installed (`--metrics prometheus`, to
+//! measure what recording the metrics costs; `none` by default). `fsync_baseline` comes with
+//! durable stores only, `per_run` with `--runs` above 1, and
 //! `error` (a message) when a run could not complete. The figures per workload:
 //!
 //! - W1: `commands_per_s`, `latency` (`p50_us`, `p99_us`, `p999_us`, `max_us`, `mean_us`),
@@ -85,6 +87,53 @@ enum Target {
     All,
 }
 
+/// The recorder this process installed (the W6 child process installs the same).
+static INSTALLED: std::sync::OnceLock<Recorder> = std::sync::OnceLock::new();
+
+/// A metrics recorder to install before anything runs (kernels and stores take their metric
+/// handles when they are built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Recorder {
+    /// No recorder: every metric is a no-op handle.
+    None,
+    /// `metrics-exporter-prometheus`'s recorder (no HTTP listener), with upkeep and a render
+    /// every 5 s, as a scrape would.
+    Prometheus,
+}
+
+impl Recorder {
+    fn name(self) -> &'static str {
+        match self {
+            Recorder::None => "none",
+            Recorder::Prometheus => "prometheus",
+        }
+    }
+
+    /// Installs the recorder (globally) and starts its upkeep thread.
+    fn install(self) -> Result<(), BenchError> {
+        let _ = INSTALLED.set(self);
+        match self {
+            Recorder::None => Ok(()),
+            Recorder::Prometheus => {
+                let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .install_recorder()
+                    .map_err(|e| BenchError::Usage(format!("cannot install the recorder: {e}")))?;
+                std::thread::Builder::new()
+                    .name("es-bench-metrics".to_owned())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(std::time::Duration::from_secs(5));
+                            handle.run_upkeep();
+                            let _scrape = handle.render();
+                        }
+                    })
+                    .map_err(|e| BenchError::io("starting the metrics upkeep thread", e))?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Runs the workloads of docs/benchmarks.md and prints one JSON line per workload and store.
 #[derive(Debug, Parser)]
 #[command(name = "es-bench", version, about)]
@@ -127,6 +176,9 @@ struct Cli {
     /// LMDB commit durability.
     #[arg(long, value_enum, default_value_t = LmdbDurability::Durable)]
     lmdb_durability: LmdbDurability,
+    /// A metrics recorder to install first (to measure what recording the metrics costs).
+    #[arg(long, value_enum, default_value_t = Recorder::None)]
+    metrics: Recorder,
 }
 
 /// One workload on one store with its parameters.
@@ -138,6 +190,10 @@ struct Job {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.metrics.install() {
+        eprintln!("es-bench: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -366,6 +422,7 @@ async fn run_job(job: &Job, config: &StoreConfig, cli: &Cli, fsync: Option<&Valu
         "workload": job.workload.name(),
         "store": job.store.name(),
         "durability": durability,
+        "metrics_recorder": cli.metrics.name(),
         "quick": job.params.quick,
         "params": job.params,
         "runs": results.len(),
@@ -446,6 +503,9 @@ fn run_w6_child(params: &Params) -> Result<RunResult, BenchError> {
     }
     if params.command_ids {
         command.arg("--command-ids");
+    }
+    if let Some(recorder) = INSTALLED.get() {
+        command.args(["--metrics", recorder.name()]);
     }
     let output = command
         .output()

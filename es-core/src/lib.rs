@@ -4,7 +4,8 @@
 //! decide events and `#[apply]` methods that fold them; the macros generate the command and event
 //! enums and the [`Aggregate`] impl. The kernel keeps one actor per live
 //! aggregate, rehydrates it from snapshots and events, and passivates it when idle; stores are
-//! pluggable behind the traits of [`store`].
+//! pluggable behind the traits of [`store`]. It reports through the `metrics` facade (see
+//! [`metrics`] for the names) and, without a recorder, through [`Kernel::stats`].
 //!
 //! ```
 //! use es_core::prelude::*;
@@ -45,6 +46,7 @@ pub mod clock;
 pub mod event;
 pub mod kernel;
 pub mod memory;
+pub mod metrics;
 mod panic;
 pub mod projection;
 pub mod store;

@@ -15,6 +15,7 @@
 use std::thread::JoinHandle;
 
 use es_core::store::StoreError;
+use metrics::Histogram;
 use tokio::sync::mpsc;
 
 /// The backend's side of a writer thread: how to commit one group.
@@ -48,11 +49,13 @@ pub(crate) struct WriterThread<R> {
 }
 
 impl<R: Send + 'static> WriterThread<R> {
-    /// Starts thread `name` committing the requests of a queue of `capacity` with `committer`.
+    /// Starts thread `name` committing the requests of a queue of `capacity` with `committer`,
+    /// recording the size of each group in `group_size`.
     pub(crate) fn spawn<C>(
         name: &'static str,
         capacity: usize,
         committer: C,
+        group_size: Histogram,
     ) -> Result<Self, StoreError>
     where
         C: Committer<Request = R>,
@@ -60,7 +63,7 @@ impl<R: Send + 'static> WriterThread<R> {
         let (requests, receiver) = mpsc::channel(capacity.max(1));
         let thread = std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || run(committer, receiver))
+            .spawn(move || run(committer, receiver, group_size))
             .map_err(|e| StoreError::io(format!("starting the {name} thread"), e))?;
         Ok(Self {
             requests,
@@ -111,6 +114,7 @@ impl<R> Drop for WriterThread<R> {
 fn run<C: Committer>(
     mut committer: C,
     mut requests: mpsc::Receiver<C::Request>,
+    group_size: Histogram,
 ) -> Result<(), StoreError> {
     let mut carry = None;
     loop {
@@ -135,6 +139,7 @@ fn run<C: Committer>(
             bytes += size;
             group.push(request);
         }
+        group_size.record(group.len() as f64);
         committer.commit(group);
     }
     committer.finish()
@@ -193,6 +198,7 @@ mod tests {
                 entered: Some(entered),
                 gate,
             },
+            Histogram::noop(),
         )?;
         writer.send(1).await?;
         // Wait until the writer holds the first group, so the rest queue up behind it.

@@ -42,6 +42,7 @@ mod lock;
 pub use file::FileStore;
 #[cfg(feature = "lmdb")]
 mod lmdb;
+pub mod metrics;
 mod open;
 #[cfg(feature = "lmdb")]
 pub use lmdb::{Durability, LmdbOptions, LmdbStore};

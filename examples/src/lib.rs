@@ -12,3 +12,4 @@
 
 pub mod bank;
 pub mod cli;
+pub mod load;

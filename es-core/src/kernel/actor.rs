@@ -12,6 +12,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::aggregate::Aggregate;
+use crate::metrics::AggregateMetrics;
 use crate::store::StreamId;
 
 use super::DispatchError;
@@ -26,6 +27,8 @@ use crate::tracker::TaskToken;
 pub(crate) struct Slots<A: Aggregate> {
     pub(crate) map: DashMap<String, Arc<Slot<A>>, foldhash::fast::RandomState>,
     pub(crate) signals: Signals,
+    /// The type's metrics, registered with the type.
+    pub(crate) metrics: AggregateMetrics,
 }
 
 impl<A: Aggregate> Default for Slots<A> {
@@ -33,6 +36,7 @@ impl<A: Aggregate> Default for Slots<A> {
         Self {
             map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             signals: Signals::default(),
+            metrics: AggregateMetrics::new(A::TYPE),
         }
     }
 }
@@ -86,6 +90,7 @@ impl<A: Aggregate> Actor<A> {
         id: &str,
         token: TaskToken,
     ) -> Self {
+        slots.metrics.actor_started();
         Self {
             ctx,
             slots,
@@ -144,7 +149,7 @@ impl<A: Aggregate> Actor<A> {
                         batch.for_each(|msg| msg.refuse(Exit::Retry));
                         return Flow::Stop;
                     }
-                    let answer = match loaded(&self.ctx, &self.stream, &mut self.state).await {
+                    let answer = match self.load().await {
                         Ok((state, _)) => copy_state(state),
                         Err(LoadError::Store(e)) => Err(DispatchError::Store(e)),
                         Err(LoadError::Panicked(m)) => {
@@ -159,6 +164,7 @@ impl<A: Aggregate> Actor<A> {
                     // Honoured only when it is all the actor got: anything else means work
                     // arrived after the sweeper looked.
                     if alone {
+                        self.slots.metrics.passivations.add(1);
                         return Flow::Stop;
                     }
                 }
@@ -179,6 +185,17 @@ impl<A: Aggregate> Actor<A> {
         }
     }
 
+    /// The loaded state, rehydrated first when there is none.
+    async fn load(&mut self) -> Result<(&mut A, &mut u64), LoadError> {
+        loaded(
+            &self.ctx,
+            &self.stream,
+            &mut self.state,
+            &self.slots.metrics,
+        )
+        .await
+    }
+
     async fn commit(&mut self, jobs: Vec<Job<A>>) -> AfterCommit {
         commit(
             &self.ctx,
@@ -186,6 +203,7 @@ impl<A: Aggregate> Actor<A> {
             &mut self.state,
             &mut self.window,
             jobs,
+            &self.slots.metrics,
         )
         .await
     }
@@ -206,6 +224,7 @@ impl<A: Aggregate> Drop for Actor<A> {
         }
         self.slots
             .remove(&self.stream.aggregate_id, self.slot.generation);
+        self.slots.metrics.actor_stopped();
         self.ctx.actor_stopped();
         self.slot.mailbox.mark_stopped(&self.slots.signals);
     }

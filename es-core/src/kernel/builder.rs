@@ -16,6 +16,14 @@ use super::context::{Config, Context};
 use super::handle::Kernel;
 use super::registry::{AnyRegistry, Registry};
 
+/// Makes a registry for one aggregate type.
+type NewRegistry = fn() -> Arc<dyn AnyRegistry>;
+
+/// A new registry for `A`, seen without its type.
+fn new_registry<A: Aggregate>() -> Arc<dyn AnyRegistry> {
+    Arc::new(Registry::<A>::new())
+}
+
 impl Kernel {
     /// A builder for a kernel.
     pub fn builder() -> KernelBuilder {
@@ -32,7 +40,9 @@ pub struct KernelBuilder {
     checkpoint_store: Option<Arc<dyn CheckpointStore>>,
     config: Config,
     clock: Option<Arc<dyn Clock>>,
-    registries: HashMap<TypeId, (&'static str, Arc<dyn AnyRegistry>)>,
+    /// The registered types, each with how to make its registry (at `build`, so that its
+    /// metric handles are taken with the recorder in force then).
+    registries: HashMap<TypeId, (&'static str, NewRegistry)>,
     duplicate: Option<&'static str>,
 }
 
@@ -146,9 +156,8 @@ impl KernelBuilder {
         {
             self.duplicate = Some(A::TYPE);
         }
-        let registry: Arc<dyn AnyRegistry> = Arc::new(Registry::<A>::new());
         self.registries
-            .insert(TypeId::of::<A>(), (A::TYPE, registry));
+            .insert(TypeId::of::<A>(), (A::TYPE, new_registry::<A>));
         self
     }
 
@@ -251,21 +260,23 @@ impl KernelBuilder {
         let registries = self
             .registries
             .into_iter()
-            .map(|(id, (_, registry))| (id, registry))
+            .map(|(id, (_, make))| (id, make()))
             .collect();
         let tasks = TaskTracker::default();
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let projections = Projections::new(
             runtime.clone(),
             event_store.clone(),
             self.checkpoint_store,
             tasks.clone(),
+            clock.clone(),
         );
         let ctx = Context::new(
             runtime,
             event_store,
             self.snapshot_store,
             self.config.actor.clone(),
-            self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             tasks,
         );
         Ok(Kernel::new(ctx, registries, projections, self.config))

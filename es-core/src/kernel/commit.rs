@@ -6,9 +6,10 @@
 //! with backoff; any other failure is reported to every command of the group, and nothing of it
 //! is applied.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::aggregate::Aggregate;
+use crate::metrics::AggregateMetrics;
 use crate::store::{AppendResult, ExpectedVersion, RecordedEvent, StoreError, StreamId};
 
 use super::context::Context;
@@ -37,10 +38,11 @@ pub(crate) async fn commit<A: Aggregate>(
     cache: &mut Option<(A, u64)>,
     window: &mut Option<Box<Window>>,
     mut jobs: Vec<Job<A>>,
+    metrics: &AggregateMetrics,
 ) -> AfterCommit {
     while !jobs.is_empty() {
         let rest = split_at_repeat(&mut jobs, ctx.config.dedup_window);
-        if let AfterCommit::Stop = commit_group(ctx, stream, cache, window, jobs).await {
+        if let AfterCommit::Stop = commit_group(ctx, stream, cache, window, jobs, metrics).await {
             rest.into_iter().for_each(Job::retry);
             return AfterCommit::Stop;
         }
@@ -56,14 +58,17 @@ async fn commit_group<A: Aggregate>(
     cache: &mut Option<(A, u64)>,
     window: &mut Option<Box<Window>>,
     mut jobs: Vec<Job<A>>,
+    metrics: &AggregateMetrics,
 ) -> AfterCommit {
     if jobs.is_empty() {
         return AfterCommit::Continue;
     }
+    let started = Instant::now();
+    metrics.batch_started(jobs.len());
     let mut conflicts = 0;
     let mut transient = 0;
     loop {
-        let (state, version) = match loaded(ctx, stream, cache).await {
+        let (state, version) = match loaded(ctx, stream, cache, metrics).await {
             Ok(loaded) => loaded,
             Err(LoadError::Store(e)) => {
                 answer_all(jobs, || DispatchError::Store(e.clone()));
@@ -133,6 +138,7 @@ async fn commit_group<A: Aggregate>(
                     window.record(base, new_version, committed_commands(&jobs, &outcomes));
                 }
                 maybe_snapshot(ctx, stream, &*state, base, new_version);
+                metrics.batch_done(started);
                 answer(jobs, outcomes, recorded);
                 return AfterCommit::Continue;
             }
@@ -147,6 +153,7 @@ async fn commit_group<A: Aggregate>(
                     });
                     return AfterCommit::Continue;
                 }
+                metrics.conflict_reruns.add(1);
                 tracing::debug!(%stream, base, actual, "version conflict; catching up and re-running");
             }
             Err(e) if e.is_transient() && transient < ctx.config.store_retries => {

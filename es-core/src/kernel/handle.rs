@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
+use crate::metrics::{AggregateStats, KernelStats};
 use crate::projection::Projections;
 use crate::store::EventStore;
 
@@ -160,6 +161,7 @@ impl Kernel {
             .dispatch(&self.inner.ctx, id, command, options)
             .instrument(span.clone())
             .await;
+        registry.metrics().command(&result);
         if let Ok(done) = &result {
             span.record("version", done.version);
         }
@@ -178,6 +180,20 @@ impl Kernel {
     /// The number of aggregates with a running actor.
     pub fn live_aggregates(&self) -> usize {
         self.inner.ctx.live()
+    }
+
+    /// The kernel's figures so far: commands by outcome, batches, passivations, rehydrations
+    /// and snapshots per aggregate type, and every projection's status with its lag. The same
+    /// figures the metrics of [`crate::metrics`] report, for code without a metrics recorder.
+    pub fn stats(&self) -> KernelStats {
+        let mut aggregates: Vec<AggregateStats> =
+            self.inner.registries.values().map(|r| r.stats()).collect();
+        aggregates.sort_by_key(|a| a.aggregate);
+        KernelStats {
+            live_aggregates: self.live_aggregates(),
+            aggregates,
+            projections: self.inner.projections.statuses(),
+        }
     }
 
     /// The projection runners of this kernel.

@@ -4,6 +4,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::aggregate::Aggregate;
 use crate::event::EventSet;
+use crate::metrics::AggregateMetrics;
 use crate::store::{StoreError, StreamId};
 
 use super::context::Context;
@@ -22,34 +23,44 @@ pub(crate) async fn loaded<'s, A: Aggregate>(
     ctx: &Context,
     stream: &StreamId,
     cache: &'s mut Option<(A, u64)>,
+    metrics: &AggregateMetrics,
 ) -> Result<(&'s mut A, &'s mut u64), LoadError> {
     let loaded = match cache.take() {
         Some(loaded) => loaded,
-        None => rehydrate(ctx, stream).await?,
+        None => rehydrate(ctx, stream, metrics).await?,
     };
     let (state, version) = cache.insert(loaded);
     Ok((state, version))
 }
 
 /// Loads the latest snapshot (if any, and if it still decodes) and replays later events.
-async fn rehydrate<A: Aggregate>(ctx: &Context, stream: &StreamId) -> Result<(A, u64), LoadError> {
+async fn rehydrate<A: Aggregate>(
+    ctx: &Context,
+    stream: &StreamId,
+    metrics: &AggregateMetrics,
+) -> Result<(A, u64), LoadError> {
+    metrics.rehydrations.add(1);
     let mut state = A::default();
     let mut version = 0;
     if let Some(snapshots) = &ctx.snapshot_store {
         match snapshots.load_latest(stream).await {
             Ok(Some(snapshot)) => match serde_json::from_slice::<A>(&snapshot.state) {
                 Ok(restored) => {
+                    metrics.snapshot_hits.add(1);
                     state = restored;
                     version = snapshot.version;
                 }
-                Err(e) => tracing::warn!(
-                    %stream,
-                    version = snapshot.version,
-                    error = %e,
-                    "ignoring a snapshot that no longer decodes; replaying the stream"
-                ),
+                Err(e) => {
+                    metrics.snapshots_discarded.add(1);
+                    tracing::warn!(
+                        %stream,
+                        version = snapshot.version,
+                        error = %e,
+                        "ignoring a snapshot that no longer decodes; replaying the stream"
+                    );
+                }
             },
-            Ok(None) => {}
+            Ok(None) => metrics.snapshot_misses.add(1),
             Err(e) => tracing::warn!(
                 %stream,
                 error = %e,
@@ -76,6 +87,7 @@ async fn rehydrate<A: Aggregate>(ctx: &Context, stream: &StreamId) -> Result<(A,
                 .map_err(|p| LoadError::Panicked(panic_message(p)))?;
             version = recorded.sequence;
         }
+        metrics.events_replayed.add(events.len() as u64);
         if !full {
             break;
         }

@@ -12,6 +12,7 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::oneshot;
 
 use crate::aggregate::Aggregate;
+use crate::metrics::{AggregateMetrics, AggregateStats};
 
 use super::actor::{Actor, Slot, Slots};
 use super::context::Context;
@@ -32,6 +33,8 @@ pub(crate) trait AnyRegistry: Send + Sync + 'static {
     fn stop_all(&self);
     /// Offers passivation to every actor idle since before `idle_since` (kernel time, µs).
     fn sweep(&self, idle_since: u64);
+    /// The type's figures so far.
+    fn stats(&self) -> AggregateStats;
 }
 
 impl<A: Aggregate> AnyRegistry for Registry<A> {
@@ -53,6 +56,10 @@ impl<A: Aggregate> AnyRegistry for Registry<A> {
             }
         }
     }
+
+    fn stats(&self) -> AggregateStats {
+        self.slots.metrics.stats()
+    }
 }
 
 /// Numbers actors, to tell an actor from its successor under the same id.
@@ -63,6 +70,11 @@ impl<A: Aggregate> Registry<A> {
         Self {
             slots: Arc::default(),
         }
+    }
+
+    /// The type's metrics.
+    pub(crate) fn metrics(&self) -> &AggregateMetrics {
+        &self.slots.metrics
     }
 
     /// The slot of `id`'s actor, starting one if none runs; `None` once shutdown has begun.

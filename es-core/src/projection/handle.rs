@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::options::{ProjectionPhase, ProjectionStatus, SkippedEvent};
 use super::{Projection, ProjectionError};
+use crate::metrics::ProjectionMetricsRef;
 
 /// What a runner shares with its handles.
 pub(super) struct Shared<P> {
@@ -17,6 +18,8 @@ pub(super) struct Shared<P> {
     /// The last position processed.
     pub(super) processed: watch::Sender<u64>,
     pub(super) status: Mutex<StatusInner>,
+    /// Its metrics, and what its lag is computed from.
+    pub(super) metrics: ProjectionMetricsRef,
 }
 
 /// The mutable part of a runner's status.
@@ -85,14 +88,22 @@ impl<P: Projection> ProjectionHandle<P> {
     }
 }
 
-/// A runner's status.
+/// A runner's status, with its lag (which this also sets on the lag gauges).
 pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
+    let position = *shared.processed.borrow();
+    let metrics = &shared.metrics;
+    let lag = metrics.lag(position);
     let status = shared.status.lock();
     ProjectionStatus {
         name: shared.name.to_owned(),
         phase: status.phase.clone(),
-        position: *shared.processed.borrow(),
+        position,
         skipped_count: status.skipped_count,
         skipped: status.skipped.iter().cloned().collect(),
+        lag_events: lag.events,
+        lag: lag.time,
+        events_handled: metrics.handled.get(),
+        events_filtered: metrics.filtered.get(),
+        restarts: metrics.restarts.get(),
     }
 }

@@ -142,6 +142,7 @@ pub struct SkippedEvent {
 
 /// A runner's status, from [`Projections::lookup`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProjectionStatus {
     /// The projection's name.
     pub name: String,
@@ -153,6 +154,24 @@ pub struct ProjectionStatus {
     pub skipped_count: u64,
     /// The most recent skipped events (up to 100).
     pub skipped: Vec<SkippedEvent>,
+    /// How many events of the log lie after `position` (the store's head minus `position`).
+    pub lag_events: u64,
+    /// How long ago the oldest event after `position` was recorded; zero when the runner is
+    /// caught up (an idle log is no lag). See [`ProjectionStatus::lag_seconds`].
+    pub lag: Duration,
+    /// How many events the runner handled (on this kernel, across restarts).
+    pub events_handled: u64,
+    /// How many events its filter skipped without decoding them.
+    pub events_filtered: u64,
+    /// How many times a runner of this name was started again after it had stopped.
+    pub restarts: u64,
+}
+
+impl ProjectionStatus {
+    /// [`ProjectionStatus::lag`] in seconds.
+    pub fn lag_seconds(&self) -> f64 {
+        self.lag.as_secs_f64()
+    }
 }
 
 /// How many skipped events a status keeps.

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -12,13 +13,20 @@ use super::handle::{ProjectionHandle, Shared, StatusInner, status_of};
 use super::options::{ProjectionOptions, ProjectionPhase, ProjectionStatus};
 use super::runner::Runner;
 use super::{Projection, ProjectionError};
+use crate::clock::Clock;
+use crate::metrics::{ProjectionMetrics, ProjectionMetricsRef};
 use crate::store::{CheckpointStore, EventStore};
-use crate::tracker::TaskTracker;
+use crate::tracker::{TaskToken, TaskTracker};
+
+/// How often the lag monitor refreshes every runner's lag gauges.
+const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 struct Entry {
     status: Box<dyn Fn() -> ProjectionStatus + Send + Sync>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// Kept across restarts of the name.
+    metrics: ProjectionMetricsRef,
 }
 
 /// The projection runners of a kernel: `kernel.projections()`.
@@ -31,9 +39,13 @@ pub struct Projections {
     runtime: tokio::runtime::Handle,
     event_store: Arc<dyn EventStore>,
     checkpoint_store: Option<Arc<dyn CheckpointStore>>,
-    runners: Mutex<Runners>,
+    runners: Arc<Mutex<Runners>>,
     /// Counts the running runners, so that kernel shutdown waits for them to be gone.
     tasks: TaskTracker,
+    /// Tells the lag monitor to end (dropping it does too).
+    stop_monitor: watch::Sender<bool>,
+    /// The kernel's clock, which stamps events: a runner's lag in time is measured with it.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Default)]
@@ -41,6 +53,8 @@ struct Runners {
     by_name: HashMap<&'static str, Entry>,
     /// Set by kernel shutdown: no runner starts after it.
     closed: bool,
+    /// Whether the lag monitor was started (with the first runner).
+    monitored: bool,
 }
 
 impl Projections {
@@ -49,13 +63,16 @@ impl Projections {
         event_store: Arc<dyn EventStore>,
         checkpoint_store: Option<Arc<dyn CheckpointStore>>,
         tasks: TaskTracker,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             runtime,
             event_store,
             checkpoint_store,
-            runners: Mutex::default(),
+            runners: Arc::default(),
             tasks,
+            stop_monitor: watch::Sender::new(false),
+            clock,
         }
     }
 
@@ -68,7 +85,19 @@ impl Projections {
         &self,
         options: ProjectionOptions,
     ) -> Result<ProjectionHandle<P>, ProjectionError> {
-        self.runners.lock().check_can_start(P::NAME)?;
+        // Taken before the first await, so with the recorder of the caller's context.
+        let metrics = {
+            let runners = self.runners.lock();
+            runners.check_can_start(P::NAME)?;
+            match runners.by_name.get(P::NAME) {
+                Some(entry) => entry.metrics.clone(),
+                None => Arc::new(ProjectionMetrics::new(
+                    P::NAME,
+                    self.event_store.subscribe(),
+                    self.clock.clone(),
+                )),
+            }
+        };
         let checkpoints = options
             .checkpoint_store
             .clone()
@@ -87,6 +116,7 @@ impl Projections {
                 skipped_count: 0,
                 skipped: VecDeque::new(),
             }),
+            metrics: metrics.clone(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut runners = self.runners.lock();
@@ -103,20 +133,47 @@ impl Projections {
         };
         let task = self.runtime.spawn(runner.run());
         let for_status = shared.clone();
-        runners.by_name.insert(
+        let earlier = runners.by_name.insert(
             P::NAME,
             Entry {
                 status: Box::new(move || status_of(&for_status)),
                 stop,
                 task: Some(task),
+                metrics,
             },
         );
+        if let Some(earlier) = earlier {
+            earlier.metrics.restarts.add(1);
+        }
+        if !runners.monitored {
+            runners.monitored = true;
+            let monitor = LagMonitor {
+                runners: Arc::downgrade(&self.runners),
+                store: self.event_store.clone(),
+                stop: self.stop_monitor.subscribe(),
+                _token: self.tasks.token(),
+            };
+            self.runtime.spawn(monitor.run());
+        }
         Ok(ProjectionHandle { shared })
     }
 
     /// The status of the runner named `name`, if one was started.
     pub fn lookup(&self, name: &str) -> Option<ProjectionStatus> {
         self.runners.lock().by_name.get(name).map(|e| (e.status)())
+    }
+
+    /// The status of every runner started on this kernel, by name.
+    pub fn statuses(&self) -> Vec<ProjectionStatus> {
+        let mut statuses: Vec<ProjectionStatus> = self
+            .runners
+            .lock()
+            .by_name
+            .values()
+            .map(|e| (e.status)())
+            .collect();
+        statuses.sort_by(|a, b| a.name.cmp(&b.name));
+        statuses
     }
 
     /// The names of the runners started on this kernel.
@@ -155,6 +212,7 @@ impl Projections {
             runners.closed = true;
             runners.by_name.keys().copied().collect()
         };
+        self.stop_monitor.send_replace(true);
         for name in names {
             let _ = self.stop(name).await;
         }
@@ -177,6 +235,61 @@ impl Runners {
             return Err(ProjectionError::AlreadyRunning(name.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// Keeps the lag of every runner current, stopped ones included: refreshes the lag gauges
+/// each [`LAG_REFRESH`], and reads the timestamp of the oldest event a runner has not processed
+/// when the runner has not seen it (a stopped or stuck runner, with events after it).
+struct LagMonitor {
+    runners: std::sync::Weak<Mutex<Runners>>,
+    store: Arc<dyn EventStore>,
+    stop: watch::Receiver<bool>,
+    /// Declared last, so it is released after the store handle (fields drop in order).
+    _token: TaskToken,
+}
+
+impl LagMonitor {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(LAG_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                // A stop request, or the kernel was dropped.
+                _ = self.stop.wait_for(|stop| *stop) => return,
+            }
+            let Some(runners) = self.runners.upgrade() else {
+                return;
+            };
+            // The status refreshes the gauges; the lag in time may need one event read.
+            let unknown: Vec<(ProjectionMetricsRef, u64)> = runners
+                .lock()
+                .by_name
+                .values()
+                .filter_map(|entry| {
+                    let position = (entry.status)().position;
+                    entry
+                        .metrics
+                        .needs_pending(position)
+                        .then(|| (entry.metrics.clone(), position))
+                })
+                .collect();
+            drop(runners);
+            for (metrics, position) in unknown {
+                match self.store.read_all(position + 1, 1).await {
+                    Ok(events) => {
+                        if let Some(first) = events.first() {
+                            metrics.note_pending(first.position, first.timestamp);
+                            metrics.lag(position);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "projection lag: cannot read the log");
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -114,6 +114,7 @@ impl<P: Projection> Runner<P> {
                 }
             };
             if page.scanned == 0 {
+                self.shared.metrics.lag(next - 1);
                 self.set_phase(ProjectionPhase::CaughtUp);
                 head.borrow_and_update();
                 if *head.borrow() >= next {
@@ -132,18 +133,35 @@ impl<P: Projection> Runner<P> {
                 continue;
             }
             self.set_phase(ProjectionPhase::Running);
-            if let Err(e) = self.process(&page.events, page.scanned_to).await {
+            // While the page is processed, its first event is the oldest one not processed:
+            // the lag gauges say how old it is. (The next read, or reaching the head, updates
+            // them again.)
+            let metrics = self.shared.metrics.clone();
+            if let Some(first) = page.events.first() {
+                metrics.note_pending(first.position, first.timestamp);
+            }
+            metrics.lag(next - 1);
+            let filtered = page.scanned.saturating_sub(page.events.len());
+            if let Err(e) = self.process(&page.events, page.scanned_to, filtered).await {
                 return e;
             }
         }
     }
 
     /// Folds one page of accepted events into the state and saves the checkpoint at
-    /// `scanned_to` (the page may have skipped events the projection does not handle).
-    async fn process(&mut self, page: &[RecordedEvent], scanned_to: u64) -> Result<(), End> {
+    /// `scanned_to` (the page skipped `filtered` events the projection does not handle). The
+    /// counters and lag gauges are updated before the new position is published, so whoever
+    /// waits for it sees them.
+    async fn process(
+        &mut self,
+        page: &[RecordedEvent],
+        scanned_to: u64,
+        filtered: usize,
+    ) -> Result<(), End> {
         let mut state = self.shared.state.lock().await;
         let mut processed = scanned_to;
         let mut outcome = Ok(());
+        let mut handled = 0;
         for (i, event) in page.iter().enumerate() {
             // A stop is honoured between events, so a large batch never holds up `stop` or
             // `Kernel::shutdown`; what was handled so far is saved below.
@@ -152,11 +170,19 @@ impl<P: Projection> Runner<P> {
                 outcome = Err(End::Stopped);
                 break;
             }
-            if let Err(e) = self.apply_with_policy(&mut state, event).await {
-                processed = event.position - 1;
-                outcome = Err(e);
-                break;
+            match self.apply_with_policy(&mut state, event).await {
+                Ok(true) => handled += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    processed = event.position - 1;
+                    outcome = Err(e);
+                    break;
+                }
             }
+        }
+        self.shared.metrics.handled.add(handled);
+        if outcome.is_ok() {
+            self.shared.metrics.filtered.add(filtered as u64);
         }
         if processed > *self.shared.processed.borrow() {
             if let Some(store) = &self.checkpoints {
@@ -174,6 +200,7 @@ impl<P: Projection> Runner<P> {
                     .await?;
             }
             drop(state);
+            self.shared.metrics.lag(processed);
             self.shared.processed.send_replace(processed);
         }
         outcome
@@ -210,17 +237,20 @@ impl<P: Projection> Runner<P> {
         }
     }
 
-    async fn apply_with_policy(&self, state: &mut P, event: &RecordedEvent) -> Result<(), End> {
+    /// Applies one event under the error policy: `Ok(true)` when it was handled, `Ok(false)`
+    /// when it was skipped.
+    async fn apply_with_policy(&self, state: &mut P, event: &RecordedEvent) -> Result<bool, End> {
         let mut attempt = 0u32;
         loop {
             let error = match apply_event(state, event) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 Err(e) => e,
             };
             match &self.options.error_policy {
                 ErrorPolicy::Stop => return Err(End::Failed(error.to_string())),
                 ErrorPolicy::Skip => {
                     tracing::warn!(projection = P::NAME, position = event.position, error = %error, "skipping an event");
+                    self.shared.metrics.error_skipped.increment(1);
                     let mut status = self.shared.status.lock();
                     status.skipped_count += 1;
                     status.skipped.push_back(SkippedEvent {
@@ -231,7 +261,7 @@ impl<P: Projection> Runner<P> {
                     if status.skipped.len() > SKIPPED_KEPT {
                         status.skipped.pop_front();
                     }
-                    return Ok(());
+                    return Ok(false);
                 }
                 ErrorPolicy::Retry {
                     attempts,

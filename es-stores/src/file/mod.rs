@@ -35,6 +35,7 @@ use self::layout::{
 };
 use crate::group_commit::WriterThread;
 use crate::lock::DirLock;
+use crate::metrics::StoreMetrics;
 
 /// The most bytes read from the log in one positional read.
 const MAX_READ: u64 = 4 << 20;
@@ -118,6 +119,7 @@ pub struct FileStore {
 /// (committing what is queued), then the state goes and the directory lock is released.
 struct Shared {
     writer: WriterThread<AppendRequest>,
+    metrics: StoreMetrics,
     state: Arc<State>,
     _lock: DirLock,
 }
@@ -185,14 +187,17 @@ impl FileStore {
             index: RwLock::new(index),
             head: watch::Sender::new(head),
         });
+        let metrics = StoreMetrics::new("file");
         let writer = WriterThread::spawn(
             "es-file-writer",
             QUEUE_CAPACITY,
             LogWriter::new(Arc::clone(&state), log, len),
+            metrics.group_size.clone(),
         )?;
         Ok(Self {
             shared: Arc::new(Shared {
                 writer,
+                metrics,
                 state,
                 _lock: lock,
             }),
@@ -352,6 +357,7 @@ impl EventStore for FileStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
+        let _timer = (!events.is_empty()).then(|| self.shared.metrics.append_timer());
         let (reply, answer) = oneshot::channel();
         self.shared
             .writer

@@ -251,6 +251,7 @@ impl EventStore for LmdbStore {
             expected.check(version)?;
             return Ok(AppendResult::unchanged(version));
         }
+        let _timer = self.inner.metrics.append_timer();
         let stream = stream.clone();
         self.write(move |reply| Request::append(stream, key, expected, events, reply))
             .await

@@ -18,6 +18,7 @@ use super::options::{Durability, LmdbOptions};
 use super::request::Request;
 use crate::group_commit::WriterThread;
 use crate::lock::DirLock;
+use crate::metrics::StoreMetrics;
 
 /// How long opening waits for a store of the same path that is closing in this process, and
 /// closing waits for the environment to close.
@@ -43,6 +44,7 @@ pub(super) struct Shared {
     pub(super) max_key_size: usize,
     /// The canonical path.
     pub(super) path: PathBuf,
+    pub(super) metrics: StoreMetrics,
     closer: Closer,
 }
 
@@ -183,6 +185,7 @@ impl Shared {
         };
         let head = Arc::new(watch::Sender::new(head_position));
         let resize_gate = Arc::new(RwLock::new(()));
+        let metrics = StoreMetrics::new("lmdb");
         let writer = TxnWriter {
             env: env.clone(),
             dbs,
@@ -193,7 +196,12 @@ impl Shared {
             buf: Vec::with_capacity(4096),
         };
         let mut threads = Threads {
-            writer: WriterThread::spawn("es-lmdb-writer", options.queue_capacity, writer)?,
+            writer: WriterThread::spawn(
+                "es-lmdb-writer",
+                options.queue_capacity,
+                writer,
+                metrics.group_size.clone(),
+            )?,
             syncer: None,
         };
         if let Durability::NoSync {
@@ -212,6 +220,7 @@ impl Shared {
         let env_closed = env.clone().prepare_for_closing();
         Ok(Shared {
             threads,
+            metrics,
             max_key_size: env.max_key_size(),
             env,
             dbs,

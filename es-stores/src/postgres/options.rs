@@ -16,6 +16,7 @@ use super::sql::{self, Queries};
 use super::store::Inner;
 use super::writer::{self, Lane, MAX_EVENTS_PER_TRANSACTION};
 use super::{PostgresStore, head, migrate, read};
+use crate::metrics::StoreMetrics;
 
 /// Configures a [`PostgresStore`]; made by [`PostgresStore::builder`].
 #[derive(Debug, Clone)]
@@ -96,6 +97,8 @@ impl PostgresStoreBuilder {
     /// Migrates the schema (unless disabled), starts the background tasks and returns the store.
     /// Must be called within a tokio runtime.
     pub async fn build(self) -> Result<PostgresStore, StoreError> {
+        // Taken before the first await, with the recorder of the caller's context.
+        let metrics = StoreMetrics::new("postgres");
         if !migrate::valid_schema_name(&self.schema) {
             return Err(StoreError::InvalidInput(format!(
                 "schema name {} is not a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most \
@@ -127,6 +130,7 @@ impl PostgresStoreBuilder {
                 max_appends: self.max_batch,
                 max_events: MAX_EVENTS_PER_TRANSACTION,
                 committed: committed.clone(),
+                group_size: metrics.group_size.clone(),
             };
             tokio::spawn(lane.run(rx));
             lanes.push(tx);
@@ -156,6 +160,7 @@ impl PostgresStoreBuilder {
                 head,
                 visibility_wait: self.visibility_wait,
                 tasks,
+                metrics,
             }),
         })
     }

@@ -20,6 +20,7 @@ use super::migrate;
 use super::read;
 use super::sql::Queries;
 use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending};
+use crate::metrics::StoreMetrics;
 
 /// An event, snapshot and checkpoint store in PostgreSQL (15 or later), shared by any number of
 /// processes.
@@ -148,6 +149,7 @@ pub(super) struct Inner {
     /// The head refresher and the listener, aborted when the last handle is dropped. (Lanes end
     /// by themselves once their queues close and drain.)
     pub(super) tasks: Vec<JoinHandle<()>>,
+    pub(super) metrics: StoreMetrics,
 }
 
 impl Drop for Inner {
@@ -293,6 +295,7 @@ impl EventStore for PostgresStore {
             expected.check(version)?;
             return Ok(AppendResult::unchanged(version));
         }
+        let _timer = self.inner.metrics.append_timer();
         let metadata = prepare(&events)?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {

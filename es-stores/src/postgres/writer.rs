@@ -69,6 +69,8 @@ pub(crate) struct Lane {
     pub(crate) max_appends: usize,
     pub(crate) max_events: usize,
     pub(crate) committed: Committed,
+    /// Appends per batch.
+    pub(crate) group_size: metrics::Histogram,
 }
 
 impl Lane {
@@ -120,6 +122,7 @@ impl Lane {
             }
             later.extend(deferred.drain(..));
             deferred = later;
+            self.group_size.record(batch.len() as f64);
             self.commit(batch).await;
         }
     }
