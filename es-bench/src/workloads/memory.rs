@@ -164,11 +164,57 @@ pub async fn w6(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         format!("W6: the store holds {head} events, expected {}", 2 * n)
     });
     drop(calibration);
+
+    // A third measure that needs no calibration: a fresh store already holding one event per
+    // account (written at the store level), then one refused command per account (a zero
+    // deposit: the aggregate rehydrates, stays live, and nothing is written). The store does
+    // not grow while the aggregates come alive, so the RSS delta is the aggregates' alone.
+    let prefilled = MemoryStore::new();
+    let event = BankAccountEvent::from(Deposited { amount: 1 }).to_new_event()?;
+    for i in 0..n {
+        let stream = StreamId::new("bank_account", account_id(i));
+        prefilled
+            .append(&stream, ExpectedVersion::Any, vec![event.clone()])
+            .await?;
+    }
+    let kernel = Kernel::builder()
+        .store(prefilled.clone())
+        .passivate_after(Duration::from_secs(3600))
+        .register::<BankAccount>()
+        .build()?;
+    let ids: Vec<String> = (0..n).map(account_id).collect();
+    let rss_prefilled = rss_bytes()?;
+    for id in &ids {
+        match kernel
+            .dispatch::<BankAccount>(id, Deposit { amount: 0 })
+            .await
+        {
+            Err(DispatchError::Rejected(_)) => {}
+            other => {
+                return Err(BenchError::Dispatch(format!(
+                    "W6 prefilled: a zero deposit to {id} must be refused, got {other:?}"
+                )));
+            }
+        }
+    }
+    let live3 = kernel.live_aggregates() as u64;
+    let rss_live3 = rss_bytes()?;
+    kernel.shutdown().await;
+    r.set(
+        "rss_bytes_per_live_aggregate_store_prefilled",
+        (rss_live3.saturating_sub(rss_prefilled) as f64 / live3.max(1) as f64).round(),
+    );
+    r.check(live3 == n, || {
+        format!("W6 prefilled: {live3} live aggregates, expected {n}")
+    });
+    drop(prefilled);
     r.notes.push(
         "rss_bytes_per_live_aggregate includes the store's copy of each aggregate's event; \
          store_bytes_per_event is measured first by store-level appends to one-event streams of \
-         a separate memory store, and subtracted in ..._excluding_store. RSS is what the \
-         allocator holds: freed memory it keeps is still counted after passivation"
+         a separate memory store, and subtracted in ..._excluding_store. \
+         ..._store_prefilled needs no calibration: the aggregates come alive (one refused \
+         command each) on a store that already holds their events and does not grow. RSS is \
+         what the allocator holds: freed memory it keeps is still counted after passivation"
             .to_owned(),
     );
     Ok(r)
