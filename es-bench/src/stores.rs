@@ -182,39 +182,44 @@ impl StoreEnv {
         self.dir.as_ref().map(tempfile::TempDir::path)
     }
 
-    /// Opens the store (again). For durable stores, every handle of an earlier `open` must be
-    /// dropped first, so that this really reopens it (the memory store is shared instead).
+    /// Opens the store (again), through `es_stores::open` with the store's URL (LMDB with a
+    /// durability other than the default through its options builder, which the URL cannot
+    /// express). For durable stores, every handle of an earlier `open` must be dropped first,
+    /// so that this really reopens it (the memory store is shared instead).
     pub async fn open(&self) -> Result<Arc<dyn Store>, BenchError> {
         match self.kind {
             StoreKind::Memory => Ok(Arc::new(self.memory.clone())),
             #[cfg(feature = "lmdb")]
-            StoreKind::Lmdb => {
+            StoreKind::Lmdb if self.lmdb_durability != LmdbDurability::Durable => {
                 let dir = self.data_path("lmdb")?;
                 let store = es_stores::LmdbStore::options()
                     .durability(self.lmdb_durability.to_lmdb())
                     .open(dir)?;
                 Ok(Arc::new(store))
             }
-            #[cfg(feature = "file")]
-            StoreKind::File => Ok(Arc::new(es_stores::FileStore::open(
-                self.data_path("files")?,
-            )?)),
+            StoreKind::Lmdb => {
+                let url = format!("lmdb:{}", self.data_path("lmdb")?.display());
+                Ok(es_stores::open(&url).await?)
+            }
+            StoreKind::File => {
+                let url = format!("file:{}", self.data_path("files")?.display());
+                Ok(es_stores::open(&url).await?)
+            }
             #[cfg(feature = "postgres")]
             StoreKind::Postgres => {
                 let pg = self.pg.as_ref().ok_or_else(|| {
                     BenchError::Postgres("postgres environment not set up".to_owned())
                 })?;
-                let store = es_stores::PostgresStore::builder(pg.pool.clone())
-                    .schema(pg.schema.clone())
-                    .build()
-                    .await?;
-                Ok(Arc::new(store))
+                let base = self.config.pg_url.as_deref().unwrap_or_default();
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}schema={}", pg.schema);
+                Ok(es_stores::open(&url).await?)
             }
-            #[allow(unreachable_patterns)]
-            other => Err(BenchError::Usage(format!(
-                "this build has no `{}` store: enable the cargo feature of the same name",
-                other.name()
-            ))),
+            #[cfg(not(feature = "postgres"))]
+            StoreKind::Postgres => Err(BenchError::Usage(
+                "this build has no `postgres` store: enable the cargo feature of the same name"
+                    .to_owned(),
+            )),
         }
     }
 

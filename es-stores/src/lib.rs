@@ -43,8 +43,10 @@ pub use file::FileStore;
 #[cfg(feature = "lmdb")]
 mod lmdb;
 pub mod metrics;
+mod open;
 #[cfg(feature = "lmdb")]
 pub use lmdb::{Durability, LmdbOptions, LmdbStore};
+pub use open::{OpenOptions, OpenedStore, StoreUrl, open, redact, supported_schemes};
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]

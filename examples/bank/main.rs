@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --example bank                       # LmdbStore under ./data (the default)
-//! cargo run --example bank -- --store memory     # or file, or postgres://user@host/db
+//! cargo run --example bank -- --store memory     # or file, or any store URL: lmdb:DIR, postgres://...
 //! cargo run --example bank -- --data /tmp/bank   # another data directory
 //! ```
 
@@ -33,7 +33,7 @@ fn parse_args() -> Result<Args, String> {
             "--data" => data = args.next().ok_or("--data needs a directory")?.into(),
             "-h" | "--help" => {
                 return Err(
-                    "usage: bank [--store memory|lmdb|file|postgres://...] [--data DIR]".into(),
+                    "usage: bank [--store memory|lmdb|file|STORE_URL] [--data DIR]   (STORE_URL: lmdb:DIR, file:DIR, postgres://...)".into(),
                 );
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
@@ -75,7 +75,7 @@ async fn main() {
 #[allow(clippy::print_stdout)]
 async fn run(args: Args) -> Result<(), Error> {
     let store = args.store.open().await?;
-    println!("store: {} {:?}", args.store.name(), args.store);
+    println!("store: {} ({})", args.store.name(), args.store.url());
     let kernel = build_kernel(store.clone())?;
     let id = "acc-1";
     let before = kernel.state::<BankAccount>(id).await?.balance;

@@ -1,71 +1,69 @@
-//! Choosing a store from the command line: `--store memory|lmdb|file|postgres://...`.
+//! Choosing a store from the command line: `--store memory|lmdb|file` (kept under a data
+//! directory) or any store URL `es_stores::open` takes (`lmdb:DIR`, `file:DIR`,
+//! `postgres://...`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use es_core::{MemoryStore, Store, StoreError};
+use es_core::{Store, StoreError};
+use es_stores::StoreUrl;
 
 /// A store named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreChoice {
-    /// [`MemoryStore`]: nothing survives the process.
-    Memory,
-    /// `LmdbStore` under a directory (the default).
-    Lmdb(PathBuf),
-    /// `FileStore` under a directory.
-    File(PathBuf),
-    /// `PostgresStore` at a URL.
-    Postgres(String),
+pub struct StoreChoice {
+    url: StoreUrl,
+    /// The URL as given to [`es_stores::open`] (with a PostgreSQL password, if any).
+    raw: String,
 }
 
 impl StoreChoice {
-    /// Parses `memory`, `lmdb`, `file` (stored under `data_dir`) or a `postgres://` URL.
+    /// Parses `memory`, `lmdb`, `file` (stored under `data_dir`) or a store URL.
+    ///
+    /// ```
+    /// use es_examples::cli::StoreChoice;
+    ///
+    /// let choice = StoreChoice::parse("lmdb", std::path::Path::new("./data"))?;
+    /// assert_eq!(choice.name(), "lmdb");
+    /// assert!(StoreChoice::parse("mysql://x", std::path::Path::new(".")).is_err());
+    /// # Ok::<(), String>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A message listing the stores this build supports, for anything else.
     pub fn parse(name: &str, data_dir: &Path) -> Result<Self, String> {
-        match name {
-            "memory" => Ok(StoreChoice::Memory),
-            "lmdb" => Ok(StoreChoice::Lmdb(data_dir.join("lmdb"))),
-            "file" => Ok(StoreChoice::File(data_dir.join("files"))),
-            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(StoreChoice::Postgres(url.to_owned()))
-            }
-            other => Err(format!(
-                "unknown store `{other}`: use memory, lmdb, file or a postgres:// URL"
-            )),
-        }
+        let raw = match name {
+            "memory" => "memory:".to_owned(),
+            "lmdb" => format!("lmdb:{}", data_dir.join("lmdb").display()),
+            "file" => format!("file:{}", data_dir.join("files").display()),
+            url => url.to_owned(),
+        };
+        let url = StoreUrl::parse(&raw)
+            .map_err(|e| format!("{e} (or one of the short names memory, lmdb, file)"))?;
+        Ok(Self { url, raw })
     }
 
-    /// A short name for messages.
+    /// A short name for messages: `memory`, `lmdb`, `file` or `postgres`.
     pub fn name(&self) -> &'static str {
-        match self {
-            StoreChoice::Memory => "memory",
-            StoreChoice::Lmdb(_) => "lmdb",
-            StoreChoice::File(_) => "file",
-            StoreChoice::Postgres(_) => "postgres",
-        }
+        self.url.backend()
+    }
+
+    /// The store's URL (without a password).
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
     }
 
     /// Whether the store keeps its data after the process exits.
     pub fn is_durable(&self) -> bool {
-        !matches!(self, StoreChoice::Memory)
+        !matches!(self.url, StoreUrl::Memory)
     }
 
-    /// Opens the chosen store.
+    /// Opens the chosen store with [`es_stores::open`].
+    ///
+    /// # Errors
+    ///
+    /// What opening the store returns.
     pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
-        match self {
-            StoreChoice::Memory => Ok(Arc::new(MemoryStore::new())),
-            #[cfg(feature = "lmdb")]
-            StoreChoice::Lmdb(dir) => Ok(Arc::new(es_stores::LmdbStore::open(dir)?)),
-            #[cfg(feature = "file")]
-            StoreChoice::File(dir) => Ok(Arc::new(es_stores::FileStore::open(dir)?)),
-            #[cfg(feature = "postgres")]
-            StoreChoice::Postgres(url) => {
-                Ok(Arc::new(es_stores::PostgresStore::connect(url).await?))
-            }
-            #[allow(unreachable_patterns)]
-            other => Err(StoreError::InvalidInput(format!(
-                "this build has no `{}` store: enable the cargo feature of the same name",
-                other.name()
-            ))),
-        }
+        es_stores::open(&self.raw).await
     }
 }

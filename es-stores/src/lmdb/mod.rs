@@ -31,6 +31,7 @@
 //! (the read path), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
 //! and `codec.rs` (keys and records).
 
+mod admin;
 mod codec;
 mod commit;
 mod open;

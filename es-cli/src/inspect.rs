@@ -1,0 +1,526 @@
+//! The read-only commands: `streams`, `events`, `log`, `tail`, `stats`, `projections` (and
+//! `projections reset`, the one that writes).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use es_core::store::{CheckpointStore, RecordedEvent, Store, StoreError, StreamId};
+use es_stores::OpenedStore;
+use serde::Serialize;
+
+use crate::error::{CliError, CliResult, StoreContext};
+use crate::output::{payload_cell, table};
+use crate::{Ctx, EXIT_OK, format};
+
+/// Events read per page by the commands that scan the log.
+pub(crate) const PAGE: usize = 4096;
+
+/// Calls `f` with each page of the global log from `from`, in position order, until the log
+/// ends or `f` returns `false`.
+pub(crate) async fn scan_log<F>(store: &dyn Store, from: u64, mut f: F) -> CliResult<()>
+where
+    F: FnMut(Vec<RecordedEvent>) -> CliResult<bool>,
+{
+    let mut next = from.max(1);
+    loop {
+        let page = store.read_all(next, PAGE).await.doing("reading the log")?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        next = last.position + 1;
+        if !f(page)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Every stream and its version (its last sequence), from one scan of the log.
+pub(crate) async fn stream_versions(store: &dyn Store) -> CliResult<BTreeMap<StreamId, u64>> {
+    let mut versions: HashMap<StreamId, u64> = HashMap::new();
+    scan_log(store, 1, |page| {
+        for e in page {
+            match versions.get_mut(&e.stream) {
+                Some(v) => *v = (*v).max(e.sequence),
+                None => {
+                    versions.insert(e.stream, e.sequence);
+                }
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    Ok(versions.into_iter().collect())
+}
+
+#[derive(Serialize)]
+struct StreamRow<'a> {
+    #[serde(rename = "type")]
+    aggregate_type: &'a str,
+    id: &'a str,
+    version: u64,
+}
+
+/// `es streams`.
+pub(crate) async fn streams(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
+    let versions = stream_versions(&*store.store()).await?;
+    if ctx.json {
+        for (stream, version) in &versions {
+            ctx.out.json(&StreamRow {
+                aggregate_type: &stream.aggregate_type,
+                id: &stream.aggregate_id,
+                version: *version,
+            })?;
+        }
+    } else {
+        let mut t = table(&["type", "id", "version"]);
+        for (stream, version) in &versions {
+            t.add_row(vec![
+                stream.aggregate_type.clone(),
+                stream.aggregate_id.clone(),
+                version.to_string(),
+            ]);
+        }
+        ctx.out.line(t)?;
+        ctx.out.line(format!("{} streams", versions.len()))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Prints events: JSON lines in the export format, or a table.
+struct EventPrinter {
+    rows: Vec<RecordedEvent>,
+    shown: u64,
+}
+
+impl EventPrinter {
+    fn new() -> Self {
+        Self {
+            rows: Vec::new(),
+            shown: 0,
+        }
+    }
+
+    fn event(&mut self, ctx: &mut Ctx, e: RecordedEvent) -> CliResult<()> {
+        self.shown += 1;
+        if ctx.json {
+            let mut line = Vec::with_capacity(256);
+            format::write_line(&mut line, &e)
+                .map_err(|e| CliError::new(format!("encoding an event: {e}")))?;
+            ctx.out.bytes(&line)
+        } else {
+            self.rows.push(e);
+            Ok(())
+        }
+    }
+
+    fn finish(self, ctx: &mut Ctx) -> CliResult<()> {
+        if ctx.json {
+            return Ok(());
+        }
+        let mut t = table(&[
+            "position",
+            "stream",
+            "seq",
+            "type",
+            "v",
+            "timestamp",
+            "payload",
+        ]);
+        for e in &self.rows {
+            t.add_row(vec![
+                e.position.to_string(),
+                e.stream.to_string(),
+                e.sequence.to_string(),
+                e.event_type.clone(),
+                e.event_version.to_string(),
+                format::format_timestamp(&e.timestamp),
+                payload_cell(&e.payload, 60),
+            ]);
+        }
+        ctx.out.line(t)?;
+        ctx.out.line(format!("{} events", self.shown))
+    }
+}
+
+/// `es events TYPE ID`.
+pub(crate) async fn events(
+    store: &OpenedStore,
+    ctx: &mut Ctx,
+    aggregate_type: &str,
+    id: &str,
+) -> CliResult<u8> {
+    let stream = StreamId::new(aggregate_type, id);
+    stream
+        .validate()
+        .map_err(|e| CliError::new(format!("bad stream: {e}")))?;
+    let store = store.store();
+    let mut printer = EventPrinter::new();
+    let mut next = 1;
+    loop {
+        let page = store
+            .read_stream(&stream, next, PAGE)
+            .await
+            .doing(&format!("reading stream {stream}"))?;
+        let done = page.len() < PAGE;
+        for e in page {
+            next = e.sequence + 1;
+            printer.event(ctx, e)?;
+        }
+        if done {
+            break;
+        }
+    }
+    if printer.shown == 0 && !ctx.json {
+        return Err(CliError::new(format!(
+            "stream {stream} has no events; `es streams` lists the streams"
+        )));
+    }
+    printer.finish(ctx)?;
+    Ok(EXIT_OK)
+}
+
+/// What `es log` shows.
+pub(crate) struct LogFilter {
+    pub(crate) from: u64,
+    pub(crate) limit: u64,
+    pub(crate) event_type: Option<String>,
+    pub(crate) aggregate: Option<String>,
+}
+
+/// `es log`.
+pub(crate) async fn log(store: &OpenedStore, ctx: &mut Ctx, filter: &LogFilter) -> CliResult<u8> {
+    let mut printer = EventPrinter::new();
+    let limit = if filter.limit == 0 {
+        u64::MAX
+    } else {
+        filter.limit
+    };
+    scan_log(&*store.store(), filter.from, |page| {
+        for e in page {
+            if filter
+                .event_type
+                .as_ref()
+                .is_some_and(|t| *t != e.event_type)
+                || filter
+                    .aggregate
+                    .as_ref()
+                    .is_some_and(|a| *a != e.stream.aggregate_type)
+            {
+                continue;
+            }
+            printer.event(ctx, e)?;
+            if printer.shown >= limit {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    printer.finish(ctx)?;
+    Ok(EXIT_OK)
+}
+
+/// `es tail [-n N] [--follow]`.
+pub(crate) async fn tail(
+    store: &OpenedStore,
+    ctx: &mut Ctx,
+    lines: usize,
+    follow: bool,
+) -> CliResult<u8> {
+    let es = store.store();
+    let mut head_rx = es.subscribe();
+    let head = es.head_position().await.doing("reading the head")?;
+    // The embedded stores' positions are gapless, so the last N start at head - N + 1;
+    // elsewhere the log is scanned for them.
+    let gapless = store.url().backend() != "postgres";
+    let from = if gapless {
+        head.saturating_sub(lines as u64) + 1
+    } else {
+        1
+    };
+    let mut last: VecDeque<RecordedEvent> = VecDeque::with_capacity(lines + 1);
+    let mut next = from;
+    scan_log(&*es, from, |page| {
+        for e in page {
+            next = e.position + 1;
+            last.push_back(e);
+            if last.len() > lines {
+                last.pop_front();
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    let json = ctx.json;
+    let print = |ctx: &mut Ctx, e: &RecordedEvent| -> CliResult<()> {
+        if json {
+            let mut line = Vec::with_capacity(256);
+            format::write_line(&mut line, e)
+                .map_err(|e| CliError::new(format!("encoding an event: {e}")))?;
+            ctx.out.bytes(&line)
+        } else {
+            ctx.out.line(format!(
+                "{:>8}  {}  {}#{}  {} v{}  {}",
+                e.position,
+                format::format_timestamp(&e.timestamp),
+                e.stream,
+                e.sequence,
+                e.event_type,
+                e.event_version,
+                payload_cell(&e.payload, 120)
+            ))
+        }
+    };
+    for e in &last {
+        print(ctx, e)?;
+    }
+    if !follow {
+        return Ok(EXIT_OK);
+    }
+    ctx.out.flush()?;
+    loop {
+        tokio::select! {
+            changed = head_rx.changed() => {
+                if changed.is_err() {
+                    return Ok(EXIT_OK); // the store closed
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(EXIT_OK),
+        }
+        loop {
+            let page = es.read_all(next, PAGE).await.doing("reading the log")?;
+            let Some(l) = page.last() else { break };
+            next = l.position + 1;
+            for e in &page {
+                print(ctx, e)?;
+            }
+        }
+        ctx.out.flush()?;
+    }
+}
+
+#[derive(Serialize, Default)]
+struct Stats {
+    events: u64,
+    streams: u64,
+    head_position: u64,
+    first_timestamp: Option<String>,
+    last_timestamp: Option<String>,
+    events_by_type: BTreeMap<String, u64>,
+    streams_by_aggregate_type: BTreeMap<String, u64>,
+    snapshots: u64,
+    checkpoints: u64,
+}
+
+/// `es stats`.
+pub(crate) async fn stats(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
+    let es = store.store();
+    let mut stats = Stats::default();
+    let mut streams: HashMap<StreamId, u64> = HashMap::new();
+    let mut last = None;
+    scan_log(&*es, 1, |page| {
+        for e in page {
+            stats.events += 1;
+            if stats.first_timestamp.is_none() {
+                stats.first_timestamp = Some(format::format_timestamp(&e.timestamp));
+            }
+            *stats
+                .events_by_type
+                .entry(e.event_type.clone())
+                .or_default() += 1;
+            if !streams.contains_key(&e.stream) {
+                *stats
+                    .streams_by_aggregate_type
+                    .entry(e.stream.aggregate_type.clone())
+                    .or_default() += 1;
+                streams.insert(e.stream.clone(), e.sequence);
+            }
+            last = Some(e);
+        }
+        Ok(true)
+    })
+    .await?;
+    stats.streams = streams.len() as u64;
+    stats.head_position = es.head_position().await.doing("reading the head")?;
+    stats.last_timestamp = last.map(|e| format::format_timestamp(&e.timestamp));
+    for stream in streams.keys() {
+        if es
+            .load_latest(stream)
+            .await
+            .doing(&format!("loading the snapshot of {stream}"))?
+            .is_some()
+        {
+            stats.snapshots += 1;
+        }
+    }
+    stats.checkpoints = store
+        .checkpoint_names()
+        .await
+        .doing("listing checkpoints")?
+        .len() as u64;
+    if ctx.json {
+        ctx.out.json(&stats)?;
+        return Ok(EXIT_OK);
+    }
+    let mut t = table(&[]);
+    t.add_row(vec!["store".to_owned(), store.url().to_string()]);
+    t.add_row(vec!["events".to_owned(), stats.events.to_string()]);
+    t.add_row(vec!["streams".to_owned(), stats.streams.to_string()]);
+    t.add_row(vec![
+        "head position".to_owned(),
+        stats.head_position.to_string(),
+    ]);
+    t.add_row(vec![
+        "first event".to_owned(),
+        stats.first_timestamp.clone().unwrap_or_default(),
+    ]);
+    t.add_row(vec![
+        "last event".to_owned(),
+        stats.last_timestamp.clone().unwrap_or_default(),
+    ]);
+    t.add_row(vec![
+        "streams with a snapshot".to_owned(),
+        stats.snapshots.to_string(),
+    ]);
+    t.add_row(vec![
+        "checkpoints".to_owned(),
+        stats.checkpoints.to_string(),
+    ]);
+    ctx.out.line(t)?;
+    let mut types = table(&["event type", "events"]);
+    for (name, n) in &stats.events_by_type {
+        types.add_row(vec![name.clone(), n.to_string()]);
+    }
+    ctx.out.line(types)?;
+    let mut aggregates = table(&["aggregate type", "streams"]);
+    for (name, n) in &stats.streams_by_aggregate_type {
+        aggregates.add_row(vec![name.clone(), n.to_string()]);
+    }
+    ctx.out.line(aggregates)?;
+    Ok(EXIT_OK)
+}
+
+/// How many events come after `position` (counted without decoding them).
+pub(crate) async fn events_after(store: &dyn Store, position: u64) -> Result<u64, StoreError> {
+    fn none(_: &str) -> bool {
+        false
+    }
+    let mut count = 0u64;
+    let mut next = position + 1;
+    loop {
+        let page = store.read_all_filtered(next, PAGE * 4, none).await?;
+        if page.scanned == 0 {
+            return Ok(count);
+        }
+        count += page.scanned as u64;
+        next = page.scanned_to + 1;
+    }
+}
+
+#[derive(Serialize)]
+struct ProjectionRow {
+    name: String,
+    position: u64,
+    lag: u64,
+    state_bytes: Option<usize>,
+}
+
+/// `es projections`.
+pub(crate) async fn projections(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
+    let es = store.store();
+    let names = store
+        .checkpoint_names()
+        .await
+        .doing("listing checkpoints")?;
+    let head = es.head_position().await.doing("reading the head")?;
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(checkpoint) = es
+            .load(&name)
+            .await
+            .doing(&format!("loading checkpoint {name:?}"))?
+        else {
+            continue;
+        };
+        let lag = events_after(&*es, checkpoint.position)
+            .await
+            .doing("counting events")?;
+        rows.push(ProjectionRow {
+            name,
+            position: checkpoint.position,
+            lag,
+            state_bytes: checkpoint.state.as_ref().map(Vec::len),
+        });
+    }
+    if ctx.json {
+        for row in &rows {
+            ctx.out.json(row)?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let mut t = table(&["projection", "position", "lag (events)", "state"]);
+    for row in &rows {
+        t.add_row(vec![
+            row.name.clone(),
+            row.position.to_string(),
+            row.lag.to_string(),
+            row.state_bytes
+                .map_or_else(|| "none".to_owned(), |n| format!("{n} bytes")),
+        ]);
+    }
+    ctx.out.line(t)?;
+    ctx.out
+        .line(format!("{} projections; head position {head}", rows.len()))?;
+    Ok(EXIT_OK)
+}
+
+/// `es projections reset NAME --yes`.
+pub(crate) async fn reset_projection(
+    store: &OpenedStore,
+    ctx: &mut Ctx,
+    name: &str,
+    yes: bool,
+) -> CliResult<u8> {
+    let es = store.store();
+    let Some(checkpoint) = es
+        .load(name)
+        .await
+        .doing(&format!("loading checkpoint {name:?}"))?
+    else {
+        let names = store
+            .checkpoint_names()
+            .await
+            .doing("listing checkpoints")?;
+        return Err(CliError::new(format!(
+            "no projection named {name:?} has a checkpoint in this store (those that have: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    if !yes {
+        return Err(CliError::new(format!(
+            "this resets projection {name:?} from position {} to 0 and drops its saved state, \
+             so its runner rebuilds it from the start of the log; stop the program running it \
+             first, then rerun with --yes",
+            checkpoint.position
+        )));
+    }
+    CheckpointStore::save(&*es, name, 0, None)
+        .await
+        .doing(&format!("resetting checkpoint {name:?}"))?;
+    if ctx.json {
+        ctx.out.json(&serde_json::json!({
+            "name": name,
+            "previous_position": checkpoint.position,
+            "position": 0,
+        }))?;
+    } else {
+        ctx.out.line(format!(
+            "projection {name:?} reset: position {} -> 0, state dropped",
+            checkpoint.position
+        ))?;
+    }
+    Ok(EXIT_OK)
+}

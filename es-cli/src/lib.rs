@@ -1,0 +1,205 @@
+//! `es`, the operator CLI of the event store: look into a store, check it, export, import or
+//! copy it between backends, and manage projection checkpoints.
+//!
+//! ```
+//! // What `es --store memory: --quiet stats` does, from a program:
+//! let code = es_cli::run_from(["es", "--store", "memory:", "--quiet", "stats"]);
+//! assert_eq!(code, std::process::ExitCode::SUCCESS);
+//!
+//! // A usage error exits with 2:
+//! let code = es_cli::run_from(["es", "--store", "nosuch:x", "stats"]);
+//! assert_eq!(code, std::process::ExitCode::from(2));
+//! ```
+//!
+//! The binary is `es`:
+//!
+//! ```text
+//! es --store lmdb:./data streams [--json]
+//! es --store lmdb:./data events <AGGREGATE_TYPE> <ID> [--json]
+//! es --store lmdb:./data log [--from N] [--limit N] [--type NAME] [--aggregate TYPE] [--json]
+//! es --store lmdb:./data tail [--follow]
+//! es --store lmdb:./data stats
+//! es --store lmdb:./data verify
+//! es --store lmdb:./data export [--out FILE]
+//! es --store file:./copy import [FILE]
+//! es --store lmdb:./data copy --to postgres://...
+//! es --store lmdb:./data projections
+//! es --store lmdb:./data projections reset <NAME> --yes
+//! ```
+//!
+//! The store comes from `--store URL` or the `ES_STORE` variable (see [`es_stores::open`]).
+//! Exit codes: [`EXIT_OK`] (0), [`EXIT_FINDING`] (1, `verify` found problems) and
+//! [`EXIT_ERROR`] (2, a usage or input error, or a store that cannot be opened or read).
+//! The export format is described in [`format`].
+
+mod cli;
+mod error;
+pub mod format;
+mod inspect;
+mod output;
+mod transfer;
+mod verify;
+#[cfg(feature = "file")]
+mod verify_file;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+use es_stores::{OpenOptions, OpenedStore};
+
+pub use error::{CliError, EXIT_ERROR, EXIT_FINDING, EXIT_OK};
+
+use crate::cli::{Cli, Command, ProjectionsAction};
+use crate::error::{CliResult, StoreContext};
+use crate::output::Out;
+
+/// What every command gets: the output settings and stdout.
+pub(crate) struct Ctx {
+    /// `--json`.
+    pub(crate) json: bool,
+    /// Whether progress bars are drawn.
+    pub(crate) progress: bool,
+    /// Buffered stdout.
+    pub(crate) out: Out,
+}
+
+/// Runs `es` with these arguments (the first is the program name) and returns its exit code.
+pub fn run_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { EXIT_OK });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let mut ctx = Ctx {
+        json: cli.json,
+        progress: output::progress_enabled(cli.quiet),
+        out: Out::new(),
+    };
+    let result = runtime.block_on(run(cli, &mut ctx));
+    let result = result.and_then(|code| ctx.out.flush().map(|()| code));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// The store URL from `--store` or `ES_STORE`.
+fn store_url(cli: &Cli) -> CliResult<&str> {
+    cli.store
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            CliError::new(
+                "no store given: pass --store URL or set ES_STORE (e.g. --store lmdb:./data)",
+            )
+        })
+}
+
+/// Opens a store; `create` says whether a missing one is created (only targets are).
+pub(crate) async fn open_store(url: &str, create: bool, ordered: bool) -> CliResult<OpenedStore> {
+    // A store that is written (an import or copy target) is also filled in bulk: a rerun
+    // writes again what a machine crash undid.
+    let options = OpenOptions::default()
+        .create(create)
+        .ordered(ordered)
+        .bulk_load(ordered);
+    let shown = es_stores::StoreUrl::parse(url)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| es_stores::redact(url));
+    OpenedStore::open(url, &options)
+        .await
+        .doing(&format!("cannot open the store {shown}"))
+}
+
+/// Closes a store, reporting a failure.
+pub(crate) async fn close_store(store: OpenedStore) -> CliResult<()> {
+    let shown = store.url().to_string();
+    store
+        .close()
+        .await
+        .doing(&format!("closing the store {shown}"))
+}
+
+async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
+    let url = store_url(&cli)?;
+    // A file store is verified from its files, without opening it (opening repairs a torn
+    // last line, and stops at the first bad one).
+    #[cfg(feature = "file")]
+    if let (Command::Verify, Ok(parsed)) = (&cli.command, es_stores::StoreUrl::parse(url))
+        && let es_stores::StoreUrl::File(dir) = &parsed
+    {
+        return verify::verify_file(dir, &parsed.to_string(), ctx).await;
+    }
+    let create = matches!(cli.command, Command::Import { .. });
+    let ordered = create;
+    let store = open_store(url, create, ordered).await?;
+    let result = match &cli.command {
+        Command::Streams => inspect::streams(&store, ctx).await,
+        Command::Events { aggregate_type, id } => {
+            inspect::events(&store, ctx, aggregate_type, id).await
+        }
+        Command::Log {
+            from,
+            limit,
+            event_type,
+            aggregate,
+        } => {
+            let filter = inspect::LogFilter {
+                from: *from,
+                limit: *limit,
+                event_type: event_type.clone(),
+                aggregate: aggregate.clone(),
+            };
+            inspect::log(&store, ctx, &filter).await
+        }
+        Command::Tail { lines, follow } => inspect::tail(&store, ctx, *lines, *follow).await,
+        Command::Stats => inspect::stats(&store, ctx).await,
+        Command::Verify => verify::verify(&store, ctx).await,
+        Command::Export { out } => transfer::export(&store, ctx, out.as_deref()).await,
+        Command::Import { file } => transfer::import(&store, ctx, file.as_deref()).await,
+        Command::Copy {
+            to,
+            no_snapshots,
+            no_checkpoints,
+            page_size,
+        } => {
+            let options = transfer::CopyOptions {
+                snapshots: !no_snapshots,
+                checkpoints: !no_checkpoints,
+                page_size: (*page_size).max(1),
+            };
+            transfer::copy(&store, ctx, to, &options).await
+        }
+        Command::Projections { action: None } => inspect::projections(&store, ctx).await,
+        Command::Projections {
+            action: Some(ProjectionsAction::Reset { name, yes }),
+        } => inspect::reset_projection(&store, ctx, name, *yes).await,
+    };
+    let closed = close_store(store).await;
+    let code = result?;
+    closed?;
+    Ok(code)
+}

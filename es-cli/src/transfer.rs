@@ -1,0 +1,782 @@
+//! `export`, `import` and `copy`: moving events between stores and files, page by page.
+//!
+//! Writes go through a [`Pipeline`]: runs of consecutive events of one stream become one
+//! append, and up to [`MAX_IN_FLIGHT`] appends are in flight at once, each sent (queued at the
+//! store) before the next is made, so the target commits them in the source's order. Every
+//! append expects the stream at the version the source had before the event, so a rerun can
+//! never write an event twice, and every answer is checked to have landed after the previous
+//! one in the target's log.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::future::Future;
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use es_core::store::{
+    AppendResult, Checkpoint, CheckpointStore, ExpectedVersion, NewEvent, RecordedEvent,
+    SnapshotStore, Store, StoreError, StreamId,
+};
+use es_stores::OpenedStore;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use indicatif::ProgressBar;
+use tokio::sync::mpsc;
+
+use crate::error::{CliError, CliResult, IoContext, StoreContext};
+use crate::format::{self, ImportedEvent};
+use crate::output::progress;
+use crate::{Ctx, EXIT_OK, open_store};
+
+/// The most appends in flight at once: below every store's queue capacity (4096), so queueing
+/// an append never waits and appends reach the store in the order they were made.
+const MAX_IN_FLIGHT: usize = 3072;
+/// The most events in flight at once (bounds memory together with the page size).
+const MAX_EVENTS_IN_FLIGHT: usize = 64 * 1024;
+
+type Append = Pin<Box<dyn Future<Output = Result<AppendResult, StoreError>> + Send>>;
+
+/// Appends runs of events to a target store, many in flight, in order.
+pub(crate) struct Pipeline {
+    target: Arc<dyn Store>,
+    /// Whether two appends to one stream may be in flight together.
+    same_stream: bool,
+    in_flight: FuturesOrdered<Append>,
+    /// Per append in flight, in order: its stream and event count.
+    pending: VecDeque<(StreamId, usize)>,
+    /// Streams with an append in flight (only kept when `!same_stream`).
+    busy: HashMap<StreamId, usize>,
+    events_in_flight: usize,
+    /// The target position of the last event committed so far.
+    last_position: u64,
+    /// Events committed.
+    pub(crate) written: u64,
+    bar: ProgressBar,
+}
+
+impl Pipeline {
+    pub(crate) fn new(target: &OpenedStore, bar: ProgressBar) -> Self {
+        Self {
+            target: target.store(),
+            same_stream: target.same_stream_pipelining(),
+            in_flight: FuturesOrdered::new(),
+            pending: VecDeque::new(),
+            busy: HashMap::new(),
+            events_in_flight: 0,
+            last_position: 0,
+            written: 0,
+            bar,
+        }
+    }
+
+    /// Queues an append of `events` (the stream's events from `first_sequence` on).
+    pub(crate) async fn append(
+        &mut self,
+        stream: StreamId,
+        first_sequence: u64,
+        events: Vec<NewEvent>,
+    ) -> CliResult<()> {
+        if !self.same_stream {
+            while self.busy.contains_key(&stream) {
+                self.complete_one().await?;
+            }
+        }
+        while !self.pending.is_empty()
+            && (self.pending.len() >= MAX_IN_FLIGHT
+                || self.events_in_flight + events.len() > MAX_EVENTS_IN_FLIGHT)
+        {
+            self.complete_one().await?;
+        }
+        let count = events.len();
+        let target = Arc::clone(&self.target);
+        let s = stream.clone();
+        let expected = ExpectedVersion::Exact(first_sequence.saturating_sub(1));
+        // Unconstrained: tokio's cooperative budget must not make the first poll return
+        // before the append is queued.
+        let mut append: Append = Box::pin(tokio::task::unconstrained(async move {
+            target.append(&s, expected, events).await
+        }));
+        // Poll it once now: that queues it at the store before the next append is made (the
+        // queue has room, see MAX_IN_FLIGHT), so the store commits the appends in this order.
+        if let Poll::Ready(result) = futures::poll!(&mut append) {
+            append = Box::pin(std::future::ready(result));
+        }
+        self.in_flight.push_back(append);
+        if !self.same_stream {
+            *self.busy.entry(stream.clone()).or_default() += 1;
+        }
+        self.pending.push_back((stream, count));
+        self.events_in_flight += count;
+        Ok(())
+    }
+
+    /// Waits for the oldest append in flight and checks its answer.
+    async fn complete_one(&mut self) -> CliResult<()> {
+        let Some(result) = self.in_flight.next().await else {
+            return Ok(());
+        };
+        let Some((stream, count)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        self.events_in_flight -= count;
+        if !self.same_stream
+            && let Some(n) = self.busy.get_mut(&stream)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.busy.remove(&stream);
+            }
+        }
+        let done = result.map_err(|e| match e {
+            StoreError::Conflict { expected, actual } => CliError::new(format!(
+                "stream {stream} in the target is at version {actual} where {expected} was \
+                 expected: the target holds other events for this stream; copy or import into \
+                 an empty store"
+            )),
+            other => CliError::store(&format!("writing to stream {stream} of the target"), &other),
+        })?;
+        for e in &done.events {
+            if e.position <= self.last_position {
+                return Err(CliError::new(format!(
+                    "the target committed {}#{} at position {} after position {}: the order of \
+                     the log was not kept; remove the target and copy again",
+                    e.stream, e.sequence, e.position, self.last_position
+                )));
+            }
+            self.last_position = e.position;
+        }
+        self.written += done.events.len() as u64;
+        self.bar.inc(done.events.len() as u64);
+        Ok(())
+    }
+
+    /// Waits for every append in flight.
+    pub(crate) async fn finish(&mut self) -> CliResult<()> {
+        while !self.pending.is_empty() {
+            self.complete_one().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Groups consecutive events of one stream: `(stream, first sequence, events)`.
+fn runs<T>(items: impl IntoIterator<Item = (StreamId, u64, T)>) -> Vec<(StreamId, u64, Vec<T>)> {
+    let mut out: Vec<(StreamId, u64, Vec<T>)> = Vec::new();
+    for (stream, sequence, item) in items {
+        match out.last_mut() {
+            Some((s, first, run)) if *s == stream && *first + run.len() as u64 == sequence => {
+                run.push(item);
+            }
+            _ => out.push((stream, sequence, vec![item])),
+        }
+    }
+    out
+}
+
+/// Reads the log from `from` in pages on a task of its own, one page ahead of the consumer.
+pub(crate) fn read_ahead(
+    store: Arc<dyn Store>,
+    from: u64,
+    page: usize,
+) -> mpsc::Receiver<Result<Vec<RecordedEvent>, StoreError>> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut next = from.max(1);
+        loop {
+            let result = store.read_all(next, page).await;
+            let end = match &result {
+                Ok(events) => match events.last() {
+                    Some(last) => {
+                        next = last.position + 1;
+                        false
+                    }
+                    None => true,
+                },
+                Err(_) => true,
+            };
+            if tx.send(result).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The number of events of a gapless store (its head), or `None` for PostgreSQL.
+async fn known_count(store: &OpenedStore) -> CliResult<Option<u64>> {
+    if store.url().backend() == "postgres" {
+        return Ok(None);
+    }
+    Ok(Some(
+        store
+            .store()
+            .head_position()
+            .await
+            .doing("reading the head")?,
+    ))
+}
+
+/// `es export [--out FILE]`.
+pub(crate) async fn export(
+    store: &OpenedStore,
+    ctx: &mut Ctx,
+    out: Option<&Path>,
+) -> CliResult<u8> {
+    let started = Instant::now();
+    let mut file = match out {
+        Some(path) => Some(BufWriter::with_capacity(
+            1 << 20,
+            File::create(path).io(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    // Progress would mix with the data on a terminal's stdout: only when writing a file.
+    let bar = progress(
+        ctx.progress && out.is_some(),
+        known_count(store).await?,
+        "export",
+    );
+    let mut pages = read_ahead(store.store(), 1, 4096);
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut count = 0u64;
+    while let Some(page) = pages.recv().await {
+        let page = page.doing("reading the log")?;
+        buf.clear();
+        for e in &page {
+            format::write_line(&mut buf, e)
+                .map_err(|e| CliError::new(format!("encoding an event: {e}")))?;
+        }
+        count += page.len() as u64;
+        bar.inc(page.len() as u64);
+        match (&mut file, out) {
+            (Some(f), Some(path)) => f
+                .write_all(&buf)
+                .io(|| format!("writing {}", path.display()))?,
+            _ => ctx.out.bytes(&buf)?,
+        }
+    }
+    if let (Some(f), Some(path)) = (file, out) {
+        let f = f
+            .into_inner()
+            .map_err(|e| CliError::new(format!("writing {}: {}", path.display(), e.error())))?;
+        f.sync_all()
+            .io(|| format!("flushing {} to disk", path.display()))?;
+    }
+    bar.finish_and_clear();
+    if let Some(path) = out {
+        report(
+            ctx,
+            &format!("exported {count} events to {}", path.display()),
+            count,
+            started,
+        )?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Prints a one-line summary (to stdout, as JSON with --json).
+fn report(ctx: &mut Ctx, message: &str, events: u64, started: Instant) -> CliResult<()> {
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 {
+        events as f64 / secs
+    } else {
+        0.0
+    };
+    if ctx.json {
+        ctx.out.json(&serde_json::json!({
+            "message": message,
+            "events": events,
+            "seconds": secs,
+            "events_per_second": rate.round(),
+        }))
+    } else {
+        ctx.out
+            .line(format!("{message} in {secs:.2} s ({:.0} events/s)", rate))
+    }
+}
+
+/// The input of an import, as a file that can be read twice (stdin is spooled to a temporary
+/// file first).
+fn import_input(file: Option<&Path>) -> CliResult<(File, String)> {
+    match file {
+        Some(path) => Ok((
+            File::open(path).io(|| format!("opening {}", path.display()))?,
+            path.display().to_string(),
+        )),
+        None => {
+            let mut spool = tempfile::tempfile().io(|| "creating a temporary file".to_owned())?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+                .io(|| "reading stdin".to_owned())?;
+            spool
+                .rewind()
+                .io(|| "rewinding the temporary file".to_owned())?;
+            Ok((spool, "stdin".to_owned()))
+        }
+    }
+}
+
+/// Calls `f` with each non-blank line of `file` and its number.
+fn for_each_line(
+    file: &File,
+    name: &str,
+    mut f: impl FnMut(u64, &str) -> CliResult<bool>,
+) -> CliResult<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = String::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| CliError::new(format!("{name}, line {}: {e}", number + 1)))?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let text = line.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        if !f(number, text)? {
+            return Ok(());
+        }
+    }
+}
+
+/// How many bad lines an import lists before it stops looking.
+const MAX_REPORTED: usize = 20;
+
+/// `es import [FILE]`.
+pub(crate) async fn import(
+    store: &OpenedStore,
+    ctx: &mut Ctx,
+    file: Option<&Path>,
+) -> CliResult<u8> {
+    let started = Instant::now();
+    let target = store.store();
+    let head = target
+        .head_position()
+        .await
+        .doing("reading the target's head")?;
+    if head > 0 {
+        return Err(CliError::new(format!(
+            "the store {} already holds events (head position {head}): import only into an \
+             empty store; nothing was written",
+            store.url()
+        )));
+    }
+    let (mut input, name) = import_input(file)?;
+
+    // Pass 1: every line is checked before anything is written.
+    let mut errors: Vec<String> = Vec::new();
+    let mut versions: HashMap<StreamId, u64> = HashMap::new();
+    let mut last_position = 0u64;
+    let mut count = 0u64;
+    for_each_line(&input, &name, |number, text| {
+        match format::parse_line(text) {
+            Ok(e) => {
+                count += 1;
+                let version = versions.entry(e.stream.clone()).or_insert(0);
+                if e.sequence != *version + 1 {
+                    errors.push(format!(
+                        "line {number}: stream {} has sequence {} after {}: an export holds every \
+                         event of a stream, in order",
+                        e.stream, e.sequence, *version
+                    ));
+                } else {
+                    *version = e.sequence;
+                }
+                if let Some(position) = e.position {
+                    if position <= last_position {
+                        errors.push(format!(
+                            "line {number}: position {position} after {last_position}: the lines \
+                             are not in the log's order"
+                        ));
+                    }
+                    last_position = position;
+                }
+            }
+            Err(message) => errors.push(format!("line {number}: {message}")),
+        }
+        Ok(errors.len() < MAX_REPORTED)
+    })?;
+    if !errors.is_empty() {
+        let more = if errors.len() >= MAX_REPORTED {
+            " (the first ones; there may be more)"
+        } else {
+            ""
+        };
+        return Err(CliError::new(format!(
+            "{name} is not a valid export{more}:\n  {}\nnothing was written; fix the lines \
+             (each must be a JSON object as `es export` writes) and run the import again",
+            errors.join("\n  ")
+        )));
+    }
+    drop(versions);
+
+    // Pass 2: write.
+    input.rewind().io(|| format!("rewinding {name}"))?;
+    let bar = progress(ctx.progress, Some(count), "import");
+    let mut pipeline = Pipeline::new(store, bar.clone());
+    let mut batch: Vec<ImportedEvent> = Vec::with_capacity(4096);
+    let mut failed: Option<CliError> = None;
+    // The lines (all valid) are parsed again on a blocking task and written a page at a time.
+    let (tx, mut rx) = mpsc::channel::<Vec<ImportedEvent>>(2);
+    let reader_name = name.clone();
+    let reader = tokio::task::spawn_blocking(move || -> CliResult<()> {
+        for_each_line(&input, &reader_name, |number, text| {
+            let e = format::parse_line(text)
+                .map_err(|m| CliError::new(format!("{reader_name}, line {number}: {m}")))?;
+            batch.push(e);
+            if batch.len() >= 4096 {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(4096));
+                if tx.blocking_send(full).is_err() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })?;
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(batch);
+        }
+        Ok(())
+    });
+    'pages: while let Some(page) = rx.recv().await {
+        let items = page.into_iter().map(|e| (e.stream, e.sequence, e.event));
+        for (stream, first, events) in runs(items) {
+            if let Err(e) = pipeline.append(stream, first, events).await {
+                failed = Some(e);
+                break 'pages;
+            }
+        }
+    }
+    drop(rx);
+    let read = reader
+        .await
+        .map_err(|e| CliError::new(format!("the reading task failed: {e}")))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read?;
+    pipeline.finish().await?;
+    bar.finish_and_clear();
+    if pipeline.written != count {
+        return Err(CliError::new(format!(
+            "{} of {count} events were written",
+            pipeline.written
+        )));
+    }
+    report(
+        ctx,
+        &format!("imported {count} events from {name} into {}", store.url()),
+        count,
+        started,
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// What `copy` copies besides the events.
+pub(crate) struct CopyOptions {
+    pub(crate) snapshots: bool,
+    pub(crate) checkpoints: bool,
+    pub(crate) page_size: usize,
+}
+
+/// Where a copy resumes: after the source position of the target's last event.
+async fn resume_point(source: &dyn Store, target: &dyn Store) -> CliResult<(u64, u64)> {
+    let head = target
+        .head_position()
+        .await
+        .doing("reading the target's head")?;
+    if head == 0 {
+        return Ok((0, 0));
+    }
+    let last = target
+        .read_all(head, 1)
+        .await
+        .doing("reading the target's last event")?;
+    let Some(t) = last.into_iter().next() else {
+        return Ok((0, 0));
+    };
+    let found = source
+        .read_stream(&t.stream, t.sequence, 1)
+        .await
+        .doing("reading the source")?;
+    match found.into_iter().next() {
+        Some(s)
+            if s.sequence == t.sequence
+                && s.event_type == t.event_type
+                && s.timestamp == t.timestamp
+                && s.payload == t.payload =>
+        {
+            Ok((s.position, t.position))
+        }
+        _ => Err(CliError::new(format!(
+            "the target is not empty and its last event ({}#{}) is not the same event in the \
+             source: it is not an earlier copy of this store; copy into an empty store",
+            t.stream, t.sequence
+        ))),
+    }
+}
+
+/// Compares two events of a copy; `None` when they are the same.
+fn difference(s: &RecordedEvent, t: &RecordedEvent) -> Option<&'static str> {
+    if s.stream != t.stream {
+        Some("stream")
+    } else if s.sequence != t.sequence {
+        Some("sequence")
+    } else if s.event_type != t.event_type {
+        Some("type")
+    } else if s.event_version != t.event_version {
+        Some("version")
+    } else if s.timestamp != t.timestamp {
+        Some("timestamp")
+    } else if s.command_id != t.command_id
+        || s.correlation_id != t.correlation_id
+        || s.causation_id != t.causation_id
+    {
+        Some("ids")
+    } else if s.tags != t.tags {
+        Some("tags")
+    } else if s.metadata != t.metadata {
+        Some("metadata")
+    } else if s.payload != t.payload {
+        Some("payload")
+    } else {
+        None
+    }
+}
+
+/// What the final check of a copy found.
+struct CheckReport {
+    events: u64,
+    streams: u64,
+    snapshots: u64,
+    checkpoints: u64,
+}
+
+/// Compares source and target event by event (counts, order, per-stream versions), copying
+/// snapshots and checkpoints on the way.
+async fn check_and_copy_rest(
+    source: &OpenedStore,
+    target: &OpenedStore,
+    options: &CopyOptions,
+) -> CliResult<CheckReport> {
+    let (s_store, t_store) = (source.store(), target.store());
+    // Checkpoints, by position, to translate into target positions.
+    let mut checkpoints: Vec<(String, Checkpoint)> = Vec::new();
+    if options.checkpoints {
+        for name in source
+            .checkpoint_names()
+            .await
+            .doing("listing the source's checkpoints")?
+        {
+            if let Some(c) = CheckpointStore::load(&*s_store, &name)
+                .await
+                .doing(&format!("loading checkpoint {name:?}"))?
+            {
+                checkpoints.push((name, c));
+            }
+        }
+        checkpoints.sort_by_key(|(_, c)| c.position);
+    }
+    let mut mapped: Vec<u64> = Vec::with_capacity(checkpoints.len());
+    let mut s_pages = read_ahead(Arc::clone(&s_store), 1, options.page_size);
+    let mut t_pages = read_ahead(Arc::clone(&t_store), 1, options.page_size);
+    let mut s_buf: VecDeque<RecordedEvent> = VecDeque::new();
+    let mut t_buf: VecDeque<RecordedEvent> = VecDeque::new();
+    let mut report = CheckReport {
+        events: 0,
+        streams: 0,
+        snapshots: 0,
+        checkpoints: 0,
+    };
+    let mut last_t = 0u64;
+    loop {
+        if s_buf.is_empty()
+            && let Some(page) = s_pages.recv().await
+        {
+            s_buf.extend(page.doing("reading the source")?);
+        }
+        if t_buf.is_empty()
+            && let Some(page) = t_pages.recv().await
+        {
+            t_buf.extend(page.doing("reading the target")?);
+        }
+        match (s_buf.pop_front(), t_buf.pop_front()) {
+            (None, None) => break,
+            (Some(s), None) => {
+                return Err(CliError::new(format!(
+                    "check failed: the target has {} events, the source has more (next: {}#{} at \
+                     position {}); run the copy again",
+                    report.events, s.stream, s.sequence, s.position
+                )));
+            }
+            (None, Some(t)) => {
+                return Err(CliError::new(format!(
+                    "check failed: the target has more events than the source's {} (next: {}#{} \
+                     at position {}); it held other events before the copy",
+                    report.events, t.stream, t.sequence, t.position
+                )));
+            }
+            (Some(s), Some(t)) => {
+                if let Some(what) = difference(&s, &t) {
+                    return Err(CliError::new(format!(
+                        "check failed: event {} of the log differs in its {what}: source {}#{} at \
+                         position {}, target {}#{} at position {}",
+                        report.events + 1,
+                        s.stream,
+                        s.sequence,
+                        s.position,
+                        t.stream,
+                        t.sequence,
+                        t.position
+                    )));
+                }
+                while mapped.len() < checkpoints.len()
+                    && checkpoints[mapped.len()].1.position < s.position
+                {
+                    mapped.push(last_t);
+                }
+                last_t = t.position;
+                report.events += 1;
+                if s.sequence == 1 {
+                    report.streams += 1;
+                    if options.snapshots && copy_snapshot(&*s_store, &*t_store, &s.stream).await? {
+                        report.snapshots += 1;
+                    }
+                }
+            }
+        }
+    }
+    while mapped.len() < checkpoints.len() {
+        mapped.push(last_t);
+    }
+    for ((name, c), position) in checkpoints.into_iter().zip(mapped) {
+        CheckpointStore::save(&*t_store, &name, position, c.state)
+            .await
+            .doing(&format!("saving checkpoint {name:?} in the target"))?;
+        report.checkpoints += 1;
+    }
+    Ok(report)
+}
+
+/// Copies the latest snapshot of `stream`, unless the target has it already.
+async fn copy_snapshot(
+    source: &dyn Store,
+    target: &dyn Store,
+    stream: &StreamId,
+) -> CliResult<bool> {
+    let Some(snapshot) = source
+        .load_latest(stream)
+        .await
+        .doing(&format!("loading the snapshot of {stream}"))?
+    else {
+        return Ok(false);
+    };
+    let existing = target
+        .load_latest(stream)
+        .await
+        .doing(&format!("loading the target's snapshot of {stream}"))?;
+    if existing.as_ref() != Some(&snapshot) {
+        SnapshotStore::save(target, snapshot)
+            .await
+            .doing(&format!("saving the snapshot of {stream} in the target"))?;
+    }
+    Ok(true)
+}
+
+/// `es copy --to URL`.
+pub(crate) async fn copy(
+    source: &OpenedStore,
+    ctx: &mut Ctx,
+    to: &str,
+    options: &CopyOptions,
+) -> CliResult<u8> {
+    let started = Instant::now();
+    let to_url = es_stores::StoreUrl::parse(to).doing("bad --to URL")?;
+    if &to_url == source.url() {
+        return Err(CliError::new(
+            "--to names the source store itself: give another store",
+        ));
+    }
+    let target = open_store(to, true, true).await?;
+    let result = copy_into(source, &target, ctx, options, started).await;
+    let closed = crate::close_store(target).await;
+    let code = result?;
+    closed?;
+    Ok(code)
+}
+
+async fn copy_into(
+    source: &OpenedStore,
+    target: &OpenedStore,
+    ctx: &mut Ctx,
+    options: &CopyOptions,
+    started: Instant,
+) -> CliResult<u8> {
+    let (s_store, t_store) = (source.store(), target.store());
+    let (resume_after, _) = resume_point(&*s_store, &*t_store).await?;
+    let total = known_count(source).await?;
+    let bar = progress(ctx.progress, total, "copy");
+    if resume_after > 0 {
+        bar.set_position(if total.is_some() { resume_after } else { 0 });
+        if !ctx.json {
+            eprintln!("resuming the copy after source position {resume_after}");
+        }
+    }
+    let mut pipeline = Pipeline::new(target, bar.clone());
+    let mut pages = read_ahead(Arc::clone(&s_store), resume_after + 1, options.page_size);
+    while let Some(page) = pages.recv().await {
+        let page = page.doing("reading the source")?;
+        let items = page
+            .into_iter()
+            .map(|e| (e.stream.clone(), e.sequence, format::to_new_event(e)));
+        for (stream, first, events) in runs(items) {
+            pipeline.append(stream, first, events).await?;
+        }
+    }
+    pipeline.finish().await?;
+    let copy_secs = started.elapsed().as_secs_f64();
+    bar.set_message("check");
+    let copied = pipeline.written;
+    let checking = Instant::now();
+    let check = check_and_copy_rest(source, target, options).await?;
+    let check_secs = checking.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    if ctx.json {
+        ctx.out.json(&serde_json::json!({
+            "source": source.url().to_string(),
+            "target": target.url().to_string(),
+            "copied": copied,
+            "events": check.events,
+            "streams": check.streams,
+            "snapshots": check.snapshots,
+            "checkpoints": check.checkpoints,
+            "copy_seconds": copy_secs,
+            "check_seconds": check_secs,
+            "seconds": started.elapsed().as_secs_f64(),
+        }))?;
+    } else {
+        ctx.out.line(format!(
+            "copied {copied} events ({} already there) from {} to {}",
+            check.events - copied,
+            source.url(),
+            target.url()
+        ))?;
+        ctx.out.line(format!(
+            "checked: {} events and {} streams in both, in the same order, per-stream versions \
+             equal; {} snapshots, {} checkpoints copied",
+            check.events, check.streams, check.snapshots, check.checkpoints
+        ))?;
+        ctx.out.line(format!(
+            "events copied in {copy_secs:.2} s, both logs compared in {check_secs:.2} s"
+        ))?;
+        report(ctx, "done", copied, started)?;
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,326 @@
+//! `verify`: checks a store's consistency and reports every problem with where it is.
+//!
+//! Checks: positions strictly increasing; sequences gapless per stream (1, 2, ...); each
+//! stream's head (its version) equal to its last sequence; payloads valid JSON unless the
+//! event declares a binary payload (metadata `content_type` that does not say `json`);
+//! snapshots not ahead of their stream; checkpoints not ahead of the head. A file store is
+//! read line by line without opening it (so nothing is repaired), and a bad line is reported
+//! by its number.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use es_core::store::{RecordedEvent, StreamId};
+use es_stores::OpenedStore;
+use serde::Serialize;
+
+use crate::error::{CliResult, StoreContext};
+use crate::output::progress;
+use crate::{Ctx, EXIT_FINDING, EXIT_OK};
+
+/// One problem found.
+#[derive(Debug, Serialize)]
+pub(crate) struct Finding {
+    /// Where: a position, a stream, a file line, a projection.
+    pub(crate) location: String,
+    /// What is wrong.
+    pub(crate) problem: String,
+}
+
+/// The most findings listed; the rest are counted.
+const MAX_LISTED: usize = 1000;
+
+/// Collects findings and the per-stream state of the log checks.
+#[derive(Default)]
+pub(crate) struct Checker {
+    findings: Vec<Finding>,
+    unlisted: u64,
+    /// Per stream: the last sequence seen.
+    streams: HashMap<StreamId, u64, foldhash::fast::RandomState>,
+    last_position: u64,
+    events: u64,
+}
+
+/// Whether the metadata declares a payload that is not JSON (`content_type` without `json`).
+fn declared_binary<M: Serialize>(metadata: &M) -> bool {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(metadata) else {
+        return false;
+    };
+    ["content_type", "content-type"].iter().any(|key| {
+        map.get(*key)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|v| !v.to_ascii_lowercase().contains("json"))
+    })
+}
+
+impl Checker {
+    pub(crate) fn find(&mut self, location: impl Into<String>, problem: impl Into<String>) {
+        if self.findings.len() < MAX_LISTED {
+            self.findings.push(Finding {
+                location: location.into(),
+                problem: problem.into(),
+            });
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    /// Checks one event of the log, met in log order. `at` says where it is, for reports.
+    pub(crate) fn event(
+        &mut self,
+        at: impl Fn() -> String,
+        position: u64,
+        stream: &StreamId,
+        sequence: u64,
+        payload_is_json: impl FnOnce() -> bool,
+        declared_binary: impl FnOnce() -> bool,
+    ) {
+        self.events += 1;
+        if position <= self.last_position {
+            self.find(
+                at(),
+                format!(
+                    "position {position} does not increase (after {})",
+                    self.last_position
+                ),
+            );
+        }
+        self.last_position = self.last_position.max(position);
+        let last = self.streams.get(stream).copied().unwrap_or(0);
+        if sequence != last + 1 {
+            let problem = if sequence <= last {
+                format!("stream {stream}: sequence {sequence} repeats or goes back (after {last})")
+            } else {
+                format!(
+                    "stream {stream}: sequence {sequence} after {last}, sequences {}..{} are missing",
+                    last + 1,
+                    sequence - 1
+                )
+            };
+            self.find(at(), problem);
+        }
+        match self.streams.get_mut(stream) {
+            Some(v) => *v = (*v).max(sequence),
+            None => {
+                self.streams.insert(stream.clone(), sequence);
+            }
+        }
+        if !payload_is_json() && !declared_binary() {
+            self.find(
+                at(),
+                format!(
+                    "stream {stream}#{sequence}: the payload is not valid JSON and its metadata \
+                     declares no binary content_type"
+                ),
+            );
+        }
+    }
+
+    /// The last sequence seen of `stream` (0 when none).
+    #[cfg(feature = "file")]
+    pub(crate) fn stream_version(&self, stream: &StreamId) -> u64 {
+        self.streams.get(stream).copied().unwrap_or(0)
+    }
+
+    fn recorded(&mut self, e: &RecordedEvent) {
+        self.event(
+            || format!("position {}", e.position),
+            e.position,
+            &e.stream,
+            e.sequence,
+            || serde_json::from_slice::<serde::de::IgnoredAny>(&e.payload).is_ok(),
+            || declared_binary(&e.metadata),
+        );
+    }
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    store: String,
+    consistent: bool,
+    events: u64,
+    streams: u64,
+    snapshots: u64,
+    checkpoints: u64,
+    problems: u64,
+    findings: &'a [Finding],
+}
+
+/// `es verify` on a store opened through the store traits.
+pub(crate) async fn verify(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
+    let started = Instant::now();
+    let mut checker = Checker::default();
+    let (snapshots, checkpoints) = check_store(store, &mut checker, ctx.progress).await?;
+    report(
+        ctx,
+        &store.url().to_string(),
+        &checker,
+        snapshots,
+        checkpoints,
+        started,
+    )
+}
+
+/// `es verify` on the file store in `dir`, read as it is (the store is not opened).
+#[cfg(feature = "file")]
+pub(crate) async fn verify_file(
+    dir: &std::path::Path,
+    shown: &str,
+    ctx: &mut Ctx,
+) -> CliResult<u8> {
+    let started = Instant::now();
+    if !dir.join("events.jsonl").is_file() {
+        return Err(crate::CliError::new(format!(
+            "there is no file store at {shown} (no events.jsonl in it): check the path"
+        )));
+    }
+    let dir = dir.to_owned();
+    let progress = ctx.progress;
+    let (checker, counts) = tokio::task::spawn_blocking(move || {
+        let mut checker = Checker::default();
+        let counts = crate::verify_file::check(&dir, &mut checker, progress);
+        (checker, counts)
+    })
+    .await
+    .map_err(|e| crate::CliError::new(format!("the checking task failed: {e}")))?;
+    let (snapshots, checkpoints) = counts?;
+    report(ctx, shown, &checker, snapshots, checkpoints, started)
+}
+
+/// Prints the findings and the verdict; the exit code.
+fn report(
+    ctx: &mut Ctx,
+    shown: &str,
+    checker: &Checker,
+    snapshots: u64,
+    checkpoints: u64,
+    started: Instant,
+) -> CliResult<u8> {
+    let problems = checker.findings.len() as u64 + checker.unlisted;
+    let report = Report {
+        store: shown.to_owned(),
+        consistent: problems == 0,
+        events: checker.events,
+        streams: checker.streams.len() as u64,
+        snapshots,
+        checkpoints,
+        problems,
+        findings: &checker.findings,
+    };
+    if ctx.json {
+        ctx.out.json(&report)?;
+    } else {
+        for f in &checker.findings {
+            ctx.out.line(format!("{}: {}", f.location, f.problem))?;
+        }
+        if checker.unlisted > 0 {
+            ctx.out
+                .line(format!("... and {} more problems", checker.unlisted))?;
+        }
+        let verdict = if problems == 0 {
+            "consistent".to_owned()
+        } else {
+            format!("{problems} problems found")
+        };
+        ctx.out.line(format!(
+            "{}: {verdict} ({} events, {} streams, {snapshots} snapshots, {checkpoints} \
+             checkpoints checked in {:.2} s)",
+            report.store,
+            report.events,
+            report.streams,
+            started.elapsed().as_secs_f64()
+        ))?;
+    }
+    Ok(if problems == 0 { EXIT_OK } else { EXIT_FINDING })
+}
+
+/// The checks through the store traits (every backend but the file store).
+async fn check_store(
+    store: &OpenedStore,
+    checker: &mut Checker,
+    show_progress: bool,
+) -> CliResult<(u64, u64)> {
+    let es = store.store();
+    let head = es.head_position().await.doing("reading the head")?;
+    let total = (store.url().backend() != "postgres").then_some(head);
+    let bar = progress(show_progress, total, "verify");
+    let mut pages = crate::transfer::read_ahead(es.clone(), 1, crate::inspect::PAGE);
+    while let Some(page) = pages.recv().await {
+        let page = page.doing("reading the log")?;
+        bar.inc(page.len() as u64);
+        for e in &page {
+            checker.recorded(e);
+        }
+    }
+    if checker.last_position > head {
+        checker.find(
+            "head",
+            format!(
+                "the head position is {head} but the log goes on to {}",
+                checker.last_position
+            ),
+        );
+    }
+    bar.set_message("heads");
+    let streams: Vec<(StreamId, u64)> = checker
+        .streams
+        .iter()
+        .map(|(s, v)| (s.clone(), *v))
+        .collect();
+    let mut snapshots = 0;
+    for (stream, last) in &streams {
+        let version = es
+            .stream_version(stream)
+            .await
+            .doing(&format!("reading the version of {stream}"))?;
+        if version != *last {
+            checker.find(
+                format!("stream {stream}"),
+                format!(
+                    "the stream's head says version {version}, its last event is sequence {last}"
+                ),
+            );
+        }
+        if let Some(snapshot) = es
+            .load_latest(stream)
+            .await
+            .doing(&format!("loading the snapshot of {stream}"))?
+        {
+            snapshots += 1;
+            if snapshot.version > *last {
+                checker.find(
+                    format!("snapshot of {stream}"),
+                    format!(
+                        "at version {} but the stream ends at {last}",
+                        snapshot.version
+                    ),
+                );
+            }
+        }
+    }
+    let mut checkpoints = 0;
+    for name in store
+        .checkpoint_names()
+        .await
+        .doing("listing checkpoints")?
+    {
+        let Some(c) = es_core::store::CheckpointStore::load(&*es, &name)
+            .await
+            .doing(&format!("loading checkpoint {name:?}"))?
+        else {
+            continue;
+        };
+        checkpoints += 1;
+        if c.position > head {
+            checker.find(
+                format!("projection {name:?}"),
+                format!(
+                    "checkpoint at position {} is ahead of the head {head}",
+                    c.position
+                ),
+            );
+        }
+    }
+    bar.finish_and_clear();
+    Ok((snapshots, checkpoints))
+}

@@ -1,0 +1,236 @@
+//! `verify` on a file store: its files are read as they are, without opening the store (which
+//! would repair a torn last line), so every bad line is reported by number and nothing changes.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use es_core::store::StreamId;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+use crate::error::{CliError, CliResult};
+use crate::output::progress;
+use crate::verify::Checker;
+
+#[derive(Deserialize)]
+struct StreamField<'a> {
+    #[serde(rename = "type", borrow)]
+    aggregate_type: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+/// The fields of an event line that the checks need (the others must still be valid JSON).
+#[derive(Deserialize)]
+struct Line<'a> {
+    position: u64,
+    #[serde(borrow)]
+    stream: StreamField<'a>,
+    sequence: u64,
+    #[serde(rename = "type")]
+    _event_type: IgnoredAny,
+    #[serde(rename = "version")]
+    _version: u32,
+    #[serde(rename = "timestamp")]
+    _timestamp: IgnoredAny,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    payload_base64: Option<Cow<'a, str>>,
+}
+
+/// A snapshot or checkpoint file's header.
+#[derive(Deserialize)]
+struct SnapshotHeader<'a> {
+    #[serde(borrow)]
+    stream: StreamField<'a>,
+    version: u64,
+}
+
+#[derive(Deserialize)]
+struct CheckpointHeader {
+    name: String,
+    position: u64,
+}
+
+/// Checks the file store in `dir`; returns how many snapshot files and checkpoints it read.
+pub(crate) fn check(
+    dir: &Path,
+    checker: &mut Checker,
+    show_progress: bool,
+) -> CliResult<(u64, u64)> {
+    let path = dir.join("events.jsonl");
+    let file =
+        File::open(&path).map_err(|e| CliError::new(format!("opening {}: {e}", path.display())))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress(show_progress, None, "verify");
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut buf = Vec::with_capacity(4096);
+    let mut number = 0u64;
+    let mut offset = 0u64;
+    let mut head = 0u64;
+    let file_name = "events.jsonl";
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| CliError::new(format!("reading {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        offset += n as u64;
+        bar.inc(1);
+        let complete = buf.ends_with(b"\n");
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let at = || format!("{file_name} line {number}");
+        let line: Line<'_> = match serde_json::from_slice(text) {
+            Ok(line) => line,
+            Err(e) => {
+                let problem = if !complete && offset == size {
+                    format!(
+                        "the last line is incomplete (an append cut short by a crash; the store \
+                         drops it when next opened): {e}"
+                    )
+                } else {
+                    format!("not a valid event line: {e}")
+                };
+                checker.find(at(), problem);
+                continue;
+            }
+        };
+        let stream = StreamId::new(line.stream.aggregate_type, line.stream.id);
+        if let Err(e) = stream.validate() {
+            checker.find(at(), e.to_string());
+        }
+        let payload_is_json = || match (&line.payload, &line.payload_base64) {
+            (Some(_), None) => true,
+            (None, Some(b64)) => BASE64
+                .decode(b64.as_bytes())
+                .is_ok_and(|bytes| serde_json::from_slice::<IgnoredAny>(&bytes).is_ok()),
+            _ => false,
+        };
+        let declared_binary = || {
+            line.metadata.as_ref().is_some_and(|m| {
+                ["content_type", "content-type"].iter().any(|key| {
+                    m.get(*key)
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|v| !v.to_ascii_lowercase().contains("json"))
+                })
+            })
+        };
+        if line.payload.is_some() == line.payload_base64.is_some() {
+            checker.find(
+                at(),
+                "the line needs exactly one of `payload` and `payload_base64`",
+            );
+        }
+        checker.event(
+            at,
+            line.position,
+            &stream,
+            line.sequence,
+            payload_is_json,
+            declared_binary,
+        );
+        head = head.max(line.position);
+    }
+    bar.finish_and_clear();
+
+    let snapshots = check_snapshots(dir, checker)?;
+    let checkpoints = check_checkpoints(dir, checker, head)?;
+    Ok((snapshots, checkpoints))
+}
+
+/// Lists the `.json` files of a directory (none when it does not exist), sorted.
+fn json_files(dir: &Path) -> CliResult<Vec<std::path::PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CliError::new(format!("listing {}: {e}", dir.display()))),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| CliError::new(format!("listing {}: {e}", dir.display())))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path.is_dir() || (!name.starts_with('.') && name.ends_with(".json")) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn check_snapshots(dir: &Path, checker: &mut Checker) -> CliResult<u64> {
+    let mut count = 0;
+    for stream_dir in json_files(&dir.join("snapshots"))? {
+        if !stream_dir.is_dir() {
+            continue;
+        }
+        for file in json_files(&stream_dir)? {
+            let shown = file
+                .strip_prefix(dir)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let text = std::fs::read(&file)
+                .map_err(|e| CliError::new(format!("reading {}: {e}", file.display())))?;
+            count += 1;
+            match serde_json::from_slice::<SnapshotHeader<'_>>(&text) {
+                Ok(snap) => {
+                    let stream = StreamId::new(snap.stream.aggregate_type, snap.stream.id);
+                    let last = checker.stream_version(&stream);
+                    if snap.version > last {
+                        checker.find(
+                            shown,
+                            format!(
+                                "snapshot of {stream} at version {} but the stream ends at {last}",
+                                snap.version
+                            ),
+                        );
+                    }
+                }
+                Err(e) => checker.find(shown, format!("not a valid snapshot file: {e}")),
+            }
+        }
+    }
+    Ok(count)
+}
+
+fn check_checkpoints(dir: &Path, checker: &mut Checker, head: u64) -> CliResult<u64> {
+    let mut count = 0;
+    for file in json_files(&dir.join("checkpoints"))? {
+        if file.is_dir() {
+            continue;
+        }
+        let shown = file
+            .strip_prefix(dir)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let text = std::fs::read(&file)
+            .map_err(|e| CliError::new(format!("reading {}: {e}", file.display())))?;
+        count += 1;
+        match serde_json::from_slice::<CheckpointHeader>(&text) {
+            Ok(c) if c.position > head => checker.find(
+                shown,
+                format!(
+                    "checkpoint of projection {:?} at position {} is ahead of the head {head}",
+                    c.name, c.position
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => checker.find(shown, format!("not a valid checkpoint file: {e}")),
+        }
+    }
+    Ok(count)
+}
