@@ -150,7 +150,7 @@ impl StoreEnv {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| BenchError::Postgres(format!("connect to {}: {e}", redact(url))))?;
+            .map_err(|e| BenchError::Postgres(format!("connect to {}: {e}", es_stores::redact(url))))?;
         let schema = format!(
             "es_bench_{}_{}",
             std::process::id(),
@@ -269,22 +269,3 @@ pub fn fresh_dir(root: Option<&Path>, name: &str) -> Result<tempfile::TempDir, B
     }
 }
 
-/// The URL without its password, for messages.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
