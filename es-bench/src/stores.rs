@@ -150,7 +150,9 @@ impl StoreEnv {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| BenchError::Postgres(format!("connect to {}: {e}", es_stores::redact(url))))?;
+            .map_err(|e| {
+                BenchError::Postgres(format!("connect to {}: {e}", es_stores::redact(url)))
+            })?;
         let schema = format!(
             "es_bench_{}_{}",
             std::process::id(),
@@ -268,4 +270,3 @@ pub fn fresh_dir(root: Option<&Path>, name: &str) -> Result<tempfile::TempDir, B
             .map_err(|e| BenchError::io("create a temporary directory", e)),
     }
 }
-
