@@ -306,40 +306,19 @@ impl NewEvent {
     /// already checked (the kernel shares one id between the fields and the events of a
     /// command).
     fn validate_after(&self, checked: Option<&NewEvent>) -> Result<(), StoreError> {
-        let same = |a: &Option<Arc<str>>, b: Option<&Option<Arc<str>>>| match (a, b) {
-            (Some(a), Some(Some(b))) => Arc::ptr_eq(a, b),
-            _ => false,
-        };
-        let command = &self.command_id;
-        if let Some(id) = command
-            && !same(command, checked.map(|c| &c.command_id))
-        {
-            check_envelope_text("command id", id, Self::MAX_ID_LEN)?;
+        self.envelope()
+            .validate_after(checked.map(NewEvent::envelope))
+    }
+
+    /// The envelope's parts, borrowed.
+    fn envelope(&self) -> EnvelopeRef<'_> {
+        EnvelopeRef {
+            command_id: &self.command_id,
+            correlation_id: &self.correlation_id,
+            causation_id: &self.causation_id,
+            tags: &self.tags,
+            metadata: &self.metadata,
         }
-        for (what, id) in [
-            ("correlation id", &self.correlation_id),
-            ("causation id", &self.causation_id),
-        ] {
-            if let Some(text) = id
-                && !same(id, Some(command))
-                && !same(id, checked.map(|c| &c.correlation_id))
-                && !same(id, checked.map(|c| &c.causation_id))
-            {
-                check_envelope_text(what, text, Self::MAX_ID_LEN)?;
-            }
-        }
-        for tag in &self.tags {
-            check_envelope_text("tag", tag, Self::MAX_TAG_LEN)?;
-        }
-        for (key, value) in &self.metadata {
-            if key.contains('\0') || json_has_nul(value) {
-                return Err(StoreError::InvalidInput(format!(
-                    "invalid event metadata: the entry {} holds a NUL character",
-                    quote_prefix(key)
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Turns this event into the record a store keeps, once the store has assigned its place.
@@ -365,6 +344,58 @@ impl NewEvent {
             metadata: self.metadata,
             payload: self.payload,
         }
+    }
+}
+
+/// An envelope's parts, borrowed: what [`NewEvent::validate`] and the kernel's check of
+/// `DispatchOptions` (before anything runs) both validate, with one rule.
+#[derive(Clone, Copy)]
+pub(crate) struct EnvelopeRef<'a> {
+    pub(crate) command_id: &'a Option<Arc<str>>,
+    pub(crate) correlation_id: &'a Option<Arc<str>>,
+    pub(crate) causation_id: &'a Option<Arc<str>>,
+    pub(crate) tags: &'a [String],
+    pub(crate) metadata: &'a Metadata,
+}
+
+impl EnvelopeRef<'_> {
+    /// Validates the envelope, skipping ids that are the very same allocation as ids of
+    /// `checked`, an envelope already validated.
+    pub(crate) fn validate_after(self, checked: Option<EnvelopeRef<'_>>) -> Result<(), StoreError> {
+        let same = |a: &Option<Arc<str>>, b: Option<&Option<Arc<str>>>| match (a, b) {
+            (Some(a), Some(Some(b))) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        let command = self.command_id;
+        if let Some(id) = command
+            && !same(command, checked.map(|c| c.command_id))
+        {
+            check_envelope_text("command id", id, NewEvent::MAX_ID_LEN)?;
+        }
+        for (what, id) in [
+            ("correlation id", self.correlation_id),
+            ("causation id", self.causation_id),
+        ] {
+            if let Some(text) = id
+                && !same(id, Some(command))
+                && !same(id, checked.map(|c| c.correlation_id))
+                && !same(id, checked.map(|c| c.causation_id))
+            {
+                check_envelope_text(what, text, NewEvent::MAX_ID_LEN)?;
+            }
+        }
+        for tag in self.tags {
+            check_envelope_text("tag", tag, NewEvent::MAX_TAG_LEN)?;
+        }
+        for (key, value) in self.metadata {
+            if key.contains('\0') || json_has_nul(value) {
+                return Err(StoreError::InvalidInput(format!(
+                    "invalid event metadata: the entry {} holds a NUL character",
+                    quote_prefix(key)
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

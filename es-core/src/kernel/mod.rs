@@ -25,7 +25,7 @@ mod snapshot;
 
 use std::sync::Arc;
 
-use crate::store::{Metadata, NewEvent, RecordedEvent, StoreError};
+use crate::store::{EnvelopeRef, Metadata, RecordedEvent, StoreError};
 
 pub use builder::{BuildError, KernelBuilder};
 pub use handle::Kernel;
@@ -178,15 +178,16 @@ impl DispatchOptions {
         self
     }
 
-    /// Checks the envelope as a store would ([`NewEvent::validate`]), before anything runs.
+    /// Checks the envelope as a store would ([`NewEvent::validate`](crate::store::NewEvent::validate)), before anything runs.
     pub(crate) fn validate(&self) -> Result<(), StoreError> {
-        let mut probe = NewEvent::new("probe", Vec::new());
-        probe.command_id.clone_from(&self.command_id);
-        probe.correlation_id.clone_from(&self.correlation_id);
-        probe.causation_id.clone_from(&self.causation_id);
-        probe.tags.clone_from(&self.tags);
-        probe.metadata.clone_from(&self.metadata);
-        probe.validate()
+        EnvelopeRef {
+            command_id: &self.command_id,
+            correlation_id: &self.correlation_id,
+            causation_id: &self.causation_id,
+            tags: &self.tags,
+            metadata: &self.metadata,
+        }
+        .validate_after(None)
     }
 }
 
