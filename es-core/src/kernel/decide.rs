@@ -84,8 +84,8 @@ pub(crate) fn decide<'a, A: Aggregate>(
                 continue;
             }
         };
-        let encoded = match encode::<A>(&produced, options, now) {
-            Ok(encoded) => encoded,
+        let count = match encode::<A>(&produced, options, now, &mut events) {
+            Ok(count) => count,
             Err(e) => {
                 outcomes.push(Outcome::Failed(e));
                 continue;
@@ -99,25 +99,22 @@ pub(crate) fn decide<'a, A: Aggregate>(
                 };
             }
         }
-        version += encoded.len() as u64;
-        outcomes.push(Outcome::Events {
-            count: encoded.len(),
-            version,
-        });
-        events.extend(encoded);
+        version += count as u64;
+        outcomes.push(Outcome::Events { count, version });
     }
     Decided::Ok { events, outcomes }
 }
 
-/// Encodes one command's events with the command's envelope, stamped `now`.
+/// Encodes one command's events with the command's envelope, stamped `now`, at the end of
+/// `events`; returns how many. On an error `events` is left as it was.
 fn encode<A: Aggregate>(
     produced: &[A::Event],
     options: Option<&DispatchOptions>,
     now: DateTime<Utc>,
-) -> Result<Vec<NewEvent>, StoreError> {
-    let mut encoded = Vec::with_capacity(produced.len());
+    events: &mut Vec<NewEvent>,
+) -> Result<usize, StoreError> {
     if produced.is_empty() {
-        return Ok(encoded);
+        return Ok(0);
     }
     let given = |id: Option<&Arc<str>>| id.cloned();
     let command_id =
@@ -126,10 +123,19 @@ fn encode<A: Aggregate>(
         .unwrap_or_else(|| command_id.clone());
     let causation_id =
         given(options.and_then(|o| o.causation_id.as_ref())).unwrap_or_else(|| command_id.clone());
+    let before = events.len();
+    events.reserve(produced.len());
     for event in produced {
-        let mut new = event.to_new_event().map_err(|e| {
-            StoreError::InvalidInput(format!("cannot encode an event of {}: {e}", A::TYPE))
-        })?;
+        let mut new = match event.to_new_event() {
+            Ok(new) => new,
+            Err(e) => {
+                events.truncate(before);
+                return Err(StoreError::InvalidInput(format!(
+                    "cannot encode an event of {}: {e}",
+                    A::TYPE
+                )));
+            }
+        };
         new.command_id = Some(command_id.clone());
         new.correlation_id = Some(correlation_id.clone());
         new.causation_id = Some(causation_id.clone());
@@ -138,9 +144,9 @@ fn encode<A: Aggregate>(
             new.tags.clone_from(&options.tags);
             new.metadata.clone_from(&options.metadata);
         }
-        encoded.push(new);
+        events.push(new);
     }
-    Ok(encoded)
+    Ok(produced.len())
 }
 
 /// A fresh command id: a UUID v7 (time-ordered) whose time part is `now`, in its hyphenated
@@ -360,6 +366,26 @@ mod tests {
         for id in ids.iter().take(1000) {
             let parsed = uuid::Uuid::parse_str(id).map(|u| u.get_version_num());
             assert_eq!(parsed.ok(), Some(7), "{id}");
+        }
+    }
+
+    #[test]
+    fn fresh_command_ids_are_canonical_text_with_the_clock_in_their_time_part() {
+        let t = DateTime::<Utc>::from_timestamp_millis(1_764_000_123_456).unwrap_or_default();
+        for _ in 0..1000 {
+            let id = fresh_command_id(t);
+            let parsed = uuid::Uuid::parse_str(&id).unwrap_or_default();
+            assert_eq!(
+                parsed.hyphenated().to_string(),
+                *id,
+                "lower-case, hyphenated"
+            );
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+            let (secs, nanos) = parsed
+                .get_timestamp()
+                .map(|ts| ts.to_unix())
+                .unwrap_or_default();
+            assert_eq!((secs, nanos / 1_000_000), (1_764_000_123, 456));
         }
     }
 
