@@ -82,7 +82,8 @@ async fn commit_group<A: Aggregate>(
         };
         let base = *version;
         if ctx.config.dedup_window > 0 && jobs.iter().any(|j| j.command_id().is_some()) {
-            if let Err(e) = answer_repeats(ctx, stream, base, window, &mut jobs).await {
+            // Boxed: a rare path whose reads would otherwise enlarge every batch's future.
+            if let Err(e) = Box::pin(answer_repeats(ctx, stream, base, window, &mut jobs)).await {
                 answer_all(jobs, || DispatchError::Store(e.clone()));
                 return AfterCommit::Continue;
             }
@@ -162,7 +163,7 @@ async fn commit_group<A: Aggregate>(
                 *cache = None;
                 let wait = Duration::from_millis(10u64 << transient.min(8));
                 tracing::warn!(%stream, error = %e, attempt = transient, ?wait, "store unavailable; retrying the batch");
-                tokio::time::sleep(wait).await;
+                Box::pin(tokio::time::sleep(wait)).await;
             }
             Err(e) => {
                 // Nothing is acknowledged: the caller learns the write failed (or, for
@@ -192,18 +193,23 @@ fn committed_commands<'a, A: Aggregate>(
         })
 }
 
-/// Answers each job with its outcome, handing out the recorded events in order.
+/// Answers each job with its outcome, handing out the recorded events in order. The command
+/// that takes the last events gets the store's vector itself (a batch of one command, the
+/// common case, allocates nothing here).
 fn answer<A: Aggregate>(
     jobs: Vec<Job<A>>,
     outcomes: Vec<Outcome<A::Error>>,
-    recorded: Vec<RecordedEvent>,
+    mut recorded: Vec<RecordedEvent>,
 ) {
-    let mut recorded = recorded.into_iter();
     for (job, outcome) in jobs.into_iter().zip(outcomes) {
         job.answer(match outcome {
             Outcome::Events { count, version } => Ok(Committed {
                 version,
-                events: recorded.by_ref().take(count).collect(),
+                events: if count >= recorded.len() {
+                    std::mem::take(&mut recorded)
+                } else {
+                    recorded.drain(..count).collect()
+                },
             }),
             Outcome::Rejected(e) => Err(DispatchError::Rejected(e)),
             Outcome::Conflict { expected, actual } => {
