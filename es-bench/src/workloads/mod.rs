@@ -184,5 +184,5 @@ pub async fn count_events(
     if kind != crate::stores::StoreKind::Postgres {
         return Ok(store.head_position().await?);
     }
-    Ok(es_core::store::fold_all(&**store, 0, 4096, 0u64, |n, _| n + 1).await?)
+    Ok(es_core::store::fold_all(&**store, .., 0u64, |n, _| n + 1).await?)
 }

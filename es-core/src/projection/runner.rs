@@ -94,7 +94,7 @@ impl<P: Projection> Runner<P> {
             let next = *self.shared.processed.borrow() + 1;
             let page = match self
                 .store
-                .read_all_filtered(next, self.options.batch_size, P::accepts)
+                .read_all_matching(next, self.options.batch_size, P::event_filter())
                 .await
             {
                 Ok(page) => {
