@@ -345,6 +345,20 @@ async fn the_retry_policy_retries_with_backoff_then_stops() {
     assert!(err.to_string().contains("after 3 retries"), "{err}");
 }
 
+/// A different projection that claims `Balances`'s name.
+#[derive(Debug, Default)]
+struct Impostor;
+
+impl Projection for Impostor {
+    const NAME: &'static str = "balances";
+    fn accepts(_: &str) -> bool {
+        false
+    }
+    fn handle(&mut self, _: &RecordedEvent) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn two_projections_side_by_side_and_lookup() {
     let store = MemoryStore::new();
@@ -359,9 +373,16 @@ async fn two_projections_side_by_side_and_lookup() {
         .start::<Unlucky>(ProjectionOptions::default().error_policy(ErrorPolicy::Skip))
         .await
         .unwrap();
+    // Starting a running projection again hands back the running one.
+    let again = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    // Another projection type under a running projection's name is refused.
     assert!(matches!(
         k.projections()
-            .start::<Balances>(ProjectionOptions::default())
+            .start::<Impostor>(ProjectionOptions::default())
             .await,
         Err(ProjectionError::AlreadyRunning(_))
     ));
@@ -372,6 +393,8 @@ async fn two_projections_side_by_side_and_lookup() {
     a.wait_for(last).await.unwrap();
     b.wait_for(last).await.unwrap();
     assert_eq!(a.state().await.by_account.values().sum::<i64>(), 60);
+    assert_eq!(again.state().await, a.state().await);
+    assert_eq!(again.position(), a.position());
     assert_eq!(b.state().await.deposits, 30);
     let mut names = k.projections().names();
     names.sort();

@@ -4,7 +4,7 @@
 
 mod contract;
 
-use contract::{Error, envelope_contract, kernel_contract};
+use contract::{Error, envelope_contract, kernel_contract, projections_contract};
 use es_core::prelude::*;
 use es_examples::bank::{Balances, BankAccount, Deposit, Withdraw};
 
@@ -122,6 +122,38 @@ async fn envelope_and_idempotency_on_memory() -> Result<(), Error> {
     envelope_contract(|| {
         let store = store.clone();
         async move { Ok(store) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn projections_continued_on_memory() -> Result<(), Error> {
+    let store = MemoryStore::new();
+    projections_contract(|| {
+        let store = store.clone();
+        async move { Ok(store) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn projections_continued_on_lmdb() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("data");
+    projections_contract(|| {
+        let path = path.clone();
+        async move { Ok(es_stores::LmdbStore::open(path)?) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn projections_continued_on_files() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("data");
+    projections_contract(|| {
+        let path = path.clone();
+        async move { Ok(es_stores::FileStore::open(path)?) }
     })
     .await
 }

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::options::{ProjectionPhase, ProjectionStatus, SkippedEvent};
+use super::options::{ProjectionPhase, ProjectionStatus, RebuildProgress, SkippedEvent};
 use super::{Projection, ProjectionError};
 use crate::metrics::ProjectionMetricsRef;
 
@@ -71,6 +71,8 @@ impl<P: Send + 'static> AnyRunner for Shared<P> {
 /// The mutable part of a runner's status.
 pub(super) struct StatusInner {
     pub(super) phase: ProjectionPhase,
+    /// How far a rebuild in progress has read, if one is.
+    pub(super) rebuild: Option<RebuildProgress>,
     pub(super) skipped_count: u64,
     pub(super) skipped: VecDeque<SkippedEvent>,
 }
@@ -154,6 +156,7 @@ pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
         position,
         skipped_count: status.skipped_count,
         skipped: status.skipped.iter().cloned().collect(),
+        rebuild: status.rebuild,
         lag_events: lag.events,
         lag: lag.time,
         events_handled: metrics.handled.get(),

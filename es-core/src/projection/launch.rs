@@ -67,6 +67,7 @@ impl Launch {
             processed: watch::Sender::new(position),
             status: Mutex::new(StatusInner {
                 phase: ProjectionPhase::Running,
+                rebuild: None,
                 skipped_count: 0,
                 skipped: VecDeque::new(),
             }),

@@ -394,10 +394,12 @@ mod handle;
 mod launch;
 mod options;
 mod projections;
+mod rebuild;
 mod runner;
 
 pub use handle::ProjectionHandle;
 pub use options::{
-    ErrorPolicy, ProjectionOptions, ProjectionPhase, ProjectionStatus, SkippedEvent,
+    ErrorPolicy, ProjectionOptions, ProjectionPhase, ProjectionStatus, RebuildProgress,
+    SkippedEvent,
 };
 pub use projections::Projections;

@@ -189,6 +189,18 @@ pub struct ProjectionStatus {
     pub events_filtered: u64,
     /// How many times a runner of this name was started again after it had stopped.
     pub restarts: u64,
+    /// A rebuild in progress ([`Projections::rebuild`]), if one is.
+    pub rebuild: Option<RebuildProgress>,
+}
+
+/// How far a rebuild has come: it has read the log up to `position`, of `head` when it
+/// looked last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The last position the fresh state has processed.
+    pub position: u64,
+    /// The head of the log when the rebuild last read it.
+    pub head: u64,
 }
 
 impl ProjectionStatus {

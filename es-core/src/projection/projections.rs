@@ -139,6 +139,42 @@ impl Projections {
         Ok(handle)
     }
 
+    /// Rebuilds projection `P` from position 1 (after its code changed), while its runner, if
+    /// one runs, keeps answering `state()` from the old state and following the log.
+    ///
+    /// The fresh state is folded aside; once it has reached the head of the log, the runner's
+    /// state lock is taken just long enough to fold the events that arrived meanwhile, save the
+    /// fresh state with its position as one checkpoint, and swap it in; the runner then goes
+    /// on from there. Until that one write, the old checkpoint is untouched: a crash, an
+    /// error or dropping the returned future in the middle leaves the old projection as it
+    /// was. [`Projections::lookup`] shows the progress ([`ProjectionStatus::rebuild`]) while
+    /// it runs. Without a runner, the rebuilt state is saved as the checkpoint a later `start`
+    /// resumes from.
+    ///
+    /// The checkpoint store is chosen as for [`Projections::start`] (so refused without one,
+    /// unless [`ProjectionOptions::in_memory_checkpoints`]); `batch_size` and
+    /// `persist_state` apply. Returns the position the swapped-in state has processed.
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectionError::NoCheckpointStore`], a store error, or the first event that fails
+    /// ([`ProjectionError::At`]); in every case the old projection is kept.
+    pub async fn rebuild<P: Projection>(
+        &self,
+        options: ProjectionOptions,
+    ) -> Result<u64, ProjectionError> {
+        let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
+        let running = self.runners.lock().running::<P>()?;
+        let shared = running.as_ref().map(|h| h.shared.as_ref());
+        super::rebuild::rebuild::<P>(
+            self.event_store.as_ref(),
+            checkpoints.as_ref(),
+            shared,
+            &options,
+        )
+        .await
+    }
+
     /// The status of the runner named `name`, if one was started.
     pub fn lookup(&self, name: &str) -> Option<ProjectionStatus> {
         self.runners.lock().by_name.get(name).map(|e| e.runner.status())
