@@ -64,6 +64,8 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<S, Error>>,
 {
+    // Every position, in order (PostgreSQL's need not start at 1 nor be gapless).
+    let mut ps: Vec<u64> = Vec::new();
     {
         let store = open().await?;
         let kernel = Kernel::builder()
@@ -71,31 +73,34 @@ where
             .register::<BankAccount>()
             .build()?;
         for (id, amount) in [("acc-1", 10), ("acc-2", 5), ("acc-1", 1)] {
-            kernel
+            let done = kernel
                 .dispatch::<BankAccount>(id, Deposit { amount })
                 .await?;
+            ps.push(done.events[0].position);
         }
-        kernel
+        let done = kernel
             .dispatch_with::<BankAccount>(
                 "acc-3",
                 Deposit { amount: 7 },
                 DispatchOptions::default().tag("vip"),
             )
             .await?;
-        // Positions 5 and 6: a wallet's deposits, one of them tagged.
-        store
+        ps.push(done.events[0].position);
+        // A wallet's deposits, one of them tagged.
+        let done = store
             .append(
                 &StreamId::new("wallet", "w-1"),
                 ExpectedVersion::Any,
                 vec![wallet_deposit(100), wallet_deposit(1000).tag("vip")],
             )
             .await?;
+        ps.extend(done.events.iter().map(|e| e.position));
         kernel.shutdown().await;
 
         // run_once_with: the aggregate filter keeps the wallet out; the checkpoint is saved.
         let options = ProjectionOptions::default().checkpoint_store(store.clone());
         let (state, last) = run_once_with::<BankDeposits>(&store, options.clone()).await?;
-        assert_eq!(last, 6);
+        assert_eq!(last, ps[5]);
         assert_eq!(state.by_account["acc-1"], 11);
         assert_eq!(state.by_account["acc-3"], 7);
         assert_eq!(state.by_account.len(), 3, "no wallet: {state:?}");
@@ -143,17 +148,17 @@ where
     let done = kernel
         .dispatch::<BankAccount>("acc-2", Deposit { amount: 2 })
         .await?;
-    assert_eq!(done.events[0].position, 7);
+    ps.push(done.events[0].position);
     let options = ProjectionOptions::default().checkpoint_store(store.clone());
     let (state, last) = run_once_with::<BankDeposits>(&store, options.clone()).await?;
-    assert_eq!((last, state.by_account["acc-2"]), (7, 7));
+    assert_eq!((last, state.by_account["acc-2"]), (ps[6], 7));
     // start_position is honoured (in memory only here: saving would replace the checkpoint
     // with a state that misses positions 1 to 3).
     let from_4 = ProjectionOptions::default()
         .in_memory_checkpoints()
-        .start_position(4);
+        .start_position(ps[3]);
     let (state, last) = run_once_with::<BankDeposits>(&store, from_4).await?;
-    assert_eq!(last, 7);
+    assert_eq!(last, ps[6]);
     assert_eq!(state.by_account.keys().collect::<Vec<_>>(), ["acc-2", "acc-3"]);
 
     // Idempotent start: the second start returns the running runner.
@@ -165,7 +170,7 @@ where
         .projections()
         .start::<VipDeposits>(ProjectionOptions::default().batch_size(1))
         .await?;
-    first.wait_for(7).await?;
+    first.wait_for(ps[6]).await?;
     let done = kernel
         .dispatch_with::<BankAccount>(
             "acc-1",
@@ -173,7 +178,8 @@ where
             DispatchOptions::default().tag("vip"),
         )
         .await?;
-    second.wait_for(done.events[0].position).await?;
+    ps.push(done.events[0].position);
+    second.wait_for(ps[7]).await?;
     assert_eq!(first.state().await.total, 1010);
     assert_eq!(second.state().await.total, 1010);
     assert_eq!(kernel.projections().names().len(), 1);
@@ -185,7 +191,7 @@ where
         ProjectionOptions::default().checkpoint_store(store.clone()),
     )
     .await?;
-    handle.wait_for(8).await?;
+    handle.wait_for(ps[7]).await?;
     assert_eq!(handle.state().await.by_account["acc-1"], 14);
     handle.stop().await?;
     assert!(matches!(
@@ -199,16 +205,17 @@ where
     )
     .await?;
     // Resumes from the checkpoint the kernel's runner saved.
-    assert!(handle.position() >= 8, "at {}", handle.position());
+    assert!(handle.position() >= ps[7], "at {}", handle.position());
     assert_eq!(handle.state().await.total, 1010);
-    store
+    let done = store
         .append(
             &StreamId::new("wallet", "w-2"),
             ExpectedVersion::Any,
             vec![wallet_deposit(1).tag("vip")],
         )
         .await?;
-    handle.wait_for(9).await?;
+    ps.push(done.events[0].position);
+    handle.wait_for(ps[8]).await?;
     assert_eq!(handle.state().await.total, 1011);
     handle.stop().await?;
     match spawn::<VipDeposits>(store.clone(), ProjectionOptions::default()).await {
@@ -218,16 +225,17 @@ where
     }
 
     // Bounded folds.
-    let positions = |range: std::ops::RangeInclusive<u64>| range.collect::<Vec<_>>();
     let collect = |mut v: Vec<u64>, e: RecordedEvent| {
         v.push(e.position);
         v
     };
-    assert_eq!(fold_all(&store, 2..4, Vec::new(), collect).await?, positions(2..=3));
-    assert_eq!(fold_all(&store, 5.., Vec::new(), collect).await?, positions(5..=9));
-    assert_eq!(fold_all(&store, ..=3, Vec::new(), collect).await?, positions(1..=3));
-    assert_eq!(fold_all(&store, .., 0, |n, _| n + 1).await?, 9);
-    assert_eq!(fold_all(&store, 20.., 0, |n, _| n + 1).await?, 0);
+    assert_eq!(ps.len(), 9);
+    assert_eq!(fold_all(&store, .., Vec::new(), collect).await?, ps);
+    assert_eq!(fold_all(&store, ps[1]..ps[3], Vec::new(), collect).await?, ps[1..3]);
+    assert_eq!(fold_all(&store, ps[4].., Vec::new(), collect).await?, ps[4..]);
+    assert_eq!(fold_all(&store, ..=ps[2], Vec::new(), collect).await?, ps[..=2]);
+    assert_eq!(fold_all(&store, ps[8] + 1.., 0, |n, _| n + 1).await?, 0);
+    assert_eq!(fold_all(&store, ps[3]..ps[3], 0, |n, _| n + 1).await?, 0);
     let acc1 = StreamId::new("bank_account", "acc-1");
     let sequences = |mut v: Vec<u64>, e: RecordedEvent| {
         v.push(e.sequence);
