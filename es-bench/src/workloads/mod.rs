@@ -80,6 +80,9 @@ pub struct Params {
     pub quick: bool,
     /// Commands carry explicit command ids (W6).
     pub command_ids: bool,
+    /// W5: every tenth stream is a vault, and a projection filtered on that aggregate type is
+    /// timed too.
+    pub w5_vaults: bool,
 }
 
 /// The command-line overrides of [`Params`].
@@ -97,6 +100,8 @@ pub struct Overrides {
     pub quick: bool,
     /// `--command-ids`.
     pub command_ids: bool,
+    /// `--w5-vaults`.
+    pub w5_vaults: bool,
 }
 
 impl Params {
@@ -142,6 +147,7 @@ impl Params {
             events: o.events.unwrap_or(events),
             quick: q,
             command_ids: o.command_ids,
+            w5_vaults: o.w5_vaults,
         }
     }
 }
