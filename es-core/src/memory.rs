@@ -9,9 +9,9 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion, FilteredPage,
-    Metadata,
-    NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
+    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion,
+    FilteredPage, Metadata, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    validate_append,
 };
 
 /// An in-memory event, snapshot and checkpoint store, for tests, demos and benchmarks.
@@ -295,7 +295,10 @@ impl EventStore for MemoryStore {
             page.scanned += 1;
             page.scanned_to = i as u64 + 1;
             let stored = &log.events[i];
-            if filter.matches_head(&log.streams[stored.stream as usize].aggregate_type, &stored.event_type) {
+            if filter.matches_head(
+                &log.streams[stored.stream as usize].aggregate_type,
+                &stored.event_type,
+            ) {
                 let event = log.recorded(i);
                 if filter.envelope.is_none_or(|f| f(&event)) {
                     page.events.push(event);

@@ -663,7 +663,8 @@ impl EventFilter {
     /// Whether the event's type and aggregate type pass (what a store can tell from its
     /// index, before reading the rest of the event).
     pub fn matches_head(&self, aggregate_type: &str, event_type: &str) -> bool {
-        self.aggregate_type.is_none_or(|wanted| wanted == aggregate_type)
+        self.aggregate_type
+            .is_none_or(|wanted| wanted == aggregate_type)
             && (self.event_type)(event_type)
     }
 

@@ -787,7 +787,10 @@ async fn a_rebuild_swaps_in_a_fresh_state_while_events_keep_coming() {
     // runner handled before the swap counted once; all others ten times.
     assert_eq!(state.events, 2300, "{state:?}");
     assert!(state.total >= 20_000 + 10 * (last - rebuilt), "{state:?}");
-    let checkpoint = CheckpointStore::load(&store, "scaled").await.unwrap().unwrap();
+    let checkpoint = CheckpointStore::load(&store, "scaled")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(checkpoint.position, h.position());
     let saved: Scaled = serde_json::from_slice(&checkpoint.state.unwrap()).unwrap();
     assert_eq!(saved, state);
@@ -812,7 +815,10 @@ async fn a_rebuild_without_a_runner_saves_the_checkpoint_a_start_resumes_from() 
         .await
         .unwrap();
     assert_eq!(position, last);
-    let checkpoint = CheckpointStore::load(&store, "balances").await.unwrap().unwrap();
+    let checkpoint = CheckpointStore::load(&store, "balances")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(checkpoint.position, last);
     let h = k
         .projections()

@@ -191,7 +191,11 @@ async fn a_restart_in_the_middle_of_a_rebuild_on_lmdb_keeps_the_old_projection()
         for i in 0..40 {
             let stream = StreamId::new("bank_account", format!("acc-{i}"));
             store
-                .append(&stream, ExpectedVersion::Any, (0..500).map(|_| deposit()).collect())
+                .append(
+                    &stream,
+                    ExpectedVersion::Any,
+                    (0..500).map(|_| deposit()).collect(),
+                )
                 .await?;
         }
         let kernel = Kernel::builder()
@@ -209,8 +213,7 @@ async fn a_restart_in_the_middle_of_a_rebuild_on_lmdb_keeps_the_old_projection()
         // The code changes; a rebuild starts and the process "crashes" in its middle.
         SCALE.store(3, Ordering::SeqCst);
         let projections = kernel.projections();
-        let rebuild =
-            projections.rebuild::<Scaled>(ProjectionOptions::default().batch_size(100));
+        let rebuild = projections.rebuild::<Scaled>(ProjectionOptions::default().batch_size(100));
         let watch = async {
             loop {
                 let status = projections.lookup(Scaled::NAME).unwrap();

@@ -346,13 +346,11 @@ pub async fn spawn<P: Projection>(
     store: impl EventStore,
     options: ProjectionOptions,
 ) -> Result<ProjectionHandle<P>, ProjectionError> {
-    let runtime =
-        tokio::runtime::Handle::try_current().map_err(|_| ProjectionError::Stopped {
-            name: P::NAME.to_owned(),
-            position: 0,
-            reason: "a projection runner needs a tokio runtime: spawn it from within one"
-                .to_owned(),
-        })?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| ProjectionError::Stopped {
+        name: P::NAME.to_owned(),
+        position: 0,
+        reason: "a projection runner needs a tokio runtime: spawn it from within one".to_owned(),
+    })?;
     let store: Arc<dyn EventStore> = Arc::new(store);
     let checkpoints = launch::checkpoints_for(P::NAME, &options, None)?;
     let (state, position) = launch::initial::<P>(&options, checkpoints.as_ref()).await?;

@@ -177,7 +177,11 @@ impl Projections {
 
     /// The status of the runner named `name`, if one was started.
     pub fn lookup(&self, name: &str) -> Option<ProjectionStatus> {
-        self.runners.lock().by_name.get(name).map(|e| e.runner.status())
+        self.runners
+            .lock()
+            .by_name
+            .get(name)
+            .map(|e| e.runner.status())
     }
 
     /// The status of every runner started on this kernel, by name.

@@ -19,9 +19,12 @@ pub fn recorded<E: EventSet>(
     aggregate_id: &str,
     event: &E,
 ) -> Result<RecordedEvent, EventError> {
-    Ok(event
-        .to_new_event()?
-        .record(StreamId::new(aggregate_type, aggregate_id), 0, 0, Utc::now()))
+    Ok(event.to_new_event()?.record(
+        StreamId::new(aggregate_type, aggregate_id),
+        0,
+        0,
+        Utc::now(),
+    ))
 }
 
 /// A given/then test of one projection: the given events are folded into its default state

@@ -35,11 +35,7 @@ pub(super) struct Plan {
 }
 
 /// Validates the input.
-pub(super) fn check(
-    args: Args,
-    input: &InherentImpl,
-    diagnostics: &mut Diagnostics,
-) -> Plan {
+pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnostics) -> Plan {
     let mut handlers: Vec<Handler> = Vec::new();
     for method in &input.methods {
         for attr in &method.attrs {

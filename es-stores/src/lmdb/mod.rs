@@ -46,8 +46,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion, FilteredPage, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
+    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion,
+    FilteredPage, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    validate_append,
 };
 use tokio::sync::{oneshot, watch};
 

@@ -98,8 +98,7 @@ impl Shared {
                         entry.map_err(|e| heed_error("read the global log", e))?;
                     match &accept {
                         Some(filter) => {
-                            let (aggregate_type, event_type) =
-                                codec::head_of(bytes, position)?;
+                            let (aggregate_type, event_type) = codec::head_of(bytes, position)?;
                             if filter.matches_head(aggregate_type, event_type) {
                                 let event = decode_recorded(bytes, position)?;
                                 if filter.envelope.is_none_or(|f| f(&event)) {

@@ -159,7 +159,10 @@ where
         .start_position(ps[3]);
     let (state, last) = run_once_with::<BankDeposits>(&store, from_4).await?;
     assert_eq!(last, ps[6]);
-    assert_eq!(state.by_account.keys().collect::<Vec<_>>(), ["acc-2", "acc-3"]);
+    assert_eq!(
+        state.by_account.keys().collect::<Vec<_>>(),
+        ["acc-2", "acc-3"]
+    );
 
     // Idempotent start: the second start returns the running runner.
     let first = kernel
@@ -231,9 +234,18 @@ where
     };
     assert_eq!(ps.len(), 9);
     assert_eq!(fold_all(&store, .., Vec::new(), collect).await?, ps);
-    assert_eq!(fold_all(&store, ps[1]..ps[3], Vec::new(), collect).await?, ps[1..3]);
-    assert_eq!(fold_all(&store, ps[4].., Vec::new(), collect).await?, ps[4..]);
-    assert_eq!(fold_all(&store, ..=ps[2], Vec::new(), collect).await?, ps[..=2]);
+    assert_eq!(
+        fold_all(&store, ps[1]..ps[3], Vec::new(), collect).await?,
+        ps[1..3]
+    );
+    assert_eq!(
+        fold_all(&store, ps[4].., Vec::new(), collect).await?,
+        ps[4..]
+    );
+    assert_eq!(
+        fold_all(&store, ..=ps[2], Vec::new(), collect).await?,
+        ps[..=2]
+    );
     assert_eq!(fold_all(&store, ps[8] + 1.., 0, |n, _| n + 1).await?, 0);
     assert_eq!(fold_all(&store, ps[3]..ps[3], 0, |n, _| n + 1).await?, 0);
     let acc1 = StreamId::new("bank_account", "acc-1");
@@ -261,8 +273,7 @@ where
     })
     .await?;
     let runner_state = handle.state().await;
-    ProjectionTest::<VipDeposits>::given(events)
-        .then_state(|s| assert_eq!(*s, runner_state));
+    ProjectionTest::<VipDeposits>::given(events).then_state(|s| assert_eq!(*s, runner_state));
     ProjectionTest::<BankDeposits>::given([
         recorded("bank_account", "a", &Deposited { amount: 4 })?,
         recorded("wallet", "a", &Deposited { amount: 40 })?,
