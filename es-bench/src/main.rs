@@ -167,6 +167,10 @@ struct Cli {
     /// side with the name-filtered 10% projection.
     #[arg(long)]
     w5_vaults: bool,
+    /// W5: also rebuild the all-events projection (`kernel.projections().rebuild`) while a
+    /// task reads its `state()` in a loop; reports the rebuild's time and the reads' latency.
+    #[arg(long)]
+    w5_rebuild: bool,
     /// Directory under which file and LMDB data (a fresh directory per run, removed after) and
     /// the fsync probe go (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
@@ -251,6 +255,7 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         quick: cli.quick,
         command_ids: cli.command_ids,
         w5_vaults: cli.w5_vaults,
+        w5_rebuild: cli.w5_rebuild,
     };
     let mut jobs = Vec::new();
     let mut push = |workload: Workload, store: StoreKind, overrides: &Overrides| {

@@ -1,13 +1,14 @@
 //! W5 catch-up: projections scanning a large log of two aggregate types.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use es_core::Store;
 use es_core::prelude::*;
 use es_core::projection::run_once;
 use es_examples::bank::{BankAccountEvent, Deposited, Withdrawn};
+use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -136,6 +137,9 @@ async fn load(
         total.vault += counts.vault;
     }
     bar.finish_and_clear();
+    if p.w5_rebuild {
+        rebuild_while_reading(&store, total, &mut r).await?;
+    }
     Ok(total)
 }
 
@@ -230,4 +234,67 @@ pub async fn w5(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
          store level by {LOADERS} concurrent appenders; scanned with es_core::projection::run_once"
     ));
     Ok(r)
+}
+
+/// A rebuild of the all-events projection while a task reads its `state()` in a loop: the
+/// rebuild's time, and the latency of the reads taken while it ran (nanoseconds).
+async fn rebuild_while_reading(
+    store: &Arc<dyn Store>,
+    total: u64,
+    r: &mut RunResult,
+) -> Result<(), BenchError> {
+    let kernel = super::bank_kernel(store, |b| b)?;
+    let handle = kernel
+        .projections()
+        .start::<EveryEvent>(ProjectionOptions::default())
+        .await?;
+    let head = store.head_position().await?;
+    handle.wait_for(head).await?;
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (handle, done) = (handle.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut reads = Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3)
+                .or_else(|_| Histogram::new(3))
+                .map_err(|e| BenchError::Task(format!("latency histogram: {e}")))?;
+            while !done.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                let state = handle.state().await;
+                let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                reads.saturating_record(ns.max(1));
+                std::hint::black_box(state);
+                tokio::task::yield_now().await;
+            }
+            Ok::<_, BenchError>(reads)
+        })
+    };
+    let bar = progress(1, "w5 rebuilding (all-events projection)");
+    let start = Instant::now();
+    let position = kernel
+        .projections()
+        .rebuild::<EveryEvent>(ProjectionOptions::default())
+        .await?;
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+    done.store(true, Ordering::Relaxed);
+    let reads = reader.await??;
+    let state = handle.state().await;
+    kernel.shutdown().await;
+    r.check(
+        position == head && state.deposited + state.withdrawn + state.noted == total,
+        || format!("W5 rebuild: swapped in at {position} (head {head}) with {state:?}"),
+    );
+    r.set(
+        "rebuild",
+        json!({
+            "ms": elapsed.as_millis() as u64,
+            "events_per_s": rate(total, elapsed),
+            "state_reads": reads.len(),
+            "state_p50_ns": reads.value_at_quantile(0.50),
+            "state_p99_ns": reads.value_at_quantile(0.99),
+            "state_p999_ns": reads.value_at_quantile(0.999),
+            "state_max_ns": reads.max(),
+        }),
+    );
+    Ok(())
 }

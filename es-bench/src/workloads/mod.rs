@@ -83,6 +83,8 @@ pub struct Params {
     /// W5: every tenth stream is a vault, and a projection filtered on that aggregate type is
     /// timed too.
     pub w5_vaults: bool,
+    /// W5: also rebuild the all-events projection while its state is read in a loop.
+    pub w5_rebuild: bool,
 }
 
 /// The command-line overrides of [`Params`].
@@ -102,6 +104,8 @@ pub struct Overrides {
     pub command_ids: bool,
     /// `--w5-vaults`.
     pub w5_vaults: bool,
+    /// `--w5-rebuild`.
+    pub w5_rebuild: bool,
 }
 
 impl Params {
@@ -148,6 +152,7 @@ impl Params {
             quick: q,
             command_ids: o.command_ids,
             w5_vaults: o.w5_vaults,
+            w5_rebuild: o.w5_rebuild,
         }
     }
 }

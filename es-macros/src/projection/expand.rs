@@ -26,11 +26,14 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
                 ::core::option::Option::Some(#a);
         }
     });
-    // The path is coerced to the function pointer type spanned at the path, so a function of
-    // another signature is reported there.
+    // The path is coerced to the function pointer type in a binding spanned at the path, so a
+    // function of another signature is reported there, as a mismatched type.
     let filter_const = filter.as_ref().map(|f| {
         let coerced = quote_spanned! {f.span()=>
-            #f as fn(&::es_core::store::RecordedEvent) -> bool
+            {
+                const FILTER: fn(&::es_core::store::RecordedEvent) -> bool = #f;
+                FILTER
+            }
         };
         quote! {
             const FILTER: ::core::option::Option<fn(&::es_core::store::RecordedEvent) -> bool> =
