@@ -137,9 +137,6 @@ async fn load(
         total.vault += counts.vault;
     }
     bar.finish_and_clear();
-    if p.w5_rebuild {
-        rebuild_while_reading(&store, total, &mut r).await?;
-    }
     Ok(total)
 }
 
@@ -191,6 +188,9 @@ pub async fn w5(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         });
     }
     bar.finish_and_clear();
+    if p.w5_rebuild {
+        rebuild_while_reading(&store, total, &mut r).await?;
+    }
 
     r.set(
         "selective",
