@@ -1010,7 +1010,7 @@ fn inclusive_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
 ///
 /// ```
 /// use es_core::prelude::*;
-/// use es_core::store::{NewEvent, fold_stream};
+/// use es_core::store::{StoreError, fold_stream};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), StoreError> {
@@ -1068,7 +1068,7 @@ where
 ///
 /// ```
 /// use es_core::prelude::*;
-/// use es_core::store::{NewEvent, fold_all};
+/// use es_core::store::{StoreError, fold_all};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), StoreError> {

@@ -227,8 +227,7 @@ pub async fn run_once<P: Projection>(
 ///
 /// ```
 /// use es_core::prelude::*;
-/// use es_core::projection::run_once_with;
-/// use es_core::store::NewEvent;
+/// use es_core::projection::{ProjectionError, run_once_with};
 ///
 /// #[derive(Debug, Default)]
 /// struct Count(u64);
@@ -305,8 +304,7 @@ pub async fn run_once_with<P: Projection>(
 ///
 /// ```
 /// use es_core::prelude::*;
-/// use es_core::projection::spawn;
-/// use es_core::store::NewEvent;
+/// use es_core::projection::{ProjectionError, spawn};
 ///
 /// #[derive(Debug, Default, Clone)]
 /// struct Count(u64);
