@@ -162,6 +162,15 @@ struct Cli {
     /// idempotency window (measures what the window costs).
     #[arg(long)]
     command_ids: bool,
+    /// W5: make every tenth stream a `vault` of `Deposited` events (10% of the log, under the
+    /// bank's event name) and also time a projection filtered on that aggregate type, side by
+    /// side with the name-filtered 10% projection.
+    #[arg(long)]
+    w5_vaults: bool,
+    /// W5: also rebuild the all-events projection (`kernel.projections().rebuild`) while a
+    /// task reads its `state()` in a loop; reports the rebuild's time and the reads' latency.
+    #[arg(long)]
+    w5_rebuild: bool,
     /// Directory under which file and LMDB data (a fresh directory per run, removed after) and
     /// the fsync probe go (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
@@ -245,6 +254,8 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         events: cli.events,
         quick: cli.quick,
         command_ids: cli.command_ids,
+        w5_vaults: cli.w5_vaults,
+        w5_rebuild: cli.w5_rebuild,
     };
     let mut jobs = Vec::new();
     let mut push = |workload: Workload, store: StoreKind, overrides: &Overrides| {
@@ -596,12 +607,21 @@ fn headline(workload: Workload, r: &Value) -> String {
             human(g("/with_snapshot/replay_ms")),
             human(g("/with_snapshot/first_answer_ms")),
         ),
-        Workload::W5 => format!(
-            "{} events: 10% projection {} events/s, all-events projection {} events/s",
-            human(g("/events")),
-            human(g("/selective/events_per_s")),
-            human(g("/all_events/events_per_s")),
-        ),
+        Workload::W5 => {
+            let line = format!(
+                "{} events: 10% projection {} events/s, all-events projection {} events/s",
+                human(g("/events")),
+                human(g("/selective/events_per_s")),
+                human(g("/all_events/events_per_s")),
+            );
+            match g("/aggregate_selective/events_per_s") {
+                None => line,
+                vaults => format!(
+                    "{line}, 10% aggregate-filtered projection {} events/s",
+                    human(vaults)
+                ),
+            }
+        }
         Workload::W6 => format!(
             "{} bytes RSS per live aggregate ({} excluding the store's event); after passivation: \
              live {}, RSS {} bytes above the start",

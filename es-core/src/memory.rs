@@ -9,8 +9,9 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
-    NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
+    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion,
+    FilteredPage, Metadata, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    validate_append,
 };
 
 /// An in-memory event, snapshot and checkpoint store, for tests, demos and benchmarks.
@@ -275,6 +276,33 @@ impl EventStore for MemoryStore {
             page.scanned_to = i as u64 + 1;
             if accept(&log.events[i].event_type) {
                 page.events.push(log.recorded(i));
+            }
+        }
+        Ok(page)
+    }
+
+    async fn read_all_matching(
+        &self,
+        from_position: u64,
+        limit: usize,
+        filter: EventFilter,
+    ) -> Result<FilteredPage, StoreError> {
+        let log = self.inner.log.read();
+        let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
+        let end = start.saturating_add(limit).min(log.events.len());
+        let mut page = FilteredPage::default();
+        for i in start.min(end)..end {
+            page.scanned += 1;
+            page.scanned_to = i as u64 + 1;
+            let stored = &log.events[i];
+            if filter.matches_head(
+                &log.streams[stored.stream as usize].aggregate_type,
+                &stored.event_type,
+            ) {
+                let event = log.recorded(i);
+                if filter.envelope.is_none_or(|f| f(&event)) {
+                    page.events.push(event);
+                }
             }
         }
         Ok(page)

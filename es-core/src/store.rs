@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -593,6 +594,93 @@ pub struct FilteredPage {
     pub scanned_to: u64,
 }
 
+/// Which events of the global log a reader wants, decided on the envelope alone (before any
+/// payload is decoded): [`EventStore::read_all_matching`].
+///
+/// An event matches when its type passes `event_type`, its stream is of `aggregate_type` (when
+/// given), and `envelope` (when given) accepts the whole event. Stores check the first two on
+/// their index or record header; `envelope` sees the event as recorded (payload included, but
+/// not decoded).
+///
+/// ```
+/// use chrono::Utc;
+/// use es_core::store::{EventFilter, NewEvent, RecordedEvent, StreamId};
+///
+/// fn deposits(event_type: &str) -> bool {
+///     event_type == "Deposited"
+/// }
+/// fn vip(event: &RecordedEvent) -> bool {
+///     event.tags().iter().any(|t| t == "vip")
+/// }
+/// let filter = EventFilter::types(deposits)
+///     .aggregate_type("bank_account")
+///     .envelope(vip);
+/// let event = NewEvent::new("Deposited", b"{}".to_vec())
+///     .tag("vip")
+///     .record(StreamId::new("bank_account", "acc-1"), 1, 1, Utc::now());
+/// assert!(filter.matches(&event));
+/// let other = NewEvent::new("Deposited", b"{}".to_vec())
+///     .tag("vip")
+///     .record(StreamId::new("wallet", "w-1"), 1, 2, Utc::now());
+/// assert!(!filter.matches(&other));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct EventFilter {
+    /// The event types wanted.
+    pub event_type: for<'t> fn(&'t str) -> bool,
+    /// Only events of streams of this aggregate type, when given.
+    pub aggregate_type: Option<&'static str>,
+    /// A check of the whole event (stream, type, tags, metadata), run last, when given.
+    pub envelope: Option<fn(&RecordedEvent) -> bool>,
+}
+
+impl EventFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        fn any(_: &str) -> bool {
+            true
+        }
+        Self::types(any)
+    }
+
+    /// The events whose type `event_type` accepts, of any stream.
+    pub fn types(event_type: for<'t> fn(&'t str) -> bool) -> Self {
+        Self {
+            event_type,
+            aggregate_type: None,
+            envelope: None,
+        }
+    }
+
+    /// Keeps only events of streams of `aggregate_type`.
+    #[must_use]
+    pub fn aggregate_type(mut self, aggregate_type: &'static str) -> Self {
+        self.aggregate_type = Some(aggregate_type);
+        self
+    }
+
+    /// Keeps only events `envelope` accepts.
+    #[must_use]
+    pub fn envelope(mut self, envelope: fn(&RecordedEvent) -> bool) -> Self {
+        self.envelope = Some(envelope);
+        self
+    }
+
+    /// Whether the event's type and aggregate type pass (what a store can tell from its
+    /// index, before reading the rest of the event).
+    pub fn matches_head(&self, aggregate_type: &str, event_type: &str) -> bool {
+        self.aggregate_type
+            .is_none_or(|wanted| wanted == aggregate_type)
+            && (self.event_type)(event_type)
+    }
+
+    /// Whether the event matches the whole filter.
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        self.matches_head(&event.stream.aggregate_type, &event.event_type)
+            && self.envelope.is_none_or(|f| f(event))
+    }
+}
+
 /// A serialized aggregate state at a stream version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -757,6 +845,25 @@ pub trait EventStore: Send + Sync + 'static {
         })
     }
 
+    /// Like [`EventStore::read_all_filtered`], with a filter over the envelope: the event type,
+    /// the stream's aggregate type and, last, a function of the whole event.
+    ///
+    /// Up to `limit` events are *examined*, as for `read_all_filtered`. Backends override this
+    /// to decide on the type and aggregate type without decoding (or copying) the payloads of
+    /// the events they do not return; the default filters `read_all_filtered`.
+    async fn read_all_matching(
+        &self,
+        from_position: u64,
+        limit: usize,
+        filter: EventFilter,
+    ) -> Result<FilteredPage, StoreError> {
+        let mut page = self
+            .read_all_filtered(from_position, limit, filter.event_type)
+            .await?;
+        page.events.retain(|e| filter.matches(e));
+        Ok(page)
+    }
+
     /// The stream's version: its last sequence, 0 when it has no events.
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
 
@@ -830,6 +937,16 @@ macro_rules! forward_event_store {
                     .read_all_filtered(from_position, limit, accept)
                     .await
             }
+            async fn read_all_matching(
+                &self,
+                from_position: u64,
+                limit: usize,
+                filter: EventFilter,
+            ) -> Result<FilteredPage, StoreError> {
+                (**self)
+                    .read_all_matching(from_position, limit, filter)
+                    .await
+            }
             async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
                 (**self).stream_version(stream).await
             }
@@ -874,12 +991,56 @@ macro_rules! forward_event_store {
 forward_event_store!(Arc<T>);
 forward_event_store!(Box<T>);
 
-/// Folds the events of one stream, page by page, from `from_sequence` (the original Erlang project's `fold/4`).
+/// The page size [`fold_all`] and [`fold_stream`] read in.
+pub const FOLD_PAGE: usize = 1024;
+
+/// The first and last value (inclusive) of `range`, or `None` when it is empty. Values start at
+/// 1, so a range starting at 0 starts at 1.
+fn inclusive_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
+    let first = match range.start_bound() {
+        Bound::Included(&n) => n,
+        Bound::Excluded(&n) => n.checked_add(1)?,
+        Bound::Unbounded => 1,
+    }
+    .max(1);
+    let last = match range.end_bound() {
+        Bound::Included(&n) => n,
+        Bound::Excluded(&n) => n.checked_sub(1)?,
+        Bound::Unbounded => u64::MAX,
+    };
+    (first <= last).then_some((first, last))
+}
+
+/// Folds the events of one stream whose sequence lies in `range` (`2..4`, `5..`, `..=9`, `..`),
+/// in sequence order, reading page by page (the original Erlang project's `fold/4`).
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::store::{StoreError, fold_stream};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StoreError> {
+/// let store = MemoryStore::new();
+/// let stream = StreamId::new("counter", "c-1");
+/// let events = (0..10).map(|_| NewEvent::new("Ticked", b"{}".to_vec())).collect();
+/// store.append(&stream, ExpectedVersion::Any, events).await?;
+/// let seqs = fold_stream(&store, &stream, 3..=5, Vec::new(), |mut v, e| {
+///     v.push(e.sequence);
+///     v
+/// })
+/// .await?;
+/// assert_eq!(seqs, [3, 4, 5]);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// The store's error, for the first page that fails.
 pub async fn fold_stream<S, Acc, F>(
     store: &S,
     stream: &StreamId,
-    from_sequence: u64,
-    page_size: usize,
+    range: impl RangeBounds<u64>,
     mut acc: Acc,
     mut f: F,
 ) -> Result<Acc, StoreError>
@@ -887,26 +1048,52 @@ where
     S: EventStore + ?Sized,
     F: FnMut(Acc, RecordedEvent) -> Acc,
 {
-    let page_size = page_size.max(1);
-    let mut next = from_sequence.max(1);
+    let Some((mut next, last)) = inclusive_bounds(&range) else {
+        return Ok(acc);
+    };
     loop {
-        let page = store.read_stream(stream, next, page_size).await?;
-        let done = page.len() < page_size;
+        let wanted = usize::try_from(last - next).map_or(FOLD_PAGE, |n| n.saturating_add(1));
+        let limit = wanted.min(FOLD_PAGE);
+        let page = store.read_stream(stream, next, limit).await?;
+        let done = page.len() < limit;
         for event in page {
-            next = event.sequence + 1;
+            if event.sequence > last {
+                return Ok(acc);
+            }
+            next = event.sequence.saturating_add(1);
             acc = f(acc, event);
         }
-        if done {
+        if done || next > last || next == u64::MAX {
             return Ok(acc);
         }
     }
 }
 
-/// Folds the global log, page by page, from `from_position` (the original Erlang project's `fold_all/3`).
+/// Folds the events of the global log whose position lies in `range` (`2..4`, `5..`, `..=9`,
+/// `..`), in position order, reading page by page (the original Erlang project's `fold_all/3`).
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::store::{StoreError, fold_all};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StoreError> {
+/// let store = MemoryStore::new();
+/// let stream = StreamId::new("counter", "c-1");
+/// let events = (0..10).map(|_| NewEvent::new("Ticked", b"{}".to_vec())).collect();
+/// store.append(&stream, ExpectedVersion::Any, events).await?;
+/// assert_eq!(fold_all(&store, 5.., 0, |n, _| n + 1).await?, 6);
+/// assert_eq!(fold_all(&store, ..3, 0, |n, _| n + 1).await?, 2);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// The store's error, for the first page that fails.
 pub async fn fold_all<S, Acc, F>(
     store: &S,
-    from_position: u64,
-    page_size: usize,
+    range: impl RangeBounds<u64>,
     mut acc: Acc,
     mut f: F,
 ) -> Result<Acc, StoreError>
@@ -914,16 +1101,24 @@ where
     S: EventStore + ?Sized,
     F: FnMut(Acc, RecordedEvent) -> Acc,
 {
-    let page_size = page_size.max(1);
-    let mut next = from_position.max(1);
+    let Some((mut next, last)) = inclusive_bounds(&range) else {
+        return Ok(acc);
+    };
     loop {
-        let page = store.read_all(next, page_size).await?;
-        let done = page.is_empty();
+        let wanted = usize::try_from(last - next).map_or(FOLD_PAGE, |n| n.saturating_add(1));
+        let limit = wanted.min(FOLD_PAGE);
+        let page = store.read_all(next, limit).await?;
+        if page.is_empty() {
+            return Ok(acc);
+        }
         for event in page {
-            next = event.position + 1;
+            if event.position > last {
+                return Ok(acc);
+            }
+            next = event.position.saturating_add(1);
             acc = f(acc, event);
         }
-        if done {
+        if next > last || next == u64::MAX {
             return Ok(acc);
         }
     }

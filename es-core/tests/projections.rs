@@ -345,6 +345,20 @@ async fn the_retry_policy_retries_with_backoff_then_stops() {
     assert!(err.to_string().contains("after 3 retries"), "{err}");
 }
 
+/// A different projection that claims `Balances`'s name.
+#[derive(Debug, Default)]
+struct Impostor;
+
+impl Projection for Impostor {
+    const NAME: &'static str = "balances";
+    fn accepts(_: &str) -> bool {
+        false
+    }
+    fn handle(&mut self, _: &RecordedEvent) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn two_projections_side_by_side_and_lookup() {
     let store = MemoryStore::new();
@@ -359,9 +373,16 @@ async fn two_projections_side_by_side_and_lookup() {
         .start::<Unlucky>(ProjectionOptions::default().error_policy(ErrorPolicy::Skip))
         .await
         .unwrap();
+    // Starting a running projection again hands back the running one.
+    let again = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    // Another projection type under a running projection's name is refused.
     assert!(matches!(
         k.projections()
-            .start::<Balances>(ProjectionOptions::default())
+            .start::<Impostor>(ProjectionOptions::default())
             .await,
         Err(ProjectionError::AlreadyRunning(_))
     ));
@@ -372,6 +393,8 @@ async fn two_projections_side_by_side_and_lookup() {
     a.wait_for(last).await.unwrap();
     b.wait_for(last).await.unwrap();
     assert_eq!(a.state().await.by_account.values().sum::<i64>(), 60);
+    assert_eq!(again.state().await, a.state().await);
+    assert_eq!(again.position(), a.position());
     assert_eq!(b.state().await.deposits, 30);
     let mut names = k.projections().names();
     names.sort();
@@ -692,4 +715,159 @@ async fn a_checkpoint_store_that_keeps_failing_stops_the_runner_and_says_why() {
         .expect("the runner gives up after its attempts")
         .unwrap_err();
     assert!(err.to_string().contains("after 10 attempts"), "{err}");
+}
+
+/// What `Scaled` multiplies each deposit by: its "code", which a rebuild picks up.
+static SCALE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Deposits times [`SCALE`], persisted.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Scaled {
+    total: u64,
+    events: u64,
+}
+
+impl Projection for Scaled {
+    const NAME: &'static str = "scaled";
+    fn accepts(event_type: &str) -> bool {
+        event_type == "Deposited"
+    }
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let amount = Recorded::<Deposited>::decode(event)?.payload.amount;
+        self.total += amount * SCALE.load(Ordering::SeqCst);
+        self.events += 1;
+        Ok(())
+    }
+    fn encode_state(&self) -> Option<Result<Vec<u8>, ProjectionError>> {
+        Some(serde_json::to_vec(self).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+    fn decode_state(bytes: &[u8]) -> Option<Result<Self, ProjectionError>> {
+        Some(serde_json::from_slice(bytes).map_err(|e| ProjectionError::State(e.to_string())))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_swaps_in_a_fresh_state_while_events_keep_coming() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    SCALE.store(1, Ordering::SeqCst);
+    let mut last = 0;
+    for i in 0..2000u64 {
+        last = deposit(&k, &format!("a{}", i % 7), 1).await;
+    }
+    let h = k
+        .projections()
+        .start::<Scaled>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    assert_eq!(h.state().await.total, 2000);
+    // The code changed: each deposit now counts ten times.
+    SCALE.store(10, Ordering::SeqCst);
+    let writer = {
+        let k = k.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            for i in 0..300u64 {
+                last = deposit(&k, &format!("b{}", i % 3), 1).await;
+            }
+            last
+        })
+    };
+    let rebuilt = k
+        .projections()
+        .rebuild::<Scaled>(ProjectionOptions::default().batch_size(50))
+        .await
+        .unwrap();
+    let last = writer.await.unwrap();
+    assert!(rebuilt >= 2000);
+    h.wait_for(last).await.unwrap();
+    let state = h.state().await;
+    // Every event exactly once: none lost, none handled twice around the swap. Events the old
+    // runner handled before the swap counted once; all others ten times.
+    assert_eq!(state.events, 2300, "{state:?}");
+    assert!(state.total >= 20_000 + 10 * (last - rebuilt), "{state:?}");
+    let checkpoint = CheckpointStore::load(&store, "scaled")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.position, h.position());
+    let saved: Scaled = serde_json::from_slice(&checkpoint.state.unwrap()).unwrap();
+    assert_eq!(saved, state);
+    assert_eq!(k.projections().lookup("scaled").unwrap().rebuild, None);
+    // A rebuild with no more events coming: exactly the new code's answer.
+    k.projections()
+        .rebuild::<Scaled>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.state().await.total, 23_000);
+    SCALE.store(1, Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn a_rebuild_without_a_runner_saves_the_checkpoint_a_start_resumes_from() {
+    let store = MemoryStore::new();
+    let k = kernel(store.clone());
+    let last = deposit(&k, "a", 5).await;
+    let position = k
+        .projections()
+        .rebuild::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(position, last);
+    let checkpoint = CheckpointStore::load(&store, "balances")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.position, last);
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.position(), last);
+    assert_eq!(h.state().await.by_account["a"], 5);
+}
+
+#[tokio::test]
+async fn a_runner_without_a_checkpoint_store_is_refused_unless_in_memory() {
+    let store = MemoryStore::new();
+    let k = Kernel::builder()
+        .event_store(store.clone())
+        .register::<Account>()
+        .build()
+        .unwrap();
+    let last = deposit(&k, "a", 5).await;
+    let refused = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default())
+        .await;
+    let Err(ProjectionError::NoCheckpointStore(name)) = refused else {
+        panic!("expected NoCheckpointStore");
+    };
+    assert_eq!(name, "balances");
+    assert!(k.projections().lookup("balances").is_none());
+    let h = k
+        .projections()
+        .start::<Balances>(ProjectionOptions::default().in_memory_checkpoints())
+        .await
+        .unwrap();
+    h.wait_for(last).await.unwrap();
+    assert_eq!(h.state().await.by_account["a"], 5);
+    // Or with a store in the options.
+    let h = projection::spawn::<Balances>(
+        store.clone(),
+        ProjectionOptions::default().checkpoint_store(store.clone()),
+    )
+    .await
+    .unwrap();
+    h.wait_for(last).await.unwrap();
+    h.stop().await.unwrap();
+    assert_eq!(
+        CheckpointStore::load(&store, "balances")
+            .await
+            .unwrap()
+            .map(|c| c.position),
+        Some(last)
+    );
 }

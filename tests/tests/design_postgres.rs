@@ -7,7 +7,7 @@
 
 mod contract;
 
-use contract::{Error, envelope_contract, kernel_contract};
+use contract::{Error, envelope_contract, kernel_contract, projections_contract};
 use es_core::prelude::*;
 use es_examples::bank::{BankAccount, Deposit};
 
@@ -123,6 +123,16 @@ async fn a_retry_on_another_node_gets_the_first_answer() -> Result<(), Error> {
         Ok::<(), Error>(())
     }
     .await;
+    drop_schema(&pool, &schema).await?;
+    result
+}
+
+#[tokio::test]
+async fn projections_continued_on_postgres() -> Result<(), Error> {
+    let (pool, schema) = pool_and_schema("proj_cont").await?;
+    let (on_pool, in_schema) = (&pool, schema.as_str());
+    let open = move || store_on(on_pool, in_schema);
+    let result = projections_contract(open).await;
     drop_schema(&pool, &schema).await?;
     result
 }

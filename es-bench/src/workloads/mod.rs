@@ -80,6 +80,11 @@ pub struct Params {
     pub quick: bool,
     /// Commands carry explicit command ids (W6).
     pub command_ids: bool,
+    /// W5: every tenth stream is a vault, and a projection filtered on that aggregate type is
+    /// timed too.
+    pub w5_vaults: bool,
+    /// W5: also rebuild the all-events projection while its state is read in a loop.
+    pub w5_rebuild: bool,
 }
 
 /// The command-line overrides of [`Params`].
@@ -97,6 +102,10 @@ pub struct Overrides {
     pub quick: bool,
     /// `--command-ids`.
     pub command_ids: bool,
+    /// `--w5-vaults`.
+    pub w5_vaults: bool,
+    /// `--w5-rebuild`.
+    pub w5_rebuild: bool,
 }
 
 impl Params {
@@ -142,6 +151,8 @@ impl Params {
             events: o.events.unwrap_or(events),
             quick: q,
             command_ids: o.command_ids,
+            w5_vaults: o.w5_vaults,
+            w5_rebuild: o.w5_rebuild,
         }
     }
 }
@@ -184,5 +195,5 @@ pub async fn count_events(
     if kind != crate::stores::StoreKind::Postgres {
         return Ok(store.head_position().await?);
     }
-    Ok(es_core::store::fold_all(&**store, 0, 4096, 0u64, |n, _| n + 1).await?)
+    Ok(es_core::store::fold_all(&**store, .., 0u64, |n, _| n + 1).await?)
 }

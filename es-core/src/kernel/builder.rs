@@ -77,9 +77,10 @@ impl KernelBuilder {
 
     /// Sets the event store.
     ///
-    /// Alone, it gives a kernel with no snapshots and no durable projection checkpoints:
-    /// projection runners then keep their positions in memory only and read the whole log
-    /// again after a restart. Add [`snapshot_store`](Self::snapshot_store) and
+    /// Alone, it gives a kernel with no snapshots and no projection checkpoint store: its
+    /// projection runners are refused at start unless their options give a checkpoint store or
+    /// say [`in_memory_checkpoints`](crate::projection::ProjectionOptions::in_memory_checkpoints).
+    /// Add [`snapshot_store`](Self::snapshot_store) and
     /// [`checkpoint_store`](Self::checkpoint_store), or use [`store`](Self::store).
     pub fn event_store(mut self, store: impl EventStore) -> Self {
         self.event_store = Some(Arc::new(store));
@@ -95,9 +96,11 @@ impl KernelBuilder {
     /// Sets the default checkpoint store of projections.
     ///
     /// A kernel built with [`event_store`](Self::event_store) alone has none: its projection
-    /// runners keep their positions in memory only (unless given a store in
-    /// [`ProjectionOptions`](crate::projection::ProjectionOptions)), so after a restart they
-    /// read the whole log again from position 1.
+    /// runners are refused at start unless given a store in
+    /// [`ProjectionOptions`](crate::projection::ProjectionOptions) or run with
+    /// [`in_memory_checkpoints`](crate::projection::ProjectionOptions::in_memory_checkpoints)
+    /// (their positions kept in memory only, so after a restart they read the whole log again
+    /// from position 1).
     pub fn checkpoint_store(mut self, store: impl CheckpointStore) -> Self {
         self.checkpoint_store = Some(Arc::new(store));
         self

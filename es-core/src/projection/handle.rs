@@ -1,13 +1,15 @@
 //! [`ProjectionHandle`]: a running projection's state, position and status, shared with its
 //! runner.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use super::options::{ProjectionPhase, ProjectionStatus, SkippedEvent};
+use super::options::{ProjectionPhase, ProjectionStatus, RebuildProgress, SkippedEvent};
 use super::{Projection, ProjectionError};
 use crate::metrics::ProjectionMetricsRef;
 
@@ -20,11 +22,57 @@ pub(super) struct Shared<P> {
     pub(super) status: Mutex<StatusInner>,
     /// Its metrics, and what its lag is computed from.
     pub(super) metrics: ProjectionMetricsRef,
+    /// Asks the runner to stop.
+    pub(super) stop: watch::Sender<bool>,
+    /// The runner's task, taken by the first `stop` to wait for it.
+    pub(super) task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<P> Shared<P> {
+    /// Asks the runner to stop after the event it is handling and waits for its task to end.
+    /// Its status then says `Stopped`.
+    pub(super) async fn stop(&self) {
+        self.stop.send_replace(true);
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A runner seen without its projection type, as [`super::Projections`] keeps it.
+pub(super) trait AnyRunner: Send + Sync + 'static {
+    /// Its status.
+    fn status(&self) -> ProjectionStatus;
+    /// Asks it to stop and waits for it.
+    fn stop(&self) -> StopFuture<'_>;
+    /// Its shared part, to downcast to `Shared<P>`.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// The boxed future of [`AnyRunner::stop`].
+pub(super) type StopFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+impl<P: Send + 'static> AnyRunner for Shared<P> {
+    fn status(&self) -> ProjectionStatus {
+        status_of(self)
+    }
+
+    fn stop(&self) -> StopFuture<'_> {
+        Box::pin(Shared::stop(self))
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 }
 
 /// The mutable part of a runner's status.
 pub(super) struct StatusInner {
     pub(super) phase: ProjectionPhase,
+    /// How far a rebuild in progress has read, if one is.
+    pub(super) rebuild: Option<RebuildProgress>,
     pub(super) skipped_count: u64,
     pub(super) skipped: VecDeque<SkippedEvent>,
 }
@@ -86,6 +134,14 @@ impl<P: Projection> ProjectionHandle<P> {
     pub fn status(&self) -> ProjectionStatus {
         status_of(&self.shared)
     }
+
+    /// Stops the runner after the event it is handling (what it handled is checkpointed) and
+    /// waits for it; its status then says [`ProjectionPhase::Stopped`]. Stopping a stopped
+    /// runner does nothing.
+    pub async fn stop(&self) -> Result<(), ProjectionError> {
+        self.shared.stop().await;
+        Ok(())
+    }
 }
 
 /// A runner's status, with its lag (which this also sets on the lag gauges).
@@ -100,6 +156,7 @@ pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
         position,
         skipped_count: status.skipped_count,
         skipped: status.skipped.iter().cloned().collect(),
+        rebuild: status.rebuild,
         lag_events: lag.events,
         lag: lag.time,
         events_handled: metrics.handled.get(),

@@ -2,17 +2,17 @@
 //!
 //! A projection is a `Default` state with one `#[on]` method per event type it handles; the
 //! `#[projection]` macro writes its [`Projection`] impl. [`run_once`] folds the whole log once;
-//! `kernel.projections().start::<P>(..)` keeps one up to date, with durable checkpoints when
-//! there is a checkpoint store (the kernel's, or one in [`ProjectionOptions`]): a kernel built
-//! with `.event_store(..)` alone has none, and its runners start over from position 1 after a
-//! restart.
+//! [`run_once_with`] catches up from a checkpoint and saves it; `kernel.projections().start::<P>(..)`
+//! (or [`spawn`], without a kernel) keeps one up to date, with durable checkpoints in a
+//! checkpoint store (the kernel's, or one in [`ProjectionOptions`]). A runner without one is
+//! refused unless its options say [`ProjectionOptions::in_memory_checkpoints`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::event::{Event, EventError, EventSet};
 use crate::panic::panic_message;
-use crate::store::{EventStore, RecordedEvent, StoreError};
+use crate::store::{EventFilter, EventStore, RecordedEvent, StoreError};
 
 /// A read model built from events. Written by `#[projection]`, or by hand.
 pub trait Projection: Default + Send + Sync + 'static {
@@ -22,6 +22,26 @@ pub trait Projection: Default + Send + Sync + 'static {
     /// Whether the projection handles events of this type. Events it does not accept are
     /// skipped without decoding their payload (they still advance the checkpoint).
     fn accepts(event_type: &str) -> bool;
+
+    /// Only events of streams of this aggregate type are handled (`#[projection(aggregate =
+    /// "...")]`); checked before any payload is decoded. `None`: streams of any type.
+    const AGGREGATE_TYPE: Option<&'static str> = None;
+
+    /// A check of the whole envelope (stream, type, tags, metadata) an event must also pass to
+    /// be handled (`#[projection(filter = path)]`), run before its payload is decoded. `None`:
+    /// no such check.
+    const FILTER: Option<fn(&RecordedEvent) -> bool> = None;
+
+    /// The filter a runner reads the log with: [`Projection::accepts`],
+    /// [`Projection::AGGREGATE_TYPE`] and [`Projection::FILTER`] together. Events it does not
+    /// match are skipped without decoding their payload (they still advance the checkpoint).
+    fn event_filter() -> EventFilter {
+        EventFilter {
+            event_type: Self::accepts,
+            aggregate_type: Self::AGGREGATE_TYPE,
+            envelope: Self::FILTER,
+        }
+    }
 
     /// Folds one accepted event into the state.
     fn handle(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError>;
@@ -157,6 +177,15 @@ pub enum ProjectionError {
     /// No runner of that name exists.
     #[error("no projection named `{0}` is running")]
     NotFound(String),
+    /// The runner has no checkpoint store to resume from and save to.
+    #[error(
+        "projection `{0}` has no checkpoint store: build the kernel with `.store(..)` or \
+         `.checkpoint_store(..)`, or give one with \
+         `ProjectionOptions::default().checkpoint_store(..)`; to keep its position in memory \
+         only (the whole log is read again after each restart), use \
+         `ProjectionOptions::default().in_memory_checkpoints()`"
+    )]
+    NoCheckpointStore(String),
 }
 
 /// The page size [`run_once`] reads the log in.
@@ -172,7 +201,7 @@ pub async fn run_once<P: Projection>(
     let mut next = 1;
     loop {
         let page = store
-            .read_all_filtered(next, RUN_ONCE_PAGE, P::accepts)
+            .read_all_matching(next, RUN_ONCE_PAGE, P::event_filter())
             .await?;
         if page.scanned == 0 {
             return Ok(state);
@@ -184,12 +213,166 @@ pub async fn run_once<P: Projection>(
     }
 }
 
+/// Catches a projection up from its checkpoint and saves it (the original Erlang project's
+/// `run_once` with options): resumes from the options' checkpoint store (state and position,
+/// or from [`ProjectionOptions::start_position`] when given), processes the log up to its
+/// head, saves the checkpoint after each page, and returns the state and the last position
+/// processed (0 when none).
+///
+/// The checkpoint store is [`ProjectionOptions::checkpoint_store`]; without one the call is
+/// refused ([`ProjectionError::NoCheckpointStore`]) unless the options say
+/// [`ProjectionOptions::in_memory_checkpoints`], when it starts from position 1 and saves
+/// nothing. Stops at the first error, which names the failing position; what was processed
+/// before that page stays saved.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::projection::{ProjectionError, run_once_with};
+///
+/// #[derive(Debug, Default)]
+/// struct Count(u64);
+/// impl Projection for Count {
+///     const NAME: &'static str = "count";
+///     fn accepts(event_type: &str) -> bool {
+///         event_type == "Ticked"
+///     }
+///     fn handle(&mut self, _: &RecordedEvent) -> Result<(), ProjectionError> {
+///         self.0 += 1;
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let tick = || vec![NewEvent::new("Ticked", b"{}".to_vec())];
+/// let stream = StreamId::new("clock", "c-1");
+/// store.append(&stream, ExpectedVersion::Any, tick()).await?;
+/// let options = ProjectionOptions::default().checkpoint_store(store.clone());
+/// let (count, last) = run_once_with::<Count>(&store, options.clone()).await?;
+/// assert_eq!((count.0, last), (1, 1));
+/// store.append(&stream, ExpectedVersion::Any, tick()).await?;
+/// // Resumes at position 2 (`Count` keeps no state in its checkpoint, so only the new event
+/// // is counted).
+/// let (count, last) = run_once_with::<Count>(&store, options).await?;
+/// assert_eq!((count.0, last), (1, 2));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`ProjectionError::NoCheckpointStore`], a store error, a state that cannot be restored or
+/// saved, or the first failing event ([`ProjectionError::At`]).
+pub async fn run_once_with<P: Projection>(
+    store: &(impl EventStore + ?Sized),
+    options: ProjectionOptions,
+) -> Result<(P, u64), ProjectionError> {
+    let checkpoints = launch::checkpoints_for(P::NAME, &options, None)?;
+    let (mut state, mut last) = launch::initial::<P>(&options, checkpoints.as_ref()).await?;
+    let filter = P::event_filter();
+    loop {
+        let page = store
+            .read_all_matching(last + 1, options.batch_size.max(1), filter)
+            .await?;
+        if page.scanned == 0 {
+            return Ok((state, last));
+        }
+        for event in &page.events {
+            apply_event(&mut state, event)?;
+        }
+        last = page.scanned_to;
+        if let Some(checkpoints) = &checkpoints {
+            let bytes = if options.persist_state {
+                state.encode_state().transpose()?
+            } else {
+                None
+            };
+            checkpoints.save(P::NAME, last, bytes).await?;
+        }
+    }
+}
+
+/// Starts a runner for `P` on `store` without a kernel (the original Erlang project's
+/// `start_link`): it resumes from its checkpoint, catches up, then follows new events, and
+/// [`ProjectionHandle::stop`] stops it.
+///
+/// `store` is any [`EventStore`]: a `Clone` store (`MemoryStore`, `LmdbStore`, ...) or an
+/// `Arc<dyn Store>`. Checkpoints go to [`ProjectionOptions::checkpoint_store`] (often the same
+/// store); without one the runner is refused ([`ProjectionError::NoCheckpointStore`]) unless
+/// the options say [`ProjectionOptions::in_memory_checkpoints`].
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::projection::{ProjectionError, spawn};
+///
+/// #[derive(Debug, Default, Clone)]
+/// struct Count(u64);
+/// impl Projection for Count {
+///     const NAME: &'static str = "count";
+///     fn accepts(event_type: &str) -> bool {
+///         event_type == "Ticked"
+///     }
+///     fn handle(&mut self, _: &RecordedEvent) -> Result<(), ProjectionError> {
+///         self.0 += 1;
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let options = ProjectionOptions::default().checkpoint_store(store.clone());
+/// let handle = spawn::<Count>(store.clone(), options).await?;
+/// let stream = StreamId::new("clock", "c-1");
+/// let done = store
+///     .append(&stream, ExpectedVersion::Any, vec![NewEvent::new("Ticked", b"{}".to_vec())])
+///     .await?;
+/// handle.wait_for(done.events[0].position).await?;
+/// assert_eq!(handle.state().await.0, 1);
+/// handle.stop().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`ProjectionError::NoCheckpointStore`], a store error while restoring the checkpoint, a
+/// saved state that cannot be restored, or [`ProjectionError::Stopped`] when called outside a
+/// tokio runtime.
+pub async fn spawn<P: Projection>(
+    store: impl EventStore,
+    options: ProjectionOptions,
+) -> Result<ProjectionHandle<P>, ProjectionError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| ProjectionError::Stopped {
+        name: P::NAME.to_owned(),
+        position: 0,
+        reason: "a projection runner needs a tokio runtime: spawn it from within one".to_owned(),
+    })?;
+    let store: Arc<dyn EventStore> = Arc::new(store);
+    let checkpoints = launch::checkpoints_for(P::NAME, &options, None)?;
+    let (state, position) = launch::initial::<P>(&options, checkpoints.as_ref()).await?;
+    let metrics = Arc::new(crate::metrics::ProjectionMetrics::new(
+        P::NAME,
+        store.subscribe(),
+        Arc::new(crate::clock::SystemClock),
+    ));
+    let launch = launch::Launch {
+        store,
+        checkpoints,
+        options,
+        metrics,
+        token: crate::tracker::TaskTracker::default().token(),
+    };
+    Ok(launch.spawn(&runtime, state, position))
+}
+
 /// Feeds one event to a projection if it accepts it, naming the position on failure.
 pub(crate) fn apply_event<P: Projection>(
     state: &mut P,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
-    if !P::accepts(&event.event_type) {
+    if !P::event_filter().matches(event) {
         return Ok(());
     }
     // A panicking handler is an error like any other: the runner applies its policy instead of
@@ -204,12 +387,15 @@ pub(crate) fn apply_event<P: Projection>(
 }
 
 mod handle;
+mod launch;
 mod options;
 mod projections;
+mod rebuild;
 mod runner;
 
 pub use handle::ProjectionHandle;
 pub use options::{
-    ErrorPolicy, ProjectionOptions, ProjectionPhase, ProjectionStatus, SkippedEvent,
+    ErrorPolicy, ProjectionOptions, ProjectionPhase, ProjectionStatus, RebuildProgress,
+    SkippedEvent,
 };
 pub use projections::Projections;

@@ -43,6 +43,10 @@ pub struct ProjectionOptions {
     pub persist_state: bool,
     /// How often to look for new events when no notification arrives (fallback only).
     pub poll_interval: Duration,
+    /// Run without a checkpoint store, the position kept in memory only (default `false`: a
+    /// runner with no checkpoint store is refused). See
+    /// [`ProjectionOptions::in_memory_checkpoints`].
+    pub in_memory_checkpoints: bool,
 }
 
 impl Default for ProjectionOptions {
@@ -54,6 +58,7 @@ impl Default for ProjectionOptions {
             checkpoint_store: None,
             persist_state: true,
             poll_interval: Duration::from_secs(1),
+            in_memory_checkpoints: false,
         }
     }
 }
@@ -94,6 +99,24 @@ impl ProjectionOptions {
         self
     }
 
+    /// Runs without a checkpoint store when neither the kernel nor these options give one: the
+    /// position (and state) is kept in memory only, so after a restart the projection reads
+    /// the whole log again from position 1. Without this, such a runner is refused with
+    /// [`ProjectionError::NoCheckpointStore`](super::ProjectionError::NoCheckpointStore).
+    /// A checkpoint store, when there is one, is still used.
+    ///
+    /// ```
+    /// use es_core::projection::ProjectionOptions;
+    ///
+    /// let options = ProjectionOptions::default().in_memory_checkpoints();
+    /// assert!(options.in_memory_checkpoints);
+    /// ```
+    #[must_use]
+    pub fn in_memory_checkpoints(mut self) -> Self {
+        self.in_memory_checkpoints = true;
+        self
+    }
+
     /// Sets the fallback poll interval.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -111,6 +134,7 @@ impl std::fmt::Debug for ProjectionOptions {
             .field("checkpoint_store", &self.checkpoint_store.is_some())
             .field("persist_state", &self.persist_state)
             .field("poll_interval", &self.poll_interval)
+            .field("in_memory_checkpoints", &self.in_memory_checkpoints)
             .finish()
     }
 }
@@ -165,6 +189,18 @@ pub struct ProjectionStatus {
     pub events_filtered: u64,
     /// How many times a runner of this name was started again after it had stopped.
     pub restarts: u64,
+    /// A rebuild in progress ([`Projections::rebuild`]), if one is.
+    pub rebuild: Option<RebuildProgress>,
+}
+
+/// How far a rebuild has come: it has read the log up to `position`, of `head` when it
+/// looked last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The last position the fresh state has processed.
+    pub position: u64,
+    /// The head of the log when the rebuild last read it.
+    pub head: u64,
 }
 
 impl ProjectionStatus {

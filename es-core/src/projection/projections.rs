@@ -1,17 +1,15 @@
 //! [`Projections`]: the managed runners of a kernel, started, looked up and stopped by name.
 
-use std::collections::{HashMap, VecDeque};
-use std::marker::PhantomData;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::handle::{ProjectionHandle, Shared, StatusInner, status_of};
+use super::handle::{AnyRunner, ProjectionHandle, Shared};
+use super::launch::{Launch, checkpoints_for, initial};
 use super::options::{ProjectionOptions, ProjectionPhase, ProjectionStatus};
-use super::runner::Runner;
 use super::{Projection, ProjectionError};
 use crate::clock::Clock;
 use crate::metrics::{ProjectionMetrics, ProjectionMetricsRef};
@@ -22,9 +20,7 @@ use crate::tracker::{TaskToken, TaskTracker};
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 struct Entry {
-    status: Box<dyn Fn() -> ProjectionStatus + Send + Sync>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    runner: Arc<dyn AnyRunner>,
     /// Kept across restarts of the name.
     metrics: ProjectionMetricsRef,
 }
@@ -33,8 +29,9 @@ struct Entry {
 ///
 /// Checkpoints go to the kernel's checkpoint store, or to the one given in
 /// [`ProjectionOptions::checkpoint_store`]. A kernel built with `.event_store(..)` alone has no
-/// checkpoint store: a runner started without one keeps its position in memory only, so it
-/// reads the log again from position 1 after every restart.
+/// checkpoint store: a runner started there is refused unless its options give one or say
+/// [`ProjectionOptions::in_memory_checkpoints`] (its position is then kept in memory only, and
+/// the log is read again from position 1 after every restart).
 pub struct Projections {
     runtime: tokio::runtime::Handle,
     event_store: Arc<dyn EventStore>,
@@ -79,8 +76,12 @@ impl Projections {
     /// Starts a managed runner for `P`: it resumes from its checkpoint (and saved state), catches
     /// up, then follows new events as the store announces them.
     ///
-    /// Without a checkpoint store (see [`Projections`]) it starts from position 1 and saves no
-    /// checkpoint. After the kernel's shutdown it fails with [`ProjectionError::Stopped`].
+    /// Starting a projection that is running already returns a handle on the running one (its
+    /// options stay as they were). A projection needs a checkpoint store (the kernel's, or
+    /// [`ProjectionOptions::checkpoint_store`]): without one it is refused with
+    /// [`ProjectionError::NoCheckpointStore`] unless the options say
+    /// [`ProjectionOptions::in_memory_checkpoints`]. After the kernel's shutdown it fails with
+    /// [`ProjectionError::Stopped`].
     pub async fn start<P: Projection>(
         &self,
         options: ProjectionOptions,
@@ -88,7 +89,9 @@ impl Projections {
         // Taken before the first await, so with the recorder of the caller's context.
         let metrics = {
             let runners = self.runners.lock();
-            runners.check_can_start(P::NAME)?;
+            if let Some(running) = runners.running::<P>()? {
+                return Ok(running);
+            }
             match runners.by_name.get(P::NAME) {
                 Some(entry) => entry.metrics.clone(),
                 None => Arc::new(ProjectionMetrics::new(
@@ -98,47 +101,25 @@ impl Projections {
                 )),
             }
         };
-        let checkpoints = options
-            .checkpoint_store
-            .clone()
-            .or_else(|| self.checkpoint_store.clone());
-        let (state, position) = match (&options.start_position, &checkpoints) {
-            (Some(start), _) => (P::default(), start.saturating_sub(1)),
-            (None, Some(store)) => restore::<P>(store.as_ref(), options.persist_state).await?,
-            (None, None) => (P::default(), 0),
-        };
-        let shared = Arc::new(Shared {
-            name: P::NAME,
-            state: tokio::sync::Mutex::new(state),
-            processed: watch::Sender::new(position),
-            status: Mutex::new(StatusInner {
-                phase: ProjectionPhase::Running,
-                skipped_count: 0,
-                skipped: VecDeque::new(),
-            }),
-            metrics: metrics.clone(),
-        });
-        let (stop, stop_rx) = watch::channel(false);
+        let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
+        let (state, position) = initial::<P>(&options, checkpoints.as_ref()).await?;
         let mut runners = self.runners.lock();
-        runners.check_can_start(P::NAME)?;
+        if let Some(running) = runners.running::<P>()? {
+            return Ok(running);
+        }
         // Taken under the lock that `stop_all` closes: kernel shutdown waits for this runner.
-        let runner = Runner {
-            shared: shared.clone(),
+        let launch = Launch {
             store: self.event_store.clone(),
             checkpoints,
             options,
-            stop: stop_rx,
-            _p: PhantomData,
-            _token: self.tasks.token(),
+            metrics: metrics.clone(),
+            token: self.tasks.token(),
         };
-        let task = self.runtime.spawn(runner.run());
-        let for_status = shared.clone();
+        let handle = launch.spawn(&self.runtime, state, position);
         let earlier = runners.by_name.insert(
             P::NAME,
             Entry {
-                status: Box::new(move || status_of(&for_status)),
-                stop,
-                task: Some(task),
+                runner: handle.shared.clone(),
                 metrics,
             },
         );
@@ -155,12 +136,52 @@ impl Projections {
             };
             self.runtime.spawn(monitor.run());
         }
-        Ok(ProjectionHandle { shared })
+        Ok(handle)
+    }
+
+    /// Rebuilds projection `P` from position 1 (after its code changed), while its runner, if
+    /// one runs, keeps answering `state()` from the old state and following the log.
+    ///
+    /// The fresh state is folded aside; once it has reached the head of the log, the runner's
+    /// state lock is taken just long enough to fold the events that arrived meanwhile, save the
+    /// fresh state with its position as one checkpoint, and swap it in; the runner then goes
+    /// on from there. Until that one write, the old checkpoint is untouched: a crash, an
+    /// error or dropping the returned future in the middle leaves the old projection as it
+    /// was. [`Projections::lookup`] shows the progress ([`ProjectionStatus::rebuild`]) while
+    /// it runs. Without a runner, the rebuilt state is saved as the checkpoint a later `start`
+    /// resumes from.
+    ///
+    /// The checkpoint store is chosen as for [`Projections::start`] (so refused without one,
+    /// unless [`ProjectionOptions::in_memory_checkpoints`]); `batch_size` and
+    /// `persist_state` apply. Returns the position the swapped-in state has processed.
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectionError::NoCheckpointStore`], a store error, or the first event that fails
+    /// ([`ProjectionError::At`]); in every case the old projection is kept.
+    pub async fn rebuild<P: Projection>(
+        &self,
+        options: ProjectionOptions,
+    ) -> Result<u64, ProjectionError> {
+        let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
+        let running = self.runners.lock().running::<P>()?;
+        let shared = running.as_ref().map(|h| h.shared.as_ref());
+        super::rebuild::rebuild::<P>(
+            self.event_store.as_ref(),
+            checkpoints.as_ref(),
+            shared,
+            &options,
+        )
+        .await
     }
 
     /// The status of the runner named `name`, if one was started.
     pub fn lookup(&self, name: &str) -> Option<ProjectionStatus> {
-        self.runners.lock().by_name.get(name).map(|e| (e.status)())
+        self.runners
+            .lock()
+            .by_name
+            .get(name)
+            .map(|e| e.runner.status())
     }
 
     /// The status of every runner started on this kernel, by name.
@@ -170,7 +191,7 @@ impl Projections {
             .lock()
             .by_name
             .values()
-            .map(|e| (e.status)())
+            .map(|e| e.runner.status())
             .collect();
         statuses.sort_by(|a, b| a.name.cmp(&b.name));
         statuses
@@ -189,18 +210,15 @@ impl Projections {
     /// Stops the runner named `name` after its current batch and waits for it (its status
     /// stays available to [`Projections::lookup`]).
     pub async fn stop(&self, name: &str) -> Result<(), ProjectionError> {
-        let task = {
-            let mut runners = self.runners.lock();
+        let runner = {
+            let runners = self.runners.lock();
             let entry = runners
                 .by_name
-                .get_mut(name)
+                .get(name)
                 .ok_or_else(|| ProjectionError::NotFound(name.to_owned()))?;
-            entry.stop.send_replace(true);
-            entry.task.take()
+            entry.runner.clone()
         };
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        runner.stop().await;
         Ok(())
     }
 
@@ -220,21 +238,26 @@ impl Projections {
 }
 
 impl Runners {
-    /// Refuses a runner named `name` while one runs, or once the kernel is shut down.
-    fn check_can_start(&self, name: &'static str) -> Result<(), ProjectionError> {
+    /// The handle of the running runner of `P`, if one runs; refused once the kernel is shut
+    /// down, or when a runner of another type runs under `P`'s name.
+    fn running<P: Projection>(&self) -> Result<Option<ProjectionHandle<P>>, ProjectionError> {
         if self.closed {
             return Err(ProjectionError::Stopped {
-                name: name.to_owned(),
+                name: P::NAME.to_owned(),
                 position: 0,
                 reason: "the kernel is shut down".to_owned(),
             });
         }
-        if let Some(entry) = self.by_name.get(name)
-            && !matches!((entry.status)().phase, ProjectionPhase::Stopped { .. })
-        {
-            return Err(ProjectionError::AlreadyRunning(name.to_owned()));
+        let Some(entry) = self.by_name.get(P::NAME) else {
+            return Ok(None);
+        };
+        if matches!(entry.runner.status().phase, ProjectionPhase::Stopped { .. }) {
+            return Ok(None);
         }
-        Ok(())
+        match entry.runner.clone().into_any().downcast::<Shared<P>>() {
+            Ok(shared) => Ok(Some(ProjectionHandle { shared })),
+            Err(_) => Err(ProjectionError::AlreadyRunning(P::NAME.to_owned())),
+        }
     }
 }
 
@@ -268,7 +291,7 @@ impl LagMonitor {
                 .by_name
                 .values()
                 .filter_map(|entry| {
-                    let position = (entry.status)().position;
+                    let position = entry.runner.status().position;
                     entry
                         .metrics
                         .needs_pending(position)
@@ -290,28 +313,5 @@ impl LagMonitor {
                 }
             }
         }
-    }
-}
-
-async fn restore<P: Projection>(
-    store: &dyn CheckpointStore,
-    persist: bool,
-) -> Result<(P, u64), ProjectionError> {
-    let Some(checkpoint) = store.load(P::NAME).await? else {
-        return Ok((P::default(), 0));
-    };
-    if !persist {
-        return Ok((P::default(), checkpoint.position));
-    }
-    match checkpoint.state.as_deref().map(P::decode_state) {
-        Some(Some(Ok(state))) => Ok((state, checkpoint.position)),
-        Some(Some(Err(e))) => Err(ProjectionError::State(format!(
-            "the saved state of `{}` at position {} cannot be restored: {e}",
-            P::NAME,
-            checkpoint.position
-        ))),
-        // Nothing saved, or a projection that does not persist its state: it keeps its own
-        // read model elsewhere and only needs the position.
-        Some(None) | None => Ok((P::default(), checkpoint.position)),
     }
 }

@@ -94,7 +94,7 @@ impl<P: Projection> Runner<P> {
             let next = *self.shared.processed.borrow() + 1;
             let page = match self
                 .store
-                .read_all_filtered(next, self.options.batch_size, P::accepts)
+                .read_all_matching(next, self.options.batch_size, P::event_filter())
                 .await
             {
                 Ok(page) => {
@@ -142,7 +142,10 @@ impl<P: Projection> Runner<P> {
             }
             metrics.lag(next - 1);
             let filtered = page.scanned.saturating_sub(page.events.len());
-            if let Err(e) = self.process(&page.events, page.scanned_to, filtered).await {
+            if let Err(e) = self
+                .process(next - 1, &page.events, page.scanned_to, filtered)
+                .await
+            {
                 return e;
             }
         }
@@ -154,11 +157,16 @@ impl<P: Projection> Runner<P> {
     /// waits for it sees them.
     async fn process(
         &mut self,
+        read_after: u64,
         page: &[RecordedEvent],
         scanned_to: u64,
         filtered: usize,
     ) -> Result<(), End> {
         let mut state = self.shared.state.lock().await;
+        if *self.shared.processed.borrow() != read_after {
+            // A rebuild swapped in a state that includes this page: read on from its position.
+            return Ok(());
+        }
         let mut processed = scanned_to;
         let mut outcome = Ok(());
         let mut handled = 0;

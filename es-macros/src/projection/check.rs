@@ -4,6 +4,7 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{GenericArgument, Ident, LitStr, PathArguments, ReturnType, Signature, Type};
 
+use super::parse::Args;
 use crate::diagnostics::Diagnostics;
 use crate::handler::{self, Receiver, check_no_arguments, check_plain, type_display, type_key};
 use crate::inherent::InherentImpl;
@@ -27,14 +28,14 @@ pub(super) struct Plan {
     pub(super) name: LitStr,
     /// The handlers, one per event type.
     pub(super) handlers: Vec<Handler>,
+    /// `aggregate = "..."`, if given.
+    pub(super) aggregate: Option<LitStr>,
+    /// `filter = path`, if given.
+    pub(super) filter: Option<syn::Path>,
 }
 
 /// Validates the input.
-pub(super) fn check(
-    name: Option<LitStr>,
-    input: &InherentImpl,
-    diagnostics: &mut Diagnostics,
-) -> Plan {
+pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnostics) -> Plan {
     let mut handlers: Vec<Handler> = Vec::new();
     for method in &input.methods {
         for attr in &method.attrs {
@@ -74,7 +75,11 @@ pub(super) fn check(
     }
     Plan {
         ident: input.ident.clone(),
-        name: name.unwrap_or_else(|| LitStr::new("", Span::call_site())),
+        name: args
+            .name
+            .unwrap_or_else(|| LitStr::new("", Span::call_site())),
+        aggregate: args.aggregate,
+        filter: args.filter,
         handlers,
     }
 }

@@ -17,7 +17,29 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
         ident,
         name,
         handlers,
+        aggregate,
+        filter,
     } = plan;
+    let aggregate_const = aggregate.as_ref().map(|a| {
+        quote! {
+            const AGGREGATE_TYPE: ::core::option::Option<&'static str> =
+                ::core::option::Option::Some(#a);
+        }
+    });
+    // The path is coerced to the function pointer type in a binding spanned at the path, so a
+    // function of another signature is reported there, as a mismatched type.
+    let filter_const = filter.as_ref().map(|f| {
+        let coerced = quote_spanned! {f.span()=>
+            {
+                const FILTER: fn(&::es_core::store::RecordedEvent) -> bool = #f;
+                FILTER
+            }
+        };
+        quote! {
+            const FILTER: ::core::option::Option<fn(&::es_core::store::RecordedEvent) -> bool> =
+                ::core::option::Option::Some(#coerced);
+        }
+    });
     let accepted = handlers.iter().map(|h| {
         let ty = &h.ty;
         let accepts = quote_spanned!(ty.span()=> accepts::<#ty>);
@@ -62,6 +84,8 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
         #[allow(private_bounds)]
         #header where #(#bounds,)* {
             const NAME: &'static str = #name;
+            #aggregate_const
+            #filter_const
 
             fn accepts(event_type: &str) -> bool {
                 #[allow(dead_code)]

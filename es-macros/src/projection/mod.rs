@@ -12,12 +12,12 @@ use crate::diagnostics::Diagnostics;
 /// `Projection` impl, or the errors plus a stub.
 pub(crate) fn projection(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut diagnostics = Diagnostics::default();
-    let name = parse::parse_args(attr, &mut diagnostics);
+    let args = parse::parse_args(attr, &mut diagnostics);
     let input = match parse::parse_item(item, &mut diagnostics) {
         Ok(input) => input,
         Err(unchanged) => return diagnostics.with_unchanged(unchanged),
     };
-    let plan = check::check(name, &input, &mut diagnostics);
+    let plan = check::check(args, &input, &mut diagnostics);
     diagnostics.finish(
         &input.item,
         || expand::expand(&plan),

@@ -15,13 +15,35 @@ const INFO: MacroInfo = MacroInfo {
     example: "#[projection(name = \"balances\")] impl MyProjection { #[on] fn ... }",
 };
 
-/// Parses the attribute arguments: the required `name`. Returns `None` after reporting a
-/// missing or malformed name.
-pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Option<LitStr> {
-    let mut name = None;
-    let mut args = ArgSet::new("projection", &["name"]);
+/// The attribute's arguments.
+#[derive(Default)]
+pub(super) struct Args {
+    /// `name = "..."`, required.
+    pub(super) name: Option<LitStr>,
+    /// `aggregate = "..."`: only streams of that aggregate type.
+    pub(super) aggregate: Option<LitStr>,
+    /// `filter = path`: a `fn(&RecordedEvent) -> bool` over the envelope.
+    pub(super) filter: Option<syn::Path>,
+}
+
+/// Parses the attribute arguments: the required `name`, and the optional `aggregate` and
+/// `filter`. The name is `None` after reporting a missing or malformed one.
+pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Args {
+    let mut out = Args::default();
+    let mut args = ArgSet::new("projection", &["name", "aggregate", "filter"]);
     args.parse_tokens(attr, diagnostics, |value, diagnostics| {
-        name = value.name("balances", diagnostics);
+        match value.key().as_str() {
+            "name" => out.name = value.name("balances", diagnostics),
+            "aggregate" => out.aggregate = value.name("bank_account", diagnostics),
+            "filter" => {
+                out.filter = value.parse::<syn::Path>(
+                    "the path of a `fn(&RecordedEvent) -> bool`",
+                    "filter = only_vip",
+                    diagnostics,
+                );
+            }
+            _ => {}
+        }
     });
     if !args.given("name") && !args.malformed() {
         diagnostics.push(syn::Error::new(
@@ -30,7 +52,7 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Op
              `#[projection(name = \"balances\")]`",
         ));
     }
-    name
+    out
 }
 
 /// Parses the impl block (see [`inherent::parse`]).

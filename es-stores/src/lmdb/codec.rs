@@ -458,25 +458,38 @@ fn decode_envelope(r: &mut Reader<'_>, event: &mut DecodedEvent) -> Result<(), S
     Ok(())
 }
 
-/// The event type of an event record, read without decoding (or copying) the rest.
-pub(super) fn event_type_of(bytes: &[u8], position: u64) -> Result<&str, StoreError> {
+/// The aggregate type and the event type of an event record, read without decoding (or
+/// copying) the rest.
+pub(super) fn head_of(bytes: &[u8], position: u64) -> Result<(&str, &str), StoreError> {
     let what = || format!("event at position {position}");
     let (_, bytes) = is_v2(bytes);
-    let (start, len) = {
+    let (aggregate_type, start, len) = {
         let mut r = Reader::new(bytes, &what);
-        r.bytes()?;
+        let aggregate_len = r.len()?;
+        let aggregate_start = bytes.len() - r.bytes.len();
+        r.take(aggregate_len)?;
         r.bytes()?;
         r.varint()?;
         r.take(12)?;
         r.varint()?;
         let len = r.len()?;
-        (bytes.len() - r.bytes.len(), len)
+        (
+            (aggregate_start, aggregate_len),
+            bytes.len() - r.bytes.len(),
+            len,
+        )
     };
+    let aggregate_type = bytes
+        .get(aggregate_type.0..aggregate_type.0.saturating_add(aggregate_type.1))
+        .ok_or_else(|| StoreError::Corrupt(format!("{}: record is truncated", what())))?;
     let event_type = bytes
         .get(start..start.saturating_add(len))
         .ok_or_else(|| StoreError::Corrupt(format!("{}: record is truncated", what())))?;
-    std::str::from_utf8(event_type)
-        .map_err(|_| StoreError::Corrupt(format!("{}: event type is not UTF-8", what())))
+    let aggregate_type = std::str::from_utf8(aggregate_type)
+        .map_err(|_| StoreError::Corrupt(format!("{}: aggregate type is not UTF-8", what())))?;
+    let event_type = std::str::from_utf8(event_type)
+        .map_err(|_| StoreError::Corrupt(format!("{}: event type is not UTF-8", what())))?;
+    Ok((aggregate_type, event_type))
 }
 
 /// Encodes a snapshot value (the stream and version are in the key).
@@ -713,7 +726,7 @@ mod tests {
             ])
         );
         assert_eq!(back.payload, b"\x00\xff");
-        assert_eq!(event_type_of(&buf, 3)?, "Opened");
+        assert_eq!(head_of(&buf, 3)?.1, "Opened");
         Ok(())
     }
 
@@ -738,8 +751,8 @@ mod tests {
     fn the_event_type_is_read_without_decoding() -> Result<(), StoreError> {
         let stream = StreamId::new("t", "i");
         let out = encode(&stream, 3, &full_event())?;
-        assert_eq!(event_type_of(&out, 9)?, "Deposited");
-        assert!(event_type_of(&out[..5], 9).is_err());
+        assert_eq!(head_of(&out, 9)?.1, "Deposited");
+        assert!(head_of(&out[..5], 9).is_err());
         Ok(())
     }
 

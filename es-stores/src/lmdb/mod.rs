@@ -46,8 +46,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
+    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion,
+    FilteredPage, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    validate_append,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -286,7 +287,18 @@ impl EventStore for LmdbStore {
         accept: for<'t> fn(&'t str) -> bool,
     ) -> Result<FilteredPage, StoreError> {
         self.inner
-            .scan_log(from_position, limit, Some(accept))
+            .scan_log(from_position, limit, Some(EventFilter::types(accept)))
+            .await
+    }
+
+    async fn read_all_matching(
+        &self,
+        from_position: u64,
+        limit: usize,
+        filter: EventFilter,
+    ) -> Result<FilteredPage, StoreError> {
+        self.inner
+            .scan_log(from_position, limit, Some(filter))
             .await
     }
 

@@ -4,7 +4,9 @@
 
 use std::ops::Bound;
 
-use es_core::store::{Checkpoint, FilteredPage, RecordedEvent, Snapshot, StoreError, StreamId};
+use es_core::store::{
+    Checkpoint, EventFilter, FilteredPage, RecordedEvent, Snapshot, StoreError, StreamId,
+};
 use heed::RoTxn;
 use heed::types::Bytes;
 
@@ -68,7 +70,7 @@ impl Shared {
         &self,
         from_position: u64,
         limit: usize,
-        accept: Option<for<'t> fn(&'t str) -> bool>,
+        accept: Option<EventFilter>,
     ) -> Result<FilteredPage, StoreError> {
         let mut page = FilteredPage {
             events: Vec::with_capacity(if accept.is_none() {
@@ -94,12 +96,17 @@ impl Shared {
                 for entry in iter.take(chunk) {
                     let (position, bytes) =
                         entry.map_err(|e| heed_error("read the global log", e))?;
-                    let wanted = match accept {
-                        Some(accept) => accept(codec::event_type_of(bytes, position)?),
-                        None => true,
-                    };
-                    if wanted {
-                        page.events.push(decode_recorded(bytes, position)?);
+                    match &accept {
+                        Some(filter) => {
+                            let (aggregate_type, event_type) = codec::head_of(bytes, position)?;
+                            if filter.matches_head(aggregate_type, event_type) {
+                                let event = decode_recorded(bytes, position)?;
+                                if filter.envelope.is_none_or(|f| f(&event)) {
+                                    page.events.push(event);
+                                }
+                            }
+                        }
+                        None => page.events.push(decode_recorded(bytes, position)?),
                     }
                     page.scanned += 1;
                     page.scanned_to = position;

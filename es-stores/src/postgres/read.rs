@@ -2,7 +2,9 @@
 //! checkpoints, and the decoding of their rows. Callers have validated their input.
 
 use chrono::{DateTime, Utc};
-use es_core::store::{Checkpoint, Metadata, RecordedEvent, Snapshot, StoreError, StreamId};
+use es_core::store::{
+    Checkpoint, EventFilter, FilteredPage, Metadata, RecordedEvent, Snapshot, StoreError, StreamId,
+};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
@@ -78,6 +80,55 @@ pub(super) async fn all(
         .await
         .map_err(|e| error::map(e, Op::Read, "reading the global log"))?;
     rows.iter().map(decode_event).collect()
+}
+
+/// Up to `limit` readable events of the global log from position `from`, examined on their
+/// position, stream type and event type alone; only those `filter` matches are read whole
+/// (payload included), by a second query.
+pub(super) async fn all_matching(
+    pool: &PgPool,
+    sql: &Queries,
+    from: u64,
+    limit: usize,
+    filter: EventFilter,
+) -> Result<FilteredPage, StoreError> {
+    let mut page = FilteredPage::default();
+    if limit == 0 {
+        return Ok(page);
+    }
+    let heads = sqlx::query(&sql.read_all_heads)
+        .bind(to_i64(from))
+        .bind(limit_i64(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "reading the global log"))?;
+    let read = |e| error::map(e, Op::Read, "decoding an event");
+    let mut wanted: Vec<i64> = Vec::new();
+    for row in &heads {
+        let position: i64 = row.try_get(0).map_err(read)?;
+        let aggregate_type: &str = row.try_get(1).map_err(read)?;
+        let event_type: &str = row.try_get(2).map_err(read)?;
+        page.scanned += 1;
+        page.scanned_to = to_u64(position, "position")?;
+        if filter.matches_head(aggregate_type, event_type) {
+            wanted.push(position);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(page);
+    }
+    let rows = sqlx::query(&sql.read_at)
+        .bind(&wanted)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "reading the global log"))?;
+    for row in &rows {
+        let event = decode_event(row)?;
+        if filter.envelope.is_none_or(|f| f(&event)) {
+            page.events.push(event);
+        }
+    }
+    Ok(page)
 }
 
 /// The version of `stream` (0 when it has no events).

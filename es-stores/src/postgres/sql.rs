@@ -99,6 +99,22 @@ pub(super) const READ_ALL: &str = concat!(
     " ORDER BY position LIMIT $2"
 );
 
+/// The heads of the readable global log from position `$1`, at most `$2` events: position,
+/// stream type and event type, without the payloads (what a filtered read decides on).
+pub(super) const READ_ALL_HEADS: &str = concat!(
+    "SELECT position, stream_type, event_type FROM {schema}.events WHERE position >= $1 \
+     AND position < ",
+    readable_bound!(),
+    " ORDER BY position LIMIT $2"
+);
+
+/// The events at positions `$1` (an array), in position order.
+pub(super) const READ_AT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM {schema}.events WHERE position = ANY($1::int8[]) ORDER BY position"
+);
+
 /// A stream's version (its highest sequence, 0 when empty): `$1` stream type, `$2` stream id.
 pub(super) const STREAM_VERSION: &str = "SELECT COALESCE(MAX(sequence), 0) FROM {schema}.events \
                                          WHERE stream_type = $1 AND stream_id = $2";
@@ -185,6 +201,10 @@ pub(super) struct Queries {
     pub(super) read_stream: String,
     /// [`READ_ALL`].
     pub(super) read_all: String,
+    /// [`READ_ALL_HEADS`].
+    pub(super) read_all_heads: String,
+    /// [`READ_AT`].
+    pub(super) read_at: String,
     /// [`STREAM_VERSION`].
     pub(super) stream_version: String,
     /// [`HEAD`].
@@ -211,6 +231,8 @@ impl Queries {
             append: fill(APPEND),
             read_stream: fill(READ_STREAM),
             read_all: fill(READ_ALL),
+            read_all_heads: fill(READ_ALL_HEADS),
+            read_at: fill(READ_AT),
             stream_version: fill(STREAM_VERSION),
             head: fill(HEAD),
             heads: fill(HEADS),
@@ -234,6 +256,8 @@ mod tests {
             &q.append,
             &q.read_stream,
             &q.read_all,
+            &q.read_all_heads,
+            &q.read_at,
             &q.stream_version,
             &q.head,
             &q.heads,

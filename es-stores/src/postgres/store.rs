@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId,
-    quote_prefix, validate_append,
+    AppendResult, EventFilter, EventStore, ExpectedVersion, FilteredPage, NewEvent, RecordedEvent,
+    StoreError, StreamId, quote_prefix, validate_append,
 };
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -343,6 +343,39 @@ impl EventStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         read::all(&self.inner.pool, &self.inner.sql, from_position, limit).await
+    }
+
+    async fn read_all_filtered(
+        &self,
+        from_position: u64,
+        limit: usize,
+        accept: for<'t> fn(&'t str) -> bool,
+    ) -> Result<FilteredPage, StoreError> {
+        let filter = EventFilter::types(accept);
+        read::all_matching(
+            &self.inner.pool,
+            &self.inner.sql,
+            from_position,
+            limit,
+            filter,
+        )
+        .await
+    }
+
+    async fn read_all_matching(
+        &self,
+        from_position: u64,
+        limit: usize,
+        filter: EventFilter,
+    ) -> Result<FilteredPage, StoreError> {
+        read::all_matching(
+            &self.inner.pool,
+            &self.inner.sql,
+            from_position,
+            limit,
+            filter,
+        )
+        .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
