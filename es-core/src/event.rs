@@ -56,6 +56,11 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
     /// stored version saying where the upcaster chain starts.
     const ALIASES: &'static [&'static str] = &[];
 
+    /// Whether [`Event::upcast`] lifts older payloads. When false (no `upcast(...)` given), a
+    /// payload of an older version deserializes as it is, as before versions had upcasters:
+    /// fine while every change is one serde absorbs (a new `#[serde(default)]` field).
+    const UPCASTERS: bool = false;
+
     /// Lifts a payload stored at version `from` to version `from + 1`. The derive writes it
     /// from the `upcast(from = k, with = f)` arguments and checks at compile time that every
     /// version from 1 to `VERSION - 1` has one. The default has no upcaster.
@@ -96,7 +101,7 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
 fn decode_payload<E: Event>(event_version: u32, payload: &[u8]) -> Result<E, EventError> {
     // Stores hold versions from 1; a 0 (written by hand) reads as the first version.
     let stored = event_version.max(1);
-    if stored == E::VERSION {
+    if stored == E::VERSION || (stored < E::VERSION && !E::UPCASTERS) {
         return serde_json::from_slice(payload).map_err(|e| payload_error::<E>(event_version, &e));
     }
     if stored > E::VERSION {

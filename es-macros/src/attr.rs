@@ -328,12 +328,18 @@ impl Value<'_, '_> {
     /// match a `"bank.deposited"` written elsewhere, so it is refused with the name to write.
     pub(crate) fn name(&self, example: &str, diagnostics: &mut Diagnostics) -> Option<LitStr> {
         let lit = self.string(example, diagnostics)?;
-        self.checked_name(lit, diagnostics)
+        self.checked_name(lit, false, diagnostics)
     }
 
     /// `lit` if it is a name the store can match exactly (see [`Value::name`]), reported
     /// otherwise.
-    fn checked_name(&self, lit: LitStr, diagnostics: &mut Diagnostics) -> Option<LitStr> {
+    /// `in_list` says how to write the suggestion: `key("...")` rather than `key = "..."`.
+    fn checked_name(
+        &self,
+        lit: LitStr,
+        in_list: bool,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<LitStr> {
         let value = lit.value();
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             let suggestion = value
@@ -342,12 +348,17 @@ impl Value<'_, '_> {
                 .collect::<Vec<_>>()
                 .join("_");
             let (key, attribute) = (self.key, self.attribute);
+            let write = if in_list {
+                format!("{key}({suggestion:?})")
+            } else {
+                format!("{key} = {suggestion:?}")
+            };
             diagnostics.error(
                 &lit,
                 format!(
                     "`{key}` in `#[{attribute}]` must not contain spaces or control characters: \
                      names are stored and matched exactly, so this one would never match the \
-                     same name written without them; write `{key} = {suggestion:?}`"
+                     same name written without them; write `{write}`"
                 ),
             );
             return None;
@@ -402,7 +413,7 @@ impl Value<'_, '_> {
                             .error(&lit, format!("a name in `{key}(...)` must not be empty"));
                         continue;
                     }
-                    names.extend(self.checked_name(lit, diagnostics));
+                    names.extend(self.checked_name(lit, true, diagnostics));
                 }
                 other => diagnostics.error(other, &takes),
             }

@@ -31,6 +31,8 @@ pub(super) fn expand(model: &EventModel) -> TokenStream {
             quote!(#from => #call)
         });
         quote! {
+            const UPCASTERS: bool = true;
+
             fn upcast(from: u32, payload: #value) -> #result {
                 match from {
                     #(#arms,)*
