@@ -4,7 +4,7 @@
 
 mod contract;
 
-use contract::{Error, envelope_contract, kernel_contract};
+use contract::{Error, envelope_contract, evolution_contract, kernel_contract};
 use es_core::prelude::*;
 use es_examples::bank::{Balances, BankAccount, Deposit, Withdraw};
 
@@ -124,4 +124,21 @@ async fn envelope_and_idempotency_on_memory() -> Result<(), Error> {
         async move { Ok(store) }
     })
     .await
+}
+
+#[tokio::test]
+async fn evolution_on_memory_store() -> Result<(), Error> {
+    evolution_contract(MemoryStore::new()).await
+}
+
+#[tokio::test]
+async fn evolution_on_lmdb_store() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    evolution_contract(es_stores::LmdbStore::open(dir.path().join("data"))?).await
+}
+
+#[tokio::test]
+async fn evolution_on_file_store() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    evolution_contract(es_stores::FileStore::open(dir.path().join("data"))?).await
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 mod envelope;
+mod evolution;
 pub use envelope::envelope_contract;
+pub use evolution::evolution_contract;
 
 use es_core::prelude::*;
 use es_examples::bank::{Balances, BankAccount, BankError, Deposit, Withdraw};
