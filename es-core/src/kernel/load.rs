@@ -117,16 +117,16 @@ async fn restore<A: Aggregate>(
         return Ok(None);
     }
     if snapshot.version > 0 {
-        // The event the snapshot ends at must exist.
-        let last = ctx
+        let head = ctx
             .event_store
-            .read_stream(stream, snapshot.version, 1)
+            .stream_version(stream)
             .await
             .map_err(LoadError::Store)?;
-        if last.first().map(|e| e.sequence) != Some(snapshot.version) {
+        if head < snapshot.version {
             tracing::warn!(
                 %stream,
                 version = snapshot.version,
+                head,
                 "ignoring a snapshot ahead of its stream; replaying the stream"
             );
             return Ok(None);
