@@ -174,9 +174,9 @@ impl UpcastError {
 pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
     /// The names of every event in the set.
     const NAMES: &'static [&'static str];
-    /// The aliases of each event, in the order of [`EventSet::NAMES`]: `ALIASES[i]` are older
+    /// The aliases of each event, in the order of [`EventSet::NAMES`]: `NAME_ALIASES[i]` are older
     /// names that decode as `NAMES[i]` (see [`Event::ALIASES`]). Empty when none has any.
-    const ALIASES: &'static [&'static [&'static str]] = &[];
+    const NAME_ALIASES: &'static [&'static [&'static str]] = &[];
 
     /// The name of this event.
     fn event_type(&self) -> &'static str;
@@ -194,7 +194,7 @@ pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
     /// Generated projection filters ask this, so they accept aliases too.
     fn contains(event_type: &str) -> bool {
         Self::NAMES.contains(&event_type)
-            || Self::ALIASES
+            || Self::NAME_ALIASES
                 .iter()
                 .any(|aliases| aliases.contains(&event_type))
     }
@@ -217,7 +217,7 @@ pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
 /// [`BuildError`]: crate::kernel::BuildError
 pub(crate) fn ambiguous_name<E: EventSet>() -> Option<String> {
     let mut seen: Vec<(&str, &str)> = E::NAMES.iter().map(|name| (*name, *name)).collect();
-    for (name, aliases) in E::NAMES.iter().zip(E::ALIASES) {
+    for (name, aliases) in E::NAMES.iter().zip(E::NAME_ALIASES) {
         for alias in *aliases {
             if let Some((_, owner)) = seen.iter().find(|(stored, _)| stored == alias) {
                 let owner_kind = if owner == alias {
@@ -239,7 +239,7 @@ pub(crate) fn ambiguous_name<E: EventSet>() -> Option<String> {
 /// Every single event type is also a set of one event.
 impl<E: Event> EventSet for E {
     const NAMES: &'static [&'static str] = &[E::NAME];
-    const ALIASES: &'static [&'static [&'static str]] = &[E::ALIASES];
+    const NAME_ALIASES: &'static [&'static [&'static str]] = &[E::ALIASES];
 
     fn contains(event_type: &str) -> bool {
         E::answers_to(event_type)

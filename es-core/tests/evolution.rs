@@ -178,7 +178,10 @@ fn an_event_set_answers_to_names_and_aliases() {
     assert!(<Item as EventSet>::contains("item"));
     assert!(<Item as EventSet>::contains("old.item"));
     assert!(!<Item as EventSet>::contains("itemz"));
-    assert_eq!(<Item as EventSet>::ALIASES, [["old.item", "older.item"]]);
+    assert_eq!(
+        <Item as EventSet>::NAME_ALIASES,
+        [["old.item", "older.item"]]
+    );
 }
 
 /// A hand-written event set whose alias is another of its events' names: `#[aggregate]` would
@@ -190,7 +193,7 @@ enum Clashing {
 
 impl EventSet for Clashing {
     const NAMES: &'static [&'static str] = &["item", "other"];
-    const ALIASES: &'static [&'static [&'static str]] = &[&[], &["item"]];
+    const NAME_ALIASES: &'static [&'static [&'static str]] = &[&[], &["item"]];
     fn event_type(&self) -> &'static str {
         "item"
     }

@@ -39,6 +39,7 @@ async fn main() -> Result<(), Error> {
 }
 
 /// Release 2 reads release 1's events, and writes its own next to them.
+#[allow(clippy::print_stdout)] // the example's output
 async fn replay() -> Result<(), Error> {
     let store = MemoryStore::new();
     load_fixture(&store, read_fixture(FIXTURE)?).await?;
@@ -77,6 +78,7 @@ async fn replay() -> Result<(), Error> {
 }
 
 /// Writes the fixture with release 1's types.
+#[allow(clippy::print_stdout)] // the example's output
 async fn write_fixture(path: &str) -> Result<(), Error> {
     let store = MemoryStore::new();
     let kernel = Kernel::builder()

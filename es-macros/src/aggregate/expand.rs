@@ -386,7 +386,7 @@ fn event_set(plan: &Plan) -> TokenStream {
         #[allow(private_bounds)]
         impl ::es_core::event::EventSet for #event_enum where #bounds {
             const NAMES: &'static [&'static str] = &[#(#names),*];
-            const ALIASES: &'static [&'static [&'static str]] = &[#(#aliases),*];
+            const NAME_ALIASES: &'static [&'static [&'static str]] = &[#(#aliases),*];
 
             fn event_type(&self) -> &'static str {
                 match *self {
