@@ -251,8 +251,9 @@ where
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(
-        whole.contains("event 2 of stream evo_purse/unknown")
-            || whole.contains("event 2 of stream"),
+        whole.contains(
+            "event 2 of stream evo_purse/unknown cannot be decoded: unknown event type `evo.frozen`"
+        ),
         "{whole}"
     );
     assert!(!whole.contains("corrupt"), "{whole}");
