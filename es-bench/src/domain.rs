@@ -93,3 +93,60 @@ impl EveryEvent {
         let _ = e.payload.n;
     }
 }
+
+/// W4's evolved event: the log holds it at version 1 (`{"amount": n}`); the code reads version 3
+/// through a two-step upcaster chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "bench.counted", version = 3,
+        upcast(from = 1, with = counted_v1), upcast(from = 2, with = counted_v2))]
+pub struct Counted {
+    /// The amount counted.
+    pub amount: u64,
+    /// Its unit (version 2).
+    pub unit: String,
+    /// A note (version 3).
+    pub note: Option<String>,
+}
+
+/// Version 1 had no unit.
+fn counted_v1(mut v: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+    v["unit"] = "EUR".into();
+    Ok(v)
+}
+
+/// Version 2 had no note.
+fn counted_v2(mut v: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+    v["note"] = serde_json::Value::Null;
+    Ok(v)
+}
+
+/// W4's command for the evolved stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Count {
+    /// The amount.
+    pub amount: u64,
+}
+
+/// W4's aggregate for the evolved stream: the sum of its `Counted` events.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
+    /// The sum.
+    pub total: u64,
+}
+
+#[aggregate(name = "bench_tally")]
+impl Tally {
+    #[command]
+    fn count(&self, cmd: Count) -> Result<Counted, std::convert::Infallible> {
+        Ok(Counted {
+            amount: cmd.amount,
+            unit: "EUR".into(),
+            note: None,
+        })
+    }
+
+    #[apply]
+    fn counted(&mut self, e: &Counted) {
+        self.total += e.amount;
+    }
+}

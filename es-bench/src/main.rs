@@ -599,13 +599,15 @@ fn headline(workload: Workload, r: &Value) -> String {
         ),
         Workload::W4 => format!(
             "{} events: without snapshots replay {} ms ({} events/s), first answer {} ms; with \
-             snapshots replay {} ms, first answer {} ms",
+             snapshots replay {} ms, first answer {} ms; version-1 events through two upcasters \
+             {} events/s",
             human(g("/stream_events")),
             human(g("/without_snapshot/replay_ms")),
             human(g("/without_snapshot/events_per_s")),
             human(g("/without_snapshot/first_answer_ms")),
             human(g("/with_snapshot/replay_ms")),
             human(g("/with_snapshot/first_answer_ms")),
+            human(g("/upcast_v1_chain2/events_per_s")),
         ),
         Workload::W5 => {
             let line = format!(

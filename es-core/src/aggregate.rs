@@ -21,6 +21,16 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     type Event: EventSet;
     /// The rejection error of commands.
     type Error: std::error::Error + Send + Sync + 'static;
+    /// The version of the state's serialized form in snapshots (`#[aggregate(snapshot_version
+    /// = n)]`, default 1).
+    ///
+    /// Bump it whenever a snapshot written by the old code must not be read by the new one:
+    /// a field added, removed, renamed or retyped in the state, or a change to what `apply`
+    /// computes from the same events (a snapshot holds the old fold's result). A snapshot of
+    /// another version is discarded without being decoded and the stream is replayed from its
+    /// first event; the next snapshot is written at the new version. Events need no bump of
+    /// this: their own `version` and upcasters cover them.
+    const SNAPSHOT_VERSION: u32 = 1;
 
     /// Decides a command: the events to record, or a rejection.
     fn handle(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;

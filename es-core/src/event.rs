@@ -14,6 +14,34 @@ use crate::store::{Metadata, NewEvent, RecordedEvent, StreamId};
 ///
 /// `NAME` is what the store records as the event type (default: the type's name) and `VERSION`
 /// its schema version (default: 1). Events are serialized as JSON.
+///
+/// # Schema evolution
+///
+/// A stored event keeps the name and version it was written with. When the type changes shape,
+/// raise `VERSION` and give an upcaster per older version ([`Event::upcast`]): a payload stored
+/// at version `k` goes through `upcast(k)`, `upcast(k + 1)`, ... up to `VERSION`, then
+/// deserializes. [`ALIASES`](Event::ALIASES) are older names that decode as this event. With
+/// the derive:
+///
+/// ```
+/// use es_core::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "bank.withdrawn", version = 2, aliases("withdrawn"),
+///         upcast(from = 1, with = withdrawn_v1))]
+/// pub struct Withdrawn { pub amount: u64, pub currency: String }
+///
+/// /// Version 1 had no currency.
+/// fn withdrawn_v1(mut v: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+///     v["currency"] = "EUR".into();
+///     Ok(v)
+/// }
+///
+/// let old = Withdrawn::decode_payload(1, br#"{"amount":5}"#).unwrap();
+/// assert_eq!(old, Withdrawn { amount: 5, currency: "EUR".into() });
+/// assert!(<Withdrawn as EventSet>::contains("withdrawn"));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "this type does not implement `Event`",
@@ -24,6 +52,30 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
     const NAME: &'static str;
     /// The event's schema version.
     const VERSION: u32;
+    /// Older names stored events of this type may carry; they decode as this event, their
+    /// stored version saying where the upcaster chain starts.
+    const ALIASES: &'static [&'static str] = &[];
+
+    /// Whether [`Event::upcast`] lifts older payloads. When false (no `upcast(...)` given), a
+    /// payload of an older version deserializes as it is, as before versions had upcasters:
+    /// fine while every change is one serde absorbs (a new `#[serde(default)]` field).
+    const UPCASTERS: bool = false;
+
+    /// Lifts a payload stored at version `from` to version `from + 1`. The derive writes it
+    /// from the `upcast(from = k, with = f)` arguments and checks at compile time that every
+    /// version from 1 to `VERSION - 1` has one. The default has no upcaster.
+    fn upcast(from: u32, payload: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+        let _ = payload;
+        Err(UpcastError::new(format!(
+            "no upcaster from version {from} (this code reads version {})",
+            Self::VERSION
+        )))
+    }
+
+    /// Whether a stored event named `event_type` is this event: its name or one of its aliases.
+    fn answers_to(event_type: &str) -> bool {
+        event_type == Self::NAME || Self::ALIASES.contains(&event_type)
+    }
 
     /// Serializes the event's payload (JSON).
     fn encode_payload(&self) -> Result<Vec<u8>, EventError> {
@@ -33,21 +85,85 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
         })
     }
 
-    /// Deserializes a payload recorded as `event_version` of this event.
+    /// Deserializes a payload recorded as `event_version` of this event: the one decode path
+    /// of the framework (kernel rehydration, projections and the testkit all come here).
     ///
-    /// A version newer than [`Event::VERSION`] was written by newer code and is refused.
+    /// A payload of the current version deserializes straight from its bytes. An older one is
+    /// read as JSON, lifted through [`Event::upcast`] one version at a time, then deserialized.
+    /// A version newer than [`Event::VERSION`] was written by newer code and is refused. Every
+    /// failure is an [`EventError`] naming the event, the stored version and the reason.
     fn decode_payload(event_version: u32, payload: &[u8]) -> Result<Self, EventError> {
-        if event_version > Self::VERSION {
-            return Err(EventError::UnsupportedVersion {
-                event_type: Self::NAME.to_owned(),
-                version: event_version,
-                supported: Self::VERSION,
-            });
+        decode_payload::<Self>(event_version, payload)
+    }
+}
+
+/// The body of [`Event::decode_payload`], kept out of the trait so that an impl cannot change it.
+fn decode_payload<E: Event>(event_version: u32, payload: &[u8]) -> Result<E, EventError> {
+    // Stores hold versions from 1; a 0 (written by hand) reads as the first version.
+    let stored = event_version.max(1);
+    if stored == E::VERSION || (stored < E::VERSION && !E::UPCASTERS) {
+        return serde_json::from_slice(payload).map_err(|e| payload_error::<E>(event_version, &e));
+    }
+    if stored > E::VERSION {
+        return Err(EventError::UnsupportedVersion {
+            event_type: E::NAME.to_owned(),
+            version: event_version,
+            supported: E::VERSION,
+        });
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| payload_error::<E>(event_version, &e))?;
+    for from in stored..E::VERSION {
+        value = E::upcast(from, value).map_err(|e| EventError::Upcast {
+            event_type: E::NAME.to_owned(),
+            version: event_version,
+            from,
+            message: e.message,
+        })?;
+    }
+    serde_json::from_value(value).map_err(|e| payload_error::<E>(event_version, &e))
+}
+
+/// A payload that does not deserialize (before or after the upcaster chain).
+fn payload_error<E: Event>(version: u32, error: &serde_json::Error) -> EventError {
+    EventError::Payload {
+        event_type: E::NAME.to_owned(),
+        version,
+        message: error.to_string(),
+    }
+}
+
+/// Why an upcaster could not lift a payload: its message is reported verbatim in
+/// [`EventError::Upcast`].
+///
+/// ```
+/// use es_core::prelude::*;
+///
+/// fn v1(v: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+///     if v.get("amount").is_none() {
+///         return Err(UpcastError::new("version 1 without an amount"));
+///     }
+///     Ok(v)
+/// }
+/// assert_eq!(v1(serde_json::json!({})).unwrap_err().message(), "version 1 without an amount");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct UpcastError {
+    message: String,
+}
+
+impl UpcastError {
+    /// An upcaster's failure, with the message to report.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
         }
-        serde_json::from_slice(payload).map_err(|e| EventError::Payload {
-            event_type: Self::NAME.to_owned(),
-            message: e.to_string(),
-        })
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -58,6 +174,9 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
 pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
     /// The names of every event in the set.
     const NAMES: &'static [&'static str];
+    /// The aliases of each event, in the order of [`EventSet::NAMES`]: `NAME_ALIASES[i]` are older
+    /// names that decode as `NAMES[i]` (see [`Event::ALIASES`]). Empty when none has any.
+    const NAME_ALIASES: &'static [&'static [&'static str]] = &[];
 
     /// The name of this event.
     fn event_type(&self) -> &'static str;
@@ -71,9 +190,13 @@ pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
     /// Rebuilds an event from its stored name, version and payload.
     fn decode(event_type: &str, event_version: u32, payload: &[u8]) -> Result<Self, EventError>;
 
-    /// Whether the set contains an event of this name.
+    /// Whether the set decodes an event of this stored name: one of its names or aliases.
+    /// Generated projection filters ask this, so they accept aliases too.
     fn contains(event_type: &str) -> bool {
         Self::NAMES.contains(&event_type)
+            || Self::NAME_ALIASES
+                .iter()
+                .any(|aliases| aliases.contains(&event_type))
     }
 
     /// Encodes this event into a [`NewEvent`] ready to append.
@@ -87,9 +210,40 @@ pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
     }
 }
 
+/// The first stored name an event set could not tell apart: an alias equal to another event's
+/// name, or one alias of two events, as a message for [`BuildError`]. `#[aggregate]` checks the
+/// same at compile time; this covers hand-written sets.
+///
+/// [`BuildError`]: crate::kernel::BuildError
+pub(crate) fn ambiguous_name<E: EventSet>() -> Option<String> {
+    let mut seen: Vec<(&str, &str)> = E::NAMES.iter().map(|name| (*name, *name)).collect();
+    for (name, aliases) in E::NAMES.iter().zip(E::NAME_ALIASES) {
+        for alias in *aliases {
+            if let Some((_, owner)) = seen.iter().find(|(stored, _)| stored == alias) {
+                let owner_kind = if owner == alias {
+                    "the name of"
+                } else {
+                    "an alias of"
+                };
+                return Some(format!(
+                    "the alias `{alias}` of event `{name}` is also {owner_kind} event `{owner}`: \
+                     stored events under it could not be told apart; remove one of the two"
+                ));
+            }
+            seen.push((alias, name));
+        }
+    }
+    None
+}
+
 /// Every single event type is also a set of one event.
 impl<E: Event> EventSet for E {
     const NAMES: &'static [&'static str] = &[E::NAME];
+    const NAME_ALIASES: &'static [&'static [&'static str]] = &[E::ALIASES];
+
+    fn contains(event_type: &str) -> bool {
+        E::answers_to(event_type)
+    }
 
     fn event_type(&self) -> &'static str {
         E::NAME
@@ -104,7 +258,7 @@ impl<E: Event> EventSet for E {
     }
 
     fn decode(event_type: &str, event_version: u32, payload: &[u8]) -> Result<Self, EventError> {
-        if event_type != E::NAME {
+        if !E::answers_to(event_type) {
             return Err(EventError::UnknownEvent {
                 event_type: event_type.to_owned(),
             });
@@ -133,11 +287,29 @@ pub enum EventError {
         /// The highest version this code reads.
         supported: u32,
     },
-    /// The stored payload does not deserialize into the event type.
-    #[error("cannot decode payload of event `{event_type}`: {message}")]
+    /// An upcaster refused a stored payload.
+    #[error(
+        "cannot upcast event `{event_type}` stored at version {version}: the upcaster from \
+         version {from} failed: {message}"
+    )]
+    Upcast {
+        /// The event name.
+        event_type: String,
+        /// The stored version.
+        version: u32,
+        /// The version the failing upcaster lifts from.
+        from: u32,
+        /// The upcaster's message, verbatim.
+        message: String,
+    },
+    /// The stored payload does not deserialize into the event type (after the upcaster chain,
+    /// for an older version).
+    #[error("cannot decode payload of event `{event_type}` stored at version {version}: {message}")]
     Payload {
         /// The event name.
         event_type: String,
+        /// The stored version.
+        version: u32,
         /// The deserializer's message.
         message: String,
     },

@@ -55,7 +55,7 @@ pub mod testkit;
 mod tracker;
 
 pub use aggregate::Aggregate;
-pub use event::{Event, EventError, EventSet, IntoEvents, Recorded};
+pub use event::{Event, EventError, EventSet, IntoEvents, Recorded, UpcastError};
 pub use kernel::{Committed, DispatchError, DispatchOptions, Kernel, KernelBuilder};
 pub use memory::MemoryStore;
 pub use projection::{OnEvents, Projection, ProjectionError};
@@ -70,7 +70,7 @@ pub use es_macros::{Event, aggregate, apply, command, on, projection};
 /// Everything a domain module needs: `use es_core::prelude::*;`.
 pub mod prelude {
     pub use crate::aggregate::Aggregate;
-    pub use crate::event::{Event, EventSet, IntoEvents, Recorded};
+    pub use crate::event::{Event, EventSet, IntoEvents, Recorded, UpcastError};
     pub use crate::kernel::{Committed, DispatchError, DispatchOptions, Kernel};
     pub use crate::memory::MemoryStore;
     pub use crate::projection::{Projection, ProjectionOptions};

@@ -750,6 +750,19 @@ pub enum StoreError {
     /// Stored data cannot be read back (corrupt file, bad record).
     #[error("corrupt store data: {0}")]
     Corrupt(String),
+    /// A stored event is intact but this code cannot decode it: an unknown event name, a
+    /// version newer than the code, an upcaster's error or a payload that no longer
+    /// deserializes. Deploying code that reads it fixes it; nothing needs repairing.
+    #[error("event {sequence} of stream {stream} cannot be decoded: {source}")]
+    Decode {
+        /// The event's stream.
+        stream: StreamId,
+        /// The event's sequence in its stream.
+        sequence: u64,
+        /// What the decoder reported (naming the event, its stored version and the reason).
+        #[source]
+        source: crate::event::EventError,
+    },
     /// The store is full (disk full, LMDB map at its configured maximum).
     #[error("store full: {0}")]
     Full(String),

@@ -22,6 +22,8 @@ pub(crate) struct ArgSet {
     attribute: String,
     /// The keys it takes.
     known: &'static [&'static str],
+    /// The keys that may be given more than once (`upcast(...)`).
+    repeatable: &'static [&'static str],
     /// The first occurrence of each key read.
     given: Vec<Ident>,
     /// Whether the arguments could not be read to the end (syn stopped at a malformed one).
@@ -34,9 +36,16 @@ impl ArgSet {
         ArgSet {
             attribute: attribute.into(),
             known,
+            repeatable: &[],
             given: Vec::new(),
             malformed: false,
         }
+    }
+
+    /// Lets each of `keys` be given more than once; `read` sees every occurrence.
+    pub(crate) fn repeatable(mut self, keys: &'static [&'static str]) -> Self {
+        self.repeatable = keys;
+        self
     }
 
     /// Whether `key` was given (even with a value that was reported as malformed).
@@ -127,7 +136,8 @@ impl ArgSet {
                 return;
             }
         };
-        if self.given.iter().any(|ident| ident == key) {
+        if !self.repeatable.iter().any(|k| key == k) && self.given.iter().any(|ident| ident == key)
+        {
             diagnostics.error(
                 key,
                 format!(
@@ -318,6 +328,18 @@ impl Value<'_, '_> {
     /// match a `"bank.deposited"` written elsewhere, so it is refused with the name to write.
     pub(crate) fn name(&self, example: &str, diagnostics: &mut Diagnostics) -> Option<LitStr> {
         let lit = self.string(example, diagnostics)?;
+        self.checked_name(lit, false, diagnostics)
+    }
+
+    /// `lit` if it is a name the store can match exactly (see [`Value::name`]), reported
+    /// otherwise.
+    /// `in_list` says how to write the suggestion: `key("...")` rather than `key = "..."`.
+    fn checked_name(
+        &self,
+        lit: LitStr,
+        in_list: bool,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<LitStr> {
         let value = lit.value();
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             let suggestion = value
@@ -326,17 +348,114 @@ impl Value<'_, '_> {
                 .collect::<Vec<_>>()
                 .join("_");
             let (key, attribute) = (self.key, self.attribute);
+            let write = if in_list {
+                format!("{key}({suggestion:?})")
+            } else {
+                format!("{key} = {suggestion:?}")
+            };
             diagnostics.error(
                 &lit,
                 format!(
                     "`{key}` in `#[{attribute}]` must not contain spaces or control characters: \
                      names are stored and matched exactly, so this one would never match the \
-                     same name written without them; write `{key} = {suggestion:?}`"
+                     same name written without them; write `{write}`"
                 ),
             );
             return None;
         }
         Some(lit)
+    }
+
+    /// A parenthesized list of names, like `aliases("old.name", "older")`: each a string
+    /// literal checked as [`Value::name`] does. Whatever is not is reported and left out.
+    pub(crate) fn name_list(&self, example: &str, diagnostics: &mut Diagnostics) -> Vec<LitStr> {
+        let input = self.meta.input;
+        let (key, attribute) = (self.key, self.attribute);
+        let takes = format!(
+            "`{key}` in `#[{attribute}]` takes a list of string literals, like `{key}({example:?})`"
+        );
+        if !input.peek(syn::token::Paren) {
+            let tokens = skip_value(input);
+            if tokens.is_empty() {
+                diagnostics.error(self.key, takes);
+            } else {
+                diagnostics.error(tokens, takes);
+            }
+            return Vec::new();
+        }
+        let list = (|| -> syn::Result<syn::punctuated::Punctuated<Expr, Token![,]>> {
+            let content;
+            syn::parenthesized!(content in input);
+            content.parse_terminated(Expr::parse, Token![,])
+        })();
+        let list = match list {
+            Ok(list) => list,
+            Err(error) => {
+                diagnostics.push(syn::Error::new(error.span(), takes));
+                return Vec::new();
+            }
+        };
+        if list.is_empty() {
+            diagnostics.error(
+                self.key,
+                format!("{takes}; remove `{key}()` if there are none"),
+            );
+        }
+        let mut names = Vec::new();
+        for expr in list {
+            match expr {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(lit),
+                    attrs,
+                }) if attrs.is_empty() => {
+                    if lit.value().trim().is_empty() {
+                        diagnostics
+                            .error(&lit, format!("a name in `{key}(...)` must not be empty"));
+                        continue;
+                    }
+                    names.extend(self.checked_name(lit, true, diagnostics));
+                }
+                other => diagnostics.error(other, &takes),
+            }
+        }
+        names
+    }
+
+    /// A parenthesized list of `key = value` arguments, like `upcast(from = 1, with = f)`:
+    /// `read` gets each one (a nested [`ParseNestedMeta`]); syntax errors are reported with
+    /// `example`. Returns false when the arguments could not be read.
+    pub(crate) fn nested(
+        &self,
+        example: &str,
+        diagnostics: &mut Diagnostics,
+        mut read: impl FnMut(&ParseNestedMeta<'_>, &mut Diagnostics) -> syn::Result<()>,
+    ) -> bool {
+        let (key, attribute) = (self.key, self.attribute);
+        let takes = format!("`{key}` in `#[{attribute}]` takes arguments, like `{example}`");
+        if !self.meta.input.peek(syn::token::Paren) {
+            let tokens = skip_value(self.meta.input);
+            if tokens.is_empty() {
+                diagnostics.error(self.key, takes);
+            } else {
+                diagnostics.error(tokens, takes);
+            }
+            return false;
+        }
+        match self
+            .meta
+            .parse_nested_meta(|inner| read(&inner, diagnostics))
+        {
+            Ok(()) => true,
+            Err(error) => {
+                diagnostics.push(syn::Error::new(error.span(), format!("{error}; {takes}")));
+                false
+            }
+        }
+    }
+
+    /// The key's identifier, to span errors about the argument as a whole.
+    pub(crate) fn key_ident(&self) -> &Ident {
+        self.key
     }
 
     /// An integer literal that fits a `u32`, like `example`, with its value.

@@ -71,7 +71,7 @@
 //! ```
 //!
 //! - `#[derive(Event)]` implements `es_core::event::Event` for one event type, with an optional
-//!   `#[event(name = "...", version = N)]`.
+//!   `#[event(name = "...", version = N, aliases("..."), upcast(from = K, with = f))]`.
 //! - `#[aggregate(name = "...", error = Type)]` on an inherent impl block with `#[command]` and
 //!   `#[apply]` methods generates the `{Type}Command` and `{Type}Event` enums and the
 //!   `es_core::aggregate::Aggregate` impl.
@@ -98,9 +98,11 @@ use proc_macro::TokenStream;
 
 /// Implements `es_core::aggregate::Aggregate` for the type of an inherent impl block.
 ///
-/// Arguments (both optional): `name = "..."`, the aggregate type name recorded in streams
-/// (default: the type's name in snake_case), and `error = Type`, the rejection error of commands
-/// (default: `std::convert::Infallible`).
+/// Arguments (all optional): `name = "..."`, the aggregate type name recorded in streams
+/// (default: the type's name in snake_case), `error = Type`, the rejection error of commands
+/// (default: `std::convert::Infallible`), and `snapshot_version = N` (default 1), the version
+/// of the state's form in snapshots: bump it when a snapshot of the old state must not be
+/// restored (see `es_core::aggregate::Aggregate::SNAPSHOT_VERSION`).
 ///
 /// In the block, each `#[command]` method `fn x(&self, cmd: C) -> Result<R, Error>` handles one
 /// command type `C`, where `R` is one event, `Vec<_>` or `Option<_>` of events, `()`, or a tuple
@@ -175,14 +177,27 @@ pub fn projection(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Implements `es_core::event::Event`: the event's recorded `NAME` (default: the type's name)
 /// and schema `VERSION` (default: 1), set with `#[event(name = "...", version = N)]`.
 ///
+/// Schema evolution: `upcast(from = K, with = f)` (repeatable), where
+/// `f: fn(serde_json::Value) -> Result<serde_json::Value, UpcastError>` lifts a payload stored
+/// at version `K` to `K + 1`; once one is given, every version from 1 to `N - 1` needs one (a
+/// missing link, a duplicate, `from = 0` or `from >= N` is a compile error). `aliases("old",
+/// ...)` lists older names that decode as this event.
+///
 /// ```
 /// # use es_core::prelude::*;
 /// # use serde::{Deserialize, Serialize};
 /// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
-/// #[event(name = "bank.withdrawn", version = 2)]
-/// pub struct Withdrawn { pub amount: u64 }
+/// #[event(name = "bank.withdrawn", version = 2, aliases("withdrawn"),
+///         upcast(from = 1, with = withdrawn_v1))]
+/// pub struct Withdrawn { pub amount: u64, pub currency: String }
+///
+/// fn withdrawn_v1(mut v: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+///     v["currency"] = "EUR".into();
+///     Ok(v)
+/// }
 ///
 /// assert_eq!((Withdrawn::NAME, Withdrawn::VERSION), ("bank.withdrawn", 2));
+/// assert_eq!(<Withdrawn as Event>::ALIASES, ["withdrawn"]);
 /// ```
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(item: TokenStream) -> TokenStream {

@@ -12,4 +12,5 @@
 
 pub mod bank;
 pub mod cli;
+pub mod evolution;
 pub mod load;

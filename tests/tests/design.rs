@@ -4,7 +4,9 @@
 
 mod contract;
 
-use contract::{Error, envelope_contract, kernel_contract, projections_contract};
+use contract::{
+    Error, envelope_contract, evolution_contract, kernel_contract, projections_contract,
+};
 use es_core::prelude::*;
 use es_examples::bank::{Balances, BankAccount, Deposit, Withdraw};
 
@@ -264,4 +266,21 @@ async fn a_restart_in_the_middle_of_a_rebuild_on_lmdb_keeps_the_old_projection()
     kernel.shutdown().await;
     SCALE.store(1, Ordering::SeqCst);
     Ok(())
+}
+
+#[tokio::test]
+async fn evolution_on_memory_store() -> Result<(), Error> {
+    evolution_contract(MemoryStore::new()).await
+}
+
+#[tokio::test]
+async fn evolution_on_lmdb_store() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    evolution_contract(es_stores::LmdbStore::open(dir.path().join("data"))?).await
+}
+
+#[tokio::test]
+async fn evolution_on_file_store() -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    evolution_contract(es_stores::FileStore::open(dir.path().join("data"))?).await
 }

@@ -7,7 +7,9 @@
 
 mod contract;
 
-use contract::{Error, envelope_contract, kernel_contract, projections_contract};
+use contract::{
+    Error, envelope_contract, evolution_contract, kernel_contract, projections_contract,
+};
 use es_core::prelude::*;
 use es_examples::bank::{BankAccount, Deposit};
 
@@ -61,6 +63,15 @@ async fn design_on_postgres_store() -> Result<(), Error> {
     let (pool, schema) = pool_and_schema("design").await?;
     let store = store_on(&pool, &schema).await?;
     let result = kernel_contract(store).await;
+    drop_schema(&pool, &schema).await?;
+    result
+}
+
+#[tokio::test]
+async fn evolution_on_postgres_store() -> Result<(), Error> {
+    let (pool, schema) = pool_and_schema("evolution").await?;
+    let store = store_on(&pool, &schema).await?;
+    let result = evolution_contract(store).await;
     drop_schema(&pool, &schema).await?;
     result
 }

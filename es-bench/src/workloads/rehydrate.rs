@@ -10,6 +10,7 @@ use es_examples::bank::{BankAccount, BankAccountEvent, Deposit, Deposited, Withd
 use serde_json::{Value, json};
 
 use super::{Params, bank_kernel};
+use crate::domain::Tally;
 use crate::error::BenchError;
 use crate::report::{RunResult, millis, progress, rate};
 use crate::stores::StoreEnv;
@@ -128,6 +129,52 @@ async fn measure(
     Ok((store, figures))
 }
 
+/// The evolved stream: `n` events stored at version 1 (`{"amount": 1}`), replayed after a
+/// restart by a kernel whose event is at version 3 (a two-step upcaster chain).
+async fn upcast_replay(
+    env: &StoreEnv,
+    store: Arc<dyn Store>,
+    n: u64,
+) -> Result<(Arc<dyn Store>, Value), BenchError> {
+    let stream = StreamId::new("bench_tally", ACCOUNT);
+    let v1 = NewEvent::new("bench.counted", br#"{"amount":1}"#.to_vec()).version(1);
+    let bar = progress(n, "w4 loading version-1 events");
+    let mut version = 0u64;
+    while version < n {
+        let size = LOAD_BATCH.min(n - version);
+        let batch = (0..size).map(|_| v1.clone()).collect();
+        version = store
+            .append(&stream, ExpectedVersion::Exact(version), batch)
+            .await?
+            .version;
+        bar.inc(size);
+    }
+    bar.finish_and_clear();
+    let (store, _) = restart(env, store).await?;
+    let start = Instant::now();
+    let kernel = Kernel::builder()
+        .store(store.clone())
+        .register::<Tally>()
+        .build()?;
+    let state = kernel.state::<Tally>(ACCOUNT).await;
+    let replay = start.elapsed();
+    kernel.shutdown().await;
+    drop(kernel);
+    let state = state.map_err(|e| BenchError::Dispatch(format!("W4 upcast state read: {e}")))?;
+    if state.total != n {
+        return Err(BenchError::Dispatch(format!(
+            "W4 upcast: rehydrated total {}, expected {n}",
+            state.total
+        )));
+    }
+    let figures = json!({
+        "replay_ms": millis(replay),
+        "events_replayed": n,
+        "events_per_s": rate(n, replay),
+    });
+    Ok((store, figures))
+}
+
 /// W4: load `events` events into one stream; restart and measure without snapshots; save a
 /// snapshot of the correct state; restart and measure with `snapshot_every(1000)`.
 pub async fn w4(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
@@ -157,15 +204,22 @@ pub async fn w4(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         "with snapshots",
     )
     .await?;
+    let (store, upcast) = upcast_replay(env, store, n).await?;
     drop(store);
     r.set("without_snapshot", without);
     r.set("with_snapshot", with);
+    r.set("upcast_v1_chain2", upcast);
     r.notes.push(format!(
         "replay_ms: restart, new kernel, kernel.state (pure rehydration); first_answer_ms: another \
          restart, new kernel, one Deposit answered (rehydration plus one commit); the snapshot \
          (version {version}) is saved with SnapshotStore::save of the correct state and read by a \
          kernel with snapshot_every({SNAPSHOT_EVERY})"
     ));
+    r.notes.push(
+        "upcast_v1_chain2: another stream of the same length, every event stored at version 1 \
+         and read at version 3 through two upcasters; restart, new kernel, kernel.state"
+            .to_owned(),
+    );
     if env.kind() == crate::stores::StoreKind::Memory {
         r.notes
             .push("memory: a restart is a new kernel on the same store".to_owned());

@@ -44,6 +44,8 @@ pub struct KernelBuilder {
     /// metric handles are taken with the recorder in force then).
     registries: HashMap<TypeId, (&'static str, NewRegistry)>,
     duplicate: Option<&'static str>,
+    /// The first aggregate whose event set has an ambiguous stored name, with the message.
+    ambiguous_event: Option<(&'static str, String)>,
 }
 
 /// Why a kernel could not be built.
@@ -62,6 +64,15 @@ pub enum BuildError {
     /// A setting is out of range.
     #[error("invalid kernel setting: {0}")]
     InvalidSetting(&'static str),
+    /// An aggregate's events have an alias equal to another of its event names (or two events
+    /// share an alias), so stored events under it could not be told apart.
+    #[error("aggregate `{aggregate}`: {message}")]
+    AmbiguousEventName {
+        /// The aggregate type.
+        aggregate: &'static str,
+        /// What clashes and what to remove.
+        message: String,
+    },
 }
 
 impl KernelBuilder {
@@ -159,6 +170,10 @@ impl KernelBuilder {
         {
             self.duplicate = Some(A::TYPE);
         }
+        if self.ambiguous_event.is_none() {
+            self.ambiguous_event =
+                crate::event::ambiguous_name::<A::Event>().map(|message| (A::TYPE, message));
+        }
         self.registries
             .insert(TypeId::of::<A>(), (A::TYPE, new_registry::<A>));
         self
@@ -246,6 +261,9 @@ impl KernelBuilder {
         let event_store = self.event_store.ok_or(BuildError::MissingEventStore)?;
         if let Some(name) = self.duplicate {
             return Err(BuildError::DuplicateAggregate(name));
+        }
+        if let Some((aggregate, message)) = self.ambiguous_event {
+            return Err(BuildError::AmbiguousEventName { aggregate, message });
         }
         if self.config.actor.mailbox == 0 {
             return Err(BuildError::InvalidSetting(

@@ -5,9 +5,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::aggregate::Aggregate;
 use crate::event::EventSet;
 use crate::metrics::AggregateMetrics;
-use crate::store::{StoreError, StreamId};
+use crate::store::{Snapshot, StoreError, StreamId};
 
 use super::context::Context;
+use super::snapshot::split_state;
 use crate::panic::panic_message;
 
 /// Why the state could not be loaded.
@@ -44,22 +45,15 @@ async fn rehydrate<A: Aggregate>(
     let mut version = 0;
     if let Some(snapshots) = &ctx.snapshot_store {
         match snapshots.load_latest(stream).await {
-            Ok(Some(snapshot)) => match serde_json::from_slice::<A>(&snapshot.state) {
-                Ok(restored) => {
+            Ok(Some(snapshot)) => {
+                if let Some(restored) = restore::<A>(ctx, stream, &snapshot).await? {
                     metrics.snapshot_hits.add(1);
                     state = restored;
                     version = snapshot.version;
-                }
-                Err(e) => {
+                } else {
                     metrics.snapshots_discarded.add(1);
-                    tracing::warn!(
-                        %stream,
-                        version = snapshot.version,
-                        error = %e,
-                        "ignoring a snapshot that no longer decodes; replaying the stream"
-                    );
                 }
-            },
+            }
             Ok(None) => metrics.snapshot_misses.add(1),
             Err(e) => tracing::warn!(
                 %stream,
@@ -77,12 +71,16 @@ async fn rehydrate<A: Aggregate>(
             .map_err(LoadError::Store)?;
         let full = events.len() == page;
         for recorded in &events {
-            let event = A::Event::from_recorded(recorded).map_err(|e| {
-                LoadError::Store(StoreError::Corrupt(format!(
-                    "event {} of stream {stream} cannot be decoded: {e}",
-                    recorded.sequence
-                )))
-            })?;
+            // The one decode path; an upcaster that panics is caught like `apply`.
+            let event = catch_unwind(AssertUnwindSafe(|| A::Event::from_recorded(recorded)))
+                .map_err(|p| LoadError::Panicked(panic_message(p)))?
+                .map_err(|source| {
+                    LoadError::Store(StoreError::Decode {
+                        stream: stream.clone(),
+                        sequence: recorded.sequence,
+                        source,
+                    })
+                })?;
             catch_unwind(AssertUnwindSafe(|| state.apply(&event)))
                 .map_err(|p| LoadError::Panicked(panic_message(p)))?;
             version = recorded.sequence;
@@ -93,4 +91,57 @@ async fn rehydrate<A: Aggregate>(
         }
     }
     Ok((state, version))
+}
+
+/// The state of `snapshot`, or `None` (logged) when it must be discarded: written at another
+/// snapshot version (not decoded at all), not decoding, or ahead of the stream (its version
+/// above the stream's head: the stream was reset or the snapshot belongs to other data, and
+/// restoring it would give a wrong state and a conflict on every write).
+async fn restore<A: Aggregate>(
+    ctx: &Context,
+    stream: &StreamId,
+    snapshot: &Snapshot,
+) -> Result<Option<A>, LoadError> {
+    let Some((snapshot_version, json)) = split_state(&snapshot.state) else {
+        tracing::warn!(%stream, version = snapshot.version, "ignoring a truncated snapshot; replaying the stream");
+        return Ok(None);
+    };
+    if snapshot_version != A::SNAPSHOT_VERSION {
+        tracing::info!(
+            %stream,
+            version = snapshot.version,
+            snapshot_version,
+            current = A::SNAPSHOT_VERSION,
+            "ignoring a snapshot of another snapshot version; replaying the stream"
+        );
+        return Ok(None);
+    }
+    if snapshot.version > 0 {
+        let head = ctx
+            .event_store
+            .stream_version(stream)
+            .await
+            .map_err(LoadError::Store)?;
+        if head < snapshot.version {
+            tracing::warn!(
+                %stream,
+                version = snapshot.version,
+                head,
+                "ignoring a snapshot ahead of its stream; replaying the stream"
+            );
+            return Ok(None);
+        }
+    }
+    match serde_json::from_slice::<A>(json) {
+        Ok(restored) => Ok(Some(restored)),
+        Err(e) => {
+            tracing::warn!(
+                %stream,
+                version = snapshot.version,
+                error = %e,
+                "ignoring a snapshot that no longer decodes; replaying the stream"
+            );
+            Ok(None)
+        }
+    }
 }

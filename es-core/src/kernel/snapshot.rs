@@ -24,7 +24,7 @@ pub(crate) fn maybe_snapshot<A: Aggregate>(
     let Some(store) = &ctx.snapshot_store else {
         return;
     };
-    let bytes = match serde_json::to_vec(state) {
+    let bytes = match encode_state(A::SNAPSHOT_VERSION, state) {
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::warn!(%stream, error = %e, "cannot serialize the state for a snapshot");
@@ -67,5 +67,51 @@ impl SnapshotWrite {
             }
             Err(e) => tracing::warn!(%stream, version, error = %e, "snapshot write failed"),
         }
+    }
+}
+
+/// The first bytes of a snapshot state written at a snapshot version other than 1: a NUL (no
+/// JSON document starts with one), `esv`, then the version as 4 little-endian bytes, then the
+/// JSON state. A version-1 state is the bare JSON, as every snapshot was before versions
+/// existed, so snapshots written by older code read as version 1 and stores keep their format.
+const VERSIONED: &[u8; 4] = b"\0esv";
+
+/// Serializes `state` for a snapshot of snapshot version `version`.
+pub(crate) fn encode_state<A: Aggregate>(
+    version: u32,
+    state: &A,
+) -> Result<Vec<u8>, serde_json::Error> {
+    if version == 1 {
+        return serde_json::to_vec(state);
+    }
+    let mut bytes = Vec::with_capacity(256);
+    bytes.extend_from_slice(VERSIONED);
+    bytes.extend_from_slice(&version.to_le_bytes());
+    serde_json::to_writer(&mut bytes, state)?;
+    Ok(bytes)
+}
+
+/// The snapshot version a stored state was written at, and its JSON; `None` for a state that
+/// starts like a versioned one but is cut short.
+pub(crate) fn split_state(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let Some(rest) = bytes.strip_prefix(VERSIONED.as_slice()) else {
+        return Some((1, bytes));
+    };
+    let (version, json) = rest.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*version), json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_state;
+
+    #[test]
+    fn bare_json_is_version_one_and_a_header_gives_its_version() {
+        assert_eq!(split_state(b"{\"a\":1}"), Some((1, &b"{\"a\":1}"[..])));
+        let mut bytes = b"\0esv".to_vec();
+        bytes.extend_from_slice(&7u32.to_le_bytes());
+        bytes.extend_from_slice(b"{}");
+        assert_eq!(split_state(&bytes), Some((7, &b"{}"[..])));
+        assert_eq!(split_state(b"\0esv\x01"), None);
     }
 }

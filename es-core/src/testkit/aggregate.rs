@@ -4,7 +4,8 @@
 use std::fmt::Debug;
 
 use crate::aggregate::Aggregate;
-use crate::event::EventSet;
+use crate::event::{EventError, EventSet};
+use crate::store::NewEvent;
 
 /// A given/when/then test of one aggregate's domain logic.
 ///
@@ -54,6 +55,51 @@ impl<A: Aggregate> AggregateTest<A> {
             state.apply(&event);
         }
         Self { state }
+    }
+
+    /// Starts from the state obtained by applying stored events (name, version and payload as
+    /// a store holds them, e.g. events of an older version, or under an alias), each decoded by
+    /// the kernel's decode path, upcasters included.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::testkit::AggregateTest;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+    /// #[event(version = 2, upcast(from = 1, with = added_v1))]
+    /// pub struct Added { pub n: u64 }
+    /// /// Version 1 stored the amount as `count`.
+    /// fn added_v1(v: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+    ///     Ok(serde_json::json!({ "n": v["count"] }))
+    /// }
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # pub struct Add { pub n: u64 }
+    /// #[derive(Debug, Default, Serialize, Deserialize)]
+    /// pub struct Counter { pub total: u64 }
+    /// #[aggregate]
+    /// impl Counter {
+    /// #   #[command]
+    /// #   fn add(&self, cmd: Add) -> Result<Added, std::convert::Infallible> { Ok(Added { n: cmd.n }) }
+    ///     #[apply]
+    ///     fn added(&mut self, e: &Added) { self.total += e.n; }
+    /// }
+    ///
+    /// let old = NewEvent::new("Added", br#"{"count":4}"#.to_vec()).version(1);
+    /// let test = AggregateTest::<Counter>::given_stored([old]).unwrap();
+    /// assert_eq!(test.state().total, 4);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first event that does not decode, as the kernel would report it.
+    pub fn given_stored(events: impl IntoIterator<Item = NewEvent>) -> Result<Self, EventError> {
+        let mut state = A::default();
+        for event in events {
+            let event = A::Event::decode(&event.event_type, event.event_version, &event.payload)?;
+            state.apply(&event);
+        }
+        Ok(Self { state })
     }
 
     /// Starts from the default state (a new aggregate).

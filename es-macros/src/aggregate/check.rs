@@ -56,6 +56,8 @@ pub(super) struct Plan {
     pub(super) commands: Vec<Command>,
     /// The event appliers, one per event type.
     pub(super) applies: Vec<Apply>,
+    /// `snapshot_version = n`, when given.
+    pub(super) snapshot_version: Option<u32>,
 }
 
 /// Validates the input.
@@ -118,6 +120,7 @@ pub(super) fn check(
         event_enum,
         commands,
         applies,
+        snapshot_version: args.snapshot_version,
     }
 }
 

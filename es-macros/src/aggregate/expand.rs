@@ -276,6 +276,10 @@ fn event_set(plan: &Plan) -> TokenStream {
         let event = event(&a.ty);
         quote!(#event::NAME)
     });
+    let aliases = applies.iter().map(|a| {
+        let event = event(&a.ty);
+        quote!(#event::ALIASES)
+    });
     let type_arms = applies.iter().map(|a| {
         let (variant, event) = (&a.variant, event(&a.ty));
         quote!(#event_enum::#variant(_) => #event::NAME)
@@ -291,7 +295,7 @@ fn event_set(plan: &Plan) -> TokenStream {
     let decode_branches = applies.iter().map(|a| {
         let (variant, event) = (&a.variant, event(&a.ty));
         quote! {
-            if event_type == #event::NAME {
+            if #event::answers_to(event_type) {
                 return ::core::result::Result::map(
                     #event::decode_payload(event_version, payload),
                     #event_enum::#variant,
@@ -316,6 +320,22 @@ fn event_set(plan: &Plan) -> TokenStream {
                     ::core::panic!(#message);
                 }
             });
+            // An alias of one equal to the other's name, or one alias of both: stored events
+            // under it could not be told apart either.
+            let (first_name, second_name) = (type_display(&first.ty), type_display(&second.ty));
+            let alias_message = format!(
+                "an alias of `{second_name}` or `{first_name}` (`#[event(aliases(...))]`) is \
+                 the other's name or alias, so stored events under it could not be told apart: \
+                 remove it from the `aliases(...)` of one of them"
+            );
+            pair_checks.push(quote_spanned! {second.ty.span()=>
+                if listed(#a::NAME, #b::ALIASES)
+                    || listed(#b::NAME, #a::ALIASES)
+                    || overlap(#a::ALIASES, #b::ALIASES)
+                {
+                    ::core::panic!(#alias_message);
+                }
+            });
         }
     }
     let distinct_names = if pair_checks.is_empty() {
@@ -337,6 +357,26 @@ fn event_set(plan: &Plan) -> TokenStream {
                     }
                     true
                 }
+                const fn listed(name: &str, list: &[&str]) -> bool {
+                    let mut i = 0;
+                    while i < list.len() {
+                        if same(name, list[i]) {
+                            return true;
+                        }
+                        i += 1;
+                    }
+                    false
+                }
+                const fn overlap(a: &[&str], b: &[&str]) -> bool {
+                    let mut i = 0;
+                    while i < a.len() {
+                        if listed(a[i], b) {
+                            return true;
+                        }
+                        i += 1;
+                    }
+                    false
+                }
                 #(#pair_checks)*
             };
         }
@@ -346,6 +386,7 @@ fn event_set(plan: &Plan) -> TokenStream {
         #[allow(private_bounds)]
         impl ::es_core::event::EventSet for #event_enum where #bounds {
             const NAMES: &'static [&'static str] = &[#(#names),*];
+            const NAME_ALIASES: &'static [&'static [&'static str]] = &[#(#aliases),*];
 
             fn event_type(&self) -> &'static str {
                 match *self {
@@ -392,8 +433,10 @@ fn aggregate(plan: &Plan) -> TokenStream {
         event_enum,
         commands,
         applies,
+        snapshot_version,
         ..
     } = plan;
+    let snapshot_version = snapshot_version.map(|v| quote!(const SNAPSHOT_VERSION: u32 = #v;));
     let handle_arms = commands.iter().map(|c| {
         let (variant, method) = (&c.variant, &c.method);
         let into_events = quote!(::es_core::event::IntoEvents::<#event_enum>::into_events);
@@ -430,6 +473,7 @@ fn aggregate(plan: &Plan) -> TokenStream {
         #[allow(private_bounds)]
         #header where #bounds #(#command_bounds,)* {
             const TYPE: &'static str = #type_name;
+            #snapshot_version
             type Command = #command_enum;
             type Event = #event_enum;
             type Error = #error;

@@ -21,6 +21,8 @@ pub(super) struct AggregateArgs {
     pub(super) name: Option<LitStr>,
     /// `error = Type`.
     pub(super) error: Option<Type>,
+    /// `snapshot_version = n`.
+    pub(super) snapshot_version: Option<u32>,
 }
 
 /// Parses the attribute arguments, reporting unknown, duplicate and malformed ones.
@@ -28,14 +30,26 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Ag
     let mut args = AggregateArgs {
         name: None,
         error: None,
+        snapshot_version: None,
     };
-    ArgSet::new("aggregate", &["name", "error"]).parse_tokens(
+    ArgSet::new("aggregate", &["name", "error", "snapshot_version"]).parse_tokens(
         attr,
         diagnostics,
         |value, diagnostics| match value.key().as_str() {
             "name" => args.name = value.name("bank_account", diagnostics),
             "error" => {
                 args.error = value.type_("the command error type", "error = BankError", diagnostics)
+            }
+            "snapshot_version" => {
+                match value.u32("a positive integer", "snapshot_version = 2", diagnostics) {
+                    Some((lit, 0)) => diagnostics.error(
+                        lit,
+                        "snapshot versions start at 1 (the default): `snapshot_version = 0` is \
+                         not allowed",
+                    ),
+                    Some((_, v)) => args.snapshot_version = Some(v),
+                    None => {}
+                }
             }
             _ => {}
         },

@@ -1,8 +1,9 @@
 //! Writes the `Event` impl from an [`EventModel`].
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::DeriveInput;
+use syn::spanned::Spanned;
 
 use super::parse::EventModel;
 
@@ -12,12 +13,47 @@ pub(super) fn expand(model: &EventModel) -> TokenStream {
         ident,
         name,
         version,
+        aliases,
+        upcasts,
     } = model;
+    let aliases = (!aliases.is_empty()).then(|| {
+        quote! { const ALIASES: &'static [&'static str] = &[#(#aliases),*]; }
+    });
+    let upcast = (!upcasts.is_empty()).then(|| {
+        let value = quote!(::es_core::__private::serde_json::Value);
+        let result = quote!(::core::result::Result<#value, ::es_core::event::UpcastError>);
+        let arms = upcasts.iter().map(|(from, with)| {
+            // Spanned at the user's function: a wrong signature is reported there.
+            let call = quote_spanned! {with.span()=> {
+                let upcaster: fn(#value) -> #result = #with;
+                upcaster(payload)
+            }};
+            quote!(#from => #call)
+        });
+        quote! {
+            const UPCASTERS: bool = true;
+
+            fn upcast(from: u32, payload: #value) -> #result {
+                match from {
+                    #(#arms,)*
+                    _ => ::core::result::Result::Err(::es_core::event::UpcastError::new(
+                        ::std::format!(
+                            "no upcaster from version {} (this code reads version {})",
+                            from,
+                            #version,
+                        ),
+                    )),
+                }
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl ::es_core::event::Event for #ident {
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
+            #aliases
+            #upcast
         }
     }
 }

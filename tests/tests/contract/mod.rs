@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 mod envelope;
+mod evolution;
 mod projections;
 pub use envelope::envelope_contract;
+pub use evolution::evolution_contract;
 pub use projections::projections_contract;
 
 use es_core::prelude::*;

@@ -1,0 +1,13 @@
+use es_core::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+fn lift(v: Value) -> Result<Value, UpcastError> {
+    Ok(v)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(version = 2, upcast(from = 0, with = lift), upcast(from = 1, with = lift))]
+pub struct Withdrawn { pub amount: u64 }
+
+fn main() {}
