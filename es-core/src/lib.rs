@@ -48,6 +48,7 @@ pub mod kernel;
 pub mod memory;
 pub mod metrics;
 mod panic;
+pub mod process;
 pub mod projection;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -73,6 +74,7 @@ pub mod prelude {
     pub use crate::event::{Event, EventSet, IntoEvents, Recorded};
     pub use crate::kernel::{Committed, DispatchError, DispatchOptions, Kernel};
     pub use crate::memory::MemoryStore;
+    pub use crate::process::{Commands, ProcessHandle, ProcessManager, Rejection};
     pub use crate::projection::{Projection, ProjectionOptions};
     pub use crate::store::{
         CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, SnapshotStore,
