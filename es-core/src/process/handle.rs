@@ -298,7 +298,12 @@ impl<'k> ProcessManagers<'k> {
     /// The statuses of every runner started on this kernel.
     pub fn statuses(&self) -> Vec<ProcessStatus> {
         let registry = self.kernel.process_registry();
-        let mut all: Vec<_> = registry.runners.lock().values().map(|s| s.status()).collect();
+        let mut all: Vec<_> = registry
+            .runners
+            .lock()
+            .values()
+            .map(|s| s.status())
+            .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }

@@ -74,7 +74,11 @@ pub trait ProcessManager: Default + Serialize + DeserializeOwned + Send + Sync +
 
     /// Handles the rejection of a command this instance sent (`#[rejected]`). The default does
     /// nothing.
-    fn rejected(&mut self, rejection: &Rejection, out: &mut Commands) -> Result<(), ProjectionError> {
+    fn rejected(
+        &mut self,
+        rejection: &Rejection,
+        out: &mut Commands,
+    ) -> Result<(), ProjectionError> {
         let _ = (rejection, out);
         Ok(())
     }
@@ -140,20 +144,22 @@ impl Debug for SentCommand {
 impl SentCommand {
     /// Dispatches (a copy of) the command on `kernel` with its options.
     pub(crate) fn send(&self, kernel: Kernel) -> SendFuture {
-        (self.send)(kernel, &self.aggregate_id, self.payload.as_ref(), self.options.clone())
+        (self.send)(
+            kernel,
+            &self.aggregate_id,
+            self.payload.as_ref(),
+            self.options.clone(),
+        )
     }
 }
 
-fn send_as<A: Aggregate>(
+fn send_as<A: Aggregate, C: Into<A::Command> + Clone + Send + Sync + 'static>(
     kernel: Kernel,
     id: &str,
     payload: &(dyn Any + Send + Sync),
     options: DispatchOptions,
-) -> SendFuture
-where
-    A::Command: Clone + Sync,
-{
-    let command = payload.downcast_ref::<A::Command>().cloned();
+) -> SendFuture {
+    let command = payload.downcast_ref::<C>().cloned();
     let id = id.to_owned();
     Box::pin(async move {
         let Some(command) = command else {
@@ -232,10 +238,14 @@ impl Commands {
     }
 
     /// Sends `command` to aggregate `id` of type `A`.
-    pub fn dispatch<A: Aggregate>(&mut self, id: impl Into<String>, command: impl Into<A::Command>)
-    where
-        A::Command: Clone + Debug + Sync,
-    {
+    ///
+    /// The command is kept until it is answered (it is sent again, with the same id, after a
+    /// store failure), hence `Clone`; its `Debug` text is what the testkit compares.
+    pub fn dispatch<A: Aggregate>(
+        &mut self,
+        id: impl Into<String>,
+        command: impl Into<A::Command> + Clone + Debug + Send + Sync + 'static,
+    ) {
         self.dispatch_with::<A>(id, command, DispatchOptions::default());
     }
 
@@ -245,12 +255,16 @@ impl Commands {
     pub fn dispatch_with<A: Aggregate>(
         &mut self,
         id: impl Into<String>,
-        command: impl Into<A::Command>,
+        command: impl Into<A::Command> + Clone + Debug + Send + Sync + 'static,
         options: DispatchOptions,
-    ) where
-        A::Command: Clone + Debug + Sync,
+    ) {
+        self.push::<A, _>(id.into(), command, options);
+    }
+
+    fn push<A: Aggregate, C>(&mut self, id: String, command: C, options: DispatchOptions)
+    where
+        C: Into<A::Command> + Clone + Debug + Send + Sync + 'static,
     {
-        let command: A::Command = command.into();
         let index = self.next_index;
         self.next_index += 1;
         let options = options
@@ -259,11 +273,11 @@ impl Commands {
             .causation_id(causation_id(self.position));
         self.sent.push(SentCommand {
             aggregate_type: A::TYPE,
-            aggregate_id: id.into(),
+            aggregate_id: id,
             command: format!("{command:?}"),
             options,
             payload: Box::new(command),
-            send: send_as::<A>,
+            send: send_as::<A, C>,
         });
     }
 
@@ -301,7 +315,10 @@ impl Commands {
 /// 64-bit FNV-1a hash of it, so the id stays within the store's limit.
 pub fn command_id(manager: &str, key: &str, position: u64, index: u32) -> String {
     if key.len() > 128 {
-        format!("{manager}/#{:016x}/{position}/{index}", fnv1a(key.as_bytes()))
+        format!(
+            "{manager}/#{:016x}/{position}/{index}",
+            fnv1a(key.as_bytes())
+        )
     } else {
         format!("{manager}/{key}/{position}/{index}")
     }

@@ -205,7 +205,9 @@ impl<P: ProcessManager> Runner<P> {
             }
         }
         self.flush(&mut wave).await?;
-        self.shared.events_handled.fetch_add(handled, Ordering::Relaxed);
+        self.shared
+            .events_handled
+            .fetch_add(handled, Ordering::Relaxed);
         self.shared
             .instances
             .store(self.instances.len(), Ordering::Relaxed);
@@ -233,7 +235,10 @@ impl<P: ProcessManager> Runner<P> {
         let before = match self.options.error_policy {
             ErrorPolicy::Stop => None,
             _ => Some(serde_json::to_vec(&state).map_err(|e| {
-                End::Failed(format!("process manager `{}`: encoding an instance: {e}", P::NAME))
+                End::Failed(format!(
+                    "process manager `{}`: encoding an instance: {e}",
+                    P::NAME
+                ))
             })?),
         };
         let mut attempt = 0u32;
@@ -406,7 +411,12 @@ impl<P: ProcessManager> Runner<P> {
             format: FORMAT,
             instances: &self.instances,
         })
-        .map_err(|e| End::Failed(format!("process manager `{}`: encoding the instances: {e}", P::NAME)))?;
+        .map_err(|e| {
+            End::Failed(format!(
+                "process manager `{}`: encoding the instances: {e}",
+                P::NAME
+            ))
+        })?;
         let mut failures = 0u32;
         loop {
             let error = match self
