@@ -86,7 +86,10 @@ pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnost
             rejected = Some(handler);
             continue;
         }
-        let start = on_argument(first, diagnostics);
+        let Some(start) = on_argument(first, diagnostics) else {
+            failed = true;
+            continue;
+        };
         let Some(handler) = check_handler(sig, start, diagnostics) else {
             failed = true;
             continue;
@@ -130,26 +133,26 @@ pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnost
     }
 }
 
-/// Whether `#[on]` is `#[on(start)]`; anything else in the parentheses is reported.
-fn on_argument(attr: &Attribute, diagnostics: &mut Diagnostics) -> bool {
+/// Whether `#[on]` is `#[on(start)]`; anything else in the parentheses is reported (`None`).
+fn on_argument(attr: &Attribute, diagnostics: &mut Diagnostics) -> Option<bool> {
     match &attr.meta {
-        Meta::Path(_) => false,
+        Meta::Path(_) => Some(false),
         Meta::List(list) => {
             let tokens = list.tokens.to_string();
             if tokens.trim() == "start" {
-                true
+                Some(true)
             } else {
                 diagnostics.error(
                     &list.tokens,
                     "`#[on]` takes no argument except `start`: `#[on(start)]` for an event that \
                      begins an instance, `#[on]` for one that continues it",
                 );
-                false
+                None
             }
         }
         Meta::NameValue(nv) => {
             diagnostics.error(nv, "`#[on]` takes no value: `#[on(start)]` or `#[on]`");
-            false
+            None
         }
     }
 }
@@ -182,8 +185,9 @@ fn two_arguments<'s>(
                 diagnostics.error(
                     &second.ty,
                     format!(
-                        "the second argument of a `#[{attribute}]` handler is where it sends \
-                         commands: `out: &mut Commands`, {example}"
+                        "the second argument of {} handler is where it sends commands: \
+                         `out: &mut Commands`, {example}",
+                        article(attribute)
                     ),
                 );
                 return None;
@@ -193,18 +197,34 @@ fn two_arguments<'s>(
         [_, _, extra, ..] => {
             diagnostics.error(
                 extra,
-                format!("a `#[{attribute}]` handler takes exactly two arguments: {example}"),
+                format!(
+                    "{} handler takes exactly two arguments: {example}",
+                    article(attribute)
+                ),
             );
             None
         }
         _ => {
             diagnostics.push(syn::Error::new(
                 sig.paren_token.span.join(),
-                format!("a `#[{attribute}]` handler takes two arguments: {example}"),
+                format!(
+                    "{} handler takes two arguments: {example}",
+                    article(attribute)
+                ),
             ));
             None
         }
     }
+}
+
+/// "an `#[on]`" or "a `#[rejected]`".
+fn article(attribute: &str) -> String {
+    let a = if attribute.starts_with("on") {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{a} `#[{attribute}]`")
 }
 
 fn output(sig: &Signature) -> proc_macro2::TokenStream {
@@ -231,8 +251,9 @@ fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) ->
         diagnostics.error(
             first,
             format!(
-                "a `#[{attribute}]` handler takes the event as `&Recorded<MyEvent>` (the typed \
-                 view of a stored event): write `e: &Recorded<{}>`",
+                "{} handler takes the event as `&Recorded<MyEvent>` (the typed view of a \
+                 stored event): write `e: &Recorded<{}>`",
+                article(attribute),
                 type_display(event)
             ),
         );
