@@ -355,3 +355,93 @@ async fn starting_twice_returns_the_running_manager_and_instances_survive_a_rest
     assert!(kernel.process_managers().stop("nope").await.is_err());
     kernel.shutdown().await;
 }
+
+mod testkit {
+    use es_core::process::Rejection;
+    use es_core::testkit::{ProcessTest, expect_command, recorded};
+    use es_examples::bank::*;
+
+    fn requested(key: &str, amount: u64) -> es_core::RecordedEvent {
+        recorded(
+            "transfer_desk",
+            "desk",
+            key,
+            TransferRequested {
+                from: "a".into(),
+                to: "b".into(),
+                amount,
+            },
+        )
+    }
+
+    #[test]
+    fn a_request_withdraws_and_a_withdrawal_deposits() {
+        ProcessTest::<Transfer>::given([])
+            .when(requested("t-1", 30))
+            .then_commands([expect_command::<BankAccount>("a", Withdraw { amount: 30 })])
+            .then_state(|t| assert!(!t.withdrawn));
+        let then = ProcessTest::<Transfer>::given([requested("t-1", 30)])
+            .when(recorded(
+                "bank_account",
+                "a",
+                "t-1",
+                Withdrawn { amount: 30 },
+            ))
+            .then_commands([expect_command::<BankAccount>("b", Deposit { amount: 30 })])
+            .then_state(|t| assert!(t.withdrawn));
+        let sent = &then.commands()[0];
+        assert_eq!(sent.options.correlation_id.as_deref(), Some("t-1"));
+        assert_eq!(sent.options.causation_id.as_deref(), Some("event@2"));
+        assert_eq!(
+            sent.options.command_id.as_deref(),
+            Some("transfers/t-1/2/0")
+        );
+        ProcessTest::<Transfer>::given([
+            requested("t-1", 30),
+            recorded("bank_account", "a", "t-1", Withdrawn { amount: 30 }),
+        ])
+        .when(recorded(
+            "bank_account",
+            "b",
+            "t-1",
+            Deposited { amount: 30 },
+        ))
+        .then_no_commands()
+        .then_finished();
+    }
+
+    #[test]
+    fn events_of_no_instance_are_skipped() {
+        ProcessTest::<Transfer>::given([])
+            .when(recorded(
+                "bank_account",
+                "a",
+                "someone",
+                Withdrawn { amount: 5 },
+            ))
+            .then_skipped()
+            .then_no_commands();
+    }
+
+    #[test]
+    fn a_refused_deposit_is_compensated() {
+        let rejection = Rejection {
+            aggregate_type: "bank_account".into(),
+            aggregate_id: "b".into(),
+            command_id: "transfers/t-1/2/0".into(),
+            message: "the account is closed".into(),
+        };
+        ProcessTest::<Transfer>::given([
+            requested("t-1", 30),
+            recorded("bank_account", "a", "t-1", Withdrawn { amount: 30 }),
+        ])
+        .when_rejected("t-1", rejection.clone())
+        .then_commands([expect_command::<BankAccount>("a", Deposit { amount: 30 })])
+        .then_finished();
+        // A refused withdrawal: nothing to give back.
+        ProcessTest::<Transfer>::given([requested("t-1", 30)])
+            .when_rejected("t-1", rejection)
+            .then_no_commands()
+            .then_finished();
+    }
+}

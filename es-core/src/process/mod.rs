@@ -45,6 +45,7 @@ mod handle;
 mod runner;
 
 pub(crate) use handle::Registry;
+
 pub use handle::{CHECKPOINT_PREFIX, ProcessHandle, ProcessManagers, ProcessStatus};
 
 /// A workflow across aggregates. Written by `#[process_manager]`, or by hand.
