@@ -1,6 +1,7 @@
 //! The transfer process manager on the kernel: money moves once, refusals are compensated,
 //! a re-run after an interruption takes no effect twice, and bad input stops nothing.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
