@@ -23,8 +23,7 @@ pub const CHECKPOINT_PREFIX: &str = "process:";
 pub(crate) struct Shared {
     pub(crate) name: &'static str,
     pub(crate) phase: Mutex<ProjectionPhase>,
-    /// The last position whose events were handled, their commands answered and the
-    /// checkpoint saved.
+    /// The last position whose events were handled and their commands answered.
     pub(crate) processed: watch::Sender<u64>,
     pub(crate) instances: AtomicUsize,
     pub(crate) events_handled: AtomicU64,
@@ -80,7 +79,7 @@ pub struct ProcessStatus {
     pub name: String,
     /// Running, caught up, or stopped (and why).
     pub phase: ProjectionPhase,
-    /// The last position handled (its commands answered, the checkpoint saved).
+    /// The last position handled (its commands answered).
     pub position: u64,
     /// Live instances.
     pub instances: usize,
@@ -279,6 +278,8 @@ impl<'k> ProcessManagers<'k> {
             shared: shared.clone(),
             stop: stop_rx,
             instances,
+            saved_at: std::time::Instant::now(),
+            unsaved: None,
         };
         let task = tokio::spawn(runner.run());
         *shared.task.lock() = Some(task);

@@ -17,9 +17,12 @@
 //!   sent again after an interruption is answered from the aggregate's idempotency window
 //!   (`KernelBuilder::dedup_window`) instead of running twice.
 //! - Instance states are saved together with the position, in one checkpoint write, after the
-//!   commands of every handled event were answered. After a crash the runner resumes from the
-//!   last checkpoint: it handles the later events again from the saved states, sends the same
-//!   commands with the same ids, and so every instance applies each event once.
+//!   commands of every handled event were answered: at most every 100 ms while busy, and
+//!   whenever the runner reaches the head of the log or stops. After a crash the runner resumes
+//!   from the last checkpoint: it handles the later events again from the saved states, sends
+//!   the same commands with the same ids (answered from the idempotency windows, as long as an
+//!   aggregate received fewer than `dedup_window` commands meanwhile), and so every instance
+//!   applies each event once.
 //! - A rejected command records nothing, so on a re-run it is decided again against the
 //!   aggregate's current state; `#[rejected]` runs for the answer the re-run gets.
 //!
@@ -123,8 +126,8 @@ pub struct SentCommand {
     pub aggregate_type: &'static str,
     /// The aggregate id.
     pub aggregate_id: String,
-    /// The command's `Debug` text (what the testkit compares).
-    pub command: String,
+    /// The command's `Debug` text, written only when asked for (what the testkit compares).
+    describe: fn(&(dyn Any + Send + Sync)) -> String,
     /// The envelope: the runner fills in the command, correlation and causation ids.
     pub options: DispatchOptions,
     payload: Box<dyn Any + Send + Sync>,
@@ -136,13 +139,18 @@ impl Debug for SentCommand {
         f.debug_struct("SentCommand")
             .field("aggregate_type", &self.aggregate_type)
             .field("aggregate_id", &self.aggregate_id)
-            .field("command", &self.command)
+            .field("command", &self.command())
             .field("options", &self.options)
             .finish()
     }
 }
 
 impl SentCommand {
+    /// The command's `Debug` text.
+    pub fn command(&self) -> String {
+        (self.describe)(self.payload.as_ref())
+    }
+
     /// Dispatches (a copy of) the command on `kernel` with its options.
     pub(crate) fn send(&self, kernel: Kernel) -> SendFuture {
         (self.send)(
@@ -151,6 +159,13 @@ impl SentCommand {
             self.payload.as_ref(),
             self.options.clone(),
         )
+    }
+}
+
+fn describe<C: Debug + 'static>(payload: &(dyn Any + Send + Sync)) -> String {
+    match payload.downcast_ref::<C>() {
+        Some(command) => format!("{command:?}"),
+        None => "<a command of another type>".to_owned(),
     }
 }
 
@@ -275,7 +290,7 @@ impl Commands {
         self.sent.push(SentCommand {
             aggregate_type: A::TYPE,
             aggregate_id: id,
-            command: format!("{command:?}"),
+            describe: describe::<C>,
             options,
             payload: Box::new(command),
             send: send_as::<A, C>,

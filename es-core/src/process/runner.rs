@@ -1,10 +1,10 @@
 //! The process manager runner: reads the log in order, routes events to instances, dispatches
 //! their commands, handles rejections, and checkpoints position and instances together.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -16,12 +16,14 @@ use crate::kernel::WeakKernel;
 use crate::projection::{ErrorPolicy, ProjectionError, ProjectionOptions, ProjectionPhase};
 use crate::store::{CheckpointStore, EventStore, RecordedEvent};
 
-/// How often (in events) a runner checks for a stop request inside a page.
-const STOP_CHECK_EVERY: usize = 64;
 /// How many times a store failure is retried (reads, checkpoints, commands) before stopping.
 const STORE_ATTEMPTS: u32 = 10;
 /// The checkpoint format written by this version.
 const FORMAT: u32 = 1;
+/// How often a busy runner saves its checkpoint (it also saves whenever it reaches the head of
+/// the log, and when it stops). Between two saves, a crash makes the next runner handle the
+/// events again and send the same commands, which the aggregates' idempotency windows answer.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The saved checkpoint state: the live instances.
 #[derive(Serialize)]
@@ -80,6 +82,10 @@ pub(super) struct Runner<P> {
     pub(super) shared: Arc<Shared>,
     pub(super) stop: watch::Receiver<bool>,
     pub(super) instances: HashMap<String, P>,
+    /// When the checkpoint was last saved.
+    pub(super) saved_at: Instant,
+    /// The position handled but not yet saved, if any.
+    pub(super) unsaved: Option<u64>,
 }
 
 impl<P> Drop for Runner<P> {
@@ -101,7 +107,14 @@ impl<P: ProcessManager> Runner<P> {
     /// The task: follows the log until stopped or failed, then records why.
     pub(super) async fn run(mut self) {
         let error = match self.follow().await {
-            End::Stopped => None,
+            End::Stopped => {
+                // What was handled and answered is saved, so the next runner need not send it
+                // again (it would be answered from the idempotency windows if it did).
+                if let Err(End::Failed(e)) = self.save_unsaved().await {
+                    tracing::warn!(process_manager = P::NAME, error = %e, "saving the checkpoint at stop failed");
+                }
+                None
+            }
             End::Failed(e) => {
                 tracing::error!(process_manager = P::NAME, error = %e, "process manager stopped");
                 Some(e)
@@ -152,6 +165,9 @@ impl<P: ProcessManager> Runner<P> {
                 }
             };
             if page.scanned == 0 {
+                if let Err(end) = self.save_unsaved().await {
+                    return end;
+                }
                 self.set_phase(ProjectionPhase::CaughtUp);
                 head.borrow_and_update();
                 if *head.borrow() >= next {
@@ -175,36 +191,45 @@ impl<P: ProcessManager> Runner<P> {
         }
     }
 
-    /// Handles one page: events are fed to their instances in order, in waves where each
-    /// instance appears once; a wave's commands are dispatched concurrently and answered
-    /// (rejections handled) before an instance sees its next event. Then the checkpoint
-    /// (position and instances) is saved and the position published.
+    /// Handles one page. Each instance sees its events in log order, one at a time: the page
+    /// is handled in rounds, round `k` feeding every instance its `k`th event of the page, and a
+    /// round's commands are dispatched concurrently and answered (rejections handled) before
+    /// the next round. Instances are independent, so this is what handling the page event by
+    /// event would do, with as many commands in flight as there are instances. Then the
+    /// position is published, and saved with the instances when it is time to.
     async fn process(&mut self, page: &[RecordedEvent], scanned_to: u64) -> Result<(), End> {
-        let mut wave: Vec<Step<P>> = Vec::new();
-        let mut keys: HashSet<String> = HashSet::new();
-        let mut processed = scanned_to;
-        let mut handled = 0u64;
-        for (i, event) in page.iter().enumerate() {
-            if i % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 && self.stopping() {
-                processed = event.position - 1;
-                break;
-            }
+        let mut order: Vec<String> = Vec::new();
+        let mut by_key: HashMap<String, Vec<&RecordedEvent>> = HashMap::new();
+        for event in page {
             let Some(key) = P::key(event) else { continue };
-            if keys.contains(&key) {
-                self.flush(&mut wave).await?;
-                keys.clear();
-            }
-            let existed = self.instances.contains_key(&key);
-            let Some((key, state)) = route(&mut self.instances, event) else {
-                continue;
-            };
-            if let Some(step) = self.handle(key, state, event, existed).await? {
-                handled += 1;
-                keys.insert(step.key.clone());
-                wave.push(step);
-            }
+            by_key
+                .entry(key)
+                .or_insert_with_key(|key| {
+                    order.push(key.clone());
+                    Vec::new()
+                })
+                .push(event);
         }
-        self.flush(&mut wave).await?;
+        let rounds = by_key.values().map(Vec::len).max().unwrap_or(0);
+        let processed = scanned_to;
+        let mut handled = 0u64;
+        let mut wave: Vec<Step<P>> = Vec::new();
+        for round in 0..rounds {
+            for key in &order {
+                let Some(event) = by_key.get(key).and_then(|events| events.get(round)) else {
+                    continue;
+                };
+                let existed = self.instances.contains_key(key);
+                let Some((key, state)) = route(&mut self.instances, event) else {
+                    continue;
+                };
+                if let Some(step) = self.handle(key, state, event, existed).await? {
+                    handled += 1;
+                    wave.push(step);
+                }
+            }
+            self.flush(&mut wave).await?;
+        }
         self.shared
             .events_handled
             .fetch_add(handled, Ordering::Relaxed);
@@ -212,8 +237,11 @@ impl<P: ProcessManager> Runner<P> {
             .instances
             .store(self.instances.len(), Ordering::Relaxed);
         if processed > *self.shared.processed.borrow() {
-            self.save_checkpoint(processed).await?;
+            self.unsaved = Some(processed);
             self.shared.processed.send_replace(processed);
+            if self.saved_at.elapsed() >= CHECKPOINT_EVERY {
+                self.save_unsaved().await?;
+            }
         }
         if self.stopping() {
             return Err(End::Stopped);
@@ -403,6 +431,16 @@ impl<P: ProcessManager> Runner<P> {
                 return Err(End::Stopped);
             }
         }
+    }
+
+    /// Saves the position handled since the last save, if any.
+    async fn save_unsaved(&mut self) -> Result<(), End> {
+        if let Some(position) = self.unsaved {
+            self.save_checkpoint(position).await?;
+            self.unsaved = None;
+            self.saved_at = Instant::now();
+        }
+        Ok(())
     }
 
     /// Saves position and instances in one write, retrying failures.

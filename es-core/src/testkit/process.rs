@@ -227,7 +227,7 @@ impl<P: ProcessManager> ProcessThen<P> {
             .map(|c| ExpectedCommand {
                 aggregate_type: c.aggregate_type,
                 aggregate_id: c.aggregate_id.clone(),
-                command: c.command.clone(),
+                command: c.command(),
             })
             .collect();
         let expected: Vec<ExpectedCommand> = expected.into_iter().collect();
