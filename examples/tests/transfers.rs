@@ -446,3 +446,41 @@ mod testkit {
             .then_finished();
     }
 }
+
+#[test]
+fn the_manager_reports_its_metrics() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // Handles are taken when the runner starts, on this thread: the local recorder sees them.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = MemoryStore::new();
+        let kernel = kernel(store.clone());
+        kernel
+            .dispatch::<BankAccount>("a", Deposit { amount: 100 })
+            .await
+            .unwrap();
+        let transfers = kernel
+            .process_managers()
+            .start::<Transfer>(ProjectionOptions::default())
+            .await
+            .unwrap();
+        request(&kernel, "t-1", "a", "b", 30).await;
+        request(&kernel, "t-2", "a", "b", 1_000).await;
+        settle(&store, &transfers).await;
+        kernel.shutdown().await;
+    });
+    let text = handle.render();
+    for line in [
+        "es_process_commands_sent_total{process_manager=\"transfers\"} 3",
+        "es_process_rejections_total{process_manager=\"transfers\"} 1",
+        "es_process_events_handled_total{process_manager=\"transfers\"} 4",
+        "es_process_instances{process_manager=\"transfers\"} 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

@@ -19,8 +19,42 @@ use crate::store::CheckpointStore;
 /// shares a checkpoint with a projection of the same name.
 pub const CHECKPOINT_PREFIX: &str = "process:";
 
+/// Counter: events handled by a process manager's instances (label `process_manager`).
+pub const EVENTS_HANDLED: &str = "es_process_events_handled_total";
+/// Counter: commands a process manager sent (label `process_manager`; a command sent again
+/// after an interruption counts again).
+pub const COMMANDS_SENT: &str = "es_process_commands_sent_total";
+/// Counter: commands of a process manager that were rejected (label `process_manager`).
+pub const REJECTIONS: &str = "es_process_rejections_total";
+/// Gauge: live instances of a process manager (label `process_manager`).
+pub const INSTANCES: &str = "es_process_instances";
+/// Gauge: events in the log after a process manager's position (label `process_manager`).
+pub const LAG_EVENTS: &str = "es_process_lag_events";
+
+/// The metric handles of one runner, taken when it starts.
+pub(crate) struct Metrics {
+    pub(crate) events_handled: metrics::Counter,
+    pub(crate) commands_sent: metrics::Counter,
+    pub(crate) rejections: metrics::Counter,
+    pub(crate) instances: metrics::Gauge,
+    pub(crate) lag_events: metrics::Gauge,
+}
+
+impl Metrics {
+    fn new(name: &'static str) -> Self {
+        Self {
+            events_handled: metrics::counter!(EVENTS_HANDLED, "process_manager" => name),
+            commands_sent: metrics::counter!(COMMANDS_SENT, "process_manager" => name),
+            rejections: metrics::counter!(REJECTIONS, "process_manager" => name),
+            instances: metrics::gauge!(INSTANCES, "process_manager" => name),
+            lag_events: metrics::gauge!(LAG_EVENTS, "process_manager" => name),
+        }
+    }
+}
+
 /// What a runner shares with its handles.
 pub(crate) struct Shared {
+    pub(crate) metrics: Metrics,
     pub(crate) name: &'static str,
     pub(crate) phase: Mutex<ProjectionPhase>,
     /// The last position whose events were handled and their commands answered.
@@ -258,6 +292,7 @@ impl<'k> ProcessManagers<'k> {
         };
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
+            metrics: Metrics::new(P::NAME),
             name: P::NAME,
             phase: Mutex::new(ProjectionPhase::Running),
             processed: watch::Sender::new(position),

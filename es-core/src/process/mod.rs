@@ -26,6 +26,12 @@
 //! - A rejected command records nothing, so on a re-run it is decided again against the
 //!   aggregate's current state; `#[rejected]` runs for the answer the re-run gets.
 //!
+//! # Metrics
+//!
+//! Labelled `process_manager`: [`EVENTS_HANDLED`], [`COMMANDS_SENT`], [`REJECTIONS`]
+//! (counters), [`INSTANCES`] and [`LAG_EVENTS`] (gauges); [`ProcessHandle::status`] reports the
+//! same counts without a recorder.
+//!
 //! Events of one instance are handled one at a time, each after the commands of the previous one
 //! were answered (and their rejections handled); different instances proceed concurrently.
 
@@ -49,7 +55,10 @@ mod runner;
 
 pub(crate) use handle::Registry;
 
-pub use handle::{CHECKPOINT_PREFIX, ProcessHandle, ProcessManagers, ProcessStatus};
+pub use handle::{
+    CHECKPOINT_PREFIX, COMMANDS_SENT, EVENTS_HANDLED, INSTANCES, LAG_EVENTS, ProcessHandle,
+    ProcessManagers, ProcessStatus, REJECTIONS,
+};
 
 /// A workflow across aggregates. Written by `#[process_manager]`, or by hand.
 ///
@@ -394,5 +403,23 @@ pub(crate) fn route<P: ProcessManager>(
         Some(state) => Some((key, state)),
         None if P::starts(event) => Some((key, P::default())),
         None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{causation_id, command_id};
+
+    #[test]
+    fn command_ids_are_readable_and_long_keys_are_hashed_stably() {
+        assert_eq!(command_id("transfers", "t-1", 7, 2), "transfers/t-1/7/2");
+        assert_eq!(causation_id(7), "event@7");
+        let long = "k".repeat(300);
+        let id = command_id("transfers", &long, 7, 0);
+        assert!(id.len() < 64, "{id}");
+        assert_eq!(id, command_id("transfers", &long, 7, 0));
+        // FNV-1a 64 of the key: stable across runs, builds and platforms.
+        assert_eq!(id, "transfers/#1f2d4d02dcfcfcf1/7/0");
+        assert_ne!(id, command_id("transfers", &"k".repeat(301), 7, 0));
     }
 }

@@ -168,6 +168,7 @@ impl<P: ProcessManager> Runner<P> {
                 if let Err(end) = self.save_unsaved().await {
                     return end;
                 }
+                self.shared.metrics.lag_events.set(0.0);
                 self.set_phase(ProjectionPhase::CaughtUp);
                 head.borrow_and_update();
                 if *head.borrow() >= next {
@@ -185,6 +186,11 @@ impl<P: ProcessManager> Runner<P> {
                 continue;
             }
             self.set_phase(ProjectionPhase::Running);
+            let head_now = *head.borrow();
+            self.shared
+                .metrics
+                .lag_events
+                .set(head_now.saturating_sub(next - 1) as f64);
             if let Err(end) = self.process(&page.events, page.scanned_to).await {
                 return end;
             }
@@ -233,9 +239,14 @@ impl<P: ProcessManager> Runner<P> {
         self.shared
             .events_handled
             .fetch_add(handled, Ordering::Relaxed);
+        self.shared.metrics.events_handled.increment(handled);
         self.shared
             .instances
             .store(self.instances.len(), Ordering::Relaxed);
+        self.shared
+            .metrics
+            .instances
+            .set(self.instances.len() as f64);
         if processed > *self.shared.processed.borrow() {
             self.unsaved = Some(processed);
             self.shared.processed.send_replace(processed);
@@ -335,6 +346,10 @@ impl<P: ProcessManager> Runner<P> {
             self.shared
                 .commands_sent
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.shared
+                .metrics
+                .commands_sent
+                .increment(batch.len() as u64);
             let outcomes = self.dispatch(&batch).await?;
             for ((step_index, command), message) in batch.iter().zip(outcomes) {
                 let Some(message) = message else { continue };
@@ -350,6 +365,7 @@ impl<P: ProcessManager> Runner<P> {
                     message,
                 };
                 self.shared.rejections.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.rejections.increment(1);
                 let step = &mut wave[*step_index];
                 if let Err(error) = handle_rejection(&mut step.state, &rejection, &mut step.out) {
                     match self.options.error_policy {
@@ -495,4 +511,55 @@ impl<P: ProcessManager> Runner<P> {
 
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(10u64.saturating_mul(1 << failures.min(10))).min(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::decode_instances;
+    use crate::process::{Commands, ProcessManager};
+    use crate::projection::ProjectionError;
+    use crate::store::RecordedEvent;
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Flow {
+        step: u32,
+    }
+
+    impl ProcessManager for Flow {
+        const NAME: &'static str = "flow";
+        fn accepts(_: &str) -> bool {
+            true
+        }
+        fn starts(_: &RecordedEvent) -> bool {
+            true
+        }
+        fn handle(&mut self, _: &RecordedEvent, _: &mut Commands) -> Result<(), ProjectionError> {
+            Ok(())
+        }
+    }
+
+    /// The checkpoint format is a stored format: version 1 as written by the first release.
+    #[test]
+    fn checkpoints_of_format_1_decode_and_newer_ones_are_refused() {
+        let stored = br#"{"format":1,"instances":{"t-1":{"step":2},"t-2":{"step":0}}}"#;
+        let instances = decode_instances::<Flow>(stored).unwrap();
+        assert_eq!(
+            instances,
+            HashMap::from([
+                ("t-1".to_owned(), Flow { step: 2 }),
+                ("t-2".to_owned(), Flow { step: 0 }),
+            ])
+        );
+        let newer = br#"{"format":2,"instances":{}}"#;
+        let error = decode_instances::<Flow>(newer).unwrap_err().to_string();
+        assert!(error.contains("format 2"), "{error}");
+        let garbage = decode_instances::<Flow>(b"not json")
+            .unwrap_err()
+            .to_string();
+        assert!(garbage.contains("do not decode"), "{garbage}");
+    }
 }
