@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) commands_sent: AtomicU64,
     pub(crate) rejections: AtomicU64,
     pub(crate) skipped: AtomicU64,
+    /// Whether the runner is standing by while another process holds the lease.
+    pub(crate) standby: AtomicBool,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -79,6 +81,7 @@ impl Shared {
             commands_sent: self.commands_sent.load(Ordering::Relaxed),
             rejections: self.rejections.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
+            standby: self.standby.load(Ordering::Relaxed),
         }
     }
 
@@ -125,6 +128,10 @@ pub struct ProcessStatus {
     pub rejections: u64,
     /// Events and rejections skipped under [`ErrorPolicy::Skip`](crate::projection::ErrorPolicy::Skip).
     pub skipped: u64,
+    /// Whether the runner stands by: another process sharing the store (PostgreSQL) runs this
+    /// manager, and this one takes over when that one's lease ends. Also `true` for the moment
+    /// between `start` and the runner's first check that it may run.
+    pub standby: bool,
 }
 
 /// A running process manager.
@@ -301,6 +308,9 @@ impl<'k> ProcessManagers<'k> {
             commands_sent: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            // Until the runner knows it may run (its store elects no runner, or it holds the
+            // lease), it stands by.
+            standby: AtomicBool::new(true),
             stop,
             task: Mutex::new(None),
         });
@@ -315,6 +325,8 @@ impl<'k> ProcessManagers<'k> {
             instances,
             saved_at: std::time::Instant::now(),
             unsaved: None,
+            lease: None,
+            elects: None,
         };
         let task = tokio::spawn(runner.run());
         *shared.task.lock() = Some(task);

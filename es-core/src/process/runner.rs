@@ -14,7 +14,7 @@ use super::handle::Shared;
 use super::{Commands, Outcome, ProcessManager, Rejection, handle_event, handle_rejection, route};
 use crate::kernel::WeakKernel;
 use crate::projection::{ErrorPolicy, ProjectionError, ProjectionOptions, ProjectionPhase};
-use crate::store::{CheckpointStore, EventStore, RecordedEvent};
+use crate::store::{CheckpointStore, EventStore, Lease, RecordedEvent, RunnerLease};
 
 /// How many times a store failure is retried (reads, checkpoints, commands) before stopping.
 const STORE_ATTEMPTS: u32 = 10;
@@ -86,7 +86,14 @@ pub(super) struct Runner<P> {
     pub(super) saved_at: Instant,
     /// The position handled but not yet saved, if any.
     pub(super) unsaved: Option<u64>,
+    /// The right to run, when the store elects one runner per name among processes.
+    pub(super) lease: Option<RunnerLease>,
+    /// Whether the store elects runners (`None`: not asked yet).
+    pub(super) elects: Option<bool>,
 }
+
+/// How often a standby runner asks for the lease.
+const STANDBY_POLL: Duration = Duration::from_millis(500);
 
 impl<P> Drop for Runner<P> {
     /// A task that ends without recording why (a panic outside the handlers, the runtime
@@ -141,6 +148,9 @@ impl<P: ProcessManager> Runner<P> {
         loop {
             if self.stopping() {
                 return End::Stopped;
+            }
+            if let Err(end) = self.ensure_lease().await {
+                return end;
             }
             let next = *self.shared.processed.borrow() + 1;
             let page = match self
@@ -449,8 +459,84 @@ impl<P: ProcessManager> Runner<P> {
         }
     }
 
+    /// Makes sure this runner may run: on a store that elects one runner per name among
+    /// processes, waits (as a standby) until it holds the lease, then resumes from the
+    /// checkpoint the previous holder saved. A lost lease drops what was not saved (the next
+    /// holder handles it again, with the same command ids).
+    async fn ensure_lease(&mut self) -> Result<(), End> {
+        if self.elects == Some(false) {
+            return Ok(());
+        }
+        if let Some(lease) = &self.lease {
+            if !lease.is_lost() {
+                return Ok(());
+            }
+            tracing::warn!(
+                process_manager = P::NAME,
+                "lost the runner lease; standing by"
+            );
+            self.lease = None;
+            self.unsaved = None;
+        }
+        loop {
+            match self.checkpoints.try_lease(&self.checkpoint_name).await {
+                Ok(Lease::NotNeeded) => {
+                    self.elects = Some(false);
+                    self.shared.standby.store(false, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(Lease::Acquired(lease)) => {
+                    self.elects = Some(true);
+                    self.lease = Some(lease);
+                    self.resume_from_checkpoint().await?;
+                    self.shared.standby.store(false, Ordering::Relaxed);
+                    tracing::info!(process_manager = P::NAME, "holding the runner lease");
+                    return Ok(());
+                }
+                Ok(Lease::HeldElsewhere) => {
+                    self.elects = Some(true);
+                    self.shared.standby.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(process_manager = P::NAME, error = %e, "asking for the runner lease failed");
+                }
+            }
+            if self.pause(STANDBY_POLL).await {
+                return Err(End::Stopped);
+            }
+        }
+    }
+
+    /// Reloads position and instances from the checkpoint (after taking the lease over).
+    async fn resume_from_checkpoint(&mut self) -> Result<(), End> {
+        let checkpoint = match self.checkpoints.load(&self.checkpoint_name).await {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => return Err(End::Failed(format!("loading the checkpoint: {e}"))),
+        };
+        // Always the saved pair (position, instances): what this process handled but did not
+        // save is handled again, answered from the idempotency windows.
+        let Some(checkpoint) = checkpoint else {
+            return Ok(());
+        };
+        self.instances = match &checkpoint.state {
+            Some(bytes) => decode_instances::<P>(bytes).map_err(|e| End::Failed(e.to_string()))?,
+            None => HashMap::new(),
+        };
+        self.unsaved = None;
+        self.shared
+            .instances
+            .store(self.instances.len(), Ordering::Relaxed);
+        self.shared.processed.send_replace(checkpoint.position);
+        Ok(())
+    }
+
     /// Saves the position handled since the last save, if any.
     async fn save_unsaved(&mut self) -> Result<(), End> {
+        if self.lease.as_ref().is_some_and(RunnerLease::is_lost) {
+            // Another process may hold the lease now: its checkpoint wins.
+            self.unsaved = None;
+            return Ok(());
+        }
         if let Some(position) = self.unsaved {
             self.save_checkpoint(position).await?;
             self.unsaved = None;
