@@ -83,6 +83,8 @@ enum Target {
     W7,
     /// Repeat: explicit command ids and duplicates.
     Repeat,
+    /// Transfers through the `transfers` process manager.
+    Transfers,
     /// Every workload on every available store.
     All,
 }
@@ -143,13 +145,13 @@ struct Cli {
     /// The store (default: memory; with `all`: every store, postgres only with a URL).
     #[arg(long, value_enum)]
     store: Option<StoreKind>,
-    /// Concurrent clients (W1, W3) or store appenders (W7).
+    /// Concurrent clients (W1, W3), store appenders (W7) or transfer requesters (transfers).
     #[arg(long)]
     clients: Option<usize>,
-    /// Commands (W1, W2, W3).
+    /// Commands (W1, W2, W3) or transfers (transfers).
     #[arg(long)]
     commands: Option<u64>,
-    /// Accounts (W1), streams (W5, W7) or live aggregates (W6).
+    /// Accounts (W1, transfers), streams (W5, W7) or live aggregates (W6).
     #[arg(long)]
     accounts: Option<u64>,
     /// Events (W4 stream length, W5 log size, W7 events per batch size).
@@ -275,6 +277,7 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         Target::W6 => Some(Workload::W6),
         Target::W7 => Some(Workload::W7),
         Target::Repeat => Some(Workload::Repeat),
+        Target::Transfers => Some(Workload::Transfers),
         Target::All => None,
     };
     if let Some(workload) = single {
@@ -645,6 +648,13 @@ fn headline(workload: Workload, r: &Value) -> String {
             human(g("/duplicates_answered/p50_ns")),
             human(g("/without_ids/p50_ns")),
             human(g("/duplicate_p50_over_fresh_p50")),
+        ),
+        Workload::Transfers => format!(
+            "{} completed transfers/s ({} requesters), lag request -> deposit p50 {} µs, p99 {} µs",
+            human(g("/completed_transfers_per_s")),
+            human(g("/requesters")),
+            human(g("/lag_requested_to_deposit/p50_us")),
+            human(g("/lag_requested_to_deposit/p99_us")),
         ),
     }
 }

@@ -48,6 +48,7 @@ pub mod kernel;
 pub mod memory;
 pub mod metrics;
 mod panic;
+pub mod process;
 pub mod projection;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -65,7 +66,7 @@ pub use store::{
 };
 
 #[cfg(feature = "macros")]
-pub use es_macros::{Event, aggregate, apply, command, on, projection};
+pub use es_macros::{Event, aggregate, apply, command, on, process_manager, projection, rejected};
 
 /// Everything a domain module needs: `use es_core::prelude::*;`.
 pub mod prelude {
@@ -73,13 +74,16 @@ pub mod prelude {
     pub use crate::event::{Event, EventSet, IntoEvents, Recorded, UpcastError};
     pub use crate::kernel::{Committed, DispatchError, DispatchOptions, Kernel};
     pub use crate::memory::MemoryStore;
+    pub use crate::process::{Commands, ProcessHandle, ProcessManager, Rejection};
     pub use crate::projection::{Projection, ProjectionOptions};
     pub use crate::store::{
         CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, SnapshotStore,
         StreamId,
     };
     #[cfg(feature = "macros")]
-    pub use es_macros::{Event, aggregate, apply, command, on, projection};
+    pub use es_macros::{
+        Event, aggregate, apply, command, on, process_manager, projection, rejected,
+    };
 }
 
 /// Support for the code the macros generate. Not a public API.
@@ -150,6 +154,27 @@ pub mod __private {
         }
         false
     }
+
+    /// Whether a stored event matches an `#[on]` handler type: one of the set's names and, for
+    /// an aggregate's event enum, a stream of that aggregate (checked before decoding).
+    pub fn on_matches<E: OnEvents>(event: &crate::store::RecordedEvent) -> bool {
+        <E as crate::event::EventSet>::contains(&event.event_type)
+            && match E::AGGREGATE_TYPE {
+                Some(aggregate_type) => event.stream.aggregate_type == aggregate_type,
+                None => true,
+            }
+    }
+
+    /// A bound the `#[process_manager]` expansion checks first, so that a state that cannot be
+    /// checkpointed is reported with a message that names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "the process manager state `{Self}` must be `Default + Serialize + DeserializeOwned`",
+        label = "`{Self}` is not `Default + Serialize + DeserializeOwned`",
+        note = "each instance starts from `Default::default()`, and live instances are saved with the checkpoint: add `#[derive(Default, Serialize, Deserialize)]` to `{Self}`"
+    )]
+    pub trait ProcessState {}
+
+    impl<T: Default + serde::Serialize + serde::de::DeserializeOwned> ProcessState for T {}
 
     /// `a == b`, in a `const fn`.
     pub const fn same_str(a: &str, b: &str) -> bool {

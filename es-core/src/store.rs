@@ -898,6 +898,51 @@ pub trait SnapshotStore: Send + Sync + 'static {
     async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError>;
 }
 
+/// The answer to [`CheckpointStore::try_lease`].
+pub enum Lease {
+    /// The store is not shared between processes (or does not elect runners): run.
+    NotNeeded,
+    /// Another process runs this runner: stand by and ask again.
+    HeldElsewhere,
+    /// This process may run it while the lease lasts.
+    Acquired(RunnerLease),
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lease::NotNeeded => "NotNeeded",
+            Lease::HeldElsewhere => "HeldElsewhere",
+            Lease::Acquired(_) => "Acquired",
+        })
+    }
+}
+
+/// The exclusive right to run one named runner among the processes sharing a store (on
+/// PostgreSQL, an advisory lock held by a dedicated connection). Dropping it releases the right;
+/// a process that dies releases it with its connection.
+pub struct RunnerLease {
+    lost: watch::Receiver<bool>,
+    _holder: Box<dyn Send + Sync>,
+}
+
+impl RunnerLease {
+    /// A lease kept by `holder` (dropped to release it); `lost` turns `true` when the store
+    /// can no longer vouch for it (the connection that holds it failed).
+    pub fn new(lost: watch::Receiver<bool>, holder: impl Send + Sync + 'static) -> Self {
+        Self {
+            lost,
+            _holder: Box::new(holder),
+        }
+    }
+
+    /// Whether the lease was lost: the runner must stop running (another process may have
+    /// taken over).
+    pub fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+}
+
 /// Projection checkpoints: the last processed position, with the projection's state when it is
 /// persisted. Saving the position and the state is one atomic write.
 #[async_trait]
@@ -911,6 +956,13 @@ pub trait CheckpointStore: Send + Sync + 'static {
         position: u64,
         state: Option<Vec<u8>>,
     ) -> Result<(), StoreError>;
+
+    /// Tries to become the one process that runs the runner `name` among every process sharing
+    /// this store. The default, for stores one process owns, is [`Lease::NotNeeded`].
+    async fn try_lease(&self, name: &str) -> Result<Lease, StoreError> {
+        let _ = name;
+        Ok(Lease::NotNeeded)
+    }
 }
 
 macro_rules! forward_event_store {
@@ -996,6 +1048,9 @@ macro_rules! forward_event_store {
                 state: Option<Vec<u8>>,
             ) -> Result<(), StoreError> {
                 (**self).save(name, position, state).await
+            }
+            async fn try_lease(&self, name: &str) -> Result<Lease, StoreError> {
+                (**self).try_lease(name).await
             }
         }
     };

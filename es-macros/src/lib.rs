@@ -91,6 +91,7 @@ mod event;
 mod handler;
 mod inherent;
 mod misplaced;
+mod process_manager;
 mod projection;
 mod span;
 
@@ -236,6 +237,70 @@ pub fn command(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn apply(attr: TokenStream, item: TokenStream) -> TokenStream {
     misplaced::apply(attr.into(), item.into()).into()
+}
+
+/// Implements `es_core::process::ProcessManager` for the type of an inherent impl block: a
+/// workflow across aggregates, one state per instance.
+///
+/// Arguments: `name = "..."` (required), the manager's unique name (its checkpoint key and the
+/// prefix of its command ids); `key = f` (optional), a `fn(&RecordedEvent) -> Option<String>`
+/// that names an event's instance instead of its correlation id.
+///
+/// Handlers: `#[on(start)]` (creates the instance when its key has none) and `#[on]` (continues
+/// one), `fn(&mut self, e: &Recorded<E>, out: &mut Commands)`; at most one `#[rejected]`,
+/// `fn(&mut self, r: &Rejection, out: &mut Commands)`. Each returns `()` or `Result<(), E>`.
+/// The state must be `Default + Serialize + DeserializeOwned`.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # pub struct Ship;
+/// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// pub struct OrderPlaced { pub order: String }
+/// #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// pub struct Shipped;
+/// # #[derive(Debug, Default, Serialize, Deserialize)]
+/// # pub struct Warehouse;
+/// # #[aggregate(name = "warehouse")]
+/// # impl Warehouse {
+/// #     #[command]
+/// #     fn ship(&self, _: Ship) -> Result<Shipped, std::convert::Infallible> { Ok(Shipped) }
+/// #     #[apply]
+/// #     fn shipped(&mut self, _: &Shipped) {}
+/// # }
+///
+/// #[derive(Debug, Default, Serialize, Deserialize)]
+/// pub struct Fulfilment { pub order: String }
+///
+/// #[process_manager(name = "fulfilment")]
+/// impl Fulfilment {
+///     #[on(start)]
+///     fn placed(&mut self, e: &Recorded<OrderPlaced>, out: &mut Commands) {
+///         self.order = e.payload.order.clone();
+///         out.dispatch::<Warehouse>("main", Ship);
+///     }
+///     #[on]
+///     fn shipped(&mut self, _: &Recorded<Shipped>, out: &mut Commands) {
+///         out.finish();
+///     }
+///     #[rejected]
+///     fn refused(&mut self, _: &Rejection, out: &mut Commands) {
+///         out.finish();
+///     }
+/// }
+/// assert_eq!(<Fulfilment as ProcessManager>::NAME, "fulfilment");
+/// ```
+#[proc_macro_attribute]
+pub fn process_manager(attr: TokenStream, item: TokenStream) -> TokenStream {
+    process_manager::process_manager(attr.into(), item.into()).into()
+}
+
+/// Marks the rejection handler inside a `#[process_manager]` impl block; `#[process_manager]`
+/// reads and removes it. Anywhere else it is an error saying so.
+#[proc_macro_attribute]
+pub fn rejected(attr: TokenStream, item: TokenStream) -> TokenStream {
+    misplaced::rejected(attr.into(), item.into()).into()
 }
 
 /// Marks an event handler inside a `#[projection]` impl block; `#[projection]` reads and

@@ -39,6 +39,17 @@ pub(crate) fn on(attr: TokenStream, item: TokenStream) -> TokenStream {
     )
 }
 
+/// `#[rejected]` outside a `#[process_manager]` impl block.
+pub(crate) fn rejected(attr: TokenStream, item: TokenStream) -> TokenStream {
+    report(
+        "rejected",
+        "a `#[process_manager]` impl block",
+        "`#[process_manager(name = \"...\")] impl MyWorkflow { #[rejected] fn ... }`",
+        attr,
+        item,
+    )
+}
+
 /// One error at the attribute (the call site of an attribute macro), then the item unchanged so
 /// that nothing else is reported about it.
 fn report(

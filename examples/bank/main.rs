@@ -1,6 +1,7 @@
 //! The original bank demo: deposit 100, withdraw 10, withdraw 1000 (rejected: insufficient
-//! funds), deposit 0 (rejected: amounts must be positive), then a restart that shows the state
-//! survives.
+//! funds), deposit 0 (rejected: amounts must be positive); then two transfers run by the
+//! `transfers` process manager (one completes, one is refused by a closed account and
+//! compensated); then a restart that shows the state survives.
 //!
 //! ```text
 //! cargo run --example bank                       # LmdbStore under ./data (the default)
@@ -13,8 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use es_core::prelude::*;
+use es_core::process::ProcessHandle;
 use es_core::{Store, projection};
-use es_examples::bank::{Balances, BankAccount, BankError, Deposit, Withdraw};
+use es_examples::bank::{
+    Balances, BankAccount, BankError, Close, Deposit, RequestTransfer, Transfer, TransferDesk,
+    Withdraw,
+};
 use es_examples::cli::StoreChoice;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -50,6 +55,7 @@ fn build_kernel(store: Arc<dyn Store>) -> Result<Kernel, Error> {
         .snapshot_every(10)
         .passivate_after(Duration::from_secs(5))
         .register::<BankAccount>()
+        .register::<TransferDesk>()
         .build()?)
 }
 
@@ -119,6 +125,8 @@ async fn run(args: Args) -> Result<(), Error> {
         other => return Err(format!("deposit 0 should be rejected, got {other:?}").into()),
     }
 
+    transfers(&kernel, &store, id).await?;
+
     let balances = kernel
         .projections()
         .start::<Balances>(ProjectionOptions::default())
@@ -158,4 +166,61 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     kernel.shutdown().await;
     Ok(())
+}
+
+/// Two transfers through the `transfers` process manager: `from` to a second account (it
+/// completes), and `from` to a closed account (the deposit is refused, the money comes back).
+#[allow(clippy::print_stdout)]
+async fn transfers(kernel: &Kernel, store: &Arc<dyn Store>, from: &str) -> Result<(), Error> {
+    let (to, closed) = ("acc-2", "acc-closed");
+    kernel.dispatch::<BankAccount>(closed, Close).await?;
+    let manager: ProcessHandle<Transfer> = kernel
+        .process_managers()
+        .start::<Transfer>(ProjectionOptions::default())
+        .await?;
+    let balances = |label: &'static str| async move {
+        let mut line = String::new();
+        for id in [from, to, closed] {
+            let balance = kernel.state::<BankAccount>(id).await?.balance;
+            line.push_str(&format!(" {id}={balance}"));
+        }
+        println!("{label:<17}->{line}");
+        Ok::<_, Error>(())
+    };
+    balances("before transfers").await?;
+    for (target, amount) in [(to, 25), (closed, 15)] {
+        kernel
+            .dispatch::<TransferDesk>(
+                "desk",
+                RequestTransfer {
+                    from: from.to_owned(),
+                    to: target.to_owned(),
+                    amount,
+                },
+            )
+            .await?;
+        settle(&manager, store).await?;
+        let status = manager.status();
+        println!(
+            "transfer {amount} {from} -> {target}: {} commands sent, {} rejected so far, {} in flight",
+            status.commands_sent,
+            status.rejections,
+            manager.instances().await
+        );
+        balances("  balances").await?;
+    }
+    kernel.process_managers().stop("transfers").await?;
+    Ok(())
+}
+
+/// Waits until the manager has handled the whole log and no transfer is in flight (each step's
+/// commands write events the next step handles).
+async fn settle(manager: &ProcessHandle<Transfer>, store: &Arc<dyn Store>) -> Result<(), Error> {
+    loop {
+        let head = store.head_position().await?;
+        manager.wait_for(head).await?;
+        if manager.instances().await == 0 && store.head_position().await? == head {
+            return Ok(());
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! A bank account: deposits, withdrawals that may not overdraw, and a balance projection.
+//! A bank account: deposits, withdrawals that may not overdraw, a balance projection, and
+//! transfers between accounts run by a process manager ([`Transfer`]).
 //!
 //! The rules are the original demo's: an amount must be positive (a zero amount is refused with
 //! [`BankError::ZeroAmount`]), and a withdrawal may not exceed the balance
@@ -39,6 +40,15 @@ pub struct Withdrawn {
     pub amount: u64,
 }
 
+/// Close the account: later deposits and withdrawals are refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Close;
+
+/// The account was closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "bank.closed", version = 1)]
+pub struct Closed;
+
 /// Why a bank command is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BankError {
@@ -53,6 +63,9 @@ pub enum BankError {
         /// The requested amount.
         requested: u64,
     },
+    /// The account is closed.
+    #[error("the account is closed")]
+    Closed,
 }
 
 /// A bank account's state.
@@ -60,12 +73,18 @@ pub enum BankError {
 pub struct BankAccount {
     /// The balance, in cents.
     pub balance: u64,
+    /// Whether the account was closed.
+    #[serde(default)]
+    pub closed: bool,
 }
 
 #[aggregate(name = "bank_account", error = BankError)]
 impl BankAccount {
     #[command]
     fn deposit(&self, cmd: Deposit) -> Result<Deposited, BankError> {
+        if self.closed {
+            return Err(BankError::Closed);
+        }
         if cmd.amount == 0 {
             return Err(BankError::ZeroAmount);
         }
@@ -74,6 +93,9 @@ impl BankAccount {
 
     #[command]
     fn withdraw(&self, cmd: Withdraw) -> Result<Withdrawn, BankError> {
+        if self.closed {
+            return Err(BankError::Closed);
+        }
         if cmd.amount == 0 {
             return Err(BankError::ZeroAmount);
         }
@@ -86,9 +108,19 @@ impl BankAccount {
         Ok(Withdrawn { amount: cmd.amount })
     }
 
+    #[command]
+    fn close(&self, _: Close) -> Result<Option<Closed>, BankError> {
+        Ok((!self.closed).then_some(Closed))
+    }
+
     #[apply]
     fn deposited(&mut self, e: &Deposited) {
         self.balance += e.amount;
+    }
+
+    #[apply]
+    fn closed(&mut self, _: &Closed) {
+        self.closed = true;
     }
 
     #[apply]
@@ -120,5 +152,121 @@ impl Balances {
             .by_account
             .entry(e.stream.aggregate_id.clone())
             .or_default() -= e.payload.amount as i64;
+    }
+}
+
+/// Ask for money to move from one account to another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestTransfer {
+    /// The account to take the money from.
+    pub from: String,
+    /// The account to give it to.
+    pub to: String,
+    /// The amount, in cents.
+    pub amount: u64,
+}
+
+/// A transfer was asked for; the [`Transfer`] process manager carries it out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "bank.transfer_requested", version = 1)]
+pub struct TransferRequested {
+    /// The account to take the money from.
+    pub from: String,
+    /// The account to give it to.
+    pub to: String,
+    /// The amount, in cents.
+    pub amount: u64,
+}
+
+/// The transfer desk: records transfer requests (one stream per desk, or per customer).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct TransferDesk {
+    /// How many transfers were requested here.
+    pub requested: u64,
+}
+
+#[aggregate(name = "transfer_desk", error = BankError)]
+impl TransferDesk {
+    #[command]
+    fn request(&self, cmd: RequestTransfer) -> Result<TransferRequested, BankError> {
+        if cmd.amount == 0 {
+            return Err(BankError::ZeroAmount);
+        }
+        Ok(TransferRequested {
+            from: cmd.from,
+            to: cmd.to,
+            amount: cmd.amount,
+        })
+    }
+
+    #[apply]
+    fn requested(&mut self, _: &TransferRequested) {
+        self.requested += 1;
+    }
+}
+
+/// One transfer in flight: withdraw from `from`, then deposit to `to`; when the deposit is
+/// refused, give the money back to `from`.
+///
+/// Instances are keyed by the correlation id of the [`TransferRequested`] event (the request's
+/// command id unless given): the withdrawal and deposit it sends carry that id, so their events
+/// come back to the same instance.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The account the money comes from.
+    pub from: String,
+    /// The account the money goes to.
+    pub to: String,
+    /// The amount, in cents.
+    pub amount: u64,
+    /// Whether the withdrawal committed.
+    pub withdrawn: bool,
+}
+
+#[process_manager(name = "transfers")]
+impl Transfer {
+    #[on(start)]
+    fn requested(&mut self, e: &Recorded<TransferRequested>, out: &mut Commands) {
+        *self = Transfer {
+            from: e.payload.from.clone(),
+            to: e.payload.to.clone(),
+            amount: e.payload.amount,
+            withdrawn: false,
+        };
+        out.dispatch::<BankAccount>(
+            &self.from,
+            Withdraw {
+                amount: self.amount,
+            },
+        );
+    }
+
+    #[on]
+    fn withdrawn(&mut self, _e: &Recorded<Withdrawn>, out: &mut Commands) {
+        self.withdrawn = true;
+        out.dispatch::<BankAccount>(
+            &self.to,
+            Deposit {
+                amount: self.amount,
+            },
+        );
+    }
+
+    #[on]
+    fn deposited(&mut self, _e: &Recorded<Deposited>, out: &mut Commands) {
+        out.finish();
+    }
+
+    #[rejected]
+    fn refused(&mut self, _r: &Rejection, out: &mut Commands) {
+        if self.withdrawn {
+            out.dispatch::<BankAccount>(
+                &self.from,
+                Deposit {
+                    amount: self.amount,
+                },
+            );
+        }
+        out.finish();
     }
 }

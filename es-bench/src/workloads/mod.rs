@@ -1,4 +1,4 @@
-//! The workloads W1–W7 of docs/benchmarks.md.
+//! The workloads W1–W7 of docs/benchmarks.md, the repeat workload and the transfers workload.
 
 pub mod append;
 pub mod catchup;
@@ -6,6 +6,7 @@ pub mod commands;
 pub mod memory;
 pub mod rehydrate;
 pub mod repeat;
+pub mod transfers;
 
 use std::sync::Arc;
 
@@ -35,11 +36,13 @@ pub enum Workload {
     W7,
     /// Repeat: a command with an explicit id, and its duplicate answered from the window.
     Repeat,
+    /// Transfers: money moved between accounts by the `transfers` process manager.
+    Transfers,
 }
 
 impl Workload {
     /// Every workload, in order.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
@@ -48,6 +51,7 @@ impl Workload {
         Workload::W6,
         Workload::W7,
         Workload::Repeat,
+        Workload::Transfers,
     ];
 
     /// The id used on the command line and in the JSON.
@@ -61,6 +65,7 @@ impl Workload {
             Workload::W6 => "w6",
             Workload::W7 => "w7",
             Workload::Repeat => "repeat",
+            Workload::Transfers => "transfers",
         }
     }
 }
@@ -140,6 +145,7 @@ impl Params {
                 };
                 (1, commands, 1, 0)
             }
+            Workload::Transfers => (64, if q { 2_000 } else { 20_000 }, 1_000, 0),
         };
         Params {
             clients: o
@@ -168,6 +174,7 @@ pub async fn run(workload: Workload, env: &StoreEnv, p: &Params) -> Result<RunRe
         Workload::W6 => memory::w6(env, p).await,
         Workload::W7 => append::w7(env, p).await,
         Workload::Repeat => repeat::repeat(env, p).await,
+        Workload::Transfers => transfers::transfers(env, p).await,
     }
 }
 

@@ -191,8 +191,11 @@ pub async fn w4(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         measure(env, store, 0, (balance, n), n, &mut r, "without snapshots").await?;
     balance += 1;
     let version = n + 1;
-    let state = serde_json::to_vec(&BankAccount { balance })
-        .map_err(|e| BenchError::Dispatch(format!("serializing the snapshot state: {e}")))?;
+    let state = serde_json::to_vec(&BankAccount {
+        balance,
+        closed: false,
+    })
+    .map_err(|e| BenchError::Dispatch(format!("serializing the snapshot state: {e}")))?;
     SnapshotStore::save(&*store, Snapshot::new(stream.clone(), version, state)).await?;
     let (store, with) = measure(
         env,

@@ -285,6 +285,7 @@ impl KernelBuilder {
             .collect();
         let tasks = TaskTracker::default();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let process_managers = crate::process::Registry::new(self.checkpoint_store.clone());
         let projections = Projections::new(
             runtime.clone(),
             event_store.clone(),
@@ -300,6 +301,12 @@ impl KernelBuilder {
             clock,
             tasks,
         );
-        Ok(Kernel::new(ctx, registries, projections, self.config))
+        Ok(Kernel::new(
+            ctx,
+            registries,
+            projections,
+            process_managers,
+            self.config,
+        ))
     }
 }

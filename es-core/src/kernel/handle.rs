@@ -34,6 +34,7 @@ struct KernelInner {
     ctx: Arc<Context>,
     registries: Arc<Registries>,
     projections: Projections,
+    process_managers: crate::process::Registry,
     /// Tells the passivation sweeper to end; dropping it does too.
     stop_sweeper: watch::Sender<bool>,
     config: Config,
@@ -45,6 +46,7 @@ impl Kernel {
         ctx: Context,
         registries: Registries,
         projections: Projections,
+        process_managers: crate::process::Registry,
         config: Config,
     ) -> Self {
         let registries = Arc::new(registries);
@@ -60,6 +62,7 @@ impl Kernel {
                 ctx: Arc::new(ctx),
                 registries,
                 projections,
+                process_managers,
                 stop_sweeper,
                 config,
             }),
@@ -201,6 +204,21 @@ impl Kernel {
         &self.inner.projections
     }
 
+    /// The process managers of this kernel.
+    pub fn process_managers(&self) -> crate::process::ProcessManagers<'_> {
+        crate::process::ProcessManagers::new(self)
+    }
+
+    /// The process manager registry (runners by name).
+    pub(crate) fn process_registry(&self) -> &crate::process::Registry {
+        &self.inner.process_managers
+    }
+
+    /// A handle that does not keep the kernel alive (process manager runners hold one).
+    pub(crate) fn downgrade(&self) -> WeakKernel {
+        WeakKernel(Arc::downgrade(&self.inner))
+    }
+
     /// The kernel's event store.
     pub fn event_store(&self) -> &Arc<dyn EventStore> {
         &self.inner.ctx.event_store
@@ -216,6 +234,9 @@ impl Kernel {
     /// can be reopened right away).
     pub async fn shutdown(&self) {
         let inner = &self.inner;
+        // Process managers first: their in-flight commands still commit, and what they
+        // handled is checkpointed.
+        inner.process_managers.stop_all().await;
         inner.ctx.begin_shutdown();
         inner.stop_sweeper.send_replace(true);
         // Actors are asked to stop through their mailboxes, so an actor's hot loop never has
@@ -253,6 +274,17 @@ async fn sweep(
         for registry in registries.values() {
             registry.sweep(idle_since);
         }
+    }
+}
+
+/// A [`Kernel`] handle that does not keep it alive.
+#[derive(Clone)]
+pub(crate) struct WeakKernel(std::sync::Weak<KernelInner>);
+
+impl WeakKernel {
+    /// The kernel, unless every strong handle is gone.
+    pub(crate) fn upgrade(&self) -> Option<Kernel> {
+        self.0.upgrade().map(|inner| Kernel { inner })
     }
 }
 

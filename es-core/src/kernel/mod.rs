@@ -29,6 +29,7 @@ use crate::store::{EnvelopeRef, Metadata, RecordedEvent, StoreError};
 
 pub use builder::{BuildError, KernelBuilder};
 pub use handle::Kernel;
+pub(crate) use handle::WeakKernel;
 
 /// What a successful command wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,13 @@
-//! Test support (feature `testkit`): a given/when/then helper for aggregates, a given/then
-//! helper for projections, and the store
+//! Test support (feature `testkit`): given/when/then helpers for aggregates, projections and
+//! process managers, and the store
 //! conformance suite every backend runs.
 
 pub mod conformance;
 
 mod aggregate;
+mod process;
 mod projection;
 
 pub use aggregate::{AggregateTest, Then};
+pub use process::{ExpectedCommand, ProcessTest, ProcessThen, correlated, expect_command};
 pub use projection::{ProjectionTest, recorded};

@@ -1,0 +1,19 @@
+use es_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+pub struct Requested { pub amount: u64 }
+
+// Deserialize, but not Serialize: its instances could not be checkpointed.
+#[derive(Debug, Default, Deserialize)]
+pub struct Flow { amount: u64 }
+
+#[process_manager(name = "flow")]
+impl Flow {
+    #[on(start)]
+    fn requested(&mut self, e: &Recorded<Requested>, _out: &mut Commands) {
+        self.amount = e.payload.amount;
+    }
+}
+
+fn main() {}
