@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "events=$EVENTS streams=$STREAMS dir=$WORK"
+echo "events=$EVENTS streams=$STREAMS dir=$WORK load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk -v n="$EVENTS" -v s="$STREAMS" 'BEGIN {
   srand(42);
   for (p = 1; p <= n; p++) {
@@ -34,12 +34,14 @@ awk -v n="$EVENTS" -v s="$STREAMS" 'BEGIN {
   }
 }' > "$WORK/log.jsonl"
 
-# measure NAME COMMAND...: runs it once; prints seconds, events/s, peak RSS (as /usr/bin/time
-# counts it: with the pages of LMDB's memory map that the process touched) and peak anonymous
-# memory (heap and stacks, sampled from /proc every 20 ms: what the process itself holds).
+# measure NAME COMMAND...: runs it once; prints seconds, events/s, the CPU seconds the process
+# used (user + system: on a shared machine wall times mostly say how busy it is), peak RSS (as
+# /usr/bin/time counts it: with the pages of LMDB's memory map that the process touched) and peak
+# anonymous memory (heap and stacks, sampled from /proc every 20 ms: what the process itself
+# holds).
 measure() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   local timer=$! anon=0 child a
   while kill -0 "$timer" 2>/dev/null; do
     child=$(pgrep -P "$timer" | head -n1 || true)
@@ -50,9 +52,9 @@ measure() {
     sleep 0.02
   done
   wait "$timer" || { echo "$name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
-  read -r secs kib < "$WORK/time"
-  awk -v name="$name" -v s="$secs" -v k="$kib" -v a="$anon" -v n="$EVENTS" \
-    'BEGIN { printf "%-22s %7.2f s %9.0f events/s  peak RSS %6.1f MiB  anonymous %6.1f MiB\n", name, s, n / s, k / 1024, a / 1024 }'
+  read -r secs kib user sys < "$WORK/time"
+  awk -v name="$name" -v s="$secs" -v k="$kib" -v a="$anon" -v n="$EVENTS" -v c="$user" -v y="$sys" \
+    'BEGIN { printf "%-22s %7.2f s %9.0f events/s  %6.2f CPU-s  peak RSS %6.1f MiB  anonymous %6.1f MiB\n", name, s, n / s, c + y, k / 1024, a / 1024 }'
   grep -h "copied in" "$WORK/$name.out" | sed 's/^/                       /' || true
 }
 
@@ -67,6 +69,12 @@ if [ -n "${ES_PG_URL:-}" ]; then
   sep='?'; case "$ES_PG_URL" in *\?*) sep='&';; esac
   PG="$ES_PG_URL${sep}schema=$SCHEMA"
   measure "copy lmdb -> postgres" "$ES" -q --store "lmdb:$WORK/lmdb" copy --to "$PG"
+  if command -v psql >/dev/null; then
+    # An append statement is one transaction, and a position is (transaction id << 16) + n.
+    psql -tA "$ES_PG_URL" -c "SELECT count(DISTINCT position >> 16) FROM $SCHEMA.events" |
+      awk -v n="$EVENTS" '{ printf "                       %d append statements, %.0f events each\n", $1, n / $1 }'
+  fi
   measure "copy postgres -> lmdb" "$ES" -q --store "$PG" copy --to "lmdb:$WORK/lmdb3"
   measure "verify (postgres)" "$ES" -q --store "$PG" verify
 fi
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -86,7 +86,18 @@ impl Checker {
             );
         }
         self.last_position = self.last_position.max(position);
-        let last = self.streams.get(stream).copied().unwrap_or(0);
+        // One lookup per event (the stream id is cloned only the first time it is met).
+        let last = match self.streams.get_mut(stream) {
+            Some(v) => {
+                let last = *v;
+                *v = last.max(sequence);
+                last
+            }
+            None => {
+                self.streams.insert(stream.clone(), sequence);
+                0
+            }
+        };
         if sequence != last + 1 {
             let problem = if sequence <= last {
                 format!("stream {stream}: sequence {sequence} repeats or goes back (after {last})")
@@ -98,12 +109,6 @@ impl Checker {
                 )
             };
             self.find(at(), problem);
-        }
-        match self.streams.get_mut(stream) {
-            Some(v) => *v = (*v).max(sequence),
-            None => {
-                self.streams.insert(stream.clone(), sequence);
-            }
         }
         if !payload_is_json() && !declared_binary() {
             self.find(

@@ -318,6 +318,8 @@ enum Backend {
 pub struct OpenedStore {
     url: StoreUrl,
     backend: Backend,
+    /// Opened with [`OpenOptions::ordered`].
+    ordered: bool,
 }
 
 impl fmt::Debug for OpenedStore {
@@ -371,7 +373,11 @@ impl OpenedStore {
                 )));
             }
         };
-        Ok(OpenedStore { url, backend })
+        Ok(OpenedStore {
+            url,
+            backend,
+            ordered: options.ordered,
+        })
     }
 
     /// The URL the store was opened from.
@@ -393,11 +399,13 @@ impl OpenedStore {
     }
 
     /// Whether two appends to the same stream may be in flight at once and still both
-    /// commit (in the order sent). True for the embedded stores, whose single writer applies
-    /// queued appends one after another; PostgreSQL writes one append per stream per
-    /// statement and reorders a second one behind later streams, so it is `false` there.
+    /// commit (in the order sent), when the second expects the exact version the first
+    /// leaves. True for the embedded stores, whose single writer applies queued appends one
+    /// after another, and for PostgreSQL opened [`ordered`](OpenOptions::ordered): its single
+    /// lane writes such a chain of appends in one statement, in order. Without `ordered`,
+    /// PostgreSQL's lanes commit in parallel, so it is `false` there.
     pub fn same_stream_pipelining(&self) -> bool {
-        !matches!(self.url, StoreUrl::Postgres { .. })
+        self.ordered || !matches!(self.url, StoreUrl::Postgres { .. })
     }
 
     /// The names of the projections that have a saved checkpoint, sorted.

@@ -32,7 +32,7 @@ pub(super) fn fill(statement: &str, schema: &str) -> String {
 // --- Events -------------------------------------------------------------------------------
 
 /// The group-commit append: one statement (one round trip, one transaction) for a whole batch
-/// of append requests, each on a different stream.
+/// of append requests.
 ///
 /// Inputs, per request: `$1` index (0..), `$2` stream type, `$3` stream id, `$4` expected version
 /// (-1: any, 0: no stream); per event: `$5` its request's index, `$6` its 1-based index within
@@ -42,13 +42,20 @@ pub(super) fn fill(statement: &str, schema: &str) -> String {
 /// `$16` its timestamp truncated to microseconds (null: the transaction's time), `$17` the
 /// nanoseconds below them; `$18` every event's tags, one after the other.
 ///
-/// For each request it reads the stream's version, and inserts the request's events only if the
-/// expectation holds, at sequences `version + 1..` and positions `(xid8 << 16) + n`, `n` the
-/// event's 1-based index in the whole statement. Output, ordered by request then sequence: one
-/// row per written event (`idx, version before, position, sequence, the transaction's time`),
-/// or for a request whose expectation failed, one row with the stream's version and null
-/// position, sequence and time. A concurrent writer of the same sequence makes the statement
-/// fail with a unique violation (the caller runs it again).
+/// Several requests may name one stream, if they form a *chain* (the lane only batches such):
+/// each expects an exact version (0 for no stream) and each after the first expects the version
+/// the one before it leaves (its expected version plus its event count); a request expecting any
+/// version is alone on its stream. The requests are decided as if run one after another: with
+/// the stream at version `v` before the statement, a chain's requests before the one expecting
+/// `v` fail (the stream is at `v`), that one and the rest are written, each at the sequences
+/// after its expected version. A request expecting any version is written after `v`.
+///
+/// Events are inserted at positions `(xid8 << 16) + n`, `n` the event's 1-based index in the
+/// whole statement (so in request order). Output, ordered by request then sequence: one row per
+/// written event (`idx, version before, position, sequence, the transaction's time`), or for a
+/// request whose expectation failed, one row with the stream's version and null position,
+/// sequence and time. A concurrent writer of the same sequence makes the statement fail with a
+/// unique violation (the caller runs it again).
 pub(super) const APPEND: &str = "WITH req AS (
             SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
                 AS r(idx, stream_type, stream_id, expected)
@@ -58,12 +65,18 @@ pub(super) const APPEND: &str = "WITH req AS (
                              WHERE e.stream_type = r.stream_type AND e.stream_id = r.stream_id
                              ORDER BY e.sequence DESC LIMIT 1), 0) AS version
             FROM req r
+        ), dec AS MATERIALIZED (
+            SELECT h.idx, h.stream_type, h.stream_id, h.version,
+                   h.expected < 0 OR bool_or(h.expected = h.version)
+                       OVER (PARTITION BY h.stream_type, h.stream_id ORDER BY h.idx) AS ok,
+                   CASE WHEN h.expected < 0 THEN h.version ELSE h.expected END AS base
+            FROM head h
         ), ins AS (
             INSERT INTO {schema}.events (position, stream_type, stream_id, sequence, event_type,
                                  event_version, metadata, payload, command_id, correlation_id,
                                  causation_id, tags, recorded_at, recorded_at_ns)
-            SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, h.stream_type, h.stream_id,
-                   h.version + v.ord, v.event_type, v.event_version,
+            SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, d.stream_type, d.stream_id,
+                   d.base + v.ord, v.event_type, v.event_version,
                    COALESCE(v.metadata::jsonb, '{}'::jsonb), v.payload, v.command_id,
                    v.correlation_id, v.causation_id, ($18::text[])[v.tag_from:v.tag_to],
                    COALESCE(v.recorded_at, now()), v.recorded_at_ns
@@ -73,14 +86,17 @@ pub(super) const APPEND: &str = "WITH req AS (
                  WITH ORDINALITY AS v(idx, ord, event_type, event_version, metadata, payload,
                                       command_id, correlation_id, causation_id, tag_from, tag_to,
                                       recorded_at, recorded_at_ns, n)
-            JOIN head h ON h.idx = v.idx
-            WHERE h.expected < 0 OR h.expected = h.version
-            RETURNING stream_type, stream_id, position, sequence, now() AS store_time
+            JOIN dec d ON d.idx = v.idx
+            WHERE d.ok
+            RETURNING position, sequence, now() AS store_time
+        ), owner AS (
+            SELECT * FROM UNNEST($5::int4[]) WITH ORDINALITY AS o(idx, n)
         )
-        SELECT h.idx, h.version, i.position, i.sequence, i.store_time
-        FROM head h
-        LEFT JOIN ins i ON i.stream_type = h.stream_type AND i.stream_id = h.stream_id
-        ORDER BY h.idx, i.sequence";
+        SELECT d.idx, CASE WHEN d.ok THEN d.base ELSE d.version END, i.position, i.sequence,
+               i.store_time
+        FROM dec d
+        LEFT JOIN (ins i JOIN owner o ON o.n = (i.position & 65535)) ON o.idx = d.idx
+        ORDER BY d.idx, i.sequence";
 
 /// One stream's events: `$1` stream type, `$2` stream id, from sequence `$3`, at most `$4`.
 pub(super) const READ_STREAM: &str = concat!(

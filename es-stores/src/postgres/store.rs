@@ -67,7 +67,11 @@ use crate::metrics::StoreMetrics;
 /// **one statement** — one round trip, one transaction, one flush — which, per request, reads the
 /// stream's version, checks the expected version and inserts the events (`INSERT ... SELECT FROM
 /// UNNEST(...)`). A request whose expectation fails gets [`StoreError::Conflict`] with the actual
-/// version and does not affect the others. Races with other nodes are decided by the database: the
+/// version and does not affect the others. Several appends to one stream share a statement when
+/// each expects the exact version the one before it leaves (a writer that keeps several appends
+/// of a stream in flight, as a copy does); the statement decides them in order, as if they ran
+/// one after another. Any other append to a stream already in the statement waits for the next
+/// one. Races with other nodes are decided by the database: the
 /// unique `(stream_type, stream_id, sequence)` constraint makes the second writer of a sequence
 /// fail; the lane then runs the statement again, now seeing the winner's events (so the loser gets
 /// a clean `Conflict`, and `ExpectedVersion::Any` simply appends after it). A batch that fails for

@@ -1,7 +1,7 @@
 //! Group commit: append requests queue on a few lanes; each lane writes whatever has queued up
 //! in one statement (one round trip, one transaction, one WAL flush), then answers every request.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -86,12 +86,18 @@ impl Lane {
                 },
             };
             let mut events = first.events.len();
+            // Streams with a request in the batch, and the version the last one leaves if a
+            // further request may chain onto it (see `chain_end`).
+            let mut chains: HashMap<StreamId, Option<u64>> = HashMap::new();
+            chains.insert(first.stream.clone(), chain_end(&first));
+            // Streams with a request left for a later batch: their later requests wait too.
             let mut blocked: HashSet<StreamId> = HashSet::new();
-            blocked.insert(first.stream.clone());
             let mut batch = vec![first];
             let mut later = VecDeque::new();
-            // Earlier deferred requests first, then whatever queued up since: at most one
-            // request per stream in a batch (they would read the same head), in arrival order.
+            // Earlier deferred requests first, then whatever queued up since, in arrival
+            // order. Several requests of one stream go in one batch only as a chain (each
+            // expecting the version the one before leaves), which the statement decides as if
+            // they ran one after another.
             let mut from_queue = false;
             loop {
                 if batch.len() >= self.max_appends {
@@ -108,7 +114,12 @@ impl Lane {
                     }
                 };
                 let fits = events + next.events.len() <= self.max_events;
-                if !fits || blocked.contains(&next.stream) {
+                let joins = !blocked.contains(&next.stream)
+                    && match chains.get(&next.stream) {
+                        None => true,
+                        Some(end) => end.is_some() && *end == expected_exact(next.expected),
+                    };
+                if !fits || !joins {
                     blocked.insert(next.stream.clone());
                     later.push_back(next);
                     if !fits && from_queue {
@@ -116,7 +127,7 @@ impl Lane {
                     }
                 } else {
                     events += next.events.len();
-                    blocked.insert(next.stream.clone());
+                    chains.insert(next.stream.clone(), chain_end(&next));
                     batch.push(next);
                 }
             }
@@ -296,6 +307,22 @@ impl Lane {
             })?;
         Ok(outcomes(batch, rows))
     }
+}
+
+/// The exact version `expected` names (`NoStream` is 0), `None` for any version.
+fn expected_exact(expected: ExpectedVersion) -> Option<u64> {
+    match expected {
+        ExpectedVersion::Any => None,
+        ExpectedVersion::NoStream => Some(0),
+        ExpectedVersion::Exact(v) => Some(v),
+    }
+}
+
+/// The version `pending` leaves its stream at if it is written, when that is known in advance
+/// (it expects an exact version): a request expecting that version may follow it in the same
+/// statement. `None` for a request expecting any version, which is alone on its stream.
+fn chain_end(pending: &Pending) -> Option<u64> {
+    expected_exact(pending.expected).map(|v| v.saturating_add(pending.events.len() as u64))
 }
 
 /// One row of the append statement's answer: the request's index, its stream's version before
