@@ -190,6 +190,15 @@ pub trait EventSet: Clone + Debug + Send + Sync + Sized + 'static {
     /// Rebuilds an event from its stored name, version and payload.
     fn decode(event_type: &str, event_version: u32, payload: &[u8]) -> Result<Self, EventError>;
 
+    /// The Rust type of each event of the set, in the order of [`EventSet::NAMES`]: its
+    /// `TypeId` and its name. [`KernelBuilder::build`](crate::kernel::KernelBuilder::build)
+    /// uses them to refuse one stored name (or alias) standing for two different Rust types
+    /// across the registered aggregates. `#[aggregate]` generates it; a hand-written set that
+    /// keeps the default (empty) is left out of that check.
+    fn event_types() -> Vec<(std::any::TypeId, &'static str)> {
+        Vec::new()
+    }
+
     /// Whether the set decodes an event of this stored name: one of its names or aliases.
     /// Generated projection filters ask this, so they accept aliases too.
     fn contains(event_type: &str) -> bool {
@@ -243,6 +252,10 @@ impl<E: Event> EventSet for E {
 
     fn contains(event_type: &str) -> bool {
         E::answers_to(event_type)
+    }
+
+    fn event_types() -> Vec<(std::any::TypeId, &'static str)> {
+        vec![(std::any::TypeId::of::<E>(), std::any::type_name::<E>())]
     }
 
     fn event_type(&self) -> &'static str {

@@ -68,7 +68,7 @@ fn enums_convert_from_their_members() {
 fn event_set_names_and_round_trip() {
     assert_eq!(
         <BankAccountEvent as EventSet>::NAMES,
-        &["Deposited", "bank.withdrawn"]
+        &["Deposited", "bank.closed", "bank.withdrawn"]
     );
     assert!(BankAccountEvent::contains("bank.withdrawn"));
     assert!(!BankAccountEvent::contains("Withdrawn"));

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::aggregate::Aggregate;
 use crate::clock::{Clock, SystemClock};
+use crate::event::EventSet;
 use crate::store::{CheckpointStore, EventStore, SnapshotStore};
 
 use crate::projection::Projections;
@@ -46,6 +47,11 @@ pub struct KernelBuilder {
     duplicate: Option<&'static str>,
     /// The first aggregate whose event set has an ambiguous stored name, with the message.
     ambiguous_event: Option<(&'static str, String)>,
+    /// Each stored event name (and alias) of the registered aggregates: the Rust type it
+    /// decodes as, and the aggregate that registered it first.
+    stored_names: HashMap<&'static str, (TypeId, &'static str, &'static str)>,
+    /// The first stored name found standing for two Rust types.
+    name_clash: Option<BuildError>,
 }
 
 /// Why a kernel could not be built.
@@ -64,6 +70,28 @@ pub enum BuildError {
     /// A setting is out of range.
     #[error("invalid kernel setting: {0}")]
     InvalidSetting(&'static str),
+    /// One stored event name (or alias) stands for two different Rust types in the registered
+    /// aggregates (for example a bank's `Deposited` and a wallet's `Deposited`, both stored as
+    /// `"Deposited"`): events of one would be decoded as the other. One type shared by several
+    /// aggregates is fine.
+    #[error(
+        "the stored event name `{name}` stands for two Rust types: `{first}` (aggregate \
+         `{first_aggregate}`) and `{second}` (aggregate `{second_aggregate}`), so events of one \
+         would be decoded as the other; give one of them another `#[event(name = \"...\")]`, \
+         for example prefixed by its aggregate (`\"{second_aggregate}.{name}\"`)"
+    )]
+    EventNameClash {
+        /// The stored name.
+        name: &'static str,
+        /// The Rust type registered first under it.
+        first: &'static str,
+        /// The aggregate that registered `first`.
+        first_aggregate: &'static str,
+        /// The other Rust type.
+        second: &'static str,
+        /// The aggregate that registered `second`.
+        second_aggregate: &'static str,
+    },
     /// An aggregate's events have an alias equal to another of its event names (or two events
     /// share an alias), so stored events under it could not be told apart.
     #[error("aggregate `{aggregate}`: {message}")]
@@ -174,9 +202,43 @@ impl KernelBuilder {
             self.ambiguous_event =
                 crate::event::ambiguous_name::<A::Event>().map(|message| (A::TYPE, message));
         }
+        self.record_stored_names::<A>();
         self.registries
             .insert(TypeId::of::<A>(), (A::TYPE, new_registry::<A>));
         self
+    }
+
+    /// Records the stored names and aliases of `A`'s events, noting the first one that
+    /// another registered aggregate uses for a different Rust type.
+    fn record_stored_names<A: Aggregate>(&mut self) {
+        let names = <A::Event as EventSet>::NAMES;
+        let aliases = <A::Event as EventSet>::NAME_ALIASES;
+        for (i, (type_id, rust)) in <A::Event as EventSet>::event_types()
+            .into_iter()
+            .enumerate()
+        {
+            let Some(name) = names.get(i) else { break };
+            let older = aliases.get(i).copied().unwrap_or(&[]);
+            for stored in std::iter::once(*name).chain(older.iter().copied()) {
+                match self.stored_names.get(stored) {
+                    Some(&(other, first, first_aggregate)) if other != type_id => {
+                        if self.name_clash.is_none() {
+                            self.name_clash = Some(BuildError::EventNameClash {
+                                name: stored,
+                                first,
+                                first_aggregate,
+                                second: rust,
+                                second_aggregate: A::TYPE,
+                            });
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.stored_names.insert(stored, (type_id, rust, A::TYPE));
+                    }
+                }
+            }
+        }
     }
 
     /// The clock that stamps every event and snapshot (default: [`SystemClock`]). A
@@ -264,6 +326,9 @@ impl KernelBuilder {
         }
         if let Some((aggregate, message)) = self.ambiguous_event {
             return Err(BuildError::AmbiguousEventName { aggregate, message });
+        }
+        if let Some(clash) = self.name_clash {
+            return Err(clash);
         }
         if self.config.actor.mailbox == 0 {
             return Err(BuildError::InvalidSetting(

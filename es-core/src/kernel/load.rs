@@ -28,7 +28,10 @@ pub(crate) async fn loaded<'s, A: Aggregate>(
 ) -> Result<(&'s mut A, &'s mut u64), LoadError> {
     let loaded = match cache.take() {
         Some(loaded) => loaded,
-        None => rehydrate(ctx, stream, metrics).await?,
+        // Boxed: rehydrating is rare (an actor's first command, or after a conflict), and its
+        // reads would otherwise enlarge every batch's future, which the actor allocates per
+        // batch (past the allocator's small-size fast path).
+        None => Box::pin(rehydrate(ctx, stream, metrics)).await?,
     };
     let (state, version) = cache.insert(loaded);
     Ok((state, version))

@@ -280,6 +280,10 @@ fn event_set(plan: &Plan) -> TokenStream {
         let event = event(&a.ty);
         quote!(#event::ALIASES)
     });
+    let rust_types = applies.iter().map(|a| {
+        let ty = &a.ty;
+        quote!((::core::any::TypeId::of::<#ty>(), ::core::any::type_name::<#ty>()))
+    });
     let type_arms = applies.iter().map(|a| {
         let (variant, event) = (&a.variant, event(&a.ty));
         quote!(#event_enum::#variant(_) => #event::NAME)
@@ -387,6 +391,10 @@ fn event_set(plan: &Plan) -> TokenStream {
         impl ::es_core::event::EventSet for #event_enum where #bounds {
             const NAMES: &'static [&'static str] = &[#(#names),*];
             const NAME_ALIASES: &'static [&'static [&'static str]] = &[#(#aliases),*];
+
+            fn event_types() -> ::std::vec::Vec<(::core::any::TypeId, &'static str)> {
+                ::std::vec![#(#rust_types),*]
+            }
 
             fn event_type(&self) -> &'static str {
                 match *self {
