@@ -3,7 +3,7 @@
 
 use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, Ident, PatType, Signature, Type};
+use syn::{Attribute, FnArg, GenericArgument, Ident, PatType, PathArguments, Signature, Type};
 
 use crate::attr::ArgSet;
 use crate::diagnostics::Diagnostics;
@@ -152,4 +152,64 @@ pub(crate) fn take_helpers(attrs: &mut Vec<Attribute>, names: &[&str]) -> Vec<At
 pub(crate) fn check_no_arguments(attr: &Attribute, diagnostics: &mut Diagnostics) {
     let name = attr.path().to_token_stream().to_string();
     ArgSet::new(name, &[]).parse_attribute(attr, diagnostics, |_, _| {});
+}
+
+/// `E` of `&Recorded<E>` (any path ending in `Recorded`).
+pub(crate) fn recorded_event(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(reference) if reference.mutability.is_none() => {
+            recorded_inner(&reference.elem)
+        }
+        _ => None,
+    }
+}
+
+/// `E` of `Recorded<E>` (any path ending in `Recorded`).
+pub(crate) fn recorded_inner(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Recorded" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(ty)] => Some(ty),
+        _ => None,
+    }
+}
+
+/// Compile-time checks that no stored event matches two `#[on]` handlers, given as
+/// `(event type, method)`: per pair, their stored names (aliases included) must not overlap,
+/// unless both are the event enums of two different aggregates (the stream's aggregate type
+/// tells them apart). Each pair is its own constant, so every clash is reported, at the second
+/// type, naming both types; `handlers_clause(first, second)` names the two methods for the
+/// macro at hand.
+pub(crate) fn distinct_on_names<'a>(
+    handlers: &[(&'a Type, &'a Ident)],
+    handlers_clause: impl Fn(&Ident, &Ident) -> String,
+) -> proc_macro2::TokenStream {
+    let mut checks = Vec::new();
+    for (j, (second_ty, second_method)) in handlers.iter().enumerate() {
+        for (first_ty, first_method) in &handlers[..j] {
+            let message = format!(
+                "`{}` and `{}` share a stored event name, so one stored event would match two \
+                 {}: handle it in one of them, or, if these are different events, give one of \
+                 them another `#[event(name = \"...\")]`",
+                type_display(first_ty),
+                type_display(second_ty),
+                handlers_clause(first_method, second_method),
+            );
+            let (a, b) = (*first_ty, *second_ty);
+            checks.push(quote::quote_spanned! {b.span()=>
+                const _: () = if ::es_core::__private::on_types_clash::<#a, #b>() {
+                    ::core::panic!(#message);
+                };
+            });
+        }
+    }
+    quote::quote!(#(#checks)*)
 }

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use super::handle::Shared;
 use super::{Commands, Outcome, ProcessManager, Rejection, handle_event, handle_rejection, route};
 use crate::kernel::WeakKernel;
+use crate::projection::runner::{SaveEnd, backoff, save_checkpoint_retrying};
 use crate::projection::{ErrorPolicy, ProjectionError, ProjectionOptions, ProjectionPhase};
 use crate::store::{CheckpointStore, EventStore, Lease, RecordedEvent, RunnerLease};
 
@@ -557,31 +558,20 @@ impl<P: ProcessManager> Runner<P> {
                 P::NAME
             ))
         })?;
-        let mut failures = 0u32;
-        loop {
-            let error = match self
-                .checkpoints
-                .save(&self.checkpoint_name, position, Some(bytes.clone()))
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            failures += 1;
-            if failures >= STORE_ATTEMPTS {
-                return Err(End::Failed(format!(
-                    "saving the checkpoint at {position}: {error} (after {failures} attempts)"
-                )));
-            }
-            tracing::warn!(process_manager = P::NAME, position, error = %error, "saving the checkpoint failed; retrying");
-            // The commands of this page were answered; a stop now leaves them to be answered
-            // again from the idempotency window by the next runner.
-            let mut stop = self.stop.clone();
-            tokio::select! {
-                () = tokio::time::sleep(backoff(failures)) => {}
-                _ = stop.wait_for(|s| *s) => return Err(End::Stopped),
-            }
-        }
+        // A stop while waiting to retry leaves this page's commands, already answered, to be
+        // answered again from the idempotency window by the next runner.
+        save_checkpoint_retrying(
+            &*self.checkpoints,
+            &self.checkpoint_name,
+            position,
+            Some(bytes),
+            &self.stop,
+        )
+        .await
+        .map_err(|end| match end {
+            SaveEnd::Stopped => End::Stopped,
+            SaveEnd::Failed(message) => End::Failed(message),
+        })
     }
 
     /// Sleeps, returning `true` if a stop was requested meanwhile.
@@ -593,10 +583,6 @@ impl<P: ProcessManager> Runner<P> {
         }
         *self.stop.borrow()
     }
-}
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(10u64.saturating_mul(1 << failures.min(10))).min(Duration::from_secs(5))
 }
 
 #[cfg(test)]

@@ -391,7 +391,7 @@ mod launch;
 mod options;
 mod projections;
 mod rebuild;
-mod runner;
+pub(crate) mod runner;
 
 pub use handle::ProjectionHandle;
 pub use options::{

@@ -224,25 +224,9 @@ impl<P: Projection> Runner<P> {
         position: u64,
         state: Option<Vec<u8>>,
     ) -> Result<(), End> {
-        let mut failures = 0u32;
-        loop {
-            let error = match store.save(P::NAME, position, state.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            failures += 1;
-            if failures >= CHECKPOINT_ATTEMPTS {
-                return Err(End::Failed(format!(
-                    "saving the checkpoint at {position}: {error} (after {failures} attempts)"
-                )));
-            }
-            tracing::warn!(projection = P::NAME, position, error = %error, "saving the checkpoint failed; retrying");
-            let mut stop = self.stop.clone();
-            tokio::select! {
-                () = tokio::time::sleep(backoff(failures)) => {}
-                _ = stop.wait_for(|s| *s) => return Err(End::Stopped),
-            }
-        }
+        save_checkpoint_retrying(store, P::NAME, position, state, &self.stop)
+            .await
+            .map_err(End::from)
     }
 
     /// Applies one event under the error policy: `Ok(true)` when it was handled, `Ok(false)`
@@ -305,6 +289,56 @@ impl<P: Projection> Runner<P> {
     }
 }
 
-fn backoff(failures: u32) -> Duration {
+/// The wait before retry number `failures + 1`: 20 ms doubling, at most 5 s.
+pub(crate) fn backoff(failures: u32) -> Duration {
     Duration::from_millis(10u64.saturating_mul(1 << failures.min(10))).min(Duration::from_secs(5))
+}
+
+/// Why [`save_checkpoint_retrying`] gave up.
+pub(crate) enum SaveEnd {
+    /// The runner was asked to stop while waiting to retry.
+    Stopped,
+    /// The store refused [`CHECKPOINT_ATTEMPTS`] times; the message says where and why.
+    Failed(String),
+}
+
+impl From<SaveEnd> for End {
+    fn from(end: SaveEnd) -> Self {
+        match end {
+            SaveEnd::Stopped => End::Stopped,
+            SaveEnd::Failed(message) => End::Failed(message),
+        }
+    }
+}
+
+/// Saves checkpoint `name` at `position`, retrying with backoff: a save is an idempotent
+/// upsert, so a lost connection or an unknown outcome is simply written again. Gives up after
+/// [`CHECKPOINT_ATTEMPTS`] failures, or when `stop` turns true during a wait. Projection and
+/// process-manager runners both save through it.
+pub(crate) async fn save_checkpoint_retrying(
+    store: &dyn CheckpointStore,
+    name: &str,
+    position: u64,
+    state: Option<Vec<u8>>,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), SaveEnd> {
+    let mut failures = 0u32;
+    loop {
+        let error = match store.save(name, position, state.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        failures += 1;
+        if failures >= CHECKPOINT_ATTEMPTS {
+            return Err(SaveEnd::Failed(format!(
+                "saving the checkpoint at {position}: {error} (after {failures} attempts)"
+            )));
+        }
+        tracing::warn!(runner = name, position, error = %error, "saving the checkpoint failed; retrying");
+        let mut stop = stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(backoff(failures)) => {}
+            _ = stop.wait_for(|s| *s) => return Err(SaveEnd::Stopped),
+        }
+    }
 }

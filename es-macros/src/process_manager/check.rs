@@ -2,14 +2,14 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
-use syn::{
-    Attribute, GenericArgument, Ident, LitStr, Meta, Path, PathArguments, ReturnType, Signature,
-    Type,
-};
+use syn::{Attribute, Ident, LitStr, Meta, Path, ReturnType, Signature, Type};
 
 use super::parse::Args;
 use crate::diagnostics::Diagnostics;
-use crate::handler::{self, Receiver, check_no_arguments, check_plain, type_display, type_key};
+use crate::handler::{
+    self, Receiver, check_no_arguments, check_plain, recorded_event, recorded_inner, type_display,
+    type_key,
+};
 use crate::inherent::InherentImpl;
 
 /// One `#[on]` or `#[on(start)]` method.
@@ -301,32 +301,4 @@ fn last_ident(ty: &Type) -> Option<&Ident> {
 /// Whether `ty` is `&mut Commands` (any path ending in `Commands`).
 fn is_commands(ty: &Type) -> bool {
     matches!(ty, Type::Reference(r) if r.mutability.is_some() && last_ident(&r.elem).is_some_and(|i| i == "Commands"))
-}
-
-/// `E` of `&Recorded<E>`.
-fn recorded_event(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Reference(reference) if reference.mutability.is_none() => {
-            recorded_inner(&reference.elem)
-        }
-        _ => None,
-    }
-}
-
-/// `E` of `Recorded<E>` (any path ending in `Recorded`).
-fn recorded_inner(ty: &Type) -> Option<&Type> {
-    let Type::Path(path) = ty else {
-        return None;
-    };
-    let last = path.path.segments.last()?;
-    if last.ident != "Recorded" {
-        return None;
-    }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    match args.args.iter().collect::<Vec<_>>().as_slice() {
-        [GenericArgument::Type(ty)] => Some(ty),
-        _ => None,
-    }
 }

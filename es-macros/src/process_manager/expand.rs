@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::check::Plan;
-use crate::handler::type_display;
+use crate::handler::distinct_on_names;
 use crate::span::call_over;
 
 /// The `ProcessManager` impl (the user's impl block is emitted by the caller).
@@ -141,28 +141,10 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
 
 /// A compile-time check that no stored event matches two handlers (as for projections).
 fn distinct_names(plan: &Plan) -> TokenStream {
-    let handlers = &plan.handlers;
-    let mut checks = Vec::new();
-    for (j, second) in handlers.iter().enumerate() {
-        for first in &handlers[..j] {
-            let message = format!(
-                "`{}` and `{}` share a stored event name, so one stored event would match two \
-                 handlers (`{}` and `{}`): handle it in one of them, or, if these are different \
-                 events, give one of them another `#[event(name = \"...\")]`",
-                type_display(&first.ty),
-                type_display(&second.ty),
-                first.method,
-                second.method,
-            );
-            let (a, b) = (&first.ty, &second.ty);
-            checks.push(quote_spanned! {b.span()=>
-                const _: () = if ::es_core::__private::on_types_clash::<#a, #b>() {
-                    ::core::panic!(#message);
-                };
-            });
-        }
-    }
-    quote!(#(#checks)*)
+    let handlers: Vec<_> = plan.handlers.iter().map(|h| (&h.ty, &h.method)).collect();
+    distinct_on_names(&handlers, |first, second| {
+        format!("handlers (`{first}` and `{second}`)")
+    })
 }
 
 /// A stub impl emitted next to errors.

@@ -2,11 +2,14 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
-use syn::{GenericArgument, Ident, LitStr, PathArguments, ReturnType, Signature, Type};
+use syn::{Ident, LitStr, ReturnType, Signature, Type};
 
 use super::parse::Args;
 use crate::diagnostics::Diagnostics;
-use crate::handler::{self, Receiver, check_no_arguments, check_plain, type_display, type_key};
+use crate::handler::{
+    self, Receiver, check_no_arguments, check_plain, recorded_event, recorded_inner, type_display,
+    type_key,
+};
 use crate::inherent::InherentImpl;
 
 /// One `#[on]` method.
@@ -149,32 +152,4 @@ fn check_handler(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Handl
         ty: ty.clone(),
         output,
     })
-}
-
-/// `E` of `&Recorded<E>` (any path ending in `Recorded`).
-fn recorded_event(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Reference(reference) if reference.mutability.is_none() => {
-            recorded_inner(&reference.elem)
-        }
-        _ => None,
-    }
-}
-
-/// `E` of `Recorded<E>` (any path ending in `Recorded`).
-fn recorded_inner(ty: &Type) -> Option<&Type> {
-    let Type::Path(path) = ty else {
-        return None;
-    };
-    let last = path.path.segments.last()?;
-    if last.ident != "Recorded" {
-        return None;
-    }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    match args.args.iter().collect::<Vec<_>>().as_slice() {
-        [GenericArgument::Type(ty)] => Some(ty),
-        _ => None,
-    }
 }
