@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::handle::Shared;
 use super::{Commands, Outcome, ProcessManager, Rejection, handle_event, handle_rejection, route};
 use crate::kernel::WeakKernel;
-use crate::projection::runner::{SaveEnd, backoff, save_checkpoint_retrying};
+use crate::projection::runner::{SaveEnd, backoff, pause_unless_stopped, save_checkpoint_retrying};
 use crate::projection::{ErrorPolicy, ProjectionError, ProjectionOptions, ProjectionPhase};
 use crate::store::{CheckpointStore, EventStore, Lease, RecordedEvent, RunnerLease};
 
@@ -576,12 +576,7 @@ impl<P: ProcessManager> Runner<P> {
 
     /// Sleeps, returning `true` if a stop was requested meanwhile.
     async fn pause(&self, wait: Duration) -> bool {
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return true,
-        }
-        *self.stop.borrow()
+        pause_unless_stopped(&self.stop, wait).await
     }
 }
 

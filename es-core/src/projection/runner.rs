@@ -280,12 +280,7 @@ impl<P: Projection> Runner<P> {
 
     /// Sleeps, returning `true` if a stop was requested meanwhile.
     async fn pause(&mut self, wait: Duration) -> bool {
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return true,
-        }
-        *self.stop.borrow()
+        pause_unless_stopped(&self.stop, wait).await
     }
 }
 
@@ -335,10 +330,19 @@ pub(crate) async fn save_checkpoint_retrying(
             )));
         }
         tracing::warn!(runner = name, position, error = %error, "saving the checkpoint failed; retrying");
-        let mut stop = stop.clone();
-        tokio::select! {
-            () = tokio::time::sleep(backoff(failures)) => {}
-            _ = stop.wait_for(|s| *s) => return Err(SaveEnd::Stopped),
+        if pause_unless_stopped(stop, backoff(failures)).await {
+            return Err(SaveEnd::Stopped);
         }
     }
+}
+
+/// Sleeps `wait`, cut short by a stop; returns whether a stop was requested. Every runner
+/// waits through it between retries.
+pub(crate) async fn pause_unless_stopped(stop: &watch::Receiver<bool>, wait: Duration) -> bool {
+    let mut watching = stop.clone();
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        _ = watching.wait_for(|s| *s) => return true,
+    }
+    *stop.borrow()
 }
