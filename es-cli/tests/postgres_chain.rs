@@ -152,7 +152,9 @@ fn copy_chain_memory_export_file_lmdb_postgres_lmdb() {
 fn copy_into_postgres_resumes_after_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     let source_dir = tmp.path().join("source");
-    let total = 60_000;
+    // Large enough that the copy is still writing events when the kill lands, even on a quiet
+    // machine where PostgreSQL takes many appends per statement.
+    let total = 300_000;
     rt().block_on(lmdb_source(&source_dir, sample_events(total, 1_000)));
     let source = lmdb(&source_dir);
     let schema = Schema::new("resume");
