@@ -98,12 +98,32 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
 }
 
 /// The body of [`Event::decode_payload`], kept out of the trait so that an impl cannot change it.
+///
+/// The current version (the hot path: every rehydration and projection) deserializes straight
+/// from the bytes, inlined into the generated decode; older and newer versions go through
+/// [`decode_other_version`], kept out of line so the common case stays small.
+#[inline]
 fn decode_payload<E: Event>(event_version: u32, payload: &[u8]) -> Result<E, EventError> {
     // Stores hold versions from 1; a 0 (written by hand) reads as the first version.
     let stored = event_version.max(1);
     if stored == E::VERSION || (stored < E::VERSION && !E::UPCASTERS) {
-        return serde_json::from_slice(payload).map_err(|e| payload_error::<E>(event_version, &e));
+        return match serde_json::from_slice(payload) {
+            Ok(event) => Ok(event),
+            Err(e) => Err(payload_error::<E>(event_version, &e)),
+        };
     }
+    decode_other_version::<E>(event_version, stored, payload)
+}
+
+/// An event stored at a version other than [`Event::VERSION`]: refused when newer, lifted through
+/// the upcaster chain when older.
+#[cold]
+#[inline(never)]
+fn decode_other_version<E: Event>(
+    event_version: u32,
+    stored: u32,
+    payload: &[u8],
+) -> Result<E, EventError> {
     if stored > E::VERSION {
         return Err(EventError::UnsupportedVersion {
             event_type: E::NAME.to_owned(),
@@ -125,6 +145,8 @@ fn decode_payload<E: Event>(event_version: u32, payload: &[u8]) -> Result<E, Eve
 }
 
 /// A payload that does not deserialize (before or after the upcaster chain).
+#[cold]
+#[inline(never)]
 fn payload_error<E: Event>(version: u32, error: &serde_json::Error) -> EventError {
     EventError::Payload {
         event_type: E::NAME.to_owned(),
