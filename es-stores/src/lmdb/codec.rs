@@ -458,9 +458,9 @@ fn decode_envelope(r: &mut Reader<'_>, event: &mut DecodedEvent) -> Result<(), S
     Ok(())
 }
 
-/// The aggregate type and the event type of an event record, read without decoding (or
-/// copying) the rest.
-pub(super) fn head_of(bytes: &[u8], position: u64) -> Result<(&str, &str), StoreError> {
+/// The aggregate type (as stored bytes: a filter compares them without validating UTF-8 first)
+/// and the event type of an event record, read without decoding (or copying) the rest.
+pub(super) fn head_of(bytes: &[u8], position: u64) -> Result<(&[u8], &str), StoreError> {
     let what = || format!("event at position {position}");
     let (_, bytes) = is_v2(bytes);
     let (aggregate_type, start, len) = {
@@ -485,8 +485,6 @@ pub(super) fn head_of(bytes: &[u8], position: u64) -> Result<(&str, &str), Store
     let event_type = bytes
         .get(start..start.saturating_add(len))
         .ok_or_else(|| StoreError::Corrupt(format!("{}: record is truncated", what())))?;
-    let aggregate_type = std::str::from_utf8(aggregate_type)
-        .map_err(|_| StoreError::Corrupt(format!("{}: aggregate type is not UTF-8", what())))?;
     let event_type = std::str::from_utf8(event_type)
         .map_err(|_| StoreError::Corrupt(format!("{}: event type is not UTF-8", what())))?;
     Ok((aggregate_type, event_type))

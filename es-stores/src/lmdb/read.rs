@@ -99,7 +99,13 @@ impl Shared {
                     match &accept {
                         Some(filter) => {
                             let (aggregate_type, event_type) = codec::head_of(bytes, position)?;
-                            if filter.matches_head(aggregate_type, event_type) {
+                            // `EventFilter::matches_head` on the stored bytes: an aggregate
+                            // type that is not UTF-8 fails in `decode_recorded` when accepted.
+                            if filter
+                                .aggregate_type
+                                .is_none_or(|wanted| wanted.as_bytes() == aggregate_type)
+                                && (filter.event_type)(event_type)
+                            {
                                 let event = decode_recorded(bytes, position)?;
                                 if filter.envelope.is_none_or(|f| f(&event)) {
                                     page.events.push(event);
