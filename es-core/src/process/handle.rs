@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::ProcessManager;
 use super::runner::{Runner, decode_instances};
 use crate::kernel::Kernel;
+use crate::projection::runner::Election;
 use crate::projection::{ProjectionError, ProjectionOptions, ProjectionPhase};
 use crate::store::CheckpointStore;
 
@@ -318,6 +319,7 @@ impl<'k> ProcessManagers<'k> {
             kernel: self.kernel.downgrade(),
             store: self.kernel.event_store().clone(),
             checkpoints,
+            election: Election::new(checkpoint_name.clone()),
             checkpoint_name,
             options,
             shared: shared.clone(),
@@ -325,8 +327,6 @@ impl<'k> ProcessManagers<'k> {
             instances,
             saved_at: std::time::Instant::now(),
             unsaved: None,
-            lease: None,
-            elects: None,
         };
         let task = tokio::spawn(runner.run());
         *shared.task.lock() = Some(task);

@@ -13,9 +13,11 @@ use tokio::task::JoinSet;
 use super::handle::Shared;
 use super::{Commands, Outcome, ProcessManager, Rejection, handle_event, handle_rejection, route};
 use crate::kernel::WeakKernel;
-use crate::projection::runner::{SaveEnd, backoff, pause_unless_stopped, save_checkpoint_retrying};
+use crate::projection::runner::{
+    Elected, Election, SaveEnd, backoff, pause_unless_stopped, save_checkpoint_retrying,
+};
 use crate::projection::{ErrorPolicy, ProjectionError, ProjectionOptions, ProjectionPhase};
-use crate::store::{CheckpointStore, EventStore, Lease, RecordedEvent, RunnerLease};
+use crate::store::{CheckpointStore, EventStore, RecordedEvent};
 
 /// How many times a store failure is retried (reads, checkpoints, commands) before stopping.
 const STORE_ATTEMPTS: u32 = 10;
@@ -87,14 +89,9 @@ pub(super) struct Runner<P> {
     pub(super) saved_at: Instant,
     /// The position handled but not yet saved, if any.
     pub(super) unsaved: Option<u64>,
-    /// The right to run, when the store elects one runner per name among processes.
-    pub(super) lease: Option<RunnerLease>,
-    /// Whether the store elects runners (`None`: not asked yet).
-    pub(super) elects: Option<bool>,
+    /// Its part in electing one active runner per name among processes (its lease).
+    pub(super) election: Election,
 }
-
-/// How often a standby runner asks for the lease.
-const STANDBY_POLL: Duration = Duration::from_millis(500);
 
 impl<P> Drop for Runner<P> {
     /// A task that ends without recording why (a panic outside the handlers, the runtime
@@ -465,47 +462,32 @@ impl<P: ProcessManager> Runner<P> {
     /// checkpoint the previous holder saved. A lost lease drops what was not saved (the next
     /// holder handles it again, with the same command ids).
     async fn ensure_lease(&mut self) -> Result<(), End> {
-        if self.elects == Some(false) {
+        if self.election.may_run() {
             return Ok(());
         }
-        if let Some(lease) = &self.lease {
-            if !lease.is_lost() {
-                return Ok(());
+        self.unsaved = None;
+        let shared = &self.shared;
+        let standby = |on: bool| {
+            shared.standby.store(on, Ordering::Relaxed);
+            if on {
+                // A standby is not caught up: it handles nothing until it takes over.
+                let mut phase = shared.phase.lock();
+                if *phase == ProjectionPhase::CaughtUp {
+                    *phase = ProjectionPhase::Running;
+                }
             }
-            tracing::warn!(
-                process_manager = P::NAME,
-                "lost the runner lease; standing by"
-            );
-            self.lease = None;
-            self.unsaved = None;
+        };
+        let elected = self
+            .election
+            .wait_until_elected(&*self.checkpoints, &self.stop, &standby)
+            .await;
+        match elected {
+            Err(()) => return Err(End::Stopped),
+            Ok(Elected::NotNeeded) => {}
+            Ok(Elected::TookOver) => self.resume_from_checkpoint().await?,
         }
-        loop {
-            match self.checkpoints.try_lease(&self.checkpoint_name).await {
-                Ok(Lease::NotNeeded) => {
-                    self.elects = Some(false);
-                    self.shared.standby.store(false, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(Lease::Acquired(lease)) => {
-                    self.elects = Some(true);
-                    self.lease = Some(lease);
-                    self.resume_from_checkpoint().await?;
-                    self.shared.standby.store(false, Ordering::Relaxed);
-                    tracing::info!(process_manager = P::NAME, "holding the runner lease");
-                    return Ok(());
-                }
-                Ok(Lease::HeldElsewhere) => {
-                    self.elects = Some(true);
-                    self.shared.standby.store(true, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    tracing::warn!(process_manager = P::NAME, error = %e, "asking for the runner lease failed");
-                }
-            }
-            if self.pause(STANDBY_POLL).await {
-                return Err(End::Stopped);
-            }
-        }
+        self.shared.standby.store(false, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Reloads position and instances from the checkpoint (after taking the lease over).
@@ -533,7 +515,7 @@ impl<P: ProcessManager> Runner<P> {
 
     /// Saves the position handled since the last save, if any.
     async fn save_unsaved(&mut self) -> Result<(), End> {
-        if self.lease.as_ref().is_some_and(RunnerLease::is_lost) {
+        if self.election.is_lost() {
             // Another process may hold the lease now: its checkpoint wins.
             self.unsaved = None;
             return Ok(());

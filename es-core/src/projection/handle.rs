@@ -75,6 +75,8 @@ pub(super) struct StatusInner {
     pub(super) rebuild: Option<RebuildProgress>,
     pub(super) skipped_count: u64,
     pub(super) skipped: VecDeque<SkippedEvent>,
+    /// Whether the runner stands by while another process holds its lease.
+    pub(super) standby: bool,
 }
 
 /// A handle on a running projection.
@@ -91,7 +93,9 @@ impl<P> Clone for ProjectionHandle<P> {
 }
 
 impl<P: Projection> ProjectionHandle<P> {
-    /// A copy of the current state.
+    /// A copy of the current state. On a standby it is the state this runner last loaded or
+    /// processed (it may include a batch it processed but could not save after losing its
+    /// lease; taking over reloads the checkpoint).
     pub async fn state(&self) -> P
     where
         P: Clone,
@@ -111,6 +115,12 @@ impl<P: Projection> ProjectionHandle<P> {
 
     /// Waits until the runner has processed `position` (read-your-writes after a dispatch).
     /// Fails if the runner stops first.
+    ///
+    /// A standby ([`ProjectionStatus::standby`]: another process sharing the checkpoint store
+    /// runs this projection) is not caught up: it returns at once only for positions up to the
+    /// checkpoint it last loaded, and otherwise waits until this runner has taken over and
+    /// processed `position` itself. It does not follow the other process's progress; wrap it
+    /// in a timeout where the other process's work is enough.
     pub async fn wait_for(&self, position: u64) -> Result<(), ProjectionError> {
         let mut processed = self.shared.processed.subscribe();
         loop {
@@ -162,5 +172,6 @@ pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
         events_handled: metrics.handled.get(),
         events_filtered: metrics.filtered.get(),
         restarts: metrics.restarts.get(),
+        standby: status.standby,
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::handle::{ProjectionHandle, Shared, StatusInner};
 use super::options::{ProjectionOptions, ProjectionPhase};
-use super::runner::Runner;
+use super::runner::{Election, Runner};
 use super::{Projection, ProjectionError};
 use crate::metrics::ProjectionMetricsRef;
 use crate::store::{CheckpointStore, EventStore};
@@ -70,6 +70,9 @@ impl Launch {
                 rebuild: None,
                 skipped_count: 0,
                 skipped: VecDeque::new(),
+                // Until the runner knows it may run (its store elects no runner, or it holds
+                // the lease), it stands by. Without a checkpoint store there is no election.
+                standby: self.checkpoints.is_some(),
             }),
             metrics: self.metrics,
             stop,
@@ -78,7 +81,9 @@ impl Launch {
         let runner = Runner {
             shared: shared.clone(),
             store: self.store,
+            election: self.checkpoints.as_ref().map(|_| Election::new(P::NAME)),
             checkpoints: self.checkpoints,
+            resume_on_takeover: self.options.start_position.is_none(),
             options: self.options,
             stop: stop_rx,
             _p: PhantomData,

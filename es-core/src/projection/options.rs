@@ -142,7 +142,8 @@ impl std::fmt::Debug for ProjectionOptions {
 /// Where a runner is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProjectionPhase {
-    /// Reading a backlog.
+    /// Reading a backlog, or standing by while another process runs this name (the status
+    /// then says `standby`).
     Running,
     /// At the head of the log, waiting for new events.
     CaughtUp,
@@ -191,6 +192,13 @@ pub struct ProjectionStatus {
     pub restarts: u64,
     /// A rebuild in progress ([`Projections::rebuild`]), if one is.
     pub rebuild: Option<RebuildProgress>,
+    /// Whether the runner stands by: another process sharing its checkpoint store
+    /// (PostgreSQL) runs this projection, and this runner takes over, from the last saved
+    /// checkpoint, when that one's lease ends. A standby processes nothing, so its `phase` is
+    /// never [`ProjectionPhase::CaughtUp`] and its `position` is the one it last loaded or
+    /// processed. Also `true` for the moment between `start` and the runner's first check
+    /// that it may run; always `false` without a checkpoint store.
+    pub standby: bool,
 }
 
 /// How far a rebuild has come: it has read the log up to `position`, of `head` when it

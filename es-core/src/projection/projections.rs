@@ -155,6 +155,11 @@ impl Projections {
     /// unless [`ProjectionOptions::in_memory_checkpoints`]); `batch_size` and
     /// `persist_state` apply. Returns the position the swapped-in state has processed.
     ///
+    /// On a store shared by several processes that elect one runner per name (PostgreSQL),
+    /// rebuild on the kernel whose runner is active (its status is not `standby`): the
+    /// rebuild does not take the lease, so a rebuild elsewhere saves a checkpoint that the
+    /// active runner's next save overwrites.
+    ///
     /// # Errors
     ///
     /// [`ProjectionError::NoCheckpointStore`], a store error, or the first event that fails

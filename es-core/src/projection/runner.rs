@@ -8,9 +8,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::handle::Shared;
+use super::launch::restore;
 use super::options::{ErrorPolicy, ProjectionOptions, ProjectionPhase, SKIPPED_KEPT, SkippedEvent};
-use super::{Projection, apply_event};
-use crate::store::{CheckpointStore, EventStore, RecordedEvent};
+use super::{Projection, ProjectionError, apply_event};
+use crate::store::{CheckpointStore, EventStore, Lease, RecordedEvent, RunnerLease};
 use crate::tracker::TaskToken;
 
 /// How often (in events) a runner checks for a stop request inside a batch.
@@ -25,6 +26,12 @@ pub(super) struct Runner<P> {
     pub(super) checkpoints: Option<Arc<dyn CheckpointStore>>,
     pub(super) options: ProjectionOptions,
     pub(super) stop: watch::Receiver<bool>,
+    /// Its part in electing one active runner per name among the processes sharing its
+    /// checkpoint store (`None` without a checkpoint store: positions in memory only).
+    pub(super) election: Option<Election>,
+    /// Whether taking the lease reloads the checkpoint. False until the first takeover when
+    /// the options gave a `start_position`, which that first run honours.
+    pub(super) resume_on_takeover: bool,
     pub(super) _p: PhantomData<fn() -> P>,
     /// Declared last, so it is released after the store handles (fields drop in order).
     pub(super) _token: TaskToken,
@@ -90,6 +97,9 @@ impl<P: Projection> Runner<P> {
         loop {
             if *self.stop.borrow() {
                 return End::Stopped;
+            }
+            if let Err(end) = self.ensure_lease().await {
+                return end;
             }
             let next = *self.shared.processed.borrow() + 1;
             let page = match self
@@ -192,6 +202,12 @@ impl<P: Projection> Runner<P> {
         if outcome.is_ok() {
             self.shared.metrics.filtered.add(filtered as u64);
         }
+        if self.election.as_ref().is_some_and(Election::is_lost) {
+            // Another process may hold the lease and have saved further: its checkpoint wins.
+            // This page is neither saved nor published; the next takeover reloads the
+            // checkpoint.
+            return outcome;
+        }
         if processed > *self.shared.processed.borrow() {
             if let Some(store) = &self.checkpoints {
                 let encoded = if self.options.persist_state {
@@ -212,6 +228,78 @@ impl<P: Projection> Runner<P> {
             self.shared.processed.send_replace(processed);
         }
         outcome
+    }
+
+    /// Makes sure this runner may run. On a checkpoint store that elects one runner per name
+    /// among processes (PostgreSQL), waits as a standby until it holds the lease for its
+    /// checkpoint, then resumes from the checkpoint the previous holder saved (what this runner
+    /// handled but did not save is dropped). Other stores cost one check per batch.
+    async fn ensure_lease(&mut self) -> Result<(), End> {
+        let (Some(election), Some(store)) = (self.election.as_mut(), self.checkpoints.as_ref())
+        else {
+            return Ok(());
+        };
+        if election.may_run() {
+            return Ok(());
+        }
+        let shared = &self.shared;
+        let standby = |on: bool| {
+            let mut status = shared.status.lock();
+            status.standby = on;
+            // A standby is not caught up: it processes nothing until it takes over.
+            if on && status.phase == ProjectionPhase::CaughtUp {
+                status.phase = ProjectionPhase::Running;
+            }
+        };
+        match election
+            .wait_until_elected(store.as_ref(), &self.stop, &standby)
+            .await
+        {
+            Err(()) => return Err(End::Stopped),
+            Ok(Elected::NotNeeded) => {}
+            Ok(Elected::TookOver) => {
+                if self.resume_on_takeover {
+                    self.resume_from_checkpoint().await?;
+                }
+                self.resume_on_takeover = true;
+            }
+        }
+        self.shared.status.lock().standby = false;
+        Ok(())
+    }
+
+    /// Reloads state and position from the checkpoint (after taking the lease), retrying a
+    /// failing store; a state that cannot be restored stops the runner.
+    async fn resume_from_checkpoint(&mut self) -> Result<(), End> {
+        let Some(store) = self.checkpoints.clone() else {
+            return Ok(());
+        };
+        let mut failures = 0u32;
+        let (state, position) = loop {
+            match restore::<P>(store.as_ref(), self.options.persist_state).await {
+                Ok(restored) => break restored,
+                Err(ProjectionError::Store(e)) => {
+                    failures += 1;
+                    if failures >= CHECKPOINT_ATTEMPTS {
+                        return Err(End::Failed(format!(
+                            "loading the checkpoint after taking the lease: {e} (after \
+                             {failures} attempts)"
+                        )));
+                    }
+                    tracing::warn!(projection = P::NAME, error = %e, "loading the checkpoint failed; retrying");
+                    if self.pause(backoff(failures)).await {
+                        return Err(End::Stopped);
+                    }
+                }
+                Err(e) => return Err(End::Failed(e.to_string())),
+            }
+        };
+        let mut current = self.shared.state.lock().await;
+        *current = state;
+        drop(current);
+        self.shared.metrics.lag(position);
+        self.shared.processed.send_replace(position);
+        Ok(())
     }
 
     /// Saves the checkpoint, retrying with backoff: a save is an idempotent upsert, so a lost
@@ -345,4 +433,96 @@ pub(crate) async fn pause_unless_stopped(stop: &watch::Receiver<bool>, wait: Dur
         _ = watching.wait_for(|s| *s) => return true,
     }
     *stop.borrow()
+}
+
+/// How often a standby runner asks for the lease.
+pub(crate) const STANDBY_POLL: Duration = Duration::from_millis(500);
+
+/// A runner's part in electing one active runner per name among the processes sharing a
+/// checkpoint store ([`CheckpointStore::try_lease`]; on PostgreSQL an advisory lock). Projection
+/// and process-manager runners both hold one, named after their checkpoint (a process manager's
+/// checkpoint name is prefixed `process:`, so the two kinds never share a lease).
+pub(crate) struct Election {
+    /// The lease name: the runner's checkpoint name.
+    name: String,
+    /// The right to run, while this runner holds it.
+    lease: Option<RunnerLease>,
+    /// Whether the store elects runners (`None`: not asked yet).
+    elects: Option<bool>,
+}
+
+/// What [`Election::wait_until_elected`] found.
+pub(crate) enum Elected {
+    /// The store elects no runner (it is not shared between processes): run as always.
+    NotNeeded,
+    /// This runner just took the lease: it must resume from the checkpoint the previous
+    /// holder saved, dropping whatever it handled but did not save.
+    TookOver,
+}
+
+impl Election {
+    /// An election for the runner whose checkpoint is `name`.
+    pub(crate) fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            lease: None,
+            elects: None,
+        }
+    }
+
+    /// Whether the runner may go on without asking (no await, so it can be checked every
+    /// batch): its store elects no runner, or it holds a lease that is not lost.
+    pub(crate) fn may_run(&self) -> bool {
+        match &self.lease {
+            Some(lease) => !lease.is_lost(),
+            None => self.elects == Some(false),
+        }
+    }
+
+    /// Whether the lease this runner held is lost: it must not save its checkpoint any more
+    /// (another process may hold the lease, and its checkpoint wins).
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lease.as_ref().is_some_and(RunnerLease::is_lost)
+    }
+
+    /// Waits, as a standby, until the runner may run: asks `store` for the lease every
+    /// [`STANDBY_POLL`] while another process holds it (or the store cannot be asked), calling
+    /// `standby(true)` while it waits. A lost lease is given up first. Returns `Err(())` when a
+    /// stop is requested while standing by. Call it when [`Election::may_run`] is false.
+    pub(crate) async fn wait_until_elected(
+        &mut self,
+        store: &dyn CheckpointStore,
+        stop: &watch::Receiver<bool>,
+        standby: &(dyn Fn(bool) + Send + Sync),
+    ) -> Result<Elected, ()> {
+        if self.lease.take().is_some() {
+            tracing::warn!(runner = %self.name, "lost the runner lease; standing by");
+            standby(true);
+        }
+        loop {
+            match store.try_lease(&self.name).await {
+                Ok(Lease::NotNeeded) => {
+                    self.elects = Some(false);
+                    return Ok(Elected::NotNeeded);
+                }
+                Ok(Lease::Acquired(lease)) => {
+                    self.elects = Some(true);
+                    self.lease = Some(lease);
+                    tracing::info!(runner = %self.name, "holding the runner lease");
+                    return Ok(Elected::TookOver);
+                }
+                Ok(Lease::HeldElsewhere) => {
+                    self.elects = Some(true);
+                    standby(true);
+                }
+                Err(e) => {
+                    tracing::warn!(runner = %self.name, error = %e, "asking for the runner lease failed");
+                    standby(true);
+                }
+            }
+            if pause_unless_stopped(stop, STANDBY_POLL).await {
+                return Err(());
+            }
+        }
+    }
 }
