@@ -139,7 +139,7 @@ impl Lane {
     }
 
     /// Writes `batch`, answers every request in it and wakes the head refresher.
-    async fn commit(&self, batch: Vec<Pending>) {
+    pub(crate) async fn commit(&self, batch: Vec<Pending>) {
         let mut attempts = 0;
         loop {
             match self.write(&batch).await {
@@ -310,7 +310,7 @@ impl Lane {
 }
 
 /// The exact version `expected` names (`NoStream` is 0), `None` for any version.
-fn expected_exact(expected: ExpectedVersion) -> Option<u64> {
+pub(crate) fn expected_exact(expected: ExpectedVersion) -> Option<u64> {
     match expected {
         ExpectedVersion::Any => None,
         ExpectedVersion::NoStream => Some(0),
@@ -321,7 +321,7 @@ fn expected_exact(expected: ExpectedVersion) -> Option<u64> {
 /// The version `pending` leaves its stream at if it is written, when that is known in advance
 /// (it expects an exact version): a request expecting that version may follow it in the same
 /// statement. `None` for a request expecting any version, which is alone on its stream.
-fn chain_end(pending: &Pending) -> Option<u64> {
+pub(crate) fn chain_end(pending: &Pending) -> Option<u64> {
     expected_exact(pending.expected).map(|v| v.saturating_add(pending.events.len() as u64))
 }
 
