@@ -36,7 +36,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use es_core::MemoryStore;
-use es_core::store::{Store, StoreError};
+use es_core::store::{Store, StoreError, StreamId};
 
 /// Opens (creating it when needed) the store named by `url`: `memory:`, `file:DIR`,
 /// `lmdb:DIR` or `postgres://...` (see the [module docs](self)).
@@ -441,6 +441,75 @@ impl OpenedStore {
         };
         names.sort();
         Ok(names)
+    }
+
+    /// Up to `limit` streams with their versions (their last sequence), after the stream
+    /// `after` (from the first when `None`), in an order of the store's own that stays the
+    /// same between calls (stream id order on memory and file stores, key order on LMDB, the
+    /// database's text order on PostgreSQL): page through every stream by passing the last
+    /// stream of a page as `after`. Reads the stream heads, not the events (PostgreSQL
+    /// aggregates its stream index); a memory store scans its log.
+    ///
+    /// # Errors
+    ///
+    /// The backend's read error.
+    pub async fn stream_heads(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, u64)>, StoreError> {
+        match &self.backend {
+            Backend::Memory(s) => {
+                let versions = es_core::store::fold_all(
+                    s,
+                    ..,
+                    std::collections::BTreeMap::new(),
+                    |mut versions, e| {
+                        versions.insert(e.stream, e.sequence);
+                        versions
+                    },
+                )
+                .await?;
+                Ok(versions
+                    .into_iter()
+                    .filter(|(s, _)| after.is_none_or(|a| s > a))
+                    .take(limit)
+                    .collect())
+            }
+            #[cfg(feature = "file")]
+            Backend::File(s) => Ok(s.stream_heads(after, limit)),
+            #[cfg(feature = "lmdb")]
+            Backend::Lmdb(s) => {
+                let (s, after) = (s.clone(), after.cloned());
+                blocking(move || s.stream_heads(after.as_ref(), limit)).await
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(s) => {
+                let (from, cursor) = match after {
+                    Some(a) => (
+                        "WHERE (stream_type, stream_id) > ($1, $2)",
+                        (a.aggregate_type.as_str(), a.aggregate_id.as_str()),
+                    ),
+                    None => ("WHERE $1 = $2", ("", "")),
+                };
+                let sql = format!(
+                    "SELECT stream_type, stream_id, MAX(sequence) FROM \"{}\".events {from} \
+                     GROUP BY stream_type, stream_id ORDER BY stream_type, stream_id LIMIT $3",
+                    s.schema()
+                );
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(&sql)
+                    .bind(cursor.0)
+                    .bind(cursor.1)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(s.pool())
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("reading the stream heads: {e}")))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(t, id, v)| (StreamId::new(t, id), u64::try_from(v).unwrap_or(0)))
+                    .collect())
+            }
+        }
     }
 
     /// Closes the store: the embedded stores commit what is queued and release their

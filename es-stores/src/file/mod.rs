@@ -239,6 +239,25 @@ impl FileStore {
         .await
     }
 
+    /// Up to `limit` streams and their versions, in stream id order, after `after` (from the
+    /// first when `None`): the stream heads, from the in-memory index (no file is read).
+    pub fn stream_heads(&self, after: Option<&StreamId>, limit: usize) -> Vec<(StreamId, u64)> {
+        let index = self.shared.state.index.read();
+        let mut heads: Vec<(&StreamId, u64)> = index
+            .streams
+            .iter()
+            .filter(|(s, _)| after.is_none_or(|a| *s > a))
+            .map(|(s, positions)| (s, positions.len() as u64))
+            .collect();
+        let limit = limit.min(heads.len());
+        if limit < heads.len() {
+            heads.select_nth_unstable_by(limit, |a, b| a.0.cmp(b.0));
+            heads.truncate(limit);
+        }
+        heads.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        heads.into_iter().map(|(s, v)| (s.clone(), v)).collect()
+    }
+
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.shared.state.dir
