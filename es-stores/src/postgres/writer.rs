@@ -237,6 +237,8 @@ impl Lane {
         let mut ev_tag_to = Vec::with_capacity(total);
         let mut ev_time = Vec::with_capacity(total);
         let mut ev_time_ns = Vec::with_capacity(total);
+        let mut ev_stream_type = Vec::with_capacity(total);
+        let mut ev_stream_id = Vec::with_capacity(total);
         let mut all_tags: Vec<&str> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             // Both bounded by MAX_EVENTS_PER_TRANSACTION, so they fit an i32.
@@ -251,6 +253,8 @@ impl Lane {
             });
             for (j, (e, meta)) in p.events.iter().zip(&p.metadata).enumerate() {
                 ev_idx.push(idx);
+                ev_stream_type.push(p.stream.aggregate_type.as_str());
+                ev_stream_id.push(p.stream.aggregate_id.as_str());
                 ev_ord.push(i32::try_from(j + 1).unwrap_or(i32::MAX));
                 ev_type.push(e.event_type.as_str());
                 ev_version.push(i64::from(e.event_version));
@@ -299,6 +303,8 @@ impl Lane {
             .bind(ev_time)
             .bind(ev_time_ns)
             .bind(all_tags)
+            .bind(ev_stream_type)
+            .bind(ev_stream_id)
             .fetch_all(&mut *conn)
             .await
             .map_err(|error| Failure {
