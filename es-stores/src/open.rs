@@ -587,10 +587,16 @@ async fn open_postgres(
     options: &OpenOptions,
 ) -> Result<crate::PostgresStore, StoreError> {
     use std::time::Duration;
+    let connect: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| {
+        StoreError::InvalidInput(format!("bad PostgreSQL URL {}: {e}", redact(url)))
+    })?;
+    // The large statements of a bulk append cross the planner's JIT threshold, and compiling
+    // them costs more than it saves.
+    let connect = connect.options([("jit", "off")]);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(connect)
         .await
         .map_err(|e| {
             StoreError::Unavailable(format!(

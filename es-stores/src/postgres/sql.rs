@@ -51,10 +51,12 @@ pub(super) fn fill(statement: &str, schema: &str) -> String {
 /// after its expected version. A request expecting any version is written after `v`.
 ///
 /// Events are inserted at positions `(xid8 << 16) + n`, `n` the event's 1-based index in the
-/// whole statement (so in request order; an event's request is `$5[n]`). Output, ordered by
-/// request then sequence: one row per written event (`idx, version before, position, sequence,
-/// the transaction's time`), or for a request whose expectation failed, one row with the
-/// stream's version and null position, sequence and time. A concurrent writer of the same sequence makes the statement fail with a
+/// whole statement (so in request order; an event's request is `$5[n]`). Output, in no
+/// particular order: for a request whose expectation failed, one row with its index, the
+/// stream's version and null position, sequence and time; for each written event one row with
+/// index -1 and version 0 (its request is `$5[position & 65535]`, the caller knows it),
+/// its position, sequence and the transaction's time. (Computing the request of each row
+/// on the server cost a sub-query per event.) A concurrent writer of the same sequence makes the statement fail with a
 /// unique violation (the caller runs it again).
 pub(super) const APPEND: &str = "WITH req AS (
             SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
@@ -97,10 +99,7 @@ pub(super) const APPEND: &str = "WITH req AS (
                NULL::timestamptz AS store_time
         FROM dec d WHERE NOT d.ok
         UNION ALL
-        SELECT o.idx, (SELECT a.base[o.idx + 1] FROM arr a), i.position, i.sequence, i.store_time
-        FROM ins i
-        CROSS JOIN LATERAL (SELECT ($5::int4[])[(i.position & 65535)::int4] AS idx) o
-        ORDER BY 1, 4";
+        SELECT -1, 0, i.position, i.sequence, i.store_time FROM ins i";
 
 /// One stream's events: `$1` stream type, `$2` stream id, from sequence `$3`, at most `$4`.
 pub(super) const READ_STREAM: &str = concat!(
