@@ -24,6 +24,9 @@ use super::format::{EventHeader, StreamField, format_timestamp, write_record};
 use super::index::Line;
 use crate::group_commit::Committer;
 
+/// Stream versions as the requests planned so far in a group leave them.
+type Versions = HashMap<StreamId, u64, foldhash::fast::RandomState>;
+
 /// The write buffer's starting capacity.
 const INITIAL_BUFFER: usize = 64 * 1024;
 /// A write buffer grown beyond this by a large group is released after it.
@@ -252,10 +255,10 @@ impl LogWriter {
         let state = Arc::clone(&self.state);
         let index = state.index.read();
         let mut next_position = index.head() + 1;
-        let mut versions: HashMap<StreamId, u64> = HashMap::new();
+        let mut versions: Versions = Versions::default();
         let mut planned = Vec::with_capacity(group.len());
         let decide = |writer: &mut LogWriter,
-                          versions: &mut HashMap<StreamId, u64>,
+                          versions: &mut Versions,
                           next_position: &mut u64,
                           stream: StreamId,
                           expected: ExpectedVersion,
@@ -275,7 +278,12 @@ impl LogWriter {
                     let accepted = writer.encode(stream, current, *next_position, events);
                     if let Ok(a) = &accepted {
                         *next_position += a.lines.len() as u64;
-                        versions.insert(a.stream.clone(), a.result.version);
+                        match versions.get_mut(&a.stream) {
+                            Some(v) => *v = a.result.version,
+                            None => {
+                                versions.insert(a.stream.clone(), a.result.version);
+                            }
+                        }
                     }
                     accepted
                 }
@@ -300,14 +308,9 @@ impl LogWriter {
                 WriteRequest::Many { batch, reply } => {
                     // Undone as a whole when one of its appends cannot be encoded.
                     let (buf_start, position_start) = (self.buf.len(), next_position);
-                    let mut before: Vec<(StreamId, Option<u64>)> = Vec::new();
                     let mut outcomes = Vec::with_capacity(batch.len());
                     let mut failed = None;
                     for append in batch {
-                        before.push((
-                            append.stream.clone(),
-                            versions.get(&append.stream).copied(),
-                        ));
                         match decide(
                             self,
                             &mut versions,
@@ -328,11 +331,10 @@ impl LogWriter {
                         Some(error) => {
                             self.buf.truncate(buf_start);
                             next_position = position_start;
-                            for (stream, version) in before.into_iter().rev() {
-                                match version {
-                                    Some(v) => versions.insert(stream, v),
-                                    None => versions.remove(&stream),
-                                };
+                            // The versions as the requests before this one left them.
+                            versions.clear();
+                            for a in planned.iter().flat_map(Planned::accepted) {
+                                versions.insert(a.stream.clone(), a.result.version);
                             }
                             Err(error)
                         }
