@@ -21,8 +21,8 @@ use std::task::Poll;
 use std::time::Instant;
 
 use es_core::store::{
-    BatchAppend, BatchOutcome, CheckpointStore, EventStore, ExpectedVersion,
-    NewEvent, RecordedEvent, SnapshotStore, Store, StoreError, StreamId,
+    BatchAppend, BatchOutcome, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
+    RecordedEvent, SnapshotStore, Store, StoreError, StreamId,
 };
 use es_stores::OpenedStore;
 use futures::StreamExt;
@@ -586,7 +586,11 @@ impl HeadPages {
 }
 
 /// The target position of the source's event `stream#sequence`.
-async fn target_position_of(target: &dyn Store, stream: &StreamId, sequence: u64) -> CliResult<u64> {
+async fn target_position_of(
+    target: &dyn Store,
+    stream: &StreamId,
+    sequence: u64,
+) -> CliResult<u64> {
     let found = target
         .read_stream(stream, sequence, 1)
         .await

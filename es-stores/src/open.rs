@@ -503,7 +503,9 @@ impl OpenedStore {
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                     .fetch_all(s.pool())
                     .await
-                    .map_err(|e| StoreError::Unavailable(format!("reading the stream heads: {e}")))?;
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!("reading the stream heads: {e}"))
+                    })?;
                 Ok(rows
                     .into_iter()
                     .map(|(t, id, v)| (StreamId::new(t, id), u64::try_from(v).unwrap_or(0)))

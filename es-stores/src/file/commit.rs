@@ -200,10 +200,7 @@ impl Committer for LogWriter {
                 Planned::Many { reply, outcome } => Reply::Many(
                     reply,
                     outcome.map(|outcomes| {
-                        outcomes
-                            .into_iter()
-                            .map(|o| o.map(&mut publish))
-                            .collect()
+                        outcomes.into_iter().map(|o| o.map(&mut publish)).collect()
                     }),
                 ),
             });
@@ -258,11 +255,11 @@ impl LogWriter {
         let mut versions: Versions = Versions::default();
         let mut planned = Vec::with_capacity(group.len());
         let decide = |writer: &mut LogWriter,
-                          versions: &mut Versions,
-                          next_position: &mut u64,
-                          stream: StreamId,
-                          expected: ExpectedVersion,
-                          events: Vec<NewEvent>| {
+                      versions: &mut Versions,
+                      next_position: &mut u64,
+                      stream: StreamId,
+                      expected: ExpectedVersion,
+                      events: Vec<NewEvent>| {
             let current = versions
                 .get(&stream)
                 .copied()

@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use es_core::store::{
-    BatchAppend, BatchOutcome, validate_batch,
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
+    AppendResult, BatchAppend, BatchOutcome, Checkpoint, CheckpointStore, EventStore,
+    ExpectedVersion, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    validate_append, validate_batch,
 };
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};

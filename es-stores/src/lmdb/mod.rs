@@ -46,10 +46,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use es_core::store::{
-    BatchAppend, BatchOutcome, validate_batch,
-    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion,
-    FilteredPage, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
-    validate_append,
+    AppendResult, BatchAppend, BatchOutcome, Checkpoint, CheckpointStore, EventFilter, EventStore,
+    ExpectedVersion, FilteredPage, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    StreamId, validate_append, validate_batch,
 };
 use tokio::sync::{oneshot, watch};
 

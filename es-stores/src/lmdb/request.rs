@@ -2,9 +2,7 @@
 //! carries through the attempts at committing its batch, typed by what its answer needs.
 
 use chrono::{DateTime, Utc};
-use es_core::store::{
-    AppendResult, BatchOutcome, ExpectedVersion, NewEvent, StoreError, StreamId,
-};
+use es_core::store::{AppendResult, BatchOutcome, ExpectedVersion, NewEvent, StoreError, StreamId};
 use tokio::sync::oneshot;
 
 /// The answer channel of a request.

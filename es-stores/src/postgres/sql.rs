@@ -249,7 +249,10 @@ impl Queries {
         Self {
             // One space for each run of blanks: the statement's text, as the server shows it
             // (`pg_stat_activity` keeps its first 1,024 bytes), reaches the INSERT sooner.
-            append: fill(APPEND).split_whitespace().collect::<Vec<_>>().join(" "),
+            append: fill(APPEND)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             read_stream: fill(READ_STREAM),
             read_all: fill(READ_ALL),
             read_all_heads: fill(READ_ALL_HEADS),

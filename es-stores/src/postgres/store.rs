@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, BatchAppend, BatchOutcome, validate_batch, EventFilter, EventStore, ExpectedVersion, FilteredPage, NewEvent, RecordedEvent,
-    StoreError, StreamId, quote_prefix, validate_append,
+    AppendResult, BatchAppend, BatchOutcome, EventFilter, EventStore, ExpectedVersion,
+    FilteredPage, NewEvent, RecordedEvent, StoreError, StreamId, quote_prefix, validate_append,
+    validate_batch,
 };
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -399,8 +400,7 @@ impl EventStore for PostgresStore {
             if append.events.is_empty() {
                 statement.run(&lane, &mut outcomes).await?;
                 let version =
-                    read::stream_version(&self.inner.pool, &self.inner.sql, &append.stream)
-                        .await?;
+                    read::stream_version(&self.inner.pool, &self.inner.sql, &append.stream).await?;
                 outcomes[i] = Some(
                     append
                         .expected

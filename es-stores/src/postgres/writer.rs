@@ -365,7 +365,9 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
                         )
                     });
                 *slot = Some(u64::try_from(version).unwrap_or_else(|_| {
-                    unreachable!("a stream version is 0 or a sequence, and sequences are CHECKed > 0")
+                    unreachable!(
+                        "a stream version is 0 or a sequence, and sequences are CHECKed > 0"
+                    )
                 }));
             }
             (Some(position), Some(sequence), Some(timestamp)) => {

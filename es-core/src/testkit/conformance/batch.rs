@@ -13,7 +13,11 @@ async fn append_many_ok<S: ConformanceStore>(store: &S, batch: Vec<BatchAppend>)
     let appends = batch.len();
     match store.append_many(batch).await {
         Ok(outcomes) => {
-            assert_eq!(outcomes.len(), appends, "one outcome per append of the batch");
+            assert_eq!(
+                outcomes.len(),
+                appends,
+                "one outcome per append of the batch"
+            );
             outcomes
         }
         Err(e) => panic!("append_many of {appends} appends failed: {e}"),
@@ -85,7 +89,10 @@ pub async fn append_many_decides_in_order<S: ConformanceStore>(store: S) {
     );
     assert!(recorded[0].position > head_before);
     let log = read_all(&store, head_before + 1, 100).await;
-    assert_eq!(log, recorded, "the log holds the batch's events, in batch order");
+    assert_eq!(
+        log, recorded,
+        "the log holds the batch's events, in batch order"
+    );
     let payloads: Vec<_> = recorded.iter().map(|e| e.payload.clone()).collect();
     let expected: Vec<_> = [0, 1, 2, 3, 6, 7, 8]
         .into_iter()
@@ -139,11 +146,7 @@ pub async fn append_many_two_batches_one_stream<S: ConformanceStore>(store: S) {
         [5, 6]
     );
     assert!(
-        first[1]
-            .as_ref()
-            .ok()
-            .and_then(AppendResult::last_position)
-            < last.first_position(),
+        first[1].as_ref().ok().and_then(AppendResult::last_position) < last.first_position(),
         "the second batch comes after the first"
     );
     let all = read_stream(&store, &s, 1, 100).await;
@@ -185,12 +188,19 @@ pub async fn append_many_refuses_an_invalid_batch<S: ConformanceStore>(store: S)
         ];
         match store.append_many(batch).await {
             Err(StoreError::InvalidInput(message)) => {
-                assert!(message.contains("append 1"), "{what}: names the append: {message}");
+                assert!(
+                    message.contains("append 1"),
+                    "{what}: names the append: {message}"
+                );
             }
             other => panic!("{what}: expected InvalidInput, got {other:?}"),
         }
         assert_eq!(head(&store).await, 0, "{what}: nothing was written");
-        assert_eq!(version(&store, &good).await, 0, "{what}: nothing was written");
+        assert_eq!(
+            version(&store, &good).await,
+            0,
+            "{what}: nothing was written"
+        );
     }
 }
 
