@@ -37,7 +37,7 @@ use crate::{Ctx, EXIT_OK, open_store};
 
 /// About how many events one batch (one `append_many`) holds: a batch is sent once it holds
 /// this many (PostgreSQL takes at most 65,535 in one statement).
-const BATCH_EVENTS: usize = 16 * 1024;
+const BATCH_EVENTS: usize = 8 * 1024;
 /// The most batches in flight at once (bounds memory together with the page size).
 const BATCHES_IN_FLIGHT: usize = 2;
 
