@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::Path;
 use std::pin::Pin;
@@ -550,15 +550,12 @@ impl HeadsDigest {
     fn add(&mut self, stream: &StreamId, version: u64) {
         // A fixed-key hash: both sides are summed in this process with the same keys.
         let state = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
-        let mut a = state.build_hasher();
-        (&stream.aggregate_type, &stream.aggregate_id, version).hash(&mut a);
-        let a = a.finish();
-        let mut b = state.build_hasher();
-        (version, a, &stream.aggregate_id).hash(&mut b);
+        let a = state.hash_one((&stream.aggregate_type, &stream.aggregate_id, version));
+        let b = state.hash_one((version, a, &stream.aggregate_id));
         self.streams += 1;
         self.events += version;
         self.sum = self.sum.wrapping_add(a);
-        self.mix ^= b.finish().rotate_left((a & 63) as u32);
+        self.mix ^= b.rotate_left((a & 63) as u32);
     }
 }
 

@@ -205,7 +205,6 @@ impl Committer for LogWriter {
                 ),
             });
         }
-        drop(publish);
         let head = index.head();
         drop(index);
         self.len += self.buf.len() as u64;

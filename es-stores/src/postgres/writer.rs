@@ -337,6 +337,9 @@ pub(crate) fn chain_end(pending: &Pending) -> Option<u64> {
 /// none; all null for a request whose expectation failed).
 type AppendRow = (i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
 
+/// The (position, sequence) of each written event of one request, and the transaction's time.
+type WrittenEvents = (Vec<(u64, u64)>, Option<DateTime<Utc>>);
+
 /// Reads the statement's verdict on each request of `batch` from its `rows`.
 ///
 /// The statement (see [`APPEND`](super::sql::APPEND)) answers every request it was given, once
@@ -351,8 +354,7 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
         .collect();
     let mut conflicts: Vec<Option<u64>> = vec![None; batch.len()];
     // Per request: (position, sequence) of its written events, and the time.
-    let mut written: Vec<(Vec<(u64, u64)>, Option<DateTime<Utc>>)> =
-        batch.iter().map(|_| (Vec::new(), None)).collect();
+    let mut written: Vec<WrittenEvents> = batch.iter().map(|_| (Vec::new(), None)).collect();
     for (idx, version, position, sequence, timestamp) in rows {
         match (position, sequence, timestamp) {
             (None, None, None) => {
