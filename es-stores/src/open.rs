@@ -633,6 +633,52 @@ async fn open_postgres(
 mod tests {
     use super::*;
 
+    /// Every stream once, with its version, paging two at a time, on each embedded backend
+    /// and on a memory store.
+    #[tokio::test]
+    async fn stream_heads_page_through_every_stream() -> Result<(), StoreError> {
+        use es_core::store::{EventStore, ExpectedVersion, NewEvent};
+        let dir = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
+        let mut urls = vec!["memory:".to_owned()];
+        if cfg!(feature = "file") {
+            urls.push(format!("file:{}", dir.path().join("file").display()));
+        }
+        if cfg!(feature = "lmdb") {
+            urls.push(format!("lmdb:{}", dir.path().join("lmdb").display()));
+        }
+        for url in urls {
+            let opened = OpenedStore::open(&url, &OpenOptions::default()).await?;
+            let store = opened.store();
+            let mut expected = Vec::new();
+            for (i, id) in ["b", "a", "c", "a2", "é"].into_iter().enumerate() {
+                let stream = StreamId::new(if i % 2 == 0 { "t1" } else { "t2" }, id);
+                let events = (0..=i)
+                    .map(|_| NewEvent::new("E", b"{}".to_vec()))
+                    .collect();
+                store
+                    .append(&stream, ExpectedVersion::NoStream, events)
+                    .await?;
+                expected.push((stream, i as u64 + 1));
+            }
+            let mut seen = Vec::new();
+            let mut after: Option<StreamId> = None;
+            loop {
+                let page = opened.stream_heads(after.as_ref(), 2).await?;
+                assert!(page.len() <= 2, "{url}: a page holds at most the limit");
+                let Some(last) = page.last() else { break };
+                after = Some(last.0.clone());
+                seen.extend(page);
+                assert!(seen.len() <= expected.len(), "{url}: a stream came twice");
+            }
+            seen.sort();
+            expected.sort();
+            assert_eq!(seen, expected, "{url}");
+            drop(store);
+            opened.close().await?;
+        }
+        Ok(())
+    }
+
     #[test]
     fn parses_every_scheme() {
         assert_eq!(StoreUrl::parse("memory:").ok(), Some(StoreUrl::Memory));
