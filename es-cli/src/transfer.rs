@@ -1,15 +1,18 @@
 //! `export`, `import` and `copy`: moving events between stores and files, page by page.
 //!
 //! Writes go through a [`Pipeline`]: runs of consecutive events of one stream become one
-//! append, and up to [`MAX_IN_FLIGHT`] appends are in flight at once, each sent (queued at the
-//! store) before the next is made, so the target commits them in the source's order. Every
-//! append expects the stream at the version the source had before the event, so a rerun can
-//! never write an event twice, and every answer is checked to have landed after the previous
-//! one in the target's log.
+//! append, appends are gathered into batches of about [`BATCH_EVENTS`] events written with
+//! one [`EventStore::append_many`] (one commit on the file, LMDB and PostgreSQL stores), and
+//! up to [`BATCHES_IN_FLIGHT`] batches are in flight at once, each queued at the store before
+//! the next is made, so the target commits them in the source's order. Every append expects
+//! the stream at the version the source had before the event, so a rerun can never write an
+//! event twice, and every answer is checked to have landed after the previous one in the
+//! target's log.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::Path;
 use std::pin::Pin;
@@ -18,8 +21,8 @@ use std::task::Poll;
 use std::time::Instant;
 
 use es_core::store::{
-    AppendResult, Checkpoint, CheckpointStore, ExpectedVersion, NewEvent, RecordedEvent,
-    SnapshotStore, Store, StoreError, StreamId,
+    BatchAppend, BatchOutcome, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
+    RecordedEvent, SnapshotStore, Store, StoreError, StreamId,
 };
 use es_stores::OpenedStore;
 use futures::StreamExt;
@@ -32,25 +35,23 @@ use crate::format::{self, ImportedEvent};
 use crate::output::progress;
 use crate::{Ctx, EXIT_OK, open_store};
 
-/// The most appends in flight at once: below every store's queue capacity (4096), so queueing
-/// an append never waits and appends reach the store in the order they were made.
-const MAX_IN_FLIGHT: usize = 3072;
-/// The most events in flight at once (bounds memory together with the page size).
-const MAX_EVENTS_IN_FLIGHT: usize = 64 * 1024;
+/// About how many events one batch (one `append_many`) holds: a batch is sent once it holds
+/// this many (PostgreSQL takes at most 65,535 in one statement).
+const BATCH_EVENTS: usize = 8 * 1024;
+/// The most batches in flight at once (bounds memory together with the page size).
+const BATCHES_IN_FLIGHT: usize = 2;
 
-type Append = Pin<Box<dyn Future<Output = Result<AppendResult, StoreError>> + Send>>;
+type Batch = Pin<Box<dyn Future<Output = Result<BatchOutcome, StoreError>> + Send>>;
 
-/// Appends runs of events to a target store, many in flight, in order.
+/// Appends runs of events to a target store in batches, a few in flight, in order.
 pub(crate) struct Pipeline {
     target: Arc<dyn Store>,
-    /// Whether two appends to one stream may be in flight together.
-    same_stream: bool,
-    in_flight: FuturesOrdered<Append>,
-    /// Per append in flight, in order: its stream and event count.
-    pending: VecDeque<(StreamId, usize)>,
-    /// Streams with an append in flight (only kept when `!same_stream`).
-    busy: HashMap<StreamId, usize>,
-    events_in_flight: usize,
+    /// The batch being gathered, and its event count.
+    batch: Vec<BatchAppend>,
+    batch_events: usize,
+    in_flight: FuturesOrdered<Batch>,
+    /// Per batch in flight, in order: the stream of each of its appends (for messages).
+    pending: VecDeque<Vec<StreamId>>,
     /// The target position of the last event committed so far.
     last_position: u64,
     /// Events committed.
@@ -62,100 +63,100 @@ impl Pipeline {
     pub(crate) fn new(target: &OpenedStore, bar: ProgressBar) -> Self {
         Self {
             target: target.store(),
-            same_stream: target.same_stream_pipelining(),
+            batch: Vec::new(),
+            batch_events: 0,
             in_flight: FuturesOrdered::new(),
             pending: VecDeque::new(),
-            busy: HashMap::new(),
-            events_in_flight: 0,
             last_position: 0,
             written: 0,
             bar,
         }
     }
 
-    /// Queues an append of `events` (the stream's events from `first_sequence` on).
+    /// Adds an append of `events` (the stream's events from `first_sequence` on) to the
+    /// batch, sending the batch when it is full.
     pub(crate) async fn append(
         &mut self,
         stream: StreamId,
         first_sequence: u64,
         events: Vec<NewEvent>,
     ) -> CliResult<()> {
-        if !self.same_stream {
-            while self.busy.contains_key(&stream) {
-                self.complete_one().await?;
-            }
-        }
-        while !self.pending.is_empty()
-            && (self.pending.len() >= MAX_IN_FLIGHT
-                || self.events_in_flight + events.len() > MAX_EVENTS_IN_FLIGHT)
-        {
-            self.complete_one().await?;
-        }
-        let count = events.len();
-        let target = Arc::clone(&self.target);
-        let s = stream.clone();
+        self.batch_events += events.len();
         let expected = ExpectedVersion::Exact(first_sequence.saturating_sub(1));
-        // Unconstrained: tokio's cooperative budget must not make the first poll return
-        // before the append is queued.
-        let mut append: Append = Box::pin(tokio::task::unconstrained(async move {
-            target.append(&s, expected, events).await
-        }));
-        // Poll it once now: that queues it at the store before the next append is made (the
-        // queue has room, see MAX_IN_FLIGHT), so the store commits the appends in this order.
-        if let Poll::Ready(result) = futures::poll!(&mut append) {
-            append = Box::pin(std::future::ready(result));
+        self.batch.push(BatchAppend::new(stream, expected, events));
+        if self.batch_events >= BATCH_EVENTS {
+            self.send().await?;
         }
-        self.in_flight.push_back(append);
-        if !self.same_stream {
-            *self.busy.entry(stream.clone()).or_default() += 1;
-        }
-        self.pending.push_back((stream, count));
-        self.events_in_flight += count;
         Ok(())
     }
 
-    /// Waits for the oldest append in flight and checks its answer.
+    /// Sends the gathered batch (after waiting for room).
+    async fn send(&mut self) -> CliResult<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        while self.pending.len() >= BATCHES_IN_FLIGHT {
+            self.complete_one().await?;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_events = 0;
+        let streams: Vec<StreamId> = batch.iter().map(|a| a.stream.clone()).collect();
+        let target = Arc::clone(&self.target);
+        // Unconstrained: tokio's cooperative budget must not make the first poll return
+        // before the batch is queued.
+        let mut write: Batch = Box::pin(tokio::task::unconstrained(async move {
+            target.append_many(batch).await
+        }));
+        // Poll it once now: that queues it at the store (the embedded stores' writer queue,
+        // PostgreSQL's fair lock of its batch lane) before the next batch is made, so the
+        // store commits the batches in this order.
+        if let Poll::Ready(result) = futures::poll!(&mut write) {
+            write = Box::pin(std::future::ready(result));
+        }
+        self.in_flight.push_back(write);
+        self.pending.push_back(streams);
+        Ok(())
+    }
+
+    /// Waits for the oldest batch in flight and checks its answers.
     async fn complete_one(&mut self) -> CliResult<()> {
         let Some(result) = self.in_flight.next().await else {
             return Ok(());
         };
-        let Some((stream, count)) = self.pending.pop_front() else {
+        let Some(streams) = self.pending.pop_front() else {
             return Ok(());
         };
-        self.events_in_flight -= count;
-        if !self.same_stream
-            && let Some(n) = self.busy.get_mut(&stream)
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.busy.remove(&stream);
+        let outcomes = result.map_err(|e| CliError::store("writing to the target", &e))?;
+        for (outcome, stream) in outcomes.into_iter().zip(&streams) {
+            let done = outcome.map_err(|e| match e {
+                StoreError::Conflict { expected, actual } => CliError::new(format!(
+                    "stream {stream} in the target is at version {actual} where {expected} was \
+                     expected: the target holds other events for this stream; copy or import \
+                     into an empty store"
+                )),
+                other => {
+                    CliError::store(&format!("writing to stream {stream} of the target"), &other)
+                }
+            })?;
+            for e in &done.events {
+                if e.position <= self.last_position {
+                    return Err(CliError::new(format!(
+                        "the target committed {}#{} at position {} after position {}: the order \
+                         of the log was not kept; remove the target and copy again",
+                        e.stream, e.sequence, e.position, self.last_position
+                    )));
+                }
+                self.last_position = e.position;
             }
+            self.written += done.events.len() as u64;
+            self.bar.inc(done.events.len() as u64);
         }
-        let done = result.map_err(|e| match e {
-            StoreError::Conflict { expected, actual } => CliError::new(format!(
-                "stream {stream} in the target is at version {actual} where {expected} was \
-                 expected: the target holds other events for this stream; copy or import into \
-                 an empty store"
-            )),
-            other => CliError::store(&format!("writing to stream {stream} of the target"), &other),
-        })?;
-        for e in &done.events {
-            if e.position <= self.last_position {
-                return Err(CliError::new(format!(
-                    "the target committed {}#{} at position {} after position {}: the order of \
-                     the log was not kept; remove the target and copy again",
-                    e.stream, e.sequence, e.position, self.last_position
-                )));
-            }
-            self.last_position = e.position;
-        }
-        self.written += done.events.len() as u64;
-        self.bar.inc(done.events.len() as u64);
         Ok(())
     }
 
-    /// Waits for every append in flight.
+    /// Sends what is gathered and waits for every batch in flight.
     pub(crate) async fn finish(&mut self) -> CliResult<()> {
+        self.send().await?;
         while !self.pending.is_empty() {
             self.complete_one().await?;
         }
@@ -523,33 +524,8 @@ async fn resume_point(source: &dyn Store, target: &dyn Store) -> CliResult<(u64,
     }
 }
 
-/// Compares two events of a copy; `None` when they are the same.
-fn difference(s: &RecordedEvent, t: &RecordedEvent) -> Option<&'static str> {
-    if s.stream != t.stream {
-        Some("stream")
-    } else if s.sequence != t.sequence {
-        Some("sequence")
-    } else if s.event_type != t.event_type {
-        Some("type")
-    } else if s.event_version != t.event_version {
-        Some("version")
-    } else if s.timestamp != t.timestamp {
-        Some("timestamp")
-    } else if s.command_id != t.command_id
-        || s.correlation_id != t.correlation_id
-        || s.causation_id != t.causation_id
-    {
-        Some("ids")
-    } else if s.tags != t.tags {
-        Some("tags")
-    } else if s.metadata != t.metadata {
-        Some("metadata")
-    } else if s.payload != t.payload {
-        Some("payload")
-    } else {
-        None
-    }
-}
+/// Streams read per page of stream heads in the final check.
+const HEADS_PAGE: usize = 8192;
 
 /// What the final check of a copy found.
 struct CheckReport {
@@ -559,110 +535,213 @@ struct CheckReport {
     checkpoints: u64,
 }
 
-/// Compares source and target event by event (counts, order, per-stream versions), copying
-/// snapshots and checkpoints on the way.
+/// An order-independent summary of a store's stream heads: the stream and event counts and
+/// two sums of a hash of each (stream, version), so two stores whose streams are listed in
+/// different orders compare in bounded memory.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct HeadsDigest {
+    streams: u64,
+    events: u64,
+    sum: u64,
+    mix: u64,
+}
+
+impl HeadsDigest {
+    fn add(&mut self, stream: &StreamId, version: u64) {
+        // A fixed-key hash: both sides are summed in this process with the same keys.
+        let state = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
+        let a = state.hash_one((&stream.aggregate_type, &stream.aggregate_id, version));
+        let b = state.hash_one((version, a, &stream.aggregate_id));
+        self.streams += 1;
+        self.events += version;
+        self.sum = self.sum.wrapping_add(a);
+        self.mix ^= b.rotate_left((a & 63) as u32);
+    }
+}
+
+/// Pages through every stream head of a store.
+#[derive(Default)]
+struct HeadPages {
+    after: Option<StreamId>,
+    done: bool,
+}
+
+impl HeadPages {
+    /// The next page of heads (empty at the end).
+    async fn next(&mut self, store: &OpenedStore, what: &str) -> CliResult<Vec<(StreamId, u64)>> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let page = store
+            .stream_heads(self.after.as_ref(), HEADS_PAGE)
+            .await
+            .doing(&format!("reading the stream heads of the {what}"))?;
+        self.done = page.len() < HEADS_PAGE;
+        self.after = page.last().map(|(s, _)| s.clone());
+        Ok(page)
+    }
+}
+
+/// The target position of the source's event `stream#sequence`.
+async fn target_position_of(
+    target: &dyn Store,
+    stream: &StreamId,
+    sequence: u64,
+) -> CliResult<u64> {
+    let found = target
+        .read_stream(stream, sequence, 1)
+        .await
+        .doing("reading the target")?;
+    match found.first() {
+        Some(e) if e.sequence == sequence => Ok(e.position),
+        _ => Err(CliError::new(format!(
+            "check failed: the target has no event {stream}#{sequence}; run the copy again"
+        ))),
+    }
+}
+
+/// Where a checkpoint at source position `position` goes in the target: after the target's
+/// copy of the last source event at or before it.
+async fn translate_position(
+    source: &dyn Store,
+    target: &dyn Store,
+    position: u64,
+    target_head: u64,
+) -> CliResult<u64> {
+    if position == 0 {
+        return Ok(0);
+    }
+    let at = source
+        .read_all(position, 1)
+        .await
+        .doing("reading the source")?;
+    match at.first() {
+        Some(e) if e.position == position => {
+            target_position_of(target, &e.stream, e.sequence).await
+        }
+        // `position` is no event's (a hole): just before the copy of the next event.
+        Some(e) => Ok(target_position_of(target, &e.stream, e.sequence)
+            .await?
+            .saturating_sub(1)),
+        None => Ok(target_head),
+    }
+}
+
+/// Compares source and target by their stream heads (stream count, event count, every
+/// stream's version), copying snapshots on the way, then copies the checkpoints with their
+/// positions translated. The order of the events was checked as they were written.
 async fn check_and_copy_rest(
     source: &OpenedStore,
     target: &OpenedStore,
     options: &CopyOptions,
 ) -> CliResult<CheckReport> {
     let (s_store, t_store) = (source.store(), target.store());
-    // Checkpoints, by position, to translate into target positions.
-    let mut checkpoints: Vec<(String, Checkpoint)> = Vec::new();
-    if options.checkpoints {
-        for name in source
-            .checkpoint_names()
-            .await
-            .doing("listing the source's checkpoints")?
-        {
-            if let Some(c) = CheckpointStore::load(&*s_store, &name)
-                .await
-                .doing(&format!("loading checkpoint {name:?}"))?
-            {
-                checkpoints.push((name, c));
-            }
-        }
-        checkpoints.sort_by_key(|(_, c)| c.position);
-    }
-    let mut mapped: Vec<u64> = Vec::with_capacity(checkpoints.len());
-    let mut s_pages = read_ahead(Arc::clone(&s_store), 1, options.page_size);
-    let mut t_pages = read_ahead(Arc::clone(&t_store), 1, options.page_size);
-    let mut s_buf: VecDeque<RecordedEvent> = VecDeque::new();
-    let mut t_buf: VecDeque<RecordedEvent> = VecDeque::new();
     let mut report = CheckReport {
         events: 0,
         streams: 0,
         snapshots: 0,
         checkpoints: 0,
     };
-    let mut last_t = 0u64;
+    let mut source_digest = HeadsDigest::default();
+    let mut snapshots = 0u64;
+    let mut pages = HeadPages::default();
     loop {
-        if s_buf.is_empty()
-            && let Some(page) = s_pages.recv().await
-        {
-            s_buf.extend(page.doing("reading the source")?);
+        let page = pages.next(source, "source").await?;
+        if page.is_empty() {
+            break;
         }
-        if t_buf.is_empty()
-            && let Some(page) = t_pages.recv().await
-        {
-            t_buf.extend(page.doing("reading the target")?);
-        }
-        match (s_buf.pop_front(), t_buf.pop_front()) {
-            (None, None) => break,
-            (Some(s), None) => {
-                return Err(CliError::new(format!(
-                    "check failed: the target has {} events, the source has more (next: {}#{} at \
-                     position {}); run the copy again",
-                    report.events, s.stream, s.sequence, s.position
-                )));
-            }
-            (None, Some(t)) => {
-                return Err(CliError::new(format!(
-                    "check failed: the target has more events than the source's {} (next: {}#{} \
-                     at position {}); it held other events before the copy",
-                    report.events, t.stream, t.sequence, t.position
-                )));
-            }
-            (Some(s), Some(t)) => {
-                if let Some(what) = difference(&s, &t) {
-                    return Err(CliError::new(format!(
-                        "check failed: event {} of the log differs in its {what}: source {}#{} at \
-                         position {}, target {}#{} at position {}",
-                        report.events + 1,
-                        s.stream,
-                        s.sequence,
-                        s.position,
-                        t.stream,
-                        t.sequence,
-                        t.position
-                    )));
-                }
-                while mapped.len() < checkpoints.len()
-                    && checkpoints[mapped.len()].1.position < s.position
-                {
-                    mapped.push(last_t);
-                }
-                last_t = t.position;
-                report.events += 1;
-                if s.sequence == 1 {
-                    report.streams += 1;
-                    if options.snapshots && copy_snapshot(&*s_store, &*t_store, &s.stream).await? {
-                        report.snapshots += 1;
-                    }
-                }
+        for (stream, version) in page {
+            source_digest.add(&stream, version);
+            if options.snapshots && copy_snapshot(&*s_store, &*t_store, &stream).await? {
+                snapshots += 1;
             }
         }
     }
-    while mapped.len() < checkpoints.len() {
-        mapped.push(last_t);
+    let mut target_digest = HeadsDigest::default();
+    let mut pages = HeadPages::default();
+    loop {
+        let page = pages.next(target, "target").await?;
+        if page.is_empty() {
+            break;
+        }
+        for (stream, version) in page {
+            target_digest.add(&stream, version);
+        }
     }
-    for ((name, c), position) in checkpoints.into_iter().zip(mapped) {
-        CheckpointStore::save(&*t_store, &name, position, c.state)
+    if source_digest != target_digest {
+        return Err(mismatch(source, &*t_store, &source_digest, &target_digest).await);
+    }
+    report.events = source_digest.events;
+    report.streams = source_digest.streams;
+    report.snapshots = snapshots;
+    if options.checkpoints {
+        let target_head = t_store
+            .head_position()
             .await
-            .doing(&format!("saving checkpoint {name:?} in the target"))?;
-        report.checkpoints += 1;
+            .doing("reading the target's head")?;
+        for name in source
+            .checkpoint_names()
+            .await
+            .doing("listing the source's checkpoints")?
+        {
+            let Some(c) = CheckpointStore::load(&*s_store, &name)
+                .await
+                .doing(&format!("loading checkpoint {name:?}"))?
+            else {
+                continue;
+            };
+            let position =
+                translate_position(&*s_store, &*t_store, c.position, target_head).await?;
+            CheckpointStore::save(&*t_store, &name, position, c.state)
+                .await
+                .doing(&format!("saving checkpoint {name:?} in the target"))?;
+            report.checkpoints += 1;
+        }
     }
     Ok(report)
+}
+
+/// The first source stream whose version differs in the target, said in words.
+async fn first_difference(source: &OpenedStore, target: &dyn Store) -> CliResult<Option<String>> {
+    let mut pages = HeadPages::default();
+    loop {
+        let page = pages.next(source, "source").await?;
+        if page.is_empty() {
+            return Ok(None);
+        }
+        for (stream, version) in page {
+            let theirs = target
+                .stream_version(&stream)
+                .await
+                .doing("reading the target")?;
+            if theirs != version {
+                return Ok(Some(format!(
+                    "stream {stream} is at version {version} in the source, {theirs} in the target"
+                )));
+            }
+        }
+    }
+}
+
+/// The error for two stores whose heads differ, naming the first stream found to differ.
+async fn mismatch(
+    source: &OpenedStore,
+    target: &dyn Store,
+    s: &HeadsDigest,
+    t: &HeadsDigest,
+) -> CliError {
+    let counts = format!(
+        "the source has {} events in {} streams, the target {} events in {} streams",
+        s.events, s.streams, t.events, t.streams
+    );
+    let detail = match first_difference(source, target).await {
+        Err(e) => format!("; and looking for the stream that differs failed: {e}"),
+        Ok(Some(stream)) => format!("; {stream}"),
+        Ok(None) => "; the target has streams the source does not".to_owned(),
+    };
+    CliError::new(format!(
+        "check failed: {counts}{detail}; run the copy again, or copy into an empty store"
+    ))
 }
 
 /// Copies the latest snapshot of `stream`, unless the target has it already.
@@ -769,8 +848,8 @@ async fn copy_into(
             target.url()
         ))?;
         ctx.out.line(format!(
-            "checked: {} events and {} streams in both, in the same order, per-stream versions \
-             equal; {} snapshots, {} checkpoints copied",
+            "checked: {} events and {} streams in both, per-stream versions equal; {} \
+             snapshots, {} checkpoints copied",
             check.events, check.streams, check.snapshots, check.checkpoints
         ))?;
         ctx.out.line(format!(

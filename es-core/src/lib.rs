@@ -61,8 +61,9 @@ pub use kernel::{Committed, DispatchError, DispatchOptions, Kernel, KernelBuilde
 pub use memory::MemoryStore;
 pub use projection::{OnEvents, Projection, ProjectionError};
 pub use store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, FilteredPage, Metadata,
-    NewEvent, RecordedEvent, Snapshot, SnapshotStore, Store, StoreError, StreamId, validate_append,
+    AppendResult, BatchAppend, BatchOutcome, Checkpoint, CheckpointStore, EventStore,
+    ExpectedVersion, FilteredPage, Metadata, NewEvent, RecordedEvent, Snapshot, SnapshotStore,
+    Store, StoreError, StreamId, validate_append, validate_batch,
 };
 
 #[cfg(feature = "macros")]

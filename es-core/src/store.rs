@@ -421,6 +421,50 @@ pub fn validate_append(stream: &StreamId, events: &[NewEvent]) -> Result<(), Sto
     Ok(())
 }
 
+/// One append of a batch given to [`EventStore::append_many`]: what
+/// [`EventStore::append`] takes, as one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchAppend {
+    /// The stream to append to.
+    pub stream: StreamId,
+    /// The version the stream must be at when this append is decided.
+    pub expected: ExpectedVersion,
+    /// The events to append (none: only the expected version is checked).
+    pub events: Vec<NewEvent>,
+}
+
+impl BatchAppend {
+    /// An append of `events` to `stream`, expecting `expected`.
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self {
+            stream,
+            expected,
+            events,
+        }
+    }
+}
+
+/// The answer to [`EventStore::append_many`]: one outcome per append, in batch order.
+pub type BatchOutcome = Vec<Result<AppendResult, StoreError>>;
+
+/// Checks every append of a batch ([`validate_append`] on each).
+///
+/// # Errors
+///
+/// [`StoreError::InvalidInput`] for the first invalid append, its message prefixed with the
+/// append's index in the batch (`append 3 of the batch: ...`).
+pub fn validate_batch(batch: &[BatchAppend]) -> Result<(), StoreError> {
+    for (i, append) in batch.iter().enumerate() {
+        validate_append(&append.stream, &append.events).map_err(|e| match e {
+            StoreError::InvalidInput(message) => {
+                StoreError::InvalidInput(format!("append {i} of the batch: {message}"))
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 /// One envelope id or tag: not empty, at most `max` bytes, no NUL.
 fn check_envelope_text(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
     if value.is_empty() {
@@ -821,6 +865,70 @@ pub trait EventStore: Send + Sync + 'static {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError>;
 
+    /// Appends a batch of appends, in batch order: each is decided as [`EventStore::append`]
+    /// would decide it after the ones before it in the batch.
+    ///
+    /// - **Checked first.** Every append is validated before anything is written (stream ids,
+    ///   envelopes: [`validate_batch`], and the store's own limits); an invalid one fails the
+    ///   whole call with [`StoreError::InvalidInput`] naming its index, and nothing is written.
+    /// - **Each append on its own.** Each append is atomic, as with `append`. One whose expected
+    ///   version does not match gets `Err(StoreError::Conflict)` in its slot of the answer and
+    ///   writes nothing; the appends after it are still decided (one expecting the version a
+    ///   failed append would have left then conflicts too). Several appends may name the same
+    ///   stream: each sees the ones before it.
+    /// - **Order.** The events are given positions in batch order: every event of an append
+    ///   comes after every event of the appends before it in the batch, and sequences follow on
+    ///   from the stream's version as for `append`.
+    /// - **The answer** (`Ok`) holds one outcome per append, in batch order. An `Err` of the
+    ///   whole call (closed store, I/O failure, unreachable server) means the batch did not
+    ///   complete: with this default implementation, which calls `append` once per append in
+    ///   order, the appends before the failing one stay written and the rest were not tried;
+    ///   the file, LMDB and PostgreSQL stores write the batch in one transaction (PostgreSQL:
+    ///   one per run of appends it can decide in one statement), which then wrote nothing.
+    ///
+    /// Backends override it to write the whole batch with one commit (one flush) instead of
+    /// one per append; other writers' appends may still commit between two appends of a batch
+    /// with this default implementation.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::store::{BatchAppend, StoreError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StoreError> {
+    /// let store = MemoryStore::new();
+    /// let (a, b) = (StreamId::new("counter", "a"), StreamId::new("counter", "b"));
+    /// let tick = || NewEvent::new("Ticked", b"{}".to_vec());
+    /// let outcomes = store
+    ///     .append_many(vec![
+    ///         BatchAppend::new(a.clone(), ExpectedVersion::NoStream, vec![tick()]),
+    ///         BatchAppend::new(b.clone(), ExpectedVersion::Exact(5), vec![tick()]),
+    ///         BatchAppend::new(a.clone(), ExpectedVersion::Exact(1), vec![tick(), tick()]),
+    ///     ])
+    ///     .await?;
+    /// assert_eq!(outcomes[0].as_ref().map(|r| r.version).ok(), Some(1));
+    /// assert!(matches!(outcomes[1], Err(StoreError::Conflict { actual: 0, .. })));
+    /// assert_eq!(outcomes[2].as_ref().map(|r| r.version).ok(), Some(3));
+    /// assert_eq!(store.head_position().await?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn append_many(&self, batch: Vec<BatchAppend>) -> Result<BatchOutcome, StoreError> {
+        validate_batch(&batch)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for append in batch {
+            match self
+                .append(&append.stream, append.expected, append.events)
+                .await
+            {
+                Ok(done) => outcomes.push(Ok(done)),
+                Err(conflict @ StoreError::Conflict { .. }) => outcomes.push(Err(conflict)),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// Up to `limit` events of `stream` with sequence `>= from_sequence`, in sequence order.
     async fn read_stream(
         &self,
@@ -976,6 +1084,12 @@ macro_rules! forward_event_store {
                 events: Vec<NewEvent>,
             ) -> Result<AppendResult, StoreError> {
                 (**self).append(stream, expected, events).await
+            }
+            async fn append_many(
+                &self,
+                batch: Vec<BatchAppend>,
+            ) -> Result<BatchOutcome, StoreError> {
+                (**self).append_many(batch).await
             }
             async fn read_stream(
                 &self,

@@ -14,13 +14,18 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use chrono::Utc;
-use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
+use es_core::store::{
+    AppendResult, BatchAppend, BatchOutcome, ExpectedVersion, NewEvent, StoreError, StreamId,
+};
 use tokio::sync::oneshot;
 
 use super::State;
 use super::format::{EventHeader, StreamField, format_timestamp, write_record};
 use super::index::Line;
 use crate::group_commit::Committer;
+
+/// Stream versions as the requests planned so far in a group leave them.
+type Versions = HashMap<StreamId, u64, foldhash::fast::RandomState>;
 
 /// The write buffer's starting capacity.
 const INITIAL_BUFFER: usize = 64 * 1024;
@@ -35,10 +40,50 @@ pub(super) struct AppendRequest {
     pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
+/// What the writer thread is sent: one append, or a batch of them (`append_many`) written
+/// with the same single write and flush as a group.
+pub(super) enum WriteRequest {
+    /// One append.
+    One(AppendRequest),
+    /// A batch of appends, decided in order; an encoding failure fails the whole batch.
+    Many {
+        batch: Vec<BatchAppend>,
+        reply: oneshot::Sender<Result<BatchOutcome, StoreError>>,
+    },
+}
+
 /// A request checked and encoded, waiting for the group's fsync.
-struct Planned {
-    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-    outcome: Result<Accepted, StoreError>,
+enum Planned {
+    One {
+        reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+        outcome: Result<Accepted, StoreError>,
+    },
+    Many {
+        reply: oneshot::Sender<Result<BatchOutcome, StoreError>>,
+        outcome: Result<Vec<Result<Accepted, StoreError>>, StoreError>,
+    },
+}
+
+impl Planned {
+    /// The appends it accepted.
+    fn accepted(&self) -> Vec<&Accepted> {
+        match self {
+            Planned::One { outcome, .. } => outcome.iter().collect(),
+            Planned::Many { outcome, .. } => outcome.iter().flatten().flatten().collect(),
+        }
+    }
+
+    /// Answers with `error` (the group's write failed).
+    fn fail(self, error: &StoreError) {
+        match self {
+            Planned::One { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Planned::Many { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
 }
 
 /// An accepted append: its stream, the lines it added (offsets relative to the group buffer)
@@ -47,6 +92,18 @@ struct Accepted {
     stream: StreamId,
     lines: Vec<Line>,
     result: AppendResult,
+}
+
+/// An answer to send once the group is durable.
+enum Reply {
+    One(
+        oneshot::Sender<Result<AppendResult, StoreError>>,
+        Result<AppendResult, StoreError>,
+    ),
+    Many(
+        oneshot::Sender<Result<BatchOutcome, StoreError>>,
+        Result<BatchOutcome, StoreError>,
+    ),
 }
 
 /// The owner of the log file's write handle.
@@ -74,21 +131,35 @@ impl LogWriter {
     }
 }
 
-impl Committer for LogWriter {
-    type Request = AppendRequest;
+/// About how many bytes `events` take in the log.
+fn events_size(events: &[NewEvent]) -> usize {
+    events
+        .iter()
+        .map(|e| e.payload.len() + e.event_type.len() + 128 + 64 * e.metadata.len())
+        .sum()
+}
 
-    fn size(request: &AppendRequest) -> usize {
-        request
-            .events
-            .iter()
-            .map(|e| e.payload.len() + e.event_type.len() + 128 + 64 * e.metadata.len())
-            .sum()
+impl Committer for LogWriter {
+    type Request = WriteRequest;
+
+    fn size(request: &WriteRequest) -> usize {
+        match request {
+            WriteRequest::One(request) => events_size(&request.events),
+            WriteRequest::Many { batch, .. } => batch.iter().map(|a| events_size(&a.events)).sum(),
+        }
     }
 
-    fn commit(&mut self, group: Vec<AppendRequest>) {
+    fn commit(&mut self, group: Vec<WriteRequest>) {
         if let Some(failed) = &self.failed {
             for request in group {
-                let _ = request.reply.send(Err(failed.clone()));
+                match request {
+                    WriteRequest::One(request) => {
+                        let _ = request.reply.send(Err(failed.clone()));
+                    }
+                    WriteRequest::Many { reply, .. } => {
+                        let _ = reply.send(Err(failed.clone()));
+                    }
+                }
             }
             return;
         }
@@ -97,34 +168,42 @@ impl Committer for LogWriter {
         let planned = self.plan(group);
         let events: usize = planned
             .iter()
-            .filter_map(|p| p.outcome.as_ref().ok())
+            .flat_map(Planned::accepted)
             .map(|a| a.lines.len())
             .sum();
 
         if let Err(error) = self.write_durably() {
             for p in planned {
-                let _ = p.reply.send(Err(error.clone()));
+                p.fail(&error);
             }
             return;
         }
 
         let base = self.len;
         let mut index = self.state.index.write();
+        let mut publish = |accepted: Accepted| {
+            for line in accepted.lines {
+                index.push(
+                    &accepted.stream,
+                    Line {
+                        offset: base + line.offset,
+                        len: line.len,
+                    },
+                );
+            }
+            accepted.result
+        };
         let mut replies = Vec::with_capacity(planned.len());
         for p in planned {
-            let outcome = p.outcome.map(|accepted| {
-                for line in accepted.lines {
-                    index.push(
-                        &accepted.stream,
-                        Line {
-                            offset: base + line.offset,
-                            len: line.len,
-                        },
-                    );
-                }
-                accepted.result
+            replies.push(match p {
+                Planned::One { reply, outcome } => Reply::One(reply, outcome.map(&mut publish)),
+                Planned::Many { reply, outcome } => Reply::Many(
+                    reply,
+                    outcome.map(|outcomes| {
+                        outcomes.into_iter().map(|o| o.map(&mut publish)).collect()
+                    }),
+                ),
             });
-            replies.push((p.reply, outcome));
         }
         let head = index.head();
         drop(index);
@@ -139,8 +218,15 @@ impl Committer for LogWriter {
             head,
             "group committed"
         );
-        for (reply, outcome) in replies {
-            let _ = reply.send(outcome);
+        for reply in replies {
+            match reply {
+                Reply::One(reply, outcome) => {
+                    let _ = reply.send(outcome);
+                }
+                Reply::Many(reply, outcome) => {
+                    let _ = reply.send(outcome);
+                }
+            }
         }
         if self.buf.capacity() > MAX_KEPT_BUFFER {
             // Do not keep the memory of one huge group for the life of the store.
@@ -161,38 +247,97 @@ impl Committer for LogWriter {
 impl LogWriter {
     /// Checks and encodes every request of the group into `self.buf`, in order; requests see
     /// the effect of the accepted ones before them.
-    fn plan(&mut self, group: Vec<AppendRequest>) -> Vec<Planned> {
+    fn plan(&mut self, group: Vec<WriteRequest>) -> Vec<Planned> {
         let state = Arc::clone(&self.state);
         let index = state.index.read();
         let mut next_position = index.head() + 1;
-        let mut versions: HashMap<StreamId, u64> = HashMap::new();
+        let mut versions: Versions = Versions::default();
         let mut planned = Vec::with_capacity(group.len());
-        for request in group {
+        let decide = |writer: &mut LogWriter,
+                      versions: &mut Versions,
+                      next_position: &mut u64,
+                      stream: StreamId,
+                      expected: ExpectedVersion,
+                      events: Vec<NewEvent>| {
             let current = versions
-                .get(&request.stream)
+                .get(&stream)
                 .copied()
-                .unwrap_or_else(|| index.version(&request.stream));
-            let outcome = match request.expected.check(current) {
+                .unwrap_or_else(|| index.version(&stream));
+            match expected.check(current) {
                 Err(conflict) => Err(conflict),
-                Ok(()) if request.events.is_empty() => Ok(Accepted {
-                    stream: request.stream,
+                Ok(()) if events.is_empty() => Ok(Accepted {
+                    stream,
                     lines: Vec::new(),
                     result: AppendResult::unchanged(current),
                 }),
                 Ok(()) => {
-                    let accepted =
-                        self.encode(request.stream, current, next_position, request.events);
+                    let accepted = writer.encode(stream, current, *next_position, events);
                     if let Ok(a) = &accepted {
-                        next_position += a.lines.len() as u64;
-                        versions.insert(a.stream.clone(), a.result.version);
+                        *next_position += a.lines.len() as u64;
+                        match versions.get_mut(&a.stream) {
+                            Some(v) => *v = a.result.version,
+                            None => {
+                                versions.insert(a.stream.clone(), a.result.version);
+                            }
+                        }
                     }
                     accepted
                 }
-            };
-            planned.push(Planned {
-                reply: request.reply,
-                outcome,
-            });
+            }
+        };
+        for request in group {
+            match request {
+                WriteRequest::One(request) => {
+                    let outcome = decide(
+                        self,
+                        &mut versions,
+                        &mut next_position,
+                        request.stream,
+                        request.expected,
+                        request.events,
+                    );
+                    planned.push(Planned::One {
+                        reply: request.reply,
+                        outcome,
+                    });
+                }
+                WriteRequest::Many { batch, reply } => {
+                    // Undone as a whole when one of its appends cannot be encoded.
+                    let (buf_start, position_start) = (self.buf.len(), next_position);
+                    let mut outcomes = Vec::with_capacity(batch.len());
+                    let mut failed = None;
+                    for append in batch {
+                        match decide(
+                            self,
+                            &mut versions,
+                            &mut next_position,
+                            append.stream,
+                            append.expected,
+                            append.events,
+                        ) {
+                            Err(error) if !matches!(error, StoreError::Conflict { .. }) => {
+                                failed = Some(error);
+                                break;
+                            }
+                            outcome => outcomes.push(outcome),
+                        }
+                    }
+                    let outcome = match failed {
+                        None => Ok(outcomes),
+                        Some(error) => {
+                            self.buf.truncate(buf_start);
+                            next_position = position_start;
+                            // The versions as the requests before this one left them.
+                            versions.clear();
+                            for a in planned.iter().flat_map(Planned::accepted) {
+                                versions.insert(a.stream.clone(), a.result.version);
+                            }
+                            Err(error)
+                        }
+                    };
+                    planned.push(Planned::Many { reply, outcome });
+                }
+            }
         }
         planned
     }

@@ -22,7 +22,7 @@ pub(super) struct Index {
     /// The line of the event at position `p` is at index `p - 1`.
     pub lines: Vec<Line>,
     /// Per stream, the positions of its events in sequence order (sequence `s` at index `s - 1`).
-    pub streams: HashMap<StreamId, Vec<u64>>,
+    pub streams: HashMap<StreamId, Vec<u64>, foldhash::fast::RandomState>,
 }
 
 impl Index {

@@ -20,13 +20,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventStore, ExpectedVersion, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId, validate_append,
+    AppendResult, BatchAppend, BatchOutcome, Checkpoint, CheckpointStore, EventStore,
+    ExpectedVersion, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
+    validate_append, validate_batch,
 };
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};
 
-use self::commit::{AppendRequest, LogWriter};
+use self::commit::{AppendRequest, LogWriter, WriteRequest};
 use self::format::{EventLine, parse_timestamp, read_body};
 use self::index::{Index, Line};
 use self::layout::{
@@ -118,7 +119,7 @@ pub struct FileStore {
 /// What the clones of one store share. Fields drop in order: the writer thread stops
 /// (committing what is queued), then the state goes and the directory lock is released.
 struct Shared {
-    writer: WriterThread<AppendRequest>,
+    writer: WriterThread<WriteRequest>,
     metrics: StoreMetrics,
     state: Arc<State>,
     _lock: DirLock,
@@ -236,6 +237,25 @@ impl FileStore {
             stopped
         })
         .await
+    }
+
+    /// Up to `limit` streams and their versions, in stream id order, after `after` (from the
+    /// first when `None`): the stream heads, from the in-memory index (no file is read).
+    pub fn stream_heads(&self, after: Option<&StreamId>, limit: usize) -> Vec<(StreamId, u64)> {
+        let index = self.shared.state.index.read();
+        let mut heads: Vec<(&StreamId, u64)> = index
+            .streams
+            .iter()
+            .filter(|(s, _)| after.is_none_or(|a| *s > a))
+            .map(|(s, positions)| (s, positions.len() as u64))
+            .collect();
+        let limit = limit.min(heads.len());
+        if limit < heads.len() {
+            heads.select_nth_unstable_by(limit, |a, b| a.0.cmp(b.0));
+            heads.truncate(limit);
+        }
+        heads.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        heads.into_iter().map(|(s, v)| (s.clone(), v)).collect()
     }
 
     /// The store's directory.
@@ -361,12 +381,30 @@ impl EventStore for FileStore {
         let (reply, answer) = oneshot::channel();
         self.shared
             .writer
-            .send(AppendRequest {
+            .send(WriteRequest::One(AppendRequest {
                 stream: stream.clone(),
                 expected,
                 events,
                 reply,
-            })
+            }))
+            .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The whole batch with one `write` and one `sync_data` (with whatever else the writer
+    /// commits in the same group): an encoding failure writes nothing of it. Each append keeps
+    /// its own torn-write marker, so a crash during the write may leave the batch's first
+    /// appends (each whole) and none of the rest.
+    async fn append_many(&self, batch: Vec<BatchAppend>) -> Result<BatchOutcome, StoreError> {
+        validate_batch(&batch)?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _timer = self.shared.metrics.append_timer();
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .writer
+            .send(WriteRequest::Many { batch, reply })
             .await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }

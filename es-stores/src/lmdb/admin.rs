@@ -1,8 +1,12 @@
-//! What an operator tool reads beyond the store traits: the names of the saved checkpoints.
+//! What an operator tool reads beyond the store traits: the names of the saved checkpoints
+//! and the stream heads.
 
-use es_core::store::StoreError;
+use std::ops::Bound;
+
+use es_core::store::{StoreError, StreamId};
 
 use super::LmdbStore;
+use super::codec;
 use super::open::heed_error;
 
 impl LmdbStore {
@@ -34,5 +38,41 @@ impl LmdbStore {
             names.push(name.to_owned());
         }
         Ok(names)
+    }
+
+    /// Up to `limit` streams and their versions, in key order (see the codec), after `after`
+    /// (from the first when `None`): one read of the heads database, no event is read.
+    /// Blocks the calling thread for one short read transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] for a head key that is not a stream key, and LMDB read errors.
+    pub fn stream_heads(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, u64)>, StoreError> {
+        const WHAT: &str = "list the stream heads";
+        let shared = &self.inner;
+        let after_key = after.map(codec::stream_key);
+        let _gate = shared.resize_gate.read();
+        let txn = shared.env.read_txn().map_err(|e| heed_error(WHAT, e))?;
+        let start = match &after_key {
+            Some(key) => Bound::Excluded(key.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let range = (start, Bound::Unbounded);
+        let mut heads = Vec::with_capacity(limit.min(4096));
+        for entry in shared
+            .dbs
+            .heads
+            .range(&txn, &range)
+            .map_err(|e| heed_error(WHAT, e))?
+            .take(limit)
+        {
+            let (key, version) = entry.map_err(|e| heed_error(WHAT, e))?;
+            heads.push((codec::parse_stream_key(key)?, version));
+        }
+        Ok(heads)
     }
 }

@@ -61,6 +61,41 @@ pub(super) fn stream_key(stream: &StreamId) -> Vec<u8> {
     key
 }
 
+/// The stream id a stream key was made from ([`stream_key`]'s inverse).
+pub(super) fn parse_stream_key(key: &[u8]) -> Result<StreamId, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("lmdb: {key:?} is not a stream key"));
+    let mut rest = key;
+    let mut part = || -> Result<String, StoreError> {
+        let mut len = 0u64;
+        let mut shift = 0;
+        loop {
+            let (&byte, tail) = rest.split_first().ok_or_else(corrupt)?;
+            rest = tail;
+            len |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 14 {
+                return Err(corrupt());
+            }
+        }
+        let len = usize::try_from(len).map_err(|_| corrupt())?;
+        if rest.len() < len {
+            return Err(corrupt());
+        }
+        let (text, tail) = rest.split_at(len);
+        rest = tail;
+        String::from_utf8(text.to_vec()).map_err(|_| corrupt())
+    };
+    let aggregate_type = part()?;
+    let aggregate_id = part()?;
+    if !rest.is_empty() {
+        return Err(corrupt());
+    }
+    Ok(StreamId::new(aggregate_type, aggregate_id))
+}
+
 /// `prefix ++ n` (big-endian): an index or snapshot key.
 pub(super) fn suffixed(prefix: &[u8], n: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + 8);

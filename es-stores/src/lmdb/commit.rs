@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use es_core::store::StoreError;
+use es_core::store::{ExpectedVersion, NewEvent, StoreError, StreamId};
 use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
 use parking_lot::RwLock;
 use tokio::sync::watch;
@@ -185,46 +185,32 @@ impl TxnWriter {
                 outcome,
                 ..
             } => {
-                let version = match self.dbs.heads.get(txn, key) {
-                    Ok(version) => version.unwrap_or(0),
-                    Err(error @ heed::Error::Decoding(_)) => {
-                        *outcome = Outcome::Rejected(heed_error("read stream head", error));
-                        return Ok(());
-                    }
-                    Err(e) => return Err(write_error("read stream head", e)),
+                *outcome = match self.apply_append(txn, stream, key, *expected, events, head)? {
+                    Ok(appended) => Outcome::Applied(appended),
+                    Err(rejected) => Outcome::Rejected(rejected),
                 };
-                if let Err(conflict) = expected.check(version) {
-                    *outcome = Outcome::Rejected(conflict);
-                    return Ok(());
+                Ok(())
+            }
+            Request::AppendMany { items, outcome, .. } => {
+                for item in items.iter_mut() {
+                    let decided = self.apply_append(
+                        txn,
+                        &item.stream,
+                        &item.key,
+                        item.expected,
+                        &item.events,
+                        head,
+                    )?;
+                    if let Err(error) = &decided
+                        && !matches!(error, StoreError::Conflict { .. })
+                    {
+                        // Not a decision about this append: the batch fails as a whole (the
+                        // transaction is replayed without it).
+                        return Err(Abort::Request(error.clone()));
+                    }
+                    item.decided = Some(decided);
                 }
-                let timestamp = Utc::now();
-                let first_position = *head + 1;
-                for (i, event) in events.iter().enumerate() {
-                    let position = first_position + i as u64;
-                    let sequence = version + 1 + i as u64;
-                    EventFields::of(stream, sequence, timestamp, event)
-                        .encode_into(&mut self.buf)
-                        .map_err(Abort::Request)?;
-                    self.dbs
-                        .events
-                        .put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
-                        .map_err(|e| write_error("append to the global log", e))?;
-                    self.dbs
-                        .index
-                        .put(txn, &codec::suffixed(key, sequence), &position)
-                        .map_err(|e| write_error("write the stream index", e))?;
-                }
-                let version_after = version + events.len() as u64;
-                self.dbs
-                    .heads
-                    .put(txn, key, &version_after)
-                    .map_err(|e| write_error("write the stream head", e))?;
-                *head += events.len() as u64;
-                *outcome = Outcome::Applied(Appended {
-                    version_before: version,
-                    first_position,
-                    timestamp,
-                });
+                *outcome = Outcome::Applied(());
                 Ok(())
             }
             Request::Put {
@@ -274,6 +260,65 @@ impl TxnWriter {
                 Ok(())
             }
         }
+    }
+
+    /// Decides and (when it is accepted) writes one append inside `txn`, after the writes
+    /// already made in it. `Ok(Err(..))` is a rejection (nothing written): a conflict, or a
+    /// stream head that cannot be read.
+    fn apply_append(
+        &mut self,
+        txn: &mut RwTxn<'_>,
+        stream: &StreamId,
+        key: &[u8],
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        head: &mut u64,
+    ) -> Result<Result<Appended, StoreError>, Abort> {
+        let version = match self.dbs.heads.get(txn, key) {
+            Ok(version) => version.unwrap_or(0),
+            Err(error @ heed::Error::Decoding(_)) => {
+                return Ok(Err(heed_error("read stream head", error)));
+            }
+            Err(e) => return Err(write_error("read stream head", e)),
+        };
+        if let Err(conflict) = expected.check(version) {
+            return Ok(Err(conflict));
+        }
+        let timestamp = Utc::now();
+        let first_position = *head + 1;
+        if events.is_empty() {
+            return Ok(Ok(Appended {
+                version_before: version,
+                first_position,
+                timestamp,
+            }));
+        }
+        for (i, event) in events.iter().enumerate() {
+            let position = first_position + i as u64;
+            let sequence = version + 1 + i as u64;
+            EventFields::of(stream, sequence, timestamp, event)
+                .encode_into(&mut self.buf)
+                .map_err(Abort::Request)?;
+            self.dbs
+                .events
+                .put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
+                .map_err(|e| write_error("append to the global log", e))?;
+            self.dbs
+                .index
+                .put(txn, &codec::suffixed(key, sequence), &position)
+                .map_err(|e| write_error("write the stream index", e))?;
+        }
+        let version_after = version + events.len() as u64;
+        self.dbs
+            .heads
+            .put(txn, key, &version_after)
+            .map_err(|e| write_error("write the stream head", e))?;
+        *head += events.len() as u64;
+        Ok(Ok(Appended {
+            version_before: version,
+            first_position,
+            timestamp,
+        }))
     }
 
     /// Doubles the map (up to the maximum). `Ok(false)` when it is already at the maximum.

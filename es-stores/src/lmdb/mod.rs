@@ -46,15 +46,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion,
-    FilteredPage, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
-    validate_append,
+    AppendResult, BatchAppend, BatchOutcome, Checkpoint, CheckpointStore, EventFilter, EventStore,
+    ExpectedVersion, FilteredPage, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    StreamId, validate_append, validate_batch,
 };
 use tokio::sync::{oneshot, watch};
 
 use self::open::heed_error;
 pub use self::options::{Durability, LmdbOptions};
-use self::request::{Reply, Request, Target};
+use self::request::{BatchItem, Reply, Request, Target};
 use self::shared::Shared;
 
 /// The embedded durable event, snapshot and checkpoint store, on LMDB.
@@ -255,6 +255,28 @@ impl EventStore for LmdbStore {
         let _timer = self.inner.metrics.append_timer();
         let stream = stream.clone();
         self.write(move |reply| Request::append(stream, key, expected, events, reply))
+            .await
+    }
+
+    /// The whole batch in one write transaction (one commit, one flush), queued at the writer
+    /// thread as one request: an error other than a conflict writes nothing of it.
+    async fn append_many(&self, batch: Vec<BatchAppend>) -> Result<BatchOutcome, StoreError> {
+        validate_batch(&batch)?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _timer = self.inner.metrics.append_timer();
+        let items = batch
+            .into_iter()
+            .map(|append| BatchItem {
+                key: codec::stream_key(&append.stream),
+                stream: append.stream,
+                expected: append.expected,
+                events: append.events,
+                decided: None,
+            })
+            .collect();
+        self.write(move |reply| Request::append_many(items, reply))
             .await
     }
 

@@ -2,7 +2,7 @@
 //! carries through the attempts at committing its batch, typed by what its answer needs.
 
 use chrono::{DateTime, Utc};
-use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
+use es_core::store::{AppendResult, BatchOutcome, ExpectedVersion, NewEvent, StoreError, StreamId};
 use tokio::sync::oneshot;
 
 /// The answer channel of a request.
@@ -18,6 +18,14 @@ pub(super) enum Request {
         events: Vec<NewEvent>,
         reply: Reply<AppendResult>,
         outcome: Outcome<Appended>,
+    },
+    /// Append a batch of appends in one transaction (`EventStore::append_many`). `outcome` is
+    /// `Applied` once every item is decided (each item keeps its own decision); a failure
+    /// while writing any item rejects the whole request.
+    AppendMany {
+        items: Vec<BatchItem>,
+        reply: Reply<BatchOutcome>,
+        outcome: Outcome<()>,
     },
     /// Put one key/value (snapshots and checkpoints).
     Put {
@@ -41,6 +49,9 @@ macro_rules! with_outcome {
     ($request:expr, $outcome:ident => $body:expr) => {
         match $request {
             Request::Append {
+                outcome: $outcome, ..
+            } => $body,
+            Request::AppendMany {
                 outcome: $outcome, ..
             } => $body,
             Request::Put {
@@ -72,6 +83,15 @@ impl Request {
         }
     }
 
+    /// A batch of appends, applied in order in one transaction.
+    pub(super) fn append_many(items: Vec<BatchItem>, reply: Reply<BatchOutcome>) -> Self {
+        Request::AppendMany {
+            items,
+            reply,
+            outcome: Outcome::Pending,
+        }
+    }
+
     /// A put of `value` under `key` in `target`.
     pub(super) fn put(target: Target, key: Vec<u8>, value: Vec<u8>, reply: Reply<()>) -> Self {
         Request::Put {
@@ -98,6 +118,11 @@ impl Request {
         match self {
             Request::Append { events, .. } => events
                 .iter()
+                .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.metadata.len())
+                .sum(),
+            Request::AppendMany { items, .. } => items
+                .iter()
+                .flat_map(|item| &item.events)
                 .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.metadata.len())
                 .sum(),
             Request::Put { key, value, .. } => key.len() + value.len(),
@@ -157,11 +182,47 @@ impl Request {
                 });
                 let _ = reply.send(result);
             }
+            Request::AppendMany {
+                items,
+                reply,
+                outcome,
+            } => {
+                let result = outcome.into_result().map(|()| {
+                    items
+                        .into_iter()
+                        .map(|item| {
+                            let decided = item.decided.unwrap_or_else(|| {
+                                unreachable!("an applied batch decides every item")
+                            });
+                            decided.map(|at| {
+                                AppendResult::recorded(
+                                    &item.stream,
+                                    at.version_before,
+                                    at.first_position..,
+                                    at.timestamp,
+                                    item.events,
+                                )
+                            })
+                        })
+                        .collect()
+                });
+                let _ = reply.send(result);
+            }
             Request::Put { reply, outcome, .. } | Request::Prune { reply, outcome, .. } => {
                 let _ = reply.send(outcome.into_result());
             }
         }
     }
+}
+
+/// One append of an [`Request::AppendMany`], with its decision in the current attempt.
+pub(super) struct BatchItem {
+    pub(super) stream: StreamId,
+    pub(super) key: Vec<u8>,
+    pub(super) expected: ExpectedVersion,
+    pub(super) events: Vec<NewEvent>,
+    /// `None` until applied in an attempt; a conflict is `Some(Err(..))`.
+    pub(super) decided: Option<Result<Appended, StoreError>>,
 }
 
 /// Where an append went: the stream was at `version_before`, the first event got

@@ -135,6 +135,15 @@ impl PostgresStoreBuilder {
             tokio::spawn(lane.run(rx));
             lanes.push(tx);
         }
+        // `append_many` writes its batches through a lane of its own, one batch at a time.
+        let bulk = Lane {
+            pool: pool.clone(),
+            sql: sql.clone(),
+            max_appends: MAX_EVENTS_PER_TRANSACTION,
+            max_events: MAX_EVENTS_PER_TRANSACTION,
+            committed: committed.clone(),
+            group_size: metrics.group_size.clone(),
+        };
         let channel = channel_name(&schema);
         let mut tasks = Vec::new();
         let refresher = head::Refresher {
@@ -157,6 +166,7 @@ impl PostgresStoreBuilder {
                 schema,
                 sql,
                 lanes,
+                bulk: tokio::sync::Mutex::new(bulk),
                 head,
                 visibility_wait: self.visibility_wait,
                 tasks,

@@ -51,10 +51,12 @@ pub(super) fn fill(statement: &str, schema: &str) -> String {
 /// after its expected version. A request expecting any version is written after `v`.
 ///
 /// Events are inserted at positions `(xid8 << 16) + n`, `n` the event's 1-based index in the
-/// whole statement (so in request order). Output, ordered by request then sequence: one row per
-/// written event (`idx, version before, position, sequence, the transaction's time`), or for a
-/// request whose expectation failed, one row with the stream's version and null position,
-/// sequence and time. A concurrent writer of the same sequence makes the statement fail with a
+/// whole statement (so in request order; an event's request is `$5[n]`). Output, in no
+/// particular order: for a request whose expectation failed, one row with its index, the
+/// stream's version and null position, sequence and time; for each written event one row with
+/// index -1 and version 0 (its request is `$5[position & 65535]`, the caller knows it),
+/// its position, sequence and the transaction's time. (Computing the request of each row
+/// on the server cost a sub-query per event.) A concurrent writer of the same sequence makes the statement fail with a
 /// unique violation (the caller runs it again).
 pub(super) const APPEND: &str = "WITH req AS (
             SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
@@ -66,37 +68,38 @@ pub(super) const APPEND: &str = "WITH req AS (
                              ORDER BY e.sequence DESC LIMIT 1), 0) AS version
             FROM req r
         ), dec AS MATERIALIZED (
-            SELECT h.idx, h.stream_type, h.stream_id, h.version,
+            SELECT h.idx, h.version,
                    h.expected < 0 OR bool_or(h.expected = h.version)
                        OVER (PARTITION BY h.stream_type, h.stream_id ORDER BY h.idx) AS ok,
                    CASE WHEN h.expected < 0 THEN h.version ELSE h.expected END AS base
             FROM head h
+        ), arr AS MATERIALIZED (
+            SELECT array_agg(d.ok ORDER BY d.idx) AS ok, array_agg(d.base ORDER BY d.idx) AS base
+            FROM dec d
         ), ins AS (
             INSERT INTO {schema}.events (position, stream_type, stream_id, sequence, event_type,
                                  event_version, metadata, payload, command_id, correlation_id,
                                  causation_id, tags, recorded_at, recorded_at_ns)
-            SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, d.stream_type, d.stream_id,
-                   d.base + v.ord, v.event_type, v.event_version,
+            SELECT (pg_current_xact_id()::text::int8 << 16) + v.n, v.stream_type, v.stream_id,
+                   a.base[v.idx + 1] + v.ord, v.event_type, v.event_version,
                    COALESCE(v.metadata::jsonb, '{}'::jsonb), v.payload, v.command_id,
                    v.correlation_id, v.causation_id, ($18::text[])[v.tag_from:v.tag_to],
                    COALESCE(v.recorded_at, now()), v.recorded_at_ns
             FROM UNNEST($5::int4[], $6::int4[], $7::text[], $8::int8[], $9::text[], $10::bytea[],
                         $11::text[], $12::text[], $13::text[], $14::int4[], $15::int4[],
-                        $16::timestamptz[], $17::int4[])
+                        $16::timestamptz[], $17::int4[], $19::text[], $20::text[])
                  WITH ORDINALITY AS v(idx, ord, event_type, event_version, metadata, payload,
                                       command_id, correlation_id, causation_id, tag_from, tag_to,
-                                      recorded_at, recorded_at_ns, n)
-            JOIN dec d ON d.idx = v.idx
-            WHERE d.ok
+                                      recorded_at, recorded_at_ns, stream_type, stream_id, n)
+            CROSS JOIN arr a
+            WHERE a.ok[v.idx + 1]
             RETURNING position, sequence, now() AS store_time
-        ), owner AS (
-            SELECT * FROM UNNEST($5::int4[]) WITH ORDINALITY AS o(idx, n)
         )
-        SELECT d.idx, CASE WHEN d.ok THEN d.base ELSE d.version END, i.position, i.sequence,
-               i.store_time
-        FROM dec d
-        LEFT JOIN (ins i JOIN owner o ON o.n = (i.position & 65535)) ON o.idx = d.idx
-        ORDER BY d.idx, i.sequence";
+        SELECT d.idx, d.version, NULL::int8 AS position, NULL::int8 AS sequence,
+               NULL::timestamptz AS store_time
+        FROM dec d WHERE NOT d.ok
+        UNION ALL
+        SELECT -1, 0, i.position, i.sequence, i.store_time FROM ins i";
 
 /// One stream's events: `$1` stream type, `$2` stream id, from sequence `$3`, at most `$4`.
 pub(super) const READ_STREAM: &str = concat!(
@@ -244,7 +247,12 @@ impl Queries {
     pub(super) fn new(schema: &str) -> Self {
         let fill = |statement| fill(statement, schema);
         Self {
-            append: fill(APPEND),
+            // One space for each run of blanks: the statement's text, as the server shows it
+            // (`pg_stat_activity` keeps its first 1,024 bytes), reaches the INSERT sooner.
+            append: fill(APPEND)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             read_stream: fill(READ_STREAM),
             read_all: fill(READ_ALL),
             read_all_heads: fill(READ_ALL_HEADS),

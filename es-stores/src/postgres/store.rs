@@ -2,14 +2,16 @@
 //! (appends go to the lanes of `writer`, reads to `read`; snapshots and checkpoints are in
 //! `snapshots`).
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use es_core::store::{
-    AppendResult, EventFilter, EventStore, ExpectedVersion, FilteredPage, NewEvent, RecordedEvent,
-    StoreError, StreamId, quote_prefix, validate_append,
+    AppendResult, BatchAppend, BatchOutcome, EventFilter, EventStore, ExpectedVersion,
+    FilteredPage, NewEvent, RecordedEvent, StoreError, StreamId, quote_prefix, validate_append,
+    validate_batch,
 };
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -19,7 +21,7 @@ use tracing::debug;
 use super::migrate;
 use super::read;
 use super::sql::Queries;
-use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending};
+use super::writer::{Lane, MAX_EVENTS_PER_TRANSACTION, Pending, chain_end, expected_exact};
 use crate::metrics::StoreMetrics;
 
 /// An event, snapshot and checkpoint store in PostgreSQL (15 or later), shared by any number of
@@ -147,6 +149,9 @@ pub(super) struct Inner {
     pub(super) sql: Arc<Queries>,
     /// The lanes' queues; a stream always goes to the same lane.
     pub(super) lanes: Vec<mpsc::Sender<Pending>>,
+    /// The lane `append_many` writes through, one call at a time (a fair lock: calls commit in
+    /// the order they asked for it).
+    pub(super) bulk: tokio::sync::Mutex<Lane>,
     /// The highest readable position known, behind `subscribe()`.
     pub(super) head: Arc<watch::Sender<u64>>,
     pub(super) visibility_wait: Duration,
@@ -215,6 +220,46 @@ impl std::fmt::Debug for PostgresStore {
             .field("schema", &self.inner.schema)
             .field("lanes", &self.inner.lanes.len())
             .finish()
+    }
+}
+
+/// The appends of one statement of an `append_many`, gathered until the next append cannot
+/// join them.
+#[derive(Default)]
+struct Statement {
+    appends: Vec<Pending>,
+    /// Per append: its index in the batch and where its answer comes.
+    answers: Vec<(usize, oneshot::Receiver<Result<AppendResult, StoreError>>)>,
+    /// The streams in it and the version the last append of each leaves, when known.
+    chains: HashMap<StreamId, Option<u64>>,
+    events: usize,
+}
+
+impl Statement {
+    /// Writes the gathered appends (if any) through `lane` and records their outcomes.
+    async fn run(
+        &mut self,
+        lane: &Lane,
+        outcomes: &mut [Option<Result<AppendResult, StoreError>>],
+    ) -> Result<(), StoreError> {
+        if self.appends.is_empty() {
+            return Ok(());
+        }
+        self.chains.clear();
+        self.events = 0;
+        lane.commit(std::mem::take(&mut self.appends)).await;
+        for (i, answer) in std::mem::take(&mut self.answers) {
+            let outcome = answer.await.map_err(|_| {
+                StoreError::Indeterminate(
+                    "the append writer stopped before reporting the outcome".to_owned(),
+                )
+            })?;
+            match outcome {
+                Err(error) if !matches!(error, StoreError::Conflict { .. }) => return Err(error),
+                outcome => outcomes[i] = Some(outcome),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -322,6 +367,84 @@ impl EventStore for PostgresStore {
             self.wait_readable(last).await;
         }
         Ok(done)
+    }
+
+    /// The batch in as few statements as it can be decided in: a run of appends goes in one
+    /// statement (one transaction) as long as every stream in it appears once, or as a chain
+    /// (each of its appends expecting the version the one before leaves), and it holds at most
+    /// 65,535 events; the next append starts a new statement. An append of no events reads
+    /// the stream's version after the statements before it. Batches are written one at a time,
+    /// in the order the calls asked, through a lane of their own. An error other than a
+    /// conflict fails the call; the statements before it stay committed.
+    async fn append_many(&self, batch: Vec<BatchAppend>) -> Result<BatchOutcome, StoreError> {
+        validate_batch(&batch)?;
+        let mut prepared = Vec::with_capacity(batch.len());
+        for (i, append) in batch.into_iter().enumerate() {
+            let metadata = prepare(&append.events).map_err(|e| match e {
+                StoreError::InvalidInput(m) => {
+                    StoreError::InvalidInput(format!("append {i} of the batch: {m}"))
+                }
+                other => other,
+            })?;
+            prepared.push((append, metadata));
+        }
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _timer = self.inner.metrics.append_timer();
+        let lane = self.inner.bulk.lock().await;
+        let mut outcomes: Vec<Option<Result<AppendResult, StoreError>>> =
+            (0..prepared.len()).map(|_| None).collect();
+        let mut statement = Statement::default();
+        for (i, (append, metadata)) in prepared.into_iter().enumerate() {
+            if append.events.is_empty() {
+                statement.run(&lane, &mut outcomes).await?;
+                let version =
+                    read::stream_version(&self.inner.pool, &self.inner.sql, &append.stream).await?;
+                outcomes[i] = Some(
+                    append
+                        .expected
+                        .check(version)
+                        .map(|()| AppendResult::unchanged(version)),
+                );
+                continue;
+            }
+            let joins = match statement.chains.get(&append.stream) {
+                None => true,
+                Some(end) => end.is_some() && *end == expected_exact(append.expected),
+            };
+            if !joins || statement.events + append.events.len() > MAX_EVENTS_PER_TRANSACTION {
+                statement.run(&lane, &mut outcomes).await?;
+            }
+            let (reply, answer) = oneshot::channel();
+            let pending = Pending {
+                stream: append.stream,
+                expected: append.expected,
+                events: append.events,
+                metadata,
+                reply,
+            };
+            statement.events += pending.events.len();
+            statement
+                .chains
+                .insert(pending.stream.clone(), chain_end(&pending));
+            statement.appends.push(pending);
+            statement.answers.push((i, answer));
+        }
+        statement.run(&lane, &mut outcomes).await?;
+        drop(lane);
+        let outcomes: BatchOutcome = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| unreachable!("every append of the batch is decided")))
+            .collect();
+        let last = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().and_then(AppendResult::last_position))
+            .max();
+        if let Some(last) = last {
+            self.wait_readable(last).await;
+        }
+        Ok(outcomes)
     }
 
     async fn read_stream(

@@ -139,7 +139,7 @@ impl Lane {
     }
 
     /// Writes `batch`, answers every request in it and wakes the head refresher.
-    async fn commit(&self, batch: Vec<Pending>) {
+    pub(crate) async fn commit(&self, batch: Vec<Pending>) {
         let mut attempts = 0;
         loop {
             match self.write(&batch).await {
@@ -237,6 +237,8 @@ impl Lane {
         let mut ev_tag_to = Vec::with_capacity(total);
         let mut ev_time = Vec::with_capacity(total);
         let mut ev_time_ns = Vec::with_capacity(total);
+        let mut ev_stream_type = Vec::with_capacity(total);
+        let mut ev_stream_id = Vec::with_capacity(total);
         let mut all_tags: Vec<&str> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             // Both bounded by MAX_EVENTS_PER_TRANSACTION, so they fit an i32.
@@ -251,6 +253,8 @@ impl Lane {
             });
             for (j, (e, meta)) in p.events.iter().zip(&p.metadata).enumerate() {
                 ev_idx.push(idx);
+                ev_stream_type.push(p.stream.aggregate_type.as_str());
+                ev_stream_id.push(p.stream.aggregate_id.as_str());
                 ev_ord.push(i32::try_from(j + 1).unwrap_or(i32::MAX));
                 ev_type.push(e.event_type.as_str());
                 ev_version.push(i64::from(e.event_version));
@@ -299,6 +303,8 @@ impl Lane {
             .bind(ev_time)
             .bind(ev_time_ns)
             .bind(all_tags)
+            .bind(ev_stream_type)
+            .bind(ev_stream_id)
             .fetch_all(&mut *conn)
             .await
             .map_err(|error| Failure {
@@ -310,7 +316,7 @@ impl Lane {
 }
 
 /// The exact version `expected` names (`NoStream` is 0), `None` for any version.
-fn expected_exact(expected: ExpectedVersion) -> Option<u64> {
+pub(crate) fn expected_exact(expected: ExpectedVersion) -> Option<u64> {
     match expected {
         ExpectedVersion::Any => None,
         ExpectedVersion::NoStream => Some(0),
@@ -321,15 +327,18 @@ fn expected_exact(expected: ExpectedVersion) -> Option<u64> {
 /// The version `pending` leaves its stream at if it is written, when that is known in advance
 /// (it expects an exact version): a request expecting that version may follow it in the same
 /// statement. `None` for a request expecting any version, which is alone on its stream.
-fn chain_end(pending: &Pending) -> Option<u64> {
+pub(crate) fn chain_end(pending: &Pending) -> Option<u64> {
     expected_exact(pending.expected).map(|v| v.saturating_add(pending.events.len() as u64))
 }
 
-/// One row of the append statement's answer: the request's index, its stream's version before
-/// the statement, and for a written event its position, sequence and the transaction's time
-/// (the timestamp of the events that carry none; all null for a request whose expectation
-/// failed).
+/// One row of the append statement's answer: the request's index (-1 for a written event),
+/// its stream's version before the statement (0 for a written event), and for a written event
+/// its position, sequence and the transaction's time (the timestamp of the events that carry
+/// none; all null for a request whose expectation failed).
 type AppendRow = (i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
+
+/// The (position, sequence) of each written event of one request, and the transaction's time.
+type WrittenEvents = (Vec<(u64, u64)>, Option<DateTime<Utc>>);
 
 /// Reads the statement's verdict on each request of `batch` from its `rows`.
 ///
@@ -337,52 +346,86 @@ type AppendRow = (i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
 /// per written event or once for a conflict, so a differently shaped answer is a bug in it, not
 /// a state of the database: such a case is `unreachable!`.
 fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
-    let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
-    for (idx, version, position, _sequence, timestamp) in rows {
-        let slot = usize::try_from(idx)
-            .ok()
-            .and_then(|i| outcomes.get_mut(i))
-            .unwrap_or_else(|| {
-                unreachable!("the append statement answered request {idx}, which it was not given")
-            });
-        let before = u64::try_from(version).unwrap_or_else(|_| {
-            unreachable!("a stream version is 0 or a sequence, and sequences are CHECKed > 0")
-        });
-        match (position, timestamp) {
-            (None, None) => *slot = Some(Outcome::Conflict { actual: before }),
-            (Some(position), Some(timestamp)) => {
-                let position = u64::try_from(position).unwrap_or_else(|_| {
-                    unreachable!("positions are (xid8 << 16) + n, n > 0: never negative")
-                });
-                match slot {
-                    Some(Outcome::Written { positions, .. }) => positions.push(position),
-                    _ => {
-                        *slot = Some(Outcome::Written {
-                            before,
-                            positions: vec![position],
-                            timestamp,
-                        })
-                    }
-                }
+    // The request of the event at statement index n (1-based) is owner[n - 1].
+    let owner: Vec<usize> = batch
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| std::iter::repeat_n(i, p.events.len()))
+        .collect();
+    let mut conflicts: Vec<Option<u64>> = vec![None; batch.len()];
+    // Per request: (position, sequence) of its written events, and the time.
+    let mut written: Vec<WrittenEvents> = batch.iter().map(|_| (Vec::new(), None)).collect();
+    for (idx, version, position, sequence, timestamp) in rows {
+        match (position, sequence, timestamp) {
+            (None, None, None) => {
+                let slot = usize::try_from(idx)
+                    .ok()
+                    .and_then(|i| conflicts.get_mut(i))
+                    .unwrap_or_else(|| {
+                        unreachable!(
+                            "the append statement answered request {idx}, which it was not given"
+                        )
+                    });
+                *slot = Some(u64::try_from(version).unwrap_or_else(|_| {
+                    unreachable!(
+                        "a stream version is 0 or a sequence, and sequences are CHECKed > 0"
+                    )
+                }));
+            }
+            (Some(position), Some(sequence), Some(timestamp)) => {
+                let (position, sequence) = match (u64::try_from(position), u64::try_from(sequence))
+                {
+                    (Ok(p), Ok(s)) => (p, s),
+                    _ => unreachable!("positions and sequences are never negative"),
+                };
+                // The mask keeps 16 bits: the cast cannot truncate.
+                let n = (position & 0xFFFF) as usize;
+                let request = n
+                    .checked_sub(1)
+                    .and_then(|i| owner.get(i))
+                    .copied()
+                    .unwrap_or_else(|| {
+                        unreachable!("the append statement wrote event {n}, which it was not given")
+                    });
+                let slot = &mut written[request];
+                slot.0.push((position, sequence));
+                slot.1 = Some(timestamp);
             }
             _ => {
                 unreachable!("an inserted event has the transaction's time, a conflict has none")
             }
         }
     }
-    outcomes
+    conflicts
         .into_iter()
+        .zip(written)
         .zip(batch)
-        .map(|(outcome, pending)| match outcome {
-            Some(Outcome::Written { positions, .. }) if positions.len() != pending.events.len() => {
+        .map(|((conflict, (mut events, timestamp)), pending)| {
+            if let Some(actual) = conflict {
+                return Outcome::Conflict { actual };
+            }
+            if events.is_empty() {
+                unreachable!("the append statement answers every request it is given")
+            }
+            if events.len() != pending.events.len() {
                 unreachable!(
                     "the append statement inserts all of a request's events or none, not {} of {}",
-                    positions.len(),
+                    events.len(),
                     pending.events.len()
                 )
             }
-            Some(outcome) => outcome,
-            None => unreachable!("the append statement answers every request it is given"),
+            events.sort_unstable();
+            let before = events
+                .first()
+                .map_or(0, |&(_, sequence)| sequence.saturating_sub(1));
+            match timestamp {
+                Some(timestamp) => Outcome::Written {
+                    before,
+                    positions: events.into_iter().map(|(p, _)| p).collect(),
+                    timestamp,
+                },
+                None => unreachable!("the append statement answers every request it is given"),
+            }
         })
         .collect()
 }
@@ -408,15 +451,18 @@ mod tests {
     fn outcomes_follow_the_statement_rows() {
         let now = Utc::now();
         let batch = [pending("a", 2), pending("b", 1)];
+        let xid = 5_i64 << 16;
+        // In no particular order; an event's request is found from its index in the position.
         let rows = vec![
-            (0, 3, Some(10), Some(4), Some(now)),
-            (0, 3, Some(11), Some(5), Some(now)),
+            (-1, 0, Some(xid + 2), Some(5), Some(now)),
             (1, 7, None, None, None),
+            (-1, 0, Some(xid + 1), Some(4), Some(now)),
         ];
         let out = outcomes(&batch, rows);
+        let first = (xid + 1) as u64;
         assert!(
             matches!(&out[0], Outcome::Written { before: 3, positions, timestamp }
-                if positions == &[10, 11] && *timestamp == now)
+                if positions == &[first, first + 1] && *timestamp == now)
         );
         assert!(matches!(out[1], Outcome::Conflict { actual: 7 }));
     }

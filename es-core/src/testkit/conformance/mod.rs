@@ -4,10 +4,11 @@
 //! writes one `#[tokio::test]` per case. Each case is also a public async function taking a fresh
 //! store, so a backend can run a case on its own. Cases panic with a message naming what broke.
 //!
-//! The cases are grouped by concern: appends, reads, the envelope, snapshots, checkpoints,
+//! The cases are grouped by concern: appends, batches of appends, reads, the envelope, snapshots, checkpoints,
 //! concurrency, subscriptions and stream ids; this module holds what they share.
 
 mod append;
+mod batch;
 mod checkpoints;
 mod concurrency;
 mod envelope;
@@ -20,6 +21,10 @@ pub use append::{
     append_any, append_exact, append_no_stream_to_new_stream, empty_append_writes_nothing,
     multi_event_append_is_atomic, positions_increase_across_streams,
     sequences_start_at_one_and_are_gapless, wrong_expected_version_writes_nothing,
+};
+pub use batch::{
+    append_many_decides_in_order, append_many_matches_a_model,
+    append_many_refuses_an_invalid_batch, append_many_two_batches_one_stream,
 };
 pub use checkpoints::checkpoints_save_load;
 pub use concurrency::{concurrent_appenders_many_streams, concurrent_appenders_one_stream};
@@ -202,6 +207,10 @@ macro_rules! store_conformance_tests {
                 wrong_expected_version_writes_nothing,
                 multi_event_append_is_atomic,
                 empty_append_writes_nothing,
+                append_many_decides_in_order,
+                append_many_two_batches_one_stream,
+                append_many_refuses_an_invalid_batch,
+                append_many_matches_a_model,
                 sequences_start_at_one_and_are_gapless,
                 read_stream_ranges,
                 read_all_ranges,
