@@ -103,7 +103,7 @@ fn copy_chain_memory_export_file_lmdb_lmdb() {
 fn copy_resumes_after_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     let source_dir = tmp.path().join("source");
-    let total = 60_000;
+    let total = 200_000;
     rt().block_on(lmdb_source(&source_dir, sample_events(total, 1_000)));
     let source = lmdb(&source_dir);
     let target_dir = tmp.path().join("target");
