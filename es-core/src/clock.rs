@@ -18,10 +18,11 @@
 //! assert_eq!(shared.now(), start);
 //! ```
 
+use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use parking_lot::Mutex;
 
 /// A source of the current time.
@@ -30,15 +31,53 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The system's wall clock: [`Utc::now`].
+/// The system's wall clock: the time [`Utc::now`] gives.
+///
+/// Read once per committed batch, so it is made cheap: the calendar date of the current day is
+/// kept per thread, and only the time of day is computed on each call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => utc_at(since.as_secs(), since.subsec_nanos()),
+            Err(_) => Utc::now(),
+        }
     }
 }
+
+/// The UTC time `secs` seconds and `nanos` nanoseconds after the Unix epoch, with the date of
+/// the day computed once per day and thread.
+fn utc_at(secs: u64, nanos: u32) -> DateTime<Utc> {
+    thread_local! {
+        static DAY: Cell<Option<(u64, NaiveDate)>> = const { Cell::new(None) };
+    }
+    let day = secs / 86_400;
+    let date = DAY.with(|cached| match cached.get() {
+        Some((d, date)) if d == day => Some(date),
+        _ => {
+            let date = i32::try_from(day)
+                .ok()
+                .and_then(|d| d.checked_add(UNIX_EPOCH_DAYS_FROM_CE))
+                .and_then(NaiveDate::from_num_days_from_ce_opt);
+            if let Some(date) = date {
+                cached.set(Some((day, date)));
+            }
+            date
+        }
+    });
+    // Seconds of the day are below 86,400: they fit in u32.
+    let time = NaiveTime::from_num_seconds_from_midnight_opt((secs % 86_400) as u32, nanos);
+    match (date, time) {
+        (Some(date), Some(time)) => NaiveDateTime::new(date, time).and_utc(),
+        // Out of chrono's range: let chrono say what it makes of it.
+        _ => Utc::now(),
+    }
+}
+
+/// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 /// A clock that only moves when told to. Clones share one time, so a test keeps a clone and
 /// moves the time the kernel sees.
@@ -79,5 +118,41 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> DateTime<Utc> {
         (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_at_agrees_with_chrono_across_days_and_back() {
+        let mut times: Vec<(u64, u32)> = vec![
+            (0, 0),
+            (86_399, 999_999_999),
+            (86_400, 0),
+            (951_782_400, 5), // 2000-02-29
+            (1_764_000_123, 456_000_000),
+            (4_102_444_799, 1), // 2099-12-31T23:59:59
+            (86_400, 1),        // back to an earlier day: the cached date must not be reused
+        ];
+        times.extend((0..5_000u64).map(|i| (1_700_000_000 + i * 3_607, (i * 7_919) as u32)));
+        for (secs, nanos) in times {
+            let expected = DateTime::from_timestamp(secs as i64, nanos);
+            assert_eq!(Some(utc_at(secs, nanos)), expected, "{secs}.{nanos}");
+        }
+    }
+
+    #[test]
+    fn the_system_clock_reads_the_system_time() {
+        for _ in 0..1_000 {
+            let before = Utc::now();
+            let now = SystemClock.now();
+            let after = Utc::now();
+            assert!(
+                before <= now && now <= after,
+                "{before} <= {now} <= {after}"
+            );
+        }
     }
 }

@@ -83,13 +83,40 @@ struct Stored {
     timestamp: DateTime<Utc>,
     event_type: Arc<str>,
     /// The ids share their allocations with the writer's (the kernel gives all events of a
-    /// command one id).
+    /// command one id). A correlation or causation id that is the command id itself (the
+    /// kernel's default) is kept as a flag of `same` instead of one more reference.
     command_id: Option<Arc<str>>,
     correlation_id: Option<Arc<str>>,
     causation_id: Option<Arc<str>>,
+    /// [`SAME_CORRELATION`] and [`SAME_CAUSATION`].
+    same: u8,
     /// Tags and metadata, when there are any.
     extra: Option<Box<(Vec<String>, Metadata)>>,
     payload: Box<[u8]>,
+}
+
+/// [`Stored::same`]: the correlation id is the command id.
+const SAME_CORRELATION: u8 = 1;
+/// [`Stored::same`]: the causation id is the command id.
+const SAME_CAUSATION: u8 = 2;
+
+/// `id` to keep beside `command`, and the flag `bit` when it is `command` itself.
+fn shared_id(id: &Option<Arc<str>>, command: &Option<Arc<str>>, bit: u8) -> (Option<Arc<str>>, u8) {
+    match (id, command) {
+        (Some(id), Some(command)) if Arc::ptr_eq(id, command) => (None, bit),
+        _ => (id.clone(), 0),
+    }
+}
+
+impl Stored {
+    /// The correlation or causation id kept in `id`, or the command id when `same` has `bit`.
+    fn id(&self, id: &Option<Arc<str>>, bit: u8) -> Option<Arc<str>> {
+        if self.same & bit != 0 {
+            self.command_id.clone()
+        } else {
+            id.clone()
+        }
+    }
 }
 
 impl Log {
@@ -107,8 +134,8 @@ impl Log {
             event_version: e.event_version,
             timestamp: e.timestamp,
             command_id: e.command_id.clone(),
-            correlation_id: e.correlation_id.clone(),
-            causation_id: e.causation_id.clone(),
+            correlation_id: e.id(&e.correlation_id, SAME_CORRELATION),
+            causation_id: e.id(&e.causation_id, SAME_CAUSATION),
             tags: e.extra.as_ref().map(|x| x.0.clone()).unwrap_or_default(),
             metadata: e.extra.as_ref().map(|x| x.1.clone()).unwrap_or_default(),
             payload: e.payload.to_vec(),
@@ -199,15 +226,20 @@ impl EventStore for MemoryStore {
             let event_type = log.intern(&event.event_type);
             let extra = (!event.tags.is_empty() || !event.metadata.is_empty())
                 .then(|| Box::new((event.tags.clone(), event.metadata.clone())));
+            let command_id = &event.command_id;
+            let (correlation_id, a) =
+                shared_id(&event.correlation_id, command_id, SAME_CORRELATION);
+            let (causation_id, b) = shared_id(&event.causation_id, command_id, SAME_CAUSATION);
             log.events.push(Stored {
                 stream: number,
                 event_version: event.event_version,
                 sequence: version + 1 + i,
                 timestamp: event.timestamp.unwrap_or(timestamp),
                 event_type,
-                command_id: event.command_id.clone(),
-                correlation_id: event.correlation_id.clone(),
-                causation_id: event.causation_id.clone(),
+                command_id: command_id.clone(),
+                correlation_id,
+                causation_id,
+                same: a | b,
                 extra,
                 payload: event.payload.as_slice().into(),
             });
@@ -218,8 +250,11 @@ impl EventStore for MemoryStore {
             Some(s) => s.events.extend((first_index..last_index).map(|i| i as u32)),
             None => unreachable!("the stream's index entry was created above"),
         }
-        let head = last_index as u64;
-        self.inner.head.send_replace(head);
+        // Only told to someone listening: a watch channel wakes eight lists of waiters per
+        // send, whether anyone waits or not. `subscribe` brings the value up to date first.
+        if self.inner.head.receiver_count() > 0 {
+            self.inner.head.send_replace(last_index as u64);
+        }
         Ok(AppendResult::recorded(
             stream,
             version,
@@ -318,6 +353,15 @@ impl EventStore for MemoryStore {
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
+        // Under the log's lock, so that no append runs between the refresh and the new
+        // receiver being counted (an append sends only while someone listens).
+        let log = self.inner.log.read();
+        let head = log.events.len() as u64;
+        self.inner.head.send_if_modified(|value| {
+            let modified = *value != head;
+            *value = head;
+            modified
+        });
         self.inner.head.subscribe()
     }
 }

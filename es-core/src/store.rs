@@ -80,6 +80,7 @@ impl StreamId {
     ///
     /// [`StoreError::InvalidInput`] naming the part at fault and quoting at most its first 80
     /// bytes.
+    #[inline]
     pub fn validate(&self) -> Result<(), StoreError> {
         check_id_part("aggregate type", &self.aggregate_type, Self::MAX_TYPE_LEN)?;
         check_id_part("aggregate id", &self.aggregate_id, Self::MAX_ID_LEN)
@@ -87,26 +88,43 @@ impl StreamId {
 }
 
 /// Checks one part of a stream id: not empty, not longer than `max` bytes, no NUL.
+///
+/// Inlined, with the error built out of line: the store checks every append's stream id, and
+/// the valid case is a length test and one scan.
+#[inline]
 fn check_id_part(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
-    if value.is_empty() {
-        return Err(StoreError::InvalidInput(format!(
-            "invalid stream id: the {what} is empty"
-        )));
+    if text_ok(value, max) {
+        Ok(())
+    } else {
+        Err(text_error("invalid stream id: the", what, value, max))
     }
-    if value.len() > max {
-        return Err(StoreError::InvalidInput(format!(
-            "invalid stream id: the {what} is {} bytes, at most {max} are allowed ({})",
+}
+
+/// Whether `value` is a valid id or tag: not empty, at most `max` bytes, no NUL.
+#[inline]
+fn text_ok(value: &str, max: usize) -> bool {
+    !value.is_empty() && value.len() <= max && !has_nul(value)
+}
+
+/// The error for `value`, which [`text_ok`] refused: `{context} {what} is empty` (or too
+/// long, or holds a NUL character).
+#[cold]
+#[inline(never)]
+fn text_error(context: &str, what: &str, value: &str, max: usize) -> StoreError {
+    StoreError::InvalidInput(if value.is_empty() {
+        format!("{context} {what} is empty")
+    } else if value.len() > max {
+        format!(
+            "{context} {what} is {} bytes, at most {max} are allowed ({})",
             value.len(),
             quote_prefix(value)
-        )));
-    }
-    if has_nul(value) {
-        return Err(StoreError::InvalidInput(format!(
-            "invalid stream id: the {what} contains a NUL character ({})",
+        )
+    } else {
+        format!(
+            "{context} {what} contains a NUL character ({})",
             quote_prefix(value)
-        )));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Whether `value` holds a NUL byte. Ids and tags are checked on every append, and they are
@@ -466,26 +484,13 @@ pub fn validate_batch(batch: &[BatchAppend]) -> Result<(), StoreError> {
 }
 
 /// One envelope id or tag: not empty, at most `max` bytes, no NUL.
+#[inline]
 fn check_envelope_text(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
-    if value.is_empty() {
-        return Err(StoreError::InvalidInput(format!(
-            "invalid event envelope: a {what} is empty"
-        )));
+    if text_ok(value, max) {
+        Ok(())
+    } else {
+        Err(text_error("invalid event envelope: a", what, value, max))
     }
-    if value.len() > max {
-        return Err(StoreError::InvalidInput(format!(
-            "invalid event envelope: a {what} is {} bytes, at most {max} are allowed ({})",
-            value.len(),
-            quote_prefix(value)
-        )));
-    }
-    if has_nul(value) {
-        return Err(StoreError::InvalidInput(format!(
-            "invalid event envelope: a {what} contains a NUL character ({})",
-            quote_prefix(value)
-        )));
-    }
-    Ok(())
 }
 
 /// Whether a JSON value holds a NUL character in any string or key.

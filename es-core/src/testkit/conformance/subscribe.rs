@@ -33,9 +33,33 @@ pub async fn subscribe_wakes_after_append<S: ConformanceStore>(store: S) {
         matches!(reached, Ok(Ok(_))),
         "subscribe() never reached position {last}"
     );
+    drop(reached);
     let late = store.subscribe();
     assert!(
         *late.borrow() >= last,
         "a new subscriber starts at the head"
     );
+    // With nobody listening, appends go on; the next subscriber still starts at the head.
+    drop((rx, late));
+    let unheard = append_ok(&store, &stream("b"), ExpectedVersion::Any, events(0..3)).await;
+    let last = unheard.last_position().unwrap_or(0);
+    let mut again = store.subscribe();
+    assert!(
+        *again.borrow_and_update() >= last,
+        "a subscriber after appends nobody listened to starts at the head"
+    );
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            append_ok(&store, &stream("b"), ExpectedVersion::Any, events(3..4)).await
+        })
+    };
+    let woke = tokio::time::timeout(Duration::from_secs(10), again.changed()).await;
+    assert!(
+        matches!(woke, Ok(Ok(()))),
+        "a new subscriber is woken by the next append"
+    );
+    if let Err(e) = writer.await {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
