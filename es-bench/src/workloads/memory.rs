@@ -19,7 +19,9 @@ use crate::sys::rss_bytes;
 const CLIENTS: usize = 64;
 const PASSIVATE_AFTER: Duration = Duration::from_secs(1);
 
-/// One deposit to each of `n` accounts, `CLIENTS` at a time.
+/// One deposit to each of `n` accounts, `CLIENTS` at a time. With `command_ids`, deposit `i`
+/// has the command id `{label}/{i}`: each call's commands are new ones (the same id again
+/// would be answered from the idempotency window, and append nothing).
 async fn touch_all(
     kernel: &Kernel,
     n: u64,
@@ -32,6 +34,7 @@ async fn touch_all(
     let mut set = JoinSet::new();
     for _ in 0..CLIENTS {
         let (kernel, ids, next, bar) = (kernel.clone(), ids.clone(), next.clone(), bar.clone());
+        let label = label.to_owned();
         set.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -39,7 +42,7 @@ async fn touch_all(
                     return Ok::<_, BenchError>(());
                 }
                 let options = if command_ids {
-                    DispatchOptions::default().command_id(format!("w6-{i}"))
+                    DispatchOptions::default().command_id(format!("{label}/{i}"))
                 } else {
                     DispatchOptions::default()
                 };
