@@ -247,7 +247,7 @@ impl Statement {
         }
         self.chains.clear();
         self.events = 0;
-        lane.commit(std::mem::take(&mut self.appends)).await;
+        lane.commit_bulk(std::mem::take(&mut self.appends)).await;
         for (i, answer) in std::mem::take(&mut self.answers) {
             let outcome = answer.await.map_err(|_| {
                 StoreError::Indeterminate(
