@@ -1061,7 +1061,7 @@ async fn append_many_copies_envelopes_exactly() {
             serde_json::json!({"a": [1.5, null, "é\"\\"], "b": 3.0}),
         );
         e.event_version = (i % 4) as u32 + 1;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             e.command_id = Some(format!("cmd-{stream}-{i}").into());
             e.correlation_id = Some("corr ✓".into());
             e.causation_id = Some(format!("cause-{i}").into());
