@@ -7,7 +7,9 @@
 //! 25,000 events/s. Here the same decision takes one transaction of three statements:
 //!
 //! 1. [`BULK_HEADS`](super::sql::BULK_HEADS): the transaction's id and time, and the version of
-//!    each stream of the batch, read once per stream;
+//!    each stream of the batch that needs it, read once per stream: not for a stream whose first
+//!    append expects no stream or a version the store knows the stream reached (see
+//!    [`Bulk::known`]; a copy reads none);
 //! 2. the client decides each request exactly as `APPEND` would ([`decide`]) and sends the
 //!    written events with binary `COPY` ([`COPY_EVENTS`](super::sql::COPY_EVENTS)), sorted by
 //!    stream and sequence: the unique index on `(stream_type, stream_id, sequence)` is then
@@ -18,15 +20,16 @@
 //! 3. `COMMIT`.
 //!
 //! The decision is as atomic as `APPEND`'s: a writer that wrote one of these sequences after step
-//! 1 makes the `COPY` fail with a unique violation. Any failure before the commit is sent leaves
+//! 1 (or before it, for a version not read) makes the `COPY` fail with a unique violation. Any failure before the commit is sent leaves
 //! nothing written (the transaction rolls back), and the batch is then written by the statement
 //! path (`Lane::commit`), which retries races and isolates a faulty request as before. A failed
 //! commit is reported as the statement path reports it (it may have committed).
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use es_core::store::{ExpectedVersion, NewEvent};
+use es_core::store::{ExpectedVersion, NewEvent, StreamId};
 use tracing::debug;
 
 use super::error::{self, Op};
@@ -41,16 +44,50 @@ enum Failure {
     Commit(sqlx::Error),
 }
 
-impl Lane {
+/// The most streams [`Bulk`] remembers a version of (about 150 bytes each); past it, it forgets
+/// them all and reads their versions again.
+const KNOWN_STREAMS: usize = 1 << 18;
+
+/// The lane `append_many` writes through, and the versions its streams are known to have
+/// reached.
+pub(crate) struct Bulk {
+    lane: Lane,
+    /// Per stream, a version it is known to have reached: one this store wrote or read
+    /// committed. Events are never deleted, so the stream holds an event at every sequence up
+    /// to it, forever. An append expecting such a version `v` (or no stream) is then decided
+    /// without reading the stream's version: the stream is at `v` exactly when it has no event
+    /// `v + 1`, which the unique index checks as the events are inserted (a violation rolls the
+    /// transaction back, and the append statement decides the batch from the versions it reads).
+    /// A copy thus reads no version at all: each stream's first append expects no stream, and
+    /// each later one the version the store wrote before.
+    known: HashMap<StreamId, u64>,
+}
+
+impl Bulk {
+    /// The bulk path through `lane`, knowing no stream yet.
+    pub(crate) fn new(lane: Lane) -> Self {
+        Self {
+            lane,
+            known: HashMap::new(),
+        }
+    }
+
     /// Writes `batch` (appends that one statement may hold: streams once or as chains, at most
     /// 65,535 events) in one `COPY` transaction, answers every request in it and wakes the head
     /// refresher. Falls back to [`Lane::commit`] when the transaction fails before its commit.
-    pub(crate) async fn commit_bulk(&self, batch: Vec<Pending>) {
-        match self.write_bulk(&batch).await {
-            Ok(outcomes) => self.answer(batch, outcomes),
+    pub(crate) async fn commit(&mut self, batch: Vec<Pending>) {
+        match self.write(&batch).await {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.iter().zip(&outcomes) {
+                    if let Outcome::Written { before, .. } = outcome {
+                        self.learn(&pending.stream, before + pending.events.len() as u64);
+                    }
+                }
+                self.lane.answer(batch, outcomes);
+            }
             Err(Failure::Before(error)) => {
                 debug!(%error, appends = batch.len(), "bulk append rolled back; writing it with the append statement");
-                self.commit(batch).await;
+                self.lane.commit(batch).await;
             }
             Err(Failure::Commit(error)) => {
                 let mapped = error::map(error, Op::Write, "appending events");
@@ -61,41 +98,72 @@ impl Lane {
         }
     }
 
-    /// Runs the bulk transaction for `batch`.
-    async fn write_bulk(&self, batch: &[Pending]) -> Result<Vec<Outcome>, Failure> {
-        let (order, groups) = group(batch);
-        let mut types = Vec::with_capacity(groups.len());
-        let mut ids = Vec::with_capacity(groups.len());
-        for g in &groups {
-            let stream = &batch[order[g.start]].stream;
-            types.push(stream.aggregate_type.as_str());
-            ids.push(stream.aggregate_id.as_str());
+    /// Records that `stream` reached `version`.
+    fn learn(&mut self, stream: &StreamId, version: u64) {
+        match self.known.get_mut(stream) {
+            Some(known) => *known = (*known).max(version),
+            None => {
+                if self.known.len() >= KNOWN_STREAMS {
+                    self.known.clear();
+                }
+                self.known.insert(stream.clone(), version);
+            }
         }
-        let mut tx = self.pool.begin().await.map_err(Failure::Before)?;
-        let (xid, now, heads): (i64, DateTime<Utc>, Vec<i64>) =
-            sqlx::query_as(&self.sql.bulk_heads)
+    }
+
+    /// The version `stream` is at if an append expecting `expected` is to be written, when that
+    /// needs no read (see [`Bulk::known`]).
+    fn assumed(&self, stream: &StreamId, expected: ExpectedVersion) -> Option<u64> {
+        match expected_exact(expected) {
+            Some(0) => Some(0),
+            Some(v) => self.known.get(stream).filter(|&&k| k >= v).map(|_| v),
+            None => None,
+        }
+    }
+
+    /// Runs the bulk transaction for `batch`.
+    async fn write(&mut self, batch: &[Pending]) -> Result<Vec<Outcome>, Failure> {
+        let (order, groups) = group(batch);
+        // Per stream, its version: assumed (see `known`) or read in the transaction.
+        let mut heads: Vec<Option<u64>> = Vec::with_capacity(groups.len());
+        let mut types = Vec::new();
+        let mut ids = Vec::new();
+        for g in &groups {
+            let first = &batch[order[g.start]];
+            let head = self.assumed(&first.stream, first.expected);
+            if head.is_none() {
+                types.push(first.stream.aggregate_type.as_str());
+                ids.push(first.stream.aggregate_id.as_str());
+            }
+            heads.push(head);
+        }
+        let mut tx = self.lane.pool.begin().await.map_err(Failure::Before)?;
+        let (xid, now, read): (i64, DateTime<Utc>, Vec<i64>) =
+            sqlx::query_as(&self.lane.sql.bulk_heads)
                 .bind(types)
                 .bind(ids)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(Failure::Before)?;
+        let unexpected = || {
+            Failure::Before(sqlx::Error::Protocol(format!(
+                "bulk append: unexpected transaction id {xid} or {} stream versions",
+                read.len()
+            )))
+        };
+        if read.len() != heads.iter().filter(|h| h.is_none()).count() {
+            return Err(unexpected());
+        }
+        let mut read_versions = read.iter().map(|&v| u64::try_from(v).unwrap_or(0));
         let heads: Vec<u64> = heads
             .into_iter()
-            .map(|v| u64::try_from(v).unwrap_or(0))
+            .map(|h| h.or_else(|| read_versions.next()).unwrap_or(0))
             .collect();
         // An xid8 below 2^47 (140 trillion transactions) leaves room for the shift.
         let base = u64::try_from(xid)
             .ok()
             .and_then(|x| x.checked_mul(1 << 16))
-            .filter(|_| heads.len() == groups.len())
-            .ok_or_else(|| {
-                Failure::Before(sqlx::Error::Protocol(format!(
-                    "bulk append: unexpected transaction id {xid} or {} stream versions for {} \
-                     streams",
-                    heads.len(),
-                    groups.len()
-                )))
-            })?;
+            .ok_or_else(unexpected)?;
         let expected: Vec<ExpectedVersion> = batch.iter().map(|p| p.expected).collect();
         let decisions = decide(&expected, &order, &groups, &heads);
         // The 1-based index of each request's first event in the statement.
@@ -141,7 +209,7 @@ impl Lane {
                 )));
             };
             let mut copy = tx
-                .copy_in_raw(&self.sql.copy_events)
+                .copy_in_raw(&self.lane.sql.copy_events)
                 .await
                 .map_err(Failure::Before)?;
             copy.send(rows).await.map_err(Failure::Before)?;
@@ -150,6 +218,12 @@ impl Lane {
         } else {
             // Nothing to write: every request conflicts, whatever the transaction's fate.
             tx.rollback().await.map_err(Failure::Before)?;
+        }
+        // The versions read are committed ones: the streams keep them whatever happened since.
+        for (g, &head) in groups.iter().zip(&heads) {
+            if head > 0 {
+                self.learn(&batch[order[g.start]].stream, head);
+            }
         }
         Ok(batch
             .iter()

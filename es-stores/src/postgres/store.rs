@@ -18,10 +18,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::bulk::Bulk;
 use super::migrate;
 use super::read;
 use super::sql::Queries;
-use super::writer::{Lane, MAX_EVENTS_PER_TRANSACTION, Pending, chain_end, expected_exact};
+use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending, chain_end, expected_exact};
 use crate::metrics::StoreMetrics;
 
 /// An event, snapshot and checkpoint store in PostgreSQL (15 or later), shared by any number of
@@ -151,7 +152,7 @@ pub(super) struct Inner {
     pub(super) lanes: Vec<mpsc::Sender<Pending>>,
     /// The lane `append_many` writes through, one call at a time (a fair lock: calls commit in
     /// the order they asked for it).
-    pub(super) bulk: tokio::sync::Mutex<Lane>,
+    pub(super) bulk: tokio::sync::Mutex<Bulk>,
     /// The highest readable position known, behind `subscribe()`.
     pub(super) head: Arc<watch::Sender<u64>>,
     pub(super) visibility_wait: Duration,
@@ -239,7 +240,7 @@ impl Statement {
     /// Writes the gathered appends (if any) through `lane` and records their outcomes.
     async fn run(
         &mut self,
-        lane: &Lane,
+        lane: &mut Bulk,
         outcomes: &mut [Option<Result<AppendResult, StoreError>>],
     ) -> Result<(), StoreError> {
         if self.appends.is_empty() {
@@ -247,7 +248,7 @@ impl Statement {
         }
         self.chains.clear();
         self.events = 0;
-        lane.commit_bulk(std::mem::take(&mut self.appends)).await;
+        lane.commit(std::mem::take(&mut self.appends)).await;
         for (i, answer) in std::mem::take(&mut self.answers) {
             let outcome = answer.await.map_err(|_| {
                 StoreError::Indeterminate(
@@ -392,13 +393,13 @@ impl EventStore for PostgresStore {
             return Ok(Vec::new());
         }
         let _timer = self.inner.metrics.append_timer();
-        let lane = self.inner.bulk.lock().await;
+        let mut lane = self.inner.bulk.lock().await;
         let mut outcomes: Vec<Option<Result<AppendResult, StoreError>>> =
             (0..prepared.len()).map(|_| None).collect();
         let mut statement = Statement::default();
         for (i, (append, metadata)) in prepared.into_iter().enumerate() {
             if append.events.is_empty() {
-                statement.run(&lane, &mut outcomes).await?;
+                statement.run(&mut lane, &mut outcomes).await?;
                 let version =
                     read::stream_version(&self.inner.pool, &self.inner.sql, &append.stream).await?;
                 outcomes[i] = Some(
@@ -414,7 +415,7 @@ impl EventStore for PostgresStore {
                 Some(end) => end.is_some() && *end == expected_exact(append.expected),
             };
             if !joins || statement.events + append.events.len() > MAX_EVENTS_PER_TRANSACTION {
-                statement.run(&lane, &mut outcomes).await?;
+                statement.run(&mut lane, &mut outcomes).await?;
             }
             let (reply, answer) = oneshot::channel();
             let pending = Pending {
@@ -431,7 +432,7 @@ impl EventStore for PostgresStore {
             statement.appends.push(pending);
             statement.answers.push((i, answer));
         }
-        statement.run(&lane, &mut outcomes).await?;
+        statement.run(&mut lane, &mut outcomes).await?;
         drop(lane);
         let outcomes: BatchOutcome = outcomes
             .into_iter()
