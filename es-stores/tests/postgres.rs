@@ -1222,3 +1222,100 @@ async fn append_many_splits_beyond_one_transaction() {
         .collect();
     assert_eq!(written, all.iter().map(|e| e.position).collect::<Vec<_>>());
 }
+
+/// `append_many` decides an append expecting a version it saw its stream reach without reading
+/// the version again; a stream that moved on since (another writer appended) still gets a
+/// conflict with its actual version, and the rest of the batch is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_many_sees_streams_that_moved_on() {
+    use es_core::store::BatchAppend;
+    let (store, _guard) = store("bulkmoved").await;
+    // Another node on the same schema.
+    let other = PostgresStore::builder(store.pool().clone())
+        .schema(store.schema())
+        .build()
+        .await
+        .unwrap();
+    let batch = |appends: Vec<(&str, ExpectedVersion, u64)>| {
+        appends
+            .into_iter()
+            .map(|(id, expected, n)| BatchAppend::new(s(id), expected, vec![ev(n)]))
+            .collect::<Vec<_>>()
+    };
+    let done = store
+        .append_many(batch(vec![
+            ("a", ExpectedVersion::NoStream, 1),
+            ("b", ExpectedVersion::NoStream, 1),
+            ("a", ExpectedVersion::Exact(1), 2),
+        ]))
+        .await
+        .unwrap();
+    assert!(done.iter().all(Result::is_ok), "{done:?}");
+    // `a` moves on behind the store's back; `c` appears.
+    other
+        .append(&s("a"), ExpectedVersion::Exact(2), vec![ev(3)])
+        .await
+        .unwrap();
+    other
+        .append(&s("c"), ExpectedVersion::NoStream, vec![ev(1)])
+        .await
+        .unwrap();
+    let done = store
+        .append_many(batch(vec![
+            ("b", ExpectedVersion::Exact(1), 2),
+            ("a", ExpectedVersion::Exact(2), 3),
+            ("c", ExpectedVersion::NoStream, 1),
+            ("d", ExpectedVersion::NoStream, 1),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(done[0].as_ref().unwrap().version, 2);
+    assert!(
+        matches!(
+            done[1],
+            Err(StoreError::Conflict {
+                expected: ExpectedVersion::Exact(2),
+                actual: 3
+            })
+        ),
+        "{:?}",
+        done[1]
+    );
+    assert!(
+        matches!(
+            done[2],
+            Err(StoreError::Conflict {
+                expected: ExpectedVersion::NoStream,
+                actual: 1
+            })
+        ),
+        "{:?}",
+        done[2]
+    );
+    assert_eq!(done[3].as_ref().unwrap().version, 1);
+    // Nothing of the conflicting appends was written; the store now writes after the versions
+    // it read.
+    assert_eq!(store.stream_version(&s("a")).await.unwrap(), 3);
+    assert_eq!(store.stream_version(&s("c")).await.unwrap(), 1);
+    let done = store
+        .append_many(batch(vec![
+            ("a", ExpectedVersion::Exact(3), 4),
+            ("c", ExpectedVersion::Exact(1), 2),
+            ("a", ExpectedVersion::Exact(4), 5),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.iter()
+            .map(|o| o.as_ref().unwrap().version)
+            .collect::<Vec<_>>(),
+        vec![4, 2, 5]
+    );
+    let a = store.read_stream(&s("a"), 1, 10).await.unwrap();
+    assert_eq!(
+        a.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(),
+        (1..=5)
+            .map(|n| format!("{{\"n\":{n}}}").into_bytes())
+            .collect::<Vec<_>>()
+    );
+}
