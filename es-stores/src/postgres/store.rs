@@ -80,6 +80,11 @@ use crate::metrics::StoreMetrics;
 /// a clean `Conflict`, and `ExpectedVersion::Any` simply appends after it). A batch that fails for
 /// any other reason is retried one append at a time, so only a faulty request fails.
 ///
+/// [`EventStore::append_many`] (bulk writes: copies, imports) decides its appends the same way
+/// but writes each transaction's events with binary `COPY`, sorted by stream, after reading only
+/// the versions it does not know: an append expecting no stream, or a version this store saw
+/// the stream reach (events are never deleted), is checked by the unique constraint alone.
+///
 /// # The gap problem, and why positions come from transaction ids
 ///
 /// A sequence hands out positions at insert time, but rows become visible at commit: writer A
@@ -375,8 +380,11 @@ impl EventStore for PostgresStore {
     /// (each of its appends expecting the version the one before leaves), and it holds at most
     /// 65,535 events; the next append starts a new statement. An append of no events reads
     /// the stream's version after the statements before it. Batches are written one at a time,
-    /// in the order the calls asked, through a lane of their own. An error other than a
-    /// conflict fails the call; the statements before it stay committed.
+    /// in the order the calls asked, through a lane of their own. Each statement is one
+    /// transaction that reads the versions it needs, decides every append as the group-commit
+    /// statement would and inserts the events with binary `COPY`; if it fails before its commit,
+    /// the group-commit statement writes it instead. An error other than a conflict fails the
+    /// call; the statements before it stay committed.
     async fn append_many(&self, batch: Vec<BatchAppend>) -> Result<BatchOutcome, StoreError> {
         validate_batch(&batch)?;
         let mut prepared = Vec::with_capacity(batch.len());
