@@ -20,10 +20,11 @@
 //! 3. `COMMIT`.
 //!
 //! The decision is as atomic as `APPEND`'s: a writer that wrote one of these sequences after step
-//! 1 (or before it, for a version not read) makes the `COPY` fail with a unique violation. Any failure before the commit is sent leaves
-//! nothing written (the transaction rolls back), and the batch is then written by the statement
-//! path (`Lane::commit`), which retries races and isolates a faulty request as before. A failed
-//! commit is reported as the statement path reports it (it may have committed).
+//! 1 (or before it, for a version not read) makes the `COPY` fail with a unique violation. Any
+//! failure before the commit is sent leaves nothing written (the transaction rolls back), and
+//! the batch is then written by the statement path (`Lane::commit`), which retries races and
+//! isolates a faulty request as before. A failed commit is reported as the statement path
+//! reports it (it may have committed).
 
 use std::collections::HashMap;
 use std::ops::Range;
