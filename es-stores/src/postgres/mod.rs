@@ -9,12 +9,14 @@
 //! - `options`: [`PostgresStoreBuilder`], connecting and starting a store;
 //! - `sql`: every SQL statement, one documented constant each;
 //! - `writer`: group commit, the lanes that write each batch of appends in one statement;
+//! - `bulk`: `append_many`'s path, each statement of a batch one transaction with binary `COPY`;
 //! - `read`: the read path and the decoding of rows;
 //! - `snapshots`: snapshots and checkpoints;
 //! - `head`: the subscription head, kept current by polling and LISTEN/NOTIFY;
 //! - `migrate`: the versioned schema migrations (`migrations/*.sql`);
 //! - `error`: what a `sqlx` error means for the caller.
 
+mod bulk;
 mod error;
 mod head;
 mod migrate;

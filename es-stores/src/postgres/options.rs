@@ -11,6 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::debug;
 
+use super::bulk::Bulk;
 use super::error::{self, Op};
 use super::sql::{self, Queries};
 use super::store::Inner;
@@ -166,7 +167,7 @@ impl PostgresStoreBuilder {
                 schema,
                 sql,
                 lanes,
-                bulk: tokio::sync::Mutex::new(bulk),
+                bulk: tokio::sync::Mutex::new(Bulk::new(bulk)),
                 head,
                 visibility_wait: self.visibility_wait,
                 tasks,

@@ -101,6 +101,24 @@ pub(super) const APPEND: &str = "WITH req AS (
         UNION ALL
         SELECT -1, 0, i.position, i.sequence, i.store_time FROM ins i";
 
+/// The first statement of a bulk append's transaction (see `bulk`): the transaction's id (which
+/// it assigns: the events' positions are `(xid8 << 16) + n`), its time (the timestamp of the
+/// events that carry none, as `now()` in [`APPEND`]), and the version of each stream `$1[i]`,
+/// `$2[i]` (0 when empty), in the order given.
+pub(super) const BULK_HEADS: &str = "SELECT pg_current_xact_id()::text::int8, now(),
+            ARRAY(SELECT COALESCE((SELECT e.sequence FROM {schema}.events e
+                                   WHERE e.stream_type = r.stream_type
+                                     AND e.stream_id = r.stream_id
+                                   ORDER BY e.sequence DESC LIMIT 1), 0)
+                  FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS r(stream_type, stream_id, n)
+                  ORDER BY r.n)";
+
+/// The second statement of a bulk append's transaction: the events, in PostgreSQL's binary
+/// `COPY` format (built by `bulk::CopyRows`, columns in this order).
+pub(super) const COPY_EVENTS: &str = "COPY {schema}.events (position, stream_type, stream_id, \
+     sequence, event_type, event_version, metadata, payload, command_id, correlation_id, \
+     causation_id, tags, recorded_at, recorded_at_ns) FROM STDIN (FORMAT binary)";
+
 /// One stream's events: `$1` stream type, `$2` stream id, from sequence `$3`, at most `$4`.
 pub(super) const READ_STREAM: &str = concat!(
     "SELECT ",
@@ -216,6 +234,10 @@ pub(super) const RECORD_MIGRATION: &str =
 pub(super) struct Queries {
     /// [`APPEND`].
     pub(super) append: String,
+    /// [`BULK_HEADS`].
+    pub(super) bulk_heads: String,
+    /// [`COPY_EVENTS`].
+    pub(super) copy_events: String,
     /// [`READ_STREAM`].
     pub(super) read_stream: String,
     /// [`READ_ALL`].
@@ -253,6 +275,8 @@ impl Queries {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" "),
+            bulk_heads: fill(BULK_HEADS),
+            copy_events: fill(COPY_EVENTS),
             read_stream: fill(READ_STREAM),
             read_all: fill(READ_ALL),
             read_all_heads: fill(READ_ALL_HEADS),
@@ -278,6 +302,8 @@ mod tests {
         let q = Queries::new("es");
         for s in [
             &q.append,
+            &q.bulk_heads,
+            &q.copy_events,
             &q.read_stream,
             &q.read_all,
             &q.read_all_heads,

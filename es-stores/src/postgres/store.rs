@@ -18,10 +18,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::bulk::Bulk;
 use super::migrate;
 use super::read;
 use super::sql::Queries;
-use super::writer::{Lane, MAX_EVENTS_PER_TRANSACTION, Pending, chain_end, expected_exact};
+use super::writer::{MAX_EVENTS_PER_TRANSACTION, Pending, chain_end, expected_exact};
 use crate::metrics::StoreMetrics;
 
 /// An event, snapshot and checkpoint store in PostgreSQL (15 or later), shared by any number of
@@ -78,6 +79,11 @@ use crate::metrics::StoreMetrics;
 /// fail; the lane then runs the statement again, now seeing the winner's events (so the loser gets
 /// a clean `Conflict`, and `ExpectedVersion::Any` simply appends after it). A batch that fails for
 /// any other reason is retried one append at a time, so only a faulty request fails.
+///
+/// [`EventStore::append_many`] (bulk writes: copies, imports) decides its appends the same way
+/// but writes each transaction's events with binary `COPY`, sorted by stream, after reading only
+/// the versions it does not know: an append expecting no stream, or a version this store saw
+/// the stream reach (events are never deleted), is checked by the unique constraint alone.
 ///
 /// # The gap problem, and why positions come from transaction ids
 ///
@@ -151,7 +157,7 @@ pub(super) struct Inner {
     pub(super) lanes: Vec<mpsc::Sender<Pending>>,
     /// The lane `append_many` writes through, one call at a time (a fair lock: calls commit in
     /// the order they asked for it).
-    pub(super) bulk: tokio::sync::Mutex<Lane>,
+    pub(super) bulk: tokio::sync::Mutex<Bulk>,
     /// The highest readable position known, behind `subscribe()`.
     pub(super) head: Arc<watch::Sender<u64>>,
     pub(super) visibility_wait: Duration,
@@ -239,7 +245,7 @@ impl Statement {
     /// Writes the gathered appends (if any) through `lane` and records their outcomes.
     async fn run(
         &mut self,
-        lane: &Lane,
+        lane: &mut Bulk,
         outcomes: &mut [Option<Result<AppendResult, StoreError>>],
     ) -> Result<(), StoreError> {
         if self.appends.is_empty() {
@@ -374,8 +380,11 @@ impl EventStore for PostgresStore {
     /// (each of its appends expecting the version the one before leaves), and it holds at most
     /// 65,535 events; the next append starts a new statement. An append of no events reads
     /// the stream's version after the statements before it. Batches are written one at a time,
-    /// in the order the calls asked, through a lane of their own. An error other than a
-    /// conflict fails the call; the statements before it stay committed.
+    /// in the order the calls asked, through a lane of their own. Each statement is one
+    /// transaction that reads the versions it needs, decides every append as the group-commit
+    /// statement would and inserts the events with binary `COPY`; if it fails before its commit,
+    /// the group-commit statement writes it instead. An error other than a conflict fails the
+    /// call; the statements before it stay committed.
     async fn append_many(&self, batch: Vec<BatchAppend>) -> Result<BatchOutcome, StoreError> {
         validate_batch(&batch)?;
         let mut prepared = Vec::with_capacity(batch.len());
@@ -392,13 +401,13 @@ impl EventStore for PostgresStore {
             return Ok(Vec::new());
         }
         let _timer = self.inner.metrics.append_timer();
-        let lane = self.inner.bulk.lock().await;
+        let mut lane = self.inner.bulk.lock().await;
         let mut outcomes: Vec<Option<Result<AppendResult, StoreError>>> =
             (0..prepared.len()).map(|_| None).collect();
         let mut statement = Statement::default();
         for (i, (append, metadata)) in prepared.into_iter().enumerate() {
             if append.events.is_empty() {
-                statement.run(&lane, &mut outcomes).await?;
+                statement.run(&mut lane, &mut outcomes).await?;
                 let version =
                     read::stream_version(&self.inner.pool, &self.inner.sql, &append.stream).await?;
                 outcomes[i] = Some(
@@ -414,7 +423,7 @@ impl EventStore for PostgresStore {
                 Some(end) => end.is_some() && *end == expected_exact(append.expected),
             };
             if !joins || statement.events + append.events.len() > MAX_EVENTS_PER_TRANSACTION {
-                statement.run(&lane, &mut outcomes).await?;
+                statement.run(&mut lane, &mut outcomes).await?;
             }
             let (reply, answer) = oneshot::channel();
             let pending = Pending {
@@ -431,7 +440,7 @@ impl EventStore for PostgresStore {
             statement.appends.push(pending);
             statement.answers.push((i, answer));
         }
-        statement.run(&lane, &mut outcomes).await?;
+        statement.run(&mut lane, &mut outcomes).await?;
         drop(lane);
         let outcomes: BatchOutcome = outcomes
             .into_iter()

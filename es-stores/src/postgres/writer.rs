@@ -33,8 +33,8 @@ pub(crate) struct Pending {
     pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
-/// What the append statement decided for one request.
-enum Outcome {
+/// What the append statement (or a bulk transaction) decided for one request.
+pub(crate) enum Outcome {
     /// The stream was not at the expected version; it is at `actual`.
     Conflict { actual: u64 },
     /// Written after `before`, at these positions; the events without a timestamp of their
@@ -144,34 +144,7 @@ impl Lane {
         loop {
             match self.write(&batch).await {
                 Ok(outcomes) => {
-                    if outcomes
-                        .iter()
-                        .any(|o| matches!(o, Outcome::Written { .. }))
-                    {
-                        self.committed.notify_others.store(true, Ordering::Release);
-                        self.committed.wake.notify_one();
-                    }
-                    for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                        let result = match outcome {
-                            Outcome::Conflict { actual } => Err(StoreError::Conflict {
-                                expected: pending.expected,
-                                actual,
-                            }),
-                            Outcome::Written {
-                                before,
-                                positions,
-                                timestamp,
-                            } => Ok(AppendResult::recorded(
-                                &pending.stream,
-                                before,
-                                positions,
-                                timestamp,
-                                pending.events,
-                            )),
-                        };
-                        // The caller may have given up waiting; the write stands either way.
-                        let _ = pending.reply.send(result);
-                    }
+                    self.answer(batch, outcomes);
                     return;
                 }
                 Err(failure) => {
@@ -213,6 +186,39 @@ impl Lane {
                     return;
                 }
             }
+        }
+    }
+
+    /// Answers every request of the committed `batch` with its outcome (in the same order) and
+    /// wakes the head refresher if anything was written.
+    pub(crate) fn answer(&self, batch: Vec<Pending>, outcomes: Vec<Outcome>) {
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Written { .. }))
+        {
+            self.committed.notify_others.store(true, Ordering::Release);
+            self.committed.wake.notify_one();
+        }
+        for (pending, outcome) in batch.into_iter().zip(outcomes) {
+            let result = match outcome {
+                Outcome::Conflict { actual } => Err(StoreError::Conflict {
+                    expected: pending.expected,
+                    actual,
+                }),
+                Outcome::Written {
+                    before,
+                    positions,
+                    timestamp,
+                } => Ok(AppendResult::recorded(
+                    &pending.stream,
+                    before,
+                    positions,
+                    timestamp,
+                    pending.events,
+                )),
+            };
+            // The caller may have given up waiting; the write stands either way.
+            let _ = pending.reply.send(result);
         }
     }
 
