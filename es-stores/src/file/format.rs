@@ -40,6 +40,42 @@ pub(super) fn format_timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// Writes `t` as [`format_timestamp`] does into `out` (cleared first), without allocating
+/// when `out` has room: the common case (years 0 to 9999, no leap second) is formatted here,
+/// the others by chrono.
+pub(super) fn format_timestamp_into(out: &mut String, t: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    out.clear();
+    let nanos = t.nanosecond();
+    let year = t.year();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.push_str(&format_timestamp(t));
+        return;
+    }
+    // `fmt::Write` for a `String` never fails.
+    let _ = write!(
+        out,
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    // As `SecondsFormat::AutoSi`: no fraction, or 3, 6 or 9 digits, the fewest that are exact.
+    let _ = if nanos == 0 {
+        Ok(())
+    } else if nanos.is_multiple_of(1_000_000) {
+        write!(out, ".{:03}", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        write!(out, ".{:06}", nanos / 1_000)
+    } else {
+        write!(out, ".{nanos:09}")
+    };
+    out.push('Z');
+}
+
 /// Parses a timestamp written by [`format_timestamp`] (any RFC 3339 timestamp is accepted).
 pub(super) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
@@ -452,6 +488,67 @@ mod tests {
             Some(&payload[..]),
             "the payload is found verbatim"
         );
+    }
+
+    /// The allocation-free formatter writes what chrono writes, fraction lengths, years at
+    /// the ends of the range, before year 0 and after 9999, and leap seconds included.
+    #[test]
+    fn timestamps_format_as_chrono_does() {
+        let mut cases: Vec<DateTime<Utc>> = Vec::new();
+        for secs in [
+            0i64,
+            1,
+            -1,
+            951_782_400, // 2000-02-29
+            1_735_787_045,
+            253_402_300_799,  // 9999-12-31T23:59:59
+            253_402_300_800,  // 10000-01-01
+            -62_167_219_200,  // 0000-01-01
+            -62_167_219_201,  // -0001-12-31T23:59:59
+            -100_000_000_000, // year -1199
+        ] {
+            for nanos in [
+                0u32,
+                1,
+                999_999_999,
+                123_000_000,
+                123_456_000,
+                123_456_789,
+                100,
+                5_000,
+                7_000_000,
+            ] {
+                cases.extend(DateTime::from_timestamp(secs, nanos));
+            }
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let secs = (x % 400_000_000_000) as i64 - 100_000_000_000;
+            let nanos = match x % 4 {
+                0 => 0,
+                1 => (x >> 8) as u32 % 1_000 * 1_000_000,
+                2 => (x >> 8) as u32 % 1_000_000 * 1_000,
+                _ => (x >> 8) as u32 % 1_000_000_000,
+            };
+            cases.extend(DateTime::from_timestamp(secs, nanos));
+        }
+        // A leap second (chrono keeps it as a nanosecond count of a second or more).
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        cases.push(leap);
+        let mut out = String::new();
+        for t in cases {
+            format_timestamp_into(&mut out, &t);
+            assert_eq!(out, format_timestamp(&t), "{t:?}");
+            if (0..=9999).contains(&chrono::Datelike::year(&t)) {
+                assert_eq!(parse_timestamp(&out).unwrap(), t, "{out}");
+            }
+        }
     }
 
     #[test]

@@ -54,6 +54,25 @@ impl Index {
         }
     }
 
+    /// Records the next events of `stream`, one per line (their positions follow `head()`),
+    /// with one lookup of the stream.
+    pub(super) fn push_run(
+        &mut self,
+        stream: &StreamId,
+        lines: impl ExactSizeIterator<Item = Line>,
+    ) {
+        let first = self.head() + 1;
+        let count = lines.len() as u64;
+        self.lines.extend(lines);
+        let positions = first..first + count;
+        match self.streams.get_mut(stream) {
+            Some(known) => known.extend(positions),
+            None => {
+                self.streams.insert(stream.clone(), positions.collect());
+            }
+        }
+    }
+
     /// Forgets the last `n` events, which all belong to `stream` (an incomplete append dropped
     /// during recovery).
     pub(super) fn pop(&mut self, stream: &StreamId, n: usize) {
