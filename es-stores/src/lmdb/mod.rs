@@ -28,7 +28,7 @@
 //!
 //! `options.rs` (how to open), `open.rs` (environment, typed databases, format version, heed
 //! errors), `shared.rs` (the open store's lifecycle and the per-process registry), `read.rs`
-//! (the read path), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
+//! (the read path), `pages.rs` (releasing the memory-map pages a scan of the log read), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
 //! and `codec.rs` (keys and records).
 
 mod admin;
@@ -36,6 +36,7 @@ mod codec;
 mod commit;
 mod open;
 mod options;
+mod pages;
 mod read;
 mod request;
 mod shared;

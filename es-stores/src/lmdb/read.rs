@@ -12,6 +12,7 @@ use heed::types::Bytes;
 
 use super::codec;
 use super::open::{BeU64, heed_error};
+use super::pages::ReadRange;
 use super::shared::Shared;
 
 /// Events read per read transaction; readers yield to the runtime between chunks.
@@ -87,7 +88,8 @@ impl Shared {
                 break;
             }
             let before = page.scanned;
-            self.read("read the global log", |txn| {
+            let read = self.read("read the global log", |txn| {
+                let mut read = ReadRange::default();
                 let iter = self
                     .dbs
                     .events
@@ -96,6 +98,7 @@ impl Shared {
                 for entry in iter.take(chunk) {
                     let (position, bytes) =
                         entry.map_err(|e| heed_error("read the global log", e))?;
+                    read.add(bytes);
                     match &accept {
                         Some(filter) => {
                             let (aggregate_type, event_type) = codec::head_of(bytes, position)?;
@@ -117,8 +120,10 @@ impl Shared {
                     page.scanned += 1;
                     page.scanned_to = position;
                 }
-                Ok(())
+                Ok(read)
             })?;
+            // The pages this chunk read are not needed any more (see `pages.rs`).
+            self.scanned_pages.note(read, &self.resize_gate);
             if page.scanned - before < chunk {
                 break;
             }
