@@ -27,8 +27,31 @@ use super::format::{
 use super::index::Line;
 use crate::group_commit::Committer;
 
-/// Stream versions as the requests planned so far in a group leave them.
-type Versions = HashMap<StreamId, u64, foldhash::fast::RandomState>;
+/// Stream versions as the requests planned so far in a group leave them: by stream number
+/// (see [`super::index`]) for the streams the index has, by stream id for new ones.
+#[derive(Default)]
+struct Versions {
+    known: HashMap<u32, u64, foldhash::fast::RandomState>,
+    new: HashMap<StreamId, u64, foldhash::fast::RandomState>,
+}
+
+impl Versions {
+    /// Records that an append left its stream (numbered `number` in the index, or new) at
+    /// `version`.
+    fn set(&mut self, number: Option<u32>, stream: &StreamId, version: u64) {
+        match number {
+            Some(n) => {
+                self.known.insert(n, version);
+            }
+            None => match self.new.get_mut(stream) {
+                Some(v) => *v = version,
+                None => {
+                    self.new.insert(stream.clone(), version);
+                }
+            },
+        }
+    }
+}
 
 /// The write buffer's starting capacity.
 const INITIAL_BUFFER: usize = 64 * 1024;
@@ -93,6 +116,8 @@ impl Planned {
 /// whose events carry the stream.
 struct Accepted {
     lines: Range<usize>,
+    /// The stream's number in the index (`None`: a stream new in this group).
+    number: Option<u32>,
     result: AppendResult,
 }
 
@@ -226,13 +251,14 @@ impl Committer for LogWriter {
             if let (Some(stream), Some(added)) =
                 (accepted.stream(), lines.get(accepted.lines.clone()))
             {
-                index.push_run(
-                    stream,
-                    added.iter().map(|line| Line {
-                        offset: base + line.offset,
-                        len: line.len,
-                    }),
-                );
+                let added = added.iter().map(|line| Line {
+                    offset: base + line.offset,
+                    len: line.len,
+                });
+                match accepted.number {
+                    Some(number) => index.push_numbered(number, added),
+                    None => index.push_run(stream, added),
+                }
             }
             accepted.result
         };
@@ -306,33 +332,33 @@ impl LogWriter {
                       stream: StreamId,
                       expected: ExpectedVersion,
                       events: Vec<NewEvent>| {
-            // One lookup in the group's versions; the index only for a stream not met yet.
-            let mut slot = versions.get_mut(&stream);
-            let current = match &slot {
-                Some(version) => **version,
-                None => index.version(&stream),
+            // One lookup of the stream id (in the index); then its number.
+            let number = index.number(&stream);
+            let current = match number {
+                Some(n) => versions
+                    .known
+                    .get(&n)
+                    .copied()
+                    .unwrap_or_else(|| index.version_of(n)),
+                None => versions.new.get(&stream).copied().unwrap_or(0),
             };
             match expected.check(current) {
                 Err(conflict) => Err(conflict),
                 Ok(()) if events.is_empty() => Ok(Accepted {
                     lines: 0..0,
+                    number,
                     result: AppendResult::unchanged(current),
                 }),
                 Ok(()) => {
-                    let key = slot.is_none().then(|| stream.clone());
                     let accepted =
                         writer.encode(stream, current, *next_position, store_time, events);
                     if let Ok(a) = &accepted {
                         *next_position += a.lines.len() as u64;
-                        match (slot.take(), key) {
-                            (Some(version), _) => *version = a.result.version,
-                            (None, Some(key)) => {
-                                versions.insert(key, a.result.version);
-                            }
-                            (None, None) => {}
+                        if let Some(stream) = a.stream() {
+                            versions.set(number, stream, a.result.version);
                         }
                     }
-                    accepted
+                    accepted.map(|a| Accepted { number, ..a })
                 }
             }
         };
@@ -381,10 +407,10 @@ impl LogWriter {
                             self.lines.truncate(lines_start);
                             next_position = position_start;
                             // The versions as the requests before this one left them.
-                            versions.clear();
+                            versions = Versions::default();
                             for a in planned.iter().flat_map(Planned::accepted) {
                                 if let Some(stream) = a.stream() {
-                                    versions.insert(stream.clone(), a.result.version);
+                                    versions.set(a.number, stream, a.result.version);
                                 }
                             }
                             Err(error)
@@ -449,6 +475,7 @@ impl LogWriter {
         }
         Ok(Accepted {
             lines: lines_start..self.lines.len(),
+            number: None,
             result: recorded(stream, version, first_position, now, events),
         })
     }

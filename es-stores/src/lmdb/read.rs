@@ -17,6 +17,9 @@ use super::shared::Shared;
 
 /// Events read per read transaction; readers yield to the runtime between chunks.
 const READ_CHUNK: usize = 2048;
+/// The most events a scan reserves room for up front (a page of a few chunks is then never
+/// moved as it grows).
+const MAX_RESERVED: usize = 8 * READ_CHUNK;
 
 fn decode_recorded(bytes: &[u8], position: u64) -> Result<RecordedEvent, StoreError> {
     let event = codec::decode_event(bytes, position)?;
@@ -75,7 +78,7 @@ impl Shared {
     ) -> Result<FilteredPage, StoreError> {
         let mut page = FilteredPage {
             events: Vec::with_capacity(if accept.is_none() {
-                limit.min(READ_CHUNK)
+                limit.min(MAX_RESERVED)
             } else {
                 0
             }),
