@@ -152,7 +152,9 @@ pub(super) struct LogWriter {
     buf: Vec<u8>,
     /// The lines of the group's accepted events (offsets relative to `buf`), in order.
     lines: Vec<Line>,
-    /// A timestamp being formatted (reused from event to event).
+    /// The last event timestamp formatted, and its text (reused from event to event: the
+    /// events of one command often share their timestamp).
+    stamped: Option<DateTime<Utc>>,
     stamp: String,
 }
 
@@ -166,6 +168,7 @@ impl LogWriter {
             failed: None,
             buf: Vec::with_capacity(INITIAL_BUFFER),
             lines: Vec::new(),
+            stamped: None,
             stamp: String::with_capacity(40),
         }
     }
@@ -441,7 +444,10 @@ impl LogWriter {
             // A timestamp the event carries is kept; the others get the store's.
             let timestamp = match &event.timestamp {
                 Some(t) => {
-                    format_timestamp_into(&mut self.stamp, t);
+                    if self.stamped != Some(*t) {
+                        format_timestamp_into(&mut self.stamp, t);
+                        self.stamped = Some(*t);
+                    }
                     self.stamp.as_str()
                 }
                 None => now_stamp,

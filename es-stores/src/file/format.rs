@@ -42,38 +42,51 @@ pub(super) fn format_timestamp(t: &DateTime<Utc>) -> String {
 
 /// Writes `t` as [`format_timestamp`] does into `out` (cleared first), without allocating
 /// when `out` has room: the common case (years 0 to 9999, no leap second) is formatted here,
-/// the others by chrono.
+/// digit by digit, the others by chrono.
 pub(super) fn format_timestamp_into(out: &mut String, t: &DateTime<Utc>) {
     use chrono::{Datelike, Timelike};
-    use std::fmt::Write as _;
     out.clear();
     let nanos = t.nanosecond();
-    let year = t.year();
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+    let Ok(year) = u32::try_from(t.year()) else {
+        out.push_str(&format_timestamp(t));
+        return;
+    };
+    if year > 9999 || nanos >= 1_000_000_000 {
         out.push_str(&format_timestamp(t));
         return;
     }
-    // `fmt::Write` for a `String` never fails.
-    let _ = write!(
-        out,
-        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    push_digits(out, year, 4);
+    out.push('-');
+    push_digits(out, t.month(), 2);
+    out.push('-');
+    push_digits(out, t.day(), 2);
+    out.push('T');
+    push_digits(out, t.hour(), 2);
+    out.push(':');
+    push_digits(out, t.minute(), 2);
+    out.push(':');
+    push_digits(out, t.second(), 2);
     // As `SecondsFormat::AutoSi`: no fraction, or 3, 6 or 9 digits, the fewest that are exact.
-    let _ = if nanos == 0 {
-        Ok(())
-    } else if nanos.is_multiple_of(1_000_000) {
-        write!(out, ".{:03}", nanos / 1_000_000)
-    } else if nanos.is_multiple_of(1_000) {
-        write!(out, ".{:06}", nanos / 1_000)
-    } else {
-        write!(out, ".{nanos:09}")
-    };
+    if nanos != 0 {
+        let (fraction, width) = if nanos.is_multiple_of(1_000_000) {
+            (nanos / 1_000_000, 3)
+        } else if nanos.is_multiple_of(1_000) {
+            (nanos / 1_000, 6)
+        } else {
+            (nanos, 9)
+        };
+        out.push('.');
+        push_digits(out, fraction, width);
+    }
     out.push('Z');
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = n / 10u32.pow(i) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Parses a timestamp written by [`format_timestamp`] (any RFC 3339 timestamp is accepted).
