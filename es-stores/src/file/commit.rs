@@ -527,3 +527,33 @@ impl LogWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer's answer is the one every backend builds with [`AppendResult::recorded`]:
+    /// no event, one, several, with and without their own timestamps.
+    #[test]
+    fn answers_are_what_append_result_recorded_makes() {
+        let stream = StreamId::new("bank_account", "acc-1");
+        let now = Utc::now();
+        let own = DateTime::from_timestamp(1_000_000_000, 5).unwrap_or(now);
+        for count in [0, 1, 3] {
+            let events: Vec<NewEvent> = (0..count)
+                .map(|i| {
+                    let event =
+                        NewEvent::new("E", format!("{{\"i\":{i}}}").into_bytes()).metadata("i", i);
+                    if i % 2 == 0 {
+                        event.timestamp(own)
+                    } else {
+                        event
+                    }
+                })
+                .collect();
+            let want = AppendResult::recorded(&stream, 4, 10.., now, events.clone());
+            let got = recorded(stream.clone(), 4, 10, now, events);
+            assert_eq!(got, want, "{count} events");
+        }
+    }
+}
