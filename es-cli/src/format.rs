@@ -222,13 +222,33 @@ pub fn parse_line(line: &str) -> Result<ImportedEvent, String> {
 /// The event to append to another store for `event`: the same type, version, envelope,
 /// timestamp and payload.
 pub fn to_new_event(event: RecordedEvent) -> NewEvent {
-    let mut new = NewEvent::new(event.event_type, event.payload)
-        .version(event.event_version)
-        .timestamp(event.timestamp);
-    new.command_id = event.command_id;
-    new.correlation_id = event.correlation_id;
-    new.causation_id = event.causation_id;
-    new.tags = event.tags;
-    new.metadata = event.metadata;
-    new
+    into_parts(event).2
+}
+
+/// `event` taken apart, without copying anything: its stream, its sequence and the event to
+/// append to another store ([`to_new_event`]).
+pub(crate) fn into_parts(event: RecordedEvent) -> (StreamId, u64, NewEvent) {
+    let RecordedEvent {
+        position: _,
+        stream,
+        sequence,
+        event_type,
+        event_version,
+        timestamp,
+        command_id,
+        correlation_id,
+        causation_id,
+        tags,
+        metadata,
+        payload,
+    } = event;
+    let mut new = NewEvent::new(event_type, payload)
+        .version(event_version)
+        .timestamp(timestamp);
+    new.command_id = command_id;
+    new.correlation_id = correlation_id;
+    new.causation_id = causation_id;
+    new.tags = tags;
+    new.metadata = metadata;
+    (stream, sequence, new)
 }

@@ -43,15 +43,59 @@ const BATCHES_IN_FLIGHT: usize = 2;
 
 type Batch = Pin<Box<dyn Future<Output = Result<BatchOutcome, StoreError>> + Send>>;
 
+/// The streams of a batch's appends, in order, for messages: their ids in one string (one
+/// allocation per batch rather than two per append).
+#[derive(Default)]
+struct StreamNames {
+    text: String,
+    /// Per append: where its aggregate type and its aggregate id end in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl StreamNames {
+    fn push(&mut self, stream: &StreamId) {
+        self.text.push_str(&stream.aggregate_type);
+        let type_end = self.text.len();
+        self.text.push_str(&stream.aggregate_id);
+        self.ends.push((type_end, self.text.len()));
+    }
+
+    /// The stream of append `i`, as `StreamId` displays it (`type/id`).
+    fn get(&self, i: usize) -> String {
+        let start = match i.checked_sub(1).and_then(|p| self.ends.get(p)) {
+            Some(&(_, end)) => end,
+            None => 0,
+        };
+        match self.ends.get(i) {
+            Some(&(type_end, end)) => StreamId::new(
+                self.text.get(start..type_end).unwrap_or_default(),
+                self.text.get(type_end..end).unwrap_or_default(),
+            )
+            .to_string(),
+            None => "?".to_owned(),
+        }
+    }
+}
+
+/// Consecutive events of one stream, gathered into one append.
+struct Run {
+    stream: StreamId,
+    first_sequence: u64,
+    events: Vec<NewEvent>,
+}
+
 /// Appends runs of events to a target store in batches, a few in flight, in order.
 pub(crate) struct Pipeline {
     target: Arc<dyn Store>,
-    /// The batch being gathered, and its event count.
+    /// The run being gathered (not in `batch` yet).
+    run: Option<Run>,
+    /// The batch being gathered, its event count and its streams.
     batch: Vec<BatchAppend>,
     batch_events: usize,
+    names: StreamNames,
     in_flight: FuturesOrdered<Batch>,
     /// Per batch in flight, in order: the stream of each of its appends (for messages).
-    pending: VecDeque<Vec<StreamId>>,
+    pending: VecDeque<StreamNames>,
     /// The target position of the last event committed so far.
     last_position: u64,
     /// Events committed.
@@ -63,8 +107,10 @@ impl Pipeline {
     pub(crate) fn new(target: &OpenedStore, bar: ProgressBar) -> Self {
         Self {
             target: target.store(),
+            run: None,
             batch: Vec::new(),
             batch_events: 0,
+            names: StreamNames::default(),
             in_flight: FuturesOrdered::new(),
             pending: VecDeque::new(),
             last_position: 0,
@@ -73,17 +119,40 @@ impl Pipeline {
         }
     }
 
-    /// Adds an append of `events` (the stream's events from `first_sequence` on) to the
-    /// batch, sending the batch when it is full.
-    pub(crate) async fn append(
+    /// Adds the event `stream#sequence`: to the run being gathered when it is the next event
+    /// of the run's stream, else to a new run (the gathered one goes to the batch, which is
+    /// sent when it is full).
+    pub(crate) async fn push(
         &mut self,
         stream: StreamId,
-        first_sequence: u64,
-        events: Vec<NewEvent>,
+        sequence: u64,
+        event: NewEvent,
     ) -> CliResult<()> {
-        self.batch_events += events.len();
-        let expected = ExpectedVersion::Exact(first_sequence.saturating_sub(1));
-        self.batch.push(BatchAppend::new(stream, expected, events));
+        if let Some(run) = &mut self.run
+            && run.stream == stream
+            && run.first_sequence + run.events.len() as u64 == sequence
+        {
+            run.events.push(event);
+            return Ok(());
+        }
+        let previous = self.run.replace(Run {
+            stream,
+            first_sequence: sequence,
+            events: vec![event],
+        });
+        if let Some(run) = previous {
+            self.add(run).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds an append of `run` to the batch, sending the batch when it is full.
+    async fn add(&mut self, run: Run) -> CliResult<()> {
+        self.batch_events += run.events.len();
+        let expected = ExpectedVersion::Exact(run.first_sequence.saturating_sub(1));
+        self.names.push(&run.stream);
+        self.batch
+            .push(BatchAppend::new(run.stream, expected, run.events));
         if self.batch_events >= BATCH_EVENTS {
             self.send().await?;
         }
@@ -100,7 +169,7 @@ impl Pipeline {
         }
         let batch = std::mem::take(&mut self.batch);
         self.batch_events = 0;
-        let streams: Vec<StreamId> = batch.iter().map(|a| a.stream.clone()).collect();
+        let names = std::mem::take(&mut self.names);
         let target = Arc::clone(&self.target);
         // Unconstrained: tokio's cooperative budget must not make the first poll return
         // before the batch is queued.
@@ -114,7 +183,7 @@ impl Pipeline {
             write = Box::pin(std::future::ready(result));
         }
         self.in_flight.push_back(write);
-        self.pending.push_back(streams);
+        self.pending.push_back(names);
         Ok(())
     }
 
@@ -127,16 +196,18 @@ impl Pipeline {
             return Ok(());
         };
         let outcomes = result.map_err(|e| CliError::store("writing to the target", &e))?;
-        for (outcome, stream) in outcomes.into_iter().zip(&streams) {
+        for (i, outcome) in outcomes.into_iter().enumerate() {
             let done = outcome.map_err(|e| match e {
                 StoreError::Conflict { expected, actual } => CliError::new(format!(
-                    "stream {stream} in the target is at version {actual} where {expected} was \
+                    "stream {} in the target is at version {actual} where {expected} was \
                      expected: the target holds other events for this stream; copy or import \
-                     into an empty store"
+                     into an empty store",
+                    streams.get(i)
                 )),
-                other => {
-                    CliError::store(&format!("writing to stream {stream} of the target"), &other)
-                }
+                other => CliError::store(
+                    &format!("writing to stream {} of the target", streams.get(i)),
+                    &other,
+                ),
             })?;
             for e in &done.events {
                 if e.position <= self.last_position {
@@ -156,26 +227,15 @@ impl Pipeline {
 
     /// Sends what is gathered and waits for every batch in flight.
     pub(crate) async fn finish(&mut self) -> CliResult<()> {
+        if let Some(run) = self.run.take() {
+            self.add(run).await?;
+        }
         self.send().await?;
         while !self.pending.is_empty() {
             self.complete_one().await?;
         }
         Ok(())
     }
-}
-
-/// Groups consecutive events of one stream: `(stream, first sequence, events)`.
-fn runs<T>(items: impl IntoIterator<Item = (StreamId, u64, T)>) -> Vec<(StreamId, u64, Vec<T>)> {
-    let mut out: Vec<(StreamId, u64, Vec<T>)> = Vec::new();
-    for (stream, sequence, item) in items {
-        match out.last_mut() {
-            Some((s, first, run)) if *s == stream && *first + run.len() as u64 == sequence => {
-                run.push(item);
-            }
-            _ => out.push((stream, sequence, vec![item])),
-        }
-    }
-    out
 }
 
 /// Reads the log from `from` in pages on a task of its own, one page ahead of the consumer.
@@ -447,9 +507,8 @@ pub(crate) async fn import(
         Ok(())
     });
     'pages: while let Some(page) = rx.recv().await {
-        let items = page.into_iter().map(|e| (e.stream, e.sequence, e.event));
-        for (stream, first, events) in runs(items) {
-            if let Err(e) = pipeline.append(stream, first, events).await {
+        for e in page {
+            if let Err(e) = pipeline.push(e.stream, e.sequence, e.event).await {
                 failed = Some(e);
                 break 'pages;
             }
@@ -812,11 +871,9 @@ async fn copy_into(
     let mut pages = read_ahead(Arc::clone(&s_store), resume_after + 1, options.page_size);
     while let Some(page) = pages.recv().await {
         let page = page.doing("reading the source")?;
-        let items = page
-            .into_iter()
-            .map(|e| (e.stream.clone(), e.sequence, format::to_new_event(e)));
-        for (stream, first, events) in runs(items) {
-            pipeline.append(stream, first, events).await?;
+        for e in page {
+            let (stream, sequence, event) = format::into_parts(e);
+            pipeline.push(stream, sequence, event).await?;
         }
     }
     pipeline.finish().await?;

@@ -249,9 +249,20 @@ async fn check_store(
     let head = es.head_position().await.doing("reading the head")?;
     let total = (store.url().backend() != "postgres").then_some(head);
     let bar = progress(show_progress, total, "verify");
-    let mut pages = crate::transfer::read_ahead(es.clone(), 1, crate::inspect::PAGE);
-    while let Some(page) = pages.recv().await {
-        let page = page.doing("reading the log")?;
+    // Read and checked on this task, page after page: a reader task running ahead would
+    // overlap the two, but every event would then be freed on another thread than the one
+    // that decoded it, which costs the allocator more than the overlap saves (measured on
+    // 1M events: 0.80 CPU-s this way, 0.83-1.18 with a reader task ahead).
+    let mut next = 1;
+    loop {
+        let page = es
+            .read_all(next, crate::inspect::PAGE)
+            .await
+            .doing("reading the log")?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        next = last.position + 1;
         bar.inc(page.len() as u64);
         for e in &page {
             checker.recorded(e);

@@ -11,21 +11,47 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
+use std::ops::Range;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use es_core::store::{
     AppendResult, BatchAppend, BatchOutcome, ExpectedVersion, NewEvent, StoreError, StreamId,
 };
 use tokio::sync::oneshot;
 
 use super::State;
-use super::format::{EventHeader, StreamField, format_timestamp, write_record};
+use super::format::{
+    EventHeader, StreamField, format_timestamp, format_timestamp_into, write_record,
+};
 use super::index::Line;
 use crate::group_commit::Committer;
 
-/// Stream versions as the requests planned so far in a group leave them.
-type Versions = HashMap<StreamId, u64, foldhash::fast::RandomState>;
+/// Stream versions as the requests planned so far in a group leave them: by stream number
+/// (see [`super::index`]) for the streams the index has, by stream id for new ones.
+#[derive(Default)]
+struct Versions {
+    known: HashMap<u32, u64, foldhash::fast::RandomState>,
+    new: HashMap<StreamId, u64, foldhash::fast::RandomState>,
+}
+
+impl Versions {
+    /// Records that an append left its stream (numbered `number` in the index, or new) at
+    /// `version`.
+    fn set(&mut self, number: Option<u32>, stream: &StreamId, version: u64) {
+        match number {
+            Some(n) => {
+                self.known.insert(n, version);
+            }
+            None => match self.new.get_mut(stream) {
+                Some(v) => *v = version,
+                None => {
+                    self.new.insert(stream.clone(), version);
+                }
+            },
+        }
+    }
+}
 
 /// The write buffer's starting capacity.
 const INITIAL_BUFFER: usize = 64 * 1024;
@@ -86,12 +112,20 @@ impl Planned {
     }
 }
 
-/// An accepted append: its stream, the lines it added (offsets relative to the group buffer)
-/// and its answer.
+/// An accepted append: the lines it added (a range of [`LogWriter::lines`]) and its answer,
+/// whose events carry the stream.
 struct Accepted {
-    stream: StreamId,
-    lines: Vec<Line>,
+    lines: Range<usize>,
+    /// The stream's number in the index (`None`: a stream new in this group).
+    number: Option<u32>,
     result: AppendResult,
+}
+
+impl Accepted {
+    /// The stream it appended to, when it appended events.
+    fn stream(&self) -> Option<&StreamId> {
+        self.result.events.first().map(|e| &e.stream)
+    }
 }
 
 /// An answer to send once the group is durable.
@@ -116,6 +150,12 @@ pub(super) struct LogWriter {
     /// append is accepted until the store is reopened (and recovery runs).
     failed: Option<StoreError>,
     buf: Vec<u8>,
+    /// The lines of the group's accepted events (offsets relative to `buf`), in order.
+    lines: Vec<Line>,
+    /// The last event timestamp formatted, and its text (reused from event to event: the
+    /// events of one command often share their timestamp).
+    stamped: Option<DateTime<Utc>>,
+    stamp: String,
 }
 
 impl LogWriter {
@@ -127,6 +167,9 @@ impl LogWriter {
             len,
             failed: None,
             buf: Vec::with_capacity(INITIAL_BUFFER),
+            lines: Vec::new(),
+            stamped: None,
+            stamp: String::with_capacity(40),
         }
     }
 }
@@ -137,6 +180,34 @@ fn events_size(events: &[NewEvent]) -> usize {
         .iter()
         .map(|e| e.payload.len() + e.event_type.len() + 128 + 64 * e.metadata.len())
         .sum()
+}
+
+/// The answer to an append of `events` to `stream` (at `version` before it) given the
+/// positions from `first_position` on: what [`AppendResult::recorded`] makes, with the stream
+/// moved into the last event rather than cloned for it (an append of one event copies
+/// nothing).
+fn recorded(
+    stream: StreamId,
+    version: u64,
+    first_position: u64,
+    now: DateTime<Utc>,
+    events: Vec<NewEvent>,
+) -> AppendResult {
+    let count = events.len() as u64;
+    let mut recorded = Vec::with_capacity(events.len());
+    let mut events = events.into_iter();
+    let last = events.next_back();
+    for (i, event) in (0u64..).zip(events.by_ref()) {
+        recorded.push(event.record(stream.clone(), version + 1 + i, first_position + i, now));
+    }
+    if let Some(event) = last {
+        let i = count - 1;
+        recorded.push(event.record(stream, version + 1 + i, first_position + i, now));
+    }
+    AppendResult {
+        version: version + count,
+        events: recorded,
+    }
 }
 
 impl Committer for LogWriter {
@@ -164,13 +235,10 @@ impl Committer for LogWriter {
             return;
         }
         self.buf.clear();
+        self.lines.clear();
         let requests = group.len();
         let planned = self.plan(group);
-        let events: usize = planned
-            .iter()
-            .flat_map(Planned::accepted)
-            .map(|a| a.lines.len())
-            .sum();
+        let events = self.lines.len();
 
         if let Err(error) = self.write_durably() {
             for p in planned {
@@ -180,16 +248,20 @@ impl Committer for LogWriter {
         }
 
         let base = self.len;
+        let lines = &self.lines;
         let mut index = self.state.index.write();
         let mut publish = |accepted: Accepted| {
-            for line in accepted.lines {
-                index.push(
-                    &accepted.stream,
-                    Line {
-                        offset: base + line.offset,
-                        len: line.len,
-                    },
-                );
+            if let (Some(stream), Some(added)) =
+                (accepted.stream(), lines.get(accepted.lines.clone()))
+            {
+                let added = added.iter().map(|line| Line {
+                    offset: base + line.offset,
+                    len: line.len,
+                });
+                match accepted.number {
+                    Some(number) => index.push_numbered(number, added),
+                    None => index.push_run(stream, added),
+                }
             }
             accepted.result
         };
@@ -253,35 +325,43 @@ impl LogWriter {
         let mut next_position = index.head() + 1;
         let mut versions: Versions = Versions::default();
         let mut planned = Vec::with_capacity(group.len());
+        // The store's time for the events that carry none: one per group (one commit).
+        let now = Utc::now();
+        let now_stamp = format_timestamp(&now);
+        let store_time = (now, now_stamp.as_str());
         let decide = |writer: &mut LogWriter,
                       versions: &mut Versions,
                       next_position: &mut u64,
                       stream: StreamId,
                       expected: ExpectedVersion,
                       events: Vec<NewEvent>| {
-            let current = versions
-                .get(&stream)
-                .copied()
-                .unwrap_or_else(|| index.version(&stream));
+            // One lookup of the stream id (in the index); then its number.
+            let number = index.number(&stream);
+            let current = match number {
+                Some(n) => versions
+                    .known
+                    .get(&n)
+                    .copied()
+                    .unwrap_or_else(|| index.version_of(n)),
+                None => versions.new.get(&stream).copied().unwrap_or(0),
+            };
             match expected.check(current) {
                 Err(conflict) => Err(conflict),
                 Ok(()) if events.is_empty() => Ok(Accepted {
-                    stream,
-                    lines: Vec::new(),
+                    lines: 0..0,
+                    number,
                     result: AppendResult::unchanged(current),
                 }),
                 Ok(()) => {
-                    let accepted = writer.encode(stream, current, *next_position, events);
+                    let accepted =
+                        writer.encode(stream, current, *next_position, store_time, events);
                     if let Ok(a) = &accepted {
                         *next_position += a.lines.len() as u64;
-                        match versions.get_mut(&a.stream) {
-                            Some(v) => *v = a.result.version,
-                            None => {
-                                versions.insert(a.stream.clone(), a.result.version);
-                            }
+                        if let Some(stream) = a.stream() {
+                            versions.set(number, stream, a.result.version);
                         }
                     }
-                    accepted
+                    accepted.map(|a| Accepted { number, ..a })
                 }
             }
         };
@@ -303,7 +383,8 @@ impl LogWriter {
                 }
                 WriteRequest::Many { batch, reply } => {
                     // Undone as a whole when one of its appends cannot be encoded.
-                    let (buf_start, position_start) = (self.buf.len(), next_position);
+                    let (buf_start, lines_start, position_start) =
+                        (self.buf.len(), self.lines.len(), next_position);
                     let mut outcomes = Vec::with_capacity(batch.len());
                     let mut failed = None;
                     for append in batch {
@@ -326,11 +407,14 @@ impl LogWriter {
                         None => Ok(outcomes),
                         Some(error) => {
                             self.buf.truncate(buf_start);
+                            self.lines.truncate(lines_start);
                             next_position = position_start;
                             // The versions as the requests before this one left them.
-                            versions.clear();
+                            versions = Versions::default();
                             for a in planned.iter().flat_map(Planned::accepted) {
-                                versions.insert(a.stream.clone(), a.result.version);
+                                if let Some(stream) = a.stream() {
+                                    versions.set(a.number, stream, a.result.version);
+                                }
                             }
                             Err(error)
                         }
@@ -349,24 +433,32 @@ impl LogWriter {
         stream: StreamId,
         version: u64,
         first_position: u64,
+        (now, now_stamp): (DateTime<Utc>, &str),
         events: Vec<NewEvent>,
     ) -> Result<Accepted, StoreError> {
         let start = self.buf.len();
-        let timestamp = Utc::now();
-        let stamp = format_timestamp(&timestamp);
+        let lines_start = self.lines.len();
         let count = events.len() as u64;
-        let mut lines = Vec::with_capacity(events.len());
         for (i, event) in (0u64..).zip(&events) {
             let line_start = self.buf.len();
-            // A timestamp the event carries is kept; the others share the store's.
-            let own_stamp = event.timestamp.as_ref().map(format_timestamp);
+            // A timestamp the event carries is kept; the others get the store's.
+            let timestamp = match &event.timestamp {
+                Some(t) => {
+                    if self.stamped != Some(*t) {
+                        format_timestamp_into(&mut self.stamp, t);
+                        self.stamped = Some(*t);
+                    }
+                    self.stamp.as_str()
+                }
+                None => now_stamp,
+            };
             let header = EventHeader {
                 position: first_position + i,
                 stream: StreamField::of(&stream),
                 sequence: version + 1 + i,
                 event_type: &event.event_type,
                 version: event.event_version,
-                timestamp: own_stamp.as_deref().unwrap_or(&stamp),
+                timestamp,
                 command_id: event.command_id.as_deref(),
                 correlation_id: event.correlation_id.as_deref(),
                 causation_id: event.causation_id.as_deref(),
@@ -376,21 +468,21 @@ impl LogWriter {
             };
             if let Err(e) = write_record(&mut self.buf, &header, "payload", Some(&event.payload)) {
                 self.buf.truncate(start);
+                self.lines.truncate(lines_start);
                 return Err(StoreError::InvalidInput(format!(
                     "event {i} of the append cannot be encoded: {e}"
                 )));
             }
             self.buf.push(b'\n');
-            lines.push(Line {
+            self.lines.push(Line {
                 offset: line_start as u64,
                 len: (self.buf.len() - line_start) as u64,
             });
         }
-        let result = AppendResult::recorded(&stream, version, first_position.., timestamp, events);
         Ok(Accepted {
-            stream,
-            lines,
-            result,
+            lines: lines_start..self.lines.len(),
+            number: None,
+            result: recorded(stream, version, first_position, now, events),
         })
     }
 
@@ -432,6 +524,36 @@ impl LogWriter {
                     path.display()
                 )))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer's answer is the one every backend builds with [`AppendResult::recorded`]:
+    /// no event, one, several, with and without their own timestamps.
+    #[test]
+    fn answers_are_what_append_result_recorded_makes() {
+        let stream = StreamId::new("bank_account", "acc-1");
+        let now = Utc::now();
+        let own = DateTime::from_timestamp(1_000_000_000, 5).unwrap_or(now);
+        for count in [0, 1, 3] {
+            let events: Vec<NewEvent> = (0..count)
+                .map(|i| {
+                    let event =
+                        NewEvent::new("E", format!("{{\"i\":{i}}}").into_bytes()).metadata("i", i);
+                    if i % 2 == 0 {
+                        event.timestamp(own)
+                    } else {
+                        event
+                    }
+                })
+                .collect();
+            let want = AppendResult::recorded(&stream, 4, 10.., now, events.clone());
+            let got = recorded(stream.clone(), 4, 10, now, events);
+            assert_eq!(got, want, "{count} events");
         }
     }
 }

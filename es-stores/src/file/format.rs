@@ -40,6 +40,55 @@ pub(super) fn format_timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// Writes `t` as [`format_timestamp`] does into `out` (cleared first), without allocating
+/// when `out` has room: the common case (years 0 to 9999, no leap second) is formatted here,
+/// digit by digit, the others by chrono.
+pub(super) fn format_timestamp_into(out: &mut String, t: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    out.clear();
+    let nanos = t.nanosecond();
+    let Ok(year) = u32::try_from(t.year()) else {
+        out.push_str(&format_timestamp(t));
+        return;
+    };
+    if year > 9999 || nanos >= 1_000_000_000 {
+        out.push_str(&format_timestamp(t));
+        return;
+    }
+    push_digits(out, year, 4);
+    out.push('-');
+    push_digits(out, t.month(), 2);
+    out.push('-');
+    push_digits(out, t.day(), 2);
+    out.push('T');
+    push_digits(out, t.hour(), 2);
+    out.push(':');
+    push_digits(out, t.minute(), 2);
+    out.push(':');
+    push_digits(out, t.second(), 2);
+    // As `SecondsFormat::AutoSi`: no fraction, or 3, 6 or 9 digits, the fewest that are exact.
+    if nanos != 0 {
+        let (fraction, width) = if nanos.is_multiple_of(1_000_000) {
+            (nanos / 1_000_000, 3)
+        } else if nanos.is_multiple_of(1_000) {
+            (nanos / 1_000, 6)
+        } else {
+            (nanos, 9)
+        };
+        out.push('.');
+        push_digits(out, fraction, width);
+    }
+    out.push('Z');
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = n / 10u32.pow(i) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
+}
+
 /// Parses a timestamp written by [`format_timestamp`] (any RFC 3339 timestamp is accepted).
 pub(super) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
@@ -452,6 +501,67 @@ mod tests {
             Some(&payload[..]),
             "the payload is found verbatim"
         );
+    }
+
+    /// The allocation-free formatter writes what chrono writes, fraction lengths, years at
+    /// the ends of the range, before year 0 and after 9999, and leap seconds included.
+    #[test]
+    fn timestamps_format_as_chrono_does() {
+        let mut cases: Vec<DateTime<Utc>> = Vec::new();
+        for secs in [
+            0i64,
+            1,
+            -1,
+            951_782_400, // 2000-02-29
+            1_735_787_045,
+            253_402_300_799,  // 9999-12-31T23:59:59
+            253_402_300_800,  // 10000-01-01
+            -62_167_219_200,  // 0000-01-01
+            -62_167_219_201,  // -0001-12-31T23:59:59
+            -100_000_000_000, // year -1199
+        ] {
+            for nanos in [
+                0u32,
+                1,
+                999_999_999,
+                123_000_000,
+                123_456_000,
+                123_456_789,
+                100,
+                5_000,
+                7_000_000,
+            ] {
+                cases.extend(DateTime::from_timestamp(secs, nanos));
+            }
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let secs = (x % 400_000_000_000) as i64 - 100_000_000_000;
+            let nanos = match x % 4 {
+                0 => 0,
+                1 => (x >> 8) as u32 % 1_000 * 1_000_000,
+                2 => (x >> 8) as u32 % 1_000_000 * 1_000,
+                _ => (x >> 8) as u32 % 1_000_000_000,
+            };
+            cases.extend(DateTime::from_timestamp(secs, nanos));
+        }
+        // A leap second (chrono keeps it as a nanosecond count of a second or more).
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        cases.push(leap);
+        let mut out = String::new();
+        for t in cases {
+            format_timestamp_into(&mut out, &t);
+            assert_eq!(out, format_timestamp(&t), "{t:?}");
+            if (0..=9999).contains(&chrono::Datelike::year(&t)) {
+                assert_eq!(parse_timestamp(&out).unwrap(), t, "{out}");
+            }
+        }
     }
 
     #[test]

@@ -179,7 +179,7 @@ impl FileStore {
         let len = index.lines.last().map_or(0, |l| l.offset + l.len);
         let reader = File::open(&events_path).map_err(io("opening", &events_path))?;
         let head = index.head();
-        tracing::debug!(dir = %dir.display(), events = head, streams = index.streams.len(), "file store opened");
+        tracing::debug!(dir = %dir.display(), events = head, streams = index.stream_count(), "file store opened");
 
         let state = Arc::new(State {
             dir: dir.clone(),
@@ -244,10 +244,8 @@ impl FileStore {
     pub fn stream_heads(&self, after: Option<&StreamId>, limit: usize) -> Vec<(StreamId, u64)> {
         let index = self.shared.state.index.read();
         let mut heads: Vec<(&StreamId, u64)> = index
-            .streams
-            .iter()
+            .heads()
             .filter(|(s, _)| after.is_none_or(|a| *s > a))
-            .map(|(s, positions)| (s, positions.len() as u64))
             .collect();
         let limit = limit.min(heads.len());
         if limit < heads.len() {
@@ -419,7 +417,7 @@ impl EventStore for FileStore {
         let state = self.state();
         let wanted: Vec<(u64, Line)> = {
             let index = state.index.read();
-            let Some(positions) = index.streams.get(stream) else {
+            let Some(positions) = index.positions(stream) else {
                 return Ok(Vec::new());
             };
             let skip = usize::try_from(from_sequence.saturating_sub(1)).unwrap_or(usize::MAX);

@@ -28,7 +28,7 @@
 //!
 //! `options.rs` (how to open), `open.rs` (environment, typed databases, format version, heed
 //! errors), `shared.rs` (the open store's lifecycle and the per-process registry), `read.rs`
-//! (the read path), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
+//! (the read path), `pages.rs` (releasing the memory-map pages a scan of the log read), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
 //! and `codec.rs` (keys and records).
 
 mod admin;
@@ -36,6 +36,7 @@ mod codec;
 mod commit;
 mod open;
 mod options;
+mod pages;
 mod read;
 mod request;
 mod shared;
@@ -73,6 +74,12 @@ use self::shared::Shared;
 /// keeps a closed store locked. Every call taking a stream checks it with
 /// [`StreamId::validate`] first, and an append checks its events' envelopes too
 /// ([`validate_append`]); both answer [`StoreError::InvalidInput`] before anything is written.
+///
+/// A scan of the global log ([`EventStore::read_all`] and the filtered reads) gives back, every
+/// 1 MiB or so, the pages of the memory map it has read (on Linux, `madvise(MADV_DONTNEED)` on
+/// the read-only shared map): replaying a large store does not leave the process holding the
+/// whole store in its resident memory. The pages stay in the OS page cache; reading them again
+/// faults them back in with the same bytes.
 ///
 /// Every event keeps its whole envelope (command, correlation and causation ids, tags, JSON
 /// metadata, and a given timestamp to the nanosecond). A store written by the previous format

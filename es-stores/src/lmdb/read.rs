@@ -12,10 +12,14 @@ use heed::types::Bytes;
 
 use super::codec;
 use super::open::{BeU64, heed_error};
+use super::pages::ReadRange;
 use super::shared::Shared;
 
 /// Events read per read transaction; readers yield to the runtime between chunks.
 const READ_CHUNK: usize = 2048;
+/// The most events a scan reserves room for up front (a page of a few chunks is then never
+/// moved as it grows).
+const MAX_RESERVED: usize = 8 * READ_CHUNK;
 
 fn decode_recorded(bytes: &[u8], position: u64) -> Result<RecordedEvent, StoreError> {
     let event = codec::decode_event(bytes, position)?;
@@ -74,7 +78,7 @@ impl Shared {
     ) -> Result<FilteredPage, StoreError> {
         let mut page = FilteredPage {
             events: Vec::with_capacity(if accept.is_none() {
-                limit.min(READ_CHUNK)
+                limit.min(MAX_RESERVED)
             } else {
                 0
             }),
@@ -87,7 +91,8 @@ impl Shared {
                 break;
             }
             let before = page.scanned;
-            self.read("read the global log", |txn| {
+            let read = self.read("read the global log", |txn| {
+                let mut read = ReadRange::default();
                 let iter = self
                     .dbs
                     .events
@@ -96,6 +101,7 @@ impl Shared {
                 for entry in iter.take(chunk) {
                     let (position, bytes) =
                         entry.map_err(|e| heed_error("read the global log", e))?;
+                    read.add(bytes);
                     match &accept {
                         Some(filter) => {
                             let (aggregate_type, event_type) = codec::head_of(bytes, position)?;
@@ -117,8 +123,10 @@ impl Shared {
                     page.scanned += 1;
                     page.scanned_to = position;
                 }
-                Ok(())
+                Ok(read)
             })?;
+            // The pages this chunk read are not needed any more (see `pages.rs`).
+            self.scanned_pages.note(read, &self.resize_gate);
             if page.scanned - before < chunk {
                 break;
             }

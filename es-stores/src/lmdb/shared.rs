@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::commit::TxnWriter;
 use super::open::{Dbs, LOCK_FILE, MAP_ALIGN, check_directory, open_databases, open_env};
 use super::options::{Durability, LmdbOptions};
+use super::pages::ScannedPages;
 use super::request::Request;
 use crate::group_commit::WriterThread;
 use crate::lock::DirLock;
@@ -42,6 +43,8 @@ pub(super) struct Shared {
     pub(super) resize_gate: Arc<RwLock<()>>,
     /// LMDB's key size limit.
     pub(super) max_key_size: usize,
+    /// What log scans touched of the memory map, released as they go.
+    pub(super) scanned_pages: ScannedPages,
     /// The canonical path.
     pub(super) path: PathBuf,
     pub(super) metrics: StoreMetrics,
@@ -222,6 +225,7 @@ impl Shared {
             threads,
             metrics,
             max_key_size: env.max_key_size(),
+            scanned_pages: ScannedPages::new(&path.join("data.mdb")),
             env,
             dbs,
             head,
