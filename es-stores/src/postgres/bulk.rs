@@ -445,22 +445,8 @@ impl CopyRows {
 
 #[cfg(test)]
 mod tests {
+    use super::super::writer::tests::pending;
     use super::*;
-    use es_core::store::StreamId;
-    use tokio::sync::oneshot;
-
-    fn pending(id: &str, expected: ExpectedVersion, events: usize) -> Pending {
-        let (reply, _) = oneshot::channel();
-        Pending {
-            stream: StreamId::new("t", id),
-            expected,
-            events: (0..events)
-                .map(|_| NewEvent::new("E", Vec::new()))
-                .collect(),
-            metadata: vec![None; events],
-            reply,
-        }
-    }
 
     #[test]
     fn requests_are_grouped_by_stream_in_batch_order() {

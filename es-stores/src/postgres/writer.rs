@@ -437,14 +437,20 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn pending(id: &str, events: usize) -> Pending {
+    /// A request to append `events` empty events to stream `t/id`, expecting `expected` (its
+    /// answer is dropped).
+    pub(in crate::postgres) fn pending(
+        id: &str,
+        expected: ExpectedVersion,
+        events: usize,
+    ) -> Pending {
         let (reply, _) = oneshot::channel();
         Pending {
             stream: StreamId::new("t", id),
-            expected: ExpectedVersion::Any,
+            expected,
             events: (0..events)
                 .map(|_| NewEvent::new("E", Vec::new()))
                 .collect(),
@@ -456,7 +462,10 @@ mod tests {
     #[test]
     fn outcomes_follow_the_statement_rows() {
         let now = Utc::now();
-        let batch = [pending("a", 2), pending("b", 1)];
+        let batch = [
+            pending("a", ExpectedVersion::Any, 2),
+            pending("b", ExpectedVersion::Any, 1),
+        ];
         let xid = 5_i64 << 16;
         // In no particular order; an event's request is found from its index in the position.
         let rows = vec![
@@ -476,6 +485,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "answers every request")]
     fn a_request_without_an_answer_is_a_bug() {
-        outcomes(&[pending("a", 1)], Vec::new());
+        outcomes(&[pending("a", ExpectedVersion::Any, 1)], Vec::new());
     }
 }
