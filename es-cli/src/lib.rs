@@ -122,10 +122,13 @@ fn store_url(cli: &Cli) -> CliResult<&str> {
 pub(crate) async fn open_store(url: &str, create: bool, ordered: bool) -> CliResult<OpenedStore> {
     // A store that is written (an import or copy target) is also filled in bulk: a rerun
     // writes again what a machine crash undid.
+    // Every command reads a store at most once through: the pages an LMDB scan read are given
+    // back as it goes, so a 1M-event export or copy does not hold the whole map resident.
     let options = OpenOptions::default()
         .create(create)
         .ordered(ordered)
-        .bulk_load(ordered);
+        .bulk_load(ordered)
+        .release_scanned_pages(true);
     let shown = es_stores::StoreUrl::parse(url)
         .map(|u| u.to_string())
         .unwrap_or_else(|_| es_stores::redact(url));

@@ -256,6 +256,7 @@ pub struct OpenOptions {
     create: bool,
     ordered: bool,
     bulk_load: bool,
+    release_scanned_pages: bool,
 }
 
 impl Default for OpenOptions {
@@ -265,6 +266,7 @@ impl Default for OpenOptions {
             create: true,
             ordered: false,
             bulk_load: false,
+            release_scanned_pages: false,
         }
     }
 }
@@ -287,6 +289,16 @@ impl OpenOptions {
     #[must_use]
     pub fn bulk_load(mut self, bulk_load: bool) -> Self {
         self.bulk_load = bulk_load;
+        self
+    }
+
+    /// Whether scans of an LMDB log give back the memory-map pages they read (default
+    /// `false`): for a program that reads a large store once, like an export or a copy (see
+    /// [`LmdbOptions::release_scanned_pages`](crate::LmdbOptions::release_scanned_pages)).
+    /// Other backends ignore it.
+    #[must_use]
+    pub fn release_scanned_pages(mut self, release: bool) -> Self {
+        self.release_scanned_pages = release;
         self
     }
 
@@ -359,6 +371,7 @@ impl OpenedStore {
                 if options.bulk_load {
                     lmdb = lmdb.durability(crate::Durability::NoMetaSync);
                 }
+                lmdb = lmdb.release_scanned_pages(options.release_scanned_pages);
                 Backend::Lmdb(blocking(move || lmdb.open(dir)).await?)
             }
             #[cfg(feature = "postgres")]

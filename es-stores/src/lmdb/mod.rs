@@ -75,11 +75,12 @@ use self::shared::Shared;
 /// [`StreamId::validate`] first, and an append checks its events' envelopes too
 /// ([`validate_append`]); both answer [`StoreError::InvalidInput`] before anything is written.
 ///
-/// A scan of the global log ([`EventStore::read_all`] and the filtered reads) gives back, every
-/// 1 MiB or so, the pages of the memory map it has read (on Linux, `madvise(MADV_DONTNEED)` on
-/// the read-only shared map): replaying a large store does not leave the process holding the
-/// whole store in its resident memory. The pages stay in the OS page cache; reading them again
-/// faults them back in with the same bytes.
+/// With [`LmdbOptions::release_scanned_pages`], a scan of the global log
+/// ([`EventStore::read_all`] and the filtered reads) gives back, every 1 MiB or so, the pages
+/// of the memory map it has read (on Linux, `madvise(MADV_DONTNEED)` on the read-only shared
+/// map): replaying a large store once does not leave the process holding the whole store in
+/// its resident memory. The pages stay in the OS page cache; reading them again faults them
+/// back in with the same bytes.
 ///
 /// Every event keeps its whole envelope (command, correlation and causation ids, tags, JSON
 /// metadata, and a given timestamp to the nanosecond). A store written by the previous format

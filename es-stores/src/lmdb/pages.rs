@@ -77,6 +77,16 @@ impl ScannedPages {
         }
     }
 
+    /// Releasing nothing ([`LmdbOptions::release_scanned_pages`] is off).
+    ///
+    /// [`LmdbOptions::release_scanned_pages`]: super::LmdbOptions::release_scanned_pages
+    pub(super) fn off() -> Self {
+        Self {
+            file: None,
+            touched: Mutex::new(Touched::default()),
+        }
+    }
+
     /// Notes what a chunk of a scan read; releases what the scans touched once they read
     /// [`RELEASE_AFTER`] bytes. Call it after the chunk's read transaction ended.
     pub(super) fn note(&self, read: ReadRange, resize_gate: &RwLock<()>) {
@@ -282,7 +292,9 @@ mod tests {
         use es_core::store::{BatchAppend, EventStore, ExpectedVersion, NewEvent, StreamId};
 
         let dir = tempfile::tempdir()?;
-        let store = super::super::LmdbStore::open(dir.path())?;
+        let store = super::super::LmdbStore::options()
+            .release_scanned_pages(true)
+            .open(dir.path())?;
         let streams = 50u64;
         let mut written = Vec::new();
         for round in 0..160u64 {

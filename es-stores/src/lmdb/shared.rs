@@ -225,7 +225,11 @@ impl Shared {
             threads,
             metrics,
             max_key_size: env.max_key_size(),
-            scanned_pages: ScannedPages::new(&path.join("data.mdb")),
+            scanned_pages: if options.release_scanned_pages {
+                ScannedPages::new(&path.join("data.mdb"))
+            } else {
+                ScannedPages::off()
+            },
             env,
             dbs,
             head,
