@@ -110,6 +110,52 @@ fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Durati
     None
 }
 
+/// A kernel on `rt` with its own pool on `schema`, running `Tally` with `options`.
+fn start(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    schema: &str,
+    options: ProjectionOptions,
+) -> (Kernel, ProjectionHandle<Tally>, PostgresStore) {
+    rt.block_on(async {
+        let store = open(url, schema).await;
+        let kernel = kernel(store.clone());
+        let handle: ProjectionHandle<Tally> = kernel.projections().start(options).await.unwrap();
+        (kernel, handle, store)
+    })
+}
+
+/// Waits (30 s at most, else fails with `what`) until `handle`'s runner has handled the log up
+/// to `head`.
+fn wait_until_handled(
+    rt: &tokio::runtime::Runtime,
+    handle: &ProjectionHandle<Tally>,
+    head: u64,
+    what: &str,
+) {
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), handle.wait_for(head))
+            .await
+            .expect(what)
+            .unwrap();
+    });
+}
+
+/// Appends ticks `(first, count, per_append)` (see [`append_ticks`]) through `store`, waits
+/// until `handle` handled them (else fails with `what`), and returns the log's positions.
+fn append_and_follow(
+    rt: &tokio::runtime::Runtime,
+    store: &PostgresStore,
+    handle: &ProjectionHandle<Tally>,
+    (first, count, per_append): (u64, u64, u64),
+    what: &str,
+) -> Vec<u64> {
+    rt.block_on(append_ticks(store, first, count, per_append));
+    let log = rt.block_on(log_positions(store));
+    wait_until_handled(rt, handle, log.last().copied().unwrap_or(0), what);
+    log
+}
+
 /// Each of `positions` exactly once, in order.
 fn assert_each_once(state: &Tally, positions: &[u64], who: &str) {
     assert_eq!(
@@ -141,21 +187,12 @@ fn a_standby_kernel_takes_over_a_projection_when_the_active_one_goes() {
 
     // Kernel A starts first, alone: it takes the lease.
     let rt_a = runtime(1);
-    let (kernel_a, handle_a) = rt_a.block_on(async {
-        let kernel = kernel(open(&url, &schema).await);
-        let handle: ProjectionHandle<Tally> = kernel.projections().start(options()).await.unwrap();
-        (kernel, handle)
-    });
+    let (kernel_a, handle_a, _) = start(&rt_a, &url, &schema, options());
     poll_until(Duration::from_secs(10), || !handle_a.status().standby)
         .expect("the first runner never took the lease");
 
     let rt_b = runtime(1);
-    let (kernel_b, handle_b, store_b) = rt_b.block_on(async {
-        let store = open(&url, &schema).await;
-        let kernel = kernel(store.clone());
-        let handle: ProjectionHandle<Tally> = kernel.projections().start(options()).await.unwrap();
-        (kernel, handle, store)
-    });
+    let (kernel_b, handle_b, store_b) = start(&rt_b, &url, &schema, options());
     // Three lease polls later, B still stands by, and says so.
     std::thread::sleep(Duration::from_millis(1500));
     let status = handle_b.status();
@@ -165,12 +202,7 @@ fn a_standby_kernel_takes_over_a_projection_when_the_active_one_goes() {
     rt_b.block_on(append_ticks(&store_b, 0, 200, 20));
     let log = rt_b.block_on(log_positions(&store_b));
     let head = *log.last().unwrap();
-    rt_a.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), handle_a.wait_for(head))
-            .await
-            .expect("the active runner did not catch up")
-            .unwrap();
-    });
+    wait_until_handled(&rt_a, &handle_a, head, "the active runner did not catch up");
     assert_each_once(&rt_a.block_on(handle_a.state()), &log, "runner A");
     // B handled nothing, and waiting on it does not pretend it is caught up.
     let status = handle_b.status();
@@ -200,26 +232,20 @@ fn a_standby_kernel_takes_over_a_projection_when_the_active_one_goes() {
     // A was caught up and had saved its checkpoint: B resumed from it, handling nothing again.
     assert_eq!(status.events_handled, 0, "{status:?}");
     assert_each_once(&rt_b.block_on(handle_b.state()), &log, "runner B");
-    rt_b.block_on(append_ticks(&store_b, 200, 50, 10));
-    let log = rt_b.block_on(log_positions(&store_b));
-    let head = *log.last().unwrap();
-    rt_b.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), handle_b.wait_for(head))
-            .await
-            .expect("the new active runner did not follow the log")
-            .unwrap();
-    });
+    let log = append_and_follow(
+        &rt_b,
+        &store_b,
+        &handle_b,
+        (200, 50, 10),
+        "the new active runner did not follow the log",
+    );
     assert_eq!(handle_b.status().events_handled, 50);
     assert_each_once(&rt_b.block_on(handle_b.state()), &log, "runner B");
+    let head = *log.last().unwrap();
 
     // C stands by; B's kernel shuts down (releasing the lease) and C takes over.
     let rt_c = runtime(1);
-    let (kernel_c, handle_c, store_c) = rt_c.block_on(async {
-        let store = open(&url, &schema).await;
-        let kernel = kernel(store.clone());
-        let handle: ProjectionHandle<Tally> = kernel.projections().start(options()).await.unwrap();
-        (kernel, handle, store)
-    });
+    let (kernel_c, handle_c, store_c) = start(&rt_c, &url, &schema, options());
     std::thread::sleep(Duration::from_millis(1000));
     assert!(handle_c.status().standby, "{:?}", handle_c.status());
     rt_b.block_on(kernel_b.shutdown());
@@ -229,15 +255,13 @@ fn a_standby_kernel_takes_over_a_projection_when_the_active_one_goes() {
     })
     .expect("the standby did not take over after a shutdown");
     println!("kernel C took over {takeover:?} after kernel B shut down");
-    rt_c.block_on(append_ticks(&store_c, 250, 10, 10));
-    let log = rt_c.block_on(log_positions(&store_c));
-    let head = *log.last().unwrap();
-    rt_c.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), handle_c.wait_for(head))
-            .await
-            .expect("the third runner did not follow the log")
-            .unwrap();
-    });
+    let log = append_and_follow(
+        &rt_c,
+        &store_c,
+        &handle_c,
+        (250, 10, 10),
+        "the third runner did not follow the log",
+    );
     assert_eq!(handle_c.status().events_handled, 10);
     assert_each_once(&rt_c.block_on(handle_c.state()), &log, "runner C");
     rt_c.block_on(kernel_c.shutdown());
