@@ -205,11 +205,11 @@ pub fn parse_line(line: &str) -> Result<ImportedEvent, String> {
     let mut event = NewEvent::new(line.event_type, payload)
         .version(line.version)
         .timestamp(line.timestamp);
-    event.command_id = line.command_id.map(Into::into);
-    event.correlation_id = line.correlation_id.map(Into::into);
-    event.causation_id = line.causation_id.map(Into::into);
-    event.tags = line.tags;
-    event.metadata = line.metadata;
+    event.envelope.command_id = line.command_id.map(Into::into);
+    event.envelope.correlation_id = line.correlation_id.map(Into::into);
+    event.envelope.causation_id = line.causation_id.map(Into::into);
+    event.envelope.tags = line.tags;
+    event.envelope.metadata = line.metadata;
     Ok(ImportedEvent {
         stream,
         sequence: line.sequence,
@@ -235,20 +235,12 @@ pub(crate) fn into_parts(event: RecordedEvent) -> (StreamId, u64, NewEvent) {
         event_type,
         event_version,
         timestamp,
-        command_id,
-        correlation_id,
-        causation_id,
-        tags,
-        metadata,
+        envelope,
         payload,
     } = event;
-    let mut new = NewEvent::new(event_type, payload)
+    let new = NewEvent::new(event_type, payload)
         .version(event_version)
-        .timestamp(timestamp);
-    new.command_id = command_id;
-    new.correlation_id = correlation_id;
-    new.causation_id = causation_id;
-    new.tags = tags;
-    new.metadata = metadata;
+        .timestamp(timestamp)
+        .envelope(envelope);
     (stream, sequence, new)
 }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::store::{Metadata, NewEvent, RecordedEvent, StreamId};
+pub use crate::store::EventError;
+use crate::store::{Envelope, NewEvent, RecordedEvent, StreamId, envelope_deref};
 
 /// One domain event type. Derive it with `#[derive(Event)]`.
 ///
@@ -302,62 +303,6 @@ impl<E: Event> EventSet for E {
     }
 }
 
-/// Encoding or decoding an event failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EventError {
-    /// The stored event name is not part of this event set.
-    #[error("unknown event type `{event_type}`")]
-    UnknownEvent {
-        /// The stored name.
-        event_type: String,
-    },
-    /// The stored event was written with a newer schema version than this code knows.
-    #[error("event `{event_type}` has version {version}, this code supports up to {supported}")]
-    UnsupportedVersion {
-        /// The event name.
-        event_type: String,
-        /// The stored version.
-        version: u32,
-        /// The highest version this code reads.
-        supported: u32,
-    },
-    /// An upcaster refused a stored payload.
-    #[error(
-        "cannot upcast event `{event_type}` stored at version {version}: the upcaster from \
-         version {from} failed: {message}"
-    )]
-    Upcast {
-        /// The event name.
-        event_type: String,
-        /// The stored version.
-        version: u32,
-        /// The version the failing upcaster lifts from.
-        from: u32,
-        /// The upcaster's message, verbatim.
-        message: String,
-    },
-    /// The stored payload does not deserialize into the event type (after the upcaster chain,
-    /// for an older version).
-    #[error("cannot decode payload of event `{event_type}` stored at version {version}: {message}")]
-    Payload {
-        /// The event name.
-        event_type: String,
-        /// The stored version.
-        version: u32,
-        /// The deserializer's message.
-        message: String,
-    },
-    /// The event could not be serialized.
-    #[error("cannot encode event `{event_type}`: {message}")]
-    Encode {
-        /// The event name.
-        event_type: String,
-        /// The serializer's message.
-        message: String,
-    },
-}
-
 /// What a command handler may return inside its `Ok`: one event, a `Vec` or `Option` of events,
 /// `()` for none, or a tuple of events. `E` is the aggregate's event enum; `#[aggregate]` also
 /// implements it for the enum itself, `Vec<E>` and `Option<E>` (a variable number of mixed
@@ -432,41 +377,13 @@ pub struct Recorded<E> {
     pub event_version: u32,
     /// When the event happened (the kernel's clock, or the store's time).
     pub timestamp: DateTime<Utc>,
-    /// The id of the command that produced the event.
-    pub command_id: Option<std::sync::Arc<str>>,
-    /// The correlation id.
-    pub correlation_id: Option<std::sync::Arc<str>>,
-    /// The causation id.
-    pub causation_id: Option<std::sync::Arc<str>>,
-    /// The event's tags.
-    pub tags: Vec<String>,
-    /// The event's metadata.
-    pub metadata: Metadata,
+    /// Its envelope: ids, tags and metadata (the fields read through `Deref`).
+    pub envelope: Envelope,
     /// The decoded event.
     pub payload: E,
 }
 
-impl<E> Recorded<E> {
-    /// The id of the command that produced the event, if it was recorded.
-    pub fn command_id(&self) -> Option<&str> {
-        self.command_id.as_deref()
-    }
-
-    /// The correlation id, if it was recorded.
-    pub fn correlation_id(&self) -> Option<&str> {
-        self.correlation_id.as_deref()
-    }
-
-    /// The causation id, if it was recorded.
-    pub fn causation_id(&self) -> Option<&str> {
-        self.causation_id.as_deref()
-    }
-
-    /// The event's tags, in the order they were given.
-    pub fn tags(&self) -> &[String] {
-        &self.tags
-    }
-}
+envelope_deref!([E] Recorded<E>);
 
 impl<E: EventSet> Recorded<E> {
     /// Decodes a recorded event into its typed view.
@@ -478,11 +395,7 @@ impl<E: EventSet> Recorded<E> {
             event_type: event.event_type.clone(),
             event_version: event.event_version,
             timestamp: event.timestamp,
-            command_id: event.command_id.clone(),
-            correlation_id: event.correlation_id.clone(),
-            causation_id: event.causation_id.clone(),
-            tags: event.tags.clone(),
-            metadata: event.metadata.clone(),
+            envelope: event.envelope.clone(),
             payload: E::from_recorded(event)?,
         })
     }

@@ -9,7 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::store::{
-    AppendResult, Checkpoint, CheckpointStore, EventFilter, EventStore, ExpectedVersion,
+    AppendResult, Checkpoint, CheckpointStore, Envelope, EventFilter, EventStore, ExpectedVersion,
     FilteredPage, Metadata, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
     validate_append,
 };
@@ -133,11 +133,13 @@ impl Log {
             event_type: e.event_type.to_string(),
             event_version: e.event_version,
             timestamp: e.timestamp,
-            command_id: e.command_id.clone(),
-            correlation_id: e.id(&e.correlation_id, SAME_CORRELATION),
-            causation_id: e.id(&e.causation_id, SAME_CAUSATION),
-            tags: e.extra.as_ref().map(|x| x.0.clone()).unwrap_or_default(),
-            metadata: e.extra.as_ref().map(|x| x.1.clone()).unwrap_or_default(),
+            envelope: Envelope {
+                command_id: e.command_id.clone(),
+                correlation_id: e.id(&e.correlation_id, SAME_CORRELATION),
+                causation_id: e.id(&e.causation_id, SAME_CAUSATION),
+                tags: e.extra.as_ref().map(|x| x.0.clone()).unwrap_or_default(),
+                metadata: e.extra.as_ref().map(|x| x.1.clone()).unwrap_or_default(),
+            },
             payload: e.payload.to_vec(),
         }
     }
@@ -224,12 +226,13 @@ impl EventStore for MemoryStore {
         let first_index = log.events.len();
         for (i, event) in (0u64..).zip(&events) {
             let event_type = log.intern(&event.event_type);
-            let extra = (!event.tags.is_empty() || !event.metadata.is_empty())
-                .then(|| Box::new((event.tags.clone(), event.metadata.clone())));
-            let command_id = &event.command_id;
+            let envelope = &event.envelope;
+            let extra = (!envelope.tags.is_empty() || !envelope.metadata.is_empty())
+                .then(|| Box::new((envelope.tags.clone(), envelope.metadata.clone())));
+            let command_id = &envelope.command_id;
             let (correlation_id, a) =
-                shared_id(&event.correlation_id, command_id, SAME_CORRELATION);
-            let (causation_id, b) = shared_id(&event.causation_id, command_id, SAME_CAUSATION);
+                shared_id(&envelope.correlation_id, command_id, SAME_CORRELATION);
+            let (causation_id, b) = shared_id(&envelope.causation_id, command_id, SAME_CAUSATION);
             log.events.push(Stored {
                 stream: number,
                 event_version: event.event_version,

@@ -305,7 +305,7 @@ where
     assert_eq!(store.read_stream(&stream, 1, 100).await?, mine);
     let back = &mine[mine.len() - 1];
     assert_eq!(back.tags(), ["late", "ü"]);
-    assert_eq!(back.metadata, new[1].metadata);
+    assert_eq!(back.metadata, new[1].envelope.metadata);
     assert_eq!(back.timestamp, given_time(1_234_567_890, 1));
     Ok(())
 }

@@ -203,7 +203,7 @@ async fn metadata_numbers_and_timestamps_round_trip_exactly() {
     let back = store.read_stream(&s("numbers"), 1, 1).await.unwrap();
     assert_eq!(back, done.events);
     assert_eq!(back[0].timestamp, event.timestamp.unwrap());
-    for (key, value) in &event.metadata {
+    for (key, value) in &event.envelope.metadata {
         let got = &back[0].metadata[key];
         match value.as_f64() {
             Some(f) if value.is_f64() => assert_eq!(
@@ -1062,14 +1062,14 @@ async fn append_many_copies_envelopes_exactly() {
         );
         e.event_version = (i % 4) as u32 + 1;
         if i.is_multiple_of(2) {
-            e.command_id = Some(format!("cmd-{stream}-{i}").into());
-            e.correlation_id = Some("corr ✓".into());
-            e.causation_id = Some(format!("cause-{i}").into());
-            e.tags = vec!["t1".to_owned(), format!("s{stream}"), "ü,{}\"".to_owned()];
+            e.envelope.command_id = Some(format!("cmd-{stream}-{i}").into());
+            e.envelope.correlation_id = Some("corr ✓".into());
+            e.envelope.causation_id = Some(format!("cause-{i}").into());
+            e.envelope.tags = vec!["t1".to_owned(), format!("s{stream}"), "ü,{}\"".to_owned()];
             e.timestamp = Some(time(i as i64));
         }
         if i % 3 == 1 {
-            e.metadata.clear();
+            e.envelope.metadata.clear();
         }
         e
     };
@@ -1134,11 +1134,11 @@ async fn append_many_copies_envelopes_exactly() {
             assert_eq!(got.event_type, want.event_type);
             assert_eq!(got.event_version, want.event_version);
             assert_eq!(got.payload, want.payload);
-            assert_eq!(got.metadata, want.metadata);
-            assert_eq!(got.command_id, want.command_id);
-            assert_eq!(got.correlation_id, want.correlation_id);
-            assert_eq!(got.causation_id, want.causation_id);
-            assert_eq!(got.tags, want.tags);
+            assert_eq!(got.metadata, want.envelope.metadata);
+            assert_eq!(got.command_id, want.envelope.command_id);
+            assert_eq!(got.correlation_id, want.envelope.correlation_id);
+            assert_eq!(got.causation_id, want.envelope.causation_id);
+            assert_eq!(got.tags, want.envelope.tags);
             if let Some(t) = want.timestamp {
                 assert_eq!(got.timestamp, t);
             }

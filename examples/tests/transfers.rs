@@ -391,10 +391,13 @@ mod testkit {
             .then_commands([expect_command::<BankAccount>("b", Deposit { amount: 30 })])
             .then_state(|t| assert!(t.withdrawn));
         let sent = &then.commands()[0];
-        assert_eq!(sent.options.correlation_id.as_deref(), Some("t-1"));
-        assert_eq!(sent.options.causation_id.as_deref(), Some("event@2"));
+        assert_eq!(sent.options.envelope.correlation_id.as_deref(), Some("t-1"));
         assert_eq!(
-            sent.options.command_id.as_deref(),
+            sent.options.envelope.causation_id.as_deref(),
+            Some("event@2")
+        );
+        assert_eq!(
+            sent.options.envelope.command_id.as_deref(),
             Some("transfers/t-1/2/0")
         );
         ProcessTest::<Transfer>::given([

@@ -74,9 +74,9 @@ async fn store_cost(n: u64) -> Result<(MemoryStore, f64), BenchError> {
         // and a timestamp.
         let id: Arc<str> = Arc::from(format!("{:036}", i));
         let mut event = event.clone();
-        event.command_id = Some(id.clone());
-        event.correlation_id = Some(id.clone());
-        event.causation_id = Some(id);
+        event.envelope.command_id = Some(id.clone());
+        event.envelope.correlation_id = Some(id.clone());
+        event.envelope.causation_id = Some(id);
         event.timestamp = Some(es_core::clock::Clock::now(&es_core::clock::SystemClock));
         calibration
             .append(&stream, ExpectedVersion::Any, vec![event])

@@ -14,7 +14,7 @@ use crate::store::{AppendResult, ExpectedVersion, RecordedEvent, StoreError, Str
 
 use super::context::Context;
 use super::decide::{Decided, Outcome, decide};
-use super::dedup::{Window, answer_repeats, split_at_repeat};
+use super::dedup::{self, Window};
 use super::load::{LoadError, loaded};
 use super::message::Job;
 use super::snapshot::maybe_snapshot;
@@ -30,8 +30,9 @@ pub(crate) enum AfterCommit {
 /// Decides, commits and answers `jobs` against the cached state (see the module docs).
 ///
 /// `cache` is emptied whenever it may be out of step with the store; `window` is the
-/// aggregate's idempotency window, built on the first explicit command id (see `dedup`). A
-/// command repeating the id of an earlier command of the batch waits for that one to commit.
+/// aggregate's idempotency window, built on the first explicit command id (see `dedup`). The
+/// jobs go in groups: a command repeating the id of an earlier command of the batch starts the
+/// next group, so it waits for that one to commit and gets its answer.
 pub(crate) async fn commit<A: Aggregate>(
     ctx: &Context,
     stream: &StreamId,
@@ -41,30 +42,29 @@ pub(crate) async fn commit<A: Aggregate>(
     metrics: &AggregateMetrics,
 ) -> AfterCommit {
     while !jobs.is_empty() {
-        let rest = split_at_repeat(&mut jobs, ctx.config.dedup_window);
-        if let AfterCommit::Stop = commit_group(ctx, stream, cache, window, jobs, metrics).await {
-            rest.into_iter().for_each(Job::retry);
+        if let AfterCommit::Stop =
+            commit_group(ctx, stream, cache, window, &mut jobs, metrics).await
+        {
+            std::mem::take(&mut jobs).into_iter().for_each(Job::retry);
             return AfterCommit::Stop;
         }
-        jobs = rest;
     }
     AfterCommit::Continue
 }
 
-/// Commits a group of commands with distinct command ids.
+/// Commits the first group of `pending` and answers it; the jobs of later groups are left in
+/// `pending`.
 async fn commit_group<A: Aggregate>(
     ctx: &Context,
     stream: &StreamId,
     cache: &mut Option<(A, u64)>,
     window: &mut Option<Box<Window>>,
-    mut jobs: Vec<Job<A>>,
+    pending: &mut Vec<Job<A>>,
     metrics: &AggregateMetrics,
 ) -> AfterCommit {
-    if jobs.is_empty() {
-        return AfterCommit::Continue;
-    }
+    let mut jobs = std::mem::take(pending);
     let started = Instant::now();
-    metrics.batch_started(jobs.len());
+    let mut counted = false;
     let mut conflicts = 0;
     let mut transient = 0;
     loop {
@@ -81,15 +81,24 @@ async fn commit_group<A: Aggregate>(
             }
         };
         let base = *version;
-        if ctx.config.dedup_window > 0 && jobs.iter().any(|j| j.command_id().is_some()) {
+        // Idempotency, in one step: repeats are split off or answered before anything is
+        // decided (again after a reload, since another writer may have committed an id).
+        if dedup::wanted(ctx, &jobs) {
             // Boxed: a rare path whose reads would otherwise enlarge every batch's future.
-            if let Err(e) = Box::pin(answer_repeats(ctx, stream, base, window, &mut jobs)).await {
-                answer_all(jobs, || DispatchError::Store(e.clone()));
-                return AfterCommit::Continue;
+            match Box::pin(dedup::admit(ctx, stream, base, window, &mut jobs)).await {
+                Ok(later) => pending.extend(later),
+                Err(e) => {
+                    answer_all(jobs, || DispatchError::Store(e.clone()));
+                    return AfterCommit::Continue;
+                }
             }
             if jobs.is_empty() {
                 return AfterCommit::Continue;
             }
+        }
+        if !counted {
+            metrics.batch_started(jobs.len());
+            counted = true;
         }
         let commands = jobs.iter().map(|j| (&j.command, j.options.as_deref()));
         let (events, outcomes) = match decide(state, base, ctx.clock.now(), commands) {

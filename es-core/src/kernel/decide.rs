@@ -117,12 +117,12 @@ fn encode<A: Aggregate>(
         return Ok(0);
     }
     let given = |id: Option<&Arc<str>>| id.cloned();
-    let command_id =
-        given(options.and_then(|o| o.command_id.as_ref())).unwrap_or_else(|| fresh_command_id(now));
-    let correlation_id = given(options.and_then(|o| o.correlation_id.as_ref()))
+    let command_id = given(options.and_then(|o| o.envelope.command_id.as_ref()))
+        .unwrap_or_else(|| fresh_command_id(now));
+    let correlation_id = given(options.and_then(|o| o.envelope.correlation_id.as_ref()))
         .unwrap_or_else(|| command_id.clone());
-    let causation_id =
-        given(options.and_then(|o| o.causation_id.as_ref())).unwrap_or_else(|| command_id.clone());
+    let causation_id = given(options.and_then(|o| o.envelope.causation_id.as_ref()))
+        .unwrap_or_else(|| command_id.clone());
     let before = events.len();
     events.reserve(produced.len());
     for event in produced {
@@ -136,13 +136,13 @@ fn encode<A: Aggregate>(
                 )));
             }
         };
-        new.command_id = Some(command_id.clone());
-        new.correlation_id = Some(correlation_id.clone());
-        new.causation_id = Some(causation_id.clone());
+        new.envelope.command_id = Some(command_id.clone());
+        new.envelope.correlation_id = Some(correlation_id.clone());
+        new.envelope.causation_id = Some(causation_id.clone());
         new.timestamp = Some(now);
         if let Some(options) = options {
-            new.tags.clone_from(&options.tags);
-            new.metadata.clone_from(&options.metadata);
+            new.envelope.tags.clone_from(&options.envelope.tags);
+            new.envelope.metadata.clone_from(&options.envelope.metadata);
         }
         events.push(new);
     }
@@ -334,24 +334,24 @@ mod tests {
             panic!("no panic expected");
         };
         for event in &events[..2] {
-            assert_eq!(event.metadata["user"], "u-1");
-            assert_eq!(event.metadata["attempt"], 2);
-            assert_eq!(event.command_id.as_deref(), Some("c-1"));
+            assert_eq!(event.envelope.metadata["user"], "u-1");
+            assert_eq!(event.envelope.metadata["attempt"], 2);
+            assert_eq!(event.envelope.command_id.as_deref(), Some("c-1"));
             assert_eq!(
-                event.correlation_id.as_deref(),
+                event.envelope.correlation_id.as_deref(),
                 Some("c-1"),
                 "defaults to the command id"
             );
-            assert_eq!(event.causation_id.as_deref(), Some("evt-3"));
-            assert_eq!(event.tags, ["vip", "eu"]);
+            assert_eq!(event.envelope.causation_id.as_deref(), Some("evt-3"));
+            assert_eq!(event.envelope.tags, ["vip", "eu"]);
         }
         let plain = &events[2];
-        assert!(plain.metadata.is_empty() && plain.tags.is_empty());
-        let id = plain.command_id.as_deref().unwrap_or_default();
+        assert!(plain.envelope.metadata.is_empty() && plain.envelope.tags.is_empty());
+        let id = plain.envelope.command_id.as_deref().unwrap_or_default();
         let parsed = uuid::Uuid::parse_str(id).map(|u| u.get_version_num());
         assert_eq!(parsed.ok(), Some(7), "a fresh UUID v7, got {id:?}");
-        assert_eq!(plain.correlation_id.as_deref(), Some(id));
-        assert_eq!(plain.causation_id.as_deref(), Some(id));
+        assert_eq!(plain.envelope.correlation_id.as_deref(), Some(id));
+        assert_eq!(plain.envelope.causation_id.as_deref(), Some(id));
     }
 
     #[test]

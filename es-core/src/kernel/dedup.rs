@@ -142,7 +142,7 @@ async fn ids_between(
             events
                 .into_iter()
                 .filter(|e| e.sequence <= to)
-                .map(|e| (e.sequence, e.command_id)),
+                .map(|e| (e.sequence, e.envelope.command_id)),
         );
         next = last + 1;
     }
@@ -206,9 +206,48 @@ async fn build(
     Ok(built)
 }
 
+/// Whether the idempotency step has anything to do for `jobs`: the window is on and a command
+/// carries an explicit id. Checked before [`admit`], so that the common batch (no ids) pays
+/// for nothing else.
+pub(crate) fn wanted<A: Aggregate>(ctx: &Context, jobs: &[Job<A>]) -> bool {
+    ctx.config.dedup_window > 0 && jobs.iter().any(|j| j.command_id().is_some())
+}
+
+/// The idempotency step, taken once before each decision, on the state at `version`: the one
+/// place where repeats are found and answered.
+///
+/// 1. The jobs from the first one that repeats the explicit id of an earlier job of the batch
+///    on are split off and returned: they run after this group committed, so the repeat gets
+///    the first copy's answer.
+/// 2. Every job left whose id the aggregate already committed (within its window) is answered
+///    with the first answer, read back from the store, and removed from `jobs`.
+///
+/// What stays in `jobs` has distinct ids that were never committed: it is decided next.
+///
+/// # Errors
+///
+/// A store error while reading the window or a first answer; `jobs` then holds every job not
+/// yet answered (the split-off ones included), for the caller to answer.
+pub(crate) async fn admit<A: Aggregate>(
+    ctx: &Context,
+    stream: &StreamId,
+    version: u64,
+    window: &mut Option<Box<Window>>,
+    jobs: &mut Vec<Job<A>>,
+) -> Result<Vec<Job<A>>, StoreError> {
+    let later = split_at_repeat(jobs);
+    match answer_repeats(ctx, stream, version, window, jobs).await {
+        Ok(()) => Ok(later),
+        Err(e) => {
+            jobs.extend(later);
+            Err(e)
+        }
+    }
+}
+
 /// Answers, from the window, every job whose explicit command id the aggregate (at `version`)
 /// already committed, and removes them from `jobs`.
-pub(crate) async fn answer_repeats<A: Aggregate>(
+async fn answer_repeats<A: Aggregate>(
     ctx: &Context,
     stream: &StreamId,
     version: u64,
@@ -225,34 +264,48 @@ pub(crate) async fn answer_repeats<A: Aggregate>(
         }
     }
     *jobs = kept;
-    for (job, first, last) in repeats {
+    let mut repeats = repeats.into_iter();
+    while let Some((job, first, last)) = repeats.next() {
         let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
-        let events = ctx.event_store.read_stream(stream, first, count).await?;
-        if events.len() != count || events.last().map(|e| e.sequence) != Some(last) {
-            return Err(StoreError::Corrupt(format!(
+        let read = match ctx.event_store.read_stream(stream, first, count).await {
+            Ok(events)
+                if events.len() == count && events.last().map(|e| e.sequence) == Some(last) =>
+            {
+                Ok(events)
+            }
+            Ok(_) => Err(StoreError::Corrupt(format!(
                 "stream {stream}: events {first}..={last} of a repeated command cannot be read back"
-            )));
+            ))),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(events) => {
+                tracing::debug!(%stream, version = last, "repeated command id answered from the window");
+                job.answer(Ok(Committed {
+                    version: last,
+                    events,
+                }));
+            }
+            Err(e) => {
+                // Not answered here: back to the caller, which answers every job left.
+                jobs.push(job);
+                jobs.extend(repeats.map(|(job, _, _)| job));
+                return Err(e);
+            }
         }
-        tracing::debug!(%stream, version = last, "repeated command id answered from the window");
-        job.answer(Ok(Committed {
-            version: last,
-            events,
-        }));
     }
     Ok(())
 }
 
 /// Splits off the jobs from the first one that repeats the explicit command id of an earlier
-/// job of the batch (they run after the earlier ones committed, so the repeat gets the first
-/// answer). Empty when idempotency is off or there is no repeat.
-pub(crate) fn split_at_repeat<A: Aggregate>(jobs: &mut Vec<Job<A>>, window: usize) -> Vec<Job<A>> {
-    if window == 0
-        || jobs
-            .iter()
-            .filter(|j| j.command_id().is_some())
-            .take(2)
-            .count()
-            < 2
+/// job of the batch. Empty when there is no repeat.
+fn split_at_repeat<A: Aggregate>(jobs: &mut Vec<Job<A>>) -> Vec<Job<A>> {
+    if jobs
+        .iter()
+        .filter(|j| j.command_id().is_some())
+        .take(2)
+        .count()
+        < 2
     {
         return Vec::new();
     }

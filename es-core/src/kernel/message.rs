@@ -83,7 +83,7 @@ impl<A: Aggregate> Job<A> {
     pub(crate) fn command_id(&self) -> Option<&str> {
         self.options
             .as_deref()
-            .and_then(|o| o.command_id.as_deref())
+            .and_then(|o| o.envelope.command_id())
     }
 
     /// Answers the command with `result`.

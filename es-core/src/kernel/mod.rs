@@ -23,9 +23,7 @@ mod message;
 mod registry;
 mod snapshot;
 
-use std::sync::Arc;
-
-use crate::store::{EnvelopeRef, Metadata, RecordedEvent, StoreError};
+use crate::store::{Envelope, RecordedEvent, StoreError, envelope_builders};
 
 pub use builder::{BuildError, KernelBuilder};
 pub use handle::Kernel;
@@ -87,8 +85,8 @@ pub enum DispatchError<E> {
 ///     .metadata("ip", "10.0.0.1")     // any JSON value
 ///     .metadata("attempt", 3)
 ///     .expected_version(4);
-/// assert_eq!(opts.tags, ["vip"]);
-/// assert_eq!(opts.metadata["attempt"], serde_json::json!(3));
+/// assert_eq!(opts.envelope.tags, ["vip"]);
+/// assert_eq!(opts.envelope.metadata["attempt"], serde_json::json!(3));
 /// ```
 ///
 /// A command id makes the command idempotent: see [`KernelBuilder::dedup_window`].
@@ -96,17 +94,13 @@ pub enum DispatchError<E> {
 pub struct DispatchOptions {
     /// The stream version the client expects (optimistic concurrency).
     pub expected_version: Option<u64>,
-    /// The command's id (idempotency key); a fresh UUID v7 is recorded when `None`.
-    pub command_id: Option<Arc<str>>,
-    /// The correlation id; the command id when `None`.
-    pub correlation_id: Option<Arc<str>>,
-    /// The causation id; the command id when `None`.
-    pub causation_id: Option<Arc<str>>,
-    /// Tags recorded on every event of the command.
-    pub tags: Vec<String>,
-    /// Metadata recorded with every event of the command.
-    pub metadata: Metadata,
+    /// The envelope recorded on every event of the command (read through `Deref`): its
+    /// command id (the idempotency key; a fresh UUID v7 is recorded when `None`), correlation
+    /// and causation ids (the command id when `None`), tags and metadata.
+    pub envelope: Envelope,
 }
+
+envelope_builders!(DispatchOptions);
 
 impl DispatchOptions {
     /// Expects the stream at `version` (0: the stream must be empty).
@@ -116,79 +110,9 @@ impl DispatchOptions {
         self
     }
 
-    /// Adds a metadata entry; the value is any JSON value.
-    #[must_use]
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
-
-    /// Adds a metadata entry from any serializable value.
-    ///
-    /// ```
-    /// # use es_core::DispatchOptions;
-    /// #[derive(serde::Serialize)]
-    /// struct Caller { user: &'static str, admin: bool }
-    /// let opts = DispatchOptions::default().try_metadata("caller", &Caller { user: "ann", admin: false })?;
-    /// assert_eq!(opts.metadata["caller"]["user"], "ann");
-    /// # Ok::<(), es_core::StoreError>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::InvalidInput`] naming the key when the value does not serialize to JSON.
-    pub fn try_metadata(
-        self,
-        key: impl Into<String>,
-        value: &impl serde::Serialize,
-    ) -> Result<Self, StoreError> {
-        let key = key.into();
-        match serde_json::to_value(value) {
-            Ok(value) => Ok(self.metadata(key, value)),
-            Err(e) => Err(StoreError::InvalidInput(format!(
-                "the metadata entry {key:?} does not serialize to JSON: {e}"
-            ))),
-        }
-    }
-
-    /// Sets the command id: the idempotency key.
-    #[must_use]
-    pub fn command_id(mut self, id: impl Into<Arc<str>>) -> Self {
-        self.command_id = Some(id.into());
-        self
-    }
-
-    /// Sets the correlation id.
-    #[must_use]
-    pub fn correlation_id(mut self, id: impl Into<Arc<str>>) -> Self {
-        self.correlation_id = Some(id.into());
-        self
-    }
-
-    /// Sets the causation id.
-    #[must_use]
-    pub fn causation_id(mut self, id: impl Into<Arc<str>>) -> Self {
-        self.causation_id = Some(id.into());
-        self
-    }
-
-    /// Adds a tag.
-    #[must_use]
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.push(tag.into());
-        self
-    }
-
-    /// Checks the envelope as a store would ([`NewEvent::validate`](crate::store::NewEvent::validate)), before anything runs.
+    /// Checks the envelope as a store would ([`Envelope::validate`]), before anything runs.
     pub(crate) fn validate(&self) -> Result<(), StoreError> {
-        EnvelopeRef {
-            command_id: &self.command_id,
-            correlation_id: &self.correlation_id,
-            causation_id: &self.causation_id,
-            tags: &self.tags,
-            metadata: &self.metadata,
-        }
-        .validate_after(None)
+        self.envelope.validate()
     }
 }
 

@@ -234,7 +234,7 @@ fn send_as<A: Aggregate, C: Into<A::Command> + Clone + Send + Sync + 'static>(
 /// out.dispatch::<Account>("acc-1", Deposit { amount: 5 });
 /// assert_eq!(out.sent()[0].aggregate_id, "acc-1");
 /// assert_eq!(
-///     out.sent()[0].options.command_id.as_deref(),
+///     out.sent()[0].options.envelope.command_id(),
 ///     Some(es_core::process::command_id("transfers", "t-1", 7, 0).as_str())
 /// );
 /// assert!(!out.is_finished());

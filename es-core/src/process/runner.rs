@@ -366,8 +366,8 @@ impl<P: ProcessManager> Runner<P> {
                     aggregate_id: command.aggregate_id.clone(),
                     command_id: command
                         .options
-                        .command_id
-                        .as_deref()
+                        .envelope
+                        .command_id()
                         .unwrap_or_default()
                         .to_owned(),
                     message,

@@ -178,7 +178,7 @@ impl LogWriter {
 fn events_size(events: &[NewEvent]) -> usize {
     events
         .iter()
-        .map(|e| e.payload.len() + e.event_type.len() + 128 + 64 * e.metadata.len())
+        .map(|e| e.payload.len() + e.event_type.len() + 128 + 64 * e.envelope.metadata.len())
         .sum()
 }
 
@@ -459,11 +459,11 @@ impl LogWriter {
                 event_type: &event.event_type,
                 version: event.event_version,
                 timestamp,
-                command_id: event.command_id.as_deref(),
-                correlation_id: event.correlation_id.as_deref(),
-                causation_id: event.causation_id.as_deref(),
-                tags: &event.tags,
-                metadata: &event.metadata,
+                command_id: event.envelope.command_id.as_deref(),
+                correlation_id: event.envelope.correlation_id.as_deref(),
+                causation_id: event.envelope.causation_id.as_deref(),
+                tags: &event.envelope.tags,
+                metadata: &event.envelope.metadata,
                 batch_size: (i == 0 && count > 1).then_some(count),
             };
             if let Err(e) = write_record(&mut self.buf, &header, "payload", Some(&event.payload)) {

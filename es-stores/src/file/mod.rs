@@ -356,11 +356,13 @@ impl State {
             event_type: line.event_type,
             event_version: line.version,
             timestamp,
-            command_id: line.command_id.map(Arc::from),
-            correlation_id: line.correlation_id.map(Arc::from),
-            causation_id: line.causation_id.map(Arc::from),
-            tags: line.tags,
-            metadata: line.metadata,
+            envelope: es_core::store::Envelope {
+                command_id: line.command_id.map(Arc::from),
+                correlation_id: line.correlation_id.map(Arc::from),
+                causation_id: line.causation_id.map(Arc::from),
+                tags: line.tags,
+                metadata: line.metadata,
+            },
             payload,
         })
     }

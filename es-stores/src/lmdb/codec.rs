@@ -203,11 +203,11 @@ impl<'a> EventFields<'a> {
             timestamp: event.timestamp.unwrap_or(store_time),
             event_type: &event.event_type,
             event_version: event.event_version,
-            command_id: event.command_id.as_deref(),
-            correlation_id: event.correlation_id.as_deref(),
-            causation_id: event.causation_id.as_deref(),
-            tags: &event.tags,
-            metadata: &event.metadata,
+            command_id: event.envelope.command_id.as_deref(),
+            correlation_id: event.envelope.correlation_id.as_deref(),
+            causation_id: event.envelope.causation_id.as_deref(),
+            tags: &event.envelope.tags,
+            metadata: &event.envelope.metadata,
             payload: &event.payload,
         }
     }
@@ -650,7 +650,7 @@ mod tests {
         assert_eq!(back.correlation_id.as_deref(), Some("order-é"));
         assert_eq!(back.causation_id.as_deref(), Some("cmd-1"));
         assert_eq!(back.tags, ["vip", "eu"]);
-        assert_eq!(back.metadata, event.metadata);
+        assert_eq!(back.metadata, event.envelope.metadata);
         assert_eq!(back.payload, br#"{"amount":5}"#);
         // Every cut short of the payload is noticed (the payload is the rest).
         let payload_start = buf.len() - event.payload.len();
@@ -668,14 +668,14 @@ mod tests {
             for correlation in ids {
                 for causation in ids {
                     let mut event = NewEvent::new("E", b"[]".to_vec());
-                    event.command_id = command.map(std::sync::Arc::from);
-                    event.correlation_id = correlation.map(std::sync::Arc::from);
-                    event.causation_id = causation.map(std::sync::Arc::from);
+                    event.envelope.command_id = command.map(std::sync::Arc::from);
+                    event.envelope.correlation_id = correlation.map(std::sync::Arc::from);
+                    event.envelope.causation_id = causation.map(std::sync::Arc::from);
                     let back = decode_event(&encode(&stream, 1, &event)?, 1)?;
                     let case = format!("{command:?} {correlation:?} {causation:?}");
-                    assert_eq!(back.command_id, event.command_id, "{case}");
-                    assert_eq!(back.correlation_id, event.correlation_id, "{case}");
-                    assert_eq!(back.causation_id, event.causation_id, "{case}");
+                    assert_eq!(back.command_id, event.envelope.command_id, "{case}");
+                    assert_eq!(back.correlation_id, event.envelope.correlation_id, "{case}");
+                    assert_eq!(back.causation_id, event.envelope.causation_id, "{case}");
                     assert_eq!(back.payload, b"[]", "{case}");
                 }
             }
@@ -698,7 +698,7 @@ mod tests {
             }
         }
         let back = decode_event(&encode(&StreamId::new("t", "i"), 1, &event)?, 1)?;
-        for (key, value) in &event.metadata {
+        for (key, value) in &event.envelope.metadata {
             let want = value.as_f64().map(f64::to_bits);
             assert_eq!(back.metadata[key].as_f64().map(f64::to_bits), want, "{key}");
         }

@@ -328,7 +328,7 @@ mod tests {
             assert_eq!(event.stream, StreamId::new("t", format!("s{s}")));
             assert_eq!(event.sequence, *sequence);
             assert_eq!(event.payload, new.payload);
-            assert_eq!(event.metadata, new.metadata);
+            assert_eq!(event.metadata, new.envelope.metadata);
         }
 
         store

@@ -30,11 +30,13 @@ fn decode_recorded(bytes: &[u8], position: u64) -> Result<RecordedEvent, StoreEr
         event_type: event.event_type,
         event_version: event.event_version,
         timestamp: event.timestamp,
-        command_id: event.command_id,
-        correlation_id: event.correlation_id,
-        causation_id: event.causation_id,
-        tags: event.tags,
-        metadata: event.metadata,
+        envelope: es_core::store::Envelope {
+            command_id: event.command_id,
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
+            tags: event.tags,
+            metadata: event.metadata,
+        },
         payload: event.payload,
     })
 }

@@ -118,12 +118,12 @@ impl Request {
         match self {
             Request::Append { events, .. } => events
                 .iter()
-                .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.metadata.len())
+                .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.envelope.metadata.len())
                 .sum(),
             Request::AppendMany { items, .. } => items
                 .iter()
                 .flat_map(|item| &item.events)
-                .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.metadata.len())
+                .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.envelope.metadata.len())
                 .sum(),
             Request::Put { key, value, .. } => key.len() + value.len(),
             Request::Prune { .. } => 64,

@@ -350,10 +350,10 @@ impl CopyRows {
         self.int8(i64::from(event.event_version));
         self.jsonb(metadata.unwrap_or("{}"));
         self.bytes(&event.payload);
-        self.opt_text(event.command_id.as_deref());
-        self.opt_text(event.correlation_id.as_deref());
-        self.opt_text(event.causation_id.as_deref());
-        self.text_array(&event.tags);
+        self.opt_text(event.envelope.command_id.as_deref());
+        self.opt_text(event.envelope.correlation_id.as_deref());
+        self.opt_text(event.envelope.causation_id.as_deref());
+        self.text_array(&event.envelope.tags);
         let (time, ns) = match event.timestamp {
             Some(t) => split_timestamp(t),
             None => (now, 0),
@@ -489,9 +489,9 @@ mod tests {
         let p = pending("s", ExpectedVersion::Any, 1);
         let t = DateTime::from_timestamp(946_684_800, 1_500).unwrap_or_default();
         let mut event = NewEvent::new("E", vec![7]);
-        event.tags = vec!["x".to_owned(), "yz".to_owned()];
+        event.envelope.tags = vec!["x".to_owned(), "yz".to_owned()];
         event.timestamp = Some(t);
-        event.command_id = Some("c".into());
+        event.envelope.command_id = Some("c".into());
         let mut rows = CopyRows::with_capacity(0);
         rows.event(65_537, &p, 3, &event, None, t);
         let Some(buf) = rows.finish() else {

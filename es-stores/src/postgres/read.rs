@@ -223,20 +223,22 @@ fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
             StoreError::Corrupt(format!("event version {event_version} out of range"))
         })?,
         timestamp: join_timestamp(recorded_at, recorded_at_ns),
-        command_id: row
-            .try_get::<Option<&str>, _>(10)
-            .map_err(read)?
-            .map(std::sync::Arc::from),
-        correlation_id: row
-            .try_get::<Option<&str>, _>(11)
-            .map_err(read)?
-            .map(std::sync::Arc::from),
-        causation_id: row
-            .try_get::<Option<&str>, _>(12)
-            .map_err(read)?
-            .map(std::sync::Arc::from),
-        tags: row.try_get(13).map_err(read)?,
-        metadata,
+        envelope: es_core::store::Envelope {
+            command_id: row
+                .try_get::<Option<&str>, _>(10)
+                .map_err(read)?
+                .map(std::sync::Arc::from),
+            correlation_id: row
+                .try_get::<Option<&str>, _>(11)
+                .map_err(read)?
+                .map(std::sync::Arc::from),
+            causation_id: row
+                .try_get::<Option<&str>, _>(12)
+                .map_err(read)?
+                .map(std::sync::Arc::from),
+            tags: row.try_get(13).map_err(read)?,
+            metadata,
+        },
         payload: row.try_get(8).map_err(read)?,
     })
 }

@@ -292,11 +292,11 @@ fn prepare(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreError> {
     let mut metadata = Vec::with_capacity(events.len());
     for event in events {
         check_text("event type", &event.event_type)?;
-        if event.metadata.is_empty() {
+        if event.envelope.metadata.is_empty() {
             metadata.push(None);
             continue;
         }
-        metadata.push(Some(metadata_json(&event.metadata)?));
+        metadata.push(Some(metadata_json(&event.envelope.metadata)?));
     }
     Ok(metadata)
 }

@@ -266,14 +266,14 @@ impl Lane {
                 ev_version.push(i64::from(e.event_version));
                 ev_meta.push(meta.as_deref());
                 ev_payload.push(e.payload.as_slice());
-                ev_command.push(e.command_id.as_deref());
-                ev_correlation.push(e.correlation_id.as_deref());
-                ev_causation.push(e.causation_id.as_deref());
+                ev_command.push(e.envelope.command_id.as_deref());
+                ev_correlation.push(e.envelope.correlation_id.as_deref());
+                ev_causation.push(e.envelope.causation_id.as_deref());
                 // 1-based inclusive bounds into `all_tags` (empty when `to < from`); a
                 // statement holds far fewer than i32::MAX tags (65,535 events, ids and tags
                 // bounded), so the conversions cannot saturate in practice.
                 ev_tag_from.push(i32::try_from(all_tags.len() + 1).unwrap_or(i32::MAX));
-                all_tags.extend(e.tags.iter().map(String::as_str));
+                all_tags.extend(e.envelope.tags.iter().map(String::as_str));
                 ev_tag_to.push(i32::try_from(all_tags.len()).unwrap_or(i32::MAX));
                 let (time, ns) = match e.timestamp {
                     Some(t) => {

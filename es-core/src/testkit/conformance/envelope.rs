@@ -12,19 +12,22 @@ fn assert_envelope(got: &RecordedEvent, want: &NewEvent, what: &str) {
     let name = &want.event_type;
     assert_eq!(got.event_type, want.event_type, "{what}: type");
     assert_eq!(
-        got.command_id, want.command_id,
+        got.command_id, want.envelope.command_id,
         "{what}: command id of {name}"
     );
     assert_eq!(
-        got.correlation_id, want.correlation_id,
+        got.correlation_id, want.envelope.correlation_id,
         "{what}: correlation id of {name}"
     );
     assert_eq!(
-        got.causation_id, want.causation_id,
+        got.causation_id, want.envelope.causation_id,
         "{what}: causation id of {name}"
     );
-    assert_eq!(got.tags, want.tags, "{what}: tags of {name}");
-    assert_eq!(got.metadata, want.metadata, "{what}: metadata of {name}");
+    assert_eq!(got.tags, want.envelope.tags, "{what}: tags of {name}");
+    assert_eq!(
+        got.metadata, want.envelope.metadata,
+        "{what}: metadata of {name}"
+    );
     assert_eq!(got.payload, want.payload, "{what}: payload of {name}");
     if let Some(at) = want.timestamp {
         assert_eq!(

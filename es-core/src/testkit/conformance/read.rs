@@ -173,7 +173,7 @@ pub async fn metadata_and_payload_round_trip<S: ConformanceStore>(store: S) {
             assert_eq!(got.stream, s);
             assert_eq!(got.event_type, want.event_type);
             assert_eq!(got.event_version, want.event_version);
-            assert_eq!(got.metadata, want.metadata);
+            assert_eq!(got.metadata, want.envelope.metadata);
             assert_eq!(
                 got.payload, want.payload,
                 "payload of {} changed",
