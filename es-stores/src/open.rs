@@ -39,7 +39,7 @@ use es_core::MemoryStore;
 use es_core::store::{Store, StoreError, StreamId};
 
 /// Opens (creating it when needed) the store named by `url`: `memory:`, `file:DIR`,
-/// `lmdb:DIR` or `postgres://...` (see the [module docs](self)).
+/// `lmdb:DIR` or `postgres://...`; each scheme needs its cargo feature.
 ///
 /// # Errors
 ///
