@@ -14,7 +14,7 @@
 //!   "note": "2 vCPU VM, ...\nsecond line",
 //!   "series": [
 //!     { "name": "es, LMDB (durable)",
-//!       "source": "es-bench all --runs 3, 2026-11-27, 0d31636",
+//!       "source": "es-bench all --runs 3, 2026-11-27, 189ad16",
 //!       "points": [ { "clients": 64, "commands_per_s": 31012 },
 //!                   { "clients": 1024, "commands_per_s": 69538 } ] },
 //!     { "name": "cqrs-es (peer)", "peer": true,
