@@ -41,12 +41,17 @@
 //! - Repeat: `with_fresh_ids`, `duplicates_answered` and `without_ids` (latency figures each,
 //!   in nanoseconds: `p50_ns`, ...), `duplicate_p50_over_fresh_p50`, `fresh_id_p50_over_no_id_p50`.
 //!
+//! `es-bench plot RESULTS.json --out FILE.svg` draws commands/s by clients from a results file
+//! (its format: the `plot` module) as an SVG; the README's plot is
+//! `cargo run -p es-bench -- plot docs/results/w1.json --out docs/w1.svg`.
+//!
 //! Exit status: 0 when every run completed and passed its correctness checks, 1 when a check
 //! failed (W1 errors, W3 failures or a wrong balance, wrong event counts, ...), 2 when a run
 //! could not complete (a store error, bad options).
 
 mod domain;
 mod error;
+mod plot;
 mod report;
 mod stores;
 mod sys;
@@ -138,7 +143,12 @@ impl Recorder {
 
 /// Runs the workloads of docs/benchmarks.md and prints one JSON line per workload and store.
 #[derive(Debug, Parser)]
-#[command(name = "es-bench", version, about)]
+#[command(
+    name = "es-bench",
+    version,
+    about,
+    after_help = "Plot: es-bench plot RESULTS.json --out FILE.svg draws commands/s by clients from a results file as an SVG."
+)]
 struct Cli {
     /// The workload, or `all` (every workload on every available store).
     target: Target,
@@ -200,6 +210,10 @@ struct Job {
 }
 
 fn main() -> ExitCode {
+    // `plot` is not a workload: it reads a results file and runs no store or runtime.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "plot") {
+        return plot::main(std::env::args_os().skip(1));
+    }
     let cli = Cli::parse();
     if let Err(e) = cli.metrics.install() {
         eprintln!("es-bench: {e}");
