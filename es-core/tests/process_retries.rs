@@ -102,9 +102,14 @@ async fn a_process_manager_retries_a_checkpoint_load_that_fails_for_a_moment() {
         .unwrap();
     let position = done.events[0].position;
     // Saved by a previous holder of the lease: the runner resumes from it when it takes over.
-    CheckpointStore::save(&checkpoints.inner, &format!("{CHECKPOINT_PREFIX}audit"), 0, None)
-        .await
-        .unwrap();
+    CheckpointStore::save(
+        &checkpoints.inner,
+        &format!("{CHECKPOINT_PREFIX}audit"),
+        0,
+        None,
+    )
+    .await
+    .unwrap();
 
     let audit = kernel
         .process_managers()
@@ -112,7 +117,11 @@ async fn a_process_manager_retries_a_checkpoint_load_that_fails_for_a_moment() {
         .await
         .unwrap();
     assert!(audit.status().standby);
-    assert_eq!(checkpoints.loads.load(Ordering::SeqCst), 1, "start loads once");
+    assert_eq!(
+        checkpoints.loads.load(Ordering::SeqCst),
+        1,
+        "start loads once"
+    );
 
     // The lease comes free while the database is unreachable: the runner takes it over and
     // loads the checkpoint through three failures.
