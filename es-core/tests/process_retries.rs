@@ -1,6 +1,7 @@
-//! A process manager follows the log with the same retry policy as a projection: a checkpoint
-//! load that fails for a moment, after the runner takes its lease over, is tried again rather
-//! than stopping the runner.
+//! A process manager follows the log as a projection does, on a checkpoint store that elects
+//! one runner per name: a checkpoint load that fails for a moment, after the runner takes its
+//! lease over, is tried again rather than stopping the runner; a runner started at a given
+//! position keeps it when it first takes the lease.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
@@ -142,5 +143,53 @@ async fn a_process_manager_retries_a_checkpoint_load_that_fails_for_a_moment() {
     );
     assert_eq!(status.events_handled, 1);
     assert_eq!(audit.instances().await, 1);
+    kernel.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_process_manager_started_at_a_position_keeps_it_when_it_takes_the_lease() {
+    let events = MemoryStore::new();
+    let checkpoints = FlakyCheckpoints::default();
+    let kernel = Kernel::builder()
+        .event_store(events.clone())
+        .checkpoint_store(checkpoints.clone())
+        .register::<Account>()
+        .build()
+        .unwrap();
+    kernel
+        .dispatch::<Account>("a-1", AccountCommand::Deposit(5))
+        .await
+        .unwrap();
+    let done = kernel
+        .dispatch::<Account>("a-1", AccountCommand::Deposit(6))
+        .await
+        .unwrap();
+    let second = done.events[0].position;
+    CheckpointStore::save(
+        &checkpoints.inner,
+        &format!("{CHECKPOINT_PREFIX}audit"),
+        0,
+        None,
+    )
+    .await
+    .unwrap();
+
+    let audit = kernel
+        .process_managers()
+        .start::<Audit>(
+            ProjectionOptions::default()
+                .start_position(second)
+                .poll_interval(Duration::from_millis(20)),
+        )
+        .await
+        .unwrap();
+    checkpoints.free.store(true, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), audit.wait_for(second))
+        .await
+        .expect("the runner takes over and catches up")
+        .unwrap();
+    // Only the event at the given position was handled: the checkpoint (at 0) was not reloaded.
+    assert_eq!(audit.status().events_handled, 1);
+    assert_eq!(checkpoints.loads.load(Ordering::SeqCst), 0);
     kernel.shutdown().await;
 }
