@@ -87,22 +87,23 @@ impl CheckpointStore for FlakyCheckpoints {
     }
 }
 
-#[tokio::test]
-async fn a_process_manager_retries_a_checkpoint_load_that_fails_for_a_moment() {
-    let events = MemoryStore::new();
-    let checkpoints = FlakyCheckpoints::default();
+/// A kernel on `checkpoints` whose log holds `deposits` deposits, and a checkpoint at 0 saved
+/// by a previous holder of the lease; returns the position of the last deposit.
+async fn kernel_with(checkpoints: &FlakyCheckpoints, deposits: u64) -> (Kernel, u64) {
     let kernel = Kernel::builder()
-        .event_store(events.clone())
+        .event_store(MemoryStore::new())
         .checkpoint_store(checkpoints.clone())
         .register::<Account>()
         .build()
         .unwrap();
-    let done = kernel
-        .dispatch::<Account>("a-1", AccountCommand::Deposit(5))
-        .await
-        .unwrap();
-    let position = done.events[0].position;
-    // Saved by a previous holder of the lease: the runner resumes from it when it takes over.
+    let mut last = 0;
+    for amount in 1..=deposits {
+        let done = kernel
+            .dispatch::<Account>("a-1", AccountCommand::Deposit(amount))
+            .await
+            .unwrap();
+        last = done.events[0].position;
+    }
     CheckpointStore::save(
         &checkpoints.inner,
         &format!("{CHECKPOINT_PREFIX}audit"),
@@ -111,6 +112,13 @@ async fn a_process_manager_retries_a_checkpoint_load_that_fails_for_a_moment() {
     )
     .await
     .unwrap();
+    (kernel, last)
+}
+
+#[tokio::test]
+async fn a_process_manager_retries_a_checkpoint_load_that_fails_for_a_moment() {
+    let checkpoints = FlakyCheckpoints::default();
+    let (kernel, position) = kernel_with(&checkpoints, 1).await;
 
     let audit = kernel
         .process_managers()
@@ -148,31 +156,8 @@ async fn a_process_manager_retries_a_checkpoint_load_that_fails_for_a_moment() {
 
 #[tokio::test]
 async fn a_process_manager_started_at_a_position_keeps_it_when_it_takes_the_lease() {
-    let events = MemoryStore::new();
     let checkpoints = FlakyCheckpoints::default();
-    let kernel = Kernel::builder()
-        .event_store(events.clone())
-        .checkpoint_store(checkpoints.clone())
-        .register::<Account>()
-        .build()
-        .unwrap();
-    kernel
-        .dispatch::<Account>("a-1", AccountCommand::Deposit(5))
-        .await
-        .unwrap();
-    let done = kernel
-        .dispatch::<Account>("a-1", AccountCommand::Deposit(6))
-        .await
-        .unwrap();
-    let second = done.events[0].position;
-    CheckpointStore::save(
-        &checkpoints.inner,
-        &format!("{CHECKPOINT_PREFIX}audit"),
-        0,
-        None,
-    )
-    .await
-    .unwrap();
+    let (kernel, second) = kernel_with(&checkpoints, 2).await;
 
     let audit = kernel
         .process_managers()
