@@ -43,7 +43,9 @@
 
 pub mod aggregate;
 pub mod clock;
+mod counter;
 pub mod event;
+mod follow;
 pub mod kernel;
 pub mod memory;
 pub mod metrics;

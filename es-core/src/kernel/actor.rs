@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use super::metrics::AggregateMetrics;
 use crate::aggregate::Aggregate;
-use crate::metrics::AggregateMetrics;
 use crate::store::StreamId;
 
 use super::DispatchError;

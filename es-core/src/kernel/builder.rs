@@ -8,9 +8,8 @@ use std::time::Duration;
 use crate::aggregate::Aggregate;
 use crate::clock::{Clock, SystemClock};
 use crate::event::EventSet;
-use crate::store::{CheckpointStore, EventStore, SnapshotStore};
-
 use crate::projection::Projections;
+use crate::store::{CheckpointStore, EventStore, SnapshotStore};
 use crate::tracker::TaskTracker;
 
 use super::context::{Config, Context};
@@ -350,11 +349,10 @@ impl KernelBuilder {
             .collect();
         let tasks = TaskTracker::default();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let process_managers = crate::process::Registry::new(self.checkpoint_store.clone());
         let projections = Projections::new(
             runtime.clone(),
             event_store.clone(),
-            self.checkpoint_store,
+            self.checkpoint_store.clone(),
             tasks.clone(),
             clock.clone(),
         );
@@ -370,7 +368,7 @@ impl KernelBuilder {
             ctx,
             registries,
             projections,
-            process_managers,
+            self.checkpoint_store,
             self.config,
         ))
     }

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::metrics::AggregateMetrics;
 use crate::aggregate::Aggregate;
-use crate::metrics::AggregateMetrics;
 use crate::store::{AppendResult, ExpectedVersion, RecordedEvent, StoreError, StreamId};
 
 use super::context::Context;

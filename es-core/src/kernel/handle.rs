@@ -9,11 +9,12 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
-use crate::metrics::{AggregateStats, KernelStats};
 use crate::projection::Projections;
-use crate::store::EventStore;
+use crate::store::{CheckpointStore, EventStore};
 
 use super::context::{Config, Context, IdleClock};
+use super::extensions::{Extension, Extensions};
+use super::metrics::{AggregateStats, KernelStats};
 use super::registry::{AnyRegistry, Registry};
 use super::{Committed, DispatchError, DispatchOptions};
 
@@ -34,7 +35,10 @@ struct KernelInner {
     ctx: Arc<Context>,
     registries: Arc<Registries>,
     projections: Projections,
-    process_managers: crate::process::Registry,
+    /// The kernel's default checkpoint store (projections and process managers).
+    checkpoint_store: Option<Arc<dyn CheckpointStore>>,
+    /// What was started on top of the kernel (process managers), stopped first at shutdown.
+    extensions: Extensions,
     /// Tells the passivation sweeper to end; dropping it does too.
     stop_sweeper: watch::Sender<bool>,
     config: Config,
@@ -46,7 +50,7 @@ impl Kernel {
         ctx: Context,
         registries: Registries,
         projections: Projections,
-        process_managers: crate::process::Registry,
+        checkpoint_store: Option<Arc<dyn CheckpointStore>>,
         config: Config,
     ) -> Self {
         let registries = Arc::new(registries);
@@ -62,7 +66,8 @@ impl Kernel {
                 ctx: Arc::new(ctx),
                 registries,
                 projections,
-                process_managers,
+                checkpoint_store,
+                extensions: Extensions::default(),
                 stop_sweeper,
                 config,
             }),
@@ -204,14 +209,16 @@ impl Kernel {
         &self.inner.projections
     }
 
-    /// The process managers of this kernel.
-    pub fn process_managers(&self) -> crate::process::ProcessManagers<'_> {
-        crate::process::ProcessManagers::new(self)
+    /// The extension of type `T` started on top of this kernel (the process managers' runners),
+    /// made with `make` the first time it is asked for; [`Kernel::shutdown`] stops it before
+    /// the actors. `make` must not ask for an extension itself.
+    pub(crate) fn extension<T: Extension>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        self.inner.extensions.get_or_insert_with(make)
     }
 
-    /// The process manager registry (runners by name).
-    pub(crate) fn process_registry(&self) -> &crate::process::Registry {
-        &self.inner.process_managers
+    /// The kernel's default checkpoint store, if it was built with one.
+    pub(crate) fn checkpoint_store(&self) -> Option<&Arc<dyn CheckpointStore>> {
+        self.inner.checkpoint_store.as_ref()
     }
 
     /// A handle that does not keep the kernel alive (process manager runners hold one).
@@ -234,9 +241,9 @@ impl Kernel {
     /// can be reopened right away).
     pub async fn shutdown(&self) {
         let inner = &self.inner;
-        // Process managers first: their in-flight commands still commit, and what they
-        // handled is checkpointed.
-        inner.process_managers.stop_all().await;
+        // What runs on top of the kernel first (process managers): their in-flight commands
+        // still commit, and what they handled is checkpointed.
+        inner.extensions.shutdown().await;
         inner.ctx.begin_shutdown();
         inner.stop_sweeper.send_replace(true);
         // Actors are asked to stop through their mailboxes, so an actor's hot loop never has

@@ -2,9 +2,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use super::metrics::AggregateMetrics;
 use crate::aggregate::Aggregate;
 use crate::event::EventSet;
-use crate::metrics::AggregateMetrics;
 use crate::store::{Snapshot, StoreError, StreamId};
 
 use super::context::Context;

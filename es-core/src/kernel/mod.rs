@@ -8,7 +8,9 @@
 //! - `commit`: decide (`decide`, pure), append, answer; `dedup` answers repeated command ids
 //!   from the aggregate's window, `load` rehydrates the state and `snapshot` writes snapshots;
 //! - `context`: what every actor is given (stores, settings, task tracker, clock), and
-//!   `message`: what travels through a mailbox.
+//!   `message`: what travels through a mailbox;
+//! - `metrics`: the handles each aggregate type reports through, and `extensions`: what is
+//!   started on top of a kernel (process managers) and stopped with it.
 
 mod actor;
 mod builder;
@@ -16,16 +18,19 @@ mod commit;
 mod context;
 mod decide;
 mod dedup;
+mod extensions;
 mod handle;
 mod load;
 mod mailbox;
 mod message;
+pub(crate) mod metrics;
 mod registry;
 mod snapshot;
 
 use crate::store::{Envelope, RecordedEvent, StoreError, envelope_builders};
 
 pub use builder::{BuildError, KernelBuilder};
+pub(crate) use extensions::{Extension, ShutdownFuture};
 pub use handle::Kernel;
 pub(crate) use handle::WeakKernel;
 

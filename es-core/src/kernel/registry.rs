@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::mapref::entry::Entry;
 use tokio::sync::oneshot;
 
+use super::metrics::{AggregateMetrics, AggregateStats};
 use crate::aggregate::Aggregate;
-use crate::metrics::{AggregateMetrics, AggregateStats};
 
 use super::actor::{Actor, Slot, Slots};
 use super::context::Context;

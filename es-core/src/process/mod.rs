@@ -34,6 +34,15 @@
 //!
 //! Events of one instance are handled one at a time, each after the commands of the previous one
 //! were answered (and their rejections handled); different instances proceed concurrently.
+//!
+//! # Layout
+//!
+//! This file holds what a process manager is ([`ProcessManager`], [`Commands`], the command
+//! ids); below it, each file depends on the ones before it only: `metrics` (the handles),
+//! `status` (what a runner shares with its handles), `handle` ([`ProcessHandle`]), `instances`
+//! (what the checkpoint holds), `runner` (its part of following the log; the follower in
+//! `crate::follow` does the rest), and `managers` (`kernel.process_managers()`, kept as an
+//! extension of the kernel: the kernel does not know process managers).
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -51,14 +60,16 @@ use crate::projection::ProjectionError;
 use crate::store::RecordedEvent;
 
 mod handle;
+mod instances;
+mod managers;
+mod metrics;
 mod runner;
+mod status;
 
-pub(crate) use handle::Registry;
-
-pub use handle::{
-    CHECKPOINT_PREFIX, COMMANDS_SENT, EVENTS_HANDLED, INSTANCES, LAG_EVENTS, ProcessHandle,
-    ProcessManagers, ProcessStatus, REJECTIONS,
-};
+pub use handle::ProcessHandle;
+pub use managers::{CHECKPOINT_PREFIX, ProcessManagers};
+pub use metrics::{COMMANDS_SENT, EVENTS_HANDLED, INSTANCES, LAG_EVENTS, REJECTIONS};
+pub use status::ProcessStatus;
 
 /// A workflow across aggregates. Written by `#[process_manager]`, or by hand.
 ///

@@ -1,20 +1,22 @@
 //! What starting a runner takes, with or without a kernel: choosing its checkpoint store,
 //! restoring its state, and spawning its task.
 
-use std::collections::VecDeque;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
 
-use super::handle::{ProjectionHandle, Shared, StatusInner};
-use super::options::{ProjectionOptions, ProjectionPhase};
-use super::runner::{Election, Runner};
-use super::{Projection, ProjectionError};
-use crate::metrics::ProjectionMetricsRef;
+use crate::clock::SystemClock;
+use crate::follow::{self, Plan, Progress};
 use crate::store::{CheckpointStore, EventStore};
-use crate::tracker::TaskToken;
+use crate::tracker::{TaskToken, TaskTracker};
+
+use super::error::ProjectionError;
+use super::handle::ProjectionHandle;
+use super::metrics::{ProjectionMetrics, ProjectionMetricsRef};
+use super::options::ProjectionOptions;
+use super::read_model::Projection;
+use super::runner::{Runner, restore};
+use super::shared::{Shared, StatusInner};
 
 /// The checkpoint store a runner of `name` uses: the options', else `default`; refused when
 /// there is none and the options do not ask for positions kept in memory only.
@@ -38,7 +40,10 @@ pub(super) async fn initial<P: Projection>(
 ) -> Result<(P, u64), ProjectionError> {
     match (&options.start_position, checkpoints) {
         (Some(start), _) => Ok((P::default(), start.saturating_sub(1))),
-        (None, Some(store)) => restore::<P>(store.as_ref(), options.persist_state).await,
+        (None, Some(store)) => {
+            let checkpoint = store.load(P::NAME).await?;
+            restore::<P>(checkpoint, options.persist_state)
+        }
         (None, None) => Ok((P::default(), 0)),
     }
 }
@@ -60,63 +65,105 @@ impl Launch {
         state: P,
         position: u64,
     ) -> ProjectionHandle<P> {
-        let (stop, stop_rx) = watch::channel(false);
+        // Until the runner knows it may run (its store elects no runner, or it holds the
+        // lease), it stands by. Without a checkpoint store there is no election.
+        let progress = Arc::new(Progress::new(position, self.checkpoints.is_some()));
         let shared = Arc::new(Shared {
             name: P::NAME,
             state: tokio::sync::Mutex::new(state),
-            processed: watch::Sender::new(position),
-            status: Mutex::new(StatusInner {
-                phase: ProjectionPhase::Running,
-                rebuild: None,
-                skipped_count: 0,
-                skipped: VecDeque::new(),
-                // Until the runner knows it may run (its store elects no runner, or it holds
-                // the lease), it stands by. Without a checkpoint store there is no election.
-                standby: self.checkpoints.is_some(),
-            }),
+            progress: progress.clone(),
+            status: Mutex::new(StatusInner::default()),
             metrics: self.metrics,
-            stop,
-            task: Mutex::new(None),
         });
+        let plan = Plan {
+            kind: "projection",
+            store: self.store,
+            filter: P::event_filter(),
+            batch: self.options.batch_size,
+            poll: self.options.poll_interval,
+            checkpoint: P::NAME.to_owned(),
+            checkpoints: self.checkpoints,
+            given_position: self.options.start_position.is_some(),
+        };
         let runner = Runner {
             shared: shared.clone(),
-            store: self.store,
-            election: self.checkpoints.as_ref().map(|_| Election::new(P::NAME)),
-            checkpoints: self.checkpoints,
-            resume_on_takeover: self.options.start_position.is_none(),
             options: self.options,
-            stop: stop_rx,
-            _p: PhantomData,
-            _token: self.token,
         };
-        // The handle is locked while spawning, so a `stop` cannot miss the task.
-        let mut task = shared.task.lock();
-        *task = Some(runtime.spawn(runner.run()));
-        drop(task);
+        follow::spawn(runtime, plan, progress, runner, Some(self.token));
         ProjectionHandle { shared }
     }
 }
 
-/// The checkpoint of `P` in `store`: its position, with its state when it saved one.
-pub(super) async fn restore<P: Projection>(
-    store: &dyn CheckpointStore,
-    persist: bool,
-) -> Result<(P, u64), ProjectionError> {
-    let Some(checkpoint) = store.load(P::NAME).await? else {
-        return Ok((P::default(), 0));
+/// Starts a runner for `P` on `store` without a kernel (the original Erlang project's
+/// `start_link`): it resumes from its checkpoint, catches up, then follows new events, and
+/// [`ProjectionHandle::stop`] stops it.
+///
+/// `store` is any [`EventStore`]: a `Clone` store (`MemoryStore`, `LmdbStore`, ...) or an
+/// `Arc<dyn Store>`. Checkpoints go to [`ProjectionOptions::checkpoint_store`] (often the same
+/// store); without one the runner is refused ([`ProjectionError::NoCheckpointStore`]) unless
+/// the options say [`ProjectionOptions::in_memory_checkpoints`].
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::projection::{ProjectionError, spawn};
+///
+/// #[derive(Debug, Default, Clone)]
+/// struct Count(u64);
+/// impl Projection for Count {
+///     const NAME: &'static str = "count";
+///     fn accepts(event_type: &str) -> bool {
+///         event_type == "Ticked"
+///     }
+///     fn handle(&mut self, _: &RecordedEvent) -> Result<(), ProjectionError> {
+///         self.0 += 1;
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let options = ProjectionOptions::default().checkpoint_store(store.clone());
+/// let handle = spawn::<Count>(store.clone(), options).await?;
+/// let stream = StreamId::new("clock", "c-1");
+/// let done = store
+///     .append(&stream, ExpectedVersion::Any, vec![NewEvent::new("Ticked", b"{}".to_vec())])
+///     .await?;
+/// handle.wait_for(done.events[0].position).await?;
+/// assert_eq!(handle.state().await.0, 1);
+/// handle.stop().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`ProjectionError::NoCheckpointStore`], a store error while restoring the checkpoint, a
+/// saved state that cannot be restored, or [`ProjectionError::Stopped`] when called outside a
+/// tokio runtime.
+pub async fn spawn<P: Projection>(
+    store: impl EventStore,
+    options: ProjectionOptions,
+) -> Result<ProjectionHandle<P>, ProjectionError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| ProjectionError::Stopped {
+        name: P::NAME.to_owned(),
+        position: 0,
+        reason: "a projection runner needs a tokio runtime: spawn it from within one".to_owned(),
+    })?;
+    let store: Arc<dyn EventStore> = Arc::new(store);
+    let checkpoints = checkpoints_for(P::NAME, &options, None)?;
+    let (state, position) = initial::<P>(&options, checkpoints.as_ref()).await?;
+    let metrics = Arc::new(ProjectionMetrics::new(
+        P::NAME,
+        store.subscribe(),
+        Arc::new(SystemClock),
+    ));
+    let launch = Launch {
+        store,
+        checkpoints,
+        options,
+        metrics,
+        token: TaskTracker::default().token(),
     };
-    if !persist {
-        return Ok((P::default(), checkpoint.position));
-    }
-    match checkpoint.state.as_deref().map(P::decode_state) {
-        Some(Some(Ok(state))) => Ok((state, checkpoint.position)),
-        Some(Some(Err(e))) => Err(ProjectionError::State(format!(
-            "the saved state of `{}` at position {} cannot be restored: {e}",
-            P::NAME,
-            checkpoint.position
-        ))),
-        // Nothing saved, or a projection that does not persist its state: it keeps its own
-        // read model elsewhere and only needs the position.
-        Some(None) | None => Ok((P::default(), checkpoint.position)),
-    }
+    Ok(launch.spawn(&runtime, state, position))
 }

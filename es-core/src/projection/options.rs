@@ -3,10 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::follow::ProjectionPhase;
 use crate::store::CheckpointStore;
-
-#[cfg(doc)]
-use super::Projections;
 
 /// What a runner does when handling an event fails.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,6 +23,40 @@ pub enum ErrorPolicy {
     },
     /// Skip the failing event, record it in the status, and go on.
     Skip,
+}
+
+impl ErrorPolicy {
+    /// What a runner does after a handler failed with `error` on one event for the `attempt`th
+    /// time (counting from 1). Projection and process-manager runners both ask it.
+    pub(crate) fn on_failure(&self, attempt: u32, error: &impl std::fmt::Display) -> OnFailure {
+        match self {
+            ErrorPolicy::Stop => OnFailure::Stop(error.to_string()),
+            ErrorPolicy::Skip => OnFailure::Skip,
+            ErrorPolicy::Retry {
+                attempts,
+                initial_backoff,
+                max_backoff,
+            } => {
+                if attempt > *attempts {
+                    return OnFailure::Stop(format!("{error} (after {attempts} retries)"));
+                }
+                let wait = initial_backoff
+                    .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+                    .min(*max_backoff);
+                OnFailure::RetryAfter(wait)
+            }
+        }
+    }
+}
+
+/// What [`ErrorPolicy::on_failure`] says to do.
+pub(crate) enum OnFailure {
+    /// Stop the runner; the message says why.
+    Stop(String),
+    /// Skip the event and go on.
+    Skip,
+    /// Try the event again after this wait.
+    RetryAfter(Duration),
 }
 
 /// How to run a projection.
@@ -139,21 +171,6 @@ impl std::fmt::Debug for ProjectionOptions {
     }
 }
 
-/// Where a runner is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProjectionPhase {
-    /// Reading a backlog, or standing by while another process runs this name (the status
-    /// then says `standby`).
-    Running,
-    /// At the head of the log, waiting for new events.
-    CaughtUp,
-    /// Stopped: `error` is `None` after `stop`, else why it stopped.
-    Stopped {
-        /// The error that stopped it, if any.
-        error: Option<String>,
-    },
-}
-
 /// An event the [`ErrorPolicy::Skip`] policy skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedEvent {
@@ -165,7 +182,7 @@ pub struct SkippedEvent {
     pub error: String,
 }
 
-/// A runner's status, from [`Projections::lookup`].
+/// A runner's status, from [`Projections::lookup`](super::Projections::lookup).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProjectionStatus {
@@ -190,7 +207,7 @@ pub struct ProjectionStatus {
     pub events_filtered: u64,
     /// How many times a runner of this name was started again after it had stopped.
     pub restarts: u64,
-    /// A rebuild in progress ([`Projections::rebuild`]), if one is.
+    /// A rebuild in progress ([`Projections::rebuild`](super::Projections::rebuild)), if one is.
     pub rebuild: Option<RebuildProgress>,
     /// Whether the runner stands by: another process sharing its checkpoint store
     /// (PostgreSQL) runs this projection, and this runner takes over, from the last saved

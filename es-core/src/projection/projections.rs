@@ -7,14 +7,19 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::handle::{AnyRunner, ProjectionHandle, Shared};
-use super::launch::{Launch, checkpoints_for, initial};
-use super::options::{ProjectionOptions, ProjectionPhase, ProjectionStatus};
-use super::{Projection, ProjectionError};
 use crate::clock::Clock;
-use crate::metrics::{ProjectionMetrics, ProjectionMetricsRef};
+use crate::follow::ProjectionPhase;
 use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::{TaskToken, TaskTracker};
+
+use super::error::ProjectionError;
+use super::handle::ProjectionHandle;
+use super::launch::{Launch, checkpoints_for, initial};
+use super::metrics::{ProjectionMetrics, ProjectionMetricsRef};
+use super::options::{ProjectionOptions, ProjectionStatus};
+use super::read_model::Projection;
+use super::rebuild;
+use super::shared::{AnyRunner, Shared};
 
 /// How often the lag monitor refreshes every runner's lag gauges.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
@@ -171,7 +176,7 @@ impl Projections {
         let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
         let running = self.runners.lock().running::<P>()?;
         let shared = running.as_ref().map(|h| h.shared.as_ref());
-        super::rebuild::rebuild::<P>(
+        rebuild::rebuild::<P>(
             self.event_store.as_ref(),
             checkpoints.as_ref(),
             shared,

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use super::handle::Shared;
-use super::options::{ProjectionOptions, RebuildProgress};
-use super::{Projection, ProjectionError, apply_event};
 use crate::store::{CheckpointStore, EventStore};
+
+use super::error::ProjectionError;
+use super::options::{ProjectionOptions, RebuildProgress};
+use super::read_model::{Projection, apply_event};
+use super::shared::Shared;
 
 /// Clears the rebuild progress of a runner when the rebuild ends, however it ends.
 struct ProgressGuard<'a, P>(Option<&'a Shared<P>>);
@@ -75,7 +77,7 @@ pub(super) async fn rebuild<P: Projection>(
     // The runner waits while the tail is folded; readers of `state()` wait only that long.
     let mut current = shared.state.lock().await;
     let last = catch_up(store, &mut state, last, batch, &progress).await?;
-    let processed = *shared.processed.borrow();
+    let processed = shared.progress.position();
     if last < processed {
         return Err(ProjectionError::State(format!(
             "the rebuild of `{}` read up to position {last}, behind the runner at {processed}: \
@@ -87,7 +89,7 @@ pub(super) async fn rebuild<P: Projection>(
     *current = state;
     drop(current);
     shared.metrics.lag(last);
-    shared.processed.send_replace(last);
+    shared.progress.publish(last);
     Ok(last)
 }
 

@@ -1,0 +1,98 @@
+//! A runner's part in electing one active runner per name among the processes sharing a
+//! checkpoint store ([`CheckpointStore::try_lease`]; on PostgreSQL an advisory lock).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::store::{CheckpointStore, Lease, RunnerLease};
+
+use super::progress::Progress;
+use super::retry::pause_unless_stopped;
+
+/// How often a standby runner asks for the lease.
+pub(crate) const STANDBY_POLL: Duration = Duration::from_millis(500);
+
+/// One runner's election. Projection and process-manager runners both hold one, named after
+/// their checkpoint (a process manager's checkpoint name is prefixed `process:`, so the two
+/// kinds never share a lease).
+pub(crate) struct Election {
+    /// The lease name: the runner's checkpoint name.
+    name: String,
+    /// The right to run, while this runner holds it.
+    lease: Option<RunnerLease>,
+    /// Whether the store elects runners (`None`: not asked yet).
+    elects: Option<bool>,
+}
+
+/// What [`Election::wait_until_elected`] found.
+pub(crate) enum Elected {
+    /// The store elects no runner (it is not shared between processes): run as always.
+    NotNeeded,
+    /// This runner just took the lease: it must resume from the checkpoint the previous
+    /// holder saved, dropping whatever it handled but did not save.
+    TookOver,
+}
+
+impl Election {
+    /// An election for the runner whose checkpoint is `name`.
+    pub(crate) fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            lease: None,
+            elects: None,
+        }
+    }
+
+    /// Whether the runner may go on without asking (no await, so it can be checked every
+    /// batch): its store elects no runner, or it holds a lease that is not lost. A runner that
+    /// may not run must not save its checkpoint either (another process may hold the lease,
+    /// and its checkpoint wins).
+    pub(crate) fn may_run(&self) -> bool {
+        match &self.lease {
+            Some(lease) => !lease.is_lost(),
+            None => self.elects == Some(false),
+        }
+    }
+
+    /// Waits, as a standby, until the runner may run: asks `store` for the lease every
+    /// [`STANDBY_POLL`] while another process holds it (or the store cannot be asked), saying
+    /// so in `progress` while it waits. A lost lease is given up first. Returns `Err(())` when
+    /// a stop is requested while standing by. Call it when [`Election::may_run`] is false.
+    pub(crate) async fn wait_until_elected(
+        &mut self,
+        store: &dyn CheckpointStore,
+        stop: &watch::Receiver<bool>,
+        progress: &Progress,
+    ) -> Result<Elected, ()> {
+        if self.lease.take().is_some() {
+            tracing::warn!(runner = %self.name, "lost the runner lease; standing by");
+            progress.set_standby(true);
+        }
+        loop {
+            match store.try_lease(&self.name).await {
+                Ok(Lease::NotNeeded) => {
+                    self.elects = Some(false);
+                    return Ok(Elected::NotNeeded);
+                }
+                Ok(Lease::Acquired(lease)) => {
+                    self.elects = Some(true);
+                    self.lease = Some(lease);
+                    tracing::info!(runner = %self.name, "holding the runner lease");
+                    return Ok(Elected::TookOver);
+                }
+                Ok(Lease::HeldElsewhere) => {
+                    self.elects = Some(true);
+                    progress.set_standby(true);
+                }
+                Err(e) => {
+                    tracing::warn!(runner = %self.name, error = %e, "asking for the runner lease failed");
+                    progress.set_standby(true);
+                }
+            }
+            if pause_unless_stopped(stop, STANDBY_POLL).await {
+                return Err(());
+            }
+        }
+    }
+}

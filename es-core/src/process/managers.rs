@@ -1,0 +1,190 @@
+//! Starting, finding and stopping a kernel's process manager runners:
+//! `kernel.process_managers()`. Their registry is an extension of the kernel (started on top
+//! of it, stopped first at its shutdown): the kernel does not know process managers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use parking_lot::Mutex;
+
+use crate::follow::{self, Plan, Progress};
+use crate::kernel::{Extension, Kernel, ShutdownFuture};
+use crate::projection::{ProjectionError, ProjectionOptions};
+use crate::store::{CheckpointStore, EventFilter};
+
+use super::ProcessManager;
+use super::handle::ProcessHandle;
+use super::instances::instances_of;
+use super::metrics::Metrics;
+use super::runner::Runner;
+use super::status::{ProcessStatus, Shared};
+
+/// The prefix of a process manager's checkpoint name (`process:{NAME}`), so that it never
+/// shares a checkpoint with a projection of the same name.
+pub const CHECKPOINT_PREFIX: &str = "process:";
+
+impl Kernel {
+    /// The process managers of this kernel.
+    pub fn process_managers(&self) -> ProcessManagers<'_> {
+        ProcessManagers { kernel: self }
+    }
+}
+
+/// The process manager runners of a kernel, by name.
+struct Registry {
+    /// The kernel's checkpoint store, the default of every runner.
+    checkpoints: Option<Arc<dyn CheckpointStore>>,
+    runners: Mutex<HashMap<&'static str, Arc<Shared>>>,
+    /// Serializes `start`, so one name never gets two runners.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl Extension for Registry {
+    /// Stops every runner: at kernel shutdown, before the actors, so their in-flight commands
+    /// still commit and what they handled is checkpointed.
+    fn shutdown(&self) -> ShutdownFuture<'_> {
+        Box::pin(async move {
+            let runners: Vec<_> = self.runners.lock().values().cloned().collect();
+            for runner in runners {
+                runner.progress.stop().await;
+            }
+        })
+    }
+}
+
+/// Starts, finds and stops a kernel's process managers (`kernel.process_managers()`).
+#[derive(Clone, Copy)]
+pub struct ProcessManagers<'k> {
+    kernel: &'k Kernel,
+}
+
+impl ProcessManagers<'_> {
+    /// The kernel's registry, made the first time it is asked for.
+    fn registry(&self) -> Arc<Registry> {
+        self.kernel.extension(|| Registry {
+            checkpoints: self.kernel.checkpoint_store().cloned(),
+            runners: Mutex::new(HashMap::new()),
+            starting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Starts process manager `P`, resuming from its checkpoint (position and instance states),
+    /// or returns a handle to the one already running.
+    ///
+    /// A process manager always saves its instances with its checkpoint: it needs a checkpoint
+    /// store (the kernel's, or [`ProjectionOptions::checkpoint_store`]).
+    /// [`ProjectionOptions::start_position`] starts at that position with no instances.
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectionError::State`] when there is no checkpoint store or the saved instances do
+    /// not decode; [`ProjectionError::Store`] when the checkpoint cannot be read.
+    pub async fn start<P: ProcessManager>(
+        &self,
+        options: ProjectionOptions,
+    ) -> Result<ProcessHandle<P>, ProjectionError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| ProjectionError::Stopped {
+                name: P::NAME.to_owned(),
+                position: 0,
+                reason: "a process manager needs a tokio runtime: start it from within one"
+                    .to_owned(),
+            })?;
+        let registry = self.registry();
+        let _starting = registry.starting.lock().await;
+        if let Some(shared) = registry.runners.lock().get(P::NAME)
+            && !shared.progress.is_stopped()
+        {
+            return Ok(ProcessHandle::new(shared.clone()));
+        }
+        let Some(checkpoints) = options
+            .checkpoint_store
+            .clone()
+            .or_else(|| registry.checkpoints.clone())
+        else {
+            return Err(ProjectionError::State(format!(
+                "process manager `{}` needs a checkpoint store to save its instances: build the \
+                 kernel with `.store(..)` or `.checkpoint_store(..)`, or give one in \
+                 `ProjectionOptions::checkpoint_store`",
+                P::NAME
+            )));
+        };
+        let checkpoint_name = format!("{CHECKPOINT_PREFIX}{}", P::NAME);
+        let (position, instances) = match options.start_position {
+            Some(position) => (position.saturating_sub(1), HashMap::new()),
+            None => match checkpoints.load(&checkpoint_name).await? {
+                Some(checkpoint) => (
+                    checkpoint.position,
+                    instances_of::<P>(checkpoint.state.as_deref())?,
+                ),
+                None => (0, HashMap::new()),
+            },
+        };
+        // Until the runner knows it may run (its store elects no runner, or it holds the
+        // lease), it stands by.
+        let progress = Arc::new(Progress::new(position, true));
+        let shared = Arc::new(Shared {
+            name: P::NAME,
+            progress: progress.clone(),
+            metrics: Metrics::new(P::NAME),
+            instances: AtomicUsize::new(instances.len()),
+            skipped: AtomicU64::new(0),
+        });
+        let plan = Plan {
+            kind: "process manager",
+            store: self.kernel.event_store().clone(),
+            filter: EventFilter::types(P::accepts),
+            batch: options.batch_size,
+            poll: options.poll_interval,
+            checkpoint: checkpoint_name,
+            checkpoints: Some(checkpoints),
+            given_position: options.start_position.is_some(),
+        };
+        let runner = Runner::<P> {
+            kernel: self.kernel.downgrade(),
+            options,
+            shared: shared.clone(),
+            instances,
+            saved_at: std::time::Instant::now(),
+            unsaved: None,
+        };
+        follow::spawn(&runtime, plan, progress, runner, None);
+        registry.runners.lock().insert(P::NAME, shared.clone());
+        Ok(ProcessHandle::new(shared))
+    }
+
+    /// The status of the runner named `name`, if one was started on this kernel.
+    pub fn lookup(&self, name: &str) -> Option<ProcessStatus> {
+        self.registry().runners.lock().get(name).map(|s| s.status())
+    }
+
+    /// The statuses of every runner started on this kernel.
+    pub fn statuses(&self) -> Vec<ProcessStatus> {
+        let mut all: Vec<_> = self
+            .registry()
+            .runners
+            .lock()
+            .values()
+            .map(|s| s.status())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Stops the runner named `name` and waits for it.
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectionError::NotFound`] when no runner of that name was started.
+    pub async fn stop(&self, name: &str) -> Result<(), ProjectionError> {
+        let shared = self.registry().runners.lock().get(name).cloned();
+        match shared {
+            Some(shared) => {
+                shared.progress.stop().await;
+                Ok(())
+            }
+            None => Err(ProjectionError::NotFound(name.to_owned())),
+        }
+    }
+}

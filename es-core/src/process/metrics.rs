@@ -1,0 +1,42 @@
+//! A process manager's metric handles: the names it registers (label `process_manager`), taken
+//! when its runner starts.
+
+use metrics::Gauge;
+
+use crate::counter::Count;
+
+/// Counter: events handled by a process manager's instances (label `process_manager`).
+pub const EVENTS_HANDLED: &str = "es_process_events_handled_total";
+/// Counter: commands a process manager sent (label `process_manager`; a command sent again
+/// after an interruption counts again).
+pub const COMMANDS_SENT: &str = "es_process_commands_sent_total";
+/// Counter: commands of a process manager that were rejected (label `process_manager`).
+pub const REJECTIONS: &str = "es_process_rejections_total";
+/// Gauge: live instances of a process manager (label `process_manager`).
+pub const INSTANCES: &str = "es_process_instances";
+/// Gauge: events in the log after a process manager's position (label `process_manager`).
+pub const LAG_EVENTS: &str = "es_process_lag_events";
+
+/// The metric handles of one runner, which also count for its status.
+pub(crate) struct Metrics {
+    pub(crate) events_handled: Count,
+    pub(crate) commands_sent: Count,
+    pub(crate) rejections: Count,
+    pub(crate) instances: Gauge,
+    pub(crate) lag_events: Gauge,
+}
+
+impl Metrics {
+    /// Registers the metrics of process manager `name` with the recorder in force.
+    pub(crate) fn new(name: &'static str) -> Self {
+        let counter =
+            |metric: &'static str| Count::new(metrics::counter!(metric, "process_manager" => name));
+        Self {
+            events_handled: counter(EVENTS_HANDLED),
+            commands_sent: counter(COMMANDS_SENT),
+            rejections: counter(REJECTIONS),
+            instances: metrics::gauge!(INSTANCES, "process_manager" => name),
+            lag_events: metrics::gauge!(LAG_EVENTS, "process_manager" => name),
+        }
+    }
+}

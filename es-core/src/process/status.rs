@@ -1,0 +1,64 @@
+//! What a process manager runner shares with its handles, and the status they report.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::follow::{Progress, ProjectionPhase};
+
+use super::metrics::Metrics;
+
+/// What a runner shares with its handles.
+pub(crate) struct Shared {
+    pub(crate) name: &'static str,
+    /// Its position (the last one whose events were handled and their commands answered),
+    /// phase and stop signal.
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) metrics: Metrics,
+    pub(crate) instances: AtomicUsize,
+    pub(crate) skipped: AtomicU64,
+}
+
+impl Shared {
+    /// The runner's status.
+    pub(crate) fn status(&self) -> ProcessStatus {
+        ProcessStatus {
+            name: self.name.to_owned(),
+            phase: self.progress.phase(),
+            position: self.progress.position(),
+            instances: self.instances.load(Ordering::Relaxed),
+            events_handled: self.metrics.events_handled.get(),
+            commands_sent: self.metrics.commands_sent.get(),
+            rejections: self.metrics.rejections.get(),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            standby: self.progress.standby(),
+        }
+    }
+}
+
+/// A process manager runner's status, from
+/// [`ProcessManagers::lookup`](super::ProcessManagers::lookup) or
+/// [`ProcessHandle::status`](super::ProcessHandle::status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessStatus {
+    /// The manager's name.
+    pub name: String,
+    /// Running, caught up, or stopped (and why).
+    pub phase: ProjectionPhase,
+    /// The last position handled (its commands answered).
+    pub position: u64,
+    /// Live instances.
+    pub instances: usize,
+    /// Events handled by instances (on this kernel).
+    pub events_handled: u64,
+    /// Commands sent (on this kernel; a command sent again after an interruption counts again).
+    pub commands_sent: u64,
+    /// Rejections handed to `#[rejected]`.
+    pub rejections: u64,
+    /// Events and rejections skipped under [`ErrorPolicy::Skip`](crate::projection::ErrorPolicy::Skip).
+    pub skipped: u64,
+    /// Whether the runner stands by: another process sharing the store (PostgreSQL) runs this
+    /// manager, and this one takes over when that one's lease ends. Also `true` for the moment
+    /// between `start` and the runner's first check that it may run.
+    pub standby: bool,
+}

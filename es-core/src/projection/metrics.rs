@@ -1,0 +1,119 @@
+//! A projection runner's metric handles: the names it registers, and what its lag is computed
+//! from. `crate::metrics` re-exports the public names and documents them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use metrics::{Counter, Gauge};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::counter::Count;
+
+/// Gauge: events in the log after a runner's position, label `projection`.
+pub const PROJECTION_LAG_EVENTS: &str = "es_projection_lag_events";
+/// Gauge: seconds since the oldest event a runner has not processed was recorded (0 when
+/// caught up), label `projection`.
+pub const PROJECTION_LAG_SECONDS: &str = "es_projection_lag_seconds";
+/// Counter: events a projection handled, label `projection`.
+pub const PROJECTION_EVENTS_HANDLED: &str = "es_projection_events_handled_total";
+/// Counter: events a projection skipped, labels `projection` and `reason` (`filter`, `error`).
+pub const PROJECTION_EVENTS_SKIPPED: &str = "es_projection_events_skipped_total";
+/// Counter: runners started again under a name whose runner had stopped, label `projection`.
+pub const PROJECTION_RESTARTS: &str = "es_projection_restarts_total";
+
+/// The metrics of one projection, and what its lag is computed from. Taken when its runner is
+/// first started on a kernel, and kept across restarts.
+pub(crate) struct ProjectionMetrics {
+    lag_events: Gauge,
+    lag_seconds: Gauge,
+    pub(crate) handled: Count,
+    pub(crate) filtered: Count,
+    pub(crate) error_skipped: Counter,
+    pub(crate) restarts: Count,
+    /// The highest readable position of the log (the store's `subscribe`).
+    head: watch::Receiver<u64>,
+    /// The oldest event the runner knows it has not processed: its position and timestamp.
+    pending: Mutex<Option<(u64, DateTime<Utc>)>>,
+    /// The kernel's clock (which stamps the events).
+    clock: Arc<dyn Clock>,
+}
+
+/// A runner's lag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Lag {
+    pub(crate) events: u64,
+    pub(crate) time: Duration,
+}
+
+impl ProjectionMetrics {
+    /// Registers the metrics of projection `name` with the recorder in force.
+    pub(crate) fn new(
+        name: &'static str,
+        head: watch::Receiver<u64>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let counter = |metric: &'static str| metrics::counter!(metric, "projection" => name);
+        Self {
+            lag_events: metrics::gauge!(PROJECTION_LAG_EVENTS, "projection" => name),
+            lag_seconds: metrics::gauge!(PROJECTION_LAG_SECONDS, "projection" => name),
+            handled: Count::new(counter(PROJECTION_EVENTS_HANDLED)),
+            filtered: Count::new(metrics::counter!(
+                PROJECTION_EVENTS_SKIPPED,
+                "projection" => name,
+                "reason" => "filter"
+            )),
+            error_skipped: metrics::counter!(
+                PROJECTION_EVENTS_SKIPPED,
+                "projection" => name,
+                "reason" => "error"
+            ),
+            restarts: Count::new(counter(PROJECTION_RESTARTS)),
+            head,
+            pending: Mutex::new(None),
+            clock,
+        }
+    }
+
+    /// Notes the oldest event not yet processed that the runner has seen (the first one of
+    /// the page it is about to process).
+    pub(crate) fn note_pending(&self, position: u64, timestamp: DateTime<Utc>) {
+        *self.pending.lock() = Some((position, timestamp));
+    }
+
+    /// Whether the lag in time is unknown: the runner is behind, and the oldest event it
+    /// has not processed was not seen yet.
+    pub(crate) fn needs_pending(&self, processed: u64) -> bool {
+        *self.head.borrow() > processed
+            && self
+                .pending
+                .lock()
+                .is_none_or(|(position, _)| position <= processed)
+    }
+
+    /// The lag of a runner at `processed`, also set on the gauges.
+    ///
+    /// In events: the log's head minus `processed`. In time (by the kernel's clock, which
+    /// stamped the events): since the timestamp of the oldest event after `processed` the
+    /// runner has seen; zero when it is caught up (an idle log is
+    /// not lag), and zero while that event has not been seen yet (for at most a moment for a
+    /// running runner; the kernel's lag monitor reads it for a stopped one within a second).
+    pub(crate) fn lag(&self, processed: u64) -> Lag {
+        let head = *self.head.borrow();
+        let events = head.saturating_sub(processed);
+        let time = match *self.pending.lock() {
+            Some((position, at)) if events > 0 && position > processed => {
+                (self.clock.now() - at).to_std().unwrap_or(Duration::ZERO)
+            }
+            _ => Duration::ZERO,
+        };
+        self.lag_events.set(events as f64);
+        self.lag_seconds.set(time.as_secs_f64());
+        Lag { events, time }
+    }
+}
+
+/// Shared handles of a projection's metrics.
+pub(crate) type ProjectionMetricsRef = Arc<ProjectionMetrics>;
