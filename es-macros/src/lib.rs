@@ -91,6 +91,7 @@ mod event;
 mod handler;
 mod inherent;
 mod misplaced;
+mod on;
 mod process_manager;
 mod projection;
 mod span;

@@ -1,28 +1,12 @@
 //! Validates the handlers of a process manager into a [`Plan`].
 
-use proc_macro2::Span;
-use quote::ToTokens;
-use syn::{Attribute, Ident, LitStr, Meta, Path, ReturnType, Signature, Type};
+use syn::{Attribute, Ident, LitStr, Meta, Path, Signature, Type};
 
-use super::parse::Args;
+use super::parse::{Args, MACRO};
 use crate::diagnostics::Diagnostics;
-use crate::handler::{
-    self, Receiver, check_no_arguments, check_plain, recorded_event, recorded_inner, type_display,
-    type_key,
-};
+use crate::handler::{self, check_no_arguments};
 use crate::inherent::InherentImpl;
-
-/// One `#[on]` or `#[on(start)]` method.
-pub(super) struct Handler {
-    /// The method.
-    pub(super) method: Ident,
-    /// The event type `E` of `&Recorded<E>`.
-    pub(super) ty: Type,
-    /// The return type as written, or the method name when there is none.
-    pub(super) output: proc_macro2::TokenStream,
-    /// Whether it is `#[on(start)]`.
-    pub(super) start: bool,
-}
+use crate::on::{self, OnHandler, article};
 
 /// The `#[rejected]` method.
 pub(super) struct Rejected {
@@ -40,78 +24,61 @@ pub(super) struct Plan {
     pub(super) name: LitStr,
     /// `key = f`, if given.
     pub(super) key: Option<Path>,
-    /// The event handlers.
-    pub(super) handlers: Vec<Handler>,
+    /// The event handlers, `#[on(start)]` and `#[on]`.
+    pub(super) handlers: Vec<OnHandler>,
+    /// The event types of the `#[on(start)]` handlers.
+    pub(super) starts: Vec<Type>,
     /// The rejection handler, if any.
     pub(super) rejected: Option<Rejected>,
 }
 
 /// Validates the input.
 pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnostics) -> Plan {
-    let mut handlers: Vec<Handler> = Vec::new();
+    let mut handlers = Vec::new();
+    let mut starts = Vec::new();
     let mut rejected: Option<Rejected> = None;
     let mut failed = false;
-    for method in &input.methods {
-        for attr in method.attrs.iter().skip(1) {
-            diagnostics.error(attr, "duplicate attribute: remove this one");
-        }
-        let Some(first) = method.attrs.first() else {
-            continue;
-        };
-        let Some(sig) = &method.sig else {
-            diagnostics.error(
-                first,
-                "`#[on]` and `#[rejected]` go on methods of the `#[process_manager]` impl block",
-            );
-            continue;
-        };
-        if method.is("rejected") {
-            check_no_arguments(first, diagnostics);
-            let Some(handler) = check_rejected(sig, diagnostics) else {
-                failed = true;
-                continue;
-            };
-            if let Some(earlier) = &rejected {
-                diagnostics.error(
-                    first,
-                    format!(
-                        "two `#[rejected]` handlers: `{}` and `{}`; a process manager has one, \
+    on::for_each_method(
+        input,
+        &MACRO.info,
+        diagnostics,
+        |first, sig, diagnostics| {
+            if first.path().is_ident("rejected") {
+                check_no_arguments(first, diagnostics);
+                let Some(handler) = check_rejected(sig, diagnostics) else {
+                    failed = true;
+                    return;
+                };
+                if let Some(earlier) = &rejected {
+                    diagnostics.error(
+                        first,
+                        format!(
+                            "two `#[rejected]` handlers: `{}` and `{}`; a process manager has one, \
                          which gets every rejected command of the instance (match on \
                          `r.aggregate_type` or `r.command_id` to tell them apart)",
-                        earlier.method, handler.method
-                    ),
-                );
-                continue;
+                            earlier.method, handler.method
+                        ),
+                    );
+                    return;
+                }
+                rejected = Some(handler);
+                return;
             }
-            rejected = Some(handler);
-            continue;
-        }
-        let Some(start) = on_argument(first, diagnostics) else {
-            failed = true;
-            continue;
-        };
-        let Some(handler) = check_handler(sig, start, diagnostics) else {
-            failed = true;
-            continue;
-        };
-        if let Some(earlier) = handlers
-            .iter()
-            .find(|h| type_key(&h.ty) == type_key(&handler.ty))
-        {
-            diagnostics.error(
-                &handler.ty,
-                format!(
-                    "two `#[on]` handlers for the event `{}`: `{}` and `{}`; merge them into one",
-                    type_display(&handler.ty),
-                    earlier.method,
-                    handler.method
-                ),
-            );
-            continue;
-        }
-        handlers.push(handler);
-    }
-    if !failed && !handlers.iter().any(|h| h.start) {
+            let Some(start) = on_argument(first, diagnostics) else {
+                failed = true;
+                return;
+            };
+            let Some(handler) = check_handler(sig, start, diagnostics) else {
+                failed = true;
+                return;
+            };
+            let ty = handler.ty.clone();
+            if on::push_handler(&mut handlers, handler, diagnostics) && start {
+                starts.push(ty);
+            }
+        },
+    );
+    if !failed && starts.is_empty() {
         diagnostics.error(
             &input.ident,
             format!(
@@ -124,11 +91,10 @@ pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnost
     }
     Plan {
         ident: input.ident.clone(),
-        name: args
-            .name
-            .unwrap_or_else(|| LitStr::new("", Span::call_site())),
+        name: args.name,
         key: args.key,
         handlers,
+        starts,
         rejected,
     }
 }
@@ -157,18 +123,15 @@ fn on_argument(attr: &Attribute, diagnostics: &mut Diagnostics) -> Option<bool> 
     }
 }
 
-fn check_receiver(sig: &Signature, example: &str, diagnostics: &mut Diagnostics) {
-    match handler::receiver(sig) {
-        (Receiver::RefMut, _) => {}
-        (_, Some(r)) => diagnostics.error(
-            r,
-            format!("a process manager handler takes `&mut self` (the instance's state): {example}"),
-        ),
-        (_, None) => diagnostics.push(syn::Error::new(
-            sig.paren_token.span.join(),
-            format!("a process manager handler is a method: add `&mut self` as its first parameter, {example}"),
-        )),
-    }
+/// The checks every handler of a process manager gets: see [`on::check_method`].
+fn check_method(sig: &Signature, attribute: &str, example: &str, diagnostics: &mut Diagnostics) {
+    on::check_method(
+        sig,
+        attribute,
+        ("a process manager handler", "the instance's state"),
+        example,
+        diagnostics,
+    );
 }
 
 /// Checks the two arguments `(first, out: &mut Commands)`; returns the first's type.
@@ -217,54 +180,21 @@ fn two_arguments<'s>(
     }
 }
 
-/// "an `#[on]`" or "a `#[rejected]`".
-fn article(attribute: &str) -> String {
-    let a = if attribute.starts_with("on") {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{a} `#[{attribute}]`")
-}
-
-fn output(sig: &Signature) -> proc_macro2::TokenStream {
-    match &sig.output {
-        ReturnType::Default => sig.ident.to_token_stream(),
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
-    }
-}
-
-fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) -> Option<Handler> {
+fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) -> Option<OnHandler> {
     let attribute = if start { "on(start)" } else { "on" };
     let example = format!(
         "`fn {}(&mut self, e: &Recorded<MyEvent>, out: &mut Commands)`",
         sig.ident
     );
-    check_plain(sig, attribute, diagnostics);
-    check_receiver(sig, &example, diagnostics);
+    check_method(sig, attribute, &example, diagnostics);
     let first = two_arguments(sig, attribute, &example, diagnostics)?;
-    let Some(ty) = recorded_event(first) else {
-        let event = match first {
-            Type::Reference(r) => recorded_inner(&r.elem).unwrap_or(&r.elem),
-            other => recorded_inner(other).unwrap_or(other),
-        };
-        diagnostics.error(
-            first,
-            format!(
-                "{} handler takes the event as `&Recorded<MyEvent>` (the typed view of a \
-                 stored event): write `e: &Recorded<{}>`",
-                article(attribute),
-                type_display(event)
-            ),
-        );
-        return None;
-    };
-    Some(Handler {
-        method: sig.ident.clone(),
-        ty: ty.clone(),
-        output: output(sig),
-        start,
-    })
+    on::on_handler(
+        sig,
+        attribute,
+        first,
+        "the typed view of a stored event",
+        diagnostics,
+    )
 }
 
 fn check_rejected(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Rejected> {
@@ -272,8 +202,7 @@ fn check_rejected(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Reje
         "`fn {}(&mut self, r: &Rejection, out: &mut Commands)`",
         sig.ident
     );
-    check_plain(sig, "rejected", diagnostics);
-    check_receiver(sig, &example, diagnostics);
+    check_method(sig, "rejected", &example, diagnostics);
     let first = two_arguments(sig, "rejected", &example, diagnostics)?;
     let is_rejection = matches!(first, Type::Reference(r) if r.mutability.is_none() && last_ident(&r.elem).is_some_and(|i| i == "Rejection"));
     if !is_rejection {
@@ -287,7 +216,7 @@ fn check_rejected(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Reje
     }
     Some(Rejected {
         method: sig.ident.clone(),
-        output: output(sig),
+        output: on::returned(sig),
     })
 }
 
