@@ -25,7 +25,7 @@
 //!   belongs, instead of rustc's "cannot find attribute".
 //!
 //! The UI tests under `es-macros/tests/ui` hold one case per rule with the exact message; the
-//! README's "Macro rules" section lists them.
+//! table under [Macro rules](#macro-rules) lists them.
 //!
 //! # Example
 //!
@@ -77,12 +77,87 @@
 //!   `es_core::aggregate::Aggregate` impl.
 //! - `#[projection(name = "...")]` on an inherent impl block with `#[on]` methods implements
 //!   `es_core::projection::Projection`.
+//! - `#[process_manager(name = "...")]` on an inherent impl block with `#[on(start)]`, `#[on]`
+//!   and `#[rejected]` methods implements `es_core::process::ProcessManager`.
 //!
 //! The macros check the shape of every handler and report each mistake at the tokens to change;
 //! what only the type system can check (an event without `#[derive(Event)]`, a command returning
 //! an event that has no `#[apply]`) is reported by rustc through `es-core`'s diagnostics.
-//! `#[command]`, `#[apply]` and `#[on]` are read by the block's macro; on their own they only
-//! report that they are out of place.
+//! `#[command]`, `#[apply]`, `#[on]` and `#[rejected]` are read by the block's macro; on their
+//! own they only report that they are out of place.
+//!
+//! # Macro rules
+//!
+//! Every rule below has a UI case under `es-macros/tests/ui/<macro>/fail/` whose `.stderr` holds
+//! the exact output; the table quotes the start of each message (`X`, `E` stand for the user's
+//! names). Where only rustc can see the mistake, `es-core` traits with
+//! `#[diagnostic::on_unimplemented]` make its first message ours.
+//!
+//! Two shapes that look like mistakes are accepted: a `#[command]` may return the aggregate's
+//! own event enum (`Result<AccountEvent, _>`, `Result<Vec<AccountEvent>, _>`,
+//! `Result<Option<AccountEvent>, _>`) for a variable number of mixed events, and an `#[on]`
+//! handler may take `&Recorded<AccountEvent>` to get every event of that aggregate (its filter is
+//! the enum's names and the aggregate's type, checked before decoding).
+//!
+//! | mistake | the message (UI case) |
+//! | --- | --- |
+//! | **all the macros** | |
+//! | an unknown argument, misspelt or serde-style (`nmae`, `rename`, `errors`) | ``unknown argument `rename` in `#[event]`; did you mean `name`? expected one of …`` (`unknown_argument`, `serde_style_keys`, `typo_arguments`) |
+//! | an argument given twice | ``duplicate argument `name` in `#[projection]`: it is given earlier too; remove one of the two`` (`duplicate_key`, `bad_arguments`, `bad_name`) |
+//! | a name that is not a string (`name = 42`, `name = NAME`, `name = bank_deposited`) | `` … takes a string literal, like `name = "…"` `` / ``… takes a string literal, not a path: … write it in quotes`` (`bad_values`, `bad_name`) |
+//! | a positional name (`#[projection("totals")]`) | `` `#[projection]` takes its name as `name = "totals"`, not as a bare string `` (`bad_name`, `malformed_arguments`) |
+//! | malformed arguments (`name "x"`, `name =`, `#[event = "x"]`) | ``expected `=` after `name` …`` / `` expected `#[event(key = value, ...)]`, not `#[event = ...]` `` (`malformed_arguments`, `malformed`) |
+//! | an empty name, or one with spaces or control characters (`" bank.deposited "`) | ``… must not be empty`` / `` … must not contain spaces or control characters: names are stored and matched exactly …; write `name = "bank.deposited"` `` (`name_whitespace` in each group) |
+//! | the macro on something that is not an inherent impl block, on a trait impl, or a generic impl | `` `#[aggregate]` goes on an inherent impl block, not on … `` / ``does not support generic impl blocks`` (`not_an_impl`, `trait_impl`, `generic_impl`, `not_inherent`, `generic_projection`) |
+//! | a handler that is `async`, `unsafe`, generic or variadic | `` `#[on]` handlers must be synchronous and pure: remove `async` … `` (`async_handler`) |
+//! | a helper with arguments (`#[command(retries = 3)]`) | ``unknown argument `retries` in `#[command]`; it takes no arguments`` / `` `#[command]` takes no arguments: write `#[command]` `` (`unknown_argument`, `malformed_arguments`) |
+//! | **`#[derive(Event)]`** | |
+//! | a generic type or a union | `` `#[derive(Event)]` does not support generic types … `` (`generic`) |
+//! | `version = 0`, `version = "2"`, `#[event]` without arguments | ``event versions start at 1 …`` / `` `version` … takes a positive integer `` / `` `#[event]` needs arguments `` (`bad_values`) |
+//! | an upcaster chain with a missing link (`version = 3, upcast(from = 2, …)`) | `` events stored at version 1 cannot reach `version = 3`: the upcaster chain has no link from it; add `upcast(from = 1, with = ...)` `` (`upcast_missing_link`) |
+//! | two links from one version | ``a second upcaster from version 1: the chain takes one per version; remove one of the two …`` (`upcast_duplicate_link`) |
+//! | `from` at or above `version`, `from = 0` | `` … so `from = 2` has nothing to lift to: remove this `upcast(...)`, or raise the event's version to `version = 3` `` / `` … there is no version 0 to upcast from: remove this `upcast(from = 0, ...)` `` (`upcast_from_too_high`, `upcast_from_zero`) |
+//! | `upcast(from = 1)` without `with`, an unknown key, an upcaster of the wrong type | ``this `upcast(...)` needs `with = <function>` …`` / ``unknown argument in `upcast(...)` …`` / rustc's ``mismatched types`` at the function (`upcast_malformed`) |
+//! | an alias that is the event's own name, given twice, with spaces, or not a list | ``… is this event's own name, not an alias …`` / ``the alias `w` is given twice …`` (`aliases_bad`) |
+//! | **`#[aggregate]`** | |
+//! | `#[command]` or `#[apply]` outside an `#[aggregate]` block (a second, plain impl block; a projection) | `` `#[command]` only works inside an `#[aggregate]` impl block: move this method into … `` (`helper_outside`) |
+//! | a second `#[aggregate]` block for one type | first error: ``the name `X_has_two_aggregate_impl_blocks_merge_them_into_one` is defined multiple times`` (the macro cannot see the other block, so rustc reports it) (`two_aggregate_blocks`) |
+//! | a handler's error without `error = …` | `` `deposit` returns the error `BankError`, but this `#[aggregate]` has no `error = ...` …: add `error = BankError` … `` (`missing_error_argument`); behind a `Result<T>` alias: `` a command handler's error `BankError` does not convert into the aggregate's error `Infallible` `` with the same fix in its note (`missing_error_alias`) |
+//! | a handler's error that does not convert into `error = E` | `` a command handler's error `String` does not convert into the aggregate's error `BankError` `` (`wrong_error_type`) |
+//! | `error = "BankError"` (quoted), or not a type | ``… written as a type, not as a string: remove the quotes`` (`bad_arguments`) |
+//! | `error = E` where `E` is not a `std::error::Error` | `` `BankError` is not a `std::error::Error`, so it cannot be an aggregate's `error = ...` `` (`error_not_std_error`) |
+//! | the state is not `Default` | ``the aggregate `Account` has no `Default` state`` (`state_not_default`) |
+//! | the state is not `Serialize`/`Deserialize` | rustc's ``the trait bound `Account: serde::Serialize` is not satisfied`` with serde's "consider adding `#[derive(serde::Serialize)]`" (`state_not_serializable`) |
+//! | a `#[command]` with the wrong receiver, argument count, a command by reference, or a wrong return type | ``a `#[command]` handler takes `&self` …`` / ``… takes exactly one argument, the command …`` / ``… by value, not by reference`` / ``… returns `Result<Events, Error>` …`` (`command_receiver`, `command_arguments`, `command_return_type`) |
+//! | `&self` after the command (`fn deposit(cmd: Deposit, &self)`) | rustc's ``unexpected `self` parameter in function …`` (`argument_order`) |
+//! | a command that is not `Clone` | `` the command `Deposit` is not `Clone` `` (the kernel re-runs commands after a conflict) (`command_not_clone`) |
+//! | two handlers for one command, or two command types with one name | ``two `#[command]` handlers for the command `Deposit` …; keep one`` / ``two different types are named `Deposit`, `v1::Deposit` (in `deposit`) and `v2::Deposit` …; rename one of them`` (`duplicate_command`, `same_variant_name`) |
+//! | two generic commands with one name (`Vec<Deposit>`, `Vec<Withdraw>`) | `` `Vec<Deposit>` and `Vec<Withdraw>` would both be the variant `AccountCommand::Vec` …; wrap each in a named command struct `` (`generic_command_types`) |
+//! | a method marked both `#[command]` and `#[apply]` | ``a method is either a `#[command]` handler … or an `#[apply]` handler …, not both`` (`command_and_apply`) |
+//! | an `#[apply]` with the wrong receiver, the event by value or `&mut`, a return type | ``an `#[apply]` handler takes `&mut self` …`` / `` … takes the event by reference: `e: &E` `` / ``… returns nothing …`` (`apply_signature`, `apply_return_type`) |
+//! | an `#[apply]` taking `&Recorded<E>` | ``an `#[apply]` handler takes the event itself, `e: &Deposited` …`` (`apply_recorded`) |
+//! | two `#[apply]` for one event, or two events with one stored name | ``two `#[apply]` handlers for the event …`` / ``… have the same `Event::NAME` …`` (`duplicate_apply`, `duplicate_event_name`) |
+//! | an event's alias that is another event's name or alias in the same aggregate | ``an alias of `Withdrawn` or `Deposited` (`#[event(aliases(...))]`) is the other's name or alias …`` (`alias_clash`); a hand-written `EventSet` gets `BuildError::AmbiguousEventName` from `Kernel::builder().build()` |
+//! | `snapshot_version = 0` or not an integer | ``snapshot versions start at 1 (the default) …`` (`snapshot_version_zero`) |
+//! | an event without `#[derive(Event)]` | `` `Deposited` is not an event `` (`event_without_derive`) |
+//! | a command returning an event that has no `#[apply]` | `` a command handler cannot return `Vec<Closed>` as events of `AccountEvent` `` (`event_without_apply`) |
+//! | **`#[projection]` and `#[process_manager]`** (their `#[on]` handlers) | |
+//! | no `name` | `` `#[projection]` needs a name, its unique checkpoint key … `` (`projection/missing_name`) |
+//! | the state is not `Default` (a projection), not `Default + Serialize + DeserializeOwned` (a process manager) | ``the projection `Totals` has no `Default` state`` / `` the process manager state `Flow` must be `Default + Serialize + DeserializeOwned` `` (`projection/state_not_default`, `process_manager/state_not_serde`) |
+//! | an `#[on]` with the wrong receiver, argument count or argument (`&E`, `Recorded<E>` by value) | ``an `#[on]` handler takes `&mut self` …`` / ``an `#[on(start)]` handler takes two arguments: …`` / `` an `#[on]` handler takes the event as `&Recorded<MyEvent>` …: write `e: &Recorded<B>` `` (`projection/on_signature`, `process_manager/handler_arguments`) |
+//! | an `#[on]` returning something other than `()` or `Result<(), E: Error>` | `` an `#[on]` handler cannot return `u64` `` (`projection/bad_return`) |
+//! | an `#[on]` type that is neither an event nor an aggregate's event enum | `` `Deposited` is not an event `` (`projection/event_without_derive`) |
+//! | two `#[on]` for one type | ``two `#[on]` handlers for the event `Deposited` …; merge them into one`` (`projection/duplicate_on`) |
+//! | `#[on]` types that share a stored name (two `Deposited` from two modules; an enum and one of its events) | `` `bank::Deposited` and `wallet::Deposited` share a stored event name, so one stored event would match two `#[on]` handlers … `` (`projection/shared_name`, `projection/enum_and_member`) |
+//! | **`#[projection]`** | |
+//! | `#[on]` outside a `#[projection]` block | `` `#[on]` only works inside a `#[projection]` impl block … `` (`on_outside`) |
+//! | `filter = f` where `f` is not a `fn(&RecordedEvent) -> bool` | rustc's ``mismatched types`` at the path (`filter_signature`) |
+//! | **`#[process_manager]`** | |
+//! | no `#[on(start)]` handler | ``the process manager `Flow` has no `#[on(start)]` handler, so no instance is ever created: mark the handler of the event that begins a workflow with `#[on(start)]` …`` (`no_start`) |
+//! | `#[on(x)]` with anything but `start` | `` `#[on]` takes no argument except `start` … `` (`on_argument`) |
+//! | a handler whose second argument is not `out: &mut Commands`, a `#[rejected]` not taking `&Rejection` | ``the second argument of an `#[on(start)]` handler is where it sends commands: `out: &mut Commands` …`` / ``a `#[rejected]` handler takes the rejected command as `&Rejection` …`` / ``a process manager handler takes `&mut self` (the instance's state) …`` (`commands_argument`, `handler_arguments`) |
+//! | two `#[rejected]` handlers | ``two `#[rejected]` handlers: `refused` and `refused_again`; a process manager has one …`` (`two_rejected`) |
+//! | `#[rejected]` outside a `#[process_manager]` block | `` `#[rejected]` only works inside a `#[process_manager]` impl block … `` (`rejected_outside`) |
 
 mod aggregate;
 mod attr;
