@@ -1,4 +1,4 @@
-//! The inherent impl block that `#[aggregate]` and `#[projection]` annotate: checks that it is
+//! The inherent impl block that `#[aggregate]`, `#[projection]` and `#[process_manager]` annotate: checks that it is
 //! one, names its type, and takes out the helper attributes of its methods.
 
 use proc_macro2::{Group, TokenStream, TokenTree};
