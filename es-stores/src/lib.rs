@@ -46,8 +46,10 @@ pub mod metrics;
 mod open;
 #[cfg(feature = "lmdb")]
 pub use lmdb::{Durability, LmdbOptions, LmdbStore};
-pub use open::{OpenOptions, OpenedStore, StoreUrl, open, redact, supported_schemes};
+pub use open::{OpenOptions, OpenedStore, open};
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
+mod url;
+pub use url::{StoreUrl, redact, supported_schemes};

@@ -38,6 +38,11 @@ pub(super) const SNAPSHOTS_DIR: &str = "snapshots";
 /// The directory of checkpoint files (one per projection).
 pub(super) const CHECKPOINTS_DIR: &str = "checkpoints";
 
+/// Whether `dir` holds a file store (its event log).
+pub(crate) fn holds_store(dir: &Path) -> bool {
+    dir.join(EVENTS_FILE).is_file()
+}
+
 /// The longest escaped name kept whole; longer ones are cut and hashed.
 const MAX_NAME: usize = 160;
 /// How much of an over-long escaped name is kept before the hash.

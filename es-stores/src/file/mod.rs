@@ -2,8 +2,10 @@
 //!
 //! The directory layout is described in [`layout`], the JSON text of each file in [`format`],
 //! the recovery on open in [`scan`], the commit step of the group commit in [`commit`], and
-//! the snapshot and checkpoint files in [`snapshots`] and [`checkpoints`].
+//! the snapshot and checkpoint files in [`snapshots`] and [`checkpoints`], and what an operator
+//! tool reads beyond the store traits in [`admin`].
 
+mod admin;
 mod checkpoints;
 mod commit;
 mod format;
@@ -30,6 +32,7 @@ use tokio::sync::{oneshot, watch};
 use self::commit::{AppendRequest, LogWriter, WriteRequest};
 use self::format::{EventLine, parse_timestamp, read_body};
 use self::index::{Index, Line};
+pub(crate) use self::layout::holds_store;
 use self::layout::{
     CHECKPOINTS_DIR, EVENTS_FILE, LOCK_FILE, SNAPSHOTS_DIR, check_format, ensure_dir,
     read_exact_at, sync_dir,
@@ -237,23 +240,6 @@ impl FileStore {
             stopped
         })
         .await
-    }
-
-    /// Up to `limit` streams and their versions, in stream id order, after `after` (from the
-    /// first when `None`): the stream heads, from the in-memory index (no file is read).
-    pub fn stream_heads(&self, after: Option<&StreamId>, limit: usize) -> Vec<(StreamId, u64)> {
-        let index = self.shared.state.index.read();
-        let mut heads: Vec<(&StreamId, u64)> = index
-            .heads()
-            .filter(|(s, _)| after.is_none_or(|a| *s > a))
-            .collect();
-        let limit = limit.min(heads.len());
-        if limit < heads.len() {
-            heads.select_nth_unstable_by(limit, |a, b| a.0.cmp(b.0));
-            heads.truncate(limit);
-        }
-        heads.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        heads.into_iter().map(|(s, v)| (s.clone(), v)).collect()
     }
 
     /// The store's directory.

@@ -55,6 +55,7 @@ use tokio::sync::{oneshot, watch};
 
 use self::lifecycle::Shared;
 use self::open::heed_error;
+pub(crate) use self::open::holds_store;
 pub use self::options::{Durability, LmdbOptions};
 use self::request::{BatchItem, Reply, Request, Target};
 
