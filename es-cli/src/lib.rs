@@ -30,7 +30,7 @@
 //! The store comes from `--store URL` or the `ES_STORE` variable (see [`es_stores::open`]).
 //! Exit codes: [`EXIT_OK`] (0), [`EXIT_FINDING`] (1, `verify` found problems) and
 //! [`EXIT_ERROR`] (2, a usage or input error, or a store that cannot be opened or read).
-//! The export format is described in [`format`].
+//! The export format is described in [`format`](mod@format).
 
 mod cli;
 mod error;
@@ -39,8 +39,6 @@ mod inspect;
 mod output;
 mod transfer;
 mod verify;
-#[cfg(feature = "file")]
-mod verify_file;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

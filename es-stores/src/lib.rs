@@ -33,12 +33,13 @@
 //! ```
 
 #[cfg(feature = "file")]
-mod file;
+pub mod file;
 #[cfg(any(feature = "file", feature = "lmdb"))]
 mod group_commit;
 #[cfg(any(feature = "file", feature = "lmdb"))]
 mod lock;
 #[cfg(feature = "file")]
+#[doc(inline)]
 pub use file::FileStore;
 #[cfg(feature = "lmdb")]
 mod lmdb;

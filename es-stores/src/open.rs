@@ -1,16 +1,4 @@
-//! Opening a store from a URL: [`open`], [`StoreUrl`] and [`OpenedStore`].
-//!
-//! | URL | store | feature |
-//! | --- | --- | --- |
-//! | `memory:` | `MemoryStore` (nothing survives the process) | always |
-//! | `file:DIR` | [`FileStore`](crate::FileStore) in directory `DIR` | `file` |
-//! | `lmdb:DIR` | [`LmdbStore`](crate::LmdbStore) in directory `DIR` | `lmdb` |
-//! | `postgres://...`, `postgresql://...` | `PostgresStore` | `postgres` |
-//!
-//! A PostgreSQL URL may carry `schema=NAME` among its query parameters (default
-//! `PostgresStore::DEFAULT_SCHEMA`); it is taken out before the rest of the URL is handed to
-//! the driver. A scheme this build does not know, or whose feature is off, is
-//! [`StoreError::InvalidInput`] listing the schemes this build supports.
+//! Opening a store from a URL ([`StoreUrl`] says which URLs): [`open`] and [`OpenedStore`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -39,7 +27,7 @@ use es_core::store::{Store, StoreError, StreamId};
 use crate::url::{StoreUrl, unsupported};
 
 /// Opens (creating it when needed) the store named by `url`: `memory:`, `file:DIR`,
-/// `lmdb:DIR` or `postgres://...` (see the [module docs](self)).
+/// `lmdb:DIR` or `postgres://...` (see [`StoreUrl`]).
 ///
 /// # Errors
 ///

@@ -31,7 +31,19 @@ pub(crate) fn unsupported(what: &str) -> StoreError {
     ))
 }
 
-/// A parsed store URL.
+/// A parsed store URL: what [`open`](crate::open) takes.
+///
+/// | URL | store | feature |
+/// | --- | --- | --- |
+/// | `memory:` | `MemoryStore` (nothing survives the process) | always |
+/// | `file:DIR` | [`FileStore`](crate::FileStore) in directory `DIR` | `file` |
+/// | `lmdb:DIR` | [`LmdbStore`](crate::LmdbStore) in directory `DIR` | `lmdb` |
+/// | `postgres://...`, `postgresql://...` | `PostgresStore` | `postgres` |
+///
+/// A PostgreSQL URL may carry `schema=NAME` among its query parameters (default
+/// `PostgresStore::DEFAULT_SCHEMA`); it is taken out before the rest of the URL is handed to
+/// the driver. A scheme this build does not know, or whose feature is off, is
+/// [`StoreError::InvalidInput`] listing the schemes this build supports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreUrl {

@@ -1,16 +1,17 @@
 //! [`FileStore`]: events, snapshots and checkpoints in plain files a person can read.
 //!
-//! The directory layout is described in [`layout`], the JSON text of each file in [`format`],
-//! the recovery on open in [`scan`], the commit step of the group commit in [`commit`], and
-//! the snapshot and checkpoint files in [`snapshots`] and [`checkpoints`], and what an operator
-//! tool reads beyond the store traits in [`admin`].
+//! The directory layout is described in [`layout`] and the JSON text of each file in
+//! [`format`](mod@format): both are public, for tools that read a store's files without
+//! opening it. The other files: `scan.rs` (the recovery on open), `commit.rs` (the commit step
+//! of the group commit), `snapshots.rs` and `checkpoints.rs` (the snapshot and checkpoint
+//! files) and `admin.rs` (what an operator tool reads beyond the store traits).
 
 mod admin;
 mod checkpoints;
 mod commit;
-mod format;
+pub mod format;
 mod index;
-mod layout;
+pub mod layout;
 mod scan;
 mod snapshots;
 

@@ -36,7 +36,7 @@ impl CheckpointStore for PostgresStore {
     }
 
     /// One runner per name among the processes sharing this database: a session advisory
-    /// lock, see [`leases`](super::leases).
+    /// lock held by a connection of its own (see `leases.rs`).
     async fn try_lease(&self, name: &str) -> Result<Lease, StoreError> {
         check_text("runner name", name)?;
         leases::try_lease(self, name).await
