@@ -19,9 +19,9 @@ use serde::Serialize;
 
 use self::checker::{Checker, Finding};
 
-use crate::error::{CliResult, StoreContext};
+use crate::context::Ctx;
+use crate::error::{CliResult, EXIT_FINDING, EXIT_OK, StoreContext};
 use crate::output::progress;
-use crate::{Ctx, EXIT_FINDING, EXIT_OK};
 
 #[derive(Serialize)]
 struct Report<'a> {
