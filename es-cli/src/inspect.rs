@@ -7,9 +7,10 @@ use es_core::store::{CheckpointStore, RecordedEvent, Store, StoreError, StreamId
 use es_stores::OpenedStore;
 use serde::Serialize;
 
-use crate::error::{CliError, CliResult, StoreContext};
+use crate::context::Ctx;
+use crate::error::{CliError, CliResult, EXIT_OK, StoreContext};
+use crate::format;
 use crate::output::{payload_cell, table};
-use crate::{Ctx, EXIT_OK, format};
 
 /// Events read per page by the commands that scan the log.
 pub(crate) const PAGE: usize = 4096;

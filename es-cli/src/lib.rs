@@ -33,36 +33,25 @@
 //! The export format is described in [`format`](mod@format).
 
 mod cli;
+mod context;
 mod error;
 pub mod format;
 mod inspect;
 mod output;
 mod transfer;
 mod verify;
-#[cfg(feature = "file")]
-mod verify_file;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
-use es_stores::{OpenOptions, OpenedStore};
 
 pub use error::{CliError, EXIT_ERROR, EXIT_FINDING, EXIT_OK};
 
 use crate::cli::{Cli, Command, ProjectionsAction};
-use crate::error::{CliResult, StoreContext};
+use crate::context::{Ctx, close_store, open_store};
+use crate::error::CliResult;
 use crate::output::Out;
-
-/// What every command gets: the output settings and stdout.
-pub(crate) struct Ctx {
-    /// `--json`.
-    pub(crate) json: bool,
-    /// Whether progress bars are drawn.
-    pub(crate) progress: bool,
-    /// Buffered stdout.
-    pub(crate) out: Out,
-}
 
 /// Runs `es` with these arguments (the first is the program name) and returns its exit code.
 pub fn run_from<I, T>(args: I) -> ExitCode
@@ -116,34 +105,6 @@ fn store_url(cli: &Cli) -> CliResult<&str> {
                 "no store given: pass --store URL or set ES_STORE (e.g. --store lmdb:./data)",
             )
         })
-}
-
-/// Opens a store; `create` says whether a missing one is created (only targets are).
-pub(crate) async fn open_store(url: &str, create: bool, ordered: bool) -> CliResult<OpenedStore> {
-    // A store that is written (an import or copy target) is also filled in bulk: a rerun
-    // writes again what a machine crash undid.
-    // Every command reads a store at most once through: the pages an LMDB scan read are given
-    // back as it goes, so a 1M-event export or copy does not hold the whole map resident.
-    let options = OpenOptions::default()
-        .create(create)
-        .ordered(ordered)
-        .bulk_load(ordered)
-        .release_scanned_pages(true);
-    let shown = es_stores::StoreUrl::parse(url)
-        .map(|u| u.to_string())
-        .unwrap_or_else(|_| es_stores::redact(url));
-    OpenedStore::open(url, &options)
-        .await
-        .doing(&format!("cannot open the store {shown}"))
-}
-
-/// Closes a store, reporting a failure.
-pub(crate) async fn close_store(store: OpenedStore) -> CliResult<()> {
-    let shown = store.url().to_string();
-    store
-        .close()
-        .await
-        .doing(&format!("closing the store {shown}"))
 }
 
 async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {

@@ -215,6 +215,35 @@ fn verify_reports_a_corrupt_file_store_without_repairing_it() {
     assert!(report["problems"].as_u64().unwrap() >= 4, "{report}");
 }
 
+/// verify reads a file store's lines as the store does: a payload whose bytes are `null` is
+/// written as `"payload":null` and is JSON, and a binary payload declared in the metadata is
+/// base64; neither is a problem.
+#[test]
+fn verify_takes_a_null_payload_and_a_declared_binary_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    rt().block_on(async {
+        let store = FileStore::open(&dir).unwrap();
+        use es_core::store::{ExpectedVersion, NewEvent, StreamId};
+        let binary = NewEvent::new("B", vec![0, 159, 146, 150])
+            .metadata("content_type", "application/octet-stream");
+        store
+            .append(
+                &StreamId::new("t", "1"),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new("N", b"null".to_vec()), binary],
+            )
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    });
+    let log = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert!(log.contains("\"payload\":null"), "{log}");
+    assert!(log.contains("\"payload_base64\":"), "{log}");
+    let out = run_ok(&["--store", &file(&dir), "verify"], 0);
+    assert!(out.contains("consistent (2 events"), "{out}");
+}
+
 /// verify on LMDB: a snapshot ahead of its stream and a checkpoint ahead of the head.
 #[test]
 fn verify_reports_snapshots_and_checkpoints_ahead() {

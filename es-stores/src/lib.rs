@@ -33,12 +33,13 @@
 //! ```
 
 #[cfg(feature = "file")]
-mod file;
+pub mod file;
 #[cfg(any(feature = "file", feature = "lmdb"))]
 mod group_commit;
 #[cfg(any(feature = "file", feature = "lmdb"))]
 mod lock;
 #[cfg(feature = "file")]
+#[doc(inline)]
 pub use file::FileStore;
 #[cfg(feature = "lmdb")]
 mod lmdb;
@@ -46,8 +47,10 @@ pub mod metrics;
 mod open;
 #[cfg(feature = "lmdb")]
 pub use lmdb::{Durability, LmdbOptions, LmdbStore};
-pub use open::{OpenOptions, OpenedStore, StoreUrl, open, redact, supported_schemes};
+pub use open::{OpenOptions, OpenedStore, open};
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
+mod url;
+pub use url::{StoreUrl, redact, supported_schemes};

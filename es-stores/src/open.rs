@@ -1,16 +1,4 @@
-//! Opening a store from a URL: [`open`], [`StoreUrl`] and [`OpenedStore`].
-//!
-//! | URL | store | feature |
-//! | --- | --- | --- |
-//! | `memory:` | `MemoryStore` (nothing survives the process) | always |
-//! | `file:DIR` | [`FileStore`](crate::FileStore) in directory `DIR` | `file` |
-//! | `lmdb:DIR` | [`LmdbStore`](crate::LmdbStore) in directory `DIR` | `lmdb` |
-//! | `postgres://...`, `postgresql://...` | `PostgresStore` | `postgres` |
-//!
-//! A PostgreSQL URL may carry `schema=NAME` among its query parameters (default
-//! `PostgresStore::DEFAULT_SCHEMA`); it is taken out before the rest of the URL is handed to
-//! the driver. A scheme this build does not know, or whose feature is off, is
-//! [`StoreError::InvalidInput`] listing the schemes this build supports.
+//! Opening a store from a URL ([`StoreUrl`] says which URLs): [`open`] and [`OpenedStore`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -31,15 +19,15 @@
 //! ```
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use es_core::MemoryStore;
 use es_core::store::{Store, StoreError, StreamId};
 
+use crate::url::{StoreUrl, unsupported};
+
 /// Opens (creating it when needed) the store named by `url`: `memory:`, `file:DIR`,
-/// `lmdb:DIR` or `postgres://...`; each scheme needs its cargo feature.
+/// `lmdb:DIR` or `postgres://...` (see [`StoreUrl`]); each scheme needs its cargo feature.
 ///
 /// # Errors
 ///
@@ -51,203 +39,6 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Ok(OpenedStore::open(url, &OpenOptions::default())
         .await?
         .store())
-}
-
-/// The URL schemes this build can open, as a user would write them.
-pub fn supported_schemes() -> Vec<&'static str> {
-    let mut schemes = vec!["memory:"];
-    if cfg!(feature = "file") {
-        schemes.push("file:DIR");
-    }
-    if cfg!(feature = "lmdb") {
-        schemes.push("lmdb:DIR");
-    }
-    if cfg!(feature = "postgres") {
-        schemes.push("postgres://USER@HOST:PORT/DB[?schema=NAME]");
-    }
-    schemes
-}
-
-fn unsupported(what: &str) -> StoreError {
-    StoreError::InvalidInput(format!(
-        "{what}; this build supports: {}",
-        supported_schemes().join(", ")
-    ))
-}
-
-/// A parsed store URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreUrl {
-    /// `memory:`: an in-process store, empty when opened.
-    Memory,
-    /// `file:DIR`: a [`FileStore`](crate::FileStore) directory.
-    File(PathBuf),
-    /// `lmdb:DIR`: an [`LmdbStore`](crate::LmdbStore) directory.
-    Lmdb(PathBuf),
-    /// `postgres://...`: a PostgreSQL database and schema.
-    Postgres {
-        /// The connection URL as the driver takes it (without `schema=`).
-        url: String,
-        /// The schema holding the store's tables, when the URL names one.
-        schema: Option<String>,
-    },
-}
-
-impl StoreUrl {
-    /// Parses a store URL.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::InvalidInput`] for an unknown scheme, a scheme whose cargo feature is off
-    /// in this build, or a `file:`/`lmdb:` URL without a directory; the message lists what
-    /// this build supports.
-    pub fn parse(url: &str) -> Result<StoreUrl, StoreError> {
-        let url = url.trim();
-        if url == "memory:" || url == "memory" {
-            return Ok(StoreUrl::Memory);
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            if !cfg!(feature = "postgres") {
-                return Err(unsupported(
-                    "this build has no PostgreSQL store (cargo feature `postgres` of es-stores/es-cli)",
-                ));
-            }
-            return Ok(split_schema(url));
-        }
-        let dir_url = |scheme: &str, rest: &str| -> Result<PathBuf, StoreError> {
-            let rest = rest.strip_prefix("//").unwrap_or(rest);
-            if rest.is_empty() {
-                return Err(unsupported(&format!(
-                    "`{scheme}:` needs a directory, e.g. `{scheme}:./data`"
-                )));
-            }
-            Ok(PathBuf::from(rest))
-        };
-        if let Some(rest) = url.strip_prefix("file:") {
-            if !cfg!(feature = "file") {
-                return Err(unsupported(
-                    "this build has no file store (cargo feature `file`)",
-                ));
-            }
-            return Ok(StoreUrl::File(dir_url("file", rest)?));
-        }
-        if let Some(rest) = url.strip_prefix("lmdb:") {
-            if !cfg!(feature = "lmdb") {
-                return Err(unsupported(
-                    "this build has no LMDB store (cargo feature `lmdb`)",
-                ));
-            }
-            return Ok(StoreUrl::Lmdb(dir_url("lmdb", rest)?));
-        }
-        let shown = es_core::store::quote_prefix(&redact(url));
-        Err(match url.split_once(':') {
-            Some((scheme, _)) if !scheme.is_empty() && !scheme.contains(['/', '\\', '.']) => {
-                unsupported(&format!("unknown store URL scheme `{scheme}:` in {shown}"))
-            }
-            _ => unsupported(&format!(
-                "{shown} is not a store URL (it has no scheme such as `lmdb:`)"
-            )),
-        })
-    }
-
-    /// The backend's short name: `memory`, `file`, `lmdb` or `postgres`.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            StoreUrl::Memory => "memory",
-            StoreUrl::File(_) => "file",
-            StoreUrl::Lmdb(_) => "lmdb",
-            StoreUrl::Postgres { .. } => "postgres",
-        }
-    }
-
-    /// The directory of a file or LMDB store.
-    pub fn dir(&self) -> Option<&Path> {
-        match self {
-            StoreUrl::File(dir) | StoreUrl::Lmdb(dir) => Some(dir),
-            _ => None,
-        }
-    }
-
-    /// Whether the store already exists at this location (PostgreSQL and memory: always
-    /// `true`, they are checked on open).
-    fn exists(&self) -> bool {
-        match self {
-            StoreUrl::File(dir) => dir.join("events.jsonl").is_file(),
-            StoreUrl::Lmdb(dir) => dir.join("data.mdb").is_file(),
-            _ => true,
-        }
-    }
-}
-
-impl FromStr for StoreUrl {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StoreUrl::parse(s)
-    }
-}
-
-/// Shows the URL as a user wrote it, without a PostgreSQL password.
-impl fmt::Display for StoreUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreUrl::Memory => f.write_str("memory:"),
-            StoreUrl::File(dir) => write!(f, "file:{}", dir.display()),
-            StoreUrl::Lmdb(dir) => write!(f, "lmdb:{}", dir.display()),
-            StoreUrl::Postgres { url, schema } => {
-                f.write_str(&redact(url))?;
-                match schema {
-                    Some(schema) if url.contains('?') => write!(f, "&schema={schema}"),
-                    Some(schema) => write!(f, "?schema={schema}"),
-                    None => Ok(()),
-                }
-            }
-        }
-    }
-}
-
-/// Takes `schema=NAME` out of a PostgreSQL URL's query.
-fn split_schema(url: &str) -> StoreUrl {
-    let Some((base, query)) = url.split_once('?') else {
-        return StoreUrl::Postgres {
-            url: url.to_owned(),
-            schema: None,
-        };
-    };
-    let mut schema = None;
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.strip_prefix("schema=") {
-            Some(name) => schema = Some(name.to_owned()),
-            None => kept.push(pair),
-        }
-    }
-    let url = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    StoreUrl::Postgres { url, schema }
-}
-
-/// `url` without the password of its user info, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// How [`OpenedStore::open`] opens a store.
@@ -351,7 +142,7 @@ impl OpenedStore {
     /// there is no store at that location.
     pub async fn open(url: &str, options: &OpenOptions) -> Result<OpenedStore, StoreError> {
         let url = StoreUrl::parse(url)?;
-        if !options.create && !url.exists() {
+        if !options.create && !exists(&url) {
             return Err(StoreError::InvalidInput(format!(
                 "there is no {} store at {url}: check the path (commands that read never create a store)",
                 url.backend()
@@ -375,9 +166,15 @@ impl OpenedStore {
                 Backend::Lmdb(blocking(move || lmdb.open(dir)).await?)
             }
             #[cfg(feature = "postgres")]
-            StoreUrl::Postgres { url, schema } => {
-                Backend::Postgres(open_postgres(url, schema.as_deref(), options).await?)
-            }
+            StoreUrl::Postgres { url, schema } => Backend::Postgres(
+                crate::PostgresStore::open_url(
+                    url,
+                    schema.as_deref(),
+                    options.create,
+                    options.ordered,
+                )
+                .await?,
+            ),
             #[allow(unreachable_patterns)]
             other => {
                 return Err(unsupported(&format!(
@@ -432,8 +229,8 @@ impl OpenedStore {
             Backend::Memory(_) => Vec::new(),
             #[cfg(feature = "file")]
             Backend::File(s) => {
-                let dir = s.dir().join("checkpoints");
-                blocking(move || file_checkpoint_names(&dir)).await?
+                let s = s.clone();
+                blocking(move || s.checkpoint_names()).await?
             }
             #[cfg(feature = "lmdb")]
             Backend::Lmdb(s) => {
@@ -441,16 +238,7 @@ impl OpenedStore {
                 blocking(move || s.checkpoint_names()).await?
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(s) => {
-                let sql = format!(
-                    "SELECT name FROM \"{}\".checkpoints ORDER BY name",
-                    s.schema()
-                );
-                sqlx::query_scalar::<_, String>(&sql)
-                    .fetch_all(s.pool())
-                    .await
-                    .map_err(|e| StoreError::Unavailable(format!("listing checkpoints: {e}")))?
-            }
+            Backend::Postgres(s) => s.checkpoint_names().await?,
         };
         names.sort();
         Ok(names)
@@ -497,33 +285,7 @@ impl OpenedStore {
                 blocking(move || s.stream_heads(after.as_ref(), limit)).await
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(s) => {
-                let (from, cursor) = match after {
-                    Some(a) => (
-                        "WHERE (stream_type, stream_id) > ($1, $2)",
-                        (a.aggregate_type.as_str(), a.aggregate_id.as_str()),
-                    ),
-                    None => ("WHERE $1 = $2", ("", "")),
-                };
-                let sql = format!(
-                    "SELECT stream_type, stream_id, MAX(sequence) FROM \"{}\".events {from} \
-                     GROUP BY stream_type, stream_id ORDER BY stream_type, stream_id LIMIT $3",
-                    s.schema()
-                );
-                let rows: Vec<(String, String, i64)> = sqlx::query_as(&sql)
-                    .bind(cursor.0)
-                    .bind(cursor.1)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(s.pool())
-                    .await
-                    .map_err(|e| {
-                        StoreError::Unavailable(format!("reading the stream heads: {e}"))
-                    })?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(t, id, v)| (StreamId::new(t, id), u64::try_from(v).unwrap_or(0)))
-                    .collect())
-            }
+            Backend::Postgres(s) => s.stream_heads(after, limit).await,
         }
     }
 
@@ -564,82 +326,16 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-/// The projection names of the checkpoint files in `dir` (each file says its name).
-#[cfg(feature = "file")]
-fn file_checkpoint_names(dir: &Path) -> Result<Vec<String>, StoreError> {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        name: String,
+/// Whether a store already exists at `url` (PostgreSQL and memory: always `true`, they are
+/// checked on open).
+fn exists(url: &StoreUrl) -> bool {
+    match url {
+        #[cfg(feature = "file")]
+        StoreUrl::File(dir) => crate::file::holds_store(dir),
+        #[cfg(feature = "lmdb")]
+        StoreUrl::Lmdb(dir) => crate::lmdb::holds_store(dir),
+        _ => true,
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io(format!("listing {}", dir.display()), e)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
-        let path = entry.path();
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        if file_name.starts_with('.') || !file_name.ends_with(".json") {
-            continue; // temporary files of a replacement in progress
-        }
-        let text = std::fs::read(&path)
-            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        let named: Named = serde_json::from_slice(&text).map_err(|e| {
-            StoreError::Corrupt(format!("{}: not a checkpoint file: {e}", path.display()))
-        })?;
-        names.push(named.name);
-    }
-    Ok(names)
-}
-
-#[cfg(feature = "postgres")]
-async fn open_postgres(
-    url: &str,
-    schema: Option<&str>,
-    options: &OpenOptions,
-) -> Result<crate::PostgresStore, StoreError> {
-    use std::time::Duration;
-    let connect: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| {
-        StoreError::InvalidInput(format!("bad PostgreSQL URL {}: {e}", redact(url)))
-    })?;
-    // The large statements of a bulk append cross the planner's JIT threshold, and compiling
-    // them costs more than it saves.
-    let connect = connect.options([("jit", "off")]);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(connect)
-        .await
-        .map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot connect to PostgreSQL at {}: {e}; check that the server runs and the URL is right",
-                redact(url)
-            ))
-        })?;
-    let schema = schema.unwrap_or(crate::PostgresStore::DEFAULT_SCHEMA);
-    if !options.create {
-        let table = format!("\"{}\".events", schema.replace('"', ""));
-        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-            .bind(&table)
-            .fetch_one(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("looking for the store's tables: {e}")))?;
-        if found.is_none() {
-            pool.close().await;
-            return Err(StoreError::InvalidInput(format!(
-                "there is no event store in schema `{schema}` of {}: check the `schema=` parameter",
-                redact(url)
-            )));
-        }
-    }
-    let mut builder = crate::PostgresStore::builder(pool).schema(schema);
-    if options.ordered {
-        builder = builder.lanes(1).max_batch(4096);
-    }
-    builder.build().await
 }
 
 #[cfg(test)]
@@ -690,45 +386,5 @@ mod tests {
             opened.close().await?;
         }
         Ok(())
-    }
-
-    #[test]
-    fn parses_every_scheme() {
-        assert_eq!(StoreUrl::parse("memory:").ok(), Some(StoreUrl::Memory));
-        if cfg!(feature = "lmdb") {
-            assert_eq!(
-                StoreUrl::parse("lmdb:./data").ok(),
-                Some(StoreUrl::Lmdb(PathBuf::from("./data")))
-            );
-        }
-        if cfg!(feature = "file") {
-            assert_eq!(
-                StoreUrl::parse("file:///tmp/x").ok(),
-                Some(StoreUrl::File(PathBuf::from("/tmp/x")))
-            );
-        }
-    }
-
-    #[test]
-    fn unknown_schemes_list_what_is_supported() {
-        for url in ["mysql://x/y", "./data", "", "lmdb:", "redis:x"] {
-            let Err(StoreError::InvalidInput(message)) = StoreUrl::parse(url) else {
-                panic!("{url:?} parsed");
-            };
-            assert!(message.contains("memory:"), "{message}");
-        }
-    }
-
-    #[test]
-    fn postgres_schema_is_taken_out_of_the_url() {
-        assert_eq!(
-            split_schema("postgres://u:pw@h/db?sslmode=disable&schema=es_x"),
-            StoreUrl::Postgres {
-                url: "postgres://u:pw@h/db?sslmode=disable".to_owned(),
-                schema: Some("es_x".to_owned()),
-            }
-        );
-        let shown = split_schema("postgres://u:pw@h/db?schema=s").to_string();
-        assert_eq!(shown, "postgres://u:***@h/db?schema=s");
     }
 }

@@ -1,4 +1,6 @@
-//! The JSON text of event lines, snapshot files and checkpoint files.
+//! The JSON text of event lines, snapshot files and checkpoint files: [`EventLine`],
+//! [`SnapshotDoc`] and [`CheckpointDoc`] read them (the store does, and so can a tool that
+//! checks a store's files without opening it, like `es verify`).
 //!
 //! Every record is one JSON object whose last field is its body (an event's payload, a
 //! snapshot's or checkpoint's state). A body whose bytes are valid JSON (and hold no newline) is
@@ -98,7 +100,8 @@ pub(super) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// A stream id as written: `{"type": ..., "id": ...}`.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct StreamField<'a> {
+#[non_exhaustive]
+pub struct StreamField<'a> {
     /// The aggregate type.
     #[serde(rename = "type", borrow)]
     pub aggregate_type: Cow<'a, str>,
@@ -122,7 +125,7 @@ impl<'a> StreamField<'a> {
     }
 
     /// The owned stream id.
-    pub(super) fn to_stream_id(&self) -> StreamId {
+    pub fn to_stream_id(&self) -> StreamId {
         StreamId::new(self.aggregate_type.as_ref(), self.id.as_ref())
     }
 }
@@ -152,32 +155,49 @@ pub(super) struct EventHeader<'a> {
     pub batch_size: Option<u64>,
 }
 
-/// An event line as read back.
+/// An event line of `events.jsonl` as read back (see the [module docs](self)): the line
+/// format, for the store and for tools that read its files without opening it.
 #[derive(Deserialize)]
-pub(super) struct EventLine<'a> {
+#[non_exhaustive]
+pub struct EventLine<'a> {
+    /// The event's position in the log: its line number, from 1.
     pub position: u64,
+    /// The event's stream.
     #[serde(borrow)]
     pub stream: StreamField<'a>,
+    /// The event's sequence in its stream, from 1.
     pub sequence: u64,
+    /// The event type (`"type"`).
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The event type's schema version.
     pub version: u32,
+    /// When it was recorded, RFC 3339 in UTC.
     #[serde(borrow)]
     pub timestamp: Cow<'a, str>,
+    /// The command id, when recorded (format 2).
     #[serde(default)]
     pub command_id: Option<String>,
+    /// The correlation id, when recorded (format 2).
     #[serde(default)]
     pub correlation_id: Option<String>,
+    /// The causation id, when recorded (format 2).
     #[serde(default)]
     pub causation_id: Option<String>,
+    /// The tags, empty when none (format 2).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The metadata (string values in format 1, any JSON in format 2).
     #[serde(default)]
     pub metadata: Metadata,
+    /// On the first line of an append of several events: how many lines the append wrote.
     #[serde(default)]
     pub batch_size: Option<u64>,
+    /// `Some` when the payload is embedded verbatim as JSON under `"payload"` (even as
+    /// `null`, the payload whose bytes are `null`).
     #[serde(default, deserialize_with = "present")]
     pub payload: Option<IgnoredAny>,
+    /// The payload as standard base64, when it is not JSON.
     #[serde(default, borrow)]
     pub payload_base64: Option<Cow<'a, str>>,
 }
@@ -235,16 +255,22 @@ pub(super) struct SnapshotHeader<'a> {
     pub timestamp: &'a str,
 }
 
-/// A snapshot file as read back.
+/// A snapshot file (`snapshots/<type>.<id>/<version>.json`) as read back.
 #[derive(Deserialize)]
-pub(super) struct SnapshotDoc<'a> {
+#[non_exhaustive]
+pub struct SnapshotDoc<'a> {
+    /// The snapshot's stream.
     #[serde(borrow)]
     pub stream: StreamField<'a>,
+    /// The stream version the snapshot was taken at.
     pub version: u64,
+    /// When it was taken, RFC 3339 in UTC.
     #[serde(borrow)]
     pub timestamp: Cow<'a, str>,
+    /// `Some` when the state is embedded verbatim as JSON under `"state"`.
     #[serde(default, deserialize_with = "present")]
     pub state: Option<IgnoredAny>,
+    /// The state as standard base64, when it is not JSON.
     #[serde(default, borrow)]
     pub state_base64: Option<Cow<'a, str>>,
 }
@@ -270,15 +296,20 @@ pub(super) struct CheckpointHeader<'a> {
     pub position: u64,
 }
 
-/// A checkpoint file as read back. A missing `state` means "no state"; `"state":null` is the
-/// state whose bytes are `null`.
+/// A checkpoint file (`checkpoints/<name>.json`) as read back. A missing `state` means "no
+/// state"; `"state":null` is the state whose bytes are `null`.
 #[derive(Deserialize)]
-pub(super) struct CheckpointDoc<'a> {
+#[non_exhaustive]
+pub struct CheckpointDoc<'a> {
+    /// The projection's name.
     #[serde(borrow)]
     pub name: Cow<'a, str>,
+    /// The log position the projection has handled.
     pub position: u64,
+    /// `Some` when the state is embedded verbatim as JSON under `"state"`.
     #[serde(default, deserialize_with = "present")]
     pub state: Option<IgnoredAny>,
+    /// The state as standard base64, when it is not JSON.
     #[serde(default, borrow)]
     pub state_base64: Option<Cow<'a, str>>,
 }

@@ -9,11 +9,11 @@
 //! <dir>/checkpoints/<name>.json                one checkpoint per projection
 //! ```
 //!
-//! User strings become file names through [`escape`]: lowercase ASCII letters, digits, `-` and
+//! User strings become file names through `escape`: lowercase ASCII letters, digits, `-` and
 //! `_` are kept, every other byte (including `.`, `/`, `\`, `%` and uppercase letters, so that
 //! names stay distinct on case-insensitive file systems) becomes `%XX`. An empty string becomes
 //! `%`. An escaped name can therefore never be `.`, `..`, contain a separator or start with `.`
-//! (temporary files do). Names longer than [`MAX_NAME`] are cut and end with `~` and a 128-bit
+//! (temporary files do). Escaped names longer than 160 bytes are cut and end with `~` and a 128-bit
 //! hash of the full string, so they stay unique and within file-system limits.
 
 use std::fmt::Write as _;
@@ -32,11 +32,16 @@ pub(super) const FORMAT_FILE: &str = "format";
 /// (no envelope ids or tags, string metadata) is a subset of it, read as it is.
 pub(super) const FORMAT_VERSION: u32 = 2;
 /// The event log.
-pub(super) const EVENTS_FILE: &str = "events.jsonl";
+pub const EVENTS_FILE: &str = "events.jsonl";
 /// The directory of snapshot directories (one per stream).
-pub(super) const SNAPSHOTS_DIR: &str = "snapshots";
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 /// The directory of checkpoint files (one per projection).
-pub(super) const CHECKPOINTS_DIR: &str = "checkpoints";
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// Whether `dir` holds a file store (its event log).
+pub(crate) fn holds_store(dir: &Path) -> bool {
+    dir.join(EVENTS_FILE).is_file()
+}
 
 /// The longest escaped name kept whole; longer ones are cut and hashed.
 const MAX_NAME: usize = 160;

@@ -1,14 +1,17 @@
 //! [`FileStore`]: events, snapshots and checkpoints in plain files a person can read.
 //!
-//! The directory layout is described in [`layout`], the JSON text of each file in [`format`],
-//! the recovery on open in [`scan`], the commit step of the group commit in [`commit`], and
-//! the snapshot and checkpoint files in [`snapshots`] and [`checkpoints`].
+//! The directory layout is described in [`layout`] and the JSON text of each file in
+//! [`format`](mod@format): both are public, for tools that read a store's files without
+//! opening it. The other files: `scan.rs` (the recovery on open), `commit.rs` (the commit step
+//! of the group commit), `snapshots.rs` and `checkpoints.rs` (the snapshot and checkpoint
+//! files) and `admin.rs` (what an operator tool reads beyond the store traits).
 
+mod admin;
 mod checkpoints;
 mod commit;
-mod format;
+pub mod format;
 mod index;
-mod layout;
+pub mod layout;
 mod scan;
 mod snapshots;
 
@@ -30,6 +33,7 @@ use tokio::sync::{oneshot, watch};
 use self::commit::{AppendRequest, LogWriter, WriteRequest};
 use self::format::{EventLine, parse_timestamp, read_body};
 use self::index::{Index, Line};
+pub(crate) use self::layout::holds_store;
 use self::layout::{
     CHECKPOINTS_DIR, EVENTS_FILE, LOCK_FILE, SNAPSHOTS_DIR, check_format, ensure_dir,
     read_exact_at, sync_dir,
@@ -237,23 +241,6 @@ impl FileStore {
             stopped
         })
         .await
-    }
-
-    /// Up to `limit` streams and their versions, in stream id order, after `after` (from the
-    /// first when `None`): the stream heads, from the in-memory index (no file is read).
-    pub fn stream_heads(&self, after: Option<&StreamId>, limit: usize) -> Vec<(StreamId, u64)> {
-        let index = self.shared.state.index.read();
-        let mut heads: Vec<(&StreamId, u64)> = index
-            .heads()
-            .filter(|(s, _)| after.is_none_or(|a| *s > a))
-            .collect();
-        let limit = limit.min(heads.len());
-        if limit < heads.len() {
-            heads.select_nth_unstable_by(limit, |a, b| a.0.cmp(b.0));
-            heads.truncate(limit);
-        }
-        heads.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        heads.into_iter().map(|(s, v)| (s.clone(), v)).collect()
     }
 
     /// The store's directory.

@@ -27,19 +27,19 @@
 //! # Files
 //!
 //! `options.rs` (how to open), `open.rs` (environment, typed databases, format version, heed
-//! errors), `shared.rs` (the open store's lifecycle and the per-process registry), `read.rs`
+//! errors), `lifecycle.rs` (the open store's lifecycle and the per-process registry), `read.rs`
 //! (the read path), `pages.rs` (releasing the memory-map pages a scan of the log read), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
 //! and `codec.rs` (keys and records).
 
 mod admin;
 mod codec;
 mod commit;
+mod lifecycle;
 mod open;
 mod options;
 mod pages;
 mod read;
 mod request;
-mod shared;
 
 use std::fs;
 use std::path::Path;
@@ -53,10 +53,11 @@ use es_core::store::{
 };
 use tokio::sync::{oneshot, watch};
 
+use self::lifecycle::Shared;
 use self::open::heed_error;
+pub(crate) use self::open::holds_store;
 pub use self::options::{Durability, LmdbOptions};
 use self::request::{BatchItem, Reply, Request, Target};
-use self::shared::Shared;
 
 /// The embedded durable event, snapshot and checkpoint store, on LMDB.
 ///

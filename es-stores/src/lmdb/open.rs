@@ -17,8 +17,10 @@ pub(super) type BeU64 = U64<BigEndian>;
 
 /// The name of the file the store locks so that only one process opens it at a time.
 pub(super) const LOCK_FILE: &str = "es-store.lock";
+/// LMDB's data file, which holds the store.
+const DATA_FILE: &str = "data.mdb";
 /// The files an LMDB store directory may hold.
-const STORE_FILES: [&str; 3] = ["data.mdb", "lock.mdb", LOCK_FILE];
+const STORE_FILES: [&str; 3] = [DATA_FILE, "lock.mdb", LOCK_FILE];
 /// What the meta database says this environment is.
 const KIND: &[u8] = b"es-stores/lmdb";
 const KIND_KEY: &[u8] = b"kind";
@@ -93,6 +95,11 @@ pub(super) fn round_up(bytes: usize) -> usize {
         .max(MAP_ALIGN)
 }
 
+/// Whether `dir` holds an LMDB store (its data file).
+pub(crate) fn holds_store(dir: &Path) -> bool {
+    dir.join(DATA_FILE).is_file()
+}
+
 /// Refuses a directory that holds other files but no LMDB store (e.g. a `FileStore`).
 pub(super) fn check_directory(path: &Path) -> Result<(), StoreError> {
     let entries =
@@ -102,7 +109,7 @@ pub(super) fn check_directory(path: &Path) -> Result<(), StoreError> {
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io(format!("list {}", path.display()), e))?;
         let name = entry.file_name();
-        if name == "data.mdb" {
+        if name == DATA_FILE {
             has_data = true;
         } else if !STORE_FILES.iter().any(|f| name == *f) {
             foreign.push(name.to_string_lossy().into_owned());

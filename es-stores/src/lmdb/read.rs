@@ -11,9 +11,9 @@ use heed::RoTxn;
 use heed::types::Bytes;
 
 use super::codec;
+use super::lifecycle::Shared;
 use super::open::{BeU64, heed_error};
 use super::pages::ReadRange;
-use super::shared::Shared;
 
 /// Events read per read transaction; readers yield to the runtime between chunks.
 const READ_CHUNK: usize = 2048;

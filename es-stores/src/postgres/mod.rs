@@ -6,19 +6,26 @@
 //!
 //! - `store`: the store type, its input checks and its [`EventStore`](es_core::store::EventStore)
 //!   implementation;
-//! - `options`: [`PostgresStoreBuilder`], connecting and starting a store;
+//! - `options`: [`PostgresStoreBuilder`], connecting and starting a store (from a store URL too);
 //! - `sql`: every SQL statement, one documented constant each;
 //! - `writer`: group commit, the lanes that write each batch of appends in one statement;
 //! - `bulk`: `append_many`'s path, each statement of a batch one transaction with binary `COPY`;
 //! - `read`: the read path and the decoding of rows;
-//! - `snapshots`: snapshots and checkpoints;
+//! - `snapshots`: snapshots;
+//! - `checkpoints`: projection checkpoints;
+//! - `leases`: runner leases, held with session advisory locks;
+//! - `admin`: what an operator tool reads beyond the store traits (checkpoint names, stream
+//!   heads);
 //! - `head`: the subscription head, kept current by polling and LISTEN/NOTIFY;
 //! - `migrate`: the versioned schema migrations (`migrations/*.sql`);
 //! - `error`: what a `sqlx` error means for the caller.
 
+mod admin;
 mod bulk;
+mod checkpoints;
 mod error;
 mod head;
+mod leases;
 mod migrate;
 mod options;
 mod read;

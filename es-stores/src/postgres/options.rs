@@ -18,6 +18,7 @@ use super::store::Inner;
 use super::writer::{self, Lane, MAX_EVENTS_PER_TRANSACTION};
 use super::{PostgresStore, head, migrate, read};
 use crate::metrics::StoreMetrics;
+use crate::url::redact;
 
 /// Configures a [`PostgresStore`]; made by [`PostgresStore::builder`].
 #[derive(Debug, Clone)]
@@ -239,6 +240,59 @@ impl PostgresStore {
             .await
             .map_err(|e| error::map(e, Op::Acquire, "connecting to PostgreSQL"))?;
         Self::new(pool).await
+    }
+
+    /// Opens the store a store URL names (see [`open`](crate::open)): a pool of up to 16
+    /// connections to `url` (without JIT, which the large statements of a bulk append would
+    /// pay for), in `schema` (default [`DEFAULT_SCHEMA`](Self::DEFAULT_SCHEMA)). Without
+    /// `create`, a schema without the store's tables is refused; `ordered` writes through a
+    /// single lane, in the order appends are sent.
+    pub(crate) async fn open_url(
+        url: &str,
+        schema: Option<&str>,
+        create: bool,
+        ordered: bool,
+    ) -> Result<Self, StoreError> {
+        let connect: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| {
+            StoreError::InvalidInput(format!("bad PostgreSQL URL {}: {e}", redact(url)))
+        })?;
+        // The large statements of a bulk append cross the planner's JIT threshold, and compiling
+        // them costs more than it saves.
+        let connect = connect.options([("jit", "off")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to PostgreSQL at {}: {e}; check that the server runs and the URL is right",
+                    redact(url)
+                ))
+            })?;
+        let schema = schema.unwrap_or(Self::DEFAULT_SCHEMA);
+        if !create {
+            let table = format!("\"{}\".events", schema.replace('"', ""));
+            let found: Option<String> = sqlx::query_scalar(sql::FIND_EVENTS_TABLE)
+                .bind(&table)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("looking for the store's tables: {e}"))
+                })?;
+            if found.is_none() {
+                pool.close().await;
+                return Err(StoreError::InvalidInput(format!(
+                    "there is no event store in schema `{schema}` of {}: check the `schema=` parameter",
+                    redact(url)
+                )));
+            }
+        }
+        let mut builder = Self::builder(pool).schema(schema);
+        if ordered {
+            builder = builder.lanes(1).max_batch(4096);
+        }
+        builder.build().await
     }
 }
 

@@ -208,6 +208,38 @@ pub(super) const SAVE_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints (name
      ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, \
          state = EXCLUDED.state, updated_at = now()";
 
+// --- Runner leases -------------------------------------------------------------------------
+
+/// Takes the session advisory lock `$1` (a runner lease's key) if it is free: whether it was.
+pub(super) const TRY_LEASE: &str = "SELECT pg_try_advisory_lock($1)";
+
+/// Releases the session advisory lock `$1` (a runner lease's key).
+pub(super) const RELEASE_LEASE: &str = "SELECT pg_advisory_unlock($1)";
+
+/// Checks that a lease's connection is alive.
+pub(super) const PING: &str = "SELECT 1";
+
+// --- Operator tools -------------------------------------------------------------------------
+
+/// Whether the store's tables exist: `$1` the quoted events table (`"schema".events`); the
+/// table's name, or null when it does not exist.
+pub(super) const FIND_EVENTS_TABLE: &str = "SELECT to_regclass($1)::text";
+
+/// The names of the projections that have a saved checkpoint, sorted.
+pub(super) const CHECKPOINT_NAMES: &str = "SELECT name FROM {schema}.checkpoints ORDER BY name";
+
+/// Up to `$3` streams and their versions, in `(stream type, stream id)` order from the first
+/// (`$1` and `$2` are bound to equal values, as [`STREAM_HEADS_AFTER`] takes them).
+pub(super) const STREAM_HEADS: &str = "SELECT stream_type, stream_id, MAX(sequence) \
+     FROM {schema}.events WHERE $1 = $2 \
+     GROUP BY stream_type, stream_id ORDER BY stream_type, stream_id LIMIT $3";
+
+/// Up to `$3` streams and their versions, in `(stream type, stream id)` order after the stream
+/// `$1` (type), `$2` (id).
+pub(super) const STREAM_HEADS_AFTER: &str = "SELECT stream_type, stream_id, MAX(sequence) \
+     FROM {schema}.events WHERE (stream_type, stream_id) > ($1, $2) \
+     GROUP BY stream_type, stream_id ORDER BY stream_type, stream_id LIMIT $3";
+
 // --- Migrations -----------------------------------------------------------------------------
 
 /// Serializes migrators: `$1` the lock class, `$2` the schema name (hashed into the second key),

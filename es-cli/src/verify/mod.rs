@@ -7,137 +7,21 @@
 //! read line by line without opening it (so nothing is repaired), and a bad line is reported
 //! by its number.
 
-use std::collections::HashMap;
+mod checker;
+#[cfg(feature = "file")]
+mod file;
+
 use std::time::Instant;
 
-use es_core::store::{RecordedEvent, StreamId};
+use es_core::store::StreamId;
 use es_stores::OpenedStore;
 use serde::Serialize;
 
-use crate::error::{CliResult, StoreContext};
+use self::checker::{Checker, Finding};
+
+use crate::context::Ctx;
+use crate::error::{CliResult, EXIT_FINDING, EXIT_OK, StoreContext};
 use crate::output::progress;
-use crate::{Ctx, EXIT_FINDING, EXIT_OK};
-
-/// One problem found.
-#[derive(Debug, Serialize)]
-pub(crate) struct Finding {
-    /// Where: a position, a stream, a file line, a projection.
-    pub(crate) location: String,
-    /// What is wrong.
-    pub(crate) problem: String,
-}
-
-/// The most findings listed; the rest are counted.
-const MAX_LISTED: usize = 1000;
-
-/// Collects findings and the per-stream state of the log checks.
-#[derive(Default)]
-pub(crate) struct Checker {
-    findings: Vec<Finding>,
-    unlisted: u64,
-    /// Per stream: the last sequence seen.
-    streams: HashMap<StreamId, u64, foldhash::fast::RandomState>,
-    last_position: u64,
-    events: u64,
-}
-
-/// Whether the metadata declares a payload that is not JSON (`content_type` without `json`).
-fn declared_binary<M: Serialize>(metadata: &M) -> bool {
-    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(metadata) else {
-        return false;
-    };
-    ["content_type", "content-type"].iter().any(|key| {
-        map.get(*key)
-            .and_then(serde_json::Value::as_str)
-            .is_some_and(|v| !v.to_ascii_lowercase().contains("json"))
-    })
-}
-
-impl Checker {
-    pub(crate) fn find(&mut self, location: impl Into<String>, problem: impl Into<String>) {
-        if self.findings.len() < MAX_LISTED {
-            self.findings.push(Finding {
-                location: location.into(),
-                problem: problem.into(),
-            });
-        } else {
-            self.unlisted += 1;
-        }
-    }
-
-    /// Checks one event of the log, met in log order. `at` says where it is, for reports.
-    pub(crate) fn event(
-        &mut self,
-        at: impl Fn() -> String,
-        position: u64,
-        stream: &StreamId,
-        sequence: u64,
-        payload_is_json: impl FnOnce() -> bool,
-        declared_binary: impl FnOnce() -> bool,
-    ) {
-        self.events += 1;
-        if position <= self.last_position {
-            self.find(
-                at(),
-                format!(
-                    "position {position} does not increase (after {})",
-                    self.last_position
-                ),
-            );
-        }
-        self.last_position = self.last_position.max(position);
-        // One lookup per event (the stream id is cloned only the first time it is met).
-        let last = match self.streams.get_mut(stream) {
-            Some(v) => {
-                let last = *v;
-                *v = last.max(sequence);
-                last
-            }
-            None => {
-                self.streams.insert(stream.clone(), sequence);
-                0
-            }
-        };
-        if sequence != last + 1 {
-            let problem = if sequence <= last {
-                format!("stream {stream}: sequence {sequence} repeats or goes back (after {last})")
-            } else {
-                format!(
-                    "stream {stream}: sequence {sequence} after {last}, sequences {}..{} are missing",
-                    last + 1,
-                    sequence - 1
-                )
-            };
-            self.find(at(), problem);
-        }
-        if !payload_is_json() && !declared_binary() {
-            self.find(
-                at(),
-                format!(
-                    "stream {stream}#{sequence}: the payload is not valid JSON and its metadata \
-                     declares no binary content_type"
-                ),
-            );
-        }
-    }
-
-    /// The last sequence seen of `stream` (0 when none).
-    #[cfg(feature = "file")]
-    pub(crate) fn stream_version(&self, stream: &StreamId) -> u64 {
-        self.streams.get(stream).copied().unwrap_or(0)
-    }
-
-    fn recorded(&mut self, e: &RecordedEvent) {
-        self.event(
-            || format!("position {}", e.position),
-            e.position,
-            &e.stream,
-            e.sequence,
-            || serde_json::from_slice::<serde::de::IgnoredAny>(&e.payload).is_ok(),
-            || declared_binary(&e.metadata),
-        );
-    }
-}
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -174,20 +58,21 @@ pub(crate) async fn verify_file(
     ctx: &mut Ctx,
 ) -> CliResult<u8> {
     let started = Instant::now();
-    if !dir.join("events.jsonl").is_file() {
-        return Err(crate::CliError::new(format!(
-            "there is no file store at {shown} (no events.jsonl in it): check the path"
+    use es_stores::file::layout::EVENTS_FILE;
+    if !dir.join(EVENTS_FILE).is_file() {
+        return Err(crate::error::CliError::new(format!(
+            "there is no file store at {shown} (no {EVENTS_FILE} in it): check the path"
         )));
     }
     let dir = dir.to_owned();
     let progress = ctx.progress;
     let (checker, counts) = tokio::task::spawn_blocking(move || {
         let mut checker = Checker::default();
-        let counts = crate::verify_file::check(&dir, &mut checker, progress);
+        let counts = file::check(&dir, &mut checker, progress);
         (checker, counts)
     })
     .await
-    .map_err(|e| crate::CliError::new(format!("the checking task failed: {e}")))?;
+    .map_err(|e| crate::error::CliError::new(format!("the checking task failed: {e}")))?;
     let (snapshots, checkpoints) = counts?;
     report(ctx, shown, &checker, snapshots, checkpoints, started)
 }

@@ -1,64 +1,19 @@
 //! `verify` on a file store: its files are read as they are, without opening the store (which
 //! would repair a torn last line), so every bad line is reported by number and nothing changes.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use es_core::store::StreamId;
-use serde::Deserialize;
+use es_stores::file::format::{CheckpointDoc, EventLine, SnapshotDoc};
+use es_stores::file::layout::{CHECKPOINTS_DIR, EVENTS_FILE, SNAPSHOTS_DIR};
 use serde::de::IgnoredAny;
-use serde_json::value::RawValue;
 
+use super::checker::{Checker, declared_binary};
 use crate::error::{CliError, CliResult};
 use crate::output::progress;
-use crate::verify::Checker;
-
-#[derive(Deserialize)]
-struct StreamField<'a> {
-    #[serde(rename = "type", borrow)]
-    aggregate_type: Cow<'a, str>,
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-}
-
-/// The fields of an event line that the checks need (the others must still be valid JSON).
-#[derive(Deserialize)]
-struct Line<'a> {
-    position: u64,
-    #[serde(borrow)]
-    stream: StreamField<'a>,
-    sequence: u64,
-    #[serde(rename = "type")]
-    _event_type: IgnoredAny,
-    #[serde(rename = "version")]
-    _version: u32,
-    #[serde(rename = "timestamp")]
-    _timestamp: IgnoredAny,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
-    #[serde(default, borrow)]
-    payload: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    payload_base64: Option<Cow<'a, str>>,
-}
-
-/// A snapshot or checkpoint file's header.
-#[derive(Deserialize)]
-struct SnapshotHeader<'a> {
-    #[serde(borrow)]
-    stream: StreamField<'a>,
-    version: u64,
-}
-
-#[derive(Deserialize)]
-struct CheckpointHeader {
-    name: String,
-    position: u64,
-}
 
 /// Checks the file store in `dir`; returns how many snapshot files and checkpoints it read.
 pub(crate) fn check(
@@ -66,7 +21,7 @@ pub(crate) fn check(
     checker: &mut Checker,
     show_progress: bool,
 ) -> CliResult<(u64, u64)> {
-    let path = dir.join("events.jsonl");
+    let path = dir.join(EVENTS_FILE);
     let file =
         File::open(&path).map_err(|e| CliError::new(format!("opening {}: {e}", path.display())))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -76,7 +31,6 @@ pub(crate) fn check(
     let mut number = 0u64;
     let mut offset = 0u64;
     let mut head = 0u64;
-    let file_name = "events.jsonl";
     loop {
         buf.clear();
         let n = reader
@@ -90,8 +44,8 @@ pub(crate) fn check(
         bar.inc(1);
         let complete = buf.ends_with(b"\n");
         let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let at = || format!("{file_name} line {number}");
-        let line: Line<'_> = match serde_json::from_slice(text) {
+        let at = || format!("{EVENTS_FILE} line {number}");
+        let line: EventLine<'_> = match serde_json::from_slice(text) {
             Ok(line) => line,
             Err(e) => {
                 let problem = if !complete && offset == size {
@@ -106,7 +60,7 @@ pub(crate) fn check(
                 continue;
             }
         };
-        let stream = StreamId::new(line.stream.aggregate_type, line.stream.id);
+        let stream = line.stream.to_stream_id();
         if let Err(e) = stream.validate() {
             checker.find(at(), e.to_string());
         }
@@ -116,15 +70,6 @@ pub(crate) fn check(
                 .decode(b64.as_bytes())
                 .is_ok_and(|bytes| serde_json::from_slice::<IgnoredAny>(&bytes).is_ok()),
             _ => false,
-        };
-        let declared_binary = || {
-            line.metadata.as_ref().is_some_and(|m| {
-                ["content_type", "content-type"].iter().any(|key| {
-                    m.get(*key)
-                        .and_then(serde_json::Value::as_str)
-                        .is_some_and(|v| !v.to_ascii_lowercase().contains("json"))
-                })
-            })
         };
         if line.payload.is_some() == line.payload_base64.is_some() {
             checker.find(
@@ -138,7 +83,7 @@ pub(crate) fn check(
             &stream,
             line.sequence,
             payload_is_json,
-            declared_binary,
+            || declared_binary(&line.metadata),
         );
         head = head.max(line.position);
     }
@@ -172,7 +117,7 @@ fn json_files(dir: &Path) -> CliResult<Vec<std::path::PathBuf>> {
 
 fn check_snapshots(dir: &Path, checker: &mut Checker) -> CliResult<u64> {
     let mut count = 0;
-    for stream_dir in json_files(&dir.join("snapshots"))? {
+    for stream_dir in json_files(&dir.join(SNAPSHOTS_DIR))? {
         if !stream_dir.is_dir() {
             continue;
         }
@@ -185,9 +130,9 @@ fn check_snapshots(dir: &Path, checker: &mut Checker) -> CliResult<u64> {
             let text = std::fs::read(&file)
                 .map_err(|e| CliError::new(format!("reading {}: {e}", file.display())))?;
             count += 1;
-            match serde_json::from_slice::<SnapshotHeader<'_>>(&text) {
+            match serde_json::from_slice::<SnapshotDoc<'_>>(&text) {
                 Ok(snap) => {
-                    let stream = StreamId::new(snap.stream.aggregate_type, snap.stream.id);
+                    let stream = snap.stream.to_stream_id();
                     let last = checker.stream_version(&stream);
                     if snap.version > last {
                         checker.find(
@@ -208,7 +153,7 @@ fn check_snapshots(dir: &Path, checker: &mut Checker) -> CliResult<u64> {
 
 fn check_checkpoints(dir: &Path, checker: &mut Checker, head: u64) -> CliResult<u64> {
     let mut count = 0;
-    for file in json_files(&dir.join("checkpoints"))? {
+    for file in json_files(&dir.join(CHECKPOINTS_DIR))? {
         if file.is_dir() {
             continue;
         }
@@ -220,7 +165,7 @@ fn check_checkpoints(dir: &Path, checker: &mut Checker, head: u64) -> CliResult<
         let text = std::fs::read(&file)
             .map_err(|e| CliError::new(format!("reading {}: {e}", file.display())))?;
         count += 1;
-        match serde_json::from_slice::<CheckpointHeader>(&text) {
+        match serde_json::from_slice::<CheckpointDoc<'_>>(&text) {
             Ok(c) if c.position > head => checker.find(
                 shown,
                 format!(
