@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use es_core::store::{Checkpoint, StoreError};
 
-use super::State;
 use super::format::{CheckpointDoc, CheckpointHeader, read_body, write_record};
 use super::layout::{CHECKPOINTS_DIR, checkpoint_file_name, replace_file};
+use super::state::State;
 
 impl State {
     /// The directory and file name of projection `name`'s checkpoint.

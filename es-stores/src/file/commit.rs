@@ -20,11 +20,11 @@ use es_core::store::{
 };
 use tokio::sync::oneshot;
 
-use super::State;
 use super::format::{
     EventHeader, StreamField, format_timestamp, format_timestamp_into, write_record,
 };
 use super::index::Line;
+use super::state::State;
 use crate::group_commit::Committer;
 
 /// Stream versions as the requests planned so far in a group leave them: by stream number

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use es_core::store::{Snapshot, StoreError, StreamId};
 
-use super::State;
 use super::format::{
     SnapshotDoc, SnapshotHeader, StreamField, format_timestamp, parse_timestamp, read_body,
     write_record,
@@ -16,6 +15,7 @@ use super::layout::{
     SNAPSHOTS_DIR, ensure_dir, parse_snapshot_file_name, replace_file, snapshot_file_name,
     stream_dir_name, sync_dir,
 };
+use super::state::State;
 
 impl State {
     /// The directory of `stream`'s snapshot files.

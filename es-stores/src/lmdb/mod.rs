@@ -237,6 +237,17 @@ impl LmdbStore {
     }
 }
 
+impl LmdbOptions {
+    /// Opens (or creates) the store in directory `path`; see [`LmdbStore::open`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LmdbStore::open`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<LmdbStore, StoreError> {
+        LmdbStore::open_with(path.as_ref(), self)
+    }
+}
+
 impl std::fmt::Debug for LmdbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LmdbStore")
@@ -388,3 +399,6 @@ impl CheckpointStore for LmdbStore {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,8 @@
 //! How an [`LmdbStore`](super::LmdbStore) is opened: [`LmdbOptions`] and [`Durability`].
 
-use std::path::Path;
 use std::time::Duration;
 
 use es_core::store::StoreError;
-
-use super::LmdbStore;
 
 /// How hard each commit works to reach the disk before the writer answers.
 ///
@@ -33,7 +30,7 @@ pub enum Durability {
     },
 }
 
-/// Options for opening an [`LmdbStore`]; start with [`LmdbStore::options`].
+/// Options for opening an [`LmdbStore`](super::LmdbStore); start with [`LmdbStore::options`](super::LmdbStore::options).
 ///
 /// ```no_run
 /// use es_stores::{Durability, LmdbStore};
@@ -128,14 +125,5 @@ impl LmdbOptions {
     pub fn release_scanned_pages(mut self, release: bool) -> Self {
         self.release_scanned_pages = release;
         self
-    }
-
-    /// Opens (or creates) the store in directory `path`; see [`LmdbStore::open`].
-    ///
-    /// # Errors
-    ///
-    /// As [`LmdbStore::open`].
-    pub fn open(&self, path: impl AsRef<Path>) -> Result<LmdbStore, StoreError> {
-        LmdbStore::open_with(path.as_ref(), self)
     }
 }
