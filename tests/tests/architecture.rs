@@ -32,17 +32,6 @@ const ROOTS: &[(&str, &str)] = &[
 /// The longest a file under a crate's `src/` may be, in lines.
 const MAX_LINES: usize = 700;
 
-/// Cycles and long files that are being taken apart (issue 25); a cycle through one of these
-/// files, or one of these files being long, is tolerated until the entry is removed. The list
-/// only shrinks.
-const BEING_SPLIT: &[&str] = &["es-stores/src/file/mod.rs", "es-stores/src/lmdb/mod.rs"];
-
-fn being_split(cycle: &[String]) -> bool {
-    cycle
-        .iter()
-        .any(|node| BEING_SPLIT.contains(&node.as_str()))
-}
-
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -472,7 +461,7 @@ fn describe(edges: &BTreeMap<(String, String), String>, cycle: &[String], out: &
 fn crate_cycles(krate: &Crate) -> String {
     let mut report = String::new();
     let edges = krate.file_edges();
-    for cycle in cycles(&edges).into_iter().filter(|c| !being_split(c)) {
+    for cycle in cycles(&edges) {
         let _ = writeln!(
             report,
             "  {}: files depend on each other in a circle:",
@@ -508,7 +497,7 @@ fn crate_cycles(krate: &Crate) -> String {
                 .entry((name(a), name(b)))
                 .or_insert_with(|| format!("{why} in {from}"));
         }
-        for cycle in cycles(&level).into_iter().filter(|c| !being_split(c)) {
+        for cycle in cycles(&level) {
             let _ = writeln!(
                 report,
                 "  {}: sibling modules depend on each other in a circle:",
@@ -591,10 +580,7 @@ fn no_source_file_is_longer_than_a_reader_can_hold() {
             let lines = std::fs::read_to_string(&file)
                 .map(|t| t.lines().count())
                 .unwrap_or(0);
-            let name = file
-                .strip_prefix(workspace())
-                .map(|p| p.display().to_string());
-            if lines > MAX_LINES && !name.is_ok_and(|n| BEING_SPLIT.contains(&n.as_str())) {
+            if lines > MAX_LINES {
                 long.push(format!("  {} ({lines} lines)", file.display()));
             }
         }

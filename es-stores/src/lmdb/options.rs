@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use es_core::store::StoreError;
-
 /// How hard each commit works to reach the disk before the writer answers.
 ///
 /// Every mode keeps the store consistent after the *process* crashes (a `kill -9` loses nothing
@@ -85,7 +83,7 @@ impl LmdbOptions {
     }
 
     /// The size the map may grow to (default 1 TiB on 64-bit targets). A write that does not fit
-    /// even then fails with [`StoreError::Full`].
+    /// even then fails with [`StoreError::Full`](es_core::store::StoreError::Full).
     #[must_use]
     pub fn max_map_size(mut self, bytes: usize) -> Self {
         self.max_map_size = bytes;

@@ -49,7 +49,7 @@ async fn a_scan_releases_the_pages_it_read_and_reads_the_same_events()
         assert_eq!(event.stream, StreamId::new("t", format!("s{s}")));
         assert_eq!(event.sequence, *sequence);
         assert_eq!(event.payload, new.payload);
-        assert_eq!(event.metadata, new.metadata);
+        assert_eq!(event.metadata, new.envelope.metadata);
     }
 
     store
