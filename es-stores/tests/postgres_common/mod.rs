@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use es_core::store::{NewEvent, StreamId};
 use es_stores::PostgresStore;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
@@ -165,4 +166,14 @@ pub async fn store_alone(test: &str) -> (PostgresStore, SchemaGuard) {
     let url = pg_url().await;
     let isolation = exclusive().await;
     build(url, test, 8, isolation).await
+}
+
+/// Event `n` of a test: type `Numbered`, payload `{"n":n}`.
+pub fn ev(n: u64) -> NewEvent {
+    NewEvent::new("Numbered", format!("{{\"n\":{n}}}").into_bytes())
+}
+
+/// The test stream `id` (of type `test`).
+pub fn s(id: &str) -> StreamId {
+    StreamId::new("test", id)
 }

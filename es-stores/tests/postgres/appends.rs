@@ -1,0 +1,288 @@
+//! Appends: empty ones, the tuned builder, batched and pipelined appends, each decided as if run
+//! one after another.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use es_core::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
+use es_stores::PostgresStore;
+
+use crate::postgres_common::{SchemaGuard, ev, pg_url, pool, s, shared, store, unique_schema};
+
+/// An empty append checks the version and leaves the head at the last appended position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_append_checks_the_version() {
+    let (store, _guard) = store("emptyappend").await;
+    let a = s("a");
+    let done = store
+        .append(&a, ExpectedVersion::NoStream, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!((done.version, done.events.len()), (0, 0));
+    let written = store
+        .append(&a, ExpectedVersion::NoStream, vec![ev(0), ev(1)])
+        .await
+        .unwrap();
+    let done = store
+        .append(&a, ExpectedVersion::Exact(2), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!((done.version, done.events.len()), (2, 0));
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        written.last_position().unwrap()
+    );
+    let conflict = store
+        .append(&a, ExpectedVersion::Exact(7), Vec::new())
+        .await;
+    assert!(
+        matches!(
+            conflict,
+            Err(StoreError::Conflict {
+                expected: ExpectedVersion::Exact(7),
+                actual: 2
+            })
+        ),
+        "{conflict:?}"
+    );
+}
+
+/// `lanes`, `max_batch` and `visibility_wait` change how appends are committed, not what they
+/// write: with `max_batch(1)` every append is a transaction of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tuned_builder_commits_one_append_per_statement() {
+    let (store, guard) = store("tuned").await;
+    let tuned = PostgresStore::builder(pool(&guard.url, 6).await)
+        .schema(guard.schema.clone())
+        .lanes(3)
+        .max_batch(1)
+        .visibility_wait(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(tuned.schema(), guard.schema);
+    let mut tasks = Vec::new();
+    for i in 0..24u64 {
+        let tuned = tuned.clone();
+        tasks.push(tokio::spawn(async move {
+            tuned
+                .append(&s(&format!("t{i}")), ExpectedVersion::NoStream, vec![ev(i)])
+                .await
+                .unwrap()
+                .events[0]
+                .position
+        }));
+    }
+    let mut positions = Vec::new();
+    for t in tasks {
+        positions.push(t.await.unwrap());
+    }
+    let mut transactions: Vec<u64> = positions.iter().map(|p| p >> 16).collect();
+    transactions.sort_unstable();
+    transactions.dedup();
+    assert_eq!(transactions.len(), 24, "one transaction per append");
+    // Not waited for by the appends: readable once every older transaction has ended.
+    let last = positions.iter().copied().max().unwrap();
+    let mut head = store.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), head.wait_for(|h| *h >= last))
+        .await
+        .expect("the appends never became readable")
+        .unwrap();
+    let mut read: Vec<u64> = store
+        .read_all(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    positions.sort_unstable();
+    read.sort_unstable();
+    assert_eq!(read, positions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batched_appends_answer_each_request() {
+    // Many appends queued at once end up in shared statements; conflicts stay per request.
+    let (store, _guard) = store("batched").await;
+    for i in 0..50 {
+        store
+            .append(&s(&format!("b{i}")), ExpectedVersion::NoStream, vec![ev(0)])
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..200u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = s(&format!("b{}", i % 50));
+            // Half of them expect a version the stream is not at.
+            let expected = if i % 2 == 0 {
+                ExpectedVersion::Any
+            } else {
+                ExpectedVersion::Exact(1000)
+            };
+            (i, store.append(&stream, expected, vec![ev(i), ev(i)]).await)
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        match result {
+            Ok(done) => {
+                assert_eq!(i % 2, 0);
+                assert_eq!(done.events.len(), 2);
+                ok += 1;
+            }
+            Err(StoreError::Conflict { expected, actual }) => {
+                assert_eq!(i % 2, 1);
+                assert_eq!(expected, ExpectedVersion::Exact(1000));
+                assert!(actual >= 1);
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok, 100);
+    let all = store.read_all(0, usize::MAX).await.unwrap();
+    assert_eq!(all.len(), 50 + 200);
+    let mut per_stream: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in &all {
+        per_stream
+            .entry(e.stream.aggregate_id.clone())
+            .or_default()
+            .push(e.sequence);
+    }
+    for (id, seqs) in per_stream {
+        // Streams b0, b2, ... took four appends of two events; the odd ones only conflicts.
+        let n: u64 = id[1..].parse().unwrap();
+        let expected = if n.is_multiple_of(2) { 9 } else { 1 };
+        assert_eq!(seqs, (1..=expected).collect::<Vec<_>>(), "stream {id}");
+    }
+}
+
+/// Appends sent one after another without waiting, several to one stream, some expecting the
+/// version the one before leaves (a chain, written in one statement), some stale, some expecting
+/// any version: each is decided as if they ran one after another, per stream, as a simple model
+/// says; and the chains keep their order in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_appends_to_one_stream_are_decided_in_order() {
+    let url = pg_url().await;
+    let isolation = shared().await;
+    let schema = unique_schema("pipelined");
+    let guard = SchemaGuard {
+        url: url.clone(),
+        schema: schema.clone(),
+        isolation: Some(isolation),
+    };
+    let store = PostgresStore::builder(pool(&url, 4).await)
+        .schema(schema)
+        .lanes(1)
+        .max_batch(4096)
+        .build()
+        .await
+        .unwrap();
+    // A small deterministic generator (xorshift), so a failure can be replayed.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    // The model: each stream's version if the appends run one after another.
+    let mut model: BTreeMap<String, u64> = BTreeMap::new();
+    let streams: Vec<StreamId> = (0..4).map(|i| s(&format!("p{i}"))).collect();
+    // The last round only chains: it must share statements.
+    let mut chained_from = 0;
+    let mut chained = 0;
+    for round in 0..5 {
+        let chains_only = round == 4;
+        if chains_only {
+            chained_from = store.head_position().await.unwrap();
+        }
+        let mut appends = Vec::new();
+        let mut expected_results = Vec::new();
+        for _ in 0..300 {
+            let k = next(4) as usize;
+            let id = format!("p{k}");
+            let version = model.get(&id).copied().unwrap_or(0);
+            let expected = match if chains_only { 9 } else { next(10) } {
+                0 => ExpectedVersion::Any,
+                1 => ExpectedVersion::Exact(version + 1 + next(2)),
+                2 if version > 0 => ExpectedVersion::Exact(version - 1),
+                3 if version == 0 => ExpectedVersion::NoStream,
+                _ => ExpectedVersion::Exact(version),
+            };
+            let count = 1 + next(3);
+            let events: Vec<NewEvent> = (0..count).map(|i| ev(round * 10_000 + i)).collect();
+            let ok = match expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => version == 0,
+                ExpectedVersion::Exact(v) => v == version,
+            };
+            if chains_only {
+                chained += 1;
+            }
+            expected_results.push(if ok {
+                model.insert(id.clone(), version + count);
+                Ok((version, count))
+            } else {
+                Err(version)
+            });
+            // Polled once: that queues it at the store before the next one is made
+            // (unconstrained: tokio's cooperative budget must not make a poll return before
+            // the append is queued).
+            let mut append = Box::pin(tokio::task::unconstrained(store.append(
+                &streams[k],
+                expected,
+                events,
+            )));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(append.as_mut().poll(&mut cx).is_pending());
+            appends.push((id, expected, append));
+        }
+        for ((id, expected, append), want) in appends.into_iter().zip(expected_results) {
+            match (append.await, want) {
+                (Ok(done), Ok((before, count))) => {
+                    assert_eq!(done.version, before + count, "{id} {expected:?}");
+                    let sequences: Vec<u64> = done.events.iter().map(|e| e.sequence).collect();
+                    assert_eq!(
+                        sequences,
+                        (before + 1..=before + count).collect::<Vec<_>>(),
+                        "{id} {expected:?}"
+                    );
+                }
+                (Err(StoreError::Conflict { actual, .. }), Err(version)) => {
+                    assert_eq!(actual, version, "{id} {expected:?}");
+                }
+                (got, want) => panic!("{id} {expected:?}: got {got:?}, the model says {want:?}"),
+            }
+        }
+    }
+    // The log holds exactly the model's events, each stream gapless, positions increasing.
+    let log = store.read_all(1, 100_000).await.unwrap();
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last = 0;
+    for e in &log {
+        assert!(e.position > last);
+        last = e.position;
+        let v = seen.entry(e.stream.aggregate_id.clone()).or_insert(0);
+        assert_eq!(e.sequence, *v + 1, "{e:?}");
+        *v = e.sequence;
+    }
+    assert_eq!(seen, model);
+    // The chains shared statements: without that, a statement holds at most one append per
+    // stream (4 here), so the last round would need at least a quarter as many transactions
+    // as it has appends.
+    let transactions: std::collections::BTreeSet<u64> = log
+        .iter()
+        .filter(|e| e.position > chained_from)
+        .map(|e| e.position >> 16)
+        .collect();
+    assert!(
+        transactions.len() * 4 < chained,
+        "{chained} chained appends written in {} transactions",
+        transactions.len()
+    );
+    drop(store);
+    drop(guard);
+}

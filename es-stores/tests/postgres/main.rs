@@ -1,0 +1,22 @@
+//! PostgresStore: the conformance suite and the PostgreSQL-specific behaviour (migrations, the
+//! gap problem, LISTEN/NOTIFY, error mapping, the bulk path), one module per concern. Built only
+//! with the `postgres` feature; needs a server at `ES_PG_URL`, and fails (naming the variable)
+//! without one. One test binary: the tests that hold transactions open run alone among its
+//! tests (see `postgres_common::store_alone`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../metrics_common/mod.rs"]
+mod metrics_common;
+#[path = "../postgres_common/mod.rs"]
+mod postgres_common;
+
+mod appends;
+mod bulk;
+mod conformance;
+mod errors;
+mod gaps;
+mod input;
+mod metrics;
+mod migrations;
+mod round_trip;
+mod subscribe;
