@@ -8,7 +8,7 @@ use es_stores::PostgresStore;
 use sqlx::Connection;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::postgres_common::{ev, s, store, store_alone};
+use crate::postgres_common::{SchemaGuard, ev, s, store, store_alone};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_pool_is_unavailable() {
@@ -57,15 +57,7 @@ async fn statement_timeout_is_unavailable_and_writes_nothing() {
         .await
         .unwrap();
     // Another session blocks all writes to the events table.
-    let mut locker = sqlx::PgConnection::connect(&guard.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
-    sqlx::query(&format!(
-        "LOCK TABLE \"{}\".events IN EXCLUSIVE MODE",
-        guard.schema
-    ))
-    .execute(&mut locker)
-    .await
-    .unwrap();
+    let mut locker = lock_events(&guard).await;
     let append = timed_store
         .append(&s("t"), ExpectedVersion::NoStream, vec![ev(1)])
         .await;
@@ -85,15 +77,7 @@ async fn statement_timeout_is_unavailable_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_killed_during_append_is_indeterminate() {
     let (store, guard) = store_alone("killed").await;
-    let mut locker = sqlx::PgConnection::connect(&guard.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
-    sqlx::query(&format!(
-        "LOCK TABLE \"{}\".events IN EXCLUSIVE MODE",
-        guard.schema
-    ))
-    .execute(&mut locker)
-    .await
-    .unwrap();
+    let mut locker = lock_events(&guard).await;
     let append = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -142,4 +126,19 @@ async fn unreachable_server_is_unavailable() {
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
     );
+}
+
+/// A connection of its own holding the schema's events table locked, in a transaction the
+/// caller ends with `ROLLBACK`: appends wait for it.
+async fn lock_events(guard: &SchemaGuard) -> sqlx::PgConnection {
+    let mut locker = sqlx::PgConnection::connect(&guard.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query(&format!(
+        "LOCK TABLE \"{}\".events IN EXCLUSIVE MODE",
+        guard.schema
+    ))
+    .execute(&mut locker)
+    .await
+    .unwrap();
+    locker
 }
