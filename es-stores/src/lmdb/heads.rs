@@ -2,54 +2,56 @@
 //! database for the version it is about to overwrite.
 //!
 //! The writer thread is the only one that writes to the store (other processes are kept out by
-//! the lock file), so a head it wrote stays true until it writes the next one. Versions written
-//! by a transaction are staged and become known only when the transaction commits; an aborted
-//! attempt forgets them. The map is bounded: when it is full it starts over (an unknown stream
-//! is read from the database, as without the map).
+//! the lock file), so a head it wrote stays true until it writes the next one. An attempt at a
+//! transaction updates the map as it writes; when the attempt does not commit (it is replayed
+//! after growing the map or without a failed request), the whole map is forgotten, which is
+//! rare and costs one database search per stream afterwards. The map is bounded: when it is
+//! full it starts over.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 
 /// How many streams the writer remembers at most (about 100 bytes each).
 const CAPACITY: usize = 100_000;
 
-/// Known stream heads, plus those written by the transaction in progress.
+/// Known stream heads, including those written by the transaction in progress.
 #[derive(Default)]
 pub(super) struct Heads {
-    known: HashMap<Vec<u8>, u64>,
-    staged: HashMap<Vec<u8>, u64>,
+    known: HashMap<Vec<u8>, u64, RandomState>,
+    /// Whether an attempt wrote to the map and has not committed.
+    uncommitted: bool,
 }
 
 impl Heads {
-    /// Starts an attempt at a transaction: forgets what an earlier attempt staged.
+    /// Starts an attempt at a transaction: forgets everything when the last one did not
+    /// commit.
     pub(super) fn begin(&mut self) {
-        self.staged.clear();
+        if self.uncommitted || self.known.len() >= CAPACITY {
+            self.known.clear();
+        }
+        self.uncommitted = true;
     }
 
     /// The version of the stream with `key`, as the transaction in progress sees it, when
     /// known.
     pub(super) fn get(&self, key: &[u8]) -> Option<u64> {
-        self.staged
-            .get(key)
-            .or_else(|| self.known.get(key))
-            .copied()
+        self.known.get(key).copied()
     }
 
     /// Records that the transaction in progress moved the stream with `key` to `version`.
     pub(super) fn stage(&mut self, key: &[u8], version: u64) {
-        match self.staged.get_mut(key) {
+        match self.known.get_mut(key) {
             Some(v) => *v = version,
             None => {
-                self.staged.insert(key.to_vec(), version);
+                self.known.insert(key.to_vec(), version);
             }
         }
     }
 
-    /// The transaction committed: what it staged is now known.
+    /// The transaction committed: what it wrote stays known.
     pub(super) fn commit(&mut self) {
-        if self.known.len() + self.staged.len() > CAPACITY {
-            self.known.clear();
-        }
-        self.known.extend(self.staged.drain());
+        self.uncommitted = false;
     }
 }
 
