@@ -11,7 +11,7 @@ function h(tag, attrs, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -29,7 +29,7 @@ async function api(path) {
 }
 
 function show(...nodes) {
-  app.replaceChildren(...nodes);
+  app.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 function failure(e) {
@@ -280,7 +280,7 @@ async function projectionsPage() {
 }
 
 // ---- Store health: verify on demand.
-async function healthPage() {
+async function healthPage(params) {
   const out = h("div", {});
   const run = h("button", { onclick: async () => {
     run.disabled = true;
@@ -295,6 +295,7 @@ async function healthPage() {
     run.disabled = false;
   } }, "Run verify");
   show(h("h1", {}, "Store health"), h("p", {}, "verify checks positions, sequences, stream heads, payloads, snapshots and checkpoints."), run, out);
+  if (params.has("run")) run.click(); // /health?run: verify at once (a bookmark, a headless browser)
 }
 
 // ---- Routing.
@@ -316,7 +317,7 @@ function route() {
   if (section === "log") return logPage(params);
   if (section === "correlation" && parts.length === 2) return correlationPage(parts[1]);
   if (section === "projections") return projectionsPage();
-  if (section === "health") return healthPage();
+  if (section === "health") return healthPage(params);
   show(h("p", { class: "bad" }, "No such page."));
 }
 
