@@ -6,10 +6,6 @@
 mod common;
 mod serve_support;
 
-use std::time::Duration;
-
-use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
-use es_stores::{OpenOptions, OpenedStore};
 use serde_json::Value;
 use serve_support::*;
 
@@ -272,153 +268,19 @@ fn serve_refuses_a_bad_listen_address_and_a_missing_store() {
     );
 }
 
-/// Reads server-sent events from `res` until `n` messages named `event` came; their data.
-async fn read_events(res: &mut reqwest::Response, n: usize) -> Vec<(u64, Value)> {
-    let mut buffer = String::new();
-    let mut found = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while found.len() < n {
-        let chunk = tokio::time::timeout_at(deadline, res.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {n} events came: {buffer:?}", found.len()))
-            .unwrap()
-            .expect("the event stream ended");
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buffer.find("\n\n") {
-            let message: String = buffer.drain(..end + 2).collect();
-            let mut name = "message";
-            let (mut id, mut data) = (None, None);
-            for line in message.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = if v.trim() == "event" {
-                        "event"
-                    } else {
-                        "other"
-                    };
-                } else if let Some(v) = line.strip_prefix("id:") {
-                    id = Some(v.trim().parse::<u64>().unwrap());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data = Some(serde_json::from_str::<Value>(v.trim()).unwrap());
-                }
-            }
-            if name == "event" {
-                found.push((id.unwrap(), data.unwrap()));
-            }
-        }
-    }
-    found
-}
-
-/// Serves `url` in this process and follows the log while events are appended to the store
-/// being served: new events arrive (filtered), `Last-Event-ID` resumes after a position.
-async fn follow_while_writing(url: &str) {
-    let options = OpenOptions::default().create(true);
-    let opened = OpenedStore::open(url, &options).await.unwrap();
-    let store = opened.store();
-    serve_support::seed(&*store).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(es_cli::serve::serve(opened.clone(), listener, async {
-        let _ = stopped.await;
-    }));
-    let http = client();
-    // From the head on (the default): only what is committed after the request.
-    let mut all = http.get(format!("{base}/api/follow")).send().await.unwrap();
-    assert_eq!(all.status().as_u16(), 200);
-    assert!(
-        all.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let mut deposits = http
-        .get(format!(
-            "{base}/api/follow?type=Deposited&aggregate=bank_account"
-        ))
-        .send()
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let acc3 = StreamId::new("bank_account", "acc-3");
-    store
-        .append(
-            &acc3,
-            ExpectedVersion::Exact(1),
-            vec![
-                NewEvent::new("Deposited", r#"{"amount":5}"#).correlation_id("live-1"),
-                NewEvent::new("Withdrawn", r#"{"amount":1}"#),
-            ],
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    store
-        .append(
-            &acc3,
-            ExpectedVersion::Exact(3),
-            vec![NewEvent::new("Deposited", r#"{"amount":7}"#)],
-        )
-        .await
-        .unwrap();
-    let got = read_events(&mut all, 3).await;
-    assert_eq!(
-        got.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        [EVENTS + 1, EVENTS + 2, EVENTS + 3],
-        "the SSE id is the position"
-    );
-    assert_eq!(got[0].1["type"], "Deposited");
-    assert_eq!(got[0].1["correlation_id"], "live-1");
-    assert_eq!(got[0].1["payload"], serde_json::json!({"amount": 5}));
-    assert_eq!(got[1].1["type"], "Withdrawn");
-    let filtered = read_events(&mut deposits, 2).await;
-    assert_eq!(
-        filtered.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        [EVENTS + 1, EVENTS + 3],
-        "only deposits"
-    );
-    // A reconnecting EventSource sends the last id it saw and gets what came after it.
-    let mut resumed = http
-        .get(format!("{base}/api/follow"))
-        .header("last-event-id", (EVENTS + 1).to_string())
-        .send()
-        .await
-        .unwrap();
-    let again = read_events(&mut resumed, 2).await;
-    assert_eq!(
-        again.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        [EVENTS + 2, EVENTS + 3]
-    );
-    let mut from = http
-        .get(format!("{base}/api/follow?from=15"))
-        .send()
-        .await
-        .unwrap();
-    let replayed = read_events(&mut from, 2).await;
-    assert_eq!(replayed[0].0, 15);
-    drop((all, deposits, resumed, from));
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("the server stops when told")
-        .unwrap()
-        .unwrap();
-    opened.close().await.unwrap();
-}
-
 #[tokio::test]
 async fn live_follow_sends_new_events_on_lmdb() {
     let dir = tempfile::tempdir().unwrap();
-    follow_while_writing(&common::lmdb(dir.path())).await;
+    follow_while_writing(&common::lmdb(dir.path()), false).await;
 }
 
 #[tokio::test]
 async fn live_follow_sends_new_events_on_a_file_store() {
     let dir = tempfile::tempdir().unwrap();
-    follow_while_writing(&common::file(dir.path())).await;
+    follow_while_writing(&common::file(dir.path()), false).await;
 }
 
 #[tokio::test]
 async fn live_follow_sends_new_events_on_a_memory_store() {
-    follow_while_writing("memory:").await;
+    follow_while_writing("memory:", false).await;
 }

@@ -1,7 +1,7 @@
 //! What the console reads from a store: pages of streams, the log newest first, the events of
 //! one correlation id, and events as JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use es_core::store::{RecordedEvent, Store, StreamId};
 use es_stores::OpenedStore;
@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{CliError, CliResult, StoreContext};
 use crate::format;
-use crate::inspect::{LogFilter, PAGE, scan_log};
+use crate::inspect::{LogFilter, scan_log};
 
 /// Stream heads read per page.
 const HEADS_PAGE: usize = 1024;
@@ -117,7 +117,9 @@ pub(super) async fn streams(
 
 /// Up to `limit` events before position `before` (exclusive) that pass `filter`, newest
 /// first, and the position to ask for the next (older) page from (`None` at the start of the
-/// log). Reads windows of positions backwards, each twice as wide as the last.
+/// log). Reads windows of positions backwards, each twice as wide as the last, so positions
+/// far apart (PostgreSQL's) are crossed in a few reads; only the newest matches of a window
+/// are kept.
 pub(super) async fn newest_first(
     store: &dyn Store,
     before: u64,
@@ -130,23 +132,26 @@ pub(super) async fn newest_first(
     let mut window = (limit as u64 * 2).max(64);
     while end > 1 && found.len() < limit {
         let start = end.saturating_sub(window).max(1);
-        let mut chunk = Vec::new();
+        let wanted = limit - found.len();
+        let mut newest: VecDeque<RecordedEvent> = VecDeque::with_capacity(wanted + 1);
         scan_log(store, start, |page| {
             for e in page {
                 if e.position >= end {
                     return Ok(false);
                 }
                 if filter.matches(&e) {
-                    chunk.push(e);
+                    newest.push_back(e);
+                    if newest.len() > wanted {
+                        newest.pop_front();
+                    }
                 }
             }
             Ok(true)
         })
         .await?;
-        let wanted = limit - found.len();
-        found.extend(chunk.into_iter().rev().take(wanted));
+        found.extend(newest.into_iter().rev());
         end = start;
-        window = (window * 2).min(PAGE as u64 * 16);
+        window = window.saturating_mul(2);
     }
     let next = (found.len() == limit)
         .then(|| found.last().map(|e| e.position))

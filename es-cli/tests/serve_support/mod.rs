@@ -9,7 +9,8 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use es_core::store::{CheckpointStore, ExpectedVersion, NewEvent, Store, StreamId};
+use es_core::store::{CheckpointStore, EventStore, ExpectedVersion, NewEvent, Store, StreamId};
+use es_stores::{OpenOptions, OpenedStore};
 use serde_json::Value;
 
 use crate::common;
@@ -151,4 +152,184 @@ pub async fn get_json(base: &str, path: &str, status: u16) -> Value {
     assert_eq!(res.status().as_u16(), status, "GET {path}");
     let text = res.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {text}"))
+}
+
+/// Reads server-sent events from `res` until `n` messages named `event` came; their data.
+pub async fn read_events(res: &mut reqwest::Response, n: usize) -> Vec<(u64, Value)> {
+    let mut buffer = String::new();
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while found.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, res.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} events came: {buffer:?}", found.len()))
+            .unwrap()
+            .expect("the event stream ended");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let message: String = buffer.drain(..end + 2).collect();
+            let mut name = "message";
+            let (mut id, mut data) = (None, None);
+            for line in message.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = if v.trim() == "event" {
+                        "event"
+                    } else {
+                        "other"
+                    };
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().parse::<u64>().unwrap());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str::<Value>(v.trim()).unwrap());
+                }
+            }
+            if name == "event" {
+                found.push((id.unwrap(), data.unwrap()));
+            }
+        }
+    }
+    found
+}
+
+/// Serves `url` in this process and follows the log while events are appended: new events
+/// arrive (filtered), `Last-Event-ID` resumes after a position. With `other_node`, the events
+/// are appended through a second store opened on the same URL (another application node),
+/// else through the store being served.
+pub async fn follow_while_writing(url: &str, other_node: bool) {
+    let options = OpenOptions::default().create(true);
+    let opened = OpenedStore::open(url, &options).await.unwrap();
+    seed(&*opened.store()).await;
+    let seeded: Vec<u64> = opened
+        .store()
+        .read_all(1, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(seeded.len() as u64, EVENTS);
+    let writer = if other_node {
+        Some(OpenedStore::open(url, &options).await.unwrap())
+    } else {
+        None
+    };
+    let store = writer.as_ref().unwrap_or(&opened).store();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(es_cli::serve::serve(opened.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let http = client();
+    // From the head on (the default): only what is committed after the request.
+    let mut all = http.get(format!("{base}/api/follow")).send().await.unwrap();
+    assert_eq!(all.status().as_u16(), 200);
+    assert!(
+        all.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut deposits = http
+        .get(format!(
+            "{base}/api/follow?type=Deposited&aggregate=bank_account"
+        ))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let acc3 = StreamId::new("bank_account", "acc-3");
+    let first = store
+        .append(
+            &acc3,
+            ExpectedVersion::Exact(1),
+            vec![
+                NewEvent::new("Deposited", r#"{"amount":5}"#).correlation_id("live-1"),
+                NewEvent::new("Withdrawn", r#"{"amount":1}"#),
+            ],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = store
+        .append(
+            &acc3,
+            ExpectedVersion::Exact(3),
+            vec![NewEvent::new("Deposited", r#"{"amount":7}"#)],
+        )
+        .await
+        .unwrap();
+    // Positions as the store assigned them (PostgreSQL's are not 1, 2, 3, ...).
+    let new: Vec<u64> = first
+        .events
+        .iter()
+        .chain(&second.events)
+        .map(|e| e.position)
+        .collect();
+    let got = read_events(&mut all, 3).await;
+    assert_eq!(
+        got.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        new,
+        "the SSE id is the position"
+    );
+    assert_eq!(got[0].1["type"], "Deposited");
+    assert_eq!(got[0].1["correlation_id"], "live-1");
+    assert_eq!(got[0].1["payload"], serde_json::json!({"amount": 5}));
+    assert_eq!(got[1].1["type"], "Withdrawn");
+    let filtered = read_events(&mut deposits, 2).await;
+    assert_eq!(
+        filtered.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [new[0], new[2]],
+        "only deposits"
+    );
+    // The log, newest first, over the store's own positions.
+    let log = get_json(&base, "/api/log?limit=2", 200).await;
+    let ids = |events: &Value| -> Vec<u64> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["position"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&log["events"]), [new[2], new[1]]);
+    assert_eq!(log["next_before"], new[1]);
+    let opened_log = get_json(&base, "/api/log?type=Opened&limit=100", 200).await;
+    let mut expected = seeded[..ACCOUNTS].to_vec();
+    expected.reverse();
+    assert_eq!(ids(&opened_log["events"]), expected);
+    // A reconnecting EventSource sends the last id it saw and gets what came after it.
+    let mut resumed = http
+        .get(format!("{base}/api/follow"))
+        .header("last-event-id", new[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    let again = read_events(&mut resumed, 2).await;
+    assert_eq!(
+        again.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [new[1], new[2]]
+    );
+    let mut from = http
+        .get(format!("{base}/api/follow?from={}", seeded[14]))
+        .send()
+        .await
+        .unwrap();
+    let replayed = read_events(&mut from, 2).await;
+    assert_eq!(
+        replayed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        seeded[14..16],
+        "from a position of the log"
+    );
+    drop((all, deposits, resumed, from));
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops when told")
+        .unwrap()
+        .unwrap();
+    if let Some(writer) = writer {
+        writer.close().await.unwrap();
+    }
+    opened.close().await.unwrap();
 }
