@@ -1,17 +1,16 @@
 //! The JSON API under `/api/` (see the module docs of [`serve`](super) for the routes).
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use es_core::store::{EventStore, StreamId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::App;
+use super::error::{ApiError, ApiResult};
 use super::read::{self, StreamQuery};
-use crate::error::{CliError, StoreContext};
+use super::state::App;
+use crate::error::StoreContext;
 use crate::format::format_timestamp;
 use crate::inspect::{self, LogFilter, PAGE};
 
@@ -32,50 +31,6 @@ pub(super) fn routes() -> Router<App> {
         .route("/follow", get(super::follow::follow))
         .fallback(|| async { ApiError::not_found("no such API route") })
 }
-
-/// An error answer: a status and `{"error": message}`.
-pub(super) struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    /// A 400 answer: the request is wrong.
-    pub(super) fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
-
-    fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<CliError> for ApiError {
-    fn from(e: CliError) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
-    }
-}
-
-type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// A page size from a query: `default` when absent, at most [`MAX_LIMIT`].
 fn page_size(limit: Option<usize>, default: usize) -> usize {

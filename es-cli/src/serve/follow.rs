@@ -16,9 +16,9 @@ use es_core::store::{EventStore, RecordedEvent};
 use futures::Stream;
 use serde::Deserialize;
 
-use super::App;
-use super::api::ApiError;
+use super::error::ApiError;
 use super::read::event_json;
+use super::state::App;
 use crate::error::{CliResult, StoreContext};
 use crate::inspect::{LogFilter, LogFollower};
 

@@ -46,9 +46,11 @@
 //! have no index by correlation id), about as long as `es export` takes.
 
 mod api;
+mod error;
 mod follow;
 mod pages;
 mod read;
+mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,22 +64,12 @@ use axum::response::{IntoResponse, Response};
 use es_stores::OpenedStore;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use self::state::App;
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult, EXIT_OK, IoContext};
 
 /// The address `es serve` listens on without `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-/// What every request handler gets.
-#[derive(Clone)]
-struct App {
-    store: OpenedStore,
-    /// One `verify` at a time: it reads the whole store.
-    verifying: Arc<tokio::sync::Mutex<()>>,
-    /// The host names a request may name in its `Host` header, when listening on loopback
-    /// (so that a web page elsewhere cannot read the store through DNS rebinding).
-    loopback_port: Option<u16>,
-}
 
 /// Serves the console and its API for `store` on `listener` until `shutdown` completes.
 ///
