@@ -138,6 +138,16 @@ impl Drop for Server {
     }
 }
 
+/// The positions of a JSON array of events.
+pub fn positions(events: &Value) -> Vec<u64> {
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect()
+}
+
 /// A client that does not wait forever.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -189,6 +199,11 @@ pub async fn read_events(res: &mut reqwest::Response, n: usize) -> Vec<(u64, Val
         }
     }
     found
+}
+
+/// The ids (positions) of server-sent events read by [`read_events`].
+fn ids(events: &[(u64, Value)]) -> Vec<u64> {
+    events.iter().map(|(id, _)| *id).collect()
 }
 
 /// Serves `url` in this process and follows the log while events are appended: new events
@@ -267,37 +282,21 @@ pub async fn follow_while_writing(url: &str, other_node: bool) {
         .map(|e| e.position)
         .collect();
     let got = read_events(&mut all, 3).await;
-    assert_eq!(
-        got.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        new,
-        "the SSE id is the position"
-    );
+    assert_eq!(ids(&got), new, "the SSE id is the position");
     assert_eq!(got[0].1["type"], "Deposited");
     assert_eq!(got[0].1["correlation_id"], "live-1");
     assert_eq!(got[0].1["payload"], serde_json::json!({"amount": 5}));
     assert_eq!(got[1].1["type"], "Withdrawn");
     let filtered = read_events(&mut deposits, 2).await;
-    assert_eq!(
-        filtered.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        [new[0], new[2]],
-        "only deposits"
-    );
+    assert_eq!(ids(&filtered), [new[0], new[2]], "only deposits");
     // The log, newest first, over the store's own positions.
     let log = get_json(&base, "/api/log?limit=2", 200).await;
-    let ids = |events: &Value| -> Vec<u64> {
-        events
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["position"].as_u64().unwrap())
-            .collect()
-    };
-    assert_eq!(ids(&log["events"]), [new[2], new[1]]);
+    assert_eq!(positions(&log["events"]), [new[2], new[1]]);
     assert_eq!(log["next_before"], new[1]);
     let opened_log = get_json(&base, "/api/log?type=Opened&limit=100", 200).await;
     let mut expected = seeded[..ACCOUNTS].to_vec();
     expected.reverse();
-    assert_eq!(ids(&opened_log["events"]), expected);
+    assert_eq!(positions(&opened_log["events"]), expected);
     // A reconnecting EventSource sends the last id it saw and gets what came after it.
     let mut resumed = http
         .get(format!("{base}/api/follow"))
@@ -306,21 +305,14 @@ pub async fn follow_while_writing(url: &str, other_node: bool) {
         .await
         .unwrap();
     let again = read_events(&mut resumed, 2).await;
-    assert_eq!(
-        again.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        [new[1], new[2]]
-    );
+    assert_eq!(ids(&again), [new[1], new[2]]);
     let mut from = http
         .get(format!("{base}/api/follow?from={}", seeded[14]))
         .send()
         .await
         .unwrap();
     let replayed = read_events(&mut from, 2).await;
-    assert_eq!(
-        replayed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        seeded[14..16],
-        "from a position of the log"
-    );
+    assert_eq!(ids(&replayed), seeded[14..16], "from a position of the log");
     drop((all, deposits, resumed, from));
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
