@@ -3,7 +3,7 @@
 //! Each new event is one SSE message named `event`, whose data is the event's JSON (the
 //! export format) and whose id is its position: a browser's `EventSource` that reconnects
 //! sends it back as `Last-Event-ID` and resumes after it. A store error ends the stream with
-//! one message named `error`.
+//! one message named `error`; a server told to stop ends it.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -13,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use es_core::store::{EventStore, RecordedEvent};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -111,6 +111,7 @@ pub(super) async fn follow(
     following.follower.next = from.max(1);
     let stream = futures::stream::unfold(following, |mut f| async move {
         f.next_message().await.map(|m| (Ok(m), f))
-    });
+    })
+    .take_until(app.stopped());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

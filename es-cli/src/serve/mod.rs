@@ -71,7 +71,8 @@ use crate::error::{CliError, CliResult, EXIT_OK, IoContext};
 /// The address `es serve` listens on without `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// Serves the console and its API for `store` on `listener` until `shutdown` completes.
+/// Serves the console and its API for `store` on `listener` until `shutdown` completes; then
+/// the live streams (`/api/follow`) end and the requests in flight are answered.
 ///
 /// When the listener is on a loopback address, requests must name a loopback host
 /// (`127.0.0.1`, `[::1]` or `localhost`) in their `Host` header, so that a page of another
@@ -88,10 +89,16 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .io(|| "reading the listening address".to_owned())?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let app = App {
         store,
         verifying: Arc::new(tokio::sync::Mutex::new(())),
         loopback_port: addr.ip().is_loopback().then_some(addr.port()),
+        stopping,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
     };
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)

@@ -313,13 +313,21 @@ pub async fn follow_while_writing(url: &str, other_node: bool) {
         .unwrap();
     let replayed = read_events(&mut from, 2).await;
     assert_eq!(ids(&replayed), seeded[14..16], "from a position of the log");
-    drop((all, deposits, resumed, from));
+    drop((all, deposits, resumed));
+    // Told to stop, the server ends the live streams still open and stops.
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
-        .expect("the server stops when told")
+        .expect("the server stops when told, though a browser still follows the log")
         .unwrap()
         .unwrap();
+    let drained = async {
+        // What was sent before the stop, then the end.
+        while let Ok(Some(_)) = from.chunk().await {}
+    };
+    tokio::time::timeout(Duration::from_secs(10), drained)
+        .await
+        .expect("the open stream ends");
     if let Some(writer) = writer {
         writer.close().await.unwrap();
     }

@@ -210,6 +210,7 @@ async function logPage(params) {
     });
   });
   await load(null);
+  if (params.has("follow")) { follow.checked = true; follow.dispatchEvent(new Event("change")); } // /log?follow
 }
 
 // ---- Projections and process managers: position, lag, a live chart of the lag.
