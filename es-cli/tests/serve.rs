@@ -267,3 +267,18 @@ async fn live_follow_sends_new_events_on_a_file_store() {
 async fn live_follow_sends_new_events_on_a_memory_store() {
     follow_while_writing("memory:", false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_server_while_a_browser_follows_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    seeded_lmdb(dir.path()).await;
+    let mut server = Server::start(&common::lmdb(dir.path()));
+    let mut follow = client()
+        .get(format!("{}/api/follow?from=1", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_events(&mut follow, 1).await[0].0, 1);
+    let status = tokio::task::block_in_place(|| server.interrupt());
+    assert_eq!(status.code(), Some(0), "es serve exits 0 on Ctrl-C");
+}
