@@ -20,8 +20,9 @@
 //! The pages (HTML, one script and one style sheet compiled into the binary):
 //! `/` (the streams: counts by aggregate type, search, paging), `/streams/{type}/{id}` (a
 //! stream's events with their whole envelope), `/log` (the log, newest first, with filters and
-//! live follow), `/correlation/{id}` (every event of a correlation id), `/projections`
-//! (checkpoints, lag in events and seconds, a live chart) and `/health` (`verify` on demand).
+//! live follow; `/log?follow` follows at once), `/correlation/{id}` (every event of a
+//! correlation id), `/projections` (checkpoints, lag in events and seconds, a live chart) and
+//! `/health` (`verify` on demand; `/health?run` runs it at once).
 //!
 //! The JSON API (every route answers `GET` only: the console never writes):
 //!
@@ -39,6 +40,11 @@
 //!
 //! Events are JSON objects in the export format ([`format`](crate::format)): the whole
 //! envelope and the payload.
+//!
+//! Page sizes (`limit`): 50 streams, 100 events of a stream, 50 events of the log and 1,000
+//! events of a correlation id by default; at most 1,000 (4,096 for a correlation id). Errors
+//! answer `{"error": message}` with 400 (a bad request), 404 (no such stream or route) or 500
+//! (the store failed).
 //!
 //! Costs: the stream list and the counts read the stream heads, not the events. The log,
 //! newest first, reads windows of positions backwards, so a filter that matches rarely reads
