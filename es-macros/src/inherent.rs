@@ -131,6 +131,19 @@ pub(crate) fn parse(
     }
 }
 
+/// Adds the marked methods of `others` (blocks of the same type written elsewhere, which their
+/// own expansions emit) to `input`'s; `input`'s item is unchanged.
+pub(crate) fn merge(
+    mut input: InherentImpl,
+    others: Vec<ItemImpl>,
+    helpers: &[&str],
+) -> InherentImpl {
+    for mut other in others {
+        input.methods.extend(collect_methods(&mut other, helpers));
+    }
+    input
+}
+
 /// Removes the helper attributes from the impl block and returns the items that carried them.
 fn collect_methods(item: &mut ItemImpl, helpers: &[&str]) -> Vec<MarkedMethod> {
     let mut methods = Vec::new();

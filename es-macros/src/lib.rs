@@ -18,8 +18,13 @@
 //!   spanned over the user's type, so that rustc's first message is ours and points at it. Each
 //!   such bound is stated once, as a `where` clause of the generated impl spanned at the type,
 //!   so that the bodies relying on it add no error of their own.
-//! - **Where rustc must have the last word** (the macro cannot see a second `#[aggregate]` block
-//!   of the same type), the generated code makes rustc's *first* error name the fix.
+//! - **What lies outside the annotated block** (a second `#[aggregate]` block of the same type):
+//!   rustc tells an attribute macro nothing about the rest of the module, so `#[aggregate]`
+//!   reads the source file holding its block and finds the others in the same module or
+//!   function body. The first block generates the items from the methods of all of them and
+//!   every later block is one error saying to merge it, so nothing else cascades. Where the
+//!   file cannot be read (a block written by another macro), a hidden marker item makes rustc's
+//!   *first* error name the fix.
 //! - **A helper attribute used in the wrong place** (`#[command]` outside an `#[aggregate]`
 //!   block, `#[on]` outside a `#[projection]` block) is itself a macro that says where it
 //!   belongs, instead of rustc's "cannot find attribute".
@@ -121,7 +126,7 @@
 //! | an alias that is the event's own name, given twice, with spaces, or not a list | ``… is this event's own name, not an alias …`` / ``the alias `w` is given twice …`` (`aliases_bad`) |
 //! | **`#[aggregate]`** | |
 //! | `#[command]` or `#[apply]` outside an `#[aggregate]` block (a second, plain impl block; a projection) | `` `#[command]` only works inside an `#[aggregate]` impl block: move this method into … `` (`helper_outside`) |
-//! | a second `#[aggregate]` block for one type | first error: ``the name `X_has_two_aggregate_impl_blocks_merge_them_into_one` is defined multiple times`` (the macro cannot see the other block, so rustc reports it) (`two_aggregate_blocks`) |
+//! | a second `#[aggregate]` block for one type | `` `Account` has more than one `#[aggregate]` impl block: merge them into one (move this block's methods into the first `#[aggregate] impl Account`) ``, one error per extra block and nothing else (`two_aggregate_blocks`, `three_blocks_in_fn`); two types of one name in two modules are told apart (`pass/same_name_two_modules`) |
 //! | a handler's error without `error = …` | `` `deposit` returns the error `BankError`, but this `#[aggregate]` has no `error = ...` …: add `error = BankError` … `` (`missing_error_argument`); behind a `Result<T>` alias: `` a command handler's error `BankError` does not convert into the aggregate's error `Infallible` `` with the same fix in its note (`missing_error_alias`) |
 //! | a handler's error that does not convert into `error = E` | `` a command handler's error `String` does not convert into the aggregate's error `BankError` `` (`wrong_error_type`) |
 //! | `error = "BankError"` (quoted), or not a type | ``… written as a type, not as a string: remove the quotes`` (`bad_arguments`) |

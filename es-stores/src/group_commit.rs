@@ -32,8 +32,13 @@ pub(crate) trait Committer: Send + 'static {
     /// About how many bytes `request` writes (for [`Committer::MAX_GROUP_BYTES`]).
     fn size(request: &Self::Request) -> usize;
 
-    /// Commits one group (in queue order) and answers every request of it.
+    /// Commits one group (in queue order) and answers every request of it, now or (when the
+    /// backend pipelines its flushes) at the next [`Committer::commit`] or [`Committer::idle`].
     fn commit(&mut self, group: Vec<Self::Request>);
+
+    /// Called when the queue is empty, before the thread waits for the next request: a
+    /// backend that defers answers until a later flush must flush and answer now.
+    fn idle(&mut self) {}
 
     /// Runs once after the queue was closed and drained; its error is what
     /// [`WriterThread::stop`] returns.
@@ -110,7 +115,8 @@ impl<R> Drop for WriterThread<R> {
     }
 }
 
-/// The writer thread's loop.
+/// The writer thread's loop. [`Committer::finish`] runs after the queue closed, so a backend
+/// that defers answers answers the last ones there.
 fn run<C: Committer>(
     mut committer: C,
     mut requests: mpsc::Receiver<C::Request>,
@@ -120,9 +126,16 @@ fn run<C: Committer>(
     loop {
         let first = match carry.take() {
             Some(request) => request,
-            None => match requests.blocking_recv() {
-                Some(request) => request,
-                None => break,
+            None => match requests.try_recv() {
+                Ok(request) => request,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    committer.idle();
+                    match requests.blocking_recv() {
+                        Some(request) => request,
+                        None => break,
+                    }
+                }
             },
         };
         let mut bytes = C::size(&first);

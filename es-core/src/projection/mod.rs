@@ -36,5 +36,6 @@ pub use options::{
     ErrorPolicy, ProjectionOptions, ProjectionStatus, RebuildProgress, SkippedEvent,
 };
 pub use projections::Projections;
+#[cfg(feature = "testkit")]
 pub(crate) use read_model::apply_event;
 pub use read_model::{HandlerOutcome, OnEvents, Projection};

@@ -28,10 +28,11 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
 
 /// Items that steer rustc's errors about the block as a whole, emitted before everything else
 /// (so that their errors come first):
-/// - a second `#[aggregate]` block of the same type defines this hidden marker again, and
-///   rustc's "the name `..._has_two_aggregate_impl_blocks_...` is defined multiple times",
-///   spanned at the second block's type, says what to change (the duplicated enums and impls
-///   follow; the macro cannot see the other block to prevent them);
+/// - a second `#[aggregate]` block of the same type that [`super::siblings`] could not find
+///   (its source file is not readable, e.g. the blocks were written by another macro) defines
+///   this hidden marker again, and rustc's "the name `..._has_two_aggregate_impl_blocks_...` is
+///   defined multiple times", spanned at the second block's type, comes first and says what to
+///   change (the duplicated enums and impls follow);
 /// - a state without `Default` fails a bound whose message says to derive it, before rustc's
 ///   own "`Default` is not satisfied" on the `Aggregate` impl; an `error = ...` type that is
 ///   not a `std::error::Error`, likewise.

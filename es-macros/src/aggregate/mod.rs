@@ -4,6 +4,7 @@
 mod check;
 mod expand;
 mod parse;
+mod siblings;
 
 use proc_macro2::TokenStream;
 
@@ -17,6 +18,21 @@ pub(crate) fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let input = match parse::parse_item(item, &mut diagnostics) {
         Ok(input) => input,
         Err(unchanged) => return diagnostics.with_unchanged(unchanged),
+    };
+    let input = match siblings::locate(&input.item, &input.ident) {
+        siblings::Siblings::Alone => input,
+        siblings::Siblings::First(others) => parse::merge(input, others),
+        siblings::Siblings::Later => {
+            let ident = &input.ident;
+            diagnostics.error(
+                &input.item.self_ty,
+                format!(
+                    "`{ident}` has more than one `#[aggregate]` impl block: merge them into one (move \
+                     this block's methods into the first `#[aggregate] impl {ident}`)"
+                ),
+            );
+            return diagnostics.finish(&input.item, TokenStream::new, TokenStream::new);
+        }
     };
     let plan = check::check(args, &input, &mut diagnostics);
     diagnostics.finish(

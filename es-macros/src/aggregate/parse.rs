@@ -64,3 +64,9 @@ pub(super) fn parse_item(
 ) -> Result<InherentImpl, TokenStream> {
     inherent::parse(item, &INFO, diagnostics)
 }
+
+/// Adds the marked methods of the type's other `#[aggregate]` blocks (see
+/// [`super::siblings`]) to the first block's, for generating the items of all of them.
+pub(super) fn merge(input: InherentImpl, others: Vec<syn::ItemImpl>) -> InherentImpl {
+    inherent::merge(input, others, INFO.helpers)
+}

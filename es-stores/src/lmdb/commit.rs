@@ -7,6 +7,15 @@
 //! later ones; a rejected request writes nothing and does not affect its neighbours. Each
 //! request carries its own outcome (see `request.rs`).
 //!
+//! In the durable mode the environment is opened with `MDB_NOMETASYNC` and the writer
+//! pipelines the flushes: a commit flushes its data pages (`fdatasync`) and writes its meta page
+//! without flushing it; the next commit's data flush (or, when no request is waiting, an
+//! explicit flush in [`Committer::idle`]) makes that meta page durable, and only then are the
+//! requests of the earlier commit answered and the new head published. Every answer still
+//! means "durable", at one flush per commit under load instead of two. LMDB keeps this
+//! consistent: a transaction never reuses the pages freed by the transaction before it, so the
+//! last durable meta page always points at intact pages.
+//!
 //! When LMDB reports `MDB_MAP_FULL`, the transaction is aborted, the map grows (doubling, up to
 //! the configured maximum) and the whole batch is replayed; callers never see it. Past the maximum
 //! the request that did not fit gets [`StoreError::Full`] and the rest of the batch is replayed
@@ -22,6 +31,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use super::codec::{self, EventFields};
+use super::heads::Heads;
 use super::open::{Dbs, heed_error};
 use super::request::{Appended, Outcome, Request, Target};
 use crate::group_commit::Committer;
@@ -54,6 +64,13 @@ pub(super) struct TxnWriter {
     pub(super) sync_on_close: bool,
     /// Scratch buffer for encoding records.
     pub(super) buf: Vec<u8>,
+    /// Whether answers wait for the next flush (the durable mode, see the module docs).
+    pub(super) pipelined: bool,
+    /// The requests of the last commit, whose meta page is not flushed yet, and the head
+    /// position after it.
+    pub(super) deferred: Option<(Vec<Request>, u64)>,
+    /// The stream heads this writer knows (see [`Heads`]).
+    pub(super) heads: Heads,
 }
 
 impl Committer for TxnWriter {
@@ -70,8 +87,15 @@ impl Committer for TxnWriter {
         self.process(group);
     }
 
-    /// Flushes once more when the durability mode does not flush each commit.
-    fn finish(self) -> Result<(), StoreError> {
+    /// Flushes the meta page of the last commit and answers its requests.
+    fn idle(&mut self) {
+        self.flush_deferred();
+    }
+
+    /// Answers what is deferred, and flushes once more when the durability mode does not
+    /// flush each commit.
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.flush_deferred();
         if self.sync_on_close {
             self.env
                 .force_sync()
@@ -93,6 +117,8 @@ impl TxnWriter {
                 Err(AttemptError::Retry) => batch.iter_mut().for_each(Request::exclude_if_failed),
                 Err(AttemptError::Fatal(error)) => {
                     tracing::error!(%error, requests = batch.len(), "lmdb: group commit failed");
+                    // The failed commit may not have flushed: the earlier one is flushed now.
+                    self.flush_deferred();
                     for mut request in batch {
                         if !request.is_excluded() {
                             request.reject(error.clone());
@@ -103,18 +129,58 @@ impl TxnWriter {
                 }
             }
         };
-        self.head.send_if_modified(|current| {
-            let changed = *current != head;
-            *current = head;
-            changed
-        });
+        self.heads.commit();
         tracing::trace!(
             requests = batch.len(),
             head,
             elapsed_us = started.elapsed().as_micros() as u64,
             "lmdb: group commit"
         );
-        batch.into_iter().for_each(Request::answer);
+        if self.pipelined {
+            // This commit's data flush also flushed the meta page of the one before.
+            if let Some((earlier, earlier_head)) = self.deferred.replace((batch, head)) {
+                self.publish(earlier_head);
+                earlier.into_iter().for_each(Request::answer);
+            }
+        } else {
+            self.publish(head);
+            batch.into_iter().for_each(Request::answer);
+        }
+    }
+
+    /// Makes the last commit durable (one `fdatasync`) and answers its requests; when the
+    /// flush fails they get the error (their events may or may not survive a machine crash).
+    fn flush_deferred(&mut self) {
+        let Some((batch, head)) = self.deferred.take() else {
+            return;
+        };
+        match self.env.force_sync() {
+            Ok(()) => {
+                self.publish(head);
+                batch.into_iter().for_each(Request::answer);
+            }
+            Err(e) => {
+                let error = heed_error("flush a commit to disk", e);
+                tracing::error!(%error, requests = batch.len(), "lmdb: flush failed");
+                // The commit is visible in this process: publish it so readers do not stall.
+                self.publish(head);
+                for mut request in batch {
+                    request.reject(error.clone());
+                    request.answer();
+                }
+            }
+        }
+    }
+
+    /// Tells the subscribers the head moved to `head`.
+    fn publish(&self, head: u64) {
+        self.head.send_if_modified(|current| {
+            let changed = *current < head;
+            if changed {
+                *current = head;
+            }
+            changed
+        });
     }
 
     /// One try at writing the batch: applies every request not excluded, then commits.
@@ -126,6 +192,7 @@ impl TxnWriter {
             .write_txn()
             .map_err(|e| AttemptError::Fatal(heed_error("begin write transaction", e)))?;
         let mut head = self.dbs.head_position(&txn).map_err(AttemptError::Fatal)?;
+        self.heads.begin();
         for request in batch.iter_mut() {
             if request.is_excluded() {
                 continue;
@@ -274,12 +341,15 @@ impl TxnWriter {
         events: &[NewEvent],
         head: &mut u64,
     ) -> Result<Result<Appended, StoreError>, Abort> {
-        let version = match self.dbs.heads.get(txn, key) {
-            Ok(version) => version.unwrap_or(0),
-            Err(error @ heed::Error::Decoding(_)) => {
-                return Ok(Err(heed_error("read stream head", error)));
-            }
-            Err(e) => return Err(write_error("read stream head", e)),
+        let version = match self.heads.get(key) {
+            Some(version) => version,
+            None => match self.dbs.heads.get(txn, key) {
+                Ok(version) => version.unwrap_or(0),
+                Err(error @ heed::Error::Decoding(_)) => {
+                    return Ok(Err(heed_error("read stream head", error)));
+                }
+                Err(e) => return Err(write_error("read stream head", e)),
+            },
         };
         if let Err(conflict) = expected.check(version) {
             return Ok(Err(conflict));
@@ -313,6 +383,7 @@ impl TxnWriter {
             .heads
             .put(txn, key, &version_after)
             .map_err(|e| write_error("write the stream head", e))?;
+        self.heads.stage(key, version_after);
         *head += events.len() as u64;
         Ok(Ok(Appended {
             version_before: version,

@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::commit::TxnWriter;
+use super::heads::Heads;
 use super::open::{Dbs, LOCK_FILE, MAP_ALIGN, check_directory, open_databases, open_env};
 use super::options::{Durability, LmdbOptions};
 use super::pages::ScannedPages;
@@ -180,6 +181,11 @@ impl Shared {
         // On an early return the locals drop in reverse order: the environment before the lock.
         let env = open_env(path, options)?;
         let dbs = open_databases(&env, path)?;
+        if options.durability == Durability::Durable {
+            // The opening transaction left its meta page unflushed (see `open_env`).
+            env.force_sync()
+                .map_err(|e| super::open::heed_error("flush the opening transaction", e))?;
+        }
         let head_position = {
             let txn = env
                 .read_txn()
@@ -197,6 +203,9 @@ impl Shared {
             max_map_size: (options.max_map_size / MAP_ALIGN * MAP_ALIGN).max(MAP_ALIGN),
             sync_on_close: options.durability != Durability::Durable,
             buf: Vec::with_capacity(4096),
+            pipelined: options.durability == Durability::Durable,
+            deferred: None,
+            heads: Heads::default(),
         };
         let mut threads = Threads {
             writer: WriterThread::spawn(

@@ -34,6 +34,7 @@
 mod admin;
 mod codec;
 mod commit;
+mod heads;
 mod lifecycle;
 mod open;
 mod options;
@@ -57,7 +58,7 @@ use self::lifecycle::Shared;
 use self::open::heed_error;
 pub(crate) use self::open::holds_store;
 pub use self::options::{Durability, LmdbOptions};
-use self::request::{BatchItem, Reply, Request, Target};
+use self::request::{AppendDone, BatchItem, Reply, Request, Target, batch_outcome};
 
 /// The embedded durable event, snapshot and checkpoint store, on LMDB.
 ///
@@ -276,6 +277,7 @@ impl EventStore for LmdbStore {
         let stream = stream.clone();
         self.write(move |reply| Request::append(stream, key, expected, events, reply))
             .await
+            .map(AppendDone::into_result)
     }
 
     /// The whole batch in one write transaction (one commit, one flush), queued at the writer
@@ -298,6 +300,7 @@ impl EventStore for LmdbStore {
             .collect();
         self.write(move |reply| Request::append_many(items, reply))
             .await
+            .map(batch_outcome)
     }
 
     async fn read_stream(

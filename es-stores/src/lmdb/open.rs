@@ -134,9 +134,10 @@ pub(super) fn open_env(path: &Path, options: &LmdbOptions) -> Result<Env<Without
         .map_size(round_up(options.map_size))
         .max_dbs(8)
         .max_readers(options.max_readers);
+    // The durable mode also leaves the meta page unflushed at commit: the writer flushes it
+    // before it answers (see `commit.rs`), with the next commit's data flush under load.
     let flags = match options.durability {
-        Durability::Durable => EnvFlags::empty(),
-        Durability::NoMetaSync => EnvFlags::NO_META_SYNC,
+        Durability::Durable | Durability::NoMetaSync => EnvFlags::NO_META_SYNC,
         Durability::NoSync { .. } => EnvFlags::NO_SYNC,
     };
     // SAFETY: `NO_META_SYNC` and `NO_SYNC` only weaken what a machine crash may cost (documented

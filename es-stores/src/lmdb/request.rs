@@ -16,7 +16,7 @@ pub(super) enum Request {
         key: Vec<u8>,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
-        reply: Reply<AppendResult>,
+        reply: Reply<AppendDone>,
         outcome: Outcome<Appended>,
     },
     /// Append a batch of appends in one transaction (`EventStore::append_many`). `outcome` is
@@ -24,7 +24,7 @@ pub(super) enum Request {
     /// while writing any item rejects the whole request.
     AppendMany {
         items: Vec<BatchItem>,
-        reply: Reply<BatchOutcome>,
+        reply: Reply<Vec<BatchItem>>,
         outcome: Outcome<()>,
     },
     /// Put one key/value (snapshots and checkpoints).
@@ -71,7 +71,7 @@ impl Request {
         key: Vec<u8>,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
-        reply: Reply<AppendResult>,
+        reply: Reply<AppendDone>,
     ) -> Self {
         Request::Append {
             stream,
@@ -84,7 +84,7 @@ impl Request {
     }
 
     /// A batch of appends, applied in order in one transaction.
-    pub(super) fn append_many(items: Vec<BatchItem>, reply: Reply<BatchOutcome>) -> Self {
+    pub(super) fn append_many(items: Vec<BatchItem>, reply: Reply<Vec<BatchItem>>) -> Self {
         Request::AppendMany {
             items,
             reply,
@@ -161,7 +161,8 @@ impl Request {
     }
 
     /// Sends the answer: the outcome, which must be decided (a caller that went away does not
-    /// need its answer).
+    /// need its answer). The caller turns it into records ([`AppendDone::into_result`],
+    /// [`batch_outcome`]), so that the writer thread does not spend its time on them.
     pub(super) fn answer(self) {
         match self {
             Request::Append {
@@ -171,48 +172,66 @@ impl Request {
                 outcome,
                 ..
             } => {
-                let result = outcome.into_result().map(|at| {
-                    AppendResult::recorded(
-                        &stream,
-                        at.version_before,
-                        at.first_position..,
-                        at.timestamp,
-                        events,
-                    )
-                });
-                let _ = reply.send(result);
+                let _ =
+                    reply.send(
+                        outcome
+                            .into_result()
+                            .map(|at| AppendDone { stream, events, at }),
+                    );
             }
             Request::AppendMany {
                 items,
                 reply,
                 outcome,
             } => {
-                let result = outcome.into_result().map(|()| {
-                    items
-                        .into_iter()
-                        .map(|item| {
-                            let decided = item.decided.unwrap_or_else(|| {
-                                unreachable!("an applied batch decides every item")
-                            });
-                            decided.map(|at| {
-                                AppendResult::recorded(
-                                    &item.stream,
-                                    at.version_before,
-                                    at.first_position..,
-                                    at.timestamp,
-                                    item.events,
-                                )
-                            })
-                        })
-                        .collect()
-                });
-                let _ = reply.send(result);
+                let _ = reply.send(outcome.into_result().map(|()| items));
             }
             Request::Put { reply, outcome, .. } | Request::Prune { reply, outcome, .. } => {
                 let _ = reply.send(outcome.into_result());
             }
         }
     }
+}
+
+/// The writer's answer to an accepted append.
+pub(super) struct AppendDone {
+    stream: StreamId,
+    events: Vec<NewEvent>,
+    at: Appended,
+}
+
+impl AppendDone {
+    /// The records of the appended events.
+    pub(super) fn into_result(self) -> AppendResult {
+        AppendResult::recorded(
+            &self.stream,
+            self.at.version_before,
+            self.at.first_position..,
+            self.at.timestamp,
+            self.events,
+        )
+    }
+}
+
+/// The outcome of each append of an applied [`Request::AppendMany`], from its items.
+pub(super) fn batch_outcome(items: Vec<BatchItem>) -> BatchOutcome {
+    items
+        .into_iter()
+        .map(|item| {
+            let decided = item
+                .decided
+                .unwrap_or_else(|| unreachable!("an applied batch decides every item"));
+            decided.map(|at| {
+                AppendResult::recorded(
+                    &item.stream,
+                    at.version_before,
+                    at.first_position..,
+                    at.timestamp,
+                    item.events,
+                )
+            })
+        })
+        .collect()
 }
 
 /// One append of an [`Request::AppendMany`], with its decision in the current attempt.
