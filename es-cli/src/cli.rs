@@ -97,6 +97,14 @@ pub enum Command {
         #[arg(long, default_value_t = 4096, value_name = "N")]
         page_size: usize,
     },
+    /// A read-only web console for the store (streams, events, the log with live follow,
+    /// projections, verify) and its JSON API under /api/; serves until Ctrl-C.
+    Serve {
+        /// The address to listen on (default 127.0.0.1:8080, loopback only); a non-loopback
+        /// address such as 0.0.0.0:8080 is taken only from here, with a warning.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Projection checkpoints and their lag; `projections reset NAME --yes` resets one.
     Projections {
         /// What to do with the projections (default: list them).

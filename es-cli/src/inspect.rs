@@ -2,7 +2,10 @@
 //! `projections reset`, the one that writes).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use es_core::store::{CheckpointStore, RecordedEvent, Store, StoreError, StreamId};
 use es_stores::OpenedStore;
 use serde::Serialize;
@@ -187,6 +190,17 @@ pub(crate) struct LogFilter {
     pub(crate) aggregate: Option<String>,
 }
 
+impl LogFilter {
+    /// Whether `e` passes the type and aggregate type filters.
+    pub(crate) fn matches(&self, e: &RecordedEvent) -> bool {
+        self.event_type.as_ref().is_none_or(|t| *t == e.event_type)
+            && self
+                .aggregate
+                .as_ref()
+                .is_none_or(|a| *a == e.stream.aggregate_type)
+    }
+}
+
 /// `es log`.
 pub(crate) async fn log(store: &OpenedStore, ctx: &mut Ctx, filter: &LogFilter) -> CliResult<u8> {
     let mut printer = EventPrinter::new();
@@ -197,15 +211,7 @@ pub(crate) async fn log(store: &OpenedStore, ctx: &mut Ctx, filter: &LogFilter) 
     };
     scan_log(&*store.store(), filter.from, |page| {
         for e in page {
-            if filter
-                .event_type
-                .as_ref()
-                .is_some_and(|t| *t != e.event_type)
-                || filter
-                    .aggregate
-                    .as_ref()
-                    .is_some_and(|a| *a != e.stream.aggregate_type)
-            {
+            if !filter.matches(&e) {
                 continue;
             }
             printer.event(ctx, e)?;
@@ -228,7 +234,7 @@ pub(crate) async fn tail(
     follow: bool,
 ) -> CliResult<u8> {
     let es = store.store();
-    let mut head_rx = es.subscribe();
+    let mut follower = LogFollower::new(es.clone());
     let head = es.head_position().await.doing("reading the head")?;
     // The embedded stores' positions are gapless, so the last N start at head - N + 1;
     // elsewhere the log is scanned for them.
@@ -278,24 +284,69 @@ pub(crate) async fn tail(
         return Ok(EXIT_OK);
     }
     ctx.out.flush()?;
+    follower.next = next;
     loop {
-        tokio::select! {
-            changed = head_rx.changed() => {
-                if changed.is_err() {
-                    return Ok(EXIT_OK); // the store closed
-                }
-            }
+        let page = tokio::select! {
+            page = follower.next_page() => page?,
             _ = tokio::signal::ctrl_c() => return Ok(EXIT_OK),
-        }
-        loop {
-            let page = es.read_all(next, PAGE).await.doing("reading the log")?;
-            let Some(l) = page.last() else { break };
-            next = l.position + 1;
-            for e in &page {
-                print(ctx, e)?;
-            }
+        };
+        for e in &page {
+            print(ctx, e)?;
         }
         ctx.out.flush()?;
+    }
+}
+
+/// How often a follower looks at the log when the store's `subscribe()` does not wake it (a
+/// store closed under it, or a wake-up missed).
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+/// Follows the global log as it grows: `es tail --follow` and the web console's live log.
+/// Woken by the store's `subscribe()` (PostgreSQL's also wakes on other nodes' commits), with
+/// a poll every second as the fallback.
+pub(crate) struct LogFollower {
+    store: Arc<dyn Store>,
+    head: tokio::sync::watch::Receiver<u64>,
+    /// Whether `subscribe()`'s sender is gone (then only the poll is left).
+    closed: bool,
+    /// The next position to read.
+    pub(crate) next: u64,
+}
+
+impl LogFollower {
+    /// A follower of `store`'s log from position 1 (set [`LogFollower::next`] to start
+    /// elsewhere).
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        let head = store.subscribe();
+        Self {
+            store,
+            head,
+            closed: false,
+            next: 1,
+        }
+    }
+
+    /// The next page of events from [`LogFollower::next`] on, waiting until there is one.
+    pub(crate) async fn next_page(&mut self) -> CliResult<Vec<RecordedEvent>> {
+        loop {
+            let page = self
+                .store
+                .read_all(self.next, PAGE)
+                .await
+                .doing("reading the log")?;
+            if let Some(last) = page.last() {
+                self.next = last.position + 1;
+                return Ok(page);
+            }
+            if self.closed {
+                tokio::time::sleep(FOLLOW_POLL).await;
+                continue;
+            }
+            tokio::select! {
+                changed = self.head.changed() => self.closed = changed.is_err(),
+                () = tokio::time::sleep(FOLLOW_POLL) => {}
+            }
+        }
     }
 }
 
@@ -417,22 +468,46 @@ pub(crate) async fn events_after(store: &dyn Store, position: u64) -> Result<u64
     }
 }
 
+/// One saved checkpoint (of a projection or a process manager) and how far it is behind.
 #[derive(Serialize)]
-struct ProjectionRow {
-    name: String,
-    position: u64,
-    lag: u64,
-    state_bytes: Option<usize>,
+pub(crate) struct ProjectionRow {
+    /// The checkpoint's name (a process manager's starts with `process:`).
+    pub(crate) name: String,
+    /// `projection` or `process manager`.
+    pub(crate) kind: &'static str,
+    /// The last position it processed.
+    pub(crate) position: u64,
+    /// How many events come after it.
+    pub(crate) lag: u64,
+    /// The time between the timestamp of the event at its position (the first event when it
+    /// processed none) and the newest event's; 0 when it is caught up, absent on an empty log.
+    pub(crate) lag_seconds: Option<f64>,
+    /// The size of its saved state, when it saved one.
+    pub(crate) state_bytes: Option<usize>,
 }
 
-/// `es projections`.
-pub(crate) async fn projections(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
+/// The timestamp of the first event at or after `position`.
+async fn timestamp_at(store: &dyn Store, position: u64) -> CliResult<Option<DateTime<Utc>>> {
+    let page = store
+        .read_all(position.max(1), 1)
+        .await
+        .doing("reading the log")?;
+    Ok(page.first().map(|e| e.timestamp))
+}
+
+/// Every saved checkpoint with its lag, and the head position.
+pub(crate) async fn projection_rows(store: &OpenedStore) -> CliResult<(Vec<ProjectionRow>, u64)> {
     let es = store.store();
     let names = store
         .checkpoint_names()
         .await
         .doing("listing checkpoints")?;
     let head = es.head_position().await.doing("reading the head")?;
+    let newest = if head == 0 {
+        None
+    } else {
+        timestamp_at(&*es, head).await?
+    };
     let mut rows = Vec::with_capacity(names.len());
     for name in names {
         let Some(checkpoint) = es
@@ -445,25 +520,47 @@ pub(crate) async fn projections(store: &OpenedStore, ctx: &mut Ctx) -> CliResult
         let lag = events_after(&*es, checkpoint.position)
             .await
             .doing("counting events")?;
+        let lag_seconds = match newest {
+            Some(_) if lag == 0 => Some(0.0),
+            Some(newest) => timestamp_at(&*es, checkpoint.position)
+                .await?
+                .map(|at| (newest - at).num_milliseconds().max(0) as f64 / 1000.0),
+            None => None,
+        };
+        let kind = if name.starts_with(es_core::process::CHECKPOINT_PREFIX) {
+            "process manager"
+        } else {
+            "projection"
+        };
         rows.push(ProjectionRow {
             name,
+            kind,
             position: checkpoint.position,
             lag,
+            lag_seconds,
             state_bytes: checkpoint.state.as_ref().map(Vec::len),
         });
     }
+    Ok((rows, head))
+}
+
+/// `es projections`.
+pub(crate) async fn projections(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
+    let (rows, head) = projection_rows(store).await?;
     if ctx.json {
         for row in &rows {
             ctx.out.json(row)?;
         }
         return Ok(EXIT_OK);
     }
-    let mut t = table(&["projection", "position", "lag (events)", "state"]);
+    let mut t = table(&["projection", "position", "lag (events)", "lag (s)", "state"]);
     for row in &rows {
         t.add_row(vec![
             row.name.clone(),
             row.position.to_string(),
             row.lag.to_string(),
+            row.lag_seconds
+                .map_or_else(String::new, |s| format!("{s:.3}")),
             row.state_bytes
                 .map_or_else(|| "none".to_owned(), |n| format!("{n} bytes")),
         ]);

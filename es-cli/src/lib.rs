@@ -25,6 +25,7 @@
 //! es --store lmdb:./data copy --to postgres://...
 //! es --store lmdb:./data projections
 //! es --store lmdb:./data projections reset <NAME> --yes
+//! es --store lmdb:./data serve [--listen 127.0.0.1:8080]
 //! ```
 //!
 //! The store comes from `--store URL` or the `ES_STORE` variable (see [`es_stores::open`]).
@@ -38,6 +39,7 @@ mod error;
 pub mod format;
 mod inspect;
 mod output;
+pub mod serve;
 mod transfer;
 mod verify;
 
@@ -161,6 +163,7 @@ async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
         Command::Projections {
             action: Some(ProjectionsAction::Reset { name, yes }),
         } => inspect::reset_projection(&store, ctx, name, *yes).await,
+        Command::Serve { listen } => serve::run(&store, ctx, listen.as_deref()).await,
     };
     let closed = close_store(store).await;
     let code = result?;

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 /// One problem found.
 #[derive(Debug, Serialize)]
-pub(super) struct Finding {
+pub(crate) struct Finding {
     /// Where: a position, a stream, a file line, a projection.
-    pub(super) location: String,
+    pub(crate) location: String,
     /// What is wrong.
-    pub(super) problem: String,
+    pub(crate) problem: String,
 }
 
 /// The most findings listed; the rest are counted.

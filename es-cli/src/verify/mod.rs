@@ -11,7 +11,7 @@ mod checker;
 #[cfg(feature = "file")]
 mod file;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use es_core::store::StreamId;
 use es_stores::OpenedStore;
@@ -23,31 +23,98 @@ use crate::context::Ctx;
 use crate::error::{CliResult, EXIT_FINDING, EXIT_OK, StoreContext};
 use crate::output::progress;
 
+/// What `verify` found: the verdict, the counts and every problem listed.
 #[derive(Serialize)]
-struct Report<'a> {
-    store: String,
-    consistent: bool,
-    events: u64,
-    streams: u64,
-    snapshots: u64,
-    checkpoints: u64,
-    problems: u64,
-    findings: &'a [Finding],
+pub(crate) struct Report {
+    /// The store, as shown (its URL without a password).
+    pub(crate) store: String,
+    /// Whether no problem was found.
+    pub(crate) consistent: bool,
+    /// Events checked.
+    pub(crate) events: u64,
+    /// Streams met.
+    pub(crate) streams: u64,
+    /// Snapshots checked.
+    pub(crate) snapshots: u64,
+    /// Checkpoints checked.
+    pub(crate) checkpoints: u64,
+    /// Problems found (more than `findings` lists when there are many).
+    pub(crate) problems: u64,
+    /// The problems listed, each with where it is.
+    pub(crate) findings: Vec<Finding>,
+    /// How long the checks took.
+    #[serde(skip)]
+    pub(crate) elapsed: Duration,
+}
+
+impl Report {
+    fn new(
+        shown: &str,
+        checker: Checker,
+        snapshots: u64,
+        checkpoints: u64,
+        started: Instant,
+    ) -> Report {
+        let problems = checker.findings.len() as u64 + checker.unlisted;
+        Report {
+            store: shown.to_owned(),
+            consistent: problems == 0,
+            events: checker.events,
+            streams: checker.streams.len() as u64,
+            snapshots,
+            checkpoints,
+            problems,
+            findings: checker.findings,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Runs every check on an opened store (a file store is read from its files, as
+/// [`verify_file`] does) and returns the report.
+pub(crate) async fn check(store: &OpenedStore, show_progress: bool) -> CliResult<Report> {
+    #[cfg(feature = "file")]
+    if let es_stores::StoreUrl::File(dir) = store.url() {
+        return check_file(dir, &store.url().to_string(), show_progress).await;
+    }
+    let started = Instant::now();
+    let mut checker = Checker::default();
+    let (snapshots, checkpoints) = check_store(store, &mut checker, show_progress).await?;
+    Ok(Report::new(
+        &store.url().to_string(),
+        checker,
+        snapshots,
+        checkpoints,
+        started,
+    ))
 }
 
 /// `es verify` on a store opened through the store traits.
 pub(crate) async fn verify(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
+    let report = check(store, ctx.progress).await?;
+    print(ctx, &report)
+}
+
+/// Checks the file store in `dir`, read as it is (without opening it).
+#[cfg(feature = "file")]
+async fn check_file(dir: &std::path::Path, shown: &str, show_progress: bool) -> CliResult<Report> {
     let started = Instant::now();
-    let mut checker = Checker::default();
-    let (snapshots, checkpoints) = check_store(store, &mut checker, ctx.progress).await?;
-    report(
-        ctx,
-        &store.url().to_string(),
-        &checker,
-        snapshots,
-        checkpoints,
-        started,
-    )
+    use es_stores::file::layout::EVENTS_FILE;
+    if !dir.join(EVENTS_FILE).is_file() {
+        return Err(crate::error::CliError::new(format!(
+            "there is no file store at {shown} (no {EVENTS_FILE} in it): check the path"
+        )));
+    }
+    let dir = dir.to_owned();
+    let (checker, counts) = tokio::task::spawn_blocking(move || {
+        let mut checker = Checker::default();
+        let counts = file::check(&dir, &mut checker, show_progress);
+        (checker, counts)
+    })
+    .await
+    .map_err(|e| crate::error::CliError::new(format!("the checking task failed: {e}")))?;
+    let (snapshots, checkpoints) = counts?;
+    Ok(Report::new(shown, checker, snapshots, checkpoints, started))
 }
 
 /// `es verify` on the file store in `dir`, read as it is (the store is not opened).
@@ -57,71 +124,43 @@ pub(crate) async fn verify_file(
     shown: &str,
     ctx: &mut Ctx,
 ) -> CliResult<u8> {
-    let started = Instant::now();
-    use es_stores::file::layout::EVENTS_FILE;
-    if !dir.join(EVENTS_FILE).is_file() {
-        return Err(crate::error::CliError::new(format!(
-            "there is no file store at {shown} (no {EVENTS_FILE} in it): check the path"
-        )));
-    }
-    let dir = dir.to_owned();
-    let progress = ctx.progress;
-    let (checker, counts) = tokio::task::spawn_blocking(move || {
-        let mut checker = Checker::default();
-        let counts = file::check(&dir, &mut checker, progress);
-        (checker, counts)
-    })
-    .await
-    .map_err(|e| crate::error::CliError::new(format!("the checking task failed: {e}")))?;
-    let (snapshots, checkpoints) = counts?;
-    report(ctx, shown, &checker, snapshots, checkpoints, started)
+    let report = check_file(dir, shown, ctx.progress).await?;
+    print(ctx, &report)
 }
 
 /// Prints the findings and the verdict; the exit code.
-fn report(
-    ctx: &mut Ctx,
-    shown: &str,
-    checker: &Checker,
-    snapshots: u64,
-    checkpoints: u64,
-    started: Instant,
-) -> CliResult<u8> {
-    let problems = checker.findings.len() as u64 + checker.unlisted;
-    let report = Report {
-        store: shown.to_owned(),
-        consistent: problems == 0,
-        events: checker.events,
-        streams: checker.streams.len() as u64,
-        snapshots,
-        checkpoints,
-        problems,
-        findings: &checker.findings,
-    };
+fn print(ctx: &mut Ctx, report: &Report) -> CliResult<u8> {
     if ctx.json {
-        ctx.out.json(&report)?;
+        ctx.out.json(report)?;
     } else {
-        for f in &checker.findings {
+        for f in &report.findings {
             ctx.out.line(format!("{}: {}", f.location, f.problem))?;
         }
-        if checker.unlisted > 0 {
-            ctx.out
-                .line(format!("... and {} more problems", checker.unlisted))?;
+        let unlisted = report.problems - report.findings.len() as u64;
+        if unlisted > 0 {
+            ctx.out.line(format!("... and {unlisted} more problems"))?;
         }
-        let verdict = if problems == 0 {
+        let verdict = if report.consistent {
             "consistent".to_owned()
         } else {
-            format!("{problems} problems found")
+            format!("{} problems found", report.problems)
         };
         ctx.out.line(format!(
-            "{}: {verdict} ({} events, {} streams, {snapshots} snapshots, {checkpoints} \
-             checkpoints checked in {:.2} s)",
+            "{}: {verdict} ({} events, {} streams, {} snapshots, {} checkpoints checked in \
+             {:.2} s)",
             report.store,
             report.events,
             report.streams,
-            started.elapsed().as_secs_f64()
+            report.snapshots,
+            report.checkpoints,
+            report.elapsed.as_secs_f64()
         ))?;
     }
-    Ok(if problems == 0 { EXIT_OK } else { EXIT_FINDING })
+    Ok(if report.consistent {
+        EXIT_OK
+    } else {
+        EXIT_FINDING
+    })
 }
 
 /// The checks through the store traits (every backend but the file store).
