@@ -4,7 +4,7 @@
 //!
 //! Our side runs the W1 workload of `es-bench w1 --store postgres` (a fresh schema per round);
 //! the peer runs as a child process (its own fresh schema per round), built first with
-//! `cargo build --release --manifest-path es-bench/peers/cqrs-bank/Cargo.toml` unless
+//! `cargo build --release --locked --manifest-path es-bench/peers/cqrs-bank/Cargo.toml` unless
 //! `--peer-bin` names a built one. Both use a pool of 16 connections. The order of the two sides
 //! alternates from round to round, so neither always runs on a warmer (or more loaded) machine.
 //!
@@ -234,16 +234,13 @@ fn build_peer(target_dir: &Path) -> Result<PathBuf, BenchError> {
         .join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!(
-        "es-bench compare: building the peer: cargo build --release --manifest-path {} --target-dir {}",
+        "es-bench compare: building the peer: cargo build --release --locked --manifest-path {} --target-dir {}",
         manifest.display(),
         target_dir.display()
     );
     let mut child = Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["build", "--release", "--locked"])
+        .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -455,7 +452,7 @@ fn headline(setup: &Setup, out: &Value) -> String {
     let g = |path: &str| human(out.pointer(path));
     let p = &setup.params;
     format!(
-        "compare w1 postgres ({} clients, {} commands, {} accounts), median of {} rounds: es-rs \
+        "compare w1 postgres ({} clients, {} commands, {} accounts), median of {} round(s): es-rs \
          {} commands/s (p50 {} µs, p99 {} µs), cqrs-es {} commands/s (p50 {} µs, p99 {} µs); \
          ratio of medians {}, per round {}",
         p.clients,
