@@ -489,6 +489,45 @@ mod tests {
         assert_eq!(ratio(None, Some(1.0)), None);
     }
 
+    fn round(ours: f64, peer: f64, p50: u64) -> Value {
+        let side = |cps: f64| json!({"results": {"commands_per_s": cps, "latency": {"p50_us": p50, "p99_us": p50 * 4}}});
+        json!({"ours": side(ours), "peer": side(peer), "ratio": ratio(Some(ours), Some(peer))})
+    }
+
+    #[test]
+    fn the_summary_holds_medians_per_side_and_both_ratios() {
+        let cli = CompareCli::parse_from(["compare", "--rounds", "3"]);
+        let setup = Setup {
+            pg_url: String::new(),
+            rounds: cli.rounds(),
+            params: Params::resolve(Workload::W1, true, &Overrides::default()),
+            peer: PathBuf::new(),
+            peer_mode: cli.peer_mode,
+        };
+        let rounds = [
+            round(20_000.0, 5_000.0, 100),
+            round(30_000.0, 4_000.0, 300),
+            round(24_000.0, 8_000.0, 200),
+        ];
+        let out = summary(&setup, &rounds, &[]);
+        assert_eq!(out["ours"]["commands_per_s"], json!(24_000.0));
+        assert_eq!(out["peer"]["commands_per_s"], json!(5_000.0));
+        assert_eq!(out["ours"]["p50_us"], json!(200));
+        assert_eq!(out["peer"]["p99_us"], json!(800));
+        assert_eq!(out["ratio_of_medians"], json!(4.8));
+        assert_eq!(out["ratios"], json!([4.0, 7.5, 3.0]));
+        assert_eq!(out["median_of_ratios"], json!(4.0));
+        assert_eq!(out["ok"], json!(true));
+        let short = summary(&setup, &rounds[..2], &[]);
+        assert_eq!(short["ok"], json!(false), "a missing round is not ok");
+        let violated = summary(
+            &setup,
+            &rounds,
+            &["round 1, peer: W1: 1 of 2 failed".to_owned()],
+        );
+        assert_eq!(violated["ok"], json!(false));
+    }
+
     #[test]
     fn quick_is_one_round_of_two_thousand_commands_and_defaults_are_w1_on_postgres() {
         let quick = CompareCli::parse_from(["compare", "--quick"]);
