@@ -149,7 +149,7 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
         quick: cli.quick,
         ..Overrides::default()
     };
-    let mut peer_build = json!({});
+    let mut build_seconds = None;
     let peer = match &cli.peer_bin {
         Some(path) => path.clone(),
         None => {
@@ -164,7 +164,7 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
                 "es-bench compare: peer built in {seconds} s: {}",
                 path.display()
             );
-            peer_build = json!({ "seconds": seconds });
+            build_seconds = Some(seconds);
             path
         }
     };
@@ -192,7 +192,9 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
     }
     let mut out = summary(&setup, &rounds, &violations);
     if let Some(obj) = out.as_object_mut() {
-        obj.insert("peer_build".to_owned(), peer_build);
+        let binary = setup.peer.display().to_string();
+        let build = json!({ "binary": binary, "build_seconds": build_seconds });
+        obj.insert("peer_build".to_owned(), build);
         if let Some(e) = &error {
             obj.insert("error".to_owned(), Value::String(e.to_string()));
         }
