@@ -45,10 +45,18 @@
 //! (its format: the `plot` module) as an SVG; the README's plot is
 //! `cargo run -p es-bench -- plot docs/results/w1.json --out docs/w1.svg`.
 //!
+//! `es-bench compare --pg-url URL` (with `--features postgres`) runs W1 on PostgreSQL side by
+//! side with the peer, cqrs-es 0.5 with postgres-es (`es-bench/peers/cqrs-bank`, its own Cargo
+//! project, built first): `--rounds` (5) alternating rounds of `es-bench w1 --store postgres`'s
+//! W1 and the peer's, same clients, commands and accounts (64, 60,000, 10,000), 16 connections
+//! each; one JSON object with per side the medians of `commands_per_s`, `p50_us`, `p99_us`,
+//! `ratio_of_medians`, per-round `ratios` and figures, load averages (module `compare`).
+//!
 //! Exit status: 0 when every run completed and passed its correctness checks, 1 when a check
 //! failed (W1 errors, W3 failures or a wrong balance, wrong event counts, ...), 2 when a run
 //! could not complete (a store error, bad options).
 
+mod compare;
 mod domain;
 mod error;
 mod plot;
@@ -147,7 +155,7 @@ impl Recorder {
     name = "es-bench",
     version,
     about,
-    after_help = "Plot: es-bench plot RESULTS.json --out FILE.svg draws commands/s by clients from a results file as an SVG."
+    after_help = "Plot: es-bench plot RESULTS.json --out FILE.svg draws commands/s by clients from a results file as an SVG.\nCompare: es-bench compare --pg-url URL runs W1 on PostgreSQL against cqrs-es/postgres-es (es-bench compare --help)."
 )]
 struct Cli {
     /// The workload, or `all` (every workload on every available store).
@@ -213,6 +221,13 @@ fn main() -> ExitCode {
     // `plot` is not a workload: it reads a results file and runs no store or runtime.
     if std::env::args_os().nth(1).is_some_and(|arg| arg == "plot") {
         return plot::main(std::env::args_os().skip(1));
+    }
+    // Nor is `compare`: it runs W1 on PostgreSQL against the peer (module `compare`).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "compare")
+    {
+        return compare::main(std::env::args_os().skip(1));
     }
     let cli = Cli::parse();
     if let Err(e) = cli.metrics.install() {
