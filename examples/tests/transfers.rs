@@ -228,7 +228,11 @@ async fn a_rerun_long_after_the_deposits_gives_no_money_back() {
     request(&kernel, "t-1", "a", "b", 30).await;
     settle(&store, &transfers).await;
     assert_eq!(transfers.instances().await, 0);
-    assert_eq!(transfers.pending_deadlines(), 0, "the answer dropped the timeout");
+    assert_eq!(
+        transfers.pending_deadlines(),
+        0,
+        "the answer dropped the timeout"
+    );
     transfers.stop().await;
 
     clock.advance(Duration::from_secs(3_600));
@@ -494,7 +498,12 @@ mod testkit {
         assert_eq!(pending[0].name(), "bank.transfer_timed_out");
         assert_eq!(pending[0].due().timestamp(), 30);
         let then = test
-            .when(correlated("bank_account", "b", "t-1", Deposited { amount: 30 }))
+            .when(correlated(
+                "bank_account",
+                "b",
+                "t-1",
+                Deposited { amount: 30 },
+            ))
             .then_finished();
         assert!(then.deadlines().is_empty());
         then.advance(Duration::from_secs(60)).then_no_commands();

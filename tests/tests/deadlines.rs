@@ -132,7 +132,10 @@ async fn start(kernel: &Kernel) -> ProcessHandle<Checkout> {
 /// Sends `command` to order `id`, in the order's own correlation (the instance's key).
 async fn order(kernel: &Kernel, id: &str, command: impl Into<OrderCommand>) {
     let options = DispatchOptions::default().correlation_id(id);
-    kernel.dispatch_with::<Order>(id, command, options).await.unwrap();
+    kernel
+        .dispatch_with::<Order>(id, command, options)
+        .await
+        .unwrap();
 }
 
 /// Waits until the runner handled the whole log, including what its commands caused.
@@ -211,7 +214,11 @@ async fn a_cancelled_deadline_and_the_deadline_of_a_finished_instance_never_fire
     order(&kernel, "shipped", Ship).await;
     settle(&kernel, &handle).await;
     assert_eq!(handle.pending_deadlines(), 0);
-    assert_eq!(handle.instances().await, 1, "paying cancels, it does not finish");
+    assert_eq!(
+        handle.instances().await,
+        1,
+        "paying cancels, it does not finish"
+    );
 
     clock.advance(Duration::from_secs(3_600));
     quiet(&kernel, &handle).await;
@@ -236,14 +243,20 @@ where
         settle(&first, &handle).await;
         assert_eq!(handle.pending_deadlines(), 1);
         first.shutdown().await;
-        CheckpointStore::load(&store, &checkpoint).await.unwrap().unwrap()
+        CheckpointStore::load(&store, &checkpoint)
+            .await
+            .unwrap()
+            .unwrap()
     };
     clock.advance(Duration::from_secs(3_600));
     // A restart an hour later: the deadline fires once, as the runner catches up.
     {
         let second = kernel(open(), &clock);
         let handle = start(&second).await;
-        eventually("the deadline fires", || async { expired(&second).await == 1 }).await;
+        eventually("the deadline fires", || async {
+            expired(&second).await == 1
+        })
+        .await;
         settle(&second, &handle).await;
         assert_eq!(handle.pending_deadlines(), 0);
         assert_eq!(handle.instances().await, 0);

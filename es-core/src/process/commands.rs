@@ -172,8 +172,12 @@ impl Commands {
         key: impl Into<String>,
         deadline: &ScheduledDeadline,
     ) -> Self {
-        Self::triggered(manager, key.into(), Trigger::Deadline(deadline.id().to_owned()))
-            .at(deadline.due())
+        Self::triggered(
+            manager,
+            key.into(),
+            Trigger::Deadline(deadline.id().to_owned()),
+        )
+        .at(deadline.due())
     }
 
     fn triggered(manager: &'static str, key: String, trigger: Trigger) -> Self {
@@ -321,4 +325,3 @@ impl Commands {
         &self.key
     }
 }
-

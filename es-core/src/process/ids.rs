@@ -140,7 +140,10 @@ mod tests {
         let deadline = Trigger::Deadline(first);
         assert_eq!(deadline.deadline_id(1), "7:0:1");
         assert_eq!(deadline.causation_id(), "deadline@7:0");
-        assert_eq!(deadline.command_id("transfers", "t-1", 2), "transfers/t-1/7:0/2");
+        assert_eq!(
+            deadline.command_id("transfers", "t-1", 2),
+            "transfers/t-1/7:0/2"
+        );
         let mut id = Trigger::Event(u64::MAX).deadline_id(0);
         for _ in 0..100 {
             id = Trigger::Deadline(id).deadline_id(u32::MAX);

@@ -26,6 +26,22 @@
 //! - A rejected command records nothing, so on a re-run it is decided again against the
 //!   aggregate's current state; `#[rejected]` runs for the answer the re-run gets.
 //!
+//! # Deadlines
+//!
+//! A handler sets a timer with [`Commands::schedule`] (a delay from the triggering event's
+//! timestamp) or [`Commands::schedule_at`]; its payload is a user type with `#[derive(Event)]`,
+//! and the instance's `#[on(deadline)]` handler for that type runs when it falls due by the
+//! kernel's clock, sending commands as any handler does. [`Commands::cancel`] drops the
+//! instance's pending ones of a type, and an instance that finishes drops all of its own.
+//! Pending deadlines are saved with the instances in the checkpoint, so a restart, or another
+//! node taking the lease over (PostgreSQL), fires those whose time passed while nobody ran.
+//! A deadline fires once in effect: its removal is saved like an event's handling, and its
+//! handler's commands get ids derived from the deadline's id (`{manager}/{key}/{id}/{index}`,
+//! the id being derived from what scheduled it, as `7:0`), so firing it again after a crash is
+//! answered from the idempotency windows. It fires at the same point among its instance's
+//! events when the log is handled again: before the first event of its instance stamped at or
+//! after its due time (see `runner` for the rule).
+//!
 //! # Metrics
 //!
 //! Labelled `process_manager`: [`EVENTS_HANDLED`], [`COMMANDS_SENT`], [`REJECTIONS`],
@@ -65,8 +81,8 @@ mod metrics;
 mod runner;
 mod status;
 
-pub use commands::{Commands, SentCommand};
 pub(crate) use commands::Outcome;
+pub use commands::{Commands, SentCommand};
 pub use deadline::ScheduledDeadline;
 #[cfg(feature = "testkit")]
 pub(crate) use deadline::Timers;

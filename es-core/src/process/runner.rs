@@ -118,7 +118,9 @@ impl<P: ProcessManager> Follow for Runner<P> {
 
     /// The earliest pending deadline, by the kernel's clock.
     fn alarm(&self) -> Option<Alarm> {
-        self.timers.next_due().map(|due| self.clock.sleep_until(due))
+        self.timers
+            .next_due()
+            .map(|due| self.clock.sleep_until(due))
     }
 
     /// What was handled and answered is saved at a stop, so the next runner need not send it

@@ -158,7 +158,9 @@ fn two_nodes_fire_a_deadline_once_and_the_standby_fires_it_after_the_leader_is_k
     let schema = _guard.schema.clone();
     let clock = ManualClock::new(DateTime::<Utc>::UNIX_EPOCH);
     let a = Node::start(&url, &schema, &clock);
-    poll_until("node A never took the lease", || !a.wakeups.status().standby);
+    poll_until("node A never took the lease", || {
+        !a.wakeups.status().standby
+    });
     let b = Node::start(&url, &schema, &clock);
     std::thread::sleep(Duration::from_millis(1_200));
     assert!(b.wakeups.status().standby, "{:?}", b.wakeups.status());
@@ -194,9 +196,18 @@ fn two_nodes_fire_a_deadline_once_and_the_standby_fires_it_after_the_leader_is_k
     let status = b.wakeups.status();
     assert!(!status.standby, "{status:?}");
     assert_eq!(status.deadlines_fired, 1, "{status:?}");
-    assert_eq!((status.deadlines_pending, status.instances), (0, 0), "{status:?}");
+    assert_eq!(
+        (status.deadlines_pending, status.instances),
+        (0, 0),
+        "{status:?}"
+    );
     b.runtime.block_on(b.kernel.shutdown());
-    let Node { runtime, store, kernel, wakeups } = b;
+    let Node {
+        runtime,
+        store,
+        kernel,
+        wakeups,
+    } = b;
     drop((wakeups, kernel, store));
     drop(runtime);
 }
