@@ -323,3 +323,40 @@ async fn restarts_on_a_reopened_file_store() {
     })
     .await;
 }
+
+/// Schedules a deadline it has no handler for.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Forgetful;
+
+#[process_manager(name = "forgetful")]
+impl Forgetful {
+    #[on(start)]
+    fn placed(&mut self, e: &Recorded<Placed>, out: &mut Commands) {
+        let order = e.stream.aggregate_id.clone();
+        out.schedule_at(e.timestamp, PaymentDue { order });
+    }
+}
+
+/// A deadline that no `#[on(deadline)]` handler takes is an error of the handler, under the
+/// error policy: the default stops the runner, saying which deadline it was.
+#[tokio::test]
+async fn a_deadline_without_a_handler_stops_the_runner_naming_it() {
+    let clock = epoch_clock();
+    let kernel = kernel(MemoryStore::new(), &clock);
+    let handle = kernel
+        .process_managers()
+        .start::<Forgetful>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    order(&kernel, "o-1", Place).await;
+    let error = tokio::time::timeout(Duration::from_secs(10), handle.wait_for(u64::MAX))
+        .await
+        .expect("the runner did not stop")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no `#[on(deadline)]` handler for the deadline `checkout.payment_due`"),
+        "{error}"
+    );
+    kernel.shutdown().await;
+}
