@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use es_core::clock::ManualClock;
+use es_core::clock::{Clock, ManualClock, SystemClock};
 use es_core::prelude::*;
 use es_core::process::{CHECKPOINT_PREFIX, causation_id, command_id};
 use es_core::projection::{ErrorPolicy, ProjectionPhase};
@@ -14,8 +14,13 @@ use es_examples::bank::*;
 use serde::{Deserialize, Serialize};
 
 fn kernel(store: MemoryStore) -> Kernel {
+    kernel_on(store, SystemClock)
+}
+
+fn kernel_on(store: MemoryStore, clock: impl Clock) -> Kernel {
     Kernel::builder()
         .store(store)
+        .clock(clock)
         .register::<BankAccount>()
         .register::<TransferDesk>()
         .build()
@@ -209,13 +214,7 @@ async fn a_rerun_from_an_old_checkpoint_takes_no_effect_twice() {
 async fn a_rerun_long_after_the_deposits_gives_no_money_back() {
     let store = MemoryStore::new();
     let clock = ManualClock::new(DateTime::<Utc>::UNIX_EPOCH);
-    let kernel = Kernel::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .register::<BankAccount>()
-        .register::<TransferDesk>()
-        .build()
-        .unwrap();
+    let kernel = kernel_on(store.clone(), clock.clone());
     kernel
         .dispatch::<BankAccount>("a", Deposit { amount: 100 })
         .await

@@ -177,13 +177,11 @@ pub(crate) fn handle_event<P: ProcessManager>(
     event: &RecordedEvent,
     out: &mut Commands,
 ) -> Result<(), ProjectionError> {
-    catch_unwind(AssertUnwindSafe(|| state.handle(event, out)))
-        .unwrap_or_else(|p| Err(ProjectionError::Panicked(panic_message(p))))
-        .map_err(|e| ProjectionError::At {
-            name: P::NAME.to_owned(),
-            position: event.position,
-            source: Box::new(e),
-        })
+    caught(|| state.handle(event, out)).map_err(|e| ProjectionError::At {
+        name: P::NAME.to_owned(),
+        position: event.position,
+        source: Box::new(e),
+    })
 }
 
 /// Runs a deadline's handler, turning a panic into an error.
@@ -192,17 +190,15 @@ pub(crate) fn handle_deadline<P: ProcessManager>(
     deadline: &ScheduledDeadline,
     out: &mut Commands,
 ) -> Result<(), ProjectionError> {
-    catch_unwind(AssertUnwindSafe(|| state.deadline(deadline, out)))
-        .unwrap_or_else(|p| Err(ProjectionError::Panicked(panic_message(p))))
-        .map_err(|e| {
-            ProjectionError::State(format!(
-                "process manager `{}`: the deadline {} (`{}`) of instance `{}`: {e}",
-                P::NAME,
-                deadline.id(),
-                deadline.name(),
-                out.key()
-            ))
-        })
+    caught(|| state.deadline(deadline, out)).map_err(|e| {
+        ProjectionError::State(format!(
+            "process manager `{}`: the deadline {} (`{}`) of instance `{}`: {e}",
+            P::NAME,
+            deadline.id(),
+            deadline.name(),
+            out.key()
+        ))
+    })
 }
 
 /// Runs the rejection handler, turning a panic into an error.
@@ -211,7 +207,12 @@ pub(crate) fn handle_rejection<P: ProcessManager>(
     rejection: &Rejection,
     out: &mut Commands,
 ) -> Result<(), ProjectionError> {
-    catch_unwind(AssertUnwindSafe(|| state.rejected(rejection, out)))
+    caught(|| state.rejected(rejection, out))
+}
+
+/// Runs a handler, turning a panic into [`ProjectionError::Panicked`].
+fn caught(handler: impl FnOnce() -> Result<(), ProjectionError>) -> Result<(), ProjectionError> {
+    catch_unwind(AssertUnwindSafe(handler))
         .unwrap_or_else(|p| Err(ProjectionError::Panicked(panic_message(p))))
 }
 

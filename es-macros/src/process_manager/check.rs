@@ -152,21 +152,13 @@ fn on_argument(attr: &Attribute, diagnostics: &mut Diagnostics) -> Option<On> {
 
 /// Checks `#[on(deadline)] fn expired(&mut self, d: &MyDeadline, out: &mut Commands)`.
 fn check_deadline(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<OnHandler> {
-    let example = format!(
-        "`fn {}(&mut self, d: &MyDeadline, out: &mut Commands)`",
-        sig.ident
-    );
-    check_method(sig, "on(deadline)", &example, diagnostics);
-    let first = two_arguments(sig, "on(deadline)", &example, diagnostics)?;
+    let (first, _) = first_argument(sig, "on(deadline)", "d: &MyDeadline", diagnostics)?;
     let deadline = match first {
         Type::Reference(r) if r.mutability.is_none() && recorded_inner(&r.elem).is_none() => {
             &*r.elem
         }
         other => {
-            let inner = match other {
-                Type::Reference(r) => recorded_inner(&r.elem).unwrap_or(&r.elem),
-                other => recorded_inner(other).unwrap_or(other),
-            };
+            let inner = on::meant_type(other);
             diagnostics.error(
                 other,
                 format!(
@@ -267,14 +259,24 @@ fn two_arguments<'s>(
     }
 }
 
-fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) -> Option<OnHandler> {
-    let attribute = if start { "on(start)" } else { "on" };
-    let example = format!(
-        "`fn {}(&mut self, e: &Recorded<MyEvent>, out: &mut Commands)`",
-        sig.ident
-    );
+/// The checks every handler gets (see [`check_method`] and [`two_arguments`]), with the right
+/// signature shown as `fn method(&mut self, {first}, out: &mut Commands)`; returns the first
+/// argument's type and that example.
+fn first_argument<'s>(
+    sig: &'s Signature,
+    attribute: &str,
+    first: &str,
+    diagnostics: &mut Diagnostics,
+) -> Option<(&'s Type, String)> {
+    let example = format!("`fn {}(&mut self, {first}, out: &mut Commands)`", sig.ident);
     check_method(sig, attribute, &example, diagnostics);
     let first = two_arguments(sig, attribute, &example, diagnostics)?;
+    Some((first, example))
+}
+
+fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) -> Option<OnHandler> {
+    let attribute = if start { "on(start)" } else { "on" };
+    let (first, _) = first_argument(sig, attribute, "e: &Recorded<MyEvent>", diagnostics)?;
     on::on_handler(
         sig,
         attribute,
@@ -285,12 +287,7 @@ fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) ->
 }
 
 fn check_rejected(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Rejected> {
-    let example = format!(
-        "`fn {}(&mut self, r: &Rejection, out: &mut Commands)`",
-        sig.ident
-    );
-    check_method(sig, "rejected", &example, diagnostics);
-    let first = two_arguments(sig, "rejected", &example, diagnostics)?;
+    let (first, example) = first_argument(sig, "rejected", "r: &Rejection", diagnostics)?;
     let is_rejection = matches!(first, Type::Reference(r) if r.mutability.is_none() && last_ident(&r.elem).is_some_and(|i| i == "Rejection"));
     if !is_rejection {
         diagnostics.error(
