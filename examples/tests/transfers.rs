@@ -43,6 +43,19 @@ async fn request(kernel: &Kernel, key: &str, from: &str, to: &str, amount: u64) 
     done.events[0].position
 }
 
+/// Puts 100 in account `a` and starts the transfers manager.
+async fn funded(kernel: &Kernel) -> ProcessHandle<Transfer> {
+    kernel
+        .dispatch::<BankAccount>("a", Deposit { amount: 100 })
+        .await
+        .unwrap();
+    kernel
+        .process_managers()
+        .start::<Transfer>(ProjectionOptions::default())
+        .await
+        .unwrap()
+}
+
 async fn balance(kernel: &Kernel, id: &str) -> u64 {
     kernel.state::<BankAccount>(id).await.unwrap().balance
 }
@@ -55,15 +68,7 @@ async fn all_events(store: &MemoryStore) -> Vec<RecordedEvent> {
 async fn a_transfer_moves_money_once_with_the_envelope_of_its_instance() {
     let store = MemoryStore::new();
     let kernel = kernel(store.clone());
-    kernel
-        .dispatch::<BankAccount>("a", Deposit { amount: 100 })
-        .await
-        .unwrap();
-    let transfers = kernel
-        .process_managers()
-        .start::<Transfer>(ProjectionOptions::default())
-        .await
-        .unwrap();
+    let transfers = funded(&kernel).await;
     let at = request(&kernel, "t-1", "a", "b", 30).await;
     transfers.wait_for(at).await.unwrap();
     // The withdrawal's event comes later; wait until the whole chain is handled.
@@ -215,15 +220,7 @@ async fn a_rerun_long_after_the_deposits_gives_no_money_back() {
     let store = MemoryStore::new();
     let clock = ManualClock::new(DateTime::<Utc>::UNIX_EPOCH);
     let kernel = kernel_on(store.clone(), clock.clone());
-    kernel
-        .dispatch::<BankAccount>("a", Deposit { amount: 100 })
-        .await
-        .unwrap();
-    let transfers = kernel
-        .process_managers()
-        .start::<Transfer>(ProjectionOptions::default())
-        .await
-        .unwrap();
+    let transfers = funded(&kernel).await;
     request(&kernel, "t-1", "a", "b", 30).await;
     settle(&store, &transfers).await;
     assert_eq!(transfers.instances().await, 0);
@@ -557,15 +554,7 @@ fn the_manager_reports_its_metrics() {
     runtime.block_on(async {
         let store = MemoryStore::new();
         let kernel = kernel(store.clone());
-        kernel
-            .dispatch::<BankAccount>("a", Deposit { amount: 100 })
-            .await
-            .unwrap();
-        let transfers = kernel
-            .process_managers()
-            .start::<Transfer>(ProjectionOptions::default())
-            .await
-            .unwrap();
+        let transfers = funded(&kernel).await;
         request(&kernel, "t-1", "a", "b", 30).await;
         request(&kernel, "t-2", "a", "b", 1_000).await;
         settle(&store, &transfers).await;
