@@ -1,11 +1,17 @@
 //! Process-manager deadlines end to end, on the embedded stores: a deadline fires once after
 //! its time by the kernel's clock (however far a `ManualClock` jumps), not at all when
 //! cancelled or when its instance finished first, and once after a restart when its time
-//! passed while nobody ran, on a store opened again; a restart from an older checkpoint fires
-//! it again with the same command ids, which take no effect twice.
+//! passed while nobody ran, on a store opened again; a restart from an older checkpoint, or
+//! after a SIGKILL while deadlines fire, fires them again with the same command ids, which take
+//! no effect twice.
+//!
+//! The SIGKILL test's child is this test binary re-invoked with `ES_DEADLINE_CRASH_CHILD=<dir>`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,11 +38,11 @@ pub struct Shipped;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 pub struct Expired;
 
-/// An order: expiring it twice records one `Expired`, so a count of them counts effects.
+/// An order. Every `Expire` it runs records an `Expired`: only the idempotency of commands
+/// (the deadline handler's derived command ids) keeps a deadline fired twice from counting
+/// twice.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Order {
-    expired: bool,
-}
+pub struct Order;
 
 #[aggregate(name = "order")]
 impl Order {
@@ -53,8 +59,8 @@ impl Order {
         Ok(Shipped)
     }
     #[command]
-    fn expire(&self, _: Expire) -> Result<Option<Expired>, std::convert::Infallible> {
-        Ok((!self.expired).then_some(Expired))
+    fn expire(&self, _: Expire) -> Result<Expired, std::convert::Infallible> {
+        Ok(Expired)
     }
     #[apply]
     fn placed(&mut self, _: &Placed) {}
@@ -63,9 +69,7 @@ impl Order {
     #[apply]
     fn shipped(&mut self, _: &Shipped) {}
     #[apply]
-    fn expired(&mut self, _: &Expired) {
-        self.expired = true;
-    }
+    fn expired(&mut self, _: &Expired) {}
 }
 
 /// The deadline: the order was not paid in time.
@@ -359,4 +363,121 @@ async fn a_deadline_without_a_handler_stops_the_runner_naming_it() {
         "{error}"
     );
     kernel.shutdown().await;
+}
+
+// ---- SIGKILL while deadlines fire ----------------------------------------------------------
+
+const CHILD_ENV: &str = "ES_DEADLINE_CRASH_CHILD";
+const ORDERS: usize = 600;
+
+/// A clock `hours` after the epoch.
+fn clock_at(hours: u64) -> ManualClock {
+    let clock = epoch_clock();
+    clock.advance(Duration::from_secs(hours * 3_600));
+    clock
+}
+
+/// The child: opens the store an hour after the orders were placed, so every deadline is due,
+/// says so, and runs until killed.
+#[test]
+fn deadline_crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let store = es_stores::LmdbStore::open(&dir).unwrap();
+        let kernel = kernel(store, &clock_at(1));
+        let _handle = start(&kernel).await;
+        println!("@@running");
+        std::io::stdout().flush().unwrap();
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Runs a child on `dir` and SIGKILLs it `after` its runner started.
+fn run_and_kill(dir: &str, after: Duration) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "deadline_crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let running = lines.any(|line| line.is_ok_and(|l| l.contains("@@running")));
+    assert!(running, "the child did not start its runner");
+    std::thread::sleep(after);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn deadlines_fire_once_in_effect_across_sigkill() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Place the orders and save their deadlines, due 30 s later.
+    runtime.block_on(async {
+        let store = es_stores::LmdbStore::open(&path).unwrap();
+        let kernel = kernel(store, &epoch_clock());
+        let handle = start(&kernel).await;
+        let mut placing = tokio::task::JoinSet::new();
+        for i in 0..ORDERS {
+            let kernel = kernel.clone();
+            placing.spawn(async move { order(&kernel, &format!("o-{i}"), Place).await });
+        }
+        placing.join_all().await;
+        settle(&kernel, &handle).await;
+        assert_eq!(handle.pending_deadlines(), ORDERS);
+        kernel.shutdown().await;
+    });
+    // Children fire them, each killed at another point: before, while and after they fire.
+    let path_str = path.to_str().unwrap();
+    let mut counts = Vec::new();
+    for after in [0, 3, 6, 8, 10, 12, 15, 20, 40, 80] {
+        run_and_kill(path_str, Duration::from_millis(after));
+        counts.push(runtime.block_on(async {
+            let store = es_stores::LmdbStore::open(&path).unwrap();
+            let events = store.read_all(1, usize::MAX).await.unwrap();
+            events.iter().filter(|e| e.event_type == "Expired").count()
+        }));
+    }
+    println!("orders expired after each kill: {counts:?}");
+    // A last runner finishes what is left; every order expired exactly once.
+    runtime.block_on(async {
+        let store = es_stores::LmdbStore::open(&path).unwrap();
+        let kernel = kernel(store, &clock_at(2));
+        let handle = start(&kernel).await;
+        eventually("every order expires", || async {
+            expired(&kernel).await >= ORDERS
+        })
+        .await;
+        quiet(&kernel, &handle).await;
+        let events = kernel.event_store().read_all(1, usize::MAX).await.unwrap();
+        let mut per_order: HashMap<&str, usize> = HashMap::new();
+        for e in events.iter().filter(|e| e.event_type == "Expired") {
+            *per_order.entry(e.stream.aggregate_id.as_str()).or_default() += 1;
+        }
+        assert_eq!(per_order.len(), ORDERS);
+        assert!(per_order.values().all(|n| *n == 1), "{per_order:?}");
+        assert_eq!(
+            (handle.pending_deadlines(), handle.instances().await),
+            (0, 0)
+        );
+        kernel.shutdown().await;
+    });
 }
