@@ -136,11 +136,13 @@ impl<P: ProcessManager> Follow for Runner<P> {
 
 impl<P: ProcessManager> Runner<P> {
     /// Handles one page. Each instance sees its events in log order, one at a time: the page
-    /// is handled in rounds, round `k` feeding every instance its `k`th event of the page, and a
-    /// round's commands are dispatched concurrently and answered (rejections handled) before
-    /// the next round. Instances are independent, so this is what handling the page event by
-    /// event would do, with as many commands in flight as there are instances. Then the
-    /// position is published, and saved with the instances when it is time to.
+    /// is handled in rounds, each round feeding every instance its next event of the page (or,
+    /// first, a deadline of it due by that event's stamp), and a round's commands are
+    /// dispatched concurrently and answered (rejections handled) before the next round.
+    /// Instances are independent, so this is what handling the page event by event would do,
+    /// with as many commands in flight as there are instances. Then the deadlines due by the
+    /// page's latest stamp fire, the position is published, and saved with the instances when
+    /// it is time to.
     async fn process(
         &mut self,
         page: &[RecordedEvent],
@@ -171,24 +173,23 @@ impl<P: ProcessManager> Runner<P> {
         loop {
             let mut pending = false;
             for key in &order {
-                let Some((queue, mark)) = by_key.get_mut(key) else {
+                let Some((queue, marked)) = by_key.get_mut(key) else {
                     continue;
                 };
                 let Some(event) = queue.front().copied() else {
                     continue;
                 };
                 pending = true;
-                let mark = *mark.get_or_insert_with(|| self.timers.mark());
+                // The instance's deadlines due by the event's stamp fire before it, one a round.
+                let mark = *marked.get_or_insert_with(|| self.timers.mark());
                 if let Some(deadline) = self.timers.take_due(key, event.timestamp, mark) {
                     if let Some(step) = self.fire(key.clone(), deadline, control).await? {
                         wave.push(step);
                     }
                     continue;
                 }
-                if let Some((queue, mark)) = by_key.get_mut(key) {
-                    queue.pop_front();
-                    *mark = None;
-                }
+                queue.pop_front();
+                *marked = None;
                 let existed = self.instances.contains_key(key);
                 let Some((key, state)) = route(&mut self.instances, event) else {
                     continue;
