@@ -17,8 +17,14 @@
 //! clock.set(start);
 //! assert_eq!(shared.now(), start);
 //! ```
+//!
+//! Runners that wait for a time of the clock (a process manager's deadlines) wait through
+//! [`Clock::sleep_until`]: real time for the system clock, and until a test moves it for a
+//! [`ManualClock`].
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,7 +35,23 @@ use parking_lot::Mutex;
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// A future that completes when the clock may have reached `t`: the caller reads
+    /// [`Clock::now`] again and waits anew if it has not. The default sleeps in real time until
+    /// `t`, at most [`MAX_SLEEP`] at once (so a clock set forward is noticed within that time);
+    /// a clock that moves otherwise (such as [`ManualClock`]) wakes its sleepers when it moves.
+    /// Needs a tokio runtime with time enabled.
+    fn sleep_until(&self, t: DateTime<Utc>) -> ClockSleep {
+        let wait = (t - self.now()).to_std().unwrap_or(Duration::ZERO);
+        Box::pin(tokio::time::sleep(wait.min(MAX_SLEEP)))
+    }
 }
+
+/// What [`Clock::sleep_until`] returns.
+pub type ClockSleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// The longest real-time sleep of the default [`Clock::sleep_until`].
+pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// The system's wall clock: the time [`Utc::now`] gives.
 ///
@@ -80,10 +102,28 @@ fn utc_at(secs: u64, nanos: u32) -> DateTime<Utc> {
 const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 /// A clock that only moves when told to. Clones share one time, so a test keeps a clone and
-/// moves the time the kernel sees.
+/// moves the time the kernel sees; a move wakes whoever waits for a time of it
+/// ([`Clock::sleep_until`]), however far it jumps.
+///
+/// ```
+/// use std::time::Duration;
+/// use chrono::{DateTime, Utc};
+/// use es_core::clock::{Clock, ManualClock};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let clock = ManualClock::new(DateTime::<Utc>::UNIX_EPOCH);
+/// let due = clock.now() + chrono::Duration::seconds(30);
+/// let waiter = tokio::spawn(clock.sleep_until(due));
+/// clock.advance(Duration::from_secs(3_600)); // one jump: the sleeper wakes once
+/// waiter.await.unwrap();
+/// assert!(clock.now() >= due);
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<Mutex<DateTime<Utc>>>,
+    /// Tells sleepers that the time moved.
+    moved: Arc<tokio::sync::watch::Sender<()>>,
 }
 
 impl ManualClock {
@@ -91,6 +131,7 @@ impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
             now: Arc::new(Mutex::new(start)),
+            moved: Arc::new(tokio::sync::watch::Sender::new(())),
         }
     }
 
@@ -101,11 +142,14 @@ impl ManualClock {
         *now = now
             .checked_add_signed(step)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        drop(now);
+        self.moved.send_replace(());
     }
 
     /// Sets the time to `t` (it may go backwards: a test decides).
     pub fn set(&self, t: DateTime<Utc>) {
         *self.now.lock() = t;
+        self.moved.send_replace(());
     }
 }
 
@@ -113,11 +157,29 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock()
     }
+
+    /// Completes once the time was set to `t` or later; it never sleeps in real time.
+    fn sleep_until(&self, t: DateTime<Utc>) -> ClockSleep {
+        let clock = self.clone();
+        let mut moved = self.moved.subscribe();
+        Box::pin(async move {
+            while clock.now() < t {
+                // The sender lives as long as `clock`: `changed` cannot fail here.
+                if moved.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> DateTime<Utc> {
         (**self).now()
+    }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> ClockSleep {
+        (**self).sleep_until(t)
     }
 }
 

@@ -82,8 +82,8 @@
 //!   `es_core::aggregate::Aggregate` impl.
 //! - `#[projection(name = "...")]` on an inherent impl block with `#[on]` methods implements
 //!   `es_core::projection::Projection`.
-//! - `#[process_manager(name = "...")]` on an inherent impl block with `#[on(start)]`, `#[on]`
-//!   and `#[rejected]` methods implements `es_core::process::ProcessManager`.
+//! - `#[process_manager(name = "...")]` on an inherent impl block with `#[on(start)]`, `#[on]`,
+//!   `#[on(deadline)]` and `#[rejected]` methods implements `es_core::process::ProcessManager`.
 //!
 //! The macros check the shape of every handler and report each mistake at the tokens to change;
 //! what only the type system can check (an event without `#[derive(Event)]`, a command returning
@@ -159,7 +159,10 @@
 //! | `filter = f` where `f` is not a `fn(&RecordedEvent) -> bool` | rustc's ``mismatched types`` at the path (`filter_signature`) |
 //! | **`#[process_manager]`** | |
 //! | no `#[on(start)]` handler | ``the process manager `Flow` has no `#[on(start)]` handler, so no instance is ever created: mark the handler of the event that begins a workflow with `#[on(start)]` …`` (`no_start`) |
-//! | `#[on(x)]` with anything but `start` | `` `#[on]` takes no argument except `start` … `` (`on_argument`) |
+//! | `#[on(x)]` with anything but `start` or `deadline` | `` `#[on]` takes no argument except `start` or `deadline` … `` (`on_argument`) |
+//! | an `#[on(deadline)]` taking `&Recorded<D>` or `D` by value, or without `out` | ``an `#[on(deadline)]` handler takes the deadline itself, by reference (it is not a stored event): write `d: &TimedOut` `` / ``an `#[on(deadline)]` handler takes two arguments: …`` (`deadline_arguments`) |
+//! | two `#[on(deadline)]` for one type | ``two `#[on(deadline)]` handlers for the deadline `TimedOut` …; merge them into one`` (`deadline_twice`) |
+//! | a deadline type without `#[derive(Event)]` (deadlines are stored by name and version) | `` `TimedOut` is not an event `` (`deadline_not_event`) |
 //! | a handler whose second argument is not `out: &mut Commands`, a `#[rejected]` not taking `&Rejection` | ``the second argument of an `#[on(start)]` handler is where it sends commands: `out: &mut Commands` …`` / ``a `#[rejected]` handler takes the rejected command as `&Rejection` …`` / ``a process manager handler takes `&mut self` (the instance's state) …`` (`commands_argument`, `handler_arguments`) |
 //! | two `#[rejected]` handlers | ``two `#[rejected]` handlers: `refused` and `refused_again`; a process manager has one …`` (`two_rejected`) |
 //! | `#[rejected]` outside a `#[process_manager]` block | `` `#[rejected]` only works inside a `#[process_manager]` impl block … `` (`rejected_outside`) |
@@ -329,7 +332,10 @@ pub fn apply(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Handlers: `#[on(start)]` (creates the instance when its key has none) and `#[on]` (continues
 /// one), `fn(&mut self, e: &Recorded<E>, out: &mut Commands)`; at most one `#[rejected]`,
-/// `fn(&mut self, r: &Rejection, out: &mut Commands)`. Each returns `()` or `Result<(), E>`.
+/// `fn(&mut self, r: &Rejection, out: &mut Commands)`; `#[on(deadline)]`,
+/// `fn(&mut self, d: &D, out: &mut Commands)`, for a deadline of type `D` (with
+/// `#[derive(Event)]`) that the instance set with `out.schedule(..)` and that fell due. Each
+/// returns `()` or `Result<(), E>`.
 /// The state must be `Default + Serialize + DeserializeOwned`.
 ///
 /// ```

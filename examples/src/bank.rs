@@ -7,6 +7,7 @@
 //! example, the benchmark program and the cross-crate tests all use it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use es_core::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -205,8 +206,21 @@ impl TransferDesk {
     }
 }
 
+/// How long a [`Transfer`] waits for its deposit's answer before it gives the money back.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A transfer's deposit got no answer within [`TRANSFER_TIMEOUT`]: a deadline of the
+/// [`Transfer`] process manager (stored with its instance, so it survives restarts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "bank.transfer_timed_out", version = 1)]
+pub struct TransferTimedOut {
+    /// The account the deposit went to.
+    pub to: String,
+}
+
 /// One transfer in flight: withdraw from `from`, then deposit to `to`; when the deposit is
-/// refused, give the money back to `from`.
+/// refused, or gets no answer within [`TRANSFER_TIMEOUT`] ([`TransferTimedOut`]), give the money
+/// back to `from`.
 ///
 /// Instances are keyed by the correlation id of the [`TransferRequested`] event (the request's
 /// command id unless given): the withdrawal and deposit it sends carry that id, so their events
@@ -250,10 +264,29 @@ impl Transfer {
                 amount: self.amount,
             },
         );
+        out.schedule(
+            TRANSFER_TIMEOUT,
+            TransferTimedOut {
+                to: self.to.clone(),
+            },
+        );
     }
 
     #[on]
     fn deposited(&mut self, _e: &Recorded<Deposited>, out: &mut Commands) {
+        out.finish();
+    }
+
+    /// The deposit got no answer in time: give the money back (the instance ends, so a late
+    /// answer finds none).
+    #[on(deadline)]
+    fn timed_out(&mut self, _d: &TransferTimedOut, out: &mut Commands) {
+        out.dispatch::<BankAccount>(
+            &self.from,
+            Deposit {
+                amount: self.amount,
+            },
+        );
         out.finish();
     }
 

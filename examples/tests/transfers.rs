@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use es_core::clock::{Clock, ManualClock, SystemClock};
 use es_core::prelude::*;
 use es_core::process::{CHECKPOINT_PREFIX, causation_id, command_id};
 use es_core::projection::{ErrorPolicy, ProjectionPhase};
@@ -12,8 +14,13 @@ use es_examples::bank::*;
 use serde::{Deserialize, Serialize};
 
 fn kernel(store: MemoryStore) -> Kernel {
+    kernel_on(store, SystemClock)
+}
+
+fn kernel_on(store: MemoryStore, clock: impl Clock) -> Kernel {
     Kernel::builder()
         .store(store)
+        .clock(clock)
         .register::<BankAccount>()
         .register::<TransferDesk>()
         .build()
@@ -36,6 +43,19 @@ async fn request(kernel: &Kernel, key: &str, from: &str, to: &str, amount: u64) 
     done.events[0].position
 }
 
+/// Puts 100 in account `a` and starts the transfers manager.
+async fn funded(kernel: &Kernel) -> ProcessHandle<Transfer> {
+    kernel
+        .dispatch::<BankAccount>("a", Deposit { amount: 100 })
+        .await
+        .unwrap();
+    kernel
+        .process_managers()
+        .start::<Transfer>(ProjectionOptions::default())
+        .await
+        .unwrap()
+}
+
 async fn balance(kernel: &Kernel, id: &str) -> u64 {
     kernel.state::<BankAccount>(id).await.unwrap().balance
 }
@@ -48,15 +68,7 @@ async fn all_events(store: &MemoryStore) -> Vec<RecordedEvent> {
 async fn a_transfer_moves_money_once_with_the_envelope_of_its_instance() {
     let store = MemoryStore::new();
     let kernel = kernel(store.clone());
-    kernel
-        .dispatch::<BankAccount>("a", Deposit { amount: 100 })
-        .await
-        .unwrap();
-    let transfers = kernel
-        .process_managers()
-        .start::<Transfer>(ProjectionOptions::default())
-        .await
-        .unwrap();
+    let transfers = funded(&kernel).await;
     let at = request(&kernel, "t-1", "a", "b", 30).await;
     transfers.wait_for(at).await.unwrap();
     // The withdrawal's event comes later; wait until the whole chain is handled.
@@ -197,6 +209,43 @@ async fn a_rerun_from_an_old_checkpoint_takes_no_effect_twice() {
         balances_before
     );
     assert_eq!(transfers.instances().await, 0);
+    kernel.shutdown().await;
+}
+
+/// The transfer timeout fires by the log's timestamps when the log is handled again: a runner
+/// that re-runs the whole log an hour later (its checkpoints lost) sees each deposit's answer
+/// before its timeout, so it gives no money back.
+#[tokio::test]
+async fn a_rerun_long_after_the_deposits_gives_no_money_back() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(DateTime::<Utc>::UNIX_EPOCH);
+    let kernel = kernel_on(store.clone(), clock.clone());
+    let transfers = funded(&kernel).await;
+    request(&kernel, "t-1", "a", "b", 30).await;
+    settle(&store, &transfers).await;
+    assert_eq!(transfers.instances().await, 0);
+    assert_eq!(
+        transfers.pending_deadlines(),
+        0,
+        "the answer dropped the timeout"
+    );
+    transfers.stop().await;
+
+    clock.advance(Duration::from_secs(3_600));
+    CheckpointStore::save(&store, &format!("{CHECKPOINT_PREFIX}transfers"), 0, None)
+        .await
+        .unwrap();
+    let events_before = all_events(&store).await.len();
+    let transfers = kernel
+        .process_managers()
+        .start::<Transfer>(ProjectionOptions::default())
+        .await
+        .unwrap();
+    settle(&store, &transfers).await;
+    assert_eq!(all_events(&store).await.len(), events_before);
+    assert_eq!(balance(&kernel, "a").await, 70);
+    assert_eq!(balance(&kernel, "b").await, 30);
+    assert_eq!(transfers.status().deadlines_fired, 0);
     kernel.shutdown().await;
 }
 
@@ -358,6 +407,8 @@ async fn starting_twice_returns_the_running_manager_and_instances_survive_a_rest
 }
 
 mod testkit {
+    use std::time::Duration;
+
     use es_core::process::Rejection;
     use es_core::testkit::{ProcessTest, correlated, expect_command};
     use es_examples::bank::*;
@@ -414,6 +465,46 @@ mod testkit {
         .then_finished();
     }
 
+    /// The README's example: time moves by hand, and the timeout fires once.
+    #[test]
+    fn a_deposit_without_an_answer_within_30_s_is_compensated_once() {
+        let withdrawn = correlated("bank_account", "a", "t-1", Withdrawn { amount: 30 });
+        let then = ProcessTest::<Transfer>::given([requested("t-1", 30), withdrawn])
+            .advance(Duration::from_secs(29))
+            .then_no_commands()
+            .advance(Duration::from_secs(1))
+            .then_commands([expect_command::<BankAccount>("a", Deposit { amount: 30 })])
+            .then_finished();
+        // Its command id derives from the deadline's (scheduled by the event at 2), not from
+        // the time it fired.
+        let sent = &then.commands()[0].options.envelope;
+        assert_eq!(sent.command_id.as_deref(), Some("transfers/t-1/2:0/0"));
+        assert_eq!(sent.causation_id.as_deref(), Some("deadline@2:0"));
+        then.advance(Duration::from_secs(3_600)).then_no_commands();
+    }
+
+    #[test]
+    fn an_answered_deposit_drops_its_timeout() {
+        let test = ProcessTest::<Transfer>::given([
+            requested("t-1", 30),
+            correlated("bank_account", "a", "t-1", Withdrawn { amount: 30 }),
+        ]);
+        let pending = test.deadlines("t-1");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].name(), "bank.transfer_timed_out");
+        assert_eq!(pending[0].due().timestamp(), 30);
+        let then = test
+            .when(correlated(
+                "bank_account",
+                "b",
+                "t-1",
+                Deposited { amount: 30 },
+            ))
+            .then_finished();
+        assert!(then.deadlines().is_empty());
+        then.advance(Duration::from_secs(60)).then_no_commands();
+    }
+
     #[test]
     fn events_of_no_instance_are_skipped() {
         ProcessTest::<Transfer>::given([])
@@ -463,15 +554,7 @@ fn the_manager_reports_its_metrics() {
     runtime.block_on(async {
         let store = MemoryStore::new();
         let kernel = kernel(store.clone());
-        kernel
-            .dispatch::<BankAccount>("a", Deposit { amount: 100 })
-            .await
-            .unwrap();
-        let transfers = kernel
-            .process_managers()
-            .start::<Transfer>(ProjectionOptions::default())
-            .await
-            .unwrap();
+        let transfers = funded(&kernel).await;
         request(&kernel, "t-1", "a", "b", 30).await;
         request(&kernel, "t-2", "a", "b", 1_000).await;
         settle(&store, &transfers).await;

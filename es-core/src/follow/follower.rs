@@ -54,12 +54,22 @@ pub(crate) trait Follow: Send + 'static {
         checkpoint: Option<Checkpoint>,
     ) -> impl Future<Output = Result<(), End>> + Send;
 
+    /// What, besides new events, should wake the runner while it waits at the head (a process
+    /// manager's next deadline): when it completes, the follower reads again and calls
+    /// [`Follow::caught_up`]. The default is nothing.
+    fn alarm(&self) -> Option<Alarm> {
+        None
+    }
+
     /// The follower ended with `end`; called before the runner is reported stopped.
     fn finish(&mut self, end: &End, control: &Control) -> impl Future<Output = ()> + Send {
         let _ = (end, control);
         async {}
     }
 }
+
+/// What wakes a runner waiting at the head ([`Follow::alarm`]).
+pub(crate) type Alarm = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// What a follower reads, and where it keeps its checkpoint.
 pub(crate) struct Plan {
@@ -189,16 +199,21 @@ impl Follower {
         if read.scanned == 0 {
             runner.caught_up(after, &self.control).await?;
             self.progress.set_phase(ProjectionPhase::CaughtUp);
-            return self.wait(head, next).await;
+            return self.wait(head, next, runner.alarm()).await;
         }
         self.progress.set_phase(ProjectionPhase::Running);
         let head = *head.borrow();
         runner.page(Page { after, head, read }, &self.control).await
     }
 
-    /// Waits at the head until the store announces position `next`, a stop is requested, or
-    /// the poll interval passed.
-    async fn wait(&self, head: &mut watch::Receiver<u64>, next: u64) -> Result<(), End> {
+    /// Waits at the head until the store announces position `next`, a stop is requested, the
+    /// runner's alarm goes off, or the poll interval passed.
+    async fn wait(
+        &self,
+        head: &mut watch::Receiver<u64>,
+        next: u64,
+        alarm: Option<Alarm>,
+    ) -> Result<(), End> {
         head.borrow_and_update();
         if *head.borrow() >= next {
             // The head moved past what was readable a moment ago: poll briefly.
@@ -208,10 +223,17 @@ impl Follower {
             return Ok(());
         }
         let mut stop = self.control.stop_signal().clone();
+        let alarm = async {
+            match alarm {
+                Some(alarm) => alarm.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = head.wait_for(|h| *h >= next) => Ok(()),
             _ = stop.wait_for(|s| *s) => Err(End::Stopped),
             () = tokio::time::sleep(self.poll) => Ok(()),
+            () = alarm => Ok(()),
         }
     }
 

@@ -26,7 +26,7 @@ mod progress;
 mod retry;
 
 pub(crate) use control::Control;
-pub(crate) use follower::{Follow, Page, Plan, spawn};
+pub(crate) use follower::{Alarm, Follow, Page, Plan, spawn};
 pub use progress::ProjectionPhase;
 pub(crate) use progress::{Ended, Progress};
 pub(crate) use retry::{End, STORE_ATTEMPTS, backoff};

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
+use crate::clock::Clock;
 use crate::projection::Projections;
 use crate::store::{CheckpointStore, EventStore};
 
@@ -229,6 +230,11 @@ impl Kernel {
     /// The kernel's event store.
     pub fn event_store(&self) -> &Arc<dyn EventStore> {
         &self.inner.ctx.event_store
+    }
+
+    /// The kernel's clock (what stamps events; process managers' deadlines fall due by it).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.ctx.clock
     }
 
     /// Stops every actor and projection runner and waits for them: batches being handled

@@ -59,6 +59,12 @@ impl<P: ProcessManager> ProcessHandle<P> {
         self.shared.instances.load(Ordering::Relaxed)
     }
 
+    /// How many deadlines of the live instances are pending (scheduled, not yet fired,
+    /// cancelled or dropped with their instance).
+    pub fn pending_deadlines(&self) -> usize {
+        self.shared.deadlines.load(Ordering::Relaxed)
+    }
+
     /// The runner's status.
     pub fn status(&self) -> ProcessStatus {
         self.shared.status()

@@ -14,6 +14,7 @@ use crate::projection::{ProjectionError, ProjectionOptions};
 use crate::store::{CheckpointStore, EventFilter};
 
 use super::ProcessManager;
+use super::deadline::Timers;
 use super::handle::ProcessHandle;
 use super::instances::instances_of;
 use super::metrics::Metrics;
@@ -69,8 +70,8 @@ impl ProcessManagers<'_> {
         })
     }
 
-    /// Starts process manager `P`, resuming from its checkpoint (position and instance states),
-    /// or returns a handle to the one already running.
+    /// Starts process manager `P`, resuming from its checkpoint (position, instance states and
+    /// their pending deadlines), or returns a handle to the one already running.
     ///
     /// A process manager always saves its instances with its checkpoint: it needs a checkpoint
     /// store (the kernel's, or [`ProjectionOptions::checkpoint_store`]).
@@ -111,16 +112,17 @@ impl ProcessManagers<'_> {
             )));
         };
         let checkpoint_name = format!("{CHECKPOINT_PREFIX}{}", P::NAME);
-        let (position, instances) = match options.start_position {
-            Some(position) => (position.saturating_sub(1), HashMap::new()),
+        let (position, (instances, deadlines)) = match options.start_position {
+            Some(position) => (position.saturating_sub(1), Default::default()),
             None => match checkpoints.load(&checkpoint_name).await? {
                 Some(checkpoint) => (
                     checkpoint.position,
                     instances_of::<P>(checkpoint.state.as_deref())?,
                 ),
-                None => (0, HashMap::new()),
+                None => (0, Default::default()),
             },
         };
+        let timers = Timers::new(deadlines);
         // Until the runner knows it may run (its store elects no runner, or it holds the
         // lease), it stands by.
         let progress = Arc::new(Progress::new(position, true));
@@ -129,6 +131,7 @@ impl ProcessManagers<'_> {
             progress: progress.clone(),
             metrics: Metrics::new(P::NAME),
             instances: AtomicUsize::new(instances.len()),
+            deadlines: AtomicUsize::new(timers.len()),
             skipped: AtomicU64::new(0),
         });
         let plan = Plan {
@@ -143,9 +146,11 @@ impl ProcessManagers<'_> {
         };
         let runner = Runner::<P> {
             kernel: self.kernel.downgrade(),
+            clock: self.kernel.clock().clone(),
             options,
             shared: shared.clone(),
             instances,
+            timers,
             saved_at: std::time::Instant::now(),
             unsaved: None,
         };

@@ -12,6 +12,11 @@ pub const EVENTS_HANDLED: &str = "es_process_events_handled_total";
 pub const COMMANDS_SENT: &str = "es_process_commands_sent_total";
 /// Counter: commands of a process manager that were rejected (label `process_manager`).
 pub const REJECTIONS: &str = "es_process_rejections_total";
+/// Counter: deadlines of a process manager's instances that fell due and were handled (label
+/// `process_manager`; one handled again after an interruption counts again).
+pub const DEADLINES_FIRED: &str = "es_process_deadlines_fired_total";
+/// Gauge: pending deadlines of a process manager's instances (label `process_manager`).
+pub const DEADLINES_PENDING: &str = "es_process_deadlines_pending";
 /// Gauge: live instances of a process manager (label `process_manager`).
 pub const INSTANCES: &str = "es_process_instances";
 /// Gauge: events in the log after a process manager's position (label `process_manager`).
@@ -22,6 +27,8 @@ pub(crate) struct Metrics {
     pub(crate) events_handled: Count,
     pub(crate) commands_sent: Count,
     pub(crate) rejections: Count,
+    pub(crate) deadlines_fired: Count,
+    pub(crate) deadlines_pending: Gauge,
     pub(crate) instances: Gauge,
     pub(crate) lag_events: Gauge,
 }
@@ -35,6 +42,8 @@ impl Metrics {
             events_handled: counter(EVENTS_HANDLED),
             commands_sent: counter(COMMANDS_SENT),
             rejections: counter(REJECTIONS),
+            deadlines_fired: counter(DEADLINES_FIRED),
+            deadlines_pending: metrics::gauge!(DEADLINES_PENDING, "process_manager" => name),
             instances: metrics::gauge!(INSTANCES, "process_manager" => name),
             lag_events: metrics::gauge!(LAG_EVENTS, "process_manager" => name),
         }

@@ -1,24 +1,36 @@
 //! A process manager runner's own part (the follower in `crate::follow` does the rest): routes
-//! each page's events to instances, dispatches their commands, handles rejections, and
-//! checkpoints position and instances together.
+//! each page's events to instances, fires their deadlines, dispatches their commands, handles
+//! rejections, and checkpoints position, instances and deadlines together.
+//!
+//! # When a deadline fires
+//!
+//! A deadline fires once the runner has handled every event stamped before its due time, so
+//! that handling the log again after a restart fires it at the same point among its instance's
+//! events: before an event of its instance stamped at or after its due time, after a page
+//! whose last event is stamped at or after it, and, at the head of the log, when the kernel's
+//! clock reaches it (the runner waits for that through [`Clock::sleep_until`]). A deadline
+//! scheduled while deadlines fire waits for the next of these points.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
-use crate::follow::{Control, End, Follow, Page, STORE_ATTEMPTS, backoff};
+use crate::clock::Clock;
+use crate::follow::{Alarm, Control, End, Follow, Page, STORE_ATTEMPTS, backoff};
 use crate::kernel::WeakKernel;
-use crate::projection::{ErrorPolicy, OnFailure, ProjectionOptions};
+use crate::projection::{ErrorPolicy, OnFailure, ProjectionError, ProjectionOptions};
 use crate::store::{Checkpoint, RecordedEvent};
 
+use super::deadline::{ScheduledDeadline, Timers};
 use super::instances::{encode_instances, instances_of};
 use super::status::Shared;
 use super::{
-    Commands, Outcome, ProcessManager, Rejection, SentCommand, handle_event, handle_rejection,
-    route,
+    Commands, Outcome, ProcessManager, Rejection, SentCommand, handle_deadline, handle_event,
+    handle_rejection, route,
 };
 
 /// How often a busy runner saves its checkpoint (it also saves whenever it reaches the head of
@@ -33,12 +45,33 @@ struct Step<P> {
     out: Commands,
 }
 
+/// What a handler runs for: an event of the log, or a deadline that fell due.
+#[derive(Clone, Copy)]
+enum Trigger<'a> {
+    Event(&'a RecordedEvent),
+    Deadline(&'a ScheduledDeadline),
+}
+
+impl Trigger<'_> {
+    /// Where it is, for the log: the event's position or the deadline's id.
+    fn describe(&self) -> String {
+        match self {
+            Trigger::Event(event) => format!("event at {}", event.position),
+            Trigger::Deadline(deadline) => format!("deadline {}", deadline.id()),
+        }
+    }
+}
+
 /// One process manager's runner: its instances, and how it sends their commands.
 pub(super) struct Runner<P> {
     pub(super) kernel: WeakKernel,
+    /// The kernel's clock: deadlines fall due by it.
+    pub(super) clock: Arc<dyn Clock>,
     pub(super) options: ProjectionOptions,
     pub(super) shared: Arc<Shared>,
     pub(super) instances: HashMap<String, P>,
+    /// The instances' pending deadlines.
+    pub(super) timers: Timers,
     /// When the checkpoint was last saved.
     pub(super) saved_at: Instant,
     /// The position handled but not yet saved, if any.
@@ -55,7 +88,12 @@ impl<P: ProcessManager> Follow for Runner<P> {
             .await
     }
 
+    /// At the head of the log, the deadlines due by the clock fire.
     async fn caught_up(&mut self, _: u64, control: &Control) -> Result<(), End> {
+        let now = self.clock.now();
+        if self.fire_due(now, control).await? {
+            self.unsaved = Some(self.shared.progress.position());
+        }
         self.save_unsaved(control).await?;
         self.shared.metrics.lag_events.set(0.0);
         Ok(())
@@ -69,13 +107,20 @@ impl<P: ProcessManager> Follow for Runner<P> {
         let Some(checkpoint) = checkpoint else {
             return Ok(());
         };
-        self.instances = instances_of::<P>(checkpoint.state.as_deref())
+        let (instances, deadlines) = instances_of::<P>(checkpoint.state.as_deref())
             .map_err(|e| End::Failed(e.to_string()))?;
-        self.shared
-            .instances
-            .store(self.instances.len(), Ordering::Relaxed);
+        self.instances = instances;
+        self.timers = Timers::new(deadlines);
+        self.publish_counts();
         self.shared.progress.publish(checkpoint.position);
         Ok(())
+    }
+
+    /// The earliest pending deadline, by the kernel's clock.
+    fn alarm(&self) -> Option<Alarm> {
+        self.timers
+            .next_due()
+            .map(|due| self.clock.sleep_until(due))
     }
 
     /// What was handled and answered is saved at a stop, so the next runner need not send it
@@ -91,11 +136,13 @@ impl<P: ProcessManager> Follow for Runner<P> {
 
 impl<P: ProcessManager> Runner<P> {
     /// Handles one page. Each instance sees its events in log order, one at a time: the page
-    /// is handled in rounds, round `k` feeding every instance its `k`th event of the page, and a
-    /// round's commands are dispatched concurrently and answered (rejections handled) before
-    /// the next round. Instances are independent, so this is what handling the page event by
-    /// event would do, with as many commands in flight as there are instances. Then the
-    /// position is published, and saved with the instances when it is time to.
+    /// is handled in rounds, each round feeding every instance its next event of the page (or,
+    /// first, a deadline of it due by that event's stamp), and a round's commands are
+    /// dispatched concurrently and answered (rejections handled) before the next round.
+    /// Instances are independent, so this is what handling the page event by event would do,
+    /// with as many commands in flight as there are instances. Then the deadlines due by the
+    /// page's latest stamp fire, the position is published, and saved with the instances when
+    /// it is time to.
     async fn process(
         &mut self,
         page: &[RecordedEvent],
@@ -103,45 +150,66 @@ impl<P: ProcessManager> Runner<P> {
         control: &Control,
     ) -> Result<(), End> {
         let mut order: Vec<String> = Vec::new();
-        let mut by_key: HashMap<String, Vec<&RecordedEvent>> = HashMap::new();
+        // Per instance: its events of the page, and the deadline mark of the first one (taken
+        // when it comes up, so deadlines scheduled while deadlines fire before it wait).
+        type Queue<'e> = (VecDeque<&'e RecordedEvent>, Option<u64>);
+        let mut by_key: HashMap<String, Queue<'_>> = HashMap::new();
+        let mut last_stamp: Option<DateTime<Utc>> = None;
         for event in page {
+            last_stamp = last_stamp.max(Some(event.timestamp));
             let Some(key) = P::key(event) else { continue };
             by_key
                 .entry(key)
                 .or_insert_with_key(|key| {
                     order.push(key.clone());
-                    Vec::new()
+                    (VecDeque::new(), None)
                 })
-                .push(event);
+                .0
+                .push_back(event);
         }
-        let rounds = by_key.values().map(Vec::len).max().unwrap_or(0);
         let processed = scanned_to;
         let mut handled = 0u64;
         let mut wave: Vec<Step<P>> = Vec::new();
-        for round in 0..rounds {
+        loop {
+            let mut pending = false;
             for key in &order {
-                let Some(event) = by_key.get(key).and_then(|events| events.get(round)) else {
+                let Some((queue, marked)) = by_key.get_mut(key) else {
                     continue;
                 };
+                let Some(event) = queue.front().copied() else {
+                    continue;
+                };
+                pending = true;
+                // The instance's deadlines due by the event's stamp fire before it, one a round.
+                let mark = *marked.get_or_insert_with(|| self.timers.mark());
+                if let Some(deadline) = self.timers.take_due(key, event.timestamp, mark) {
+                    if let Some(step) = self.fire(key.clone(), deadline, control).await? {
+                        wave.push(step);
+                    }
+                    continue;
+                }
+                queue.pop_front();
+                *marked = None;
                 let existed = self.instances.contains_key(key);
                 let Some((key, state)) = route(&mut self.instances, event) else {
                     continue;
                 };
-                if let Some(step) = self.handle(key, state, event, existed, control).await? {
+                let trigger = Trigger::Event(event);
+                if let Some(step) = self.handle(key, state, trigger, existed, control).await? {
                     handled += 1;
                     wave.push(step);
                 }
             }
+            if !pending {
+                break;
+            }
             self.flush(&mut wave, control).await?;
         }
         self.shared.metrics.events_handled.add(handled);
-        self.shared
-            .instances
-            .store(self.instances.len(), Ordering::Relaxed);
-        self.shared
-            .metrics
-            .instances
-            .set(self.instances.len() as f64);
+        if let Some(stamp) = last_stamp {
+            self.fire_due(stamp, control).await?;
+        }
+        self.publish_counts();
         if processed > self.shared.progress.position() {
             self.unsaved = Some(processed);
             self.shared.progress.publish(processed);
@@ -155,13 +223,68 @@ impl<P: ProcessManager> Runner<P> {
         Ok(())
     }
 
-    /// Runs an event's handler under the error policy. `None`: the event was skipped (the
-    /// instance keeps its state from before the event, or is not created).
+    /// Publishes the counts of instances and pending deadlines.
+    fn publish_counts(&self) {
+        let (instances, deadlines) = (self.instances.len(), self.timers.len());
+        self.shared.instances.store(instances, Ordering::Relaxed);
+        self.shared.deadlines.store(deadlines, Ordering::Relaxed);
+        self.shared.metrics.instances.set(instances as f64);
+        self.shared.metrics.deadlines_pending.set(deadlines as f64);
+    }
+
+    /// Fires the deadlines due at or before `until`, round by round (one per instance per
+    /// round, each instance's in due order), each round's commands answered before the next.
+    /// Deadlines scheduled meanwhile wait for the next call. Returns whether any fired.
+    async fn fire_due(&mut self, until: DateTime<Utc>, control: &Control) -> Result<bool, End> {
+        let mark = self.timers.mark();
+        let mut fired = false;
+        loop {
+            let keys = self.timers.due_keys(until, mark);
+            if keys.is_empty() {
+                break;
+            }
+            let mut wave = Vec::new();
+            for key in keys {
+                if let Some(deadline) = self.timers.take_due(&key, until, mark)
+                    && let Some(step) = self.fire(key, deadline, control).await?
+                {
+                    wave.push(step);
+                }
+            }
+            self.flush(&mut wave, control).await?;
+            fired = true;
+        }
+        if fired {
+            self.publish_counts();
+        }
+        Ok(fired)
+    }
+
+    /// Runs the handler of instance `key`'s `deadline` (taken out of the timers); `None` when
+    /// it was skipped, or its instance is gone.
+    async fn fire(
+        &mut self,
+        key: String,
+        deadline: ScheduledDeadline,
+        control: &Control,
+    ) -> Result<Option<Step<P>>, End> {
+        let Some(state) = self.instances.remove(&key) else {
+            // Deadlines are dropped with their instance: none should be left.
+            self.timers.drop_instance(&key);
+            return Ok(None);
+        };
+        self.shared.metrics.deadlines_fired.add(1);
+        self.handle(key, state, Trigger::Deadline(&deadline), true, control)
+            .await
+    }
+
+    /// Runs the handler of an event or a deadline under the error policy. `None`: it was
+    /// skipped (the instance keeps its state from before, or is not created).
     async fn handle(
         &mut self,
         key: String,
         mut state: P,
-        event: &RecordedEvent,
+        trigger: Trigger<'_>,
         existed: bool,
         control: &Control,
     ) -> Result<Option<Step<P>>, End> {
@@ -178,8 +301,24 @@ impl<P: ProcessManager> Runner<P> {
         };
         let mut attempt = 0u32;
         loop {
-            let mut out = Commands::new(P::NAME, key.clone(), event.position);
-            let error = match handle_event(&mut state, event, &mut out) {
+            let (mut out, result) = match trigger {
+                Trigger::Event(event) => {
+                    let mut out =
+                        Commands::new(P::NAME, key.clone(), event.position).at(event.timestamp);
+                    let result = handle_event(&mut state, event, &mut out);
+                    (out, result)
+                }
+                Trigger::Deadline(deadline) => {
+                    let mut out = Commands::for_deadline(P::NAME, key.clone(), deadline);
+                    let result = handle_deadline(&mut state, deadline, &mut out);
+                    (out, result)
+                }
+            };
+            let result = match out.take_error() {
+                Some(e) => result.and(Err(ProjectionError::Decode(e))),
+                None => result,
+            };
+            let error = match result {
                 Ok(()) => return Ok(Some(Step { key, state, out })),
                 Err(e) => e,
             };
@@ -198,7 +337,7 @@ impl<P: ProcessManager> Runner<P> {
             match self.options.error_policy.on_failure(attempt, &error) {
                 OnFailure::Stop(message) => return Err(End::Failed(message)),
                 OnFailure::Skip => {
-                    tracing::warn!(process_manager = P::NAME, position = event.position, error = %error, "skipping an event");
+                    tracing::warn!(process_manager = P::NAME, at = %trigger.describe(), error = %error, "skipping");
                     self.shared.skipped.fetch_add(1, Ordering::Relaxed);
                     if existed {
                         self.instances.insert(key, restore(&before)?);
@@ -207,7 +346,7 @@ impl<P: ProcessManager> Runner<P> {
                 }
                 OnFailure::RetryAfter(wait) => {
                     state = restore(&before)?;
-                    tracing::warn!(process_manager = P::NAME, position = event.position, attempt, error = %error, "retrying an event");
+                    tracing::warn!(process_manager = P::NAME, at = %trigger.describe(), attempt, error = %error, "retrying");
                     if control.pause(wait).await {
                         return Err(End::Stopped);
                     }
@@ -264,8 +403,11 @@ impl<P: ProcessManager> Runner<P> {
                 }
             }
         }
-        for step in wave.drain(..) {
-            if !step.out.is_finished() {
+        for mut step in wave.drain(..) {
+            if step.out.is_finished() {
+                self.timers.drop_instance(&step.key);
+            } else {
+                self.timers.apply(&step.key, step.out.take_deadlines());
                 self.instances.insert(step.key, step.state);
             }
         }
@@ -339,7 +481,7 @@ impl<P: ProcessManager> Runner<P> {
         if let Some(position) = self.unsaved {
             // A stop while waiting to retry leaves this page's commands, already answered, to
             // be answered again from the idempotency window by the next runner.
-            let bytes = encode_instances(&self.instances).map_err(|e| {
+            let bytes = encode_instances(&self.instances, self.timers.by_key()).map_err(|e| {
                 End::Failed(format!(
                     "process manager `{}`: encoding the instances: {e}",
                     P::NAME

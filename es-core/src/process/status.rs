@@ -15,6 +15,8 @@ pub(crate) struct Shared {
     pub(crate) progress: Arc<Progress>,
     pub(crate) metrics: Metrics,
     pub(crate) instances: AtomicUsize,
+    /// Pending deadlines of the live instances.
+    pub(crate) deadlines: AtomicUsize,
     pub(crate) skipped: AtomicU64,
 }
 
@@ -29,6 +31,8 @@ impl Shared {
             events_handled: self.metrics.events_handled.get(),
             commands_sent: self.metrics.commands_sent.get(),
             rejections: self.metrics.rejections.get(),
+            deadlines_pending: self.deadlines.load(Ordering::Relaxed),
+            deadlines_fired: self.metrics.deadlines_fired.get(),
             skipped: self.skipped.load(Ordering::Relaxed),
             standby: self.progress.standby(),
         }
@@ -55,6 +59,11 @@ pub struct ProcessStatus {
     pub commands_sent: u64,
     /// Rejections handed to `#[rejected]`.
     pub rejections: u64,
+    /// Pending deadlines of the live instances.
+    pub deadlines_pending: usize,
+    /// Deadlines that fell due and were handled (on this kernel; one handled again after an
+    /// interruption counts again).
+    pub deadlines_fired: u64,
     /// Events and rejections skipped under [`ErrorPolicy::Skip`](crate::projection::ErrorPolicy::Skip).
     pub skipped: u64,
     /// Whether the runner stands by: another process sharing the store (PostgreSQL) runs this

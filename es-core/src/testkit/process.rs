@@ -1,13 +1,18 @@
-//! Given/when/then for process managers: events in, commands out, no kernel, no store.
+//! Given/when/then for process managers: events in, commands out, time moved by hand; no
+//! kernel, no store.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::aggregate::Aggregate;
+use crate::clock::{Clock, ManualClock};
 use crate::event::Event;
-use crate::process::{Commands, ProcessManager, Rejection, SentCommand, route};
+use crate::process::{
+    Commands, ProcessManager, Rejection, ScheduledDeadline, SentCommand, Timers, route,
+};
 use crate::store::{NewEvent, RecordedEvent, StreamId};
 
 /// A stored event for a [`ProcessTest`]: `event` in stream `(aggregate_type, aggregate_id)`
@@ -55,7 +60,13 @@ pub fn expect_command<A: Aggregate>(id: impl Into<String>, command: impl Debug) 
 }
 
 /// Drives a process manager's handlers without a runtime: the instances built from `given`
-/// events, then one event (or one rejection) and what it sent.
+/// events, then one event (or one rejection, or a move of the clock) and what it sent; the
+/// steps chain (`.when(..)`, `.advance(..)` again on what a step returned).
+///
+/// Time is a [`ManualClock`] that starts at the Unix epoch and moves only with
+/// [`ProcessTest::advance`], which fires the deadlines that fell due, as the runner does. An
+/// event whose timestamp is the epoch (as [`correlated`] makes them) is stamped with the
+/// clock's time when it is fed; deadlines due at or before an event's timestamp fire before it.
 ///
 /// ```
 /// use es_core::prelude::*;
@@ -109,7 +120,18 @@ pub fn expect_command<A: Aggregate>(id: impl Into<String>, command: impl Debug) 
 /// ```
 pub struct ProcessTest<P> {
     instances: HashMap<String, P>,
+    timers: Timers,
+    clock: ManualClock,
     position: u64,
+}
+
+/// What one handler run did: its instance, commands, end and result.
+struct Run<P> {
+    key: String,
+    commands: Vec<SentCommand>,
+    /// The state of an instance that finished (the others stay in the test).
+    finished: Option<P>,
+    result: Result<(), String>,
 }
 
 impl<P: ProcessManager> ProcessTest<P> {
@@ -122,14 +144,16 @@ impl<P: ProcessManager> ProcessTest<P> {
     pub fn given(events: impl IntoIterator<Item = RecordedEvent>) -> Self {
         let mut test = Self {
             instances: HashMap::new(),
+            timers: Timers::default(),
+            clock: ManualClock::new(DateTime::<Utc>::UNIX_EPOCH),
             position: 0,
         };
         for event in events {
-            let then = test.feed(event);
-            if let Err(e) = &then.result {
-                panic!("a given event failed: {e}");
+            for run in test.feed(event).1 {
+                if let Err(e) = &run.result {
+                    panic!("a given event failed: {e}");
+                }
             }
-            test.keep(then);
         }
         test
     }
@@ -139,9 +163,29 @@ impl<P: ProcessManager> ProcessTest<P> {
         self.instances.get(key)
     }
 
-    /// Feeds one event and returns what it did.
+    /// The pending deadlines of instance `key`, in the order they were scheduled.
+    pub fn deadlines(&self, key: &str) -> &[ScheduledDeadline] {
+        self.timers.of(key)
+    }
+
+    /// The test's clock (it moves only with [`ProcessTest::advance`]).
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    /// Feeds one event and returns what it did (with what the deadlines due before it did).
     pub fn when(mut self, event: RecordedEvent) -> ProcessThen<P> {
-        self.feed(event)
+        let (reached, runs) = self.feed(event);
+        ProcessThen::new(self, runs, reached)
+    }
+
+    /// Moves the clock forward by `by` and fires the deadlines that fell due, in due order,
+    /// each once however far the clock jumps; returns what they did.
+    pub fn advance(mut self, by: Duration) -> ProcessThen<P> {
+        self.clock.advance(by);
+        let runs = self.fire_due(self.clock.now());
+        let reached = !runs.is_empty();
+        ProcessThen::new(self, runs, reached)
     }
 
     /// Tells instance `key` that one of its commands was rejected.
@@ -153,65 +197,162 @@ impl<P: ProcessManager> ProcessTest<P> {
         let Some(mut state) = self.instances.remove(key) else {
             panic!("no instance `{key}` to reject a command of");
         };
-        let mut out = Commands::new(P::NAME, key, self.position);
+        let mut out = Commands::new(P::NAME, key, self.position).at(self.clock.now());
         let result = state
             .rejected(&rejection, &mut out)
             .map_err(|e| e.to_string());
-        ProcessThen {
-            key: Some(key.to_owned()),
-            finished: out.is_finished(),
-            commands: out.take(),
-            state: Some(state),
-            result,
-        }
+        let run = self.settle(key.to_owned(), state, out, result);
+        ProcessThen::new(self, vec![run], true)
     }
 
-    fn feed(&mut self, mut event: RecordedEvent) -> ProcessThen<P> {
+    /// Feeds one event: the deadlines due before it fire, then it reaches its instance (the
+    /// `bool`: whether it did).
+    fn feed(&mut self, mut event: RecordedEvent) -> (bool, Vec<Run<P>>) {
         if event.position == 0 {
             event.position = self.position + 1;
         }
         self.position = self.position.max(event.position);
+        if event.timestamp == DateTime::<Utc>::UNIX_EPOCH {
+            event.timestamp = self.clock.now();
+        }
+        let mut runs = self.fire_due(event.timestamp);
         let Some((key, mut state)) = route(&mut self.instances, &event) else {
-            return ProcessThen {
-                key: None,
-                state: None,
-                commands: Vec::new(),
-                finished: false,
-                result: Ok(()),
-            };
+            return (false, runs);
         };
-        let mut out = Commands::new(P::NAME, key.clone(), event.position);
+        let mut out = Commands::new(P::NAME, key.clone(), event.position).at(event.timestamp);
         let result = state.handle(&event, &mut out).map_err(|e| e.to_string());
-        ProcessThen {
-            key: Some(key),
-            finished: out.is_finished(),
-            commands: out.take(),
-            state: Some(state),
-            result,
+        runs.push(self.settle(key, state, out, result));
+        (true, runs)
+    }
+
+    /// Fires the deadlines due at or before `until`, as the runner does.
+    fn fire_due(&mut self, until: DateTime<Utc>) -> Vec<Run<P>> {
+        let mark = self.timers.mark();
+        let mut runs = Vec::new();
+        loop {
+            let keys = self.timers.due_keys(until, mark);
+            if keys.is_empty() {
+                return runs;
+            }
+            for key in keys {
+                let Some(deadline) = self.timers.take_due(&key, until, mark) else {
+                    continue;
+                };
+                let Some(mut state) = self.instances.remove(&key) else {
+                    continue;
+                };
+                let mut out = Commands::for_deadline(P::NAME, key.clone(), &deadline);
+                let result = state
+                    .deadline(&deadline, &mut out)
+                    .map_err(|e| e.to_string());
+                runs.push(self.settle(key, state, out, result));
+            }
         }
     }
 
-    fn keep(&mut self, then: ProcessThen<P>) {
-        if let (Some(key), Some(state), false) = (then.key, then.state, then.finished) {
-            self.instances.insert(key, state);
+    /// Keeps what a handler run did: the instance's state and deadlines, or its end.
+    fn settle(
+        &mut self,
+        key: String,
+        state: P,
+        mut out: Commands,
+        result: Result<(), String>,
+    ) -> Run<P> {
+        let result = match out.take_error() {
+            Some(e) => result.and(Err(e.to_string())),
+            None => result,
+        };
+        let commands = out.take();
+        let finished = if out.is_finished() {
+            self.timers.drop_instance(&key);
+            Some(state)
+        } else {
+            self.timers.apply(&key, out.take_deadlines());
+            self.instances.insert(key.clone(), state);
+            None
+        };
+        Run {
+            key,
+            commands,
+            finished,
+            result,
         }
     }
 }
 
-/// What one event (or rejection) did in a [`ProcessTest`].
+/// What one step of a [`ProcessTest`] did: an event (with the deadlines due before it), a
+/// rejection, or a move of the clock. Its assertions return it, and it goes on with the next
+/// step (`when`, `when_rejected`, `advance`).
 pub struct ProcessThen<P> {
+    test: ProcessTest<P>,
+    /// The instance the step reached last, if any.
     key: Option<String>,
-    state: Option<P>,
+    /// Its state, if it finished.
+    finished: Option<P>,
     commands: Vec<SentCommand>,
-    finished: bool,
     result: Result<(), String>,
 }
 
 impl<P: ProcessManager> ProcessThen<P> {
+    fn new(test: ProcessTest<P>, runs: Vec<Run<P>>, reached: bool) -> Self {
+        let mut then = Self {
+            test,
+            key: None,
+            finished: None,
+            commands: Vec::new(),
+            result: Ok(()),
+        };
+        for run in runs {
+            then.commands.extend(run.commands);
+            if then.result.is_ok() {
+                then.result = run.result;
+            }
+            then.key = Some(run.key);
+            then.finished = run.finished;
+        }
+        if !reached {
+            then.key = None;
+            then.finished = None;
+        }
+        then
+    }
+
     /// The commands sent, with their envelope (deterministic command id, correlation and
     /// causation ids).
     pub fn commands(&self) -> &[SentCommand] {
         &self.commands
+    }
+
+    /// The pending deadlines of the instance the step reached (none when it finished).
+    pub fn deadlines(&self) -> &[ScheduledDeadline] {
+        match &self.key {
+            Some(key) => self.test.deadlines(key),
+            None => &[],
+        }
+    }
+
+    /// The test, to look at another instance or go on.
+    pub fn test(&self) -> &ProcessTest<P> {
+        &self.test
+    }
+
+    /// Goes on with another event.
+    pub fn when(self, event: RecordedEvent) -> ProcessThen<P> {
+        self.test.when(event)
+    }
+
+    /// Goes on with a rejection (see [`ProcessTest::when_rejected`]).
+    ///
+    /// # Panics
+    ///
+    /// When there is no instance `key`.
+    pub fn when_rejected(self, key: &str, rejection: Rejection) -> ProcessThen<P> {
+        self.test.when_rejected(key, rejection)
+    }
+
+    /// Goes on by moving the clock (see [`ProcessTest::advance`]).
+    pub fn advance(self, by: Duration) -> ProcessThen<P> {
+        self.test.advance(by)
     }
 
     /// Asserts that exactly these commands were sent, in order.
@@ -253,7 +394,7 @@ impl<P: ProcessManager> ProcessThen<P> {
     ///
     /// When it did not.
     pub fn then_finished(self) -> Self {
-        assert!(self.finished, "the instance did not finish");
+        assert!(self.finished.is_some(), "the instance did not finish");
         self
     }
 
@@ -271,16 +412,22 @@ impl<P: ProcessManager> ProcessThen<P> {
         self
     }
 
-    /// Checks the instance's state after the event.
+    /// Checks the state of the instance the step reached, after it (its last state when it
+    /// finished).
     ///
     /// # Panics
     ///
-    /// When the event reached no instance, or `check` panics.
+    /// When the step reached no instance, or `check` panics.
     pub fn then_state(self, check: impl FnOnce(&P)) -> Self {
-        match &self.state {
-            Some(state) => check(state),
-            None => panic!("the event reached no instance"),
-        }
+        let state = match (&self.finished, &self.key) {
+            (Some(state), _) => state,
+            (None, Some(key)) => match self.test.instance(key) {
+                Some(state) => state,
+                None => panic!("instance `{key}` is gone"),
+            },
+            (None, None) => panic!("the step reached no instance"),
+        };
+        check(state);
         self
     }
 

@@ -91,10 +91,7 @@ pub(crate) fn on_handler(
     diagnostics: &mut Diagnostics,
 ) -> Option<OnHandler> {
     let Some(ty) = recorded_event(argument) else {
-        let event = match argument {
-            Type::Reference(r) => recorded_inner(&r.elem).unwrap_or(&r.elem),
-            other => recorded_inner(other).unwrap_or(other),
-        };
+        let event = meant_type(argument);
         diagnostics.error(
             argument,
             format!(
@@ -111,6 +108,15 @@ pub(crate) fn on_handler(
         ty: ty.clone(),
         output: returned(sig),
     })
+}
+
+/// The type a handler's argument names, without the `&` and the `Recorded<..>` around it (what
+/// a message suggests writing in their place).
+pub(crate) fn meant_type(argument: &Type) -> &Type {
+    match argument {
+        Type::Reference(r) => recorded_inner(&r.elem).unwrap_or(&r.elem),
+        other => recorded_inner(other).unwrap_or(other),
+    }
 }
 
 /// Adds `handler` to `handlers`, or reports it when an earlier one handles the same type.

@@ -18,18 +18,21 @@ use crate::span::call_over;
 ///
 /// Every handler type's bound is stated once, in the impl's `where` clause, spanned at the
 /// type: a type that is not an event gets one error, and the bodies (which assume the bounds)
-/// add none.
+/// add none. `more_bounds` are the macro's own (a process manager's deadline types).
 pub(crate) fn on_impl(
     (header, name): (TokenStream, &LitStr),
     state_check: TokenStream,
-    handlers: &[OnHandler],
+    (handlers, more_bounds): (&[OnHandler], Vec<TokenStream>),
     items: TokenStream,
     clash: impl Fn(&Ident, &Ident) -> String,
 ) -> TokenStream {
-    let bounds = handlers.iter().map(|h| {
-        let ty = &h.ty;
-        quote_spanned!(ty.span()=> #ty: ::es_core::projection::OnEvents)
-    });
+    let bounds = handlers
+        .iter()
+        .map(|h| {
+            let ty = &h.ty;
+            quote_spanned!(ty.span()=> #ty: ::es_core::projection::OnEvents)
+        })
+        .chain(more_bounds);
     let pairs: Vec<_> = handlers.iter().map(|h| (&h.ty, &h.method)).collect();
     let distinct = distinct_on_names(&pairs, clash);
     quote! {

@@ -11,6 +11,7 @@ mod expand;
 
 pub(crate) use block::{OnMacro, expand_block, parse_args};
 pub(crate) use check::{
-    OnHandler, article, check_method, for_each_method, on_handler, push_handler, returned,
+    OnHandler, article, check_method, for_each_method, meant_type, on_handler, push_handler,
+    returned,
 };
 pub(crate) use expand::{accepts_fn, fallback, handle_body, matches_fn, on_impl};

@@ -4,7 +4,7 @@ use syn::{Attribute, Ident, LitStr, Meta, Path, Signature, Type};
 
 use super::parse::{Args, MACRO};
 use crate::diagnostics::Diagnostics;
-use crate::handler::{self, check_no_arguments};
+use crate::handler::{self, check_no_arguments, recorded_inner, type_display, type_key};
 use crate::inherent::InherentImpl;
 use crate::on::{self, OnHandler, article};
 
@@ -30,6 +30,19 @@ pub(super) struct Plan {
     pub(super) starts: Vec<Type>,
     /// The rejection handler, if any.
     pub(super) rejected: Option<Rejected>,
+    /// The `#[on(deadline)]` handlers; their `ty` is the deadline type `D` of `&D`.
+    pub(super) deadlines: Vec<OnHandler>,
+}
+
+/// What `#[on(...)]` says about its handler.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum On {
+    /// `#[on]`: an event that continues an instance.
+    Continue,
+    /// `#[on(start)]`: an event that may create one.
+    Start,
+    /// `#[on(deadline)]`: a deadline of the instance that fell due.
+    Deadline,
 }
 
 /// Validates the input.
@@ -37,6 +50,7 @@ pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnost
     let mut handlers = Vec::new();
     let mut starts = Vec::new();
     let mut rejected: Option<Rejected> = None;
+    let mut deadlines: Vec<OnHandler> = Vec::new();
     let mut failed = false;
     on::for_each_method(
         input,
@@ -64,10 +78,18 @@ pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnost
                 rejected = Some(handler);
                 return;
             }
-            let Some(start) = on_argument(first, diagnostics) else {
+            let Some(on) = on_argument(first, diagnostics) else {
                 failed = true;
                 return;
             };
+            if on == On::Deadline {
+                match check_deadline(sig, diagnostics) {
+                    Some(handler) => push_deadline(&mut deadlines, handler, diagnostics),
+                    None => failed = true,
+                }
+                return;
+            }
+            let start = on == On::Start;
             let Some(handler) = check_handler(sig, start, diagnostics) else {
                 failed = true;
                 return;
@@ -96,31 +118,88 @@ pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnost
         handlers,
         starts,
         rejected,
+        deadlines,
     }
 }
 
-/// Whether `#[on]` is `#[on(start)]`; anything else in the parentheses is reported (`None`).
-fn on_argument(attr: &Attribute, diagnostics: &mut Diagnostics) -> Option<bool> {
+/// What `#[on]`, `#[on(start)]` or `#[on(deadline)]` says; anything else in the parentheses
+/// is reported (`None`).
+fn on_argument(attr: &Attribute, diagnostics: &mut Diagnostics) -> Option<On> {
     match &attr.meta {
-        Meta::Path(_) => Some(false),
-        Meta::List(list) => {
-            let tokens = list.tokens.to_string();
-            if tokens.trim() == "start" {
-                Some(true)
-            } else {
+        Meta::Path(_) => Some(On::Continue),
+        Meta::List(list) => match list.tokens.to_string().trim() {
+            "start" => Some(On::Start),
+            "deadline" => Some(On::Deadline),
+            _ => {
                 diagnostics.error(
                     &list.tokens,
-                    "`#[on]` takes no argument except `start`: `#[on(start)]` for an event that \
-                     begins an instance, `#[on]` for one that continues it",
+                    "`#[on]` takes no argument except `start` or `deadline`: `#[on(start)]` for an \
+                     event that begins an instance, `#[on]` for one that continues it, \
+                     `#[on(deadline)]` for a deadline the instance scheduled",
                 );
                 None
             }
-        }
+        },
         Meta::NameValue(nv) => {
-            diagnostics.error(nv, "`#[on]` takes no value: `#[on(start)]` or `#[on]`");
+            diagnostics.error(
+                nv,
+                "`#[on]` takes no value: `#[on(start)]`, `#[on(deadline)]` or `#[on]`",
+            );
             None
         }
     }
+}
+
+/// Checks `#[on(deadline)] fn expired(&mut self, d: &MyDeadline, out: &mut Commands)`.
+fn check_deadline(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<OnHandler> {
+    let (first, _) = first_argument(sig, "on(deadline)", "d: &MyDeadline", diagnostics)?;
+    let deadline = match first {
+        Type::Reference(r) if r.mutability.is_none() && recorded_inner(&r.elem).is_none() => {
+            &*r.elem
+        }
+        other => {
+            let inner = on::meant_type(other);
+            diagnostics.error(
+                other,
+                format!(
+                    "an `#[on(deadline)]` handler takes the deadline itself, by reference (it is \
+                     not a stored event): write `d: &{}`",
+                    type_display(inner)
+                ),
+            );
+            return None;
+        }
+    };
+    Some(OnHandler {
+        method: sig.ident.clone(),
+        ty: deadline.clone(),
+        output: on::returned(sig),
+    })
+}
+
+/// Adds a deadline handler, or reports it when an earlier one takes the same type.
+fn push_deadline(
+    deadlines: &mut Vec<OnHandler>,
+    handler: OnHandler,
+    diagnostics: &mut Diagnostics,
+) {
+    if let Some(earlier) = deadlines
+        .iter()
+        .find(|h| type_key(&h.ty) == type_key(&handler.ty))
+    {
+        diagnostics.error(
+            &handler.ty,
+            format!(
+                "two `#[on(deadline)]` handlers for the deadline `{}`: `{}` and `{}`; merge them \
+                 into one",
+                type_display(&handler.ty),
+                earlier.method,
+                handler.method
+            ),
+        );
+        return;
+    }
+    deadlines.push(handler);
 }
 
 /// The checks every handler of a process manager gets: see [`on::check_method`].
@@ -180,14 +259,24 @@ fn two_arguments<'s>(
     }
 }
 
-fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) -> Option<OnHandler> {
-    let attribute = if start { "on(start)" } else { "on" };
-    let example = format!(
-        "`fn {}(&mut self, e: &Recorded<MyEvent>, out: &mut Commands)`",
-        sig.ident
-    );
+/// The checks every handler gets (see [`check_method`] and [`two_arguments`]), with the right
+/// signature shown as `fn method(&mut self, {first}, out: &mut Commands)`; returns the first
+/// argument's type and that example.
+fn first_argument<'s>(
+    sig: &'s Signature,
+    attribute: &str,
+    first: &str,
+    diagnostics: &mut Diagnostics,
+) -> Option<(&'s Type, String)> {
+    let example = format!("`fn {}(&mut self, {first}, out: &mut Commands)`", sig.ident);
     check_method(sig, attribute, &example, diagnostics);
     let first = two_arguments(sig, attribute, &example, diagnostics)?;
+    Some((first, example))
+}
+
+fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) -> Option<OnHandler> {
+    let attribute = if start { "on(start)" } else { "on" };
+    let (first, _) = first_argument(sig, attribute, "e: &Recorded<MyEvent>", diagnostics)?;
     on::on_handler(
         sig,
         attribute,
@@ -198,12 +287,7 @@ fn check_handler(sig: &Signature, start: bool, diagnostics: &mut Diagnostics) ->
 }
 
 fn check_rejected(sig: &Signature, diagnostics: &mut Diagnostics) -> Option<Rejected> {
-    let example = format!(
-        "`fn {}(&mut self, r: &Rejection, out: &mut Commands)`",
-        sig.ident
-    );
-    check_method(sig, "rejected", &example, diagnostics);
-    let first = two_arguments(sig, "rejected", &example, diagnostics)?;
+    let (first, example) = first_argument(sig, "rejected", "r: &Rejection", diagnostics)?;
     let is_rejection = matches!(first, Type::Reference(r) if r.mutability.is_none() && last_ident(&r.elem).is_some_and(|i| i == "Rejection"));
     if !is_rejection {
         diagnostics.error(

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::check::Plan;
-use crate::on;
+use crate::on::{self, OnHandler};
 use crate::span::call_over;
 
 /// The `ProcessManager` impl (the user's impl block is emitted by the caller).
@@ -17,6 +17,7 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
         handlers,
         starts,
         rejected,
+        deadlines,
     } = plan;
     let accepts = on::accepts_fn(handlers);
     let matches = on::matches_fn();
@@ -50,11 +51,19 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
             }
         }
     });
+    let deadline = deadline_fn(deadlines);
+    let deadline_bounds = deadlines
+        .iter()
+        .map(|h| {
+            let ty = &h.ty;
+            quote_spanned!(ty.span()=> #ty: ::es_core::event::Event)
+        })
+        .collect();
     let bound = quote_spanned!(ident.span()=> #ident: ::es_core::__private::ProcessState);
     on::on_impl(
         (header(ident), name),
         quote!(fn state_is_default_and_serde() where #bound {}),
-        handlers,
+        (handlers, deadline_bounds),
         quote! {
             #accepts
 
@@ -75,9 +84,46 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
             }
 
             #rejected
+
+            #deadline
         },
         |first, second| format!("handlers (`{first}` and `{second}`)"),
     )
+}
+
+/// `fn deadline`: the `#[on(deadline)]` handler of the deadline's type gets it decoded; none
+/// (when no handler takes it) is an error naming it. Without handlers, the trait's default.
+fn deadline_fn(deadlines: &[OnHandler]) -> Option<TokenStream> {
+    if deadlines.is_empty() {
+        return None;
+    }
+    let branches = deadlines.iter().map(|h| {
+        let (ty, method) = (&h.ty, &h.method);
+        let outcome = call_over(
+            quote!(::es_core::projection::HandlerOutcome::into_outcome),
+            quote!(Self::#method(self, &payload, out)),
+            &h.output,
+        );
+        quote! {
+            if deadline.is::<#ty>() {
+                let payload = deadline.decode::<#ty>()?;
+                return #outcome;
+            }
+        }
+    });
+    Some(quote! {
+        fn deadline(
+            &mut self,
+            deadline: &::es_core::process::ScheduledDeadline,
+            out: &mut ::es_core::process::Commands,
+        ) -> ::core::result::Result<(), ::es_core::projection::ProjectionError> {
+            #(#branches)*
+            ::core::result::Result::Err(::es_core::process::no_deadline_handler(
+                <Self as ::es_core::process::ProcessManager>::NAME,
+                deadline,
+            ))
+        }
+    })
 }
 
 /// A stub impl emitted next to errors.

@@ -48,7 +48,7 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
     on::on_impl(
         (header(ident), name),
         quote!(fn state_starts_from_default() where #bound {}),
-        handlers,
+        (handlers, Vec::new()),
         quote! {
             #aggregate_const
             #filter_const
