@@ -59,6 +59,7 @@
 //! | [`PROJECTION_EVENTS_HANDLED`] | counter | `projection` | events handled |
 //! | [`PROJECTION_EVENTS_SKIPPED`] | counter | `projection`, `reason` | events skipped: `filter` (not accepted, never decoded), `error` (`ErrorPolicy::Skip`) |
 //! | [`PROJECTION_RESTARTS`] | counter | `projection` | runners started again under a name whose runner had stopped |
+//! | [`DEAD_LETTERS`] | gauge | `projection` | events parked in the projection's dead-letter queue (`ErrorPolicy::Park`) |
 //! | `es_store_append_seconds` | histogram | `backend` | one `append`, as its caller waits for it (`es-stores`) |
 //! | `es_store_group_size` | histogram | `backend` | appends committed together by one group commit (`es-stores`) |
 //!
@@ -73,7 +74,7 @@ pub use crate::kernel::metrics::{
     SNAPSHOT_MISSES, SNAPSHOTS_DISCARDED,
 };
 pub use crate::projection::metrics::{
-    PROJECTION_EVENTS_HANDLED, PROJECTION_EVENTS_SKIPPED, PROJECTION_LAG_EVENTS,
+    DEAD_LETTERS, PROJECTION_EVENTS_HANDLED, PROJECTION_EVENTS_SKIPPED, PROJECTION_LAG_EVENTS,
     PROJECTION_LAG_SECONDS, PROJECTION_RESTARTS,
 };
 
@@ -95,4 +96,5 @@ pub const NAMES: &[&str] = &[
     PROJECTION_EVENTS_HANDLED,
     PROJECTION_EVENTS_SKIPPED,
     PROJECTION_RESTARTS,
+    DEAD_LETTERS,
 ];

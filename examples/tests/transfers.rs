@@ -366,6 +366,20 @@ async fn a_panicking_handler_is_handled_by_the_error_policy() {
 }
 
 #[tokio::test]
+async fn a_process_manager_refuses_the_park_policy_it_does_not_support() {
+    let kernel = kernel(MemoryStore::new());
+    let refused = kernel
+        .process_managers()
+        .start::<Unlucky>(ProjectionOptions::default().error_policy(ErrorPolicy::park()))
+        .await;
+    match refused {
+        Err(e) => assert!(e.to_string().contains("do not park"), "{e}"),
+        Ok(_) => panic!("a process manager started under `Park`"),
+    }
+    kernel.shutdown().await;
+}
+
+#[tokio::test]
 async fn starting_twice_returns_the_running_manager_and_instances_survive_a_restart() {
     let store = MemoryStore::new();
     let kernel = kernel(store.clone());

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::follow::{self, Plan, Progress};
 use crate::kernel::{Extension, Kernel, ShutdownFuture};
-use crate::projection::{ProjectionError, ProjectionOptions};
+use crate::projection::{ErrorPolicy, ProjectionError, ProjectionOptions};
 use crate::store::{CheckpointStore, EventFilter};
 
 use super::ProcessManager;
@@ -92,6 +92,14 @@ impl ProcessManagers<'_> {
                 reason: "a process manager needs a tokio runtime: start it from within one"
                     .to_owned(),
             })?;
+        if matches!(options.error_policy, ErrorPolicy::Park { .. }) {
+            return Err(ProjectionError::DeadLetters {
+                name: P::NAME.to_owned(),
+                reason: "process managers do not park events yet: use `ErrorPolicy::Stop`, \
+                         `Retry` or `Skip`"
+                    .to_owned(),
+            });
+        }
         let registry = self.registry();
         let _starting = registry.starting.lock().await;
         if let Some(shared) = registry.runners.lock().get(P::NAME)

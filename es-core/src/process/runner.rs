@@ -335,7 +335,10 @@ impl<P: ProcessManager> Runner<P> {
             };
             attempt += 1;
             match self.options.error_policy.on_failure(attempt, &error) {
-                OnFailure::Stop(message) => return Err(End::Failed(message)),
+                // `start` refuses `Park` for a process manager.
+                OnFailure::Stop(message) | OnFailure::Park(message) => {
+                    return Err(End::Failed(message));
+                }
                 OnFailure::Skip => {
                     tracing::warn!(process_manager = P::NAME, at = %trigger.describe(), error = %error, "skipping");
                     self.shared.skipped.fetch_add(1, Ordering::Relaxed);

@@ -53,6 +53,15 @@ pub enum ProjectionError {
     /// No runner of that name exists.
     #[error("no projection named `{0}` is running")]
     NotFound(String),
+    /// A dead-letter request could not be carried out: nothing parked under that key or at
+    /// that position, a runner that is not running here, or a policy that does not park.
+    #[error("dead letters of `{name}`: {reason}")]
+    DeadLetters {
+        /// The projection (or process manager).
+        name: String,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
     /// The runner has no checkpoint store to resume from and save to.
     #[error(
         "projection `{0}` has no checkpoint store: build the kernel with `.store(..)` or \

@@ -10,6 +10,7 @@ use crate::follow::{self, Plan, Progress};
 use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::{TaskToken, TaskTracker};
 
+use super::dead_letter::Parked;
 use super::error::ProjectionError;
 use super::handle::ProjectionHandle;
 use super::metrics::{ProjectionMetrics, ProjectionMetricsRef};
@@ -32,19 +33,19 @@ pub(super) fn checkpoints_for(
     }
 }
 
-/// The state and position a runner starts from: `start_position` when given (from `Default`),
-/// else the saved checkpoint, else nothing.
+/// The state, position and dead letters a runner starts from: `start_position` when given
+/// (from `Default`, with none), else the saved checkpoint, else nothing.
 pub(super) async fn initial<P: Projection>(
     options: &ProjectionOptions,
     checkpoints: Option<&Arc<dyn CheckpointStore>>,
-) -> Result<(P, u64), ProjectionError> {
+) -> Result<(P, u64, Parked), ProjectionError> {
     match (&options.start_position, checkpoints) {
-        (Some(start), _) => Ok((P::default(), start.saturating_sub(1))),
+        (Some(start), _) => Ok((P::default(), start.saturating_sub(1), Parked::default())),
         (None, Some(store)) => {
             let checkpoint = store.load(P::NAME).await?;
             restore::<P>(checkpoint, options.persist_state)
         }
-        (None, None) => Ok((P::default(), 0)),
+        (None, None) => Ok((P::default(), 0, Parked::default())),
     }
 }
 
@@ -58,12 +59,12 @@ pub(super) struct Launch {
 }
 
 impl Launch {
-    /// Spawns the runner of `P` from `state` at `position` on `runtime`.
+    /// Spawns the runner of `P` from `state` at `position`, with the dead letters `parked`, on
+    /// `runtime`.
     pub(super) fn spawn<P: Projection>(
         self,
         runtime: &tokio::runtime::Handle,
-        state: P,
-        position: u64,
+        (state, position, parked): (P, u64, Parked),
     ) -> ProjectionHandle<P> {
         // Until the runner knows it may run (its store elects no runner, or it holds the
         // lease), it stands by. Without a checkpoint store there is no election.
@@ -74,7 +75,13 @@ impl Launch {
             progress: progress.clone(),
             status: Mutex::new(StatusInner::default()),
             metrics: self.metrics,
+            parked: Mutex::new(parked),
+            store: Arc::downgrade(&self.store),
+            checkpoints: self.checkpoints.as_ref().map(Arc::downgrade),
+            persist_state: self.options.persist_state,
         });
+        let count = shared.parked.lock().parked_count();
+        shared.metrics.dead_letters.set(count as f64);
         let plan = Plan {
             kind: "projection",
             store: self.store,
@@ -152,7 +159,7 @@ pub async fn spawn<P: Projection>(
     })?;
     let store: Arc<dyn EventStore> = Arc::new(store);
     let checkpoints = checkpoints_for(P::NAME, &options, None)?;
-    let (state, position) = initial::<P>(&options, checkpoints.as_ref()).await?;
+    let initial = initial::<P>(&options, checkpoints.as_ref()).await?;
     let metrics = Arc::new(ProjectionMetrics::new(
         P::NAME,
         store.subscribe(),
@@ -165,5 +172,5 @@ pub async fn spawn<P: Projection>(
         metrics,
         token: TaskTracker::default().token(),
     };
-    Ok(launch.spawn(&runtime, state, position))
+    Ok(launch.spawn(&runtime, initial))
 }

@@ -21,6 +21,9 @@ pub const PROJECTION_LAG_SECONDS: &str = "es_projection_lag_seconds";
 pub const PROJECTION_EVENTS_HANDLED: &str = "es_projection_events_handled_total";
 /// Counter: events a projection skipped, labels `projection` and `reason` (`filter`, `error`).
 pub const PROJECTION_EVENTS_SKIPPED: &str = "es_projection_events_skipped_total";
+/// Gauge: events parked in a projection's dead-letter queue (`ErrorPolicy::Park`), label
+/// `projection`.
+pub const DEAD_LETTERS: &str = "es_dead_letters";
 /// Counter: runners started again under a name whose runner had stopped, label `projection`.
 pub const PROJECTION_RESTARTS: &str = "es_projection_restarts_total";
 
@@ -33,6 +36,7 @@ pub(crate) struct ProjectionMetrics {
     pub(crate) filtered: Count,
     pub(crate) error_skipped: Counter,
     pub(crate) restarts: Count,
+    pub(crate) dead_letters: Gauge,
     /// The highest readable position of the log (the store's `subscribe`).
     head: watch::Receiver<u64>,
     /// The oldest event the runner knows it has not processed: its position and timestamp.
@@ -71,6 +75,7 @@ impl ProjectionMetrics {
                 "reason" => "error"
             ),
             restarts: Count::new(counter(PROJECTION_RESTARTS)),
+            dead_letters: metrics::gauge!(DEAD_LETTERS, "projection" => name),
             head,
             pending: Mutex::new(None),
             clock,

@@ -12,14 +12,20 @@
 //! runner runs and what it reports) and `metrics`; `shared` (what a runner shares with its
 //! handles) under `handle`, `runner` (its part of following the log, the rest being
 //! `crate::follow`'s) and `rebuild`; `launch` (starting a runner) and `once` (folding the log
-//! once) above them, and `projections`, a kernel's runners by name, on top.
+//! once) above them, and `projections`, a kernel's runners by name, on top. The dead-letter
+//! queue of [`ErrorPolicy::Park`] is `dead_letter` (its records and their checkpoint format,
+//! at the bottom) and `parking` (parking, retrying and skipping on a running runner, used by
+//! `runner` and by `any_runner`, a runner seen without its type, which `projections` keeps).
 
+mod any_runner;
+mod dead_letter;
 mod error;
 mod handle;
 mod launch;
 pub(crate) mod metrics;
 mod once;
 mod options;
+mod parking;
 mod projections;
 mod read_model;
 mod rebuild;
@@ -27,6 +33,7 @@ mod runner;
 mod shared;
 
 pub use crate::follow::ProjectionPhase;
+pub use dead_letter::{DeadLetter, dead_letters_in, skip_in};
 pub use error::ProjectionError;
 pub use handle::ProjectionHandle;
 pub use launch::spawn;

@@ -3,6 +3,7 @@
 
 use crate::store::EventStore;
 
+use super::dead_letter::wrap_state;
 use super::error::ProjectionError;
 use super::launch;
 use super::options::ProjectionOptions;
@@ -89,7 +90,9 @@ pub async fn run_once_with<P: Projection>(
     options: ProjectionOptions,
 ) -> Result<(P, u64), ProjectionError> {
     let checkpoints = launch::checkpoints_for(P::NAME, &options, None)?;
-    let (mut state, mut last) = launch::initial::<P>(&options, checkpoints.as_ref()).await?;
+    // Dead letters a managed runner parked are kept as they are (this fold does not park).
+    let (mut state, mut last, parked) =
+        launch::initial::<P>(&options, checkpoints.as_ref()).await?;
     let filter = P::event_filter();
     loop {
         let page = store
@@ -108,7 +111,9 @@ pub async fn run_once_with<P: Projection>(
             } else {
                 None
             };
-            checkpoints.save(P::NAME, last, bytes).await?;
+            checkpoints
+                .save(P::NAME, last, wrap_state(bytes, &parked)?)
+                .await?;
         }
     }
 }

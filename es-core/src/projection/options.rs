@@ -23,9 +23,34 @@ pub enum ErrorPolicy {
     },
     /// Skip the failing event, record it in the status, and go on.
     Skip,
+    /// Retry the failing event like [`ErrorPolicy::Retry`] (`attempts: 0`: not at all), then
+    /// park it in the projection's dead-letter queue with its error: every later event of the
+    /// same key (the event's stream) is parked behind it, in order, while other keys go on.
+    /// The parked records are saved in the same write as the checkpoint; list them with
+    /// [`Projections::dead_letters`](super::Projections::dead_letters), re-run a key's with
+    /// [`Projections::retry`](super::Projections::retry) and drop one with
+    /// [`Projections::skip`](super::Projections::skip). Projections only: a process manager
+    /// refuses it at start.
+    Park {
+        /// Retries before parking.
+        attempts: u32,
+        /// The first wait; each retry doubles it.
+        initial_backoff: Duration,
+        /// The longest wait.
+        max_backoff: Duration,
+    },
 }
 
 impl ErrorPolicy {
+    /// [`ErrorPolicy::Park`] without retries: a failing event is parked at once.
+    pub fn park() -> Self {
+        ErrorPolicy::Park {
+            attempts: 0,
+            initial_backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+        }
+    }
+
     /// What a runner does after a handler failed with `error` on one event for the `attempt`th
     /// time (counting from 1). Projection and process-manager runners both ask it.
     pub(crate) fn on_failure(&self, attempt: u32, error: &impl std::fmt::Display) -> OnFailure {
@@ -36,9 +61,21 @@ impl ErrorPolicy {
                 attempts,
                 initial_backoff,
                 max_backoff,
+            }
+            | ErrorPolicy::Park {
+                attempts,
+                initial_backoff,
+                max_backoff,
             } => {
                 if attempt > *attempts {
-                    return OnFailure::Stop(format!("{error} (after {attempts} retries)"));
+                    let retried = format!("{error} (after {attempts} retries)");
+                    return match self {
+                        ErrorPolicy::Park { .. } if *attempts == 0 => {
+                            OnFailure::Park(error.to_string())
+                        }
+                        ErrorPolicy::Park { .. } => OnFailure::Park(retried),
+                        _ => OnFailure::Stop(retried),
+                    };
                 }
                 let wait = initial_backoff
                     .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
@@ -57,6 +94,8 @@ pub(crate) enum OnFailure {
     Skip,
     /// Try the event again after this wait.
     RetryAfter(Duration),
+    /// Park the event (and later ones of its key) with this error.
+    Park(String),
 }
 
 /// How to run a projection.
@@ -207,6 +246,8 @@ pub struct ProjectionStatus {
     pub events_filtered: u64,
     /// How many times a runner of this name was started again after it had stopped.
     pub restarts: u64,
+    /// How many events are parked in its dead-letter queue ([`ErrorPolicy::Park`]).
+    pub dead_letters: u64,
     /// A rebuild in progress ([`Projections::rebuild`](super::Projections::rebuild)), if one is.
     pub rebuild: Option<RebuildProgress>,
     /// Whether the runner stands by: another process sharing its checkpoint store

@@ -12,6 +12,8 @@ use crate::follow::ProjectionPhase;
 use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::{TaskToken, TaskTracker};
 
+use super::any_runner::AnyRunner;
+use super::dead_letter::{DeadLetter, dead_letters_in};
 use super::error::ProjectionError;
 use super::handle::ProjectionHandle;
 use super::launch::{Launch, checkpoints_for, initial};
@@ -19,7 +21,7 @@ use super::metrics::{ProjectionMetrics, ProjectionMetricsRef};
 use super::options::{ProjectionOptions, ProjectionStatus};
 use super::read_model::Projection;
 use super::rebuild;
-use super::shared::{AnyRunner, Shared};
+use super::shared::Shared;
 
 /// How often the lag monitor refreshes every runner's lag gauges.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
@@ -107,7 +109,7 @@ impl Projections {
             }
         };
         let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
-        let (state, position) = initial::<P>(&options, checkpoints.as_ref()).await?;
+        let initial = initial::<P>(&options, checkpoints.as_ref()).await?;
         let mut runners = self.runners.lock();
         if let Some(running) = runners.running::<P>()? {
             return Ok(running);
@@ -120,7 +122,7 @@ impl Projections {
             metrics: metrics.clone(),
             token: self.tasks.token(),
         };
-        let handle = launch.spawn(&self.runtime, state, position);
+        let handle = launch.spawn(&self.runtime, initial);
         let earlier = runners.by_name.insert(
             P::NAME,
             Entry {
@@ -215,6 +217,76 @@ impl Projections {
             .keys()
             .map(|k| (*k).to_owned())
             .collect()
+    }
+
+    /// The dead letters of projection `name` ([`ErrorPolicy::Park`](super::ErrorPolicy::Park)),
+    /// parked and skipped, in the order they were parked: its runner's when one was started
+    /// on this kernel, else those saved in its checkpoint in the kernel's checkpoint store.
+    ///
+    /// # Errors
+    ///
+    /// A store error, or a corrupt record ([`ProjectionError::State`]).
+    pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, ProjectionError> {
+        if let Some(runner) = self.runner(name) {
+            return Ok(runner.dead_letters());
+        }
+        let Some(store) = &self.checkpoint_store else {
+            return Ok(Vec::new());
+        };
+        match store.load(name).await? {
+            Some(checkpoint) => dead_letters_in(&checkpoint),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Re-runs the parked events of `key` (an event's stream, `type/id`) of the running
+    /// projection `name` in order, each once, under the runner's state lock (the runner waits
+    /// meanwhile), then saves the state and the remaining dead letters in one checkpoint write.
+    /// Returns how many it applied. The first event that fails again stays parked, with its new
+    /// error, and so do those behind it: the call then returns that error.
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectionError::NotFound`] without a runner of that name,
+    /// [`ProjectionError::DeadLetters`] when nothing of `key` is parked or the runner is
+    /// stopped or stands by, the failure of a parked event ([`ProjectionError::At`]), or a
+    /// store error.
+    pub async fn retry(&self, name: &str, key: &str) -> Result<usize, ProjectionError> {
+        let runner = self
+            .runner(name)
+            .ok_or_else(|| ProjectionError::NotFound(name.to_owned()))?;
+        runner.retry(key).await
+    }
+
+    /// Drops the parked event of `key` at `position` of the running projection `name` without
+    /// applying it; its record stays, with `reason`, among the dead letters (the newest 1,000
+    /// skipped records are kept). Events parked behind it stay parked until
+    /// [`Projections::retry`]. Saved in one checkpoint write with the state.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Projections::retry`]; [`ProjectionError::DeadLetters`] also when no event of
+    /// `key` is parked at `position`.
+    pub async fn skip(
+        &self,
+        name: &str,
+        key: &str,
+        position: u64,
+        reason: &str,
+    ) -> Result<(), ProjectionError> {
+        let runner = self
+            .runner(name)
+            .ok_or_else(|| ProjectionError::NotFound(name.to_owned()))?;
+        runner.skip(key, position, reason).await
+    }
+
+    /// The runner started under `name` on this kernel, if one was.
+    fn runner(&self, name: &str) -> Option<Arc<dyn AnyRunner>> {
+        self.runners
+            .lock()
+            .by_name
+            .get(name)
+            .map(|e| e.runner.clone())
     }
 
     /// Stops the runner named `name` after its current batch and waits for it (its status

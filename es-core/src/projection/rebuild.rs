@@ -87,7 +87,10 @@ pub(super) async fn rebuild<P: Projection>(
     }
     save::<P>(checkpoints, options, &state, last).await?;
     *current = state;
+    // The fresh state applied every event, parked ones included: nothing is parked any more.
+    shared.parked.lock().clear();
     drop(current);
+    shared.metrics.dead_letters.set(0.0);
     shared.metrics.lag(last);
     shared.progress.publish(last);
     Ok(last)

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use crate::follow::{Control, End, Follow, Page};
 use crate::store::{Checkpoint, RecordedEvent};
 
+use super::dead_letter::{Parked, unwrap_state};
 use super::error::ProjectionError;
 use super::options::{OnFailure, ProjectionOptions, SKIPPED_KEPT, SkippedEvent};
+use super::parking::{checkpoint_state, park, park_behind};
 use super::read_model::{Projection, apply_event};
 use super::shared::Shared;
 
@@ -50,11 +52,14 @@ impl<P: Projection> Follow for Runner<P> {
     /// Reloads state and position from the checkpoint; a state that cannot be restored stops
     /// the runner.
     async fn resume(&mut self, checkpoint: Option<Checkpoint>) -> Result<(), End> {
-        let (state, position) = restore::<P>(checkpoint, self.options.persist_state)
+        let (state, position, parked) = restore::<P>(checkpoint, self.options.persist_state)
             .map_err(|e| End::Failed(e.to_string()))?;
         let mut current = self.shared.state.lock().await;
         *current = state;
+        let count = parked.parked_count();
+        *self.shared.parked.lock() = parked;
         drop(current);
+        self.shared.metrics.dead_letters.set(count as f64);
         self.shared.metrics.lag(position);
         self.shared.progress.publish(position);
         Ok(())
@@ -112,16 +117,8 @@ impl<P: Projection> Runner<P> {
         }
         if processed > progress.position() {
             if control.keeps_checkpoints() {
-                let encoded = if self.options.persist_state {
-                    state.encode_state()
-                } else {
-                    None
-                };
-                let bytes = match encoded {
-                    Some(Ok(bytes)) => Some(bytes),
-                    Some(Err(e)) => return Err(End::Failed(format!("saving the state: {e}"))),
-                    None => None,
-                };
+                let bytes = checkpoint_state(&self.shared, &state)
+                    .map_err(|e| End::Failed(format!("saving the state: {e}")))?;
                 control.save(processed, bytes).await?;
             }
             drop(state);
@@ -132,13 +129,17 @@ impl<P: Projection> Runner<P> {
     }
 
     /// Applies one event under the error policy: `Ok(true)` when it was handled, `Ok(false)`
-    /// when it was skipped.
+    /// when it was skipped or parked. An event whose key has a parked event is parked behind
+    /// it, whatever the policy (one that parked under an earlier policy stays parked).
     async fn apply_with_policy(
         &self,
         state: &mut P,
         event: &RecordedEvent,
         control: &Control,
     ) -> Result<bool, End> {
+        if park_behind(&self.shared, event) {
+            return Ok(false);
+        }
         let mut attempt = 0u32;
         loop {
             let error = match apply_event(state, event) {
@@ -148,6 +149,10 @@ impl<P: Projection> Runner<P> {
             attempt += 1;
             match self.options.error_policy.on_failure(attempt, &error) {
                 OnFailure::Stop(message) => return Err(End::Failed(message)),
+                OnFailure::Park(message) => {
+                    park(&self.shared, event, message);
+                    return Ok(false);
+                }
                 OnFailure::Skip => {
                     tracing::warn!(projection = P::NAME, position = event.position, error = %error, "skipping an event");
                     self.shared.metrics.error_skipped.increment(1);
@@ -174,20 +179,27 @@ impl<P: Projection> Runner<P> {
     }
 }
 
-/// The state and position of `P` saved in `checkpoint` (with its state when it saved one and
-/// `persist` says to restore it); from `Default` at 0 without a checkpoint.
+/// The state, position and dead letters of `P` saved in `checkpoint` (with its state when it
+/// saved one and `persist` says to restore it); from `Default` at 0 without a checkpoint.
 pub(super) fn restore<P: Projection>(
     checkpoint: Option<Checkpoint>,
     persist: bool,
-) -> Result<(P, u64), ProjectionError> {
+) -> Result<(P, u64, Parked), ProjectionError> {
     let Some(checkpoint) = checkpoint else {
-        return Ok((P::default(), 0));
+        return Ok((P::default(), 0, Parked::default()));
     };
+    let (own, parked) = unwrap_state(checkpoint.state).map_err(|e| {
+        ProjectionError::State(format!(
+            "the checkpoint of `{}` at position {}: {e}",
+            P::NAME,
+            checkpoint.position
+        ))
+    })?;
     if !persist {
-        return Ok((P::default(), checkpoint.position));
+        return Ok((P::default(), checkpoint.position, parked));
     }
-    match checkpoint.state.as_deref().map(P::decode_state) {
-        Some(Some(Ok(state))) => Ok((state, checkpoint.position)),
+    match own.as_deref().map(P::decode_state) {
+        Some(Some(Ok(state))) => Ok((state, checkpoint.position, parked)),
         Some(Some(Err(e))) => Err(ProjectionError::State(format!(
             "the saved state of `{}` at position {} cannot be restored: {e}",
             P::NAME,
@@ -195,6 +207,6 @@ pub(super) fn restore<P: Projection>(
         ))),
         // Nothing saved, or a projection that does not persist its state: it keeps its own
         // read model elsewhere and only needs the position.
-        Some(None) | None => Ok((P::default(), checkpoint.position)),
+        Some(None) | None => Ok((P::default(), checkpoint.position, parked)),
     }
 }

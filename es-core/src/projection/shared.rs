@@ -1,14 +1,15 @@
 //! What a projection runner shares with its handles and with [`super::Projections`]: its state,
 //! its progress and its status.
 
-use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
 use crate::follow::Progress;
+use crate::store::{CheckpointStore, EventStore};
 
+use super::dead_letter::Parked;
 use super::metrics::ProjectionMetricsRef;
 use super::options::{ProjectionStatus, RebuildProgress, SkippedEvent};
 
@@ -21,34 +22,16 @@ pub(super) struct Shared<P> {
     pub(super) status: Mutex<StatusInner>,
     /// Its metrics, and what its lag is computed from.
     pub(super) metrics: ProjectionMetricsRef,
-}
-
-/// A runner seen without its projection type, as [`super::Projections`] keeps it.
-pub(super) trait AnyRunner: Send + Sync + 'static {
-    /// Its status.
-    fn status(&self) -> ProjectionStatus;
-    /// Asks it to stop and waits for it.
-    fn stop(&self) -> StopFuture<'_>;
-    /// Its shared part, to downcast to `Shared<P>`.
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
-}
-
-/// The boxed future of [`AnyRunner::stop`].
-pub(super) type StopFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
-
-impl<P: Send + 'static> AnyRunner for Shared<P> {
-    fn status(&self) -> ProjectionStatus {
-        status_of(self)
-    }
-
-    fn stop(&self) -> StopFuture<'_> {
-        Box::pin(self.progress.stop())
-    }
-
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
-        self
-    }
+    /// Its dead letters. Changed only under the `state` lock, so that a checkpoint saved
+    /// under it holds the state and the dead letters of one moment.
+    pub(super) parked: Mutex<Parked>,
+    /// The log, where a retry reads the parked events again. Weak: the runner's task holds
+    /// the store, and a stopped runner (kept for `lookup`) must not keep it open.
+    pub(super) store: Weak<dyn EventStore>,
+    /// Where its checkpoint goes (`None`: in memory only); weak, as `store`.
+    pub(super) checkpoints: Option<Weak<dyn CheckpointStore>>,
+    /// Whether its checkpoint holds its state.
+    pub(super) persist_state: bool,
 }
 
 /// The part of a runner's status that only projections have.
@@ -74,6 +57,7 @@ pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
         skipped_count: status.skipped_count,
         skipped: status.skipped.iter().cloned().collect(),
         rebuild: status.rebuild,
+        dead_letters: shared.parked.lock().parked_count() as u64,
         lag_events: lag.events,
         lag: lag.time,
         events_handled: metrics.handled.get(),
