@@ -111,6 +111,46 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ProjectionsAction>,
     },
+    /// Dead letters of projections run under `ErrorPolicy::Park`: list them, ask for a key's
+    /// retry, or skip one. `retry` and `skip` edit the checkpoint only while no runner of the
+    /// projection runs (an embedded store is then not open elsewhere; on PostgreSQL the CLI
+    /// takes the runner's lease for the edit); the runner carries a retry out when it next
+    /// starts.
+    Dlq {
+        /// What to do.
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+/// `es dlq ...`.
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// Lists the dead letters of one projection, or of every projection that has some.
+    List {
+        /// The projection's name (default: every one).
+        name: Option<String>,
+    },
+    /// Marks the parked events of a key (a stream, `type/id`) for a retry: the projection's
+    /// runner re-runs them in order when it next starts.
+    Retry {
+        /// The projection's name.
+        name: String,
+        /// The key: the stream, `type/id`.
+        key: String,
+    },
+    /// Drops one parked event without applying it, keeping the reason in its record.
+    Skip {
+        /// The projection's name.
+        name: String,
+        /// The key: the stream, `type/id`.
+        key: String,
+        /// The parked event's position.
+        position: u64,
+        /// Why it is skipped (kept in the record).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `es projections ...`.

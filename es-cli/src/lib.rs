@@ -25,6 +25,9 @@
 //! es --store lmdb:./data copy --to postgres://...
 //! es --store lmdb:./data projections
 //! es --store lmdb:./data projections reset <NAME> --yes
+//! es --store lmdb:./data dlq list [NAME] [--json]
+//! es --store lmdb:./data dlq retry <NAME> <KEY>
+//! es --store lmdb:./data dlq skip <NAME> <KEY> <POSITION> --reason TEXT
 //! es --store lmdb:./data serve [--listen 127.0.0.1:8080]
 //! ```
 //!
@@ -35,6 +38,7 @@
 
 mod cli;
 mod context;
+mod dlq;
 mod error;
 pub mod format;
 mod inspect;
@@ -50,7 +54,7 @@ use clap::Parser;
 
 pub use error::{CliError, EXIT_ERROR, EXIT_FINDING, EXIT_OK};
 
-use crate::cli::{Cli, Command, ProjectionsAction};
+use crate::cli::{Cli, Command, DlqAction, ProjectionsAction};
 use crate::context::{Ctx, close_store, open_store};
 use crate::error::CliResult;
 use crate::output::Out;
@@ -163,6 +167,21 @@ async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
         Command::Projections {
             action: Some(ProjectionsAction::Reset { name, yes }),
         } => inspect::reset_projection(&store, ctx, name, *yes).await,
+        Command::Dlq {
+            action: DlqAction::List { name },
+        } => dlq::list(&store, ctx, name.as_deref()).await,
+        Command::Dlq {
+            action: DlqAction::Retry { name, key },
+        } => dlq::retry(&store, ctx, name, key).await,
+        Command::Dlq {
+            action:
+                DlqAction::Skip {
+                    name,
+                    key,
+                    position,
+                    reason,
+                },
+        } => dlq::skip(&store, ctx, name, key, *position, reason).await,
         Command::Serve { listen } => serve::run(&store, ctx, listen.as_deref()).await,
     };
     let closed = close_store(store).await;

@@ -37,6 +37,11 @@ pub struct DeadLetter {
     /// it is dropped, and kept only as a record of why. `None` while it is parked.
     #[serde(default)]
     pub skipped: Option<String>,
+    /// Whether a retry of its key was requested in the checkpoint ([`request_retry_in`], the
+    /// `es dlq retry` command) and waits for the runner, which carries it out at its next
+    /// page or when it reaches the head.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry_requested: bool,
 }
 
 impl DeadLetter {
@@ -134,6 +139,38 @@ impl Parked {
         true
     }
 
+    /// Marks the parked events of `key` for a retry by the runner; returns how many are.
+    pub(super) fn request_retry(&mut self, key: &str) -> usize {
+        let mut marked = 0;
+        for letter in &mut self.letters {
+            if letter.key == key && letter.is_parked() {
+                letter.retry_requested = true;
+                marked += 1;
+            }
+        }
+        marked
+    }
+
+    /// The keys whose retry was requested, in the order they were parked.
+    pub(super) fn requested_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for letter in &self.letters {
+            if letter.retry_requested && letter.is_parked() && !keys.contains(&letter.key) {
+                keys.push(letter.key.clone());
+            }
+        }
+        keys
+    }
+
+    /// Clears the retry requests of `key` (its retry is being carried out).
+    pub(super) fn clear_requests(&mut self, key: &str) {
+        for letter in &mut self.letters {
+            if letter.key == key {
+                letter.retry_requested = false;
+            }
+        }
+    }
+
     /// Drops every record (a rebuild applied the whole log into a fresh state).
     pub(super) fn clear(&mut self) {
         self.letters.clear();
@@ -227,6 +264,22 @@ pub fn skip_in(
     Ok(skipped)
 }
 
+/// Marks the parked events of `key` in `checkpoint` for a retry, for tools that edit a
+/// checkpoint while no runner of it runs (the `es` CLI, which cannot run the handlers): the
+/// runner retries them, in order, at its next page or when it reaches the head after it
+/// starts. The caller saves the checkpoint. Returns how many events are marked (0: none of
+/// `key` is parked).
+///
+/// # Errors
+///
+/// [`ProjectionError::State`] when the record is corrupt.
+pub fn request_retry_in(checkpoint: &mut Checkpoint, key: &str) -> Result<usize, ProjectionError> {
+    let (state, mut parked) = unwrap_state(checkpoint.state.take())?;
+    let marked = parked.request_retry(key);
+    checkpoint.state = wrap_state(state, &parked)?;
+    Ok(marked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +291,7 @@ mod tests {
             event_type: "E".to_owned(),
             error: "boom".to_owned(),
             skipped: None,
+            retry_requested: false,
         }
     }
 

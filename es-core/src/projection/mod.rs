@@ -33,7 +33,7 @@ mod runner;
 mod shared;
 
 pub use crate::follow::ProjectionPhase;
-pub use dead_letter::{DeadLetter, dead_letters_in, skip_in};
+pub use dead_letter::{DeadLetter, dead_letters_in, request_retry_in, skip_in};
 pub use error::ProjectionError;
 pub use handle::ProjectionHandle;
 pub use launch::spawn;

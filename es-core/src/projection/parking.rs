@@ -19,6 +19,7 @@ pub(super) fn park<P>(shared: &Shared<P>, event: &RecordedEvent, error: String) 
         event_type: event.event_type.clone(),
         error,
         skipped: None,
+        retry_requested: false,
     });
     shared
         .metrics
@@ -114,8 +115,44 @@ pub(super) async fn retry<P: Projection>(
     key: &str,
 ) -> Result<usize, ProjectionError> {
     check_active(shared)?;
+    retry_key(shared, key).await
+}
+
+/// Carries out the retries requested in the checkpoint ([`super::request_retry_in`]): called
+/// by the runner's task, which logs the outcome (a failure stays parked, with its new error).
+pub(super) async fn requested_retries<P: Projection>(shared: &Shared<P>) {
+    let keys = {
+        let parked = shared.parked.lock();
+        if parked.is_empty() {
+            return;
+        }
+        parked.requested_keys()
+    };
+    for key in keys {
+        match retry_key(shared, &key).await {
+            Ok(applied) => {
+                tracing::info!(
+                    projection = shared.name,
+                    key,
+                    applied,
+                    "retried parked events"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(projection = shared.name, key, error = %e, "a requested retry failed");
+            }
+        }
+    }
+}
+
+/// [`retry`] without the check that the runner is active.
+async fn retry_key<P: Projection>(shared: &Shared<P>, key: &str) -> Result<usize, ProjectionError> {
     let mut state = shared.state.lock().await;
-    let letters = shared.parked.lock().parked_of(key);
+    let letters = {
+        let mut parked = shared.parked.lock();
+        parked.clear_requests(key);
+        parked.parked_of(key)
+    };
     if letters.is_empty() {
         return Err(ProjectionError::DeadLetters {
             name: shared.name.to_owned(),

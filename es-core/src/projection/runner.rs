@@ -10,7 +10,7 @@ use crate::store::{Checkpoint, RecordedEvent};
 use super::dead_letter::{Parked, unwrap_state};
 use super::error::ProjectionError;
 use super::options::{OnFailure, ProjectionOptions, SKIPPED_KEPT, SkippedEvent};
-use super::parking::{checkpoint_state, park, park_behind};
+use super::parking::{checkpoint_state, park, park_behind, requested_retries};
 use super::read_model::{Projection, apply_event};
 use super::shared::Shared;
 
@@ -28,6 +28,7 @@ impl<P: Projection> Follow for Runner<P> {
         // While the page is processed, its first event is the oldest one not processed: the
         // lag gauges say how old it is. (The next read, or reaching the head, updates them
         // again.)
+        requested_retries(&self.shared).await;
         let metrics = &self.shared.metrics;
         if let Some(first) = page.read.events.first() {
             metrics.note_pending(first.position, first.timestamp);
@@ -45,6 +46,7 @@ impl<P: Projection> Follow for Runner<P> {
     }
 
     async fn caught_up(&mut self, position: u64, _: &Control) -> Result<(), End> {
+        requested_retries(&self.shared).await;
         self.shared.metrics.lag(position);
         Ok(())
     }
