@@ -431,6 +431,38 @@ impl Projection for Deposits {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_gauge_follows_parking_skipping_and_retrying() -> Result {
+    let rec = Rec::new();
+    let store = MemoryStore::new();
+    let k = rec.build(Kernel::builder().store(store.clone()).register::<Account>());
+    let options = ProjectionOptions::default().error_policy(ErrorPolicy::park());
+    let handle = rec.with(k.projections().start::<Deposits>(options)).await?;
+    let gauge = "es_dead_letters{projection=deposits}";
+    k.dispatch::<Account>("a", AccountCommand::Deposit(13))
+        .await?;
+    k.dispatch::<Account>("a", AccountCommand::Deposit(2))
+        .await?;
+    let last = k
+        .dispatch::<Account>("b", AccountCommand::Deposit(5))
+        .await?;
+    handle.wait_for(last.events[0].position).await?;
+    assert_eq!(rec.gauge(gauge), 2.0, "the 13 and the deposit behind it");
+    assert_eq!(handle.state().await.total, 5, "the other stream went on");
+
+    let letters = k.projections().dead_letters("deposits").await?;
+    let (key, first) = (letters[0].key.clone(), letters[0].position);
+    k.projections()
+        .skip("deposits", &key, first, "unlucky")
+        .await?;
+    assert_eq!(rec.gauge(gauge), 1.0);
+    assert_eq!(k.projections().retry("deposits", &key).await?, 1);
+    assert_eq!(rec.gauge(gauge), 0.0);
+    assert_eq!(handle.state().await.total, 7);
+    k.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projection_lag_handled_filtered_skipped_and_restarts() -> Result {
     let rec = Rec::new();
     let store = MemoryStore::new();
