@@ -299,3 +299,44 @@ async fn a_checkpoint_without_dead_letters_keeps_the_plain_state_format() {
     assert_eq!(state.of("plain"), [1]);
     k.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_runner_without_a_kernel_and_run_once_with_keep_a_parked_stream_in_order() {
+    let store = MemoryStore::new();
+    let (bad, good) = ("bad-once", "good-once");
+    fail(bad, true);
+    let options = || {
+        ProjectionOptions::default()
+            .error_policy(ErrorPolicy::park())
+            .checkpoint_store(store.clone())
+    };
+    let handle = es_core::projection::spawn::<Ledger>(store.clone(), options())
+        .await
+        .unwrap();
+    let first = note(&store, bad).await;
+    let last = note(&store, good).await;
+    handle.wait_for(last).await.unwrap();
+    assert_eq!(positions(&handle.dead_letters(), bad), [first]);
+    handle.stop().await.unwrap();
+
+    // Fixed, but a one-shot fold does not apply the stream's next event before the parked one.
+    fail(bad, false);
+    let second = note(&store, bad).await;
+    let (state, at) = es_core::projection::run_once_with::<Ledger>(&store, options())
+        .await
+        .unwrap();
+    assert_eq!(at, second);
+    assert!(state.of(bad).is_empty());
+    let checkpoint = store.load("ledger").await.unwrap().unwrap();
+    let letters = es_core::projection::dead_letters_in(&checkpoint).unwrap();
+    assert_eq!(positions(&letters, bad), [first, second]);
+
+    // A retry right after starting (the runner may still be checking that it may run).
+    let handle = es_core::projection::spawn::<Ledger>(store.clone(), options())
+        .await
+        .unwrap();
+    assert_eq!(handle.retry(&key(bad)).await.unwrap(), 2);
+    assert_eq!(handle.state().await.of(bad), [1, 2]);
+    assert!(handle.dead_letters().is_empty());
+    handle.stop().await.unwrap();
+}

@@ -56,6 +56,27 @@ pub(super) fn key_of(event: &RecordedEvent) -> String {
     event.stream.to_string()
 }
 
+/// Parks `event` in `parked` behind the first parked event of its key, if one is; `true` when
+/// it did.
+pub(super) fn park_behind(parked: &mut Parked, event: &RecordedEvent) -> bool {
+    if parked.is_empty() {
+        return false;
+    }
+    let key = key_of(event);
+    let Some(first) = parked.first_of(&key).map(|l| l.position) else {
+        return false;
+    };
+    parked.park(DeadLetter {
+        key,
+        position: event.position,
+        event_type: event.event_type.clone(),
+        error: format!("parked behind position {first}"),
+        skipped: None,
+        retry_requested: false,
+    });
+    true
+}
+
 /// A projection's dead letters, parked and skipped, in the order they were parked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Parked {

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use super::dead_letter::DeadLetter;
 use super::error::ProjectionError;
 use super::options::ProjectionStatus;
+use super::parking;
 use super::read_model::Projection;
 use super::shared::{Shared, status_of};
 
@@ -55,6 +57,29 @@ impl<P: Projection> ProjectionHandle<P> {
             .wait_for(position)
             .await
             .map_err(|ended| ProjectionError::stopped(self.shared.name, ended))
+    }
+
+    /// Its dead letters, parked and skipped, in the order they were parked (see
+    /// [`Projections::dead_letters`](super::Projections::dead_letters)).
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.shared.parked.lock().list()
+    }
+
+    /// Re-runs the parked events of `key` in order; see
+    /// [`Projections::retry`](super::Projections::retry).
+    pub async fn retry(&self, key: &str) -> Result<usize, ProjectionError> {
+        parking::retry(&self.shared, key).await
+    }
+
+    /// Drops the parked event of `key` at `position`, keeping `reason`; see
+    /// [`Projections::skip`](super::Projections::skip).
+    pub async fn skip(
+        &self,
+        key: &str,
+        position: u64,
+        reason: &str,
+    ) -> Result<(), ProjectionError> {
+        parking::skip(&self.shared, key, position, reason).await
     }
 
     /// The runner's status.

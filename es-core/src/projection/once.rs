@@ -3,7 +3,7 @@
 
 use crate::store::EventStore;
 
-use super::dead_letter::wrap_state;
+use super::dead_letter::{park_behind, wrap_state};
 use super::error::ProjectionError;
 use super::launch;
 use super::options::ProjectionOptions;
@@ -44,7 +44,9 @@ pub async fn run_once<P: Projection>(
 /// refused ([`ProjectionError::NoCheckpointStore`]) unless the options say
 /// [`ProjectionOptions::in_memory_checkpoints`], when it starts from position 1 and saves
 /// nothing. Stops at the first error, which names the failing position; what was processed
-/// before that page stays saved.
+/// before that page stays saved. Dead letters that a runner parked
+/// ([`ErrorPolicy::Park`](super::ErrorPolicy::Park)) stay in the checkpoint, and later events
+/// of their streams are parked behind them, in order.
 ///
 /// ```
 /// use es_core::prelude::*;
@@ -90,8 +92,9 @@ pub async fn run_once_with<P: Projection>(
     options: ProjectionOptions,
 ) -> Result<(P, u64), ProjectionError> {
     let checkpoints = launch::checkpoints_for(P::NAME, &options, None)?;
-    // Dead letters a managed runner parked are kept as they are (this fold does not park).
-    let (mut state, mut last, parked) =
+    // Dead letters a managed runner parked are kept, and later events of their streams park
+    // behind them (this fold parks no failing event of its own: it returns the error).
+    let (mut state, mut last, mut parked) =
         launch::initial::<P>(&options, checkpoints.as_ref()).await?;
     let filter = P::event_filter();
     loop {
@@ -102,7 +105,10 @@ pub async fn run_once_with<P: Projection>(
             return Ok((state, last));
         }
         for event in &page.events {
-            apply_event(&mut state, event)?;
+            // A stream with parked events keeps its order: later events park behind them.
+            if !park_behind(&mut parked, event) {
+                apply_event(&mut state, event)?;
+            }
         }
         last = page.scanned_to;
         if let Some(checkpoints) = &checkpoints {

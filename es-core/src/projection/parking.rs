@@ -2,7 +2,7 @@
 //! of its key behind it), re-running a key's parked events in order, and skipping one; each
 //! change saved with the state in one checkpoint write.
 
-use super::dead_letter::{DeadLetter, key_of, wrap_state};
+use super::dead_letter::{self, DeadLetter, key_of, wrap_state};
 use super::error::ProjectionError;
 use super::read_model::{Projection, apply_event};
 use super::shared::Shared;
@@ -29,20 +29,20 @@ pub(super) fn park<P>(shared: &Shared<P>, event: &RecordedEvent, error: String) 
 
 /// Parks `event` behind the first parked event of its key, if one is; `true` when it did.
 pub(super) fn park_behind<P>(shared: &Shared<P>, event: &RecordedEvent) -> bool {
-    let first = {
-        let parked = shared.parked.lock();
-        if parked.is_empty() {
-            return false;
-        }
-        parked.first_of(&key_of(event)).map(|l| l.position)
-    };
-    match first {
-        Some(first) => {
-            park(shared, event, format!("parked behind position {first}"));
-            true
-        }
-        None => false,
+    let mut parked = shared.parked.lock();
+    let behind = dead_letter::park_behind(&mut parked, event);
+    if behind {
+        tracing::warn!(
+            projection = shared.name,
+            position = event.position,
+            "parking an event behind its stream's"
+        );
+        shared
+            .metrics
+            .dead_letters
+            .set(parked.parked_count() as f64);
     }
+    behind
 }
 
 /// The checkpoint state of `state` with `shared`'s dead letters, as the runner saves it.
@@ -58,8 +58,20 @@ pub(super) fn checkpoint_state<P: Projection>(
     wrap_state(own, &shared.parked.lock())
 }
 
+/// How long a retry or skip waits for a runner that stands by (a runner just started stands by
+/// until its first check that it may run).
+const STANDBY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Checks that `shared`'s runner may change its dead letters: it runs here and holds its lease.
-fn check_active<P>(shared: &Shared<P>) -> Result<(), ProjectionError> {
+/// A runner that stands by is given [`STANDBY_WAIT`] to take over.
+async fn check_active<P>(shared: &Shared<P>) -> Result<(), ProjectionError> {
+    let waited = tokio::time::Instant::now();
+    while shared.progress.standby()
+        && !shared.progress.is_stopped()
+        && waited.elapsed() < STANDBY_WAIT
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let reason = if shared.progress.is_stopped() {
         "its runner is stopped: start it, then try again"
     } else if shared.progress.standby() {
@@ -114,7 +126,7 @@ pub(super) async fn retry<P: Projection>(
     shared: &Shared<P>,
     key: &str,
 ) -> Result<usize, ProjectionError> {
-    check_active(shared)?;
+    check_active(shared).await?;
     retry_key(shared, key).await
 }
 
@@ -201,7 +213,7 @@ pub(super) async fn skip<P: Projection>(
     position: u64,
     reason: &str,
 ) -> Result<(), ProjectionError> {
-    check_active(shared)?;
+    check_active(shared).await?;
     let state = shared.state.lock().await;
     let skipped = {
         let mut parked = shared.parked.lock();
