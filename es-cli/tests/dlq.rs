@@ -1,6 +1,7 @@
 //! `es dlq list|retry|skip` on an LMDB store whose projection parked events under
 //! `ErrorPolicy::Park`: the listing (table and --json), a skip that keeps its reason, a retry
-//! request that the runner carries out in order when it next starts, and the errors.
+//! request that the runner carries out in order when it next starts, a copy that carries them
+//! along, and the errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -133,6 +134,15 @@ fn dlq_lists_skips_and_requests_a_retry_the_runner_carries_out() {
         table.contains("note/bad") && table.contains("3 parked without a retry request"),
         "{table}"
     );
+
+    // A copy carries the dead letters along, at their events' positions in the target.
+    let copy = file(&tmp.path().join("copy"));
+    run_ok(&["--store", &url, "copy", "--to", &copy], 0);
+    let copied = parse_lines(&run_ok(
+        &["--store", &copy, "dlq", "list", "ledger", "--json"],
+        0,
+    ));
+    assert_eq!(copied, listed);
 
     // Errors: an unknown position or key, a missing --reason, an unknown projection.
     let p1 = parked[0].to_string();

@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
-use es_core::store::{CheckpointStore, SnapshotStore, Store, StreamId};
+use es_core::store::{Checkpoint, CheckpointStore, SnapshotStore, Store, StreamId};
 use es_stores::OpenedStore;
 
 use super::pipeline::Pipeline;
@@ -220,7 +220,7 @@ async fn check_and_copy_rest(
             .await
             .doing("listing the source's checkpoints")?
         {
-            let Some(c) = CheckpointStore::load(&*s_store, &name)
+            let Some(mut c) = CheckpointStore::load(&*s_store, &name)
                 .await
                 .doing(&format!("loading checkpoint {name:?}"))?
             else {
@@ -228,6 +228,7 @@ async fn check_and_copy_rest(
             };
             let position =
                 translate_position(&*s_store, &*t_store, c.position, target_head).await?;
+            translate_parked(&*s_store, &*t_store, &name, &mut c, target_head).await?;
             CheckpointStore::save(&*t_store, &name, position, c.state)
                 .await
                 .doing(&format!("saving checkpoint {name:?} in the target"))?;
@@ -235,6 +236,31 @@ async fn check_and_copy_rest(
         }
     }
     Ok(report)
+}
+
+/// Translates the positions of the dead letters parked in checkpoint `name` (events of the
+/// log, so each lands on its copy in the target).
+async fn translate_parked(
+    source: &dyn Store,
+    target: &dyn Store,
+    name: &str,
+    checkpoint: &mut Checkpoint,
+    target_head: u64,
+) -> CliResult<()> {
+    let corrupt = |e: es_core::projection::ProjectionError| {
+        CliError::new(format!("checkpoint {name:?}: {e}"))
+    };
+    let letters = es_core::projection::dead_letters_in(checkpoint).map_err(corrupt)?;
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let mut moved = std::collections::HashMap::new();
+    for letter in letters {
+        let to = translate_position(source, target, letter.position, target_head).await?;
+        moved.insert(letter.position, to);
+    }
+    es_core::projection::translate_dead_letters(checkpoint, |p| moved.get(&p).copied().unwrap_or(p))
+        .map_err(corrupt)
 }
 
 /// The first source stream whose version differs in the target, said in words.

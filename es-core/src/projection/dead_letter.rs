@@ -301,6 +301,25 @@ pub fn request_retry_in(checkpoint: &mut Checkpoint, key: &str) -> Result<usize,
     Ok(marked)
 }
 
+/// Moves the positions of the dead letters in `checkpoint` through `position` (a copy of the
+/// store to another, whose positions differ, translates them as it translates the
+/// checkpoint's own position). The caller saves the checkpoint.
+///
+/// # Errors
+///
+/// [`ProjectionError::State`] when the record is corrupt.
+pub fn translate_dead_letters(
+    checkpoint: &mut Checkpoint,
+    position: impl Fn(u64) -> u64,
+) -> Result<(), ProjectionError> {
+    let (state, mut parked) = unwrap_state(checkpoint.state.take())?;
+    for letter in &mut parked.letters {
+        letter.position = position(letter.position);
+    }
+    checkpoint.state = wrap_state(state, &parked)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +360,26 @@ mod tests {
             assert_eq!(back, parked);
         }
         assert!(unwrap_state(Some(ENVELOPE_MAGIC.to_vec())).is_err());
+    }
+
+    #[test]
+    fn translating_moves_every_position_and_keeps_the_state() {
+        let mut parked = Parked::default();
+        parked.park(letter("a/1", 3));
+        parked.park(letter("a/1", 5));
+        let mut checkpoint = Checkpoint {
+            position: 9,
+            state: wrap_state(Some(b"{}".to_vec()), &parked).unwrap(),
+        };
+        translate_dead_letters(&mut checkpoint, |p| p * 10).unwrap();
+        let moved: Vec<u64> = dead_letters_in(&checkpoint)
+            .unwrap()
+            .iter()
+            .map(|l| l.position)
+            .collect();
+        assert_eq!(moved, [30, 50]);
+        let (own, _) = unwrap_state(checkpoint.state).unwrap();
+        assert_eq!(own.as_deref(), Some(b"{}".as_slice()));
     }
 
     #[test]

@@ -33,7 +33,9 @@ mod runner;
 mod shared;
 
 pub use crate::follow::ProjectionPhase;
-pub use dead_letter::{DeadLetter, dead_letters_in, request_retry_in, skip_in};
+pub use dead_letter::{
+    DeadLetter, dead_letters_in, request_retry_in, skip_in, translate_dead_letters,
+};
 pub use error::ProjectionError;
 pub use handle::ProjectionHandle;
 pub use launch::spawn;
