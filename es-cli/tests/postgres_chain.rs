@@ -1,6 +1,7 @@
 //! The `es` binary with PostgreSQL: the copy chain memory export → file → LMDB → PostgreSQL →
 //! LMDB, equal at each step, and a copy into PostgreSQL resumed after SIGKILL. Needs the
-//! `postgres` feature and a server in `ES_PG_URL` (without one these tests fail).
+//! `postgres` feature and a server in `ES_PG_URL` (without one these tests fail). Also `es dlq`
+//! edits, which take the runner lease on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -198,4 +199,93 @@ fn copy_into_postgres_resumes_after_sigkill() {
         "resumed copy",
     );
     run_ok(&["--store", &schema.url, "verify"], 0);
+}
+
+/// A projection that fails on every event of stream `note/bad`.
+#[derive(Debug, Default, Clone)]
+struct FailsOnBad;
+
+impl es_core::projection::Projection for FailsOnBad {
+    const NAME: &'static str = "fails_on_bad";
+    fn accepts(event_type: &str) -> bool {
+        event_type == "Noted"
+    }
+    fn handle(
+        &mut self,
+        event: &es_core::RecordedEvent,
+    ) -> Result<(), es_core::projection::ProjectionError> {
+        if event.stream.aggregate_id == "bad" {
+            return Err(es_core::projection::ProjectionError::State(
+                "bad is broken".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `es dlq skip` on PostgreSQL takes the runner's lease for its edit: refused while a kernel's
+/// runner holds it, done once that runner is gone. Listing reads the checkpoint at any time.
+#[test]
+fn dlq_edits_on_postgres_wait_for_the_runner_lease() {
+    use es_core::prelude::*;
+    use es_core::projection::ErrorPolicy;
+
+    let schema = Schema::new("dlq");
+    let url = schema.url.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (kernel, position) = runtime.block_on(async {
+        let store = es_stores::open(&url).await.unwrap();
+        let kernel = Kernel::builder().store(store.clone()).build().unwrap();
+        let handle = kernel
+            .projections()
+            .start::<FailsOnBad>(ProjectionOptions::default().error_policy(ErrorPolicy::park()))
+            .await
+            .unwrap();
+        let done = store
+            .append(
+                &StreamId::new("note", "bad"),
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Noted", b"{}".to_vec())],
+            )
+            .await
+            .unwrap();
+        let position = done.events[0].position;
+        handle.wait_for(position).await.unwrap();
+        (kernel, position)
+    });
+    let p = position.to_string();
+    let skip = [
+        "--store",
+        &url,
+        "dlq",
+        "skip",
+        "fails_on_bad",
+        "note/bad",
+        &p,
+        "--reason",
+        "operator",
+    ];
+
+    let listed = parse_lines(&run_ok(
+        &["--store", &url, "dlq", "list", "fails_on_bad", "--json"],
+        0,
+    ));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["position"].as_u64(), Some(position));
+    let out = run(&skip);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is running"), "{}", stderr(&out));
+
+    runtime.block_on(kernel.shutdown());
+    drop(kernel);
+    run_ok(&skip, 0);
+    let listed = parse_lines(&run_ok(
+        &["--store", &url, "dlq", "list", "fails_on_bad", "--json"],
+        0,
+    ));
+    assert_eq!(listed[0]["skipped"], "operator");
 }
