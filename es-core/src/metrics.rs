@@ -39,7 +39,7 @@
 //! # }
 //! ```
 //!
-//! The names (the README has the same table):
+//! The names (docs/metrics.md has the same table):
 //!
 //! | metric | kind | labels | what |
 //! | --- | --- | --- | --- |

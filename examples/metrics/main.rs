@@ -2,7 +2,7 @@
 //!
 //! Two kernels ("nodes") share one LMDB store, clients send deposits and withdrawals (some
 //! rejected, some with a stale expected version), idle accounts are passivated and rehydrated
-//! from snapshots, and two projections follow the log. Every metric of the README's table is
+//! from snapshots, and two projections follow the log. Every metric of docs/metrics.md's table is
 //! served at `http://ADDR/metrics` by `metrics-exporter-prometheus`.
 //!
 //! ```text

@@ -1,6 +1,6 @@
 //! The `metrics` example's setup, scraped over HTTP: the bank domain under load with the
 //! Prometheus exporter installed, and every documented metric name in the scrape. Also checks
-//! that the README's table documents exactly the names the code registers.
+//! that the table of docs/metrics.md documents exactly the names the code registers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -46,9 +46,10 @@ fn total(body: &str, name: &str) -> f64 {
 }
 
 #[test]
-fn the_readme_table_documents_exactly_the_registered_names() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("README.md");
+fn the_metrics_table_documents_exactly_the_registered_names() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+            .expect("docs/metrics.md");
     // The metrics table: the rows after its header, up to the first line that is not a row.
     let documented: BTreeSet<&str> = readme
         .lines()
