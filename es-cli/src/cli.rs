@@ -104,6 +104,10 @@ pub enum Command {
         /// address such as 0.0.0.0:8080 is taken only from here, with a warning.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Let the console retry and skip dead letters (edits checkpoints, like `es dlq`);
+        /// without it the console only reads.
+        #[arg(long)]
+        allow_writes: bool,
     },
     /// Projection checkpoints and their lag; `projections reset NAME --yes` resets one.
     Projections {

@@ -56,14 +56,17 @@ fn letters_of(name: &str, checkpoint: &Checkpoint) -> CliResult<Vec<DeadLetter>>
         .map_err(|e| CliError::new(format!("reading the dead letters of {name:?}: {e}")))
 }
 
+/// The dead letters of projection `name` (an error when it has no checkpoint).
+pub(crate) async fn letters(store: &OpenedStore, name: &str) -> CliResult<Vec<DeadLetter>> {
+    let checkpoint = checkpoint(store, name).await?;
+    letters_of(name, &checkpoint)
+}
+
 /// `es dlq list [NAME]`.
 pub(crate) async fn list(store: &OpenedStore, ctx: &mut Ctx, name: Option<&str>) -> CliResult<u8> {
     let mut found: Vec<(String, Vec<DeadLetter>)> = Vec::new();
     match name {
-        Some(name) => {
-            let checkpoint = checkpoint(store, name).await?;
-            found.push((name.to_owned(), letters_of(name, &checkpoint)?));
-        }
+        Some(name) => found.push((name.to_owned(), letters(store, name).await?)),
         None => {
             let es = store.store();
             let names = store
@@ -153,14 +156,10 @@ async fn edit<T>(
     Ok(done)
 }
 
-/// `es dlq retry NAME KEY`.
-pub(crate) async fn retry(
-    store: &OpenedStore,
-    ctx: &mut Ctx,
-    name: &str,
-    key: &str,
-) -> CliResult<u8> {
-    let marked = edit(store, name, |checkpoint| {
+/// Marks the parked events of `key` in projection `name` for a retry (see the module docs);
+/// returns how many. An error when none is parked.
+pub(crate) async fn request_retry(store: &OpenedStore, name: &str, key: &str) -> CliResult<usize> {
+    edit(store, name, |checkpoint| {
         let marked = request_retry_in(checkpoint, key)
             .map_err(|e| CliError::new(format!("reading the dead letters of {name:?}: {e}")))?;
         if marked == 0 {
@@ -170,7 +169,17 @@ pub(crate) async fn retry(
         }
         Ok(marked)
     })
-    .await?;
+    .await
+}
+
+/// `es dlq retry NAME KEY`.
+pub(crate) async fn retry(
+    store: &OpenedStore,
+    ctx: &mut Ctx,
+    name: &str,
+    key: &str,
+) -> CliResult<u8> {
+    let marked = request_retry(store, name, key).await?;
     if ctx.json {
         ctx.out.json(&serde_json::json!({
             "projection": name,
@@ -195,19 +204,7 @@ pub(crate) async fn skip(
     position: u64,
     reason: &str,
 ) -> CliResult<u8> {
-    edit(store, name, |checkpoint| {
-        let skipped = skip_in(checkpoint, key, position, reason)
-            .map_err(|e| CliError::new(format!("reading the dead letters of {name:?}: {e}")))?;
-        if skipped {
-            Ok(())
-        } else {
-            Err(CliError::new(format!(
-                "no event of {key:?} is parked at position {position} in projection {name:?} \
-                 (see `es dlq list {name}`)"
-            )))
-        }
-    })
-    .await?;
+    skip_letter(store, name, key, position, reason).await?;
     if ctx.json {
         ctx.out.json(&serde_json::json!({
             "projection": name,
@@ -221,4 +218,28 @@ pub(crate) async fn skip(
         ))?;
     }
     Ok(EXIT_OK)
+}
+
+/// Skips the parked event of `key` at `position` in projection `name`, keeping `reason` in
+/// its record. An error when no such event is parked.
+pub(crate) async fn skip_letter(
+    store: &OpenedStore,
+    name: &str,
+    key: &str,
+    position: u64,
+    reason: &str,
+) -> CliResult<()> {
+    edit(store, name, |checkpoint| {
+        let skipped = skip_in(checkpoint, key, position, reason)
+            .map_err(|e| CliError::new(format!("reading the dead letters of {name:?}: {e}")))?;
+        if skipped {
+            Ok(())
+        } else {
+            Err(CliError::new(format!(
+                "no event of {key:?} is parked at position {position} in projection {name:?} \
+                 (see `es dlq list {name}`)"
+            )))
+        }
+    })
+    .await
 }

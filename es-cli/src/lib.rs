@@ -182,7 +182,10 @@ async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
                     reason,
                 },
         } => dlq::skip(&store, ctx, name, key, *position, reason).await,
-        Command::Serve { listen } => serve::run(&store, ctx, listen.as_deref()).await,
+        Command::Serve {
+            listen,
+            allow_writes,
+        } => serve::run(&store, ctx, listen.as_deref(), *allow_writes).await,
     };
     let closed = close_store(store).await;
     let code = result?;

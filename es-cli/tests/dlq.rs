@@ -204,3 +204,92 @@ fn dlq_lists_skips_and_requests_a_retry_the_runner_carries_out() {
     );
     assert_eq!(listed[0]["skipped"], "bad data");
 }
+
+/// A POST of `body` as JSON; the status and the answer's JSON.
+async fn post_json(base: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// The dead letters the console lists.
+async fn console_letters(base: &str) -> serde_json::Value {
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/projections/ledger/dead-letters"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    serde_json::from_str(&res.text().await.unwrap()).unwrap()
+}
+
+#[test]
+fn the_console_lists_dead_letters_and_retries_or_skips_them_only_with_allow_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    rt().block_on(async {
+        let parked = park_three(&dir).await;
+        let opened = es_stores::OpenedStore::open(&lmdb(&dir), &es_stores::OpenOptions::default())
+            .await
+            .unwrap();
+        for allow_writes in [false, true] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(es_cli::serve::serve_with(
+                opened.clone(),
+                listener,
+                async {
+                    let _ = stopped.await;
+                },
+                es_cli::serve::ServeOptions { allow_writes },
+            ));
+            let page = console_letters(&base).await;
+            assert_eq!(page["writable"], allow_writes);
+            let letters = page["dead_letters"].as_array().unwrap();
+            let positions: Vec<u64> = letters
+                .iter()
+                .map(|l| l["position"].as_u64().unwrap())
+                .collect();
+            assert_eq!(positions, parked);
+            assert!(letters.iter().all(|l| l["key"] == "note/bad"));
+
+            let skip = serde_json::json!({"key": "note/bad", "position": parked[0], "reason": "bad input"});
+            let (status, _) = post_json(&base, "/api/projections/ledger/skip", &skip).await;
+            let retry = serde_json::json!({"key": "note/bad"});
+            let (retry_status, retried) =
+                post_json(&base, "/api/projections/ledger/retry", &retry).await;
+            let after = console_letters(&base).await;
+            let after = after["dead_letters"].as_array().unwrap();
+            if allow_writes {
+                assert_eq!((status, retry_status), (200, 200));
+                assert_eq!(after[0]["skipped"], "bad input");
+                assert_eq!(retried["retry_requested"], 2, "the two not skipped");
+                assert!(after[1..].iter().all(|l| l["retry_requested"] == true));
+                // A skip without a reason is refused and changes nothing.
+                let no_reason = serde_json::json!({"key": "note/bad", "position": parked[1], "reason": " "});
+                let (status, answer) =
+                    post_json(&base, "/api/projections/ledger/skip", &no_reason).await;
+                assert_eq!(status, 400);
+                assert!(answer["error"].as_str().unwrap().contains("reason"), "{answer}");
+            } else {
+                // No route writes: nothing changed.
+                assert_eq!((status, retry_status), (404, 404));
+                assert!(
+                    after
+                        .iter()
+                        .all(|l| l["skipped"].is_null() && l["retry_requested"] != true)
+                );
+            }
+            stop.send(()).unwrap();
+            server.await.unwrap().unwrap();
+        }
+    });
+}

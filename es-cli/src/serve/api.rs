@@ -18,8 +18,9 @@ use crate::inspect::{self, LogFilter, PAGE};
 const MAX_LIMIT: usize = 1000;
 
 /// The API's routes.
-pub(super) fn routes() -> Router<App> {
+pub(super) fn routes(allow_writes: bool) -> Router<App> {
     Router::new()
+        .merge(super::dead_letters::routes(allow_writes))
         .route("/summary", get(summary))
         .route("/stream-types", get(stream_types))
         .route("/streams", get(streams))
@@ -58,6 +59,8 @@ impl From<&StreamId> for StreamRef {
 struct Summary {
     store: String,
     backend: &'static str,
+    /// Whether dead letters may be retried and skipped here (`--allow-writes`).
+    allow_writes: bool,
     head_position: u64,
     newest_timestamp: Option<String>,
 }
@@ -77,6 +80,7 @@ async fn summary(State(app): State<App>) -> ApiResult<Summary> {
     Ok(Json(Summary {
         store: app.store.url().to_string(),
         backend: app.store.url().backend(),
+        allow_writes: app.allow_writes,
         head_position: head,
         newest_timestamp: newest,
     }))

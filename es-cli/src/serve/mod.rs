@@ -1,5 +1,6 @@
-//! `es serve`: a read-only web console for a store, and the JSON API under `/api/` that its
-//! pages use (scripts can use it too).
+//! `es serve`: a web console for a store, read-only unless `--allow-writes` (which lets it
+//! retry and skip dead letters), and the JSON API under `/api/` that its pages use (scripts can
+//! use it too).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), es_cli::CliError> {
@@ -21,10 +22,12 @@
 //! `/` (the streams: counts by aggregate type, search, paging), `/streams/{type}/{id}` (a
 //! stream's events with their whole envelope), `/log` (the log, newest first, with filters and
 //! live follow; `/log?follow` follows at once), `/correlation/{id}` (every event of a
-//! correlation id), `/projections` (checkpoints, lag in events and seconds, a live chart) and
+//! correlation id), `/projections` (checkpoints, lag in events and seconds, a live chart, the
+//! dead letters of projections under `ErrorPolicy::Park`) and
 //! `/health` (`verify` on demand; `/health?run` runs it at once).
 //!
-//! The JSON API (every route answers `GET` only: the console never writes):
+//! The JSON API (every route answers `GET` only, except the two dead-letter routes that exist
+//! only with [`ServeOptions::allow_writes`]):
 //!
 //! | route | answer |
 //! | --- | --- |
@@ -36,6 +39,9 @@
 //! | `/api/correlation/{id}?limit=` | `{"correlation_id", "events", "truncated"}`, in log order |
 //! | `/api/projections` | `{"head", "projections": [{"name", "kind", "position", "lag", "lag_seconds", "state_bytes"}]}` |
 //! | `/api/verify` | the report of `es verify --json` |
+//! | `/api/projections/{name}/dead-letters` | `{"projection", "writable", "dead_letters": [{"key", "position", "event_type", "error", "skipped", "retry_requested", ...}]}` |
+//! | `POST /api/projections/{name}/retry` `{"key"}` | marks the key's parked events for a retry (`es dlq retry`): `{"projection", "key", "retry_requested"}`; with `--allow-writes` only |
+//! | `POST /api/projections/{name}/skip` `{"key", "position", "reason"}` | skips one, keeping the reason (`es dlq skip`); with `--allow-writes` only |
 //! | `/api/follow?from=&type=&aggregate=` | server-sent events: one `event` per new event (its `id` is its position, so a reconnecting `EventSource` resumes after it) |
 //!
 //! Events are JSON objects in the export format ([`format`](crate::format)): the whole
@@ -52,6 +58,7 @@
 //! have no index by correlation id), about as long as `es export` takes.
 
 mod api;
+mod dead_letters;
 mod error;
 mod follow;
 mod pages;
@@ -77,8 +84,17 @@ use crate::error::{CliError, CliResult, EXIT_OK, IoContext};
 /// The address `es serve` listens on without `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// What the console may do besides reading.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Adds the routes that retry and skip dead letters (`POST /api/projections/{name}/retry`
+    /// and `/skip`); without it the console has no route that writes (`--allow-writes`).
+    pub allow_writes: bool,
+}
+
 /// Serves the console and its API for `store` on `listener` until `shutdown` completes; then
-/// the live streams (`/api/follow`) end and the requests in flight are answered.
+/// the live streams (`/api/follow`) end and the requests in flight are answered. Read-only:
+/// [`serve_with`] takes [`ServeOptions`].
 ///
 /// When the listener is on a loopback address, requests must name a loopback host
 /// (`127.0.0.1`, `[::1]` or `localhost`) in their `Host` header, so that a page of another
@@ -92,6 +108,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
+    serve_with(store, listener, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with options: `allow_writes` adds the dead-letter retry and skip routes.
+///
+/// # Errors
+///
+/// When the listener's address cannot be read or serving fails.
+pub async fn serve_with(
+    store: OpenedStore,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> Result<(), CliError> {
     let addr = listener
         .local_addr()
         .io(|| "reading the listening address".to_owned())?;
@@ -101,6 +131,7 @@ pub async fn serve(
         verifying: Arc::new(tokio::sync::Mutex::new(())),
         loopback_port: addr.ip().is_loopback().then_some(addr.port()),
         stopping,
+        allow_writes: options.allow_writes,
     };
     let shutdown = async move {
         shutdown.await;
@@ -116,7 +147,7 @@ pub async fn serve(
 fn router(app: App) -> Router {
     Router::new()
         .merge(pages::routes())
-        .nest("/api", api::routes())
+        .nest("/api", api::routes(app.allow_writes))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             check_host,
@@ -179,8 +210,14 @@ fn listen_address(listen: Option<&str>) -> CliResult<SocketAddr> {
     Ok(addr)
 }
 
-/// `es serve [--listen ADDR]`: prints the console's address, then serves until Ctrl-C.
-pub(crate) async fn run(store: &OpenedStore, ctx: &mut Ctx, listen: Option<&str>) -> CliResult<u8> {
+/// `es serve [--listen ADDR] [--allow-writes]`: prints the console's address, then serves
+/// until Ctrl-C.
+pub(crate) async fn run(
+    store: &OpenedStore,
+    ctx: &mut Ctx,
+    listen: Option<&str>,
+    allow_writes: bool,
+) -> CliResult<u8> {
     let addr = listen_address(listen)?;
     let listener = tokio::net::TcpListener::bind(addr).await.io(|| {
         format!("cannot listen on {addr} (is another program using it? try --listen 127.0.0.1:0)")
@@ -189,13 +226,24 @@ pub(crate) async fn run(store: &OpenedStore, ctx: &mut Ctx, listen: Option<&str>
         .local_addr()
         .io(|| "reading the listening address".to_owned())?;
     ctx.out.line(format!(
-        "es serve: http://{bound}/ ({}, read-only); Ctrl-C stops",
-        store.url()
+        "es serve: http://{bound}/ ({}, {}); Ctrl-C stops",
+        store.url(),
+        if allow_writes {
+            "writes allowed: dead-letter retry and skip"
+        } else {
+            "read-only"
+        }
     ))?;
     ctx.out.flush()?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    serve(store.clone(), listener, shutdown).await?;
+    serve_with(
+        store.clone(),
+        listener,
+        shutdown,
+        ServeOptions { allow_writes },
+    )
+    .await?;
     Ok(EXIT_OK)
 }

@@ -16,6 +16,8 @@ pub(super) struct App {
     /// Becomes `true` when the server is told to stop: the live streams end then, so that the
     /// graceful shutdown does not wait for browsers that would follow the log forever.
     pub(super) stopping: tokio::sync::watch::Receiver<bool>,
+    /// Whether the dead-letter retry and skip routes exist (`--allow-writes`).
+    pub(super) allow_writes: bool,
 }
 
 impl App {

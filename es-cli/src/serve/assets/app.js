@@ -28,6 +28,17 @@ async function api(path) {
   return body;
 }
 
+async function apiPost(path, body) {
+  const res = await fetch("/api" + path, {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json().catch(() => ({ error: res.statusText }));
+  if (!res.ok) throw new Error(answer.error || res.statusText);
+  return answer;
+}
+
 function show(...nodes) {
   app.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
@@ -249,7 +260,35 @@ function chart(metric, unit) {
 async function projectionsPage() {
   const tableBox = h("div", {});
   const charts = h("div", {});
-  show(h("h1", {}, "Projections and process managers"), tableBox, charts);
+  const letters = h("div", { id: "dead-letters" });
+  show(h("h1", {}, "Projections and process managers"), tableBox, letters, charts);
+  // Dead letters of every projection (ErrorPolicy::Park): listed; retried and skipped only
+  // when the console runs with --allow-writes.
+  async function deadLetters(names) {
+    const rows = [];
+    let writable = false;
+    for (const name of names) {
+      const page = await api(`/projections/${enc(name)}/dead-letters`).catch(() => null);
+      if (!page) continue;
+      writable = page.writable;
+      for (const d of page.dead_letters) {
+        const status = d.skipped ? `skipped: ${d.skipped}` : d.retry_requested ? "parked, retry requested" : "parked";
+        const actions = !writable || d.skipped ? "" : h("span", {},
+          h("button", { onclick: () => apiPost(`/projections/${enc(name)}/retry`, { key: d.key }).then(refresh, (e) => alert(e.message)) }, "retry key"),
+          " ",
+          h("button", { onclick: () => {
+            const reason = prompt(`Why skip position ${d.position} of ${d.key}?`);
+            if (reason) apiPost(`/projections/${enc(name)}/skip`, { key: d.key, position: d.position, reason }).then(refresh, (e) => alert(e.message));
+          } }, "skip"));
+        rows.push([name, d.key, d.position, d.event_type, status, d.error, actions]);
+      }
+    }
+    letters.replaceChildren(...(rows.length ? [
+      h("h2", {}, `Dead letters (${rows.length})`),
+      writable ? "" : h("p", { class: "muted" }, "Read-only: start the console with --allow-writes to retry or skip them."),
+      table(["projection", "key", "position", "type", "status", "error", ""], rows, [2]),
+    ] : []));
+  }
   async function refresh() {
     try {
       const page = await api("/projections");
@@ -265,6 +304,7 @@ async function projectionsPage() {
       tableBox.replaceChildren(
         h("p", { class: "muted" }, `head position ${page.head}`),
         rows.length ? table(["name", "kind", "position", "lag (events)", "lag (s)", "state"], rows, [2, 3, 4]) : h("p", { class: "muted" }, "No checkpoint is saved in this store."));
+      await deadLetters(page.projections.filter((p) => p.kind === "projection").map((p) => p.name));
       if (rows.length) {
         const legend = h("div", { class: "legend" }, [...lagHistory.keys()].map((name, i) => {
           const swatch = h("i", {});
