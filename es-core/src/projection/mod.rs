@@ -42,7 +42,7 @@ pub use launch::spawn;
 pub use once::{RUN_ONCE_PAGE, run_once, run_once_with};
 pub(crate) use options::OnFailure;
 pub use options::{
-    ErrorPolicy, ProjectionOptions, ProjectionStatus, RebuildProgress, SkippedEvent,
+    ErrorPolicy, OnError, ProjectionOptions, ProjectionStatus, RebuildProgress, SkippedEvent,
 };
 pub use projections::Projections;
 #[cfg(feature = "testkit")]

@@ -41,6 +41,19 @@ pub enum ErrorPolicy {
     },
 }
 
+/// Another name of [`ErrorPolicy`], as the dead-letter queue's design names it:
+/// `OnError::Park { .. }` and `OnError::park()` are `ErrorPolicy::Park { .. }` and
+/// `ErrorPolicy::park()`.
+///
+/// ```
+/// use es_core::projection::{ErrorPolicy, OnError, ProjectionOptions};
+///
+/// assert_eq!(OnError::park(), ErrorPolicy::park());
+/// let options = ProjectionOptions::default().error_policy(OnError::Skip);
+/// # let _ = options;
+/// ```
+pub type OnError = ErrorPolicy;
+
 impl ErrorPolicy {
     /// [`ErrorPolicy::Park`] without retries: a failing event is parked at once.
     pub fn park() -> Self {
