@@ -60,11 +60,10 @@ pub(super) struct TxnWriter {
     /// Held exclusively while resizing the map, shared by every reader of this process.
     pub(super) resize_gate: Arc<RwLock<()>>,
     pub(super) max_map_size: usize,
-    /// Whether to flush once more when closing (the durability mode does not flush each commit).
-    pub(super) sync_on_close: bool,
     /// Scratch buffer for encoding records.
     pub(super) buf: Vec<u8>,
-    /// Whether answers wait for the next flush (the durable mode, see the module docs).
+    /// Whether answers wait for the next flush (the durable mode, see the module docs). The
+    /// other modes do not flush each commit, so the writer flushes once more when closing.
     pub(super) pipelined: bool,
     /// The requests of the last commit, whose meta page is not flushed yet, and the head
     /// position after it.
@@ -96,7 +95,7 @@ impl Committer for TxnWriter {
     /// flush each commit.
     fn finish(mut self) -> Result<(), StoreError> {
         self.flush_deferred();
-        if self.sync_on_close {
+        if !self.pipelined {
             self.env
                 .force_sync()
                 .map_err(|e| heed_error("final flush on close", e))?;

@@ -201,7 +201,6 @@ impl Shared {
             head: head.clone(),
             resize_gate: resize_gate.clone(),
             max_map_size: (options.max_map_size / MAP_ALIGN * MAP_ALIGN).max(MAP_ALIGN),
-            sync_on_close: options.durability != Durability::Durable,
             buf: Vec::with_capacity(4096),
             pipelined: options.durability == Durability::Durable,
             deferred: None,
