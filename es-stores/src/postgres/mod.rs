@@ -29,6 +29,7 @@ mod leases;
 mod migrate;
 mod options;
 mod read;
+mod readers;
 mod snapshots;
 mod sql;
 mod store;

@@ -155,6 +155,8 @@ pub(super) struct Inner {
     pub(super) sql: Arc<Queries>,
     /// The lanes' queues; a stream always goes to the same lane.
     pub(super) lanes: Vec<mpsc::Sender<Pending>>,
+    /// The readers' queue: reads by stream and of latest snapshots, batched.
+    pub(super) readers: mpsc::Sender<super::readers::Request>,
     /// The lane `append_many` writes through, one call at a time (a fair lock: calls commit in
     /// the order they asked for it).
     pub(super) bulk: tokio::sync::Mutex<Bulk>,
@@ -463,14 +465,17 @@ impl EventStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         stream.validate()?;
-        read::stream(
-            &self.inner.pool,
-            &self.inner.sql,
-            stream,
-            from_sequence,
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = super::readers::Request::Stream {
+            stream: stream.clone(),
+            from: from_sequence,
             limit,
-        )
-        .await
+            reply,
+        };
+        super::readers::ask(&self.inner.readers, request, answer).await
     }
 
     async fn read_all(
