@@ -231,34 +231,40 @@ async fn answer_streams(
     held: &mut Option<PoolConnection<Postgres>>,
     reads: Vec<StreamRead>,
 ) {
+    let (types, ids) = stream_columns(reads.iter().map(|r| &r.0));
     let query = sqlx::query(&sql.streams)
-        .bind(
-            reads
-                .iter()
-                .map(|r| r.0.aggregate_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            reads
-                .iter()
-                .map(|r| r.0.aggregate_id.as_str())
-                .collect::<Vec<_>>(),
-        )
+        .bind(types)
+        .bind(ids)
         .bind(reads.iter().map(|r| to_i64(r.1)).collect::<Vec<_>>())
         .bind(reads.iter().map(|r| limit_i64(r.2)).collect::<Vec<_>>());
     let decoded = match fetch(pool, held, query, "reading a stream").await {
         Ok(rows) => split_events(&rows, reads.len()),
         Err(e) => Err(e),
     };
+    deliver(reads.into_iter().map(|r| r.3), decoded);
+}
+
+/// The stream types and ids of `streams`, as two array parameters.
+fn stream_columns<'s>(streams: impl Iterator<Item = &'s StreamId>) -> (Vec<&'s str>, Vec<&'s str>) {
+    streams
+        .map(|s| (s.aggregate_type.as_str(), s.aggregate_id.as_str()))
+        .unzip()
+}
+
+/// Answers each of `replies` with its part of `decoded`, or all of them with its error.
+fn deliver<T>(
+    replies: impl Iterator<Item = oneshot::Sender<Result<T, StoreError>>>,
+    decoded: Result<Vec<T>, StoreError>,
+) {
     match decoded {
         Ok(per_request) => {
-            for (read, events) in reads.into_iter().zip(per_request) {
-                let _ = read.3.send(Ok(events));
+            for (reply, answer) in replies.zip(per_request) {
+                let _ = reply.send(Ok(answer));
             }
         }
         Err(e) => {
-            for read in reads {
-                let _ = read.3.send(Err(e.clone()));
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }
@@ -281,35 +287,13 @@ async fn answer_snapshots(
     held: &mut Option<PoolConnection<Postgres>>,
     reads: Vec<SnapshotRead>,
 ) {
-    let query = sqlx::query(&sql.snapshots)
-        .bind(
-            reads
-                .iter()
-                .map(|r| r.0.aggregate_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            reads
-                .iter()
-                .map(|r| r.0.aggregate_id.as_str())
-                .collect::<Vec<_>>(),
-        );
+    let (types, ids) = stream_columns(reads.iter().map(|r| &r.0));
+    let query = sqlx::query(&sql.snapshots).bind(types).bind(ids);
     let decoded = match fetch(pool, held, query, "loading a snapshot").await {
         Ok(rows) => split_snapshots(&rows, &reads),
         Err(e) => Err(e),
     };
-    match decoded {
-        Ok(per_request) => {
-            for (read, snapshot) in reads.into_iter().zip(per_request) {
-                let _ = read.1.send(Ok(snapshot));
-            }
-        }
-        Err(e) => {
-            for read in reads {
-                let _ = read.1.send(Err(e.clone()));
-            }
-        }
-    }
+    deliver(reads.into_iter().map(|r| r.1), decoded);
 }
 
 /// The latest snapshot of each request of `reads`, from the rows of [`LATEST_SNAPSHOTS`].
