@@ -16,6 +16,7 @@ mod filter;
 mod fold;
 mod id;
 mod lease;
+pub mod lifecycle;
 mod record;
 mod traits;
 
