@@ -55,6 +55,8 @@ pub struct Deletion {
     pub stream: StreamId,
     /// The tombstone's sequence: the stream's version from now on.
     pub version: u64,
+    /// The tombstone's position in the global log.
+    pub position: u64,
     /// Whether this call appended the tombstone (`false`: the stream was already deleted).
     pub tombstoned: bool,
     /// How many events a hard delete removed (0 for a soft delete).
@@ -96,22 +98,25 @@ where
     S: SnapshotStore + ?Sized,
 {
     let mut attempts = 0;
-    let (version, tombstoned) = loop {
+    let (version, position, tombstoned) = loop {
         let version = events.stream_version(stream).await?;
         if version == 0 {
             return Err(StoreError::InvalidInput(format!(
                 "stream {stream} has no events: there is nothing to delete"
             )));
         }
-        if deleted_at(events, stream, version).await? {
-            break (version, false);
+        if let Some(tombstone) = tombstone_at(events, stream, version).await? {
+            break (version, tombstone.position, false);
         }
         let tombstone = NewEvent::new(TOMBSTONE, br#"{}"#.to_vec());
         match events
             .append(stream, ExpectedVersion::Exact(version), vec![tombstone])
             .await
         {
-            Ok(done) => break (done.version, true),
+            Ok(done) => {
+                let position = done.events.first().map_or(0, |e| e.position);
+                break (done.version, position, true);
+            }
             Err(StoreError::Conflict { .. }) if attempts < 8 => attempts += 1,
             Err(e) => return Err(e),
         }
@@ -126,19 +131,20 @@ where
     Ok(Deletion {
         stream: stream.clone(),
         version,
+        position,
         tombstoned,
         removed,
     })
 }
 
-/// Whether the event at `version` (the stream's last) is a tombstone.
-async fn deleted_at<E: EventStore + ?Sized>(
+/// The event at `version` (the stream's last) when it is a tombstone.
+async fn tombstone_at<E: EventStore + ?Sized>(
     events: &E,
     stream: &StreamId,
     version: u64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<RecordedEvent>, StoreError> {
     let last = events.read_stream(stream, version, 1).await?;
-    Ok(last.first().is_some_and(is_tombstone))
+    Ok(last.into_iter().next().filter(is_tombstone))
 }
 
 /// Whether `stream` has been deleted (its last event is a tombstone).
@@ -150,7 +156,7 @@ pub async fn is_deleted<E: EventStore + ?Sized>(
     if version == 0 {
         return Ok(false);
     }
-    deleted_at(events, stream, version).await
+    Ok(tombstone_at(events, stream, version).await?.is_some())
 }
 
 /// Removes the events of `stream` before sequence `before`, refusing unless a snapshot at
