@@ -262,3 +262,59 @@ async fn file_v2_fixture_takes_a_removal_and_moves_to_format_3() -> TestResult {
     );
     Ok(())
 }
+
+/// A crash after the file store recorded a removal but before it overwrote every line (here:
+/// none) is finished when the store is next opened.
+#[tokio::test]
+async fn file_store_finishes_a_recorded_removal_on_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let stream = StreamId::new("t", "a");
+    {
+        let store = FileStore::open(dir.path())?;
+        let e = || NewEvent::new("E", b"{\"secret\":\"x\"}".to_vec());
+        store
+            .append(&stream, ExpectedVersion::NoStream, vec![e(), e(), e(), e()])
+            .await?;
+        store.close().await?;
+    }
+    // What the removal writes first: the record (and format 3); then it was killed.
+    let record = lifecycle::Truncation {
+        stream: stream.clone(),
+        before: 3,
+        at: chrono::Utc::now(),
+    };
+    std::fs::write(
+        dir.path().join("truncations.json"),
+        serde_json::to_vec(&vec![record])?,
+    )?;
+    std::fs::write(dir.path().join("format"), "3\n")?;
+    let store = FileStore::open(dir.path())?;
+    let kept: Vec<u64> = store
+        .read_stream(&stream, 1, 10)
+        .await?
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(kept, [3, 4], "the removal was finished on open");
+    assert_eq!(store.stream_version(&stream).await?, 4);
+    let log = std::fs::read_to_string(dir.path().join("events.jsonl"))?;
+    assert_eq!(
+        log.matches("secret").count(),
+        2,
+        "the removed payloads are gone: {log}"
+    );
+    Ok(())
+}
+
+/// A store of a newer format than this code reads is refused clearly.
+#[test]
+fn file_store_of_format_4_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    drop(FileStore::open(dir.path())?);
+    std::fs::write(dir.path().join("format"), "4\n")?;
+    match FileStore::open(dir.path()) {
+        Err(StoreError::Incompatible(message)) => assert!(message.contains("format version 4")),
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    Ok(())
+}
