@@ -241,3 +241,20 @@ proptest! {
         rt.block_on(lifecycle_ops_match_the_model(&MemoryStore::new(), &ops));
     }
 }
+
+/// `keep = all` is the default, spelled out.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Archive;
+
+#[aggregate(name = "archive", keep = all)]
+impl Archive {
+    #[apply]
+    fn added(&mut self, _: &Added) {}
+}
+
+#[test]
+fn keep_sets_the_aggregate_constant() {
+    assert!(<Ledger as Aggregate>::KEEP_AFTER_SNAPSHOT);
+    assert!(!<Tally as Aggregate>::KEEP_AFTER_SNAPSHOT);
+    assert!(!<Archive as Aggregate>::KEEP_AFTER_SNAPSHOT);
+}
