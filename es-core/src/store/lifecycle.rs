@@ -176,7 +176,7 @@ pub async fn is_deleted<E: EventStore + ?Sized>(
 /// store.append(&stream, ExpectedVersion::NoStream, vec![tick(), tick(), tick()]).await?;
 /// // No snapshot covers events 1 and 2 yet: refused.
 /// assert!(lifecycle::truncate_before(&store, &store, &stream, 3).await.is_err());
-/// store.save(Snapshot::new(stream.clone(), 2, b"{}".to_vec())).await?;
+/// SnapshotStore::save(&store, Snapshot::new(stream.clone(), 2, b"{}".to_vec())).await?;
 /// assert_eq!(lifecycle::truncate_before(&store, &store, &stream, 3).await?, 2);
 /// assert_eq!(store.read_stream(&stream, 1, 10).await?[0].sequence, 3);
 /// assert_eq!(store.stream_version(&stream).await?, 3);
