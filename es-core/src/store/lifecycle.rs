@@ -17,13 +17,11 @@
 //! event of an event set); a hand-written projection accepting every type can recognise it
 //! with [`is_tombstone`].
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
 use super::error::StoreError;
 use super::id::{ExpectedVersion, StreamId};
 use super::record::{NewEvent, RecordedEvent};
 use super::traits::{EventStore, SnapshotStore};
+pub use super::truncation::Truncation;
 
 /// The event type of the tombstone a soft delete appends. Event types starting with `$` are
 /// reserved for the framework.
@@ -32,20 +30,6 @@ pub const TOMBSTONE: &str = "$stream-deleted";
 /// Whether `event` is a deletion tombstone.
 pub fn is_tombstone(event: &RecordedEvent) -> bool {
     event.event_type == TOMBSTONE
-}
-
-/// What a store recorded about the events it removed from one stream: all events before
-/// sequence `before` are gone (some may still be present after a crash between recording and
-/// removing, on stores that cannot do both in one step). `es verify` reads these to tell a
-/// removal from lost data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Truncation {
-    /// The stream.
-    pub stream: StreamId,
-    /// Events with a lower sequence were removed; the first kept event has this sequence.
-    pub before: u64,
-    /// When the latest removal was made.
-    pub at: DateTime<Utc>,
 }
 
 /// What [`delete_stream`] did.

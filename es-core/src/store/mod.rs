@@ -19,6 +19,7 @@ mod lease;
 pub mod lifecycle;
 mod record;
 mod traits;
+mod truncation;
 
 pub use check::quote_prefix;
 pub use envelope::{Envelope, Metadata};

@@ -9,11 +9,11 @@ use super::error::StoreError;
 use super::filter::{EventFilter, FilteredPage};
 use super::id::{ExpectedVersion, StreamId};
 use super::lease::Lease;
-use super::lifecycle::Truncation;
 use super::record::{
     AppendResult, BatchAppend, BatchOutcome, Checkpoint, NewEvent, RecordedEvent, Snapshot,
     validate_batch,
 };
+use super::truncation::Truncation;
 
 /// The append-only event log.
 ///
