@@ -169,7 +169,8 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// The number of events in the store.
+    /// The number of positions in the store: the events written, removed ones included
+    /// (see `EventStore::truncate_stream`).
     pub fn len(&self) -> usize {
         self.inner.log.read().events.len()
     }
