@@ -16,8 +16,10 @@ mod filter;
 mod fold;
 mod id;
 mod lease;
+pub mod lifecycle;
 mod record;
 mod traits;
+mod truncation;
 
 pub use check::quote_prefix;
 pub use envelope::{Envelope, Metadata};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use es_core::store::lifecycle::Truncation;
 use es_core::store::{
     AppendResult, BatchAppend, BatchOutcome, EventFilter, EventStore, ExpectedVersion,
     FilteredPage, NewEvent, RecordedEvent, StoreError, StreamId, quote_prefix, validate_append,
@@ -57,7 +58,8 @@ use crate::metrics::StoreMetrics;
 /// envelope: `command_id`, `correlation_id` and `causation_id` `text` columns, indexed by
 /// correlation and by command id, a `tags text[]` column, and `recorded_at_ns`, the nanoseconds
 /// of a given timestamp below `recorded_at`'s microseconds), `snapshots` and `checkpoints`.
-/// Schema version 2 added the envelope columns; a schema at version 1 is migrated on
+/// Schema version 2 added the envelope columns, version 3 the `truncations` table (the events
+/// removed from each stream, see `EventStore::truncate_stream`); an older schema is migrated on
 /// [`build`](super::PostgresStoreBuilder::build) (its rows read back without ids or tags), and
 /// a schema newer than this version of the store is refused with
 /// [`StoreError::Incompatible`].
@@ -540,6 +542,15 @@ impl EventStore for PostgresStore {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.head.subscribe()
+    }
+
+    /// One statement: the rows go and the removal is recorded together.
+    async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
+        self.truncate(stream, before).await
+    }
+
+    async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+        self.truncation_records().await
     }
 }
 
