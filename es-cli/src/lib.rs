@@ -36,6 +36,7 @@
 //! [`EXIT_ERROR`] (2, a usage or input error, or a store that cannot be opened or read).
 //! The export format is described in [`format`](mod@format).
 
+mod checkpoints;
 mod cli;
 mod context;
 mod dlq;
@@ -43,6 +44,7 @@ mod error;
 pub mod format;
 mod inspect;
 mod output;
+mod partitions;
 pub mod serve;
 mod transfer;
 mod verify;
@@ -163,10 +165,10 @@ async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
             };
             transfer::copy(&store, ctx, to, &options).await
         }
-        Command::Projections { action: None } => inspect::projections(&store, ctx).await,
+        Command::Projections { action: None } => checkpoints::projections(&store, ctx).await,
         Command::Projections {
             action: Some(ProjectionsAction::Reset { name, yes }),
-        } => inspect::reset_projection(&store, ctx, name, *yes).await,
+        } => checkpoints::reset_projection(&store, ctx, name, *yes).await,
         Command::Dlq {
             action: DlqAction::List { name },
         } => dlq::list(&store, ctx, name.as_deref()).await,

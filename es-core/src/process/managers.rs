@@ -151,6 +151,7 @@ impl ProcessManagers<'_> {
             checkpoint: checkpoint_name,
             checkpoints: Some(checkpoints),
             given_position: options.start_position.is_some(),
+            gate: None,
         };
         let runner = Runner::<P> {
             kernel: self.kernel.downgrade(),

@@ -20,17 +20,21 @@
 mod any_runner;
 mod dead_letter;
 mod error;
+mod group;
 mod handle;
 mod launch;
 pub(crate) mod metrics;
 mod once;
 mod options;
 mod parking;
+mod partition;
 mod projections;
 mod read_model;
 mod rebuild;
+mod rebuild_parts;
 mod runner;
 mod shared;
+mod spread;
 
 pub use crate::follow::ProjectionPhase;
 pub use dead_letter::{
@@ -43,6 +47,10 @@ pub use once::{RUN_ONCE_PAGE, run_once, run_once_with};
 pub(crate) use options::OnFailure;
 pub use options::{
     ErrorPolicy, OnError, ProjectionOptions, ProjectionStatus, RebuildProgress, SkippedEvent,
+};
+pub use partition::{
+    CheckpointName, MAX_PARTITIONS, Partitioning, partition_checkpoint, partition_key,
+    partition_of, partitions_marker, stored_partitions,
 };
 pub use projections::Projections;
 #[cfg(feature = "testkit")]
