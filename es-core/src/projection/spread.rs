@@ -6,8 +6,9 @@
 //! them out, each process also holds a *member* lease, the first free one of `name#member/k`
 //! for `k` in `0..n`, and counts the processes running the projection as the member leases it
 //! cannot take (a probe that gets one releases it at once). Every [`MEMBER_POLL`] it sets its
-//! share to `ceil(n / processes)`: its partition runners ask for their leases only while it
-//! holds fewer, and give leases up (between pages, after a checkpoint) while it holds more.
+//! share to `n / processes`, plus one for the `n % processes` processes with the lowest member
+//! slots (so the shares add up to `n`): its partition runners ask for their leases only while
+//! it holds fewer, and give leases up (between pages, after a checkpoint) while it holds more.
 //! A process that joins thus gets a share within a few polls, and the partitions of one that
 //! dies (its leases end with its connections) are taken by the others within about a second.
 //! Processes beyond `n` hold no member lease and no partition, and stand by.
@@ -80,8 +81,10 @@ impl Spread {
     async fn run(mut self) {
         loop {
             match self.count().await {
-                Ok(Some(processes)) => {
-                    let share = self.partitions.div_ceil(processes.max(1));
+                Ok(Some((processes, rank))) => {
+                    let processes = processes.max(1);
+                    let share = self.partitions / processes
+                        + usize::from(rank < self.partitions % processes);
                     let share = if self.member.is_some() { share } else { 0 };
                     self.gate.set_share(share);
                 }
@@ -100,19 +103,20 @@ impl Spread {
     }
 
     /// Takes a member lease if this process has none, and counts the processes holding one
-    /// (this one included). `None`: the store elects no runner.
-    async fn count(&mut self) -> Result<Option<usize>, crate::store::StoreError> {
+    /// (this one included), with how many of them hold a lower slot than this one. `None`: the
+    /// store elects no runner.
+    async fn count(&mut self) -> Result<Option<(usize, usize)>, crate::store::StoreError> {
         if self.member.as_ref().is_some_and(|(_, lease)| lease.is_lost()) {
             self.member = None;
         }
-        let mut others = 0;
+        let mut others = Vec::new();
         for k in 0..self.partitions {
             if self.member.as_ref().is_some_and(|(own, _)| *own == k) {
                 continue;
             }
             match self.store.try_lease(&self.slot(k)).await? {
                 Lease::NotNeeded => return Ok(None),
-                Lease::HeldElsewhere => others += 1,
+                Lease::HeldElsewhere => others.push(k),
                 Lease::Acquired(lease) => {
                     if self.member.is_none() {
                         self.member = Some((k, lease));
@@ -121,6 +125,8 @@ impl Spread {
                 }
             }
         }
-        Ok(Some(others + usize::from(self.member.is_some())))
+        let own = self.member.as_ref().map_or(usize::MAX, |(k, _)| *k);
+        let rank = others.iter().filter(|k| **k < own).count();
+        Ok(Some((others.len() + usize::from(self.member.is_some()), rank)))
     }
 }
