@@ -120,7 +120,10 @@ fn with_partitioned_rows(
     for row in rows {
         if row.kind == "partition" {
             let projection = CheckpointName::parse(&row.name).projection().to_owned();
-            match out.iter_mut().find(|r| r.partitions.is_some() && r.name == projection) {
+            match out
+                .iter_mut()
+                .find(|r| r.partitions.is_some() && r.name == projection)
+            {
                 Some(own) => {
                     own.position = own.position.min(row.position);
                     own.lag = own.lag.max(row.lag);
@@ -173,7 +176,10 @@ mod partition_rows {
     fn a_partitioned_projection_gets_a_row_before_its_partitions() {
         let counts = [("p".to_owned(), 2)].into_iter().collect();
         let rows = with_partitioned_rows(
-            vec![row("p#0/2", "partition", 5, 1), row("p#1/2", "partition", 3, 3)],
+            vec![
+                row("p#0/2", "partition", 5, 1),
+                row("p#1/2", "partition", 3, 3),
+            ],
             &counts,
         );
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
@@ -212,13 +218,12 @@ pub(crate) async fn projections(store: &OpenedStore, ctx: &mut Ctx) -> CliResult
         ]);
     }
     ctx.out.line(t)?;
-    ctx.out
-        .line(format!(
-            "{} projections; head position {head}",
-            rows.iter()
-                .filter(|r| matches!(r.kind, "projection" | "process manager"))
-                .count()
-        ))?;
+    ctx.out.line(format!(
+        "{} projections; head position {head}",
+        rows.iter()
+            .filter(|r| matches!(r.kind, "projection" | "process manager"))
+            .count()
+    ))?;
     Ok(EXIT_OK)
 }
 

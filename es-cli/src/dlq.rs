@@ -12,9 +12,7 @@
 //! A partitioned projection is named as a whole: its partitions' dead letters are listed
 //! together, and a retry or skip edits the partition that holds the key.
 
-use es_core::projection::{
-    CheckpointName, DeadLetter, dead_letters_in, request_retry_in, skip_in,
-};
+use es_core::projection::{CheckpointName, DeadLetter, dead_letters_in, request_retry_in, skip_in};
 use es_core::store::{Checkpoint, CheckpointStore, Lease};
 use es_stores::OpenedStore;
 use serde::Serialize;
@@ -106,9 +104,9 @@ async fn holding(
         else {
             continue;
         };
-        let found = letters_of(&part, &checkpoint)?.iter().any(|l| {
-            l.key == key && l.is_parked() && position.is_none_or(|at| l.position == at)
-        });
+        let found = letters_of(&part, &checkpoint)?
+            .iter()
+            .any(|l| l.key == key && l.is_parked() && position.is_none_or(|at| l.position == at));
         if found {
             return Ok(part);
         }

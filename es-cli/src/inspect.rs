@@ -466,4 +466,3 @@ pub(crate) async fn events_after(store: &dyn Store, position: u64) -> Result<u64
         next = page.scanned_to + 1;
     }
 }
-

@@ -41,9 +41,7 @@ pub(crate) fn classify(checkpoint: &str, current: u32) -> Listed {
         CheckpointName::Marker(_) => Listed::Marker,
         CheckpointName::Plain(_) if current <= 1 => Listed::Plain,
         CheckpointName::Plain(_) => Listed::Stale,
-        CheckpointName::Partition { partitions, .. } if partitions == current => {
-            Listed::Partition
-        }
+        CheckpointName::Partition { partitions, .. } if partitions == current => Listed::Partition,
         CheckpointName::Partition { .. } => Listed::Stale,
     }
 }

@@ -135,7 +135,11 @@ async fn each_key_is_handled_once_in_order_by_the_partition_it_hashes_to() {
     let states = handle.partition_states().await;
     for (index, state) in states.iter().enumerate() {
         for key in state.count.keys() {
-            assert_eq!(partition_of(key, 4) as usize, index, "{key} in the wrong partition");
+            assert_eq!(
+                partition_of(key, 4) as usize,
+                index,
+                "{key} in the wrong partition"
+            );
         }
     }
     let all = merged(&states);
@@ -151,7 +155,12 @@ async fn each_key_is_handled_once_in_order_by_the_partition_it_hashes_to() {
         let state: PerKey = serde_json::from_slice(saved.state.as_deref().unwrap()).unwrap();
         assert_eq!(state, states[index as usize]);
     }
-    assert!(CheckpointStore::load(&store, "per_key").await.unwrap().is_none());
+    assert!(
+        CheckpointStore::load(&store, "per_key")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let status = kernel.projections().lookup("per_key").unwrap();
     assert_eq!(status.partitions.len(), 4);
     assert_eq!(status.position, last);
@@ -167,7 +176,11 @@ async fn each_key_is_handled_once_in_order_by_the_partition_it_hashes_to() {
     assert!(all.count.values().all(|n| *n == 6), "{:?}", all.count);
     assert_eq!(all.disorder, 0);
     assert_eq!(
-        handle.state_for("account/acc-3").await.count.get("account/acc-3"),
+        handle
+            .state_for("account/acc-3")
+            .await
+            .count
+            .get("account/acc-3"),
         Some(&6)
     );
     kernel.shutdown().await;
@@ -180,7 +193,11 @@ async fn a_custom_key_routes_by_what_the_function_returns() {
     for id in ["ann", "amy", "bob", "bea", "cy"] {
         let payload = serde_json::to_vec(&Deposited { amount: 1 }).unwrap();
         last = store
-            .append(&stream(id), ExpectedVersion::Any, vec![NewEvent::new("Deposited", payload)])
+            .append(
+                &stream(id),
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Deposited", payload)],
+            )
             .await
             .unwrap()
             .events[0]
@@ -211,7 +228,10 @@ async fn a_state_that_is_one_value_cannot_be_partitioned() {
         .err()
         .expect("refused");
     let message = err.to_string();
-    assert!(matches!(err, ProjectionError::Partitions { .. }), "{message}");
+    assert!(
+        matches!(err, ProjectionError::Partitions { .. }),
+        "{message}"
+    );
     assert!(message.contains("one value"), "{message}");
     assert!(message.contains("partition_by"), "{message}");
     // One partition is the projection as it always was.
@@ -252,10 +272,20 @@ async fn another_number_of_partitions_is_refused_until_a_rebuild() {
     // A rebuild while it runs is refused; stopped, it writes the new partitions.
     let running = kernel.projections().start::<PerKey>(four).await.unwrap();
     let two = ProjectionOptions::default().partitions(2);
-    assert!(kernel.projections().rebuild::<PerKey>(two.clone()).await.is_err());
+    assert!(
+        kernel
+            .projections()
+            .rebuild::<PerKey>(two.clone())
+            .await
+            .is_err()
+    );
     running.stop().await.unwrap();
     assert_eq!(
-        kernel.projections().rebuild::<PerKey>(two.clone()).await.unwrap(),
+        kernel
+            .projections()
+            .rebuild::<PerKey>(two.clone())
+            .await
+            .unwrap(),
         last
     );
     let marker = CheckpointStore::load(&store, &partitions_marker("per_key"))
@@ -314,17 +344,17 @@ async fn a_parked_key_waits_in_its_partition_while_the_others_go_on() {
     let options = ProjectionOptions::default()
         .partitions(3)
         .error_policy(ErrorPolicy::park());
-    let handle = kernel
-        .projections()
-        .start::<PerKey>(options)
-        .await
-        .unwrap();
+    let handle = kernel.projections().start::<PerKey>(options).await.unwrap();
     let append = |id: &'static str, amount: u64| {
         let store = store.clone();
         async move {
             let payload = serde_json::to_vec(&Deposited { amount }).unwrap();
             store
-                .append(&stream(id), ExpectedVersion::Any, vec![NewEvent::new("Deposited", payload)])
+                .append(
+                    &stream(id),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new("Deposited", payload)],
+                )
                 .await
                 .unwrap()
                 .events[0]
@@ -341,9 +371,17 @@ async fn a_parked_key_waits_in_its_partition_while_the_others_go_on() {
     let letters = kernel.projections().dead_letters("per_key").await.unwrap();
     let parked: Vec<u64> = letters.iter().map(|l| l.position).collect();
     assert_eq!(parked, [poisoned, behind]);
-    assert_eq!(kernel.projections().lookup("per_key").unwrap().dead_letters, 2);
+    assert_eq!(
+        kernel.projections().lookup("per_key").unwrap().dead_letters,
+        2
+    );
     let all = merged(&handle.partition_states().await);
-    assert_eq!(all.count.len(), 5, "the other keys went on: {:?}", all.count);
+    assert_eq!(
+        all.count.len(),
+        5,
+        "the other keys went on: {:?}",
+        all.count
+    );
 
     // Skipping the poison and retrying the key applies what was parked behind it.
     kernel
@@ -352,7 +390,11 @@ async fn a_parked_key_waits_in_its_partition_while_the_others_go_on() {
         .await
         .unwrap();
     assert_eq!(
-        kernel.projections().retry("per_key", "account/poisoned").await.unwrap(),
+        kernel
+            .projections()
+            .retry("per_key", "account/poisoned")
+            .await
+            .unwrap(),
         1
     );
     let state = handle.state_for("account/poisoned").await;

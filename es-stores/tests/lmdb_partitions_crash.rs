@@ -61,7 +61,10 @@ fn sigkill_mid_batch_leaves_every_partition_exactly_once() -> TestResult {
         runtime.block_on(async {
             let store = LmdbStore::open(dir.path())?;
             // The child saved partition checkpoints before it died.
-            assert_eq!(stored_partitions(&store, "per_stream").await?, Some(PARTITIONS));
+            assert_eq!(
+                stored_partitions(&store, "per_stream").await?,
+                Some(PARTITIONS)
+            );
             let mut saved = 0;
             for index in 0..PARTITIONS {
                 let name = partition_checkpoint("per_stream", index, PARTITIONS);
@@ -69,7 +72,10 @@ fn sigkill_mid_batch_leaves_every_partition_exactly_once() -> TestResult {
                     saved += 1;
                 }
             }
-            assert!(saved > 0, "no partition checkpoint was saved before the kill");
+            assert!(
+                saved > 0,
+                "no partition checkpoint was saved before the kill"
+            );
             let kernel = Kernel::builder().store(store.clone()).build()?;
             let handle = kernel.projections().start::<PerStream>(options()).await?;
             let head = store.head_position().await?;

@@ -82,7 +82,11 @@ async fn append(store: &PostgresStore, rounds: u64) {
         for i in 0..partitions_common::STREAMS {
             let payload = serde_json::to_vec(&partitions_common::Bumped { n: round }).unwrap();
             store
-                .append(&stream(i), ExpectedVersion::Any, vec![NewEvent::new("Bumped", payload)])
+                .append(
+                    &stream(i),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new("Bumped", payload)],
+                )
                 .await
                 .unwrap();
         }
@@ -159,9 +163,11 @@ fn partitions_are_shared_out_and_taken_over() {
 
     // B dies: its leases end with its connections.
     drop(rt_b);
-    let took = poll_until(Duration::from_secs(20), "A and C take B's partitions", || {
-        held(&handle_a) + held(&handle_c) == 4
-    });
+    let took = poll_until(
+        Duration::from_secs(20),
+        "A and C take B's partitions",
+        || held(&handle_a) + held(&handle_c) == 4,
+    );
     println!("B's partitions were taken over within {took:?}");
     main.block_on(append(&store, 3));
     main.block_on(assert_checkpoints_exactly_once(&store));
@@ -216,9 +222,11 @@ fn sigkill_mid_batch_with_concurrent_appends_loses_and_repeats_nothing() {
     .unwrap();
     assert!(acks.len() >= 800);
     let (kernel, handle, _) = survivor.expect("the second kernel started");
-    let took = poll_until(Duration::from_secs(20), "the survivor takes every partition", || {
-        held(&handle) == PARTITIONS as usize
-    });
+    let took = poll_until(
+        Duration::from_secs(20),
+        "the survivor takes every partition",
+        || held(&handle) == PARTITIONS as usize,
+    );
     println!("the killed child's partitions were taken over within {took:?}");
     main.block_on(append(&store, 2));
     main.block_on(assert_checkpoints_exactly_once(&store));

@@ -14,13 +14,13 @@ use super::dead_letter::Parked;
 use super::error::ProjectionError;
 use super::group::Group;
 use super::handle::ProjectionHandle;
-use super::partition::{self, Route, partition_checkpoint};
-use super::spread;
 use super::metrics::{ProjectionMetrics, ProjectionMetricsRef};
 use super::options::ProjectionOptions;
+use super::partition::{self, Route, partition_checkpoint};
 use super::read_model::Projection;
 use super::runner::{Runner, restore};
 use super::shared::{Shared, StatusInner};
+use super::spread;
 
 /// The checkpoint store a runner of `name` uses: the options', else `default`; refused when
 /// there is none and the options do not ask for positions kept in memory only.
@@ -62,7 +62,7 @@ pub(super) async fn initial_parts<P: Projection>(
     let count = options.partitions.max(1);
     let key = partition::key_for(P::NAME, P::PARTITIONING, count, options.partition_by)?;
     if let Some(store) = checkpoints {
-        partition::check_layout(store, P::NAME, count).await?;
+        partition::check_layout(store, P::NAME, count, true).await?;
     }
     let mut starts = Vec::with_capacity(count as usize);
     for index in 0..count {

@@ -48,6 +48,7 @@ pub(crate) use options::OnFailure;
 pub use options::{
     ErrorPolicy, OnError, ProjectionOptions, ProjectionStatus, RebuildProgress, SkippedEvent,
 };
+pub(crate) use partition::check_layout as check_partitions;
 pub use partition::{
     CheckpointName, MAX_PARTITIONS, Partitioning, partition_checkpoint, partition_key,
     partition_of, partitions_marker, stored_partitions,
@@ -56,3 +57,4 @@ pub use projections::Projections;
 #[cfg(feature = "testkit")]
 pub(crate) use read_model::apply_event;
 pub use read_model::{HandlerOutcome, OnEvents, Projection};
+pub(crate) use spread::{SpreadHandle, spawn_untracked as spread_partitions};

@@ -217,6 +217,11 @@ impl ProjectionOptions {
     /// log order; different partitions run concurrently, and on PostgreSQL they are spread over
     /// the processes running the projection.
     ///
+    /// A process manager started with these options runs its instances in `partitions`
+    /// partitions the same way, routed by instance key (the correlation id, or its
+    /// `#[process_manager(key = f)]`), each partition with its own checkpoint
+    /// (`process:NAME#i/n`); its number of partitions cannot change while it has checkpoints.
+    ///
     /// A projection whose state is one value ([`Partitioning::Single`](super::Partitioning),
     /// the default) is refused with more than one partition. Starting with another number
     /// than the checkpoints were written with is refused too: change it with a rebuild.

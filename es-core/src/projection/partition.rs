@@ -57,7 +57,10 @@ impl Partitioning {
 }
 
 /// The partition key of `event` under `key_fn` (`None`: its stream, `type/id`).
-pub fn partition_key(event: &RecordedEvent, key_fn: Option<fn(&RecordedEvent) -> String>) -> String {
+pub fn partition_key(
+    event: &RecordedEvent,
+    key_fn: Option<fn(&RecordedEvent) -> String>,
+) -> String {
     match key_fn {
         Some(f) => f(event),
         None => event.stream.to_string(),
@@ -225,32 +228,36 @@ pub async fn stored_partitions(
 
 /// Checks that projection `name` may start with `partitions` partitions on `store`: refused
 /// when its checkpoints were written with another number (change it with a rebuild). The
-/// first partitioned start records its number.
-pub(super) async fn check_layout(
+/// first partitioned start records its number. `rebuilds`: whether a rebuild can change the
+/// number (a projection's can, a process manager's cannot).
+pub(crate) async fn check_layout(
     store: &Arc<dyn CheckpointStore>,
     name: &str,
     partitions: u32,
+    rebuilds: bool,
 ) -> Result<(), ProjectionError> {
     let stored = match stored_partitions(store.as_ref(), name).await? {
         Some(n) => n,
         None if partitions <= 1 => return Ok(()),
         None => {
             if store.load(name).await?.is_some() {
-                return Err(changed(name, 1, partitions));
+                return Err(changed(name, 1, partitions, rebuilds));
             }
-            store.save(&partitions_marker(name), u64::from(partitions), None).await?;
+            store
+                .save(&partitions_marker(name), u64::from(partitions), None)
+                .await?;
             return Ok(());
         }
     };
     if stored == partitions {
         Ok(())
     } else {
-        Err(changed(name, stored, partitions))
+        Err(changed(name, stored, partitions, rebuilds))
     }
 }
 
 /// The error of a start with `wanted` partitions where the checkpoints have `stored`.
-fn changed(name: &str, stored: u32, wanted: u32) -> ProjectionError {
+fn changed(name: &str, stored: u32, wanted: u32, rebuilds: bool) -> ProjectionError {
     let was = if stored <= 1 {
         format!("its checkpoint `{name}` was written unpartitioned")
     } else {
@@ -259,13 +266,21 @@ fn changed(name: &str, stored: u32, wanted: u32) -> ProjectionError {
             partition_checkpoint(name, 0, stored)
         )
     };
+    let change = if !rebuilds {
+        "a process manager's instances live in its partitions' checkpoints, so the number \
+         cannot change under them"
+            .to_owned()
+    } else {
+        format!(
+            "or change the number with a rebuild \
+             (`kernel.projections().rebuild::<P>(options.partitions({wanted}))`)"
+        )
+    };
     ProjectionError::Partitions {
         name: name.to_owned(),
         reason: format!(
             "started with {wanted} partition(s), but {was}: start it with \
-             `ProjectionOptions::partitions({stored})`, or change the number with a rebuild \
-             (`kernel.projections().rebuild::<P>(options.partitions({wanted}))`, or \
-             `es projections reset` and a fresh start)"
+             `ProjectionOptions::partitions({stored})`; {change}"
         ),
     }
 }
@@ -346,7 +361,10 @@ mod tests {
                 }
             );
         }
-        assert_eq!(CheckpointName::parse("a#5/4"), CheckpointName::Plain("a#5/4"));
+        assert_eq!(
+            CheckpointName::parse("a#5/4"),
+            CheckpointName::Plain("a#5/4")
+        );
         assert_eq!(CheckpointName::parse("a#x"), CheckpointName::Plain("a#x"));
     }
 }

@@ -19,10 +19,10 @@ use super::group::Group;
 use super::handle::ProjectionHandle;
 use super::launch::{Launch, checkpoints_for, initial_parts, part_metrics};
 use super::metrics::ProjectionMetricsRef;
-use super::rebuild_parts::{self, stored_dead_letters};
 use super::options::{ProjectionOptions, ProjectionStatus};
 use super::read_model::Projection;
 use super::rebuild;
+use super::rebuild_parts::{self, stored_dead_letters};
 
 /// How often the lag monitor refreshes every runner's lag gauges.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
@@ -96,9 +96,9 @@ impl Projections {
     ) -> Result<ProjectionHandle<P>, ProjectionError> {
         // A runner that stopped while some of its partitions still run is stopped whole
         // first, so that no partition ever runs twice.
-        let stopped = self.runner(P::NAME).filter(|r| {
-            matches!(r.status().phase, ProjectionPhase::Stopped { .. })
-        });
+        let stopped = self
+            .runner(P::NAME)
+            .filter(|r| matches!(r.status().phase, ProjectionPhase::Stopped { .. }));
         if let Some(stopped) = stopped {
             stopped.stop().await;
         }
@@ -185,9 +185,13 @@ impl Projections {
     ) -> Result<u64, ProjectionError> {
         let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
         let running = self.runners.lock().running::<P>()?;
-        if let Some(last) =
-            rebuild_parts::rebuild_if_partitioned(self.event_store.as_ref(), running.as_ref(), checkpoints.as_ref(), &options)
-                .await?
+        if let Some(last) = rebuild_parts::rebuild_if_partitioned(
+            self.event_store.as_ref(),
+            running.as_ref(),
+            checkpoints.as_ref(),
+            &options,
+        )
+        .await?
         {
             return Ok(last);
         }

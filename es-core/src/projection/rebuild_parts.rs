@@ -91,7 +91,10 @@ pub(super) async fn stored_dead_letters(
     let count = stored_partitions(store, name).await?.unwrap_or(1);
     let mut letters = Vec::new();
     for index in 0..count {
-        if let Some(checkpoint) = store.load(&partition_checkpoint(name, index, count)).await? {
+        if let Some(checkpoint) = store
+            .load(&partition_checkpoint(name, index, count))
+            .await?
+        {
             letters.extend(dead_letters_in(&checkpoint)?);
         }
     }

@@ -10,8 +10,8 @@ use crate::store::{Checkpoint, RecordedEvent};
 use super::dead_letter::{Parked, unwrap_state};
 use super::error::ProjectionError;
 use super::options::{OnFailure, ProjectionOptions, SKIPPED_KEPT, SkippedEvent};
-use super::partition::Route;
 use super::parking::{checkpoint_state, park, park_behind, requested_retries};
+use super::partition::Route;
 use super::read_model::{Projection, apply_event};
 use super::shared::Shared;
 

@@ -26,13 +26,13 @@ use crate::tracker::TaskToken;
 pub(super) const MEMBER_POLL: Duration = Duration::from_millis(400);
 
 /// Stops the spreading task of a group.
-pub(super) struct SpreadHandle {
+pub(crate) struct SpreadHandle {
     stop: watch::Sender<bool>,
 }
 
 impl SpreadHandle {
     /// Ends the task (it releases its member lease).
-    pub(super) fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.send_replace(true);
     }
 }
@@ -59,6 +59,24 @@ pub(super) fn spawn(
     };
     runtime.spawn(task.run());
     SpreadHandle { stop }
+}
+
+/// [`spawn`] for a runner whose tasks the kernel does not track (a process manager's).
+pub(crate) fn spawn_untracked(
+    runtime: &tokio::runtime::Handle,
+    store: Arc<dyn CheckpointStore>,
+    name: &str,
+    partitions: u32,
+    gate: Arc<ShareGate>,
+) -> SpreadHandle {
+    spawn(
+        runtime,
+        store,
+        name,
+        partitions,
+        gate,
+        crate::tracker::TaskTracker::default().token(),
+    )
 }
 
 struct Spread {
@@ -106,7 +124,11 @@ impl Spread {
     /// (this one included), with how many of them hold a lower slot than this one. `None`: the
     /// store elects no runner.
     async fn count(&mut self) -> Result<Option<(usize, usize)>, crate::store::StoreError> {
-        if self.member.as_ref().is_some_and(|(_, lease)| lease.is_lost()) {
+        if self
+            .member
+            .as_ref()
+            .is_some_and(|(_, lease)| lease.is_lost())
+        {
             self.member = None;
         }
         let mut others = Vec::new();
@@ -127,6 +149,9 @@ impl Spread {
         }
         let own = self.member.as_ref().map_or(usize::MAX, |(k, _)| *k);
         let rank = others.iter().filter(|k| **k < own).count();
-        Ok(Some((others.len() + usize::from(self.member.is_some()), rank)))
+        Ok(Some((
+            others.len() + usize::from(self.member.is_some()),
+            rank,
+        )))
     }
 }

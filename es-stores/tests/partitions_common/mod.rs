@@ -75,9 +75,14 @@ pub async fn append_forever(store: impl EventStore + Clone) -> Result<(), String
         writers.push(tokio::spawn(async move {
             for round in 0u64.. {
                 let i = (round * 3 + w) % STREAMS;
-                let payload = serde_json::to_vec(&Bumped { n: round }).map_err(|e| e.to_string())?;
+                let payload =
+                    serde_json::to_vec(&Bumped { n: round }).map_err(|e| e.to_string())?;
                 let done = store
-                    .append(&stream(i), ExpectedVersion::Any, vec![NewEvent::new("Bumped", payload)])
+                    .append(
+                        &stream(i),
+                        ExpectedVersion::Any,
+                        vec![NewEvent::new("Bumped", payload)],
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 let event = &done.events[0];
@@ -106,7 +111,10 @@ pub async fn assert_exactly_once(store: &impl EventStore, states: &[PerStream]) 
                 index,
                 "{key} handled by the wrong partition"
             );
-            assert!(merged.insert(key.clone(), seen.clone()).is_none(), "{key} in two partitions");
+            assert!(
+                merged.insert(key.clone(), seen.clone()).is_none(),
+                "{key} in two partitions"
+            );
         }
     }
     for i in 0..STREAMS {
