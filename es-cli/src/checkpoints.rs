@@ -156,40 +156,6 @@ fn with_partitioned_rows(
     out
 }
 
-#[cfg(test)]
-mod partition_rows {
-    use super::*;
-
-    fn row(name: &str, kind: &'static str, position: u64, lag: u64) -> ProjectionRow {
-        ProjectionRow {
-            name: name.to_owned(),
-            kind,
-            position,
-            lag,
-            lag_seconds: None,
-            state_bytes: Some(2),
-            partitions: None,
-        }
-    }
-
-    #[test]
-    fn a_partitioned_projection_gets_a_row_before_its_partitions() {
-        let counts = [("p".to_owned(), 2)].into_iter().collect();
-        let rows = with_partitioned_rows(
-            vec![
-                row("p#0/2", "partition", 5, 1),
-                row("p#1/2", "partition", 3, 3),
-            ],
-            &counts,
-        );
-        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["p", "p#0/2", "p#1/2"]);
-        assert_eq!((rows[0].position, rows[0].lag), (3, 3));
-        assert_eq!(rows[0].partitions, Some(2));
-        assert_eq!(rows[0].state_bytes, Some(4));
-    }
-}
-
 /// `es projections`.
 pub(crate) async fn projections(store: &OpenedStore, ctx: &mut Ctx) -> CliResult<u8> {
     let (rows, head) = projection_rows(store).await?;
@@ -285,4 +251,38 @@ pub(crate) async fn reset_projection(
         ))?;
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod partition_rows {
+    use super::*;
+
+    fn row(name: &str, kind: &'static str, position: u64, lag: u64) -> ProjectionRow {
+        ProjectionRow {
+            name: name.to_owned(),
+            kind,
+            position,
+            lag,
+            lag_seconds: None,
+            state_bytes: Some(2),
+            partitions: None,
+        }
+    }
+
+    #[test]
+    fn a_partitioned_projection_gets_a_row_before_its_partitions() {
+        let counts = [("p".to_owned(), 2)].into_iter().collect();
+        let rows = with_partitioned_rows(
+            vec![
+                row("p#0/2", "partition", 5, 1),
+                row("p#1/2", "partition", 3, 3),
+            ],
+            &counts,
+        );
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["p", "p#0/2", "p#1/2"]);
+        assert_eq!((rows[0].position, rows[0].lag), (3, 3));
+        assert_eq!(rows[0].partitions, Some(2));
+        assert_eq!(rows[0].state_bytes, Some(4));
+    }
 }

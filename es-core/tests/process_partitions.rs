@@ -88,8 +88,7 @@ async fn instances_are_spread_over_partitions_with_a_checkpoint_each() {
         .process_managers()
         .start::<Audit>(ProjectionOptions::default())
         .await
-        .err()
-        .expect("another number of partitions is refused");
+        .expect_err("another number of partitions is refused");
     assert!(err.to_string().contains("partitions(3)"), "{err}");
     kernel.shutdown().await;
 }

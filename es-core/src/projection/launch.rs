@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use crate::clock::SystemClock;
 use crate::follow::{self, Plan, Progress, ShareGate};
-use crate::store::{CheckpointStore, EventStore, RecordedEvent};
+use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::TaskTracker;
 
 use super::dead_letter::Parked;
@@ -16,7 +16,7 @@ use super::group::Group;
 use super::handle::ProjectionHandle;
 use super::metrics::{ProjectionMetrics, ProjectionMetricsRef};
 use super::options::ProjectionOptions;
-use super::partition::{self, Route, partition_checkpoint};
+use super::partition::{self, PartitionKeyFn, Route, partition_checkpoint};
 use super::read_model::Projection;
 use super::runner::{Runner, restore};
 use super::shared::{Shared, StatusInner};
@@ -74,7 +74,7 @@ pub(super) async fn initial_parts<P: Projection>(
 
 /// Where the partitions of a projection start, and the key that routes events to them.
 pub(super) struct Parts<P> {
-    pub(super) key: Option<fn(&RecordedEvent) -> String>,
+    pub(super) key: Option<PartitionKeyFn>,
     /// Each partition's state, position and dead letters, in order.
     pub(super) starts: Vec<(P, u64, Parked)>,
 }

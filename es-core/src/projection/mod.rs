@@ -50,8 +50,8 @@ pub use options::{
 };
 pub(crate) use partition::check_layout as check_partitions;
 pub use partition::{
-    CheckpointName, MAX_PARTITIONS, Partitioning, partition_checkpoint, partition_key,
-    partition_of, partitions_marker, stored_partitions,
+    CheckpointName, MAX_PARTITIONS, PartitionKeyFn, Partitioning, partition_checkpoint,
+    partition_key, partition_of, partitions_marker, stored_partitions,
 };
 pub use projections::Projections;
 #[cfg(feature = "testkit")]

@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::follow::ProjectionPhase;
 use crate::store::{CheckpointStore, RecordedEvent};
 
+use super::partition::PartitionKeyFn;
+
 /// What a runner does when handling an event fails.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ErrorPolicy {
@@ -135,7 +137,7 @@ pub struct ProjectionOptions {
     pub partitions: u32,
     /// The partition key, instead of the projection's own; see
     /// [`ProjectionOptions::partition_by`].
-    pub partition_by: Option<fn(&RecordedEvent) -> String>,
+    pub partition_by: Option<PartitionKeyFn>,
 }
 
 impl Default for ProjectionOptions {

@@ -16,6 +16,9 @@ use crate::store::{CheckpointStore, RecordedEvent};
 
 use super::error::ProjectionError;
 
+/// A function that gives an event's partition key.
+pub type PartitionKeyFn = fn(&RecordedEvent) -> String;
+
 /// The most partitions a projection may have.
 pub const MAX_PARTITIONS: u32 = 1024;
 
@@ -48,7 +51,7 @@ pub enum Partitioning {
 
 impl Partitioning {
     /// The key function, when one is given (`None`: the stream, or not partitionable).
-    pub fn key_fn(&self) -> Option<fn(&RecordedEvent) -> String> {
+    pub fn key_fn(&self) -> Option<PartitionKeyFn> {
         match self {
             Partitioning::By(f) => Some(*f),
             Partitioning::Single | Partitioning::ByStream => None,
@@ -57,10 +60,7 @@ impl Partitioning {
 }
 
 /// The partition key of `event` under `key_fn` (`None`: its stream, `type/id`).
-pub fn partition_key(
-    event: &RecordedEvent,
-    key_fn: Option<fn(&RecordedEvent) -> String>,
-) -> String {
+pub fn partition_key(event: &RecordedEvent, key_fn: Option<PartitionKeyFn>) -> String {
     match key_fn {
         Some(f) => f(event),
         None => event.stream.to_string(),
@@ -88,7 +88,7 @@ pub fn partition_of(key: &str, partitions: u32) -> u32 {
 /// building the key when it is the stream.
 pub(super) fn partition_of_event(
     event: &RecordedEvent,
-    key_fn: Option<fn(&RecordedEvent) -> String>,
+    key_fn: Option<PartitionKeyFn>,
     partitions: u32,
 ) -> u32 {
     if partitions <= 1 {
@@ -291,8 +291,8 @@ pub(super) fn key_for(
     name: &str,
     declared: Partitioning,
     partitions: u32,
-    given: Option<fn(&RecordedEvent) -> String>,
-) -> Result<Option<fn(&RecordedEvent) -> String>, ProjectionError> {
+    given: Option<PartitionKeyFn>,
+) -> Result<Option<PartitionKeyFn>, ProjectionError> {
     if partitions > MAX_PARTITIONS {
         return Err(ProjectionError::Partitions {
             name: name.to_owned(),
@@ -322,7 +322,7 @@ pub(super) struct Route {
     /// How many partitions.
     pub(super) count: u32,
     /// The key function (`None`: the stream).
-    pub(super) key: Option<fn(&RecordedEvent) -> String>,
+    pub(super) key: Option<PartitionKeyFn>,
 }
 
 impl Route {
