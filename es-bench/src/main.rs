@@ -191,6 +191,10 @@ struct Cli {
     /// task reads its `state()` in a loop; reports the rebuild's time and the reads' latency.
     #[arg(long)]
     w5_rebuild: bool,
+    /// W5: also time a handler that waits 100 µs per event (simulated I/O) in 1 and this
+    /// many partitions, and report both rates.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    partitions: Option<u32>,
     /// Directory under which file and LMDB data (a fresh directory per run, removed after) and
     /// the fsync probe go (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
@@ -287,6 +291,7 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         command_ids: cli.command_ids,
         w5_vaults: cli.w5_vaults,
         w5_rebuild: cli.w5_rebuild,
+        partitions: cli.partitions,
     };
     let mut jobs = Vec::new();
     let mut push = |workload: Workload, store: StoreKind, overrides: &Overrides| {
@@ -648,6 +653,7 @@ fn headline(workload: Workload, r: &Value) -> String {
                 human(g("/selective/events_per_s")),
                 human(g("/all_events/events_per_s")),
             );
+            let line = line + &workloads::slow_io::summary(r);
             match g("/aggregate_selective/events_per_s") {
                 None => line,
                 vaults => format!(

@@ -8,8 +8,11 @@
 //! holds the runner's lease (the one a kernel's runner takes) for the edit, refusing when a
 //! runner holds it. The CLI cannot run a projection's handlers: `retry` marks the key's
 //! parked events, and the runner re-runs them in order when it next starts.
+//!
+//! A partitioned projection is named as a whole: its partitions' dead letters are listed
+//! together, and a retry or skip edits the partition that holds the key.
 
-use es_core::projection::{DeadLetter, dead_letters_in, request_retry_in, skip_in};
+use es_core::projection::{CheckpointName, DeadLetter, dead_letters_in, request_retry_in, skip_in};
 use es_core::store::{Checkpoint, CheckpointStore, Lease};
 use es_stores::OpenedStore;
 use serde::Serialize;
@@ -17,6 +20,7 @@ use serde::Serialize;
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult, EXIT_OK, StoreContext};
 use crate::output::table;
+use crate::partitions;
 
 /// One dead letter of one projection, as listed.
 #[derive(Serialize)]
@@ -56,10 +60,60 @@ fn letters_of(name: &str, checkpoint: &Checkpoint) -> CliResult<Vec<DeadLetter>>
         .map_err(|e| CliError::new(format!("reading the dead letters of {name:?}: {e}")))
 }
 
-/// The dead letters of projection `name` (an error when it has no checkpoint).
+/// The dead letters of projection `name`, every partition's when it is partitioned, by
+/// position (an error when it has no checkpoint).
 pub(crate) async fn letters(store: &OpenedStore, name: &str) -> CliResult<Vec<DeadLetter>> {
-    let checkpoint = checkpoint(store, name).await?;
-    letters_of(name, &checkpoint)
+    let parts = partitions::checkpoints_of(store, name).await?;
+    if let [only] = parts.as_slice() {
+        let checkpoint = checkpoint(store, only).await?;
+        return letters_of(name, &checkpoint);
+    }
+    let es = store.store();
+    let mut letters = Vec::new();
+    for part in &parts {
+        if let Some(checkpoint) = es
+            .load(part)
+            .await
+            .doing(&format!("loading checkpoint {part:?}"))?
+        {
+            letters.extend(letters_of(part, &checkpoint)?);
+        }
+    }
+    letters.sort_by_key(|l| l.position);
+    Ok(letters)
+}
+
+/// The checkpoint of projection `name` that holds a parked event of `key` (at `position`,
+/// when given): its own, or the partition's that does.
+async fn holding(
+    store: &OpenedStore,
+    name: &str,
+    key: &str,
+    position: Option<u64>,
+) -> CliResult<String> {
+    let parts = partitions::checkpoints_of(store, name).await?;
+    if parts.len() == 1 {
+        return Ok(name.to_owned());
+    }
+    let es = store.store();
+    for part in parts {
+        let Some(checkpoint) = es
+            .load(&part)
+            .await
+            .doing(&format!("loading checkpoint {part:?}"))?
+        else {
+            continue;
+        };
+        let found = letters_of(&part, &checkpoint)?
+            .iter()
+            .any(|l| l.key == key && l.is_parked() && position.is_none_or(|at| l.position == at));
+        if found {
+            return Ok(part);
+        }
+    }
+    Err(CliError::new(format!(
+        "no event of {key:?} is parked in projection {name:?} (see `es dlq list {name}`)"
+    )))
 }
 
 /// `es dlq list [NAME]`.
@@ -74,14 +128,30 @@ pub(crate) async fn list(store: &OpenedStore, ctx: &mut Ctx, name: Option<&str>)
                 .await
                 .doing("listing checkpoints")?;
             for name in names {
+                // Partitions are listed under their projection, a stale one not at all.
+                let projection = CheckpointName::parse(&name).projection().to_owned();
+                let current = partitions::count(store, &projection).await?;
+                if !matches!(
+                    partitions::classify(&name, current),
+                    partitions::Listed::Plain | partitions::Listed::Partition
+                ) {
+                    continue;
+                }
                 if let Some(checkpoint) = es
                     .load(&name)
                     .await
                     .doing(&format!("loading checkpoint {name:?}"))?
                 {
                     let letters = letters_of(&name, &checkpoint)?;
-                    if !letters.is_empty() {
-                        found.push((name, letters));
+                    if letters.is_empty() {
+                        continue;
+                    }
+                    match found.iter_mut().find(|(p, _)| *p == projection) {
+                        Some((_, all)) => {
+                            all.extend(letters);
+                            all.sort_by_key(|l| l.position);
+                        }
+                        None => found.push((projection, letters)),
                     }
                 }
             }
@@ -159,7 +229,8 @@ async fn edit<T>(
 /// Marks the parked events of `key` in projection `name` for a retry (see the module docs);
 /// returns how many. An error when none is parked.
 pub(crate) async fn request_retry(store: &OpenedStore, name: &str, key: &str) -> CliResult<usize> {
-    edit(store, name, |checkpoint| {
+    let part = holding(store, name, key, None).await?;
+    edit(store, &part, |checkpoint| {
         let marked = request_retry_in(checkpoint, key)
             .map_err(|e| CliError::new(format!("reading the dead letters of {name:?}: {e}")))?;
         if marked == 0 {
@@ -229,7 +300,8 @@ pub(crate) async fn skip_letter(
     position: u64,
     reason: &str,
 ) -> CliResult<()> {
-    edit(store, name, |checkpoint| {
+    let part = holding(store, name, key, Some(position)).await?;
+    edit(store, &part, |checkpoint| {
         let skipped = skip_in(checkpoint, key, position, reason)
             .map_err(|e| CliError::new(format!("reading the dead letters of {name:?}: {e}")))?;
         if skipped {

@@ -36,6 +36,7 @@
 //! [`EXIT_ERROR`] (2, a usage or input error, or a store that cannot be opened or read).
 //! The export format is described in [`format`](mod@format).
 
+mod checkpoints;
 mod cli;
 mod context;
 mod dlq;
@@ -44,6 +45,7 @@ pub mod format;
 mod inspect;
 mod lifecycle;
 mod output;
+mod partitions;
 pub mod serve;
 mod transfer;
 mod verify;
@@ -164,10 +166,10 @@ async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
             };
             transfer::copy(&store, ctx, to, &options).await
         }
-        Command::Projections { action: None } => inspect::projections(&store, ctx).await,
+        Command::Projections { action: None } => checkpoints::projections(&store, ctx).await,
         Command::Projections {
             action: Some(ProjectionsAction::Reset { name, yes }),
-        } => inspect::reset_projection(&store, ctx, name, *yes).await,
+        } => checkpoints::reset_projection(&store, ctx, name, *yes).await,
         Command::Dlq {
             action: DlqAction::List { name },
         } => dlq::list(&store, ctx, name.as_deref()).await,

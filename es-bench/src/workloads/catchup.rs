@@ -191,6 +191,9 @@ pub async fn w5(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     if p.w5_rebuild {
         rebuild_while_reading(&store, total, &mut r).await?;
     }
+    if let Some(partitions) = p.partitions {
+        super::slow_io::slow_io(&store, partitions, expected.withdrawn, &mut r).await?;
+    }
 
     r.set(
         "selective",

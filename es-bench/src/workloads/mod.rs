@@ -6,6 +6,7 @@ pub mod commands;
 pub mod memory;
 pub mod rehydrate;
 pub mod repeat;
+pub mod slow_io;
 pub mod transfers;
 
 use std::sync::Arc;
@@ -90,6 +91,8 @@ pub struct Params {
     pub w5_vaults: bool,
     /// W5: also rebuild the all-events projection while its state is read in a loop.
     pub w5_rebuild: bool,
+    /// W5: also run a projection with a slow handler in 1 and this many partitions.
+    pub partitions: Option<u32>,
 }
 
 /// The command-line overrides of [`Params`].
@@ -111,6 +114,8 @@ pub struct Overrides {
     pub w5_vaults: bool,
     /// `--w5-rebuild`.
     pub w5_rebuild: bool,
+    /// `--partitions`.
+    pub partitions: Option<u32>,
 }
 
 impl Params {
@@ -159,6 +164,7 @@ impl Params {
             command_ids: o.command_ids,
             w5_vaults: o.w5_vaults,
             w5_rebuild: o.w5_rebuild,
+            partitions: o.partitions,
         }
     }
 }

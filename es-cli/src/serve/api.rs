@@ -12,7 +12,7 @@ use super::read::{self, StreamQuery};
 use super::state::App;
 use crate::error::StoreContext;
 use crate::format::format_timestamp;
-use crate::inspect::{self, LogFilter, PAGE};
+use crate::inspect::{LogFilter, PAGE};
 
 /// The most events one page of the API returns.
 const MAX_LIMIT: usize = 1000;
@@ -283,11 +283,11 @@ async fn correlation(
 #[derive(Serialize)]
 struct ProjectionsPage {
     head: u64,
-    projections: Vec<inspect::ProjectionRow>,
+    projections: Vec<crate::checkpoints::ProjectionRow>,
 }
 
 async fn projections(State(app): State<App>) -> ApiResult<ProjectionsPage> {
-    let (projections, head) = inspect::projection_rows(&app.store).await?;
+    let (projections, head) = crate::checkpoints::projection_rows(&app.store).await?;
     Ok(Json(ProjectionsPage { head, projections }))
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::store::{Checkpoint, CheckpointStore};
 
 use super::election::{Elected, Election};
+use super::gate::ShareGate;
 use super::progress::Progress;
 use super::retry::{End, pause_unless_stopped, retrying};
 
@@ -31,9 +32,10 @@ impl Control {
         name: String,
         store: Option<Arc<dyn CheckpointStore>>,
         stop: watch::Receiver<bool>,
+        gate: Option<Arc<ShareGate>>,
     ) -> Self {
         Self {
-            election: store.as_ref().map(|_| Election::new(name.clone())),
+            election: store.as_ref().map(|_| Election::new(name.clone(), gate)),
             name,
             store,
             stop,
@@ -112,6 +114,7 @@ impl Control {
         let (Some(election), Some(store)) = (self.election.as_mut(), self.store.as_ref()) else {
             return Ok(None);
         };
+        election.yield_if_over_share(progress);
         if election.may_run() {
             return Ok(None);
         }

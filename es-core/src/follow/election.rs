@@ -1,12 +1,14 @@
 //! A runner's part in electing one active runner per name among the processes sharing a
 //! checkpoint store ([`CheckpointStore::try_lease`]; on PostgreSQL an advisory lock).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::store::{CheckpointStore, Lease, RunnerLease};
 
+use super::gate::ShareGate;
 use super::progress::Progress;
 use super::retry::pause_unless_stopped;
 
@@ -23,6 +25,8 @@ pub(crate) struct Election {
     lease: Option<RunnerLease>,
     /// Whether the store elects runners (`None`: not asked yet).
     elects: Option<bool>,
+    /// The share of its group's leases this process may hold (a partition of a runner).
+    gate: Option<Arc<ShareGate>>,
 }
 
 /// What [`Election::wait_until_elected`] found.
@@ -36,11 +40,24 @@ pub(crate) enum Elected {
 
 impl Election {
     /// An election for the runner whose checkpoint is `name`.
-    pub(crate) fn new(name: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<String>, gate: Option<Arc<ShareGate>>) -> Self {
         Self {
             name: name.into(),
             lease: None,
             elects: None,
+            gate,
+        }
+    }
+
+    /// Gives the lease up when this process holds more than its share of the group's leases
+    /// (another process joined); the runner stands by next. Call it between pages, after the
+    /// last page's checkpoint was saved.
+    pub(crate) fn yield_if_over_share(&mut self, progress: &Progress) {
+        let Some(gate) = &self.gate else { return };
+        if self.lease.as_ref().is_some_and(|l| !l.is_lost()) && gate.try_yield() {
+            self.lease = None;
+            tracing::info!(runner = %self.name, "giving the runner lease up to another process");
+            progress.set_standby(true);
         }
     }
 
@@ -66,10 +83,24 @@ impl Election {
         progress: &Progress,
     ) -> Result<Elected, ()> {
         if self.lease.take().is_some() {
+            if let Some(gate) = &self.gate {
+                gate.released();
+            }
             tracing::warn!(runner = %self.name, "lost the runner lease; standing by");
             progress.set_standby(true);
         }
         loop {
+            if let Some(gate) = &self.gate
+                && self.elects == Some(true)
+                && !gate.may_acquire()
+            {
+                // This process holds its share: leave this lease to another one.
+                progress.set_standby(true);
+                if pause_unless_stopped(stop, STANDBY_POLL).await {
+                    return Err(());
+                }
+                continue;
+            }
             match store.try_lease(&self.name).await {
                 Ok(Lease::NotNeeded) => {
                     self.elects = Some(false);
@@ -78,6 +109,9 @@ impl Election {
                 Ok(Lease::Acquired(lease)) => {
                     self.elects = Some(true);
                     self.lease = Some(lease);
+                    if let Some(gate) = &self.gate {
+                        gate.acquired();
+                    }
                     tracing::info!(runner = %self.name, "holding the runner lease");
                     return Ok(Elected::TookOver);
                 }

@@ -91,6 +91,9 @@ pub(crate) struct Plan {
     /// then its first takeover of the lease keeps that position instead of reloading the
     /// checkpoint.
     pub(crate) given_position: bool,
+    /// The share of its group's leases this process may hold, for a partition of a runner
+    /// spread over processes (`None`: a runner on its own).
+    pub(crate) gate: Option<Arc<super::ShareGate>>,
 }
 
 /// Spawns `runner`'s task on `runtime`: a follower made from `plan` drives it until it stops.
@@ -102,7 +105,12 @@ pub(crate) fn spawn<F: Follow>(
     runner: F,
     token: Option<TaskToken>,
 ) {
-    let control = Control::new(plan.checkpoint, plan.checkpoints, progress.stop_signal());
+    let control = Control::new(
+        plan.checkpoint,
+        plan.checkpoints,
+        progress.stop_signal(),
+        plan.gate,
+    );
     let task = Task {
         runner,
         follower: Follower {

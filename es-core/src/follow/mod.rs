@@ -22,11 +22,13 @@
 mod control;
 mod election;
 mod follower;
+mod gate;
 mod progress;
 mod retry;
 
 pub(crate) use control::Control;
 pub(crate) use follower::{Alarm, Follow, Page, Plan, spawn};
+pub(crate) use gate::ShareGate;
 pub use progress::ProjectionPhase;
 pub(crate) use progress::{Ended, Progress};
 pub(crate) use retry::{End, STORE_ATTEMPTS, backoff};

@@ -8,13 +8,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
 
-use crate::follow::{self, Plan, Progress};
+use crate::follow::{self, Plan, Progress, ProjectionPhase, ShareGate};
 use crate::kernel::{Extension, Kernel, ShutdownFuture};
-use crate::projection::{ErrorPolicy, ProjectionError, ProjectionOptions};
+use crate::projection::{
+    ErrorPolicy, ProjectionError, ProjectionOptions, check_partitions, partition_checkpoint,
+    spread_partitions,
+};
 use crate::store::{CheckpointStore, EventFilter};
 
 use super::ProcessManager;
 use super::deadline::Timers;
+use super::group::Group;
 use super::handle::ProcessHandle;
 use super::instances::instances_of;
 use super::metrics::Metrics;
@@ -36,7 +40,7 @@ impl Kernel {
 struct Registry {
     /// The kernel's checkpoint store, the default of every runner.
     checkpoints: Option<Arc<dyn CheckpointStore>>,
-    runners: Mutex<HashMap<&'static str, Arc<Shared>>>,
+    runners: Mutex<HashMap<&'static str, Arc<Group>>>,
     /// Serializes `start`, so one name never gets two runners.
     starting: tokio::sync::Mutex<()>,
 }
@@ -48,7 +52,7 @@ impl Extension for Registry {
         Box::pin(async move {
             let runners: Vec<_> = self.runners.lock().values().cloned().collect();
             for runner in runners {
-                runner.progress.stop().await;
+                runner.stop().await;
             }
         })
     }
@@ -102,10 +106,15 @@ impl ProcessManagers<'_> {
         }
         let registry = self.registry();
         let _starting = registry.starting.lock().await;
-        if let Some(shared) = registry.runners.lock().get(P::NAME)
-            && !shared.progress.is_stopped()
-        {
-            return Ok(ProcessHandle::new(shared.clone()));
+        let earlier = registry.runners.lock().get(P::NAME).cloned();
+        if let Some(group) = earlier {
+            if !group.is_stopped()
+                && !matches!(group.status().phase, ProjectionPhase::Stopped { .. })
+            {
+                return Ok(ProcessHandle::new(group));
+            }
+            // A partition stopped while others run: stop them all before starting again.
+            group.stop().await;
         }
         let Some(checkpoints) = options
             .checkpoint_store
@@ -119,57 +128,86 @@ impl ProcessManagers<'_> {
                 P::NAME
             )));
         };
-        let checkpoint_name = format!("{CHECKPOINT_PREFIX}{}", P::NAME);
-        let (position, (instances, deadlines)) = match options.start_position {
-            Some(position) => (position.saturating_sub(1), Default::default()),
-            None => match checkpoints.load(&checkpoint_name).await? {
-                Some(checkpoint) => (
-                    checkpoint.position,
-                    instances_of::<P>(checkpoint.state.as_deref())?,
-                ),
-                None => (0, Default::default()),
-            },
-        };
-        let timers = Timers::new(deadlines);
-        // Until the runner knows it may run (its store elects no runner, or it holds the
-        // lease), it stands by.
-        let progress = Arc::new(Progress::new(position, true));
-        let shared = Arc::new(Shared {
-            name: P::NAME,
-            progress: progress.clone(),
-            metrics: Metrics::new(P::NAME),
-            instances: AtomicUsize::new(instances.len()),
-            deadlines: AtomicUsize::new(timers.len()),
-            skipped: AtomicU64::new(0),
+        let base = format!("{CHECKPOINT_PREFIX}{}", P::NAME);
+        let count = options.partitions.max(1);
+        if count > 1 {
+            check_partitions(&checkpoints, &base, count, false).await?;
+        }
+        let gate = (count > 1).then(|| Arc::new(ShareGate::new(count as usize)));
+        let spread = gate.as_ref().map(|gate| {
+            spread_partitions(&runtime, checkpoints.clone(), &base, count, gate.clone())
         });
-        let plan = Plan {
-            kind: "process manager",
-            store: self.kernel.event_store().clone(),
-            filter: EventFilter::types(P::accepts),
-            batch: options.batch_size,
-            poll: options.poll_interval,
-            checkpoint: checkpoint_name,
-            checkpoints: Some(checkpoints),
-            given_position: options.start_position.is_some(),
-        };
-        let runner = Runner::<P> {
-            kernel: self.kernel.downgrade(),
-            clock: self.kernel.clock().clone(),
-            options,
-            shared: shared.clone(),
-            instances,
-            timers,
-            saved_at: std::time::Instant::now(),
-            unsaved: None,
-        };
-        follow::spawn(&runtime, plan, progress, runner, None);
-        registry.runners.lock().insert(P::NAME, shared.clone());
-        Ok(ProcessHandle::new(shared))
+        let mut parts = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            let checkpoint_name = partition_checkpoint(&base, index, count);
+            let (position, (instances, deadlines)) = match options.start_position {
+                Some(position) => (position.saturating_sub(1), Default::default()),
+                None => match checkpoints.load(&checkpoint_name).await? {
+                    Some(checkpoint) => (
+                        checkpoint.position,
+                        instances_of::<P>(checkpoint.state.as_deref())?,
+                    ),
+                    None => {
+                        // No checkpoint of its own: refused if it ran in partitions.
+                        if count == 1 {
+                            check_partitions(&checkpoints, &base, count, false).await?;
+                        }
+                        (0, Default::default())
+                    }
+                },
+            };
+            let timers = Timers::new(deadlines);
+            // Until the runner knows it may run (its store elects no runner, or it holds the
+            // lease), it stands by.
+            let progress = Arc::new(Progress::new(position, true));
+            let shared = Arc::new(Shared {
+                name: checkpoint_name
+                    .strip_prefix(CHECKPOINT_PREFIX)
+                    .unwrap_or(&checkpoint_name)
+                    .to_owned(),
+                progress: progress.clone(),
+                metrics: Metrics::new(P::NAME),
+                instances: AtomicUsize::new(instances.len()),
+                deadlines: AtomicUsize::new(timers.len()),
+                skipped: AtomicU64::new(0),
+            });
+            let plan = Plan {
+                kind: "process manager",
+                store: self.kernel.event_store().clone(),
+                filter: EventFilter::types(P::accepts),
+                batch: options.batch_size,
+                poll: options.poll_interval,
+                checkpoint: checkpoint_name,
+                checkpoints: Some(checkpoints.clone()),
+                given_position: options.start_position.is_some(),
+                gate: gate.clone(),
+            };
+            let runner = Runner::<P> {
+                kernel: self.kernel.downgrade(),
+                clock: self.kernel.clock().clone(),
+                options: options.clone(),
+                shared: shared.clone(),
+                instances,
+                timers,
+                saved_at: std::time::Instant::now(),
+                unsaved: None,
+                route: (index, count),
+            };
+            follow::spawn(&runtime, plan, progress, runner, None);
+            parts.push(shared);
+        }
+        let group = Arc::new(Group {
+            name: P::NAME,
+            parts,
+            spread,
+        });
+        registry.runners.lock().insert(P::NAME, group.clone());
+        Ok(ProcessHandle::new(group))
     }
 
     /// The status of the runner named `name`, if one was started on this kernel.
     pub fn lookup(&self, name: &str) -> Option<ProcessStatus> {
-        self.registry().runners.lock().get(name).map(|s| s.status())
+        self.registry().runners.lock().get(name).map(|g| g.status())
     }
 
     /// The statuses of every runner started on this kernel.
@@ -179,7 +217,7 @@ impl ProcessManagers<'_> {
             .runners
             .lock()
             .values()
-            .map(|s| s.status())
+            .map(|g| g.status())
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
@@ -191,10 +229,10 @@ impl ProcessManagers<'_> {
     ///
     /// [`ProjectionError::NotFound`] when no runner of that name was started.
     pub async fn stop(&self, name: &str) -> Result<(), ProjectionError> {
-        let shared = self.registry().runners.lock().get(name).cloned();
-        match shared {
-            Some(shared) => {
-                shared.progress.stop().await;
+        let group = self.registry().runners.lock().get(name).cloned();
+        match group {
+            Some(group) => {
+                group.stop().await;
                 Ok(())
             }
             None => Err(ProjectionError::NotFound(name.to_owned())),

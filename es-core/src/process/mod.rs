@@ -73,6 +73,7 @@ use crate::store::RecordedEvent;
 
 mod commands;
 mod deadline;
+mod group;
 mod handle;
 mod ids;
 mod instances;

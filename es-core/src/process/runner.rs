@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::follow::{Alarm, Control, End, Follow, Page, STORE_ATTEMPTS, backoff};
 use crate::kernel::WeakKernel;
+use crate::projection::partition_of;
 use crate::projection::{ErrorPolicy, OnFailure, ProjectionError, ProjectionOptions};
 use crate::store::{Checkpoint, RecordedEvent};
 
@@ -76,6 +77,8 @@ pub(super) struct Runner<P> {
     pub(super) saved_at: Instant,
     /// The position handled but not yet saved, if any.
     pub(super) unsaved: Option<u64>,
+    /// Its partition and how many there are: it handles the instances whose key hashes to it.
+    pub(super) route: (u32, u32),
 }
 
 impl<P: ProcessManager> Follow for Runner<P> {
@@ -158,6 +161,10 @@ impl<P: ProcessManager> Runner<P> {
         for event in page {
             last_stamp = last_stamp.max(Some(event.timestamp));
             let Some(key) = P::key(event) else { continue };
+            if self.route.1 > 1 && partition_of(&key, self.route.1) != self.route.0 {
+                // Another partition's instance.
+                continue;
+            }
             by_key
                 .entry(key)
                 .or_insert_with_key(|key| {

@@ -9,7 +9,9 @@ use super::metrics::Metrics;
 
 /// What a runner shares with its handles.
 pub(crate) struct Shared {
-    pub(crate) name: &'static str,
+    /// Its checkpoint's name, which its status reports: `process:NAME` shortened to `NAME`,
+    /// or `NAME#i/n` for partition `i` of `n`.
+    pub(crate) name: String,
     /// Its position (the last one whose events were handled and their commands answered),
     /// phase and stop signal.
     pub(crate) progress: Arc<Progress>,
@@ -24,7 +26,7 @@ impl Shared {
     /// The runner's status.
     pub(crate) fn status(&self) -> ProcessStatus {
         ProcessStatus {
-            name: self.name.to_owned(),
+            name: self.name.clone(),
             phase: self.progress.phase(),
             position: self.progress.position(),
             instances: self.instances.load(Ordering::Relaxed),
@@ -35,6 +37,7 @@ impl Shared {
             deadlines_fired: self.metrics.deadlines_fired.get(),
             skipped: self.skipped.load(Ordering::Relaxed),
             standby: self.progress.standby(),
+            partitions: Vec::new(),
         }
     }
 }
@@ -70,4 +73,9 @@ pub struct ProcessStatus {
     /// manager, and this one takes over when that one's lease ends. Also `true` for the moment
     /// between `start` and the runner's first check that it may run.
     pub standby: bool,
+    /// The status of each partition (named `NAME#i/n`), for a process manager run in more
+    /// than one ([`ProjectionOptions::partitions`](crate::projection::ProjectionOptions::partitions));
+    /// empty otherwise. The manager's own fields then sum the partitions' counts and take the
+    /// lowest position and the phase of the least advanced partition (a stopped one first).
+    pub partitions: Vec<ProcessStatus>,
 }

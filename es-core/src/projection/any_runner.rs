@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use super::dead_letter::DeadLetter;
 use super::error::ProjectionError;
+use super::group::Group;
+use super::metrics::ProjectionMetricsRef;
 use super::options::ProjectionStatus;
-use super::parking;
 use super::read_model::Projection;
-use super::shared::{Shared, status_of};
 
 /// A runner seen without its projection type, as [`super::Projections`] keeps it.
 pub(super) trait AnyRunner: Send + Sync + 'static {
@@ -17,10 +17,12 @@ pub(super) trait AnyRunner: Send + Sync + 'static {
     fn status(&self) -> ProjectionStatus;
     /// Asks it to stop and waits for it.
     fn stop(&self) -> StopFuture<'_>;
-    /// Its shared part, to downcast to `Shared<P>`.
+    /// Its shared part, to downcast to `Group<P>`.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// Its dead letters.
     fn dead_letters(&self) -> Vec<DeadLetter>;
+    /// Each partition's metrics and position (one, unpartitioned), for the lag monitor.
+    fn lag_sources(&self) -> Vec<(ProjectionMetricsRef, u64)>;
     /// Re-runs the parked events of `key` in order.
     fn retry<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<usize, ProjectionError>>;
     /// Drops the parked event of `key` at `position`, recording `reason`.
@@ -39,13 +41,13 @@ pub(super) type BoxFuture<'a, T> =
 /// The boxed future of [`AnyRunner::stop`].
 pub(super) type StopFuture<'a> = BoxFuture<'a, ()>;
 
-impl<P: Projection> AnyRunner for Shared<P> {
+impl<P: Projection> AnyRunner for Group<P> {
     fn status(&self) -> ProjectionStatus {
-        status_of(self)
+        Group::status(self)
     }
 
     fn stop(&self) -> StopFuture<'_> {
-        Box::pin(self.progress.stop())
+        Box::pin(Group::stop(self))
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -53,11 +55,18 @@ impl<P: Projection> AnyRunner for Shared<P> {
     }
 
     fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.parked.lock().list()
+        Group::dead_letters(self)
+    }
+
+    fn lag_sources(&self) -> Vec<(ProjectionMetricsRef, u64)> {
+        self.parts
+            .iter()
+            .map(|p| (p.metrics.clone(), p.progress.position()))
+            .collect()
     }
 
     fn retry<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<usize, ProjectionError>> {
-        Box::pin(parking::retry(self, key))
+        Box::pin(Group::retry(self, key))
     }
 
     fn skip<'a>(
@@ -66,6 +75,6 @@ impl<P: Projection> AnyRunner for Shared<P> {
         position: u64,
         reason: &'a str,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(parking::skip(self, key, position, reason))
+        Box::pin(Group::skip(self, key, position, reason))
     }
 }

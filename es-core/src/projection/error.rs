@@ -62,6 +62,16 @@ pub enum ProjectionError {
         /// What went wrong, and what to do.
         reason: String,
     },
+    /// The projection cannot run with the partitions asked for: its state is one value, or
+    /// its checkpoints were written with another number of partitions (change it with a
+    /// rebuild).
+    #[error("partitions of `{name}`: {reason}")]
+    Partitions {
+        /// The projection (or process manager).
+        name: String,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
     /// The runner has no checkpoint store to resume from and save to.
     #[error(
         "projection `{0}` has no checkpoint store: build the kernel with `.store(..)` or \

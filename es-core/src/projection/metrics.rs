@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, Label};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -54,28 +54,39 @@ pub(crate) struct Lag {
 
 impl ProjectionMetrics {
     /// Registers the metrics of projection `name` with the recorder in force.
+    /// `partition` (`"i/n"`) labels the metrics of one partition of a partitioned projection.
     pub(crate) fn new(
         name: &'static str,
+        partition: Option<String>,
         head: watch::Receiver<u64>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let counter = |metric: &'static str| metrics::counter!(metric, "projection" => name);
+        let mut labels = vec![Label::new("projection", name)];
+        if let Some(partition) = partition {
+            labels.push(Label::new("partition", partition));
+        }
+        let with = |extra: Option<(&'static str, &'static str)>| {
+            let mut labels = labels.clone();
+            if let Some((key, value)) = extra {
+                labels.push(Label::new(key, value));
+            }
+            labels
+        };
+        let counter = |metric: &'static str| metrics::counter!(metric, with(None));
         Self {
-            lag_events: metrics::gauge!(PROJECTION_LAG_EVENTS, "projection" => name),
-            lag_seconds: metrics::gauge!(PROJECTION_LAG_SECONDS, "projection" => name),
+            lag_events: metrics::gauge!(PROJECTION_LAG_EVENTS, with(None)),
+            lag_seconds: metrics::gauge!(PROJECTION_LAG_SECONDS, with(None)),
             handled: Count::new(counter(PROJECTION_EVENTS_HANDLED)),
             filtered: Count::new(metrics::counter!(
                 PROJECTION_EVENTS_SKIPPED,
-                "projection" => name,
-                "reason" => "filter"
+                with(Some(("reason", "filter")))
             )),
             error_skipped: metrics::counter!(
                 PROJECTION_EVENTS_SKIPPED,
-                "projection" => name,
-                "reason" => "error"
+                with(Some(("reason", "error")))
             ),
             restarts: Count::new(counter(PROJECTION_RESTARTS)),
-            dead_letters: metrics::gauge!(DEAD_LETTERS, "projection" => name),
+            dead_letters: metrics::gauge!(DEAD_LETTERS, with(None)),
             head,
             pending: Mutex::new(None),
             clock,

@@ -20,17 +20,21 @@
 mod any_runner;
 mod dead_letter;
 mod error;
+mod group;
 mod handle;
 mod launch;
 pub(crate) mod metrics;
 mod once;
 mod options;
 mod parking;
+mod partition;
 mod projections;
 mod read_model;
 mod rebuild;
+mod rebuild_parts;
 mod runner;
 mod shared;
+mod spread;
 
 pub use crate::follow::ProjectionPhase;
 pub use dead_letter::{
@@ -44,7 +48,13 @@ pub(crate) use options::OnFailure;
 pub use options::{
     ErrorPolicy, OnError, ProjectionOptions, ProjectionStatus, RebuildProgress, SkippedEvent,
 };
+pub(crate) use partition::check_layout as check_partitions;
+pub use partition::{
+    CheckpointName, MAX_PARTITIONS, PartitionKeyFn, Partitioning, partition_checkpoint,
+    partition_key, partition_of, partitions_marker, stored_partitions,
+};
 pub use projections::Projections;
 #[cfg(feature = "testkit")]
 pub(crate) use read_model::apply_event;
 pub use read_model::{HandlerOutcome, OnEvents, Projection};
+pub(crate) use spread::{SpreadHandle, spawn_untracked as spread_partitions};

@@ -91,11 +91,19 @@ pub async fn run_once_with<P: Projection>(
     store: &(impl EventStore + ?Sized),
     options: ProjectionOptions,
 ) -> Result<(P, u64), ProjectionError> {
+    if options.partitions > 1 {
+        return Err(ProjectionError::Partitions {
+            name: P::NAME.to_owned(),
+            reason: "`run_once_with` folds one state: run a partitioned projection with \
+                     `spawn` or `kernel.projections().start`"
+                .to_owned(),
+        });
+    }
     let checkpoints = launch::checkpoints_for(P::NAME, &options, None)?;
     // Dead letters a managed runner parked are kept, and later events of their streams park
     // behind them (this fold parks no failing event of its own: it returns the error).
     let (mut state, mut last, mut parked) =
-        launch::initial::<P>(&options, checkpoints.as_ref()).await?;
+        launch::initial::<P>(&options, checkpoints.as_ref(), P::NAME).await?;
     let filter = P::event_filter();
     loop {
         let page = store

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::follow::ProjectionPhase;
-use crate::store::CheckpointStore;
+use crate::store::{CheckpointStore, RecordedEvent};
+
+use super::partition::PartitionKeyFn;
 
 /// What a runner does when handling an event fails.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -131,6 +133,11 @@ pub struct ProjectionOptions {
     /// runner with no checkpoint store is refused). See
     /// [`ProjectionOptions::in_memory_checkpoints`].
     pub in_memory_checkpoints: bool,
+    /// How many partitions to run (default 1); see [`ProjectionOptions::partitions`].
+    pub partitions: u32,
+    /// The partition key, instead of the projection's own; see
+    /// [`ProjectionOptions::partition_by`].
+    pub partition_by: Option<PartitionKeyFn>,
 }
 
 impl Default for ProjectionOptions {
@@ -143,6 +150,8 @@ impl Default for ProjectionOptions {
             persist_state: true,
             poll_interval: Duration::from_secs(1),
             in_memory_checkpoints: false,
+            partitions: 1,
+            partition_by: None,
         }
     }
 }
@@ -201,6 +210,56 @@ impl ProjectionOptions {
         self
     }
 
+    /// Runs the projection in `partitions` partitions (at least 1, at most
+    /// [`MAX_PARTITIONS`](super::MAX_PARTITIONS)), each a runner of its own with its own task,
+    /// checkpoint (`name#i/n`) and state: an event goes to partition
+    /// [`partition_of`](super::partition_of)`(key, n)`, its key being its stream unless the
+    /// projection ([`Projection::PARTITIONING`](super::Projection::PARTITIONING)) or
+    /// [`ProjectionOptions::partition_by`] says otherwise. The events of one key are handled in
+    /// log order; different partitions run concurrently, and on PostgreSQL they are spread over
+    /// the processes running the projection.
+    ///
+    /// A process manager started with these options runs its instances in `partitions`
+    /// partitions the same way, routed by instance key (the correlation id, or its
+    /// `#[process_manager(key = f)]`), each partition with its own checkpoint
+    /// (`process:NAME#i/n`); its number of partitions cannot change while it has checkpoints.
+    ///
+    /// A projection whose state is one value ([`Partitioning::Single`](super::Partitioning),
+    /// the default) is refused with more than one partition. Starting with another number
+    /// than the checkpoints were written with is refused too: change it with a rebuild.
+    ///
+    /// ```
+    /// use es_core::projection::ProjectionOptions;
+    ///
+    /// let options = ProjectionOptions::default().partitions(4);
+    /// assert_eq!(options.partitions, 4);
+    /// ```
+    #[must_use]
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// Routes events to partitions by `key` instead of the projection's own key (the stream
+    /// by default). The projection must still declare that its state is kept per key
+    /// ([`Projection::PARTITIONING`](super::Projection::PARTITIONING)).
+    ///
+    /// ```
+    /// use es_core::projection::ProjectionOptions;
+    /// use es_core::store::RecordedEvent;
+    ///
+    /// fn by_tenant(event: &RecordedEvent) -> String {
+    ///     event.stream.aggregate_id.split(':').next().unwrap_or_default().to_owned()
+    /// }
+    /// let options = ProjectionOptions::default().partitions(8).partition_by(by_tenant);
+    /// assert!(options.partition_by.is_some());
+    /// ```
+    #[must_use]
+    pub fn partition_by(mut self, key: fn(&RecordedEvent) -> String) -> Self {
+        self.partition_by = Some(key);
+        self
+    }
+
     /// Sets the fallback poll interval.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -219,6 +278,8 @@ impl std::fmt::Debug for ProjectionOptions {
             .field("persist_state", &self.persist_state)
             .field("poll_interval", &self.poll_interval)
             .field("in_memory_checkpoints", &self.in_memory_checkpoints)
+            .field("partitions", &self.partitions)
+            .field("partition_by", &self.partition_by.is_some())
             .finish()
     }
 }
@@ -261,6 +322,11 @@ pub struct ProjectionStatus {
     pub restarts: u64,
     /// How many events are parked in its dead-letter queue ([`ErrorPolicy::Park`]).
     pub dead_letters: u64,
+    /// The status of each partition (named `name#i/n`), for a projection run in more than
+    /// one ([`ProjectionOptions::partitions`]); empty otherwise. The projection's own fields
+    /// then sum the partitions' counts, and take the lowest position, the largest lag, and
+    /// the phase of the least advanced partition (a stopped one first).
+    pub partitions: Vec<ProjectionStatus>,
     /// A rebuild in progress ([`Projections::rebuild`](super::Projections::rebuild)), if one is.
     pub rebuild: Option<RebuildProgress>,
     /// Whether the runner stands by: another process sharing its checkpoint store

@@ -100,7 +100,7 @@ async fn save<P: Projection>(shared: &Shared<P>, state: &P) -> Result<(), Projec
     if let Some(store) = &shared.checkpoints {
         let store = store.upgrade().ok_or_else(|| gone(shared))?;
         store
-            .save(shared.name, shared.progress.position(), bytes)
+            .save(&shared.checkpoint, shared.progress.position(), bytes)
             .await?;
     }
     Ok(())

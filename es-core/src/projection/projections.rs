@@ -13,23 +13,24 @@ use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::{TaskToken, TaskTracker};
 
 use super::any_runner::AnyRunner;
-use super::dead_letter::{DeadLetter, dead_letters_in};
+use super::dead_letter::DeadLetter;
 use super::error::ProjectionError;
+use super::group::Group;
 use super::handle::ProjectionHandle;
-use super::launch::{Launch, checkpoints_for, initial};
-use super::metrics::{ProjectionMetrics, ProjectionMetricsRef};
+use super::launch::{Launch, checkpoints_for, initial_parts, part_metrics};
+use super::metrics::ProjectionMetricsRef;
 use super::options::{ProjectionOptions, ProjectionStatus};
 use super::read_model::Projection;
 use super::rebuild;
-use super::shared::Shared;
+use super::rebuild_parts::{self, stored_dead_letters};
 
 /// How often the lag monitor refreshes every runner's lag gauges.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 struct Entry {
     runner: Arc<dyn AnyRunner>,
-    /// Kept across restarts of the name.
-    metrics: ProjectionMetricsRef,
+    /// Kept across restarts of the name (one per partition).
+    metrics: Vec<ProjectionMetricsRef>,
 }
 
 /// The projection runners of a kernel: `kernel.projections()`.
@@ -93,23 +94,28 @@ impl Projections {
         &self,
         options: ProjectionOptions,
     ) -> Result<ProjectionHandle<P>, ProjectionError> {
+        // A runner that stopped while some of its partitions still run is stopped whole
+        // first, so that no partition ever runs twice.
+        let stopped = self
+            .runner(P::NAME)
+            .filter(|r| matches!(r.status().phase, ProjectionPhase::Stopped { .. }));
+        if let Some(stopped) = stopped {
+            stopped.stop().await;
+        }
         // Taken before the first await, so with the recorder of the caller's context.
+        let partitions = options.partitions.max(1);
         let metrics = {
             let runners = self.runners.lock();
             if let Some(running) = runners.running::<P>()? {
                 return Ok(running);
             }
             match runners.by_name.get(P::NAME) {
-                Some(entry) => entry.metrics.clone(),
-                None => Arc::new(ProjectionMetrics::new(
-                    P::NAME,
-                    self.event_store.subscribe(),
-                    self.clock.clone(),
-                )),
+                Some(entry) if entry.metrics.len() == partitions as usize => entry.metrics.clone(),
+                _ => part_metrics(P::NAME, partitions, self.event_store.as_ref(), &self.clock),
             }
         };
         let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
-        let initial = initial::<P>(&options, checkpoints.as_ref()).await?;
+        let parts = initial_parts::<P>(&options, checkpoints.as_ref()).await?;
         let mut runners = self.runners.lock();
         if let Some(running) = runners.running::<P>()? {
             return Ok(running);
@@ -120,18 +126,20 @@ impl Projections {
             checkpoints,
             options,
             metrics: metrics.clone(),
-            token: self.tasks.token(),
+            tasks: self.tasks.clone(),
         };
-        let handle = launch.spawn(&self.runtime, initial);
+        let handle = launch.spawn(&self.runtime, parts);
         let earlier = runners.by_name.insert(
             P::NAME,
             Entry {
-                runner: handle.shared.clone(),
+                runner: handle.group.clone(),
                 metrics,
             },
         );
         if let Some(earlier) = earlier {
-            earlier.metrics.restarts.add(1);
+            for metrics in &earlier.metrics {
+                metrics.restarts.add(1);
+            }
         }
         if !runners.monitored {
             runners.monitored = true;
@@ -177,7 +185,20 @@ impl Projections {
     ) -> Result<u64, ProjectionError> {
         let checkpoints = checkpoints_for(P::NAME, &options, self.checkpoint_store.as_ref())?;
         let running = self.runners.lock().running::<P>()?;
-        let shared = running.as_ref().map(|h| h.shared.as_ref());
+        if let Some(last) = rebuild_parts::rebuild_if_partitioned(
+            self.event_store.as_ref(),
+            running.as_ref(),
+            checkpoints.as_ref(),
+            &options,
+        )
+        .await?
+        {
+            return Ok(last);
+        }
+        let shared = running
+            .as_ref()
+            .and_then(|h| h.group.parts.first())
+            .map(AsRef::as_ref);
         rebuild::rebuild::<P>(
             self.event_store.as_ref(),
             checkpoints.as_ref(),
@@ -233,10 +254,7 @@ impl Projections {
         let Some(store) = &self.checkpoint_store else {
             return Ok(Vec::new());
         };
-        match store.load(name).await? {
-            Some(checkpoint) => dead_letters_in(&checkpoint),
-            None => Ok(Vec::new()),
-        }
+        stored_dead_letters(store.as_ref(), name).await
     }
 
     /// Re-runs the parked events of `key` (an event's stream, `type/id`) of the running
@@ -336,8 +354,8 @@ impl Runners {
         if matches!(entry.runner.status().phase, ProjectionPhase::Stopped { .. }) {
             return Ok(None);
         }
-        match entry.runner.clone().into_any().downcast::<Shared<P>>() {
-            Ok(shared) => Ok(Some(ProjectionHandle { shared })),
+        match entry.runner.clone().into_any().downcast::<Group<P>>() {
+            Ok(group) => Ok(Some(ProjectionHandle { group })),
             Err(_) => Err(ProjectionError::AlreadyRunning(P::NAME.to_owned())),
         }
     }
@@ -372,13 +390,8 @@ impl LagMonitor {
                 .lock()
                 .by_name
                 .values()
-                .filter_map(|entry| {
-                    let position = entry.runner.status().position;
-                    entry
-                        .metrics
-                        .needs_pending(position)
-                        .then(|| (entry.metrics.clone(), position))
-                })
+                .flat_map(|entry| entry.runner.lag_sources())
+                .filter(|(metrics, position)| metrics.needs_pending(*position))
                 .collect();
             drop(runners);
             for (metrics, position) in unknown {

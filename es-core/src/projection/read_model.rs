@@ -9,6 +9,7 @@ use crate::panic::panic_message;
 use crate::store::{EventFilter, RecordedEvent};
 
 use super::error::ProjectionError;
+use super::partition::Partitioning;
 
 /// A read model built from events. Written by `#[projection]`, or by hand.
 pub trait Projection: Default + Send + Sync + 'static {
@@ -27,6 +28,14 @@ pub trait Projection: Default + Send + Sync + 'static {
     /// be handled (`#[projection(filter = path)]`), run before its payload is decoded. `None`:
     /// no such check.
     const FILTER: Option<fn(&RecordedEvent) -> bool> = None;
+
+    /// How the state divides among partitions ([`ProjectionOptions::partitions`]): by default
+    /// [`Partitioning::Single`], a state that is one value and runs in one partition only.
+    /// `#[projection(partition_by = "stream")]` (or `partition_by = key_fn`) declares a state
+    /// kept per key.
+    ///
+    /// [`ProjectionOptions::partitions`]: super::ProjectionOptions::partitions
+    const PARTITIONING: Partitioning = Partitioning::Single;
 
     /// The filter a runner reads the log with: [`Projection::accepts`],
     /// [`Projection::AGGREGATE_TYPE`] and [`Projection::FILTER`] together. Events it does not

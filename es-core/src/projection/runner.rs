@@ -11,6 +11,7 @@ use super::dead_letter::{Parked, unwrap_state};
 use super::error::ProjectionError;
 use super::options::{OnFailure, ProjectionOptions, SKIPPED_KEPT, SkippedEvent};
 use super::parking::{checkpoint_state, park, park_behind, requested_retries};
+use super::partition::Route;
 use super::read_model::{Projection, apply_event};
 use super::shared::Shared;
 
@@ -21,6 +22,8 @@ const STOP_CHECK_EVERY: usize = 64;
 pub(super) struct Runner<P> {
     pub(super) shared: Arc<Shared<P>>,
     pub(super) options: ProjectionOptions,
+    /// Which events are this runner's (all of them, unpartitioned).
+    pub(super) route: Route,
 }
 
 impl<P: Projection> Follow for Runner<P> {
@@ -90,6 +93,7 @@ impl<P: Projection> Runner<P> {
         let mut processed = scanned_to;
         let mut outcome = Ok(());
         let mut handled = 0;
+        let mut routed_away = 0;
         for (i, event) in page.iter().enumerate() {
             // A stop is honoured between events, so a large batch never holds up `stop` or
             // `Kernel::shutdown`; what was handled so far is saved below.
@@ -97,6 +101,11 @@ impl<P: Projection> Runner<P> {
                 processed = event.position - 1;
                 outcome = Err(End::Stopped);
                 break;
+            }
+            if !self.route.takes(event) {
+                // Another partition's event: skipped here, like a filtered one.
+                routed_away += 1;
+                continue;
             }
             match self.apply_with_policy(&mut state, event, control).await {
                 Ok(true) => handled += 1,
@@ -110,7 +119,10 @@ impl<P: Projection> Runner<P> {
         }
         self.shared.metrics.handled.add(handled);
         if outcome.is_ok() {
-            self.shared.metrics.filtered.add(filtered as u64);
+            self.shared
+                .metrics
+                .filtered
+                .add(filtered as u64 + routed_away);
         }
         if !control.may_save() {
             // The lease is lost: this page is neither saved nor published; the next takeover
@@ -156,7 +168,7 @@ impl<P: Projection> Runner<P> {
                     return Ok(false);
                 }
                 OnFailure::Skip => {
-                    tracing::warn!(projection = P::NAME, position = event.position, error = %error, "skipping an event");
+                    tracing::warn!(projection = %self.shared.checkpoint, position = event.position, error = %error, "skipping an event");
                     self.shared.metrics.error_skipped.increment(1);
                     let mut status = self.shared.status.lock();
                     status.skipped_count += 1;
@@ -171,7 +183,7 @@ impl<P: Projection> Runner<P> {
                     return Ok(false);
                 }
                 OnFailure::RetryAfter(wait) => {
-                    tracing::warn!(projection = P::NAME, position = event.position, attempt, error = %error, "retrying an event");
+                    tracing::warn!(projection = %self.shared.checkpoint, position = event.position, attempt, error = %error, "retrying an event");
                     if control.pause(wait).await {
                         return Err(End::Stopped);
                     }

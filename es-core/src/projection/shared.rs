@@ -16,6 +16,8 @@ use super::options::{ProjectionStatus, RebuildProgress, SkippedEvent};
 /// What a runner shares with its handles.
 pub(super) struct Shared<P> {
     pub(super) name: &'static str,
+    /// Its checkpoint's name: `name`, or `name#i/n` for partition `i` of `n`.
+    pub(super) checkpoint: String,
     pub(super) state: tokio::sync::Mutex<P>,
     /// Its position, phase and stop signal.
     pub(super) progress: Arc<Progress>,
@@ -51,7 +53,7 @@ pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
     let lag = metrics.lag(position);
     let status = shared.status.lock();
     ProjectionStatus {
-        name: shared.name.to_owned(),
+        name: shared.checkpoint.clone(),
         phase: progress.phase(),
         position,
         skipped_count: status.skipped_count,
@@ -64,5 +66,6 @@ pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
         events_filtered: metrics.filtered.get(),
         restarts: metrics.restarts.get(),
         standby: progress.standby(),
+        partitions: Vec::new(),
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct Plan {
     pub(super) aggregate: Option<LitStr>,
     /// `filter = path`, if given.
     pub(super) filter: Option<syn::Path>,
+    /// `partition_by = ...`, if given.
+    pub(super) partition_by: Option<super::parse::PartitionBy>,
 }
 
 /// Validates the input.
@@ -36,6 +38,7 @@ pub(super) fn check(args: Args, input: &InherentImpl, diagnostics: &mut Diagnost
         name: args.name,
         aggregate: args.aggregate,
         filter: args.filter,
+        partition_by: args.partition_by,
         handlers,
     }
 }

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::check::Plan;
+use super::parse::PartitionBy;
 use crate::on;
 
 /// The `Projection` impl (the user's impl block is emitted by the caller).
@@ -18,7 +19,25 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
         handlers,
         aggregate,
         filter,
+        partition_by,
     } = plan;
+    let partitioning = partition_by.as_ref().map(|by| {
+        let value = match by {
+            PartitionBy::Stream => quote!(::es_core::projection::Partitioning::ByStream),
+            PartitionBy::Key(f) => {
+                let coerced = quote_spanned! {f.span()=>
+                    {
+                        const KEY: fn(&::es_core::store::RecordedEvent) -> ::std::string::String = #f;
+                        KEY
+                    }
+                };
+                quote!(::es_core::projection::Partitioning::By(#coerced))
+            }
+        };
+        quote! {
+            const PARTITIONING: ::es_core::projection::Partitioning = #value;
+        }
+    });
     let aggregate_const = aggregate.as_ref().map(|a| {
         quote! {
             const AGGREGATE_TYPE: ::core::option::Option<&'static str> =
@@ -52,6 +71,7 @@ pub(super) fn expand(plan: &Plan) -> TokenStream {
         quote! {
             #aggregate_const
             #filter_const
+            #partitioning
 
             #accepts
 

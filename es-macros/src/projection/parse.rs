@@ -1,4 +1,4 @@
-//! Reads `#[projection(name = "...", aggregate = "...", filter = f)]`; the impl block is read
+//! Reads `#[projection(name = "...", aggregate = "...", filter = f, partition_by = k)]`; the impl block is read
 //! by [`crate::inherent::parse`].
 
 use proc_macro2::TokenStream;
@@ -15,7 +15,7 @@ pub(super) const MACRO: OnMacro = OnMacro {
         helpers: &["on"],
         example: "#[projection(name = \"balances\")] impl MyProjection { #[on] fn ... }",
     },
-    keys: &["name", "aggregate", "filter"],
+    keys: &["name", "aggregate", "filter", "partition_by"],
     name_example: "balances",
     name_purpose: "its unique checkpoint key",
 };
@@ -28,12 +28,22 @@ pub(super) struct Args {
     pub(super) aggregate: Option<LitStr>,
     /// `filter = path`: a `fn(&RecordedEvent) -> bool` over the envelope.
     pub(super) filter: Option<syn::Path>,
+    /// `partition_by = "stream"` or `partition_by = path`: the state is kept per key.
+    pub(super) partition_by: Option<PartitionBy>,
+}
+
+/// How a partitionable projection's events are keyed.
+pub(super) enum PartitionBy {
+    /// `partition_by = "stream"`: by the event's stream.
+    Stream,
+    /// `partition_by = path`: by what a `fn(&RecordedEvent) -> String` returns.
+    Key(syn::Path),
 }
 
 /// Parses the attribute arguments: the required `name`, and the optional `aggregate` and
 /// `filter`.
 pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Args {
-    let (mut aggregate, mut filter) = (None, None);
+    let (mut aggregate, mut filter, mut partition_by) = (None, None, None);
     let name = on::parse_args(&MACRO, attr, diagnostics, |value, diagnostics| match value
         .key()
         .as_str()
@@ -46,11 +56,33 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Ar
                 diagnostics,
             );
         }
+        "partition_by" => {
+            let what = "`\"stream\"` or the path of a `fn(&RecordedEvent) -> String`";
+            let example = "partition_by = \"stream\"";
+            partition_by = match value.parse::<syn::Expr>(what, example, diagnostics) {
+                Some(syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(lit),
+                    ..
+                })) if lit.value() == "stream" => Some(PartitionBy::Stream),
+                Some(syn::Expr::Path(path)) if path.qself.is_none() => {
+                    Some(PartitionBy::Key(path.path))
+                }
+                Some(other) => {
+                    diagnostics.error(
+                        other,
+                        format!("`partition_by` takes {what}, like `{example}` or `partition_by = tenant_of`"),
+                    );
+                    None
+                }
+                None => None,
+            };
+        }
         _ => {}
     });
     Args {
         name,
         aggregate,
         filter,
+        partition_by,
     }
 }
