@@ -49,31 +49,7 @@ async fn rehydrate<A: Aggregate>(
     metrics.rehydrations.add(1);
     let mut state = A::default();
     let mut version = 0;
-    let page = ctx.config.replay_page;
-    // A kernel that takes no snapshots reads the stream first, and looks for a snapshot only
-    // when the stream does not start at sequence 1 (its first events were truncated): one read
-    // instead of two per rehydration, new streams included. A snapshot taken earlier (under
-    // another configuration) is not needed then: replaying from 1 gives the same state.
-    let mut first_page = None;
-    if ctx.config.snapshot_every == 0 {
-        let events = ctx
-            .event_store
-            .read_stream(stream, 1, page)
-            .await
-            .map_err(LoadError::Store)?;
-        if events
-            .first()
-            .is_none_or(|first| first.sequence == 1 || is_tombstone(first))
-        {
-            if ctx.snapshot_store.is_some() {
-                metrics.snapshot_misses.add(1);
-            }
-            first_page = Some(events);
-        }
-    }
-    if first_page.is_none()
-        && let Some(snapshots) = &ctx.snapshot_store
-    {
+    if let Some(snapshots) = &ctx.snapshot_store {
         match snapshots.load_latest(stream).await {
             Ok(Some(snapshot)) => {
                 if let Some(restored) = restore::<A>(ctx, stream, &snapshot).await? {
@@ -92,15 +68,13 @@ async fn rehydrate<A: Aggregate>(
             ),
         }
     }
+    let page = ctx.config.replay_page;
     loop {
-        let events = match first_page.take() {
-            Some(events) => events,
-            None => ctx
-                .event_store
-                .read_stream(stream, version + 1, page)
-                .await
-                .map_err(LoadError::Store)?,
-        };
+        let events = ctx
+            .event_store
+            .read_stream(stream, version + 1, page)
+            .await
+            .map_err(LoadError::Store)?;
         let full = events.len() == page;
         // A hard-deleted stream starts at its tombstone: deleted, not damaged.
         if let Some(first) = events.first()

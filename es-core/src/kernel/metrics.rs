@@ -30,8 +30,7 @@ pub const REHYDRATIONS: &str = "es_rehydrations_total";
 pub const EVENTS_REPLAYED: &str = "es_events_replayed_total";
 /// Counter: rehydrations that started from a snapshot, label `aggregate`.
 pub const SNAPSHOT_HITS: &str = "es_snapshot_hits_total";
-/// Counter: rehydrations with a snapshot store that did not start from a snapshot (none was
-/// found, or a kernel that takes no snapshots found its stream whole), label `aggregate`.
+/// Counter: rehydrations that found no snapshot in the snapshot store, label `aggregate`.
 pub const SNAPSHOT_MISSES: &str = "es_snapshot_misses_total";
 /// Counter: snapshots ignored because they no longer decode, label `aggregate`.
 pub const SNAPSHOTS_DISCARDED: &str = "es_snapshots_discarded_total";
@@ -73,8 +72,7 @@ pub struct AggregateStats {
     pub events_replayed: u64,
     /// Rehydrations that started from a snapshot.
     pub snapshot_hits: u64,
-    /// Rehydrations with a snapshot store that did not start from a snapshot (none was found,
-    /// or a kernel that takes no snapshots found its stream whole and did not look).
+    /// Rehydrations that found no snapshot in the snapshot store.
     pub snapshot_misses: u64,
     /// Snapshots ignored because they no longer decode.
     pub snapshots_discarded: u64,
