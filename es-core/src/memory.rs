@@ -9,9 +9,9 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::store::{
-    AppendResult, Checkpoint, CheckpointStore, Envelope, EventFilter, EventStore, ExpectedVersion,
-    FilteredPage, Metadata, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
-    validate_append,
+    AppendResult, Checkpoint, CheckpointStore, Envelope, ErasureRecord, EventFilter, EventStore,
+    ExpectedVersion, FilteredPage, KeyStore, MemoryKeyStore, Metadata, NewEvent, RecordedEvent,
+    Snapshot, SnapshotStore, StoreError, StreamId, SubjectKey, validate_append,
 };
 
 /// An in-memory event, snapshot and checkpoint store, for tests, demos and benchmarks.
@@ -44,6 +44,8 @@ struct Inner {
     head: watch::Sender<u64>,
     snapshots: Mutex<HashMap<StreamId, BTreeMap<u64, Snapshot>>>,
     checkpoints: Mutex<HashMap<String, Checkpoint>>,
+    /// Subject keys and erasure records, apart from the log.
+    keys: MemoryKeyStore,
 }
 
 impl Default for Inner {
@@ -53,6 +55,7 @@ impl Default for Inner {
             head: watch::Sender::new(0),
             snapshots: Mutex::default(),
             checkpoints: Mutex::default(),
+            keys: MemoryKeyStore::new(),
         }
     }
 }
@@ -355,6 +358,10 @@ impl EventStore for MemoryStore {
         Ok(self.inner.log.read().events.len() as u64)
     }
 
+    fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
+        Some(Arc::new(self.inner.keys.clone()))
+    }
+
     fn subscribe(&self) -> watch::Receiver<u64> {
         // Under the log's lock, so that no append runs between the refresh and the new
         // receiver being counted (an append sends only while someone listens).
@@ -421,5 +428,28 @@ impl CheckpointStore for MemoryStore {
             .lock()
             .insert(name.to_owned(), Checkpoint { position, state });
         Ok(())
+    }
+}
+
+/// The store's keys, kept apart from its log (a [`MemoryKeyStore`]).
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn subject_key(&self, subject: &str) -> Result<SubjectKey, StoreError> {
+        self.inner.keys.subject_key(subject).await
+    }
+    async fn keys(&self, subjects: &[String]) -> Result<HashMap<String, SubjectKey>, StoreError> {
+        self.inner.keys.keys(subjects).await
+    }
+    async fn forget(&self, subject: &str, erased_by: &str) -> Result<ErasureRecord, StoreError> {
+        self.inner.keys.forget(subject, erased_by).await
+    }
+    async fn erasures(&self) -> Result<Vec<ErasureRecord>, StoreError> {
+        self.inner.keys.erasures().await
+    }
+    async fn export_keys(&self) -> Result<Vec<(String, SubjectKey)>, StoreError> {
+        self.inner.keys.export_keys().await
+    }
+    async fn import_key(&self, subject: &str, key: SubjectKey) -> Result<(), StoreError> {
+        self.inner.keys.import_key(subject, key).await
     }
 }
