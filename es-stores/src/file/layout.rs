@@ -7,6 +7,7 @@
 //! <dir>/events.jsonl                           the event log, one JSON object per line
 //! <dir>/snapshots/<type>.<id>/<version>.json   one snapshot per file, version zero-padded to 20 digits
 //! <dir>/checkpoints/<name>.json                one checkpoint per projection
+//! <dir>/keys/                                  subject keys and erasure records (`DirKeyStore`)
 //! ```
 //!
 //! User strings become file names through `escape`: lowercase ASCII letters, digits, `-` and

@@ -358,6 +358,10 @@ impl EventStore for LmdbStore {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.head.subscribe()
     }
+
+    fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
+        Some(Arc::new(self.inner.keys.clone()))
+    }
 }
 
 #[async_trait]

@@ -5,13 +5,14 @@
 //! store, so a backend can run a case on its own. Cases panic with a message naming what broke.
 //!
 //! The cases are grouped by concern: appends, batches of appends, reads, the envelope, snapshots, checkpoints,
-//! concurrency, subscriptions and stream ids; this module holds what they share.
+//! concurrency, subscriptions, stream ids and keys (erasure); this module holds what they share.
 
 mod append;
 mod batch;
 mod checkpoints;
 mod concurrency;
 mod envelope;
+mod keys;
 mod read;
 mod snapshots;
 mod stream_ids;
@@ -30,6 +31,10 @@ pub use checkpoints::checkpoints_save_load;
 pub use concurrency::{concurrent_appenders_many_streams, concurrent_appenders_one_stream};
 pub use envelope::{
     command_ids_group_a_commands_events, envelope_round_trips, invalid_envelopes_are_refused,
+};
+pub use keys::{
+    forget_deletes_the_key_and_records_it, keys_get_or_create,
+    pii_fields_are_sealed_forgotten_and_copied,
 };
 pub use read::{
     metadata_and_payload_round_trip, read_all_filtered_skips_but_advances, read_all_ranges,
@@ -225,7 +230,10 @@ macro_rules! store_conformance_tests {
                 concurrent_appenders_one_stream,
                 subscribe_wakes_after_append,
                 invalid_stream_ids_are_refused,
-                stream_ids_at_the_limits_round_trip
+                stream_ids_at_the_limits_round_trip,
+                keys_get_or_create,
+                forget_deletes_the_key_and_records_it,
+                pii_fields_are_sealed_forgotten_and_copied
             );
             $crate::store_conformance_tests!(@caps_cases $factory;
                 positions_increase_across_streams,
