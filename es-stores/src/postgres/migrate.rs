@@ -26,10 +26,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "event envelope: ids, tags, timestamp nanoseconds",
         sql: include_str!("migrations/0002_envelope.sql"),
     },
+    Migration {
+        version: 3,
+        name: "subject keys and erasure records",
+        sql: include_str!("migrations/0003_keys.sql"),
+    },
 ];
 
 /// The schema version this build of the store creates and expects.
-pub(crate) const LATEST: i32 = 2;
+pub(crate) const LATEST: i32 = 3;
 
 /// The first key of the advisory lock taken while migrating (`"es"` in ASCII); the second key is
 /// the hash of the schema name, so migrators of different schemas do not wait for each other.

@@ -25,6 +25,7 @@ mod bulk;
 mod checkpoints;
 mod error;
 mod head;
+mod keys;
 mod leases;
 mod migrate;
 mod options;

@@ -536,6 +536,10 @@ impl EventStore for PostgresStore {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.head.subscribe()
     }
+
+    fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
+        Some(super::keys::key_store(self))
+    }
 }
 
 #[cfg(test)]
