@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use es_core::store::{CheckpointStore, RecordedEvent, Store, StoreError, StreamId};
+use es_core::store::{CheckpointStore, EventStore, RecordedEvent, Store, StoreError, StreamId};
 use es_stores::OpenedStore;
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ pub(crate) const PAGE: usize = 4096;
 
 /// Calls `f` with each page of the global log from `from`, in position order, until the log
 /// ends or `f` returns `false`.
-pub(crate) async fn scan_log<F>(store: &dyn Store, from: u64, mut f: F) -> CliResult<()>
+pub(crate) async fn scan_log<F>(store: &dyn EventStore, from: u64, mut f: F) -> CliResult<()>
 where
     F: FnMut(Vec<RecordedEvent>) -> CliResult<bool>,
 {
@@ -156,7 +156,7 @@ pub(crate) async fn events(
     stream
         .validate()
         .map_err(|e| CliError::new(format!("bad stream: {e}")))?;
-    let store = store.store();
+    let store = crate::forget::readable(store);
     let mut printer = EventPrinter::new();
     let mut next = 1;
     loop {
@@ -209,7 +209,7 @@ pub(crate) async fn log(store: &OpenedStore, ctx: &mut Ctx, filter: &LogFilter) 
     } else {
         filter.limit
     };
-    scan_log(&*store.store(), filter.from, |page| {
+    scan_log(&*crate::forget::readable(store), filter.from, |page| {
         for e in page {
             if !filter.matches(&e) {
                 continue;

@@ -11,6 +11,39 @@ use crate::store::{
     FilteredPage, KeyStore, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
 };
 
+impl ErasureLayer {
+    /// `inner` as the kernel sees it: appends seal the open PII fields, reads open the sealed
+    /// ones with this layer's keys (their replacements once forgotten).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use es_core::erasure::ErasureLayer;
+    /// use es_core::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let layer = Arc::new(ErasureLayer::new(store.key_store()));
+    /// let readable = layer.event_store(Arc::new(store.clone()));
+    /// let open = br#"{"name":{"$pii":{"v":1,"s":"c-1","f":"Named.name","p":"Ada","r":""}}}"#;
+    /// let stream = StreamId::new("customer", "c-1");
+    /// let event = NewEvent::new("Named", open.to_vec());
+    /// readable.append(&stream, ExpectedVersion::NoStream, vec![event]).await?;
+    /// let raw = store.read_all(1, 1).await?;
+    /// assert!(!String::from_utf8_lossy(&raw[0].payload).contains("Ada"));
+    /// let read = readable.read_all(1, 1).await?;
+    /// assert_eq!(read[0].payload, br#"{"name":"Ada"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn event_store(self: &Arc<Self>, inner: Arc<dyn EventStore>) -> Arc<dyn EventStore> {
+        Arc::new(SealedEvents {
+            inner,
+            layer: self.clone(),
+        })
+    }
+}
+
 /// An event store whose appends seal PII fields and whose reads open them.
 pub(crate) struct SealedEvents {
     pub(crate) inner: Arc<dyn EventStore>,
