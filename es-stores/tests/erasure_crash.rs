@@ -20,7 +20,7 @@ use es_stores::{FileStore, LmdbStore};
 
 const CHILD_ENV: &str = "ES_FORGET_CHILD";
 const BACKEND_ENV: &str = "ES_FORGET_BACKEND";
-const SUBJECTS: u64 = 400;
+const SUBJECTS: u64 = 1_200;
 const ROUNDS: u64 = 16;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
