@@ -16,7 +16,7 @@
 //! keeps the plaintext in memory; snapshots need no rewrite, as their fields were encrypted
 //! with the same key (they read back redacted, like the events).
 //!
-//! The stored form of a field is described in [`format`]. Keys live in each backend's
+//! The stored form of a field is described in [`format`](mod@format). Keys live in each backend's
 //! [`KeyStore`](crate::store::KeyStore), apart from the events (memory; a `keys/` directory for the file and LMDB
 //! stores; the `es_keys` table for PostgreSQL). The kernel caches keys for
 //! [`DEFAULT_KEY_CACHE_TTL`] (set with

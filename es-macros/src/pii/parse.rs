@@ -156,10 +156,10 @@ fn serde_rename(field: &syn::Field) -> Option<String> {
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("serde")) {
         let _ = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("rename") {
-                if let Ok(value) = meta.value() {
-                    if let Ok(lit) = value.parse::<LitStr>() {
-                        name = Some(lit.value());
-                    }
+                if let Ok(value) = meta.value()
+                    && let Ok(lit) = value.parse::<LitStr>()
+                {
+                    name = Some(lit.value());
                 }
             } else if meta.input.peek(syn::Token![=]) {
                 let _: Expr = meta.value()?.parse()?;

@@ -6,7 +6,6 @@
 //! cache may still hold it for its time to live (see `es_core::erasure`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -160,9 +159,4 @@ impl KeyStore for PostgresStore {
         validate_subject(subject)?;
         self.insert_key(subject, &key).await
     }
-}
-
-/// The store's key store, for [`EventStore::key_store`](es_core::store::EventStore::key_store).
-pub(super) fn key_store(store: &PostgresStore) -> Arc<dyn KeyStore> {
-    Arc::new(store.clone())
 }
