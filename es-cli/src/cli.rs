@@ -132,6 +132,33 @@ pub enum Command {
         #[arg(long)]
         allow_writes: bool,
     },
+    /// Deletes a stream: appends a tombstone, after which the kernel refuses commands to it
+    /// (its events stay readable). With --hard --yes, also removes its events (all but the
+    /// tombstone) and snapshots; the positions of other events do not change.
+    DeleteStream {
+        /// The stream's aggregate type, e.g. `bank_account`.
+        aggregate_type: String,
+        /// The stream's aggregate id, e.g. `acc-1`.
+        id: String,
+        /// Also remove the stream's events and snapshots (needs --yes).
+        #[arg(long)]
+        hard: bool,
+        /// Confirms --hard.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Removes the events of a stream before sequence SEQ; refused unless a snapshot at
+    /// version SEQ-1 or later exists (so the stream stays rehydratable) and SEQ is at most
+    /// the stream's version.
+    Truncate {
+        /// The stream's aggregate type.
+        aggregate_type: String,
+        /// The stream's aggregate id.
+        id: String,
+        /// The first sequence kept.
+        #[arg(long, value_name = "SEQ")]
+        before: u64,
+    },
     /// Projection checkpoints and their lag; `projections reset NAME --yes` resets one.
     Projections {
         /// What to do with the projections (default: list them).

@@ -43,6 +43,7 @@ mod error;
 mod forget;
 pub mod format;
 mod inspect;
+mod lifecycle;
 mod output;
 pub mod serve;
 mod transfer;
@@ -193,6 +194,23 @@ async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
                     reason,
                 },
         } => dlq::skip(&store, ctx, name, key, *position, reason).await,
+        Command::DeleteStream {
+            aggregate_type,
+            id,
+            hard,
+            yes,
+        } => {
+            let stream = es_core::store::StreamId::new(aggregate_type, id);
+            lifecycle::delete_stream(&store, ctx, stream, *hard, *yes).await
+        }
+        Command::Truncate {
+            aggregate_type,
+            id,
+            before,
+        } => {
+            let stream = es_core::store::StreamId::new(aggregate_type, id);
+            lifecycle::truncate(&store, ctx, stream, *before).await
+        }
         Command::Serve {
             listen,
             allow_writes,

@@ -32,6 +32,18 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     /// this: their own `version` and upcasters cover them.
     const SNAPSHOT_VERSION: u32 = 1;
 
+    /// Whether the kernel removes the events a snapshot covers once it has written the
+    /// snapshot (`#[aggregate(keep = after_snapshot)]`, default `false`: keep every event).
+    ///
+    /// After a snapshot at version `v` the events before sequence `v` are removed
+    /// ([`EventStore::truncate_stream`](crate::store::EventStore::truncate_stream)); the stream
+    /// is rehydrated from the snapshot and its version does not change. Projections that have
+    /// not read the removed events yet never will: use it for streams whose history nobody
+    /// replays. The snapshot becomes the only copy of the state, so a change of
+    /// [`Aggregate::SNAPSHOT_VERSION`] can no longer be met by replaying: such a stream then
+    /// fails to load with a `Corrupt` store error naming the missing events.
+    const KEEP_AFTER_SNAPSHOT: bool = false;
+
     /// Decides a command: the events to record, or a rejection.
     fn handle(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 

@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+mod lifecycle;
+
+use crate::store::lifecycle::Truncation;
 use crate::store::{
     AppendResult, Checkpoint, CheckpointStore, Envelope, ErasureRecord, EventFilter, EventStore,
     ExpectedVersion, FilteredPage, KeyStore, MemoryKeyStore, Metadata, NewEvent, RecordedEvent,
@@ -72,11 +75,15 @@ struct Log {
     index: HashMap<Arc<StreamId>, StreamIndex, foldhash::fast::RandomState>,
     /// Event type names, stored once each.
     types: HashMap<Arc<str>, (), foldhash::fast::RandomState>,
+    /// The removals made (`EventStore::truncate_stream`).
+    truncations: lifecycle::Truncations,
 }
 
 struct StreamIndex {
     number: u32,
     events: Vec<u32>,
+    /// How many of the first `events` were removed.
+    removed: usize,
 }
 
 struct Stored {
@@ -102,6 +109,8 @@ struct Stored {
 const SAME_CORRELATION: u8 = 1;
 /// [`Stored::same`]: the causation id is the command id.
 const SAME_CAUSATION: u8 = 2;
+/// [`Stored::same`]: the event was removed (`EventStore::truncate_stream`).
+const REMOVED: u8 = 4;
 
 /// `id` to keep beside `command`, and the flag `bit` when it is `command` itself.
 fn shared_id(id: &Option<Arc<str>>, command: &Option<Arc<str>>, bit: u8) -> (Option<Arc<str>>, u8) {
@@ -163,7 +172,8 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// The number of events in the store.
+    /// The number of positions in the store: the events written, removed ones included
+    /// (see `EventStore::truncate_stream`).
     pub fn len(&self) -> usize {
         self.inner.log.read().events.len()
     }
@@ -215,6 +225,7 @@ impl EventStore for MemoryStore {
                     StreamIndex {
                         number,
                         events: Vec::new(),
+                        removed: 0,
                     },
                 );
                 number
@@ -285,7 +296,7 @@ impl EventStore for MemoryStore {
         Ok(index
             .events
             .iter()
-            .skip(start)
+            .skip(start.max(index.removed))
             .take(limit)
             .map(|&i| log.recorded(i as usize))
             .collect())
@@ -298,8 +309,7 @@ impl EventStore for MemoryStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.inner.log.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
-        let end = start.saturating_add(limit).min(log.events.len());
-        Ok((start.min(end)..end).map(|i| log.recorded(i)).collect())
+        Ok(log.live(start, limit).map(|i| log.recorded(i)).collect())
     }
 
     async fn read_all_filtered(
@@ -310,9 +320,8 @@ impl EventStore for MemoryStore {
     ) -> Result<FilteredPage, StoreError> {
         let log = self.inner.log.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
-        let end = start.saturating_add(limit).min(log.events.len());
         let mut page = FilteredPage::default();
-        for i in start.min(end)..end {
+        for i in log.live(start, limit) {
             page.scanned += 1;
             page.scanned_to = i as u64 + 1;
             if accept(&log.events[i].event_type) {
@@ -330,9 +339,8 @@ impl EventStore for MemoryStore {
     ) -> Result<FilteredPage, StoreError> {
         let log = self.inner.log.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
-        let end = start.saturating_add(limit).min(log.events.len());
         let mut page = FilteredPage::default();
-        for i in start.min(end)..end {
+        for i in log.live(start, limit) {
             page.scanned += 1;
             page.scanned_to = i as u64 + 1;
             let stored = &log.events[i];
@@ -360,6 +368,22 @@ impl EventStore for MemoryStore {
 
     fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
         Some(Arc::new(self.inner.keys.clone()))
+    }
+
+    async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
+        stream.validate()?;
+        self.inner.log.write().truncate(stream, before)
+    }
+
+    async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+        Ok(self
+            .inner
+            .log
+            .read()
+            .truncations
+            .values()
+            .cloned()
+            .collect())
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {

@@ -144,6 +144,7 @@
 //! | two `#[apply]` for one event, or two events with one stored name | ``two `#[apply]` handlers for the event …`` / ``… have the same `Event::NAME` …`` (`duplicate_apply`, `duplicate_event_name`) |
 //! | an event's alias that is another event's name or alias in the same aggregate | ``an alias of `Withdrawn` or `Deposited` (`#[event(aliases(...))]`) is the other's name or alias …`` (`alias_clash`); a hand-written `EventSet` gets `BuildError::AmbiguousEventName` from `Kernel::builder().build()` |
 //! | `snapshot_version = 0` or not an integer | ``snapshot versions start at 1 (the default) …`` (`snapshot_version_zero`) |
+//! | `keep = ` anything but `after_snapshot` or `all` | `` `keep` in `#[aggregate]` takes `after_snapshot` or `all` … `` (`keep_unknown`) |
 //! | an event without `#[derive(Event)]` | `` `Deposited` is not an event `` (`event_without_derive`) |
 //! | a command returning an event that has no `#[apply]` | `` a command handler cannot return `Vec<Closed>` as events of `AccountEvent` `` (`event_without_apply`) |
 //! | **`#[projection]` and `#[process_manager]`** (their `#[on]` handlers) | |
@@ -188,7 +189,10 @@ use proc_macro::TokenStream;
 /// (default: the type's name in snake_case), `error = Type`, the rejection error of commands
 /// (default: `std::convert::Infallible`), and `snapshot_version = N` (default 1), the version
 /// of the state's form in snapshots: bump it when a snapshot of the old state must not be
-/// restored (see `es_core::aggregate::Aggregate::SNAPSHOT_VERSION`).
+/// restored (see `es_core::aggregate::Aggregate::SNAPSHOT_VERSION`), and `keep =
+/// after_snapshot` (default `keep = all`): once the kernel has written a snapshot it removes
+/// the events the snapshot covers, and the stream rehydrates from the snapshot (see
+/// `es_core::aggregate::Aggregate::KEEP_AFTER_SNAPSHOT`).
 ///
 /// In the block, each `#[command]` method `fn x(&self, cmd: C) -> Result<R, Error>` handles one
 /// command type `C`, where `R` is one event, `Vec<_>` or `Option<_>` of events, `()`, or a tuple

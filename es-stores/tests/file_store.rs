@@ -589,7 +589,7 @@ async fn the_format_file_is_written_once() {
 /// `Incompatible`, before anything in it is touched.
 #[test]
 fn a_newer_format_is_refused() {
-    for marker in ["3\n", "99", "v2", ""] {
+    for marker in ["4\n", "99", "v2", ""] {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("format"), marker).unwrap();
         match FileStore::open(dir.path()) {

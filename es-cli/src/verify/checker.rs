@@ -30,6 +30,9 @@ pub(super) struct Checker {
     pub(super) last_position: u64,
     /// How many events were checked.
     pub(super) events: u64,
+    /// Per stream: the sequence before which its events were removed on purpose
+    /// (`EventStore::truncations`), so a stream may start there instead of at 1.
+    pub(super) truncated: HashMap<StreamId, u64, foldhash::fast::RandomState>,
 }
 
 /// Whether the metadata declares a payload that is not JSON (`content_type` without `json`).
@@ -85,7 +88,12 @@ impl Checker {
             }
             None => {
                 self.streams.insert(stream.clone(), sequence);
-                0
+                // Up to the recorded removal, a stream may start anywhere (a store that
+                // records first and removes after may still hold some of the events).
+                match self.truncated.get(stream) {
+                    Some(&before) => sequence.min(before).saturating_sub(1),
+                    None => 0,
+                }
             }
         };
         if sequence != last + 1 {
@@ -115,6 +123,11 @@ impl Checker {
     #[cfg(feature = "file")]
     pub(super) fn stream_version(&self, stream: &StreamId) -> u64 {
         self.streams.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Takes the removals a store recorded: the sequences before them are not missing.
+    pub(super) fn removals(&mut self, removals: impl IntoIterator<Item = (StreamId, u64)>) {
+        self.truncated.extend(removals);
     }
 
     /// Checks one event read through the store traits.

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use es_core::store::lifecycle::Truncation;
 use es_stores::file::format::{CheckpointDoc, EventLine, SnapshotDoc};
-use es_stores::file::layout::{CHECKPOINTS_DIR, EVENTS_FILE, SNAPSHOTS_DIR};
+use es_stores::file::layout::{CHECKPOINTS_DIR, EVENTS_FILE, SNAPSHOTS_DIR, TRUNCATIONS_FILE};
 use serde::de::IgnoredAny;
 
 use super::checker::{Checker, declared_binary};
@@ -21,6 +22,7 @@ pub(crate) fn check(
     checker: &mut Checker,
     show_progress: bool,
 ) -> CliResult<(u64, u64)> {
+    read_removals(dir, checker)?;
     let path = dir.join(EVENTS_FILE);
     let file =
         File::open(&path).map_err(|e| CliError::new(format!("opening {}: {e}", path.display())))?;
@@ -72,7 +74,23 @@ pub(crate) fn check(
                 .is_ok_and(|bytes| serde_json::from_slice::<IgnoredAny>(&bytes).is_ok()),
             _ => false,
         };
-        if line.payload.is_some() == line.payload_base64.is_some() {
+        if line.removed {
+            // A removed event's placeholder: fine when a recorded removal covers it.
+            let covered = checker
+                .truncated
+                .get(&stream)
+                .is_some_and(|&before| line.sequence < before);
+            if !covered {
+                checker.find(
+                    at(),
+                    format!(
+                        "stream {stream}#{}: the event was removed but {TRUNCATIONS_FILE} \
+                         records no removal covering it",
+                        line.sequence
+                    ),
+                );
+            }
+        } else if line.payload.is_some() == line.payload_base64.is_some() {
             checker.find(
                 at(),
                 "the line needs exactly one of `payload` and `payload_base64`",
@@ -84,7 +102,7 @@ pub(crate) fn check(
             line.position,
             &stream,
             line.sequence,
-            payload_is_json,
+            || line.removed || payload_is_json(),
             || declared_binary(&line.metadata),
         );
         head = head.max(line.position);
@@ -97,6 +115,22 @@ pub(crate) fn check(
 }
 
 /// Lists the `.json` files of a directory (none when it does not exist), sorted.
+/// Reads `truncations.json` (absent: none) into the checker; a file that does not parse is a
+/// finding.
+fn read_removals(dir: &Path, checker: &mut Checker) -> CliResult<()> {
+    let path = dir.join(TRUNCATIONS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CliError::new(format!("reading {}: {e}", path.display()))),
+    };
+    match serde_json::from_slice::<Vec<Truncation>>(&bytes) {
+        Ok(list) => checker.removals(list.into_iter().map(|t| (t.stream, t.before))),
+        Err(e) => checker.find(TRUNCATIONS_FILE, format!("not a list of truncations: {e}")),
+    }
+    Ok(())
+}
+
 fn json_files(dir: &Path) -> CliResult<Vec<std::path::PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

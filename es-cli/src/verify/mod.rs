@@ -1,6 +1,8 @@
 //! `verify`: checks a store's consistency and reports every problem with where it is.
 //!
-//! Checks: positions strictly increasing; sequences gapless per stream (1, 2, ...); each
+//! Checks: positions strictly increasing; sequences gapless per stream (1, 2, ...; a stream
+//! whose first events were removed on purpose, by a hard delete or a truncation that the store
+//! recorded, starts at its first kept event, and positions may have holes there); each
 //! stream's head (its version) equal to its last sequence; payloads valid JSON unless the
 //! event declares a binary payload (metadata `content_type` that does not say `json`);
 //! snapshots not ahead of their stream; checkpoints not ahead of the head; no event or
@@ -186,6 +188,8 @@ async fn check_store(
     };
     let total = (store.url().backend() != "postgres").then_some(head);
     let bar = progress(show_progress, total, "verify");
+    let removals = es.truncations().await.doing("listing the removed events")?;
+    checker.removals(removals.into_iter().map(|t| (t.stream, t.before)));
     // Read and checked on this task, page after page: a reader task running ahead would
     // overlap the two, but every event would then be freed on another thread than the one
     // that decoded it, which costs the allocator more than the overlap saves (measured on

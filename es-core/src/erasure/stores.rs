@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::layer::ErasureLayer;
+use crate::store::lifecycle::Truncation;
 use crate::store::{
     AppendResult, BatchAppend, BatchOutcome, EventFilter, EventStore, ExpectedVersion,
     FilteredPage, KeyStore, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
@@ -167,6 +168,14 @@ impl EventStore for SealedEvents {
 
     fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
         self.layer.key_store().cloned()
+    }
+
+    async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
+        self.inner.truncate_stream(stream, before).await
+    }
+
+    async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+        self.inner.truncations().await
     }
 }
 

@@ -152,6 +152,9 @@ impl<A: Aggregate> Actor<A> {
                     let answer = match self.load().await {
                         Ok((state, _)) => copy_state(state),
                         Err(LoadError::Store(e)) => Err(DispatchError::Store(e)),
+                        Err(LoadError::Deleted) => Err(DispatchError::StreamDeleted {
+                            stream: self.stream.clone(),
+                        }),
                         Err(LoadError::Panicked(m)) => {
                             let _ = reply.send(Some(Err(DispatchError::Panicked(m))));
                             batch.for_each(|msg| msg.refuse(Exit::Retry));

@@ -74,6 +74,12 @@ async fn commit_group<A: Aggregate>(
                 answer_all(jobs, || DispatchError::Store(e.clone()));
                 return AfterCommit::Continue;
             }
+            Err(LoadError::Deleted) => {
+                answer_all(jobs, || DispatchError::StreamDeleted {
+                    stream: stream.clone(),
+                });
+                return AfterCommit::Continue;
+            }
             Err(LoadError::Panicked(m)) => {
                 // Rehydration itself panicked: no command of the group can run.
                 answer_all(jobs, || DispatchError::Panicked(m.clone()));

@@ -92,7 +92,12 @@ impl Kernel {
         }
     }
 
-    fn registry<A: Aggregate>(&self) -> Result<&Registry<A>, DispatchError<A::Error>> {
+    /// What the actors share (the stores among it).
+    pub(super) fn context(&self) -> &Context {
+        &self.inner.ctx
+    }
+
+    pub(super) fn registry<A: Aggregate>(&self) -> Result<&Registry<A>, DispatchError<A::Error>> {
         self.inner
             .registries
             .get(&TypeId::of::<A>())

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::metrics::AggregateMetrics;
 use crate::aggregate::Aggregate;
 use crate::event::EventSet;
+use crate::store::lifecycle::is_tombstone;
 use crate::store::{Snapshot, StoreError, StreamId};
 
 use super::context::Context;
@@ -17,6 +18,8 @@ pub(crate) enum LoadError {
     Store(StoreError),
     /// `apply` panicked on a stored event.
     Panicked(String),
+    /// The stream was deleted: its log holds a tombstone.
+    Deleted,
 }
 
 /// The loaded state and its version, rehydrating it first when `cache` is empty.
@@ -73,7 +76,23 @@ async fn rehydrate<A: Aggregate>(
             .await
             .map_err(LoadError::Store)?;
         let full = events.len() == page;
+        // A hard-deleted stream starts at its tombstone: deleted, not damaged.
+        if let Some(first) = events.first()
+            && first.sequence != version + 1
+            && !is_tombstone(first)
+        {
+            // The events before `first` were removed and no snapshot covers them.
+            return Err(LoadError::Store(StoreError::Corrupt(format!(
+                "stream {stream}: events {}..{} were removed (truncated) and no usable \
+                 snapshot covers them, so the state cannot be rebuilt",
+                version + 1,
+                first.sequence - 1
+            ))));
+        }
         for recorded in &events {
+            if is_tombstone(recorded) {
+                return Err(LoadError::Deleted);
+            }
             // The one decode path; an upcaster that panics is caught like `apply`.
             let event = catch_unwind(AssertUnwindSafe(|| A::Event::from_recorded(recorded)))
                 .map_err(|p| LoadError::Panicked(panic_message(p)))?

@@ -161,7 +161,8 @@ impl AggregateMetrics {
     pub(crate) fn command<E>(&self, result: &Result<impl Sized, DispatchError<E>>) {
         let index = match result {
             Ok(_) => 0,
-            Err(DispatchError::Rejected(_)) => 1,
+            // A deleted stream refuses the command: counted with the rejections.
+            Err(DispatchError::Rejected(_) | DispatchError::StreamDeleted { .. }) => 1,
             Err(DispatchError::Conflict { .. }) => 2,
             Err(DispatchError::Store(_)) => 3,
             Err(DispatchError::Panicked(_)) => 4,

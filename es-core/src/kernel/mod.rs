@@ -21,6 +21,7 @@ mod dedup;
 mod extensions;
 mod forget;
 mod handle;
+mod lifecycle;
 mod load;
 mod mailbox;
 mod message;
@@ -28,7 +29,7 @@ pub(crate) mod metrics;
 mod registry;
 mod snapshot;
 
-use crate::store::{Envelope, RecordedEvent, StoreError, envelope_builders};
+use crate::store::{Envelope, RecordedEvent, StoreError, StreamId, envelope_builders};
 
 pub use builder::{BuildError, KernelBuilder};
 pub(crate) use extensions::{Extension, ShutdownFuture};
@@ -75,6 +76,13 @@ pub enum DispatchError<E> {
     /// The kernel is shutting down.
     #[error("kernel is shut down")]
     Shutdown,
+    /// The stream was deleted ([`Kernel::delete_stream`], `es delete-stream`): it refuses
+    /// every command, also after a restart and on every node sharing the store.
+    #[error("stream {stream} was deleted: it accepts no more commands")]
+    StreamDeleted {
+        /// The deleted stream.
+        stream: StreamId,
+    },
 }
 
 /// Per-command options for [`Kernel::dispatch_with`]: an expected version and the envelope
@@ -134,6 +142,7 @@ impl<E> DispatchError<E> {
             DispatchError::Store(e) => DispatchError::Store(e),
             DispatchError::Panicked(m) => DispatchError::Panicked(m),
             DispatchError::Shutdown => DispatchError::Shutdown,
+            DispatchError::StreamDeleted { stream } => DispatchError::StreamDeleted { stream },
         }
     }
 }

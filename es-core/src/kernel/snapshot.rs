@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::aggregate::Aggregate;
-use crate::store::{Snapshot, SnapshotStore, StreamId};
+use crate::store::{EventStore, Snapshot, SnapshotStore, StreamId};
 
 use super::context::Context;
 use crate::tracker::TaskToken;
@@ -33,6 +33,7 @@ pub(crate) fn maybe_snapshot<A: Aggregate>(
     };
     let write = SnapshotWrite {
         store: store.clone(),
+        truncate: A::KEEP_AFTER_SNAPSHOT.then(|| ctx.event_store.clone()),
         keep: ctx.config.snapshots_kept.max(1),
         _token: ctx.task_token(),
     };
@@ -49,6 +50,8 @@ pub(crate) fn maybe_snapshot<A: Aggregate>(
 struct SnapshotWrite {
     store: Arc<dyn SnapshotStore>,
     keep: usize,
+    /// The log to truncate after the snapshot (`#[aggregate(keep = after_snapshot)]`).
+    truncate: Option<Arc<dyn EventStore>>,
     /// Declared last, so it is released after the store handle (fields drop in order).
     _token: TaskToken,
 }
@@ -63,6 +66,13 @@ impl SnapshotWrite {
                 tracing::debug!(%stream, version, "snapshot written");
                 if let Err(e) = self.store.prune(&stream, self.keep).await {
                     tracing::warn!(%stream, error = %e, "cannot prune old snapshots");
+                }
+                // The snapshot covers every event up to `version`; the event at `version`
+                // itself is kept (a stream always keeps its last event).
+                if let Some(log) = &self.truncate
+                    && let Err(e) = log.truncate_stream(&stream, version).await
+                {
+                    tracing::warn!(%stream, version, error = %e, "cannot truncate the stream after its snapshot");
                 }
             }
             Err(e) => tracing::warn!(%stream, version, error = %e, "snapshot write failed"),

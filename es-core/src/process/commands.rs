@@ -102,9 +102,11 @@ fn send_as<A: Aggregate, C: Into<A::Command> + Clone + Send + Sync + 'static>(
                 "aggregate type `{}` is not registered with the kernel",
                 A::TYPE
             )),
-            Err(e @ (DispatchError::Conflict { .. } | DispatchError::Panicked(_))) => {
-                Outcome::Rejected(e.to_string())
-            }
+            Err(
+                e @ (DispatchError::Conflict { .. }
+                | DispatchError::Panicked(_)
+                | DispatchError::StreamDeleted { .. }),
+            ) => Outcome::Rejected(e.to_string()),
             Err(DispatchError::Store(e)) => Outcome::Retry(e.to_string()),
             Err(DispatchError::Shutdown) => Outcome::Shutdown,
         }

@@ -17,8 +17,10 @@ mod fold;
 mod id;
 mod keys;
 mod lease;
+pub mod lifecycle;
 mod record;
 mod traits;
+mod truncation;
 
 pub use check::quote_prefix;
 pub use envelope::{Envelope, Metadata};

@@ -14,6 +14,7 @@ use super::record::{
     AppendResult, BatchAppend, BatchOutcome, Checkpoint, NewEvent, RecordedEvent, Snapshot,
     validate_batch,
 };
+use super::truncation::Truncation;
 
 /// The append-only event log.
 ///
@@ -168,6 +169,35 @@ pub trait EventStore: Send + Sync + 'static {
     fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
         None
     }
+
+    /// Removes the events of `stream` whose sequence is below `before`, atomically (all of
+    /// them or none), and records the removal (see [`EventStore::truncations`]). Returns how
+    /// many events were removed.
+    ///
+    /// - `before` must be at most the stream's version: the last event is always kept, so the
+    ///   stream's version never changes and appends go on checking it. A larger `before`
+    ///   answers [`StoreError::InvalidInput`] and removes nothing. `before <= 1`, or a `before`
+    ///   at or below an earlier truncation's, removes nothing.
+    /// - Positions of the other events do not change. `read_all` skips the removed positions
+    ///   (a reader never stops at the hole), `head_position` is unchanged, and `read_stream`
+    ///   from sequence 1 starts at the first kept event.
+    /// - Snapshots are not touched; [`lifecycle::truncate_before`](super::lifecycle::truncate_before)
+    ///   checks that one covers the removed events first.
+    ///
+    /// The default answers [`StoreError::InvalidInput`] (a store that cannot remove events);
+    /// every backend of this workspace implements it.
+    async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
+        let _ = before;
+        Err(StoreError::InvalidInput(format!(
+            "this store cannot remove events (truncating {stream})"
+        )))
+    }
+
+    /// The removals [`EventStore::truncate_stream`] recorded: one per stream, with the highest
+    /// `before` (so `es verify` tells a truncated stream from lost events). The default: none.
+    async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Aggregate snapshots, so that rehydration replays only the events after the latest one.
@@ -267,6 +297,16 @@ macro_rules! forward_event_store {
             }
             fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
                 (**self).key_store()
+            }
+            async fn truncate_stream(
+                &self,
+                stream: &StreamId,
+                before: u64,
+            ) -> Result<u64, StoreError> {
+                (**self).truncate_stream(stream, before).await
+            }
+            async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+                (**self).truncations().await
             }
         }
 

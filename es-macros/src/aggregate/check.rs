@@ -58,6 +58,8 @@ pub(super) struct Plan {
     pub(super) applies: Vec<Apply>,
     /// `snapshot_version = n`, when given.
     pub(super) snapshot_version: Option<u32>,
+    /// `keep = after_snapshot`.
+    pub(super) keep_after_snapshot: bool,
 }
 
 /// Validates the input.
@@ -121,6 +123,7 @@ pub(super) fn check(
         commands,
         applies,
         snapshot_version: args.snapshot_version,
+        keep_after_snapshot: args.keep_after_snapshot,
     }
 }
 

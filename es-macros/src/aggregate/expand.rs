@@ -443,9 +443,15 @@ fn aggregate(plan: &Plan) -> TokenStream {
         commands,
         applies,
         snapshot_version,
+        keep_after_snapshot,
         ..
     } = plan;
     let snapshot_version = snapshot_version.map(|v| quote!(const SNAPSHOT_VERSION: u32 = #v;));
+    let keep = keep_after_snapshot.then(|| {
+        quote!(
+            const KEEP_AFTER_SNAPSHOT: bool = true;
+        )
+    });
     let handle_arms = commands.iter().map(|c| {
         let (variant, method) = (&c.variant, &c.method);
         let into_events = quote!(::es_core::event::IntoEvents::<#event_enum>::into_events);
@@ -483,6 +489,7 @@ fn aggregate(plan: &Plan) -> TokenStream {
         #header where #bounds #(#command_bounds,)* {
             const TYPE: &'static str = #type_name;
             #snapshot_version
+            #keep
             type Command = #command_enum;
             type Event = #event_enum;
             type Error = #error;

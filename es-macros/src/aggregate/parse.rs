@@ -23,6 +23,8 @@ pub(super) struct AggregateArgs {
     pub(super) error: Option<Type>,
     /// `snapshot_version = n`.
     pub(super) snapshot_version: Option<u32>,
+    /// `keep = after_snapshot` (`true`) or `keep = all` (`false`, the default).
+    pub(super) keep_after_snapshot: bool,
 }
 
 /// Parses the attribute arguments, reporting unknown, duplicate and malformed ones.
@@ -31,8 +33,9 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Ag
         name: None,
         error: None,
         snapshot_version: None,
+        keep_after_snapshot: false,
     };
-    ArgSet::new("aggregate", &["name", "error", "snapshot_version"]).parse_tokens(
+    ArgSet::new("aggregate", &["name", "error", "snapshot_version", "keep"]).parse_tokens(
         attr,
         diagnostics,
         |value, diagnostics| match value.key().as_str() {
@@ -48,6 +51,22 @@ pub(super) fn parse_args(attr: TokenStream, diagnostics: &mut Diagnostics) -> Ag
                          not allowed",
                     ),
                     Some((_, v)) => args.snapshot_version = Some(v),
+                    None => {}
+                }
+            }
+            "keep" => {
+                let example = "keep = after_snapshot";
+                let what = "`after_snapshot` or `all`";
+                match value.parse::<syn::Ident>(what, example, diagnostics) {
+                    Some(kept) if kept == "after_snapshot" => args.keep_after_snapshot = true,
+                    Some(kept) if kept == "all" => args.keep_after_snapshot = false,
+                    Some(other) => diagnostics.error(
+                        &other,
+                        format!(
+                            "`keep` in `#[aggregate]` takes {what}, like `{example}` (the events \
+                             a snapshot covers are removed) or `keep = all` (the default)"
+                        ),
+                    ),
                     None => {}
                 }
             }

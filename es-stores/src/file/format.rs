@@ -24,6 +24,13 @@
 //! Format 1 lines (no ids or tags, string metadata) are format 2 lines too. The directory's
 //! format is in its `format` file (see [`layout`](super::layout)).
 //!
+//! A removed event (`EventStore::truncate_stream`, format 3) keeps its line, overwritten in
+//! place by a placeholder padded with spaces to the same length:
+//!
+//! ```text
+//! {"position":1,"stream":{"type":"bank_account","id":"acc-1"},"sequence":1,"type":"Deposited","version":1,"timestamp":"2025-01-02T03:04:05.123456789Z","removed":true}
+//! ```
+//!
 //! The first line of an append of several events carries `"batch_size":n` (before the payload):
 //! after a crash, an append whose lines are not all complete is dropped as a whole.
 
@@ -200,6 +207,10 @@ pub struct EventLine<'a> {
     /// The payload as standard base64, when it is not JSON.
     #[serde(default, borrow)]
     pub payload_base64: Option<Cow<'a, str>>,
+    /// `true` on the placeholder of a removed event (format 3): it keeps the position,
+    /// stream, sequence, type, version and timestamp, and has no metadata, ids or payload.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 impl EventLine<'_> {
@@ -245,6 +256,8 @@ pub(super) struct ScanLine<'a> {
     pub payload: Option<IgnoredAny>,
     #[serde(default, borrow)]
     pub payload_base64: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// The fields of a snapshot file before its state.

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use es_core::store::StreamId;
 
 /// Where one event's line is in the log file.
+/// The bit of [`Line::len`] that marks a removed event (no line is that long).
+const REMOVED: u64 = 1 << 63;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Line {
     /// Byte offset of the line's first byte.
@@ -19,6 +22,14 @@ pub(super) struct Line {
 }
 
 /// Stream heads and line locations of every committed event.
+impl Line {
+    /// Whether the event was removed (`EventStore::truncate_stream`): its line holds a
+    /// placeholder.
+    pub(super) fn is_removed(self) -> bool {
+        self.len & REMOVED != 0
+    }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Index {
     /// The line of the event at position `p` is at index `p - 1`.
@@ -74,7 +85,25 @@ impl Index {
     /// The line of the event at `position`, if committed.
     pub(super) fn line(&self, position: u64) -> Option<Line> {
         let i = usize::try_from(position.checked_sub(1)?).ok()?;
-        self.lines.get(i).copied()
+        self.lines.get(i).copied().filter(|line| !line.is_removed())
+    }
+
+    /// Marks the event at `position` removed: reads skip it, versions and positions stay.
+    pub(super) fn mark_removed(&mut self, position: u64) {
+        if let Some(line) = position
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.lines.get_mut(i))
+        {
+            line.len |= REMOVED;
+        }
+    }
+
+    /// The end of the last line: the log's length.
+    pub(super) fn end(&self) -> u64 {
+        self.lines
+            .last()
+            .map_or(0, |l| l.offset + (l.len & !REMOVED))
     }
 
     /// Records the next event of `stream` (its position is `head() + 1`).

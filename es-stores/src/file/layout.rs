@@ -3,10 +3,11 @@
 //!
 //! ```text
 //! <dir>/LOCK                                   held with an exclusive lock while the store is open
-//! <dir>/format                                 the store's format version ("2" and a newline)
+//! <dir>/format                                 the store's format version ("2", or "3" once events were removed, and a newline)
 //! <dir>/events.jsonl                           the event log, one JSON object per line
 //! <dir>/snapshots/<type>.<id>/<version>.json   one snapshot per file, version zero-padded to 20 digits
 //! <dir>/checkpoints/<name>.json                one checkpoint per projection
+//! <dir>/truncations.json                       the removals made (format 3), absent when none
 //! <dir>/keys/                                  subject keys and erasure records (`DirKeyStore`)
 //! ```
 //!
@@ -32,6 +33,12 @@ pub(super) const FORMAT_FILE: &str = "format";
 /// The format version this code writes: 2 (event lines with the whole envelope). Format 1
 /// (no envelope ids or tags, string metadata) is a subset of it, read as it is.
 pub(super) const FORMAT_VERSION: u32 = 2;
+/// The format a store moves to when it first removes events (placeholder lines, see
+/// [`format`](super::format)); read by this code, refused by code that reads only format 2.
+pub(super) const REMOVAL_FORMAT_VERSION: u32 = 3;
+/// The removals made (`EventStore::truncate_stream`): a JSON array of
+/// `es_core::store::lifecycle::Truncation`, replaced atomically; absent when none was made.
+pub const TRUNCATIONS_FILE: &str = "truncations.json";
 /// The event log.
 pub const EVENTS_FILE: &str = "events.jsonl";
 /// The directory of snapshot directories (one per stream).
@@ -170,10 +177,10 @@ pub(super) fn check_format(dir: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => 1,
         Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
     };
-    if version > FORMAT_VERSION {
+    if version > REMOVAL_FORMAT_VERSION {
         return Err(StoreError::Incompatible(format!(
             "{} uses store format version {version}; this version of es-stores reads up to \
-             format version {FORMAT_VERSION}",
+             format version {REMOVAL_FORMAT_VERSION}",
             dir.display()
         )));
     }

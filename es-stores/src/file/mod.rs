@@ -9,6 +9,7 @@
 mod admin;
 mod checkpoints;
 mod commit;
+mod delete;
 pub mod format;
 mod index;
 pub mod layout;
@@ -23,6 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use es_core::store::lifecycle::Truncation;
 use es_core::store::{
     AppendResult, BatchAppend, BatchOutcome, Checkpoint, CheckpointStore, EventStore,
     ExpectedVersion, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
@@ -170,7 +172,8 @@ impl FileStore {
             sync_dir(&dir).map_err(io("syncing", &dir))?;
         }
         let index = scan::scan(&log, &events_path)?;
-        let len = index.lines.last().map_or(0, |l| l.offset + l.len);
+        let index = delete::recover(&dir, &events_path, index)?;
+        let len = index.end();
         let reader = File::open(&events_path).map_err(io("opening", &events_path))?;
         let head = index.head();
         tracing::debug!(dir = %dir.display(), events = head, streams = index.stream_count(), "file store opened");
@@ -181,6 +184,7 @@ impl FileStore {
             reader,
             index: RwLock::new(index),
             head: watch::Sender::new(head),
+            rewrite: RwLock::new(()),
         });
         let metrics = StoreMetrics::new("file");
         let writer = WriterThread::spawn(
@@ -325,8 +329,8 @@ impl EventStore for FileStore {
             positions
                 .iter()
                 .skip(skip)
-                .take(limit)
                 .filter_map(|&p| index.line(p).map(|line| (p, line)))
+                .take(limit)
                 .collect()
         };
         if wanted.is_empty() {
@@ -343,13 +347,11 @@ impl EventStore for FileStore {
         let state = self.state();
         let wanted: Vec<(u64, Line)> = {
             let index = state.index.read();
-            let first = from_position.max(1);
-            let last = first
-                .saturating_add(u64::try_from(limit).unwrap_or(u64::MAX))
-                .saturating_sub(1)
-                .min(index.head());
-            (first..=last)
+            // Removed events are skipped and count for nothing: a page that starts in a hole
+            // still returns the events after it.
+            (from_position.max(1)..=index.head())
                 .filter_map(|p| index.line(p).map(|line| (p, line)))
+                .take(limit)
                 .collect()
         };
         if wanted.is_empty() {
@@ -373,6 +375,21 @@ impl EventStore for FileStore {
 
     fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
         Some(Arc::new(self.shared.keys.clone()))
+    }
+
+    /// Records the removal (`truncations.json`), then overwrites the removed lines in place
+    /// with placeholders of the same length and syncs the log; a crash in between is finished
+    /// on the next open. See `delete.rs`.
+    async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
+        stream.validate()?;
+        let state = self.state();
+        let stream = stream.clone();
+        blocking(move || state.truncate(&stream, before)).await
+    }
+
+    async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+        let state = self.state();
+        blocking(move || delete::read_truncations(&state.dir)).await
     }
 }
 

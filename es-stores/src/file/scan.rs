@@ -93,7 +93,7 @@ pub(super) fn scan(file: &File, path: &Path) -> Result<Index, StoreError> {
                 ),
             ));
         }
-        if line.payload.is_some() == line.payload_base64.is_some() {
+        if !line.removed && line.payload.is_some() == line.payload_base64.is_some() {
             return Err(corrupt(
                 line_no,
                 "exactly one of `payload` and `payload_base64` must be present",
@@ -130,6 +130,9 @@ pub(super) fn scan(file: &File, path: &Path) -> Result<Index, StoreError> {
 
         let len = n as u64 + u64::from(missing_newline);
         index.push(&stream, Line { offset, len });
+        if line.removed {
+            index.mark_removed(line.position);
+        }
         offset += len;
     }
 

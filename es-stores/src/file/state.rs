@@ -26,6 +26,9 @@ pub(super) struct State {
     pub(super) reader: File,
     pub(super) index: RwLock<Index>,
     pub(super) head: watch::Sender<u64>,
+    /// Held to read lines of the log, and exclusively while removed lines are overwritten
+    /// (see `delete.rs`), so that no reader sees a line half overwritten.
+    pub(super) rewrite: RwLock<()>,
 }
 
 impl State {
@@ -36,6 +39,7 @@ impl State {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut events = Vec::with_capacity(wanted.len());
         let mut chunk = Vec::new();
+        let _reading = self.rewrite.read();
         let mut rest = wanted;
         while let Some(&(_, first)) = rest.first() {
             // Coalesce adjacent lines into one read.
@@ -55,7 +59,8 @@ impl State {
             for &(position, line) in &rest[..run] {
                 let at = (line.offset - first.offset) as usize;
                 let bytes = chunk.get(at..at + line.len as usize).unwrap_or_default();
-                events.push(self.decode(position, bytes)?);
+                // A line removed after `wanted` was taken reads as a placeholder: skipped.
+                events.extend(self.decode(position, bytes)?);
             }
             rest = &rest[run..];
         }
@@ -63,7 +68,7 @@ impl State {
     }
 
     /// Decodes the line of the event at `position` (its line number).
-    fn decode(&self, position: u64, bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
+    fn decode(&self, position: u64, bytes: &[u8]) -> Result<Option<RecordedEvent>, StoreError> {
         let corrupt = |what: &str| {
             StoreError::Corrupt(format!(
                 "{}, line {position}: {what}",
@@ -81,6 +86,9 @@ impl State {
                 line.position
             )));
         }
+        if line.removed {
+            return Ok(None);
+        }
         let payload = read_body(
             text,
             &line.header(),
@@ -91,7 +99,7 @@ impl State {
         .map_err(|e| corrupt(&e))?
         .ok_or_else(|| corrupt("no `payload` or `payload_base64`"))?;
         let timestamp = parse_timestamp(&line.timestamp).map_err(|e| corrupt(&e))?;
-        Ok(RecordedEvent {
+        Ok(Some(RecordedEvent {
             position,
             stream: line.stream.to_stream_id(),
             sequence: line.sequence,
@@ -106,6 +114,6 @@ impl State {
                 metadata: line.metadata,
             },
             payload,
-        })
+        }))
     }
 }

@@ -295,6 +295,22 @@ impl TxnWriter {
                 *outcome = Outcome::Applied(());
                 Ok(())
             }
+            Request::Truncate {
+                stream,
+                key,
+                before,
+                outcome,
+                ..
+            } => {
+                *outcome = match self
+                    .apply_truncate(txn, stream, key, *before)
+                    .map_err(|e| write_error("remove events", e))?
+                {
+                    Ok(removed) => Outcome::Applied(removed),
+                    Err(refused) => Outcome::Rejected(refused),
+                };
+                Ok(())
+            }
             Request::Prune {
                 prefix,
                 keep_last,

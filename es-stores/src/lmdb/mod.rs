@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! One LMDB environment (a directory holding `data.mdb` and `lock.mdb`, plus the store's own
-//! `es-store.lock`) with six named databases:
+//! `es-store.lock`) with seven named databases:
 //!
 //! | database | key | value |
 //! | --- | --- | --- |
@@ -12,6 +12,7 @@
 //! | `heads` | stream key | stream version (big-endian `u64`) |
 //! | `snapshots` | stream key ++ version (big-endian `u64`) | timestamp ++ state |
 //! | `checkpoints` | `b'p'` ++ projection name | position ++ optional state |
+//! | `truncations` | stream key | the removal recorded (see `delete.rs`) |
 //! | `meta` | `kind`, `format_version` | `es-stores/lmdb`, format version (big-endian `u32`, now 2) |
 //!
 //! The global log is written with `MDB_APPEND` (positions only grow), so replaying it is a
@@ -34,6 +35,7 @@
 mod admin;
 mod codec;
 mod commit;
+mod delete;
 mod heads;
 mod lifecycle;
 mod open;
@@ -47,6 +49,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use es_core::store::lifecycle::Truncation;
 use es_core::store::{
     AppendResult, BatchAppend, BatchOutcome, Checkpoint, CheckpointStore, EventFilter, EventStore,
     ExpectedVersion, FilteredPage, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError,
@@ -361,6 +364,18 @@ impl EventStore for LmdbStore {
 
     fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
         Some(Arc::new(self.inner.keys.clone()))
+    }
+
+    /// One write transaction: the index entries, the log records and the removal record.
+    async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
+        let key = Self::stream_key(stream)?;
+        let stream = stream.clone();
+        self.write(move |reply| Request::truncate(stream, key, before, reply))
+            .await
+    }
+
+    async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+        self.inner.truncations()
     }
 }
 

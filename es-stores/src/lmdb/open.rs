@@ -46,6 +46,8 @@ pub(super) struct Dbs {
     pub(super) snapshots: Database<'static, Bytes, Bytes>,
     /// `b'p'` ++ projection name → position ++ optional state.
     pub(super) checkpoints: Database<'static, Bytes, Bytes>,
+    /// stream key → the removal recorded (see `delete.rs`).
+    pub(super) truncations: Database<'static, Bytes, Bytes>,
 }
 
 impl Dbs {
@@ -132,7 +134,7 @@ pub(super) fn open_env(path: &Path, options: &LmdbOptions) -> Result<Env<Without
     let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
     env_options
         .map_size(round_up(options.map_size))
-        .max_dbs(8)
+        .max_dbs(16)
         .max_readers(options.max_readers);
     // The durable mode also leaves the meta page unflushed at commit: the writer flushes it
     // before it answers (see `commit.rs`), with the next commit's data flush under load.
@@ -253,22 +255,33 @@ pub(super) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
                 dbo.create_database(wtxn, Some("snapshots"))?;
             let checkpoints: Database<'_, Bytes, Bytes> =
                 dbo.create_database(wtxn, Some("checkpoints"))?;
+            // Added after format 2 without a format change: created here in a store written
+            // before it (older code ignores it).
+            let truncations: Database<'_, Bytes, Bytes> =
+                dbo.create_database(wtxn, Some("truncations"))?;
             Ok(CommitOrAbort::Commit((
                 events,
                 index,
                 heads,
                 snapshots,
-                checkpoints,
+                (checkpoints, truncations),
             )))
         },
     );
     match opened {
-        Ok(CommitOrAbort::Commit((events, index, heads, snapshots, checkpoints))) => Ok(Dbs {
+        Ok(CommitOrAbort::Commit((
+            events,
+            index,
+            heads,
+            snapshots,
+            (checkpoints, truncations),
+        ))) => Ok(Dbs {
             events,
             index,
             heads,
             snapshots,
             checkpoints,
+            truncations,
         }),
         Ok(CommitOrAbort::Abort(error)) => Err(error),
         Err(error) => Err(heed_error("open the store's databases", error)),

@@ -35,6 +35,14 @@ pub(super) enum Request {
         reply: Reply<()>,
         outcome: Outcome<()>,
     },
+    /// Remove the events of a stream below a sequence (`EventStore::truncate_stream`).
+    Truncate {
+        stream: StreamId,
+        key: Vec<u8>,
+        before: u64,
+        reply: Reply<u64>,
+        outcome: Outcome<u64>,
+    },
     /// Delete all but the `keep_last` newest snapshots under `prefix`.
     Prune {
         prefix: Vec<u8>,
@@ -58,6 +66,9 @@ macro_rules! with_outcome {
                 outcome: $outcome, ..
             } => $body,
             Request::Prune {
+                outcome: $outcome, ..
+            } => $body,
+            Request::Truncate {
                 outcome: $outcome, ..
             } => $body,
         }
@@ -113,6 +124,17 @@ impl Request {
         }
     }
 
+    /// A removal of the events of `stream` (keyed `key`) below sequence `before`.
+    pub(super) fn truncate(stream: StreamId, key: Vec<u8>, before: u64, reply: Reply<u64>) -> Self {
+        Request::Truncate {
+            stream,
+            key,
+            before,
+            reply,
+            outcome: Outcome::Pending,
+        }
+    }
+
     /// About how many bytes the request writes.
     pub(super) fn size(&self) -> usize {
         match self {
@@ -126,7 +148,7 @@ impl Request {
                 .map(|e| e.payload.len() + e.event_type.len() + 64 + 64 * e.envelope.metadata.len())
                 .sum(),
             Request::Put { key, value, .. } => key.len() + value.len(),
-            Request::Prune { .. } => 64,
+            Request::Prune { .. } | Request::Truncate { .. } => 64,
         }
     }
 
@@ -187,6 +209,9 @@ impl Request {
                 let _ = reply.send(outcome.into_result().map(|()| items));
             }
             Request::Put { reply, outcome, .. } | Request::Prune { reply, outcome, .. } => {
+                let _ = reply.send(outcome.into_result());
+            }
+            Request::Truncate { reply, outcome, .. } => {
                 let _ = reply.send(outcome.into_result());
             }
         }

@@ -88,7 +88,7 @@ impl Bulk {
             }
             Err(Failure::Before(error)) => {
                 debug!(%error, appends = batch.len(), "bulk append rolled back; writing it with the append statement");
-                self.lane.commit(batch).await;
+                self.lane.commit(batch, &mut None).await;
             }
             Err(Failure::Commit(error)) => {
                 let mapped = error::map(error, Op::Write, "appending events");

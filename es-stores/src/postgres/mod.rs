@@ -12,6 +12,7 @@
 //! - `bulk`: `append_many`'s path, each statement of a batch one transaction with binary `COPY`;
 //! - `read`: the read path and the decoding of rows;
 //! - `snapshots`: snapshots;
+//! - `delete`: removing events (truncation) and the removals recorded;
 //! - `checkpoints`: projection checkpoints;
 //! - `leases`: runner leases, held with session advisory locks;
 //! - `admin`: what an operator tool reads beyond the store traits (checkpoint names, stream
@@ -23,6 +24,7 @@
 mod admin;
 mod bulk;
 mod checkpoints;
+mod delete;
 mod error;
 mod head;
 mod keys;
@@ -30,6 +32,7 @@ mod leases;
 mod migrate;
 mod options;
 mod read;
+mod readers;
 mod snapshots;
 mod sql;
 mod store;

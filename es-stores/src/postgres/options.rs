@@ -161,6 +161,7 @@ impl PostgresStoreBuilder {
         if self.listen {
             tasks.push(tokio::spawn(head::listen(pool.clone(), channel, wake)));
         }
+        let readers = super::readers::start(&pool, &schema, READERS);
         debug!(schema, lanes = lanes.len(), "postgres store ready");
         Ok(PostgresStore {
             inner: Arc::new(Inner {
@@ -168,6 +169,7 @@ impl PostgresStoreBuilder {
                 schema,
                 sql,
                 lanes,
+                readers,
                 bulk: tokio::sync::Mutex::new(Bulk::new(bulk)),
                 head,
                 visibility_wait: self.visibility_wait,
@@ -177,6 +179,9 @@ impl PostgresStoreBuilder {
         })
     }
 }
+
+/// Reader tasks (see `readers`): each holds a connection while reads keep coming.
+const READERS: usize = 4;
 
 /// The NOTIFY channel of a schema (channel names are at most 63 bytes; a shared truncated name
 /// only causes extra wake-ups).

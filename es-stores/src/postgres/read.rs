@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use es_core::store::{
-    Checkpoint, EventFilter, FilteredPage, Metadata, RecordedEvent, Snapshot, StoreError, StreamId,
+    Checkpoint, EventFilter, FilteredPage, Metadata, RecordedEvent, StoreError, StreamId,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -39,28 +39,6 @@ pub(super) fn split_timestamp(timestamp: DateTime<Utc>) -> (DateTime<Utc>, i32) 
 /// The timestamp [`split_timestamp`] split.
 pub(super) fn join_timestamp(micros: DateTime<Utc>, rest: i32) -> DateTime<Utc> {
     micros + chrono::Duration::nanoseconds(i64::from(rest))
-}
-
-/// Up to `limit` events of `stream` from sequence `from`.
-pub(super) async fn stream(
-    pool: &PgPool,
-    sql: &Queries,
-    stream: &StreamId,
-    from: u64,
-    limit: usize,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let rows = sqlx::query(&sql.read_stream)
-        .bind(&stream.aggregate_type)
-        .bind(&stream.aggregate_id)
-        .bind(to_i64(from))
-        .bind(limit_i64(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(|e| error::map(e, Op::Read, "reading a stream"))?;
-    rows.iter().map(decode_event).collect()
 }
 
 /// Up to `limit` readable events of the global log from position `from`.
@@ -155,32 +133,6 @@ pub(super) async fn head(pool: &PgPool, sql: &Queries) -> Result<u64, StoreError
     to_u64(head, "position")
 }
 
-/// The latest snapshot of `stream`, if any.
-pub(super) async fn latest_snapshot(
-    pool: &PgPool,
-    sql: &Queries,
-    stream: &StreamId,
-) -> Result<Option<Snapshot>, StoreError> {
-    let row = sqlx::query(&sql.load_snapshot)
-        .bind(&stream.aggregate_type)
-        .bind(&stream.aggregate_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| error::map(e, Op::Read, "loading a snapshot"))?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let read = |e| error::map(e, Op::Read, "decoding a snapshot");
-    let taken_at: DateTime<Utc> = row.try_get(2).map_err(read)?;
-    let rest: i32 = row.try_get(3).map_err(read)?;
-    Ok(Some(Snapshot {
-        stream: stream.clone(),
-        version: to_u64(row.try_get(0).map_err(read)?, "snapshot version")?,
-        state: row.try_get(1).map_err(read)?,
-        timestamp: join_timestamp(taken_at, rest),
-    }))
-}
-
 /// The checkpoint of the projection `name`, if any.
 pub(super) async fn checkpoint(
     pool: &PgPool,
@@ -204,42 +156,44 @@ pub(super) async fn checkpoint(
 
 /// An event from a row of the columns `event_columns!()` lists.
 fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    decode_event_at(row, 0)
+}
+
+/// An event from the columns `event_columns!()` lists, starting at column `base` of `row`.
+pub(super) fn decode_event_at(row: &PgRow, base: usize) -> Result<RecordedEvent, StoreError> {
     let read = |e| error::map(e, Op::Read, "decoding an event");
-    let metadata: String = row.try_get(7).map_err(read)?;
+    let metadata: String = row.try_get(base + 7).map_err(read)?;
     let metadata: Metadata = serde_json::from_str(&metadata)
         .map_err(|e| StoreError::Corrupt(format!("event metadata is not a JSON object: {e}")))?;
-    let event_version: i64 = row.try_get(5).map_err(read)?;
-    let recorded_at: DateTime<Utc> = row.try_get(6).map_err(read)?;
-    let recorded_at_ns: i32 = row.try_get(9).map_err(read)?;
+    let event_version: i64 = row.try_get(base + 5).map_err(read)?;
+    let recorded_at: DateTime<Utc> = row.try_get(base + 6).map_err(read)?;
+    let recorded_at_ns: i32 = row.try_get(base + 9).map_err(read)?;
+    let id = |column: usize| -> Result<Option<std::sync::Arc<str>>, StoreError> {
+        Ok(row
+            .try_get::<Option<&str>, _>(base + column)
+            .map_err(read)?
+            .map(std::sync::Arc::from))
+    };
     Ok(RecordedEvent {
-        position: to_u64(row.try_get(0).map_err(read)?, "position")?,
+        position: to_u64(row.try_get(base).map_err(read)?, "position")?,
         stream: StreamId::new(
-            row.try_get::<String, _>(1).map_err(read)?,
-            row.try_get::<String, _>(2).map_err(read)?,
+            row.try_get::<String, _>(base + 1).map_err(read)?,
+            row.try_get::<String, _>(base + 2).map_err(read)?,
         ),
-        sequence: to_u64(row.try_get(3).map_err(read)?, "sequence")?,
-        event_type: row.try_get(4).map_err(read)?,
+        sequence: to_u64(row.try_get(base + 3).map_err(read)?, "sequence")?,
+        event_type: row.try_get(base + 4).map_err(read)?,
         event_version: u32::try_from(event_version).map_err(|_| {
             StoreError::Corrupt(format!("event version {event_version} out of range"))
         })?,
         timestamp: join_timestamp(recorded_at, recorded_at_ns),
         envelope: es_core::store::Envelope {
-            command_id: row
-                .try_get::<Option<&str>, _>(10)
-                .map_err(read)?
-                .map(std::sync::Arc::from),
-            correlation_id: row
-                .try_get::<Option<&str>, _>(11)
-                .map_err(read)?
-                .map(std::sync::Arc::from),
-            causation_id: row
-                .try_get::<Option<&str>, _>(12)
-                .map_err(read)?
-                .map(std::sync::Arc::from),
-            tags: row.try_get(13).map_err(read)?,
+            command_id: id(10)?,
+            correlation_id: id(11)?,
+            causation_id: id(12)?,
+            tags: row.try_get(base + 13).map_err(read)?,
             metadata,
         },
-        payload: row.try_get(8).map_err(read)?,
+        payload: row.try_get(base + 8).map_err(read)?,
     })
 }
 

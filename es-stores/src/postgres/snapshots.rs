@@ -28,7 +28,12 @@ impl SnapshotStore for PostgresStore {
 
     async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         stream.validate()?;
-        read::latest_snapshot(&self.inner.pool, &self.inner.sql, stream).await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = super::readers::Request::Snapshot {
+            stream: stream.clone(),
+            reply,
+        };
+        super::readers::ask(&self.inner.readers, request, answer).await
     }
 
     async fn prune(&self, stream: &StreamId, keep_last: usize) -> Result<(), StoreError> {

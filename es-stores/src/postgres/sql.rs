@@ -119,14 +119,6 @@ pub(super) const COPY_EVENTS: &str = "COPY {schema}.events (position, stream_typ
      sequence, event_type, event_version, metadata, payload, command_id, correlation_id, \
      causation_id, tags, recorded_at, recorded_at_ns) FROM STDIN (FORMAT binary)";
 
-/// One stream's events: `$1` stream type, `$2` stream id, from sequence `$3`, at most `$4`.
-pub(super) const READ_STREAM: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM {schema}.events WHERE stream_type = $1 AND stream_id = $2 \
-     AND sequence >= $3 ORDER BY sequence LIMIT $4"
-);
-
 /// The readable global log from position `$1`, at most `$2` events.
 pub(super) const READ_ALL: &str = concat!(
     "SELECT ",
@@ -184,12 +176,6 @@ pub(super) const SAVE_SNAPSHOT: &str = "INSERT INTO {schema}.snapshots \
      ON CONFLICT (stream_type, stream_id, version) DO UPDATE SET \
          state = EXCLUDED.state, taken_at = EXCLUDED.taken_at, \
          taken_at_ns = EXCLUDED.taken_at_ns";
-
-/// A stream's latest snapshot (`version, state, taken_at, taken_at_ns`): `$1` stream type, `$2`
-/// stream id.
-pub(super) const LOAD_SNAPSHOT: &str = "SELECT version, state, taken_at, taken_at_ns \
-     FROM {schema}.snapshots WHERE stream_type = $1 AND stream_id = $2 \
-     ORDER BY version DESC LIMIT 1";
 
 /// Deletes all but a stream's `$3` latest snapshots: `$1` stream type, `$2` stream id.
 pub(super) const PRUNE_SNAPSHOTS: &str = "DELETE FROM {schema}.snapshots \
@@ -270,8 +256,6 @@ pub(super) struct Queries {
     pub(super) bulk_heads: String,
     /// [`COPY_EVENTS`].
     pub(super) copy_events: String,
-    /// [`READ_STREAM`].
-    pub(super) read_stream: String,
     /// [`READ_ALL`].
     pub(super) read_all: String,
     /// [`READ_ALL_HEADS`].
@@ -286,8 +270,6 @@ pub(super) struct Queries {
     pub(super) heads: String,
     /// [`SAVE_SNAPSHOT`].
     pub(super) save_snapshot: String,
-    /// [`LOAD_SNAPSHOT`].
-    pub(super) load_snapshot: String,
     /// [`PRUNE_SNAPSHOTS`].
     pub(super) prune_snapshots: String,
     /// [`LOAD_CHECKPOINT`].
@@ -309,7 +291,6 @@ impl Queries {
                 .join(" "),
             bulk_heads: fill(BULK_HEADS),
             copy_events: fill(COPY_EVENTS),
-            read_stream: fill(READ_STREAM),
             read_all: fill(READ_ALL),
             read_all_heads: fill(READ_ALL_HEADS),
             read_at: fill(READ_AT),
@@ -317,7 +298,6 @@ impl Queries {
             head: fill(HEAD),
             heads: fill(HEADS),
             save_snapshot: fill(SAVE_SNAPSHOT),
-            load_snapshot: fill(LOAD_SNAPSHOT),
             prune_snapshots: fill(PRUNE_SNAPSHOTS),
             load_checkpoint: fill(LOAD_CHECKPOINT),
             save_checkpoint: fill(SAVE_CHECKPOINT),
@@ -336,7 +316,6 @@ mod tests {
             &q.append,
             &q.bulk_heads,
             &q.copy_events,
-            &q.read_stream,
             &q.read_all,
             &q.read_all_heads,
             &q.read_at,
@@ -344,7 +323,6 @@ mod tests {
             &q.head,
             &q.heads,
             &q.save_snapshot,
-            &q.load_snapshot,
             &q.prune_snapshots,
             &q.load_checkpoint,
             &q.save_checkpoint,

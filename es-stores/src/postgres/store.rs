@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use es_core::store::lifecycle::Truncation;
 use es_core::store::{
     AppendResult, BatchAppend, BatchOutcome, EventFilter, EventStore, ExpectedVersion,
     FilteredPage, NewEvent, RecordedEvent, StoreError, StreamId, quote_prefix, validate_append,
@@ -57,7 +58,8 @@ use crate::metrics::StoreMetrics;
 /// envelope: `command_id`, `correlation_id` and `causation_id` `text` columns, indexed by
 /// correlation and by command id, a `tags text[]` column, and `recorded_at_ns`, the nanoseconds
 /// of a given timestamp below `recorded_at`'s microseconds), `snapshots` and `checkpoints`.
-/// Schema version 2 added the envelope columns; a schema at version 1 is migrated on
+/// Schema version 2 added the envelope columns, version 3 the `truncations` table (the events
+/// removed from each stream, see `EventStore::truncate_stream`); an older schema is migrated on
 /// [`build`](super::PostgresStoreBuilder::build) (its rows read back without ids or tags), and
 /// a schema newer than this version of the store is refused with
 /// [`StoreError::Incompatible`].
@@ -155,6 +157,8 @@ pub(super) struct Inner {
     pub(super) sql: Arc<Queries>,
     /// The lanes' queues; a stream always goes to the same lane.
     pub(super) lanes: Vec<mpsc::Sender<Pending>>,
+    /// The readers' queue: reads by stream and of latest snapshots, batched.
+    pub(super) readers: mpsc::Sender<super::readers::Request>,
     /// The lane `append_many` writes through, one call at a time (a fair lock: calls commit in
     /// the order they asked for it).
     pub(super) bulk: tokio::sync::Mutex<Bulk>,
@@ -463,14 +467,17 @@ impl EventStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         stream.validate()?;
-        read::stream(
-            &self.inner.pool,
-            &self.inner.sql,
-            stream,
-            from_sequence,
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = super::readers::Request::Stream {
+            stream: stream.clone(),
+            from: from_sequence,
             limit,
-        )
-        .await
+            reply,
+        };
+        super::readers::ask(&self.inner.readers, request, answer).await
     }
 
     async fn read_all(
@@ -540,6 +547,15 @@ impl EventStore for PostgresStore {
     fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
         // The `KeyStore` impl is in `keys.rs`.
         Some(Arc::new(self.clone()))
+    }
+
+    /// One statement: the rows go and the removal is recorded together.
+    async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
+        self.truncate(stream, before).await
+    }
+
+    async fn truncations(&self) -> Result<Vec<Truncation>, StoreError> {
+        self.truncation_records().await
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -77,12 +78,23 @@ impl Lane {
     /// Runs until every sender of `rx` is gone and the queue is drained.
     pub(crate) async fn run(self, mut rx: mpsc::Receiver<Pending>) {
         let mut deferred: VecDeque<Pending> = VecDeque::new();
+        // The connection of a busy lane: kept from one batch to the next while requests keep
+        // coming, given back to the pool when the queue is empty. The pool checks a connection
+        // with a round trip of its own when it is taken and again when it is given back; a lane
+        // under load would otherwise pay two of them per batch.
+        let mut held: Option<PoolConnection<Postgres>> = None;
         loop {
             let first = match deferred.pop_front() {
                 Some(p) => p,
-                None => match rx.recv().await {
-                    Some(p) => p,
-                    None => return,
+                None => match rx.try_recv() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        drop(held.take());
+                        match rx.recv().await {
+                            Some(p) => p,
+                            None => return,
+                        }
+                    }
                 },
             };
             let mut events = first.events.len();
@@ -134,15 +146,20 @@ impl Lane {
             later.extend(deferred.drain(..));
             deferred = later;
             self.group_size.record(batch.len() as f64);
-            self.commit(batch).await;
+            self.commit(batch, &mut held).await;
         }
     }
 
-    /// Writes `batch`, answers every request in it and wakes the head refresher.
-    pub(crate) async fn commit(&self, batch: Vec<Pending>) {
+    /// Writes `batch` (on the `held` connection if there is one, which it then keeps), answers
+    /// every request in it and wakes the head refresher.
+    pub(crate) async fn commit(
+        &self,
+        batch: Vec<Pending>,
+        held: &mut Option<PoolConnection<Postgres>>,
+    ) {
         let mut attempts = 0;
         loop {
-            match self.write(&batch).await {
+            match self.write(&batch, held).await {
                 Ok(outcomes) => {
                     self.answer(batch, outcomes);
                     return;
@@ -169,7 +186,7 @@ impl Lane {
                         // One request may be at fault: write them one by one so that only it fails.
                         warn!(error = %mapped, appends = batch.len(), "batch append failed; retrying its appends one by one");
                         for pending in batch {
-                            Box::pin(self.commit(vec![pending])).await;
+                            Box::pin(self.commit(vec![pending], held)).await;
                         }
                         return;
                     }
@@ -222,8 +239,15 @@ impl Lane {
         }
     }
 
-    /// Runs the append statement for `batch` (one round trip, autocommit).
-    async fn write(&self, batch: &[Pending]) -> Result<Vec<Outcome>, Failure> {
+    /// Runs the append statement for `batch` (one round trip, autocommit) on the `held`
+    /// connection, taking one from the pool first if there is none. A connection that failed
+    /// other than with a database error (lost, cut off, cancelled) is given back, so that the
+    /// pool tests it.
+    async fn write(
+        &self,
+        batch: &[Pending],
+        held: &mut Option<PoolConnection<Postgres>>,
+    ) -> Result<Vec<Outcome>, Failure> {
         let n = batch.len();
         let total: usize = batch.iter().map(|p| p.events.len()).sum();
         let mut req_idx = Vec::with_capacity(n);
@@ -286,11 +310,14 @@ impl Lane {
                 ev_time_ns.push(ns);
             }
         }
-        let mut conn = self.pool.acquire().await.map_err(|error| Failure {
-            error,
-            acquired: false,
-        })?;
-        let rows: Vec<AppendRow> = sqlx::query_as(&self.sql.append)
+        let conn = match held {
+            Some(conn) => conn,
+            None => held.insert(self.pool.acquire().await.map_err(|error| Failure {
+                error,
+                acquired: false,
+            })?),
+        };
+        let rows: Result<Vec<AppendRow>, sqlx::Error> = sqlx::query_as(&self.sql.append)
             .bind(req_idx)
             .bind(req_type)
             .bind(req_id)
@@ -311,13 +338,20 @@ impl Lane {
             .bind(all_tags)
             .bind(ev_stream_type)
             .bind(ev_stream_id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|error| Failure {
-                error,
-                acquired: true,
-            })?;
-        Ok(outcomes(batch, rows))
+            .fetch_all(&mut **conn)
+            .await;
+        match rows {
+            Ok(rows) => Ok(outcomes(batch, rows)),
+            Err(error) => {
+                if !matches!(error, sqlx::Error::Database(_)) {
+                    drop(held.take());
+                }
+                Err(Failure {
+                    error,
+                    acquired: true,
+                })
+            }
+        }
     }
 }
 

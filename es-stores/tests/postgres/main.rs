@@ -13,6 +13,7 @@ mod metrics_common;
 mod postgres_common;
 
 mod appends;
+mod batched_reads;
 mod bulk;
 mod conformance;
 mod deadlines;

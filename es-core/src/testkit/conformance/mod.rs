@@ -5,7 +5,8 @@
 //! store, so a backend can run a case on its own. Cases panic with a message naming what broke.
 //!
 //! The cases are grouped by concern: appends, batches of appends, reads, the envelope, snapshots, checkpoints,
-//! concurrency, subscriptions, stream ids and keys (erasure); this module holds what they share.
+//! concurrency, subscriptions, stream ids, streams that end (deletes and truncation) and
+//! keys (erasure); this module holds what they share.
 
 mod append;
 mod batch;
@@ -13,6 +14,7 @@ mod checkpoints;
 mod concurrency;
 mod envelope;
 mod keys;
+mod lifecycle;
 mod read;
 mod snapshots;
 mod stream_ids;
@@ -35,6 +37,11 @@ pub use envelope::{
 pub use keys::{
     forget_deletes_the_key_and_records_it, keys_get_or_create,
     pii_fields_are_sealed_forgotten_and_copied,
+};
+pub use lifecycle::{
+    LifecycleOp, hard_delete_removes_events_and_snapshots, lifecycle_matches_a_model,
+    lifecycle_ops_match_the_model, soft_delete_writes_a_tombstone,
+    truncate_keeps_positions_and_versions,
 };
 pub use read::{
     metadata_and_payload_round_trip, read_all_filtered_skips_but_advances, read_all_ranges,
@@ -233,7 +240,11 @@ macro_rules! store_conformance_tests {
                 stream_ids_at_the_limits_round_trip,
                 keys_get_or_create,
                 forget_deletes_the_key_and_records_it,
-                pii_fields_are_sealed_forgotten_and_copied
+                pii_fields_are_sealed_forgotten_and_copied,
+                soft_delete_writes_a_tombstone,
+                truncate_keeps_positions_and_versions,
+                hard_delete_removes_events_and_snapshots,
+                lifecycle_matches_a_model
             );
             $crate::store_conformance_tests!(@caps_cases $factory;
                 positions_increase_across_streams,
