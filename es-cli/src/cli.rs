@@ -74,12 +74,19 @@ pub enum Command {
         /// Write to FILE instead of stdout.
         #[arg(long, short, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Also write the subject keys to KEYS (readable by its owner only). Without it the
+        /// export carries `#[pii]` fields encrypted and no key: they read as redacted.
+        #[arg(long, value_name = "KEYS")]
+        with_keys: Option<PathBuf>,
     },
     /// Reads JSON lines (from `es export`) into an empty store, keeping order, sequences and
     /// envelopes. Checks every line before writing any.
     Import {
         /// The file to read (default: stdin).
         file: Option<PathBuf>,
+        /// Also import the subject keys written by `export --with-keys KEYS`.
+        #[arg(long, value_name = "KEYS")]
+        keys: Option<PathBuf>,
     },
     /// Copies every event (then snapshots and checkpoints) into another store, page by page.
     /// A rerun after an interruption continues where the copy stopped.
@@ -96,7 +103,23 @@ pub enum Command {
         /// Events read per page.
         #[arg(long, default_value_t = 4096, value_name = "N")]
         page_size: usize,
+        /// Also copy the subject keys. Without them the copy carries `#[pii]` fields
+        /// encrypted, and they read as redacted there.
+        #[arg(long)]
+        with_keys: bool,
     },
+    /// Forgets a subject (erasure by crypto-shredding): deletes its key and records the
+    /// erasure; its `#[pii]` fields then read as their replacements everywhere, copies and
+    /// exports included.
+    Forget {
+        /// The subject's id.
+        subject: String,
+        /// Who asks for the erasure, recorded with it (default: $USER).
+        #[arg(long, value_name = "WHO")]
+        by: Option<String>,
+    },
+    /// The erasure records: which subject was forgotten, when and by whom.
+    Erasures,
     /// A read-only web console for the store (streams, events, the log with live follow,
     /// projections, verify) and its JSON API under /api/; serves until Ctrl-C.
     Serve {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::store::{RecordedEvent, Store, StoreError, StreamId};
+use es_core::store::{EventStore, RecordedEvent, Store, StoreError, StreamId};
 use es_stores::OpenedStore;
 use serde::Serialize;
 
@@ -19,7 +19,7 @@ pub(crate) const PAGE: usize = 4096;
 
 /// Calls `f` with each page of the global log from `from`, in position order, until the log
 /// ends or `f` returns `false`.
-pub(crate) async fn scan_log<F>(store: &dyn Store, from: u64, mut f: F) -> CliResult<()>
+pub(crate) async fn scan_log<F>(store: &dyn EventStore, from: u64, mut f: F) -> CliResult<()>
 where
     F: FnMut(Vec<RecordedEvent>) -> CliResult<bool>,
 {
@@ -155,7 +155,7 @@ pub(crate) async fn events(
     stream
         .validate()
         .map_err(|e| CliError::new(format!("bad stream: {e}")))?;
-    let store = store.store();
+    let store = crate::forget::readable(store);
     let mut printer = EventPrinter::new();
     let mut next = 1;
     loop {
@@ -208,7 +208,7 @@ pub(crate) async fn log(store: &OpenedStore, ctx: &mut Ctx, filter: &LogFilter) 
     } else {
         filter.limit
     };
-    scan_log(&*store.store(), filter.from, |page| {
+    scan_log(&*crate::forget::readable(store), filter.from, |page| {
         for e in page {
             if !filter.matches(&e) {
                 continue;

@@ -41,6 +41,7 @@ mod cli;
 mod context;
 mod dlq;
 mod error;
+mod forget;
 pub mod format;
 mod inspect;
 mod lifecycle;
@@ -151,21 +152,31 @@ async fn run(cli: Cli, ctx: &mut Ctx) -> CliResult<u8> {
         Command::Tail { lines, follow } => inspect::tail(&store, ctx, *lines, *follow).await,
         Command::Stats => inspect::stats(&store, ctx).await,
         Command::Verify => verify::verify(&store, ctx).await,
-        Command::Export { out } => transfer::export(&store, ctx, out.as_deref()).await,
-        Command::Import { file } => transfer::import(&store, ctx, file.as_deref()).await,
+        Command::Export { out, with_keys } => {
+            transfer::export(&store, ctx, out.as_deref(), with_keys.as_deref()).await
+        }
+        Command::Import { file, keys } => {
+            transfer::import(&store, ctx, file.as_deref(), keys.as_deref()).await
+        }
         Command::Copy {
             to,
             no_snapshots,
             no_checkpoints,
             page_size,
+            with_keys,
         } => {
             let options = transfer::CopyOptions {
                 snapshots: !no_snapshots,
                 checkpoints: !no_checkpoints,
                 page_size: (*page_size).max(1),
+                keys: *with_keys,
             };
             transfer::copy(&store, ctx, to, &options).await
         }
+        Command::Forget { subject, by } => {
+            forget::forget(&store, ctx, subject, by.as_deref()).await
+        }
+        Command::Erasures => forget::erasures(&store, ctx).await,
         Command::Projections { action: None } => checkpoints::projections(&store, ctx).await,
         Command::Projections {
             action: Some(ProjectionsAction::Reset { name, yes }),

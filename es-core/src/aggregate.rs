@@ -49,4 +49,11 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
 
     /// Evolves the state by one event.
     fn apply(&mut self, event: &Self::Event);
+
+    /// The personal-data fields of the state, sealed in snapshots (see
+    /// [`erasure`](crate::erasure)). `#[aggregate]` returns those of a state with
+    /// `#[derive(Pii)]` and none otherwise.
+    fn pii_fields(&self) -> Vec<crate::erasure::PiiField> {
+        Vec::new()
+    }
 }

@@ -105,6 +105,11 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
 /// [`decode_other_version`], kept out of line so the common case stays small.
 #[inline]
 fn decode_payload<E: Event>(event_version: u32, payload: &[u8]) -> Result<E, EventError> {
+    // A payload still holding PII fields (read without the kernel's keys, or in flight) reads
+    // with each field's plaintext when open and its replacement when sealed.
+    if crate::erasure::format::may_hold_pii(payload) {
+        return decode_with_pii::<E>(event_version, payload);
+    }
     // Stores hold versions from 1; a 0 (written by hand) reads as the first version.
     let stored = event_version.max(1);
     if stored == E::VERSION || (stored < E::VERSION && !E::UPCASTERS) {
@@ -114,6 +119,28 @@ fn decode_payload<E: Event>(event_version: u32, payload: &[u8]) -> Result<E, Eve
         };
     }
     decode_other_version::<E>(event_version, stored, payload)
+}
+
+/// A payload with PII fields: decoded as it reads without keys.
+#[cold]
+#[inline(never)]
+fn decode_with_pii<E: Event>(event_version: u32, payload: &[u8]) -> Result<E, EventError> {
+    match crate::erasure::format::without_keys(payload) {
+        Some(Ok(plain)) => decode_payload::<E>(event_version, &plain),
+        Some(Err(e)) => Err(EventError::Payload {
+            event_type: E::NAME.to_owned(),
+            version: event_version,
+            message: e.to_string(),
+        }),
+        None => {
+            let stored = event_version.max(1);
+            if stored == E::VERSION || (stored < E::VERSION && !E::UPCASTERS) {
+                return serde_json::from_slice(payload)
+                    .map_err(|e| payload_error::<E>(event_version, &e));
+            }
+            decode_other_version::<E>(event_version, stored, payload)
+        }
+    }
 }
 
 /// An event stored at a version other than [`Event::VERSION`]: refused when newer, lifted through

@@ -44,6 +44,7 @@
 pub mod aggregate;
 pub mod clock;
 mod counter;
+pub mod erasure;
 pub mod event;
 mod follow;
 pub mod kernel;
@@ -69,7 +70,9 @@ pub use store::{
 };
 
 #[cfg(feature = "macros")]
-pub use es_macros::{Event, aggregate, apply, command, on, process_manager, projection, rejected};
+pub use es_macros::{
+    Event, Pii, aggregate, apply, command, on, process_manager, projection, rejected,
+};
 
 /// Everything a domain module needs: `use es_core::prelude::*;`.
 pub mod prelude {
@@ -85,7 +88,7 @@ pub mod prelude {
     };
     #[cfg(feature = "macros")]
     pub use es_macros::{
-        Event, aggregate, apply, command, on, process_manager, projection, rejected,
+        Event, Pii, aggregate, apply, command, on, process_manager, projection, rejected,
     };
 }
 

@@ -12,9 +12,9 @@ mod lifecycle;
 
 use crate::store::lifecycle::Truncation;
 use crate::store::{
-    AppendResult, Checkpoint, CheckpointStore, Envelope, EventFilter, EventStore, ExpectedVersion,
-    FilteredPage, Metadata, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, StreamId,
-    validate_append,
+    AppendResult, Checkpoint, CheckpointStore, Envelope, ErasureRecord, EventFilter, EventStore,
+    ExpectedVersion, FilteredPage, KeyStore, MemoryKeyStore, Metadata, NewEvent, RecordedEvent,
+    Snapshot, SnapshotStore, StoreError, StreamId, SubjectKey, validate_append,
 };
 
 /// An in-memory event, snapshot and checkpoint store, for tests, demos and benchmarks.
@@ -47,6 +47,8 @@ struct Inner {
     head: watch::Sender<u64>,
     snapshots: Mutex<HashMap<StreamId, BTreeMap<u64, Snapshot>>>,
     checkpoints: Mutex<HashMap<String, Checkpoint>>,
+    /// Subject keys and erasure records, apart from the log.
+    keys: MemoryKeyStore,
 }
 
 impl Default for Inner {
@@ -56,6 +58,7 @@ impl Default for Inner {
             head: watch::Sender::new(0),
             snapshots: Mutex::default(),
             checkpoints: Mutex::default(),
+            keys: MemoryKeyStore::new(),
         }
     }
 }
@@ -363,6 +366,10 @@ impl EventStore for MemoryStore {
         Ok(self.inner.log.read().events.len() as u64)
     }
 
+    fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
+        Some(Arc::new(self.inner.keys.clone()))
+    }
+
     async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
         stream.validate()?;
         self.inner.log.write().truncate(stream, before)
@@ -445,5 +452,28 @@ impl CheckpointStore for MemoryStore {
             .lock()
             .insert(name.to_owned(), Checkpoint { position, state });
         Ok(())
+    }
+}
+
+/// The store's keys, kept apart from its log (a [`MemoryKeyStore`]).
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn subject_key(&self, subject: &str) -> Result<SubjectKey, StoreError> {
+        self.inner.keys.subject_key(subject).await
+    }
+    async fn keys(&self, subjects: &[String]) -> Result<HashMap<String, SubjectKey>, StoreError> {
+        self.inner.keys.keys(subjects).await
+    }
+    async fn forget(&self, subject: &str, erased_by: &str) -> Result<ErasureRecord, StoreError> {
+        self.inner.keys.forget(subject, erased_by).await
+    }
+    async fn erasures(&self) -> Result<Vec<ErasureRecord>, StoreError> {
+        self.inner.keys.erasures().await
+    }
+    async fn export_keys(&self) -> Result<Vec<(String, SubjectKey)>, StoreError> {
+        self.inner.keys.export_keys().await
+    }
+    async fn import_key(&self, subject: &str, key: SubjectKey) -> Result<(), StoreError> {
+        self.inner.keys.import_key(subject, key).await
     }
 }

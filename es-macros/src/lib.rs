@@ -176,6 +176,7 @@ mod handler;
 mod inherent;
 mod misplaced;
 mod on;
+mod pii;
 mod process_manager;
 mod projection;
 mod span;
@@ -288,9 +289,46 @@ pub fn projection(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// assert_eq!((Withdrawn::NAME, Withdrawn::VERSION), ("bank.withdrawn", 2));
 /// assert_eq!(<Withdrawn as Event>::ALIASES, ["withdrawn"]);
 /// ```
-#[proc_macro_derive(Event, attributes(event))]
+///
+/// Fields holding personal data take `#[pii(subject = field_or_fn, redacted = expr)]`: the
+/// kernel stores them encrypted with the subject's key, and once the subject is forgotten they
+/// read as `redacted` (default: `Default::default()`). See `es_core::erasure`.
+#[proc_macro_derive(Event, attributes(event, pii))]
 pub fn derive_event(item: TokenStream) -> TokenStream {
     event::derive(item.into()).into()
+}
+
+/// `#[derive(Pii)]`: implements `es_core::erasure::PiiFields` from the struct's
+/// `#[pii(subject = field_or_fn, redacted = expr)]` fields, so that an aggregate state's
+/// personal data is stored encrypted in snapshots (`#[aggregate]` picks it up).
+///
+/// ```
+/// use es_core::erasure::PiiFields;
+/// use es_core::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, Clone, Serialize, Deserialize, Pii)]
+/// pub struct Customer {
+///     pub id: String,
+///     #[pii(subject = id)]
+///     pub email: String,
+///     #[pii(subject = Customer::subject, redacted = Some(0))]
+///     pub born: Option<u16>,
+/// }
+///
+/// impl Customer {
+///     fn subject(&self) -> &str { &self.id }
+/// }
+///
+/// let c = Customer { id: "c-1".into(), email: "a@b.c".into(), born: Some(1815) };
+/// let fields = c.pii_fields();
+/// assert_eq!(fields.len(), 2);
+/// assert_eq!(fields[1].subject, "c-1");
+/// assert_eq!(fields[1].redacted, serde_json::json!(0));
+/// ```
+#[proc_macro_derive(Pii, attributes(pii))]
+pub fn derive_pii(item: TokenStream) -> TokenStream {
+    pii::derive(item.into()).into()
 }
 
 /// Marks a command handler inside an `#[aggregate]` impl block; `#[aggregate]` reads and

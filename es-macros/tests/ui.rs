@@ -7,7 +7,7 @@
 #[test]
 fn ui() {
     let cases = trybuild::TestCases::new();
-    for group in ["event", "aggregate", "projection", "process_manager"] {
+    for group in ["event", "aggregate", "projection", "process_manager", "pii"] {
         cases.pass(format!("tests/ui/{group}/pass/*.rs"));
         cases.compile_fail(format!("tests/ui/{group}/fail/*.rs"));
     }

@@ -41,6 +41,10 @@ mod lock;
 #[cfg(feature = "file")]
 #[doc(inline)]
 pub use file::FileStore;
+#[cfg(any(feature = "file", feature = "lmdb"))]
+mod keys;
+#[cfg(any(feature = "file", feature = "lmdb"))]
+pub use keys::DirKeyStore;
 #[cfg(feature = "lmdb")]
 mod lmdb;
 pub mod metrics;

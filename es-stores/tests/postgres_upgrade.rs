@@ -178,7 +178,7 @@ async fn migrations(pool: &PgPool, schema: &str) -> Vec<(i32, DateTime<Utc>)> {
 }
 
 /// A schema written by version 1 (rows, a snapshot and a checkpoint included) is migrated to
-/// version 2 by the first build and only by it; its rows read back as version 1 wrote them (no
+/// the latest version by the first build and only by it; its rows read back as version 1 wrote them (no
 /// ids, no tags, string metadata, their timestamps), and new appends keep the whole envelope.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_1_schema_is_migrated_once_and_reads_back() {
@@ -243,7 +243,7 @@ async fn a_version_1_schema_is_migrated_once_and_reads_back() {
     let applied = migrations(&pool, &schema).await;
     assert_eq!(
         applied.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        [1, 2, 3],
+        [1, 2, 3, 4],
         "migrated to the latest version"
     );
 
@@ -381,7 +381,7 @@ async fn a_newer_schema_is_refused() {
     );
     let current = migrations(&pool, &schema).await;
     let latest = current.last().unwrap().0;
-    assert_eq!(latest, 3, "this store's schema version");
+    assert_eq!(latest, 4, "this store's schema version");
     sqlx::query(&fill(
         "INSERT INTO {schema}.es_migrations (version, name) VALUES ($1, 'from the future')",
         &schema,
@@ -399,7 +399,7 @@ async fn a_newer_schema_is_refused() {
         {
             Err(StoreError::Incompatible(message)) => {
                 assert!(
-                    message.contains("version 4"),
+                    message.contains("version 5"),
                     "names the version: {message}"
                 );
             }

@@ -21,6 +21,8 @@ pub(crate) struct CopyOptions {
     pub(crate) snapshots: bool,
     pub(crate) checkpoints: bool,
     pub(crate) page_size: usize,
+    /// Copy the subject keys too (`--with-keys`).
+    pub(crate) keys: bool,
 }
 
 /// Where a copy resumes: after the source position of the target's last event.
@@ -361,6 +363,12 @@ async fn copy_into(
     started: Instant,
 ) -> CliResult<u8> {
     let (s_store, t_store) = (source.store(), target.store());
+    if options.keys {
+        let copied = crate::forget::copy_keys(source, target).await?;
+        if !ctx.json {
+            eprintln!("copied {copied} subject keys");
+        }
+    }
     let (resume_after, _) = resume_point(&*s_store, &*t_store).await?;
     let total = known_count(source).await?;
     let bar = progress(ctx.progress, total, "copy");

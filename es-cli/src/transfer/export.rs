@@ -14,13 +14,21 @@ use crate::error::{CliError, CliResult, EXIT_OK, IoContext, StoreContext};
 use crate::format;
 use crate::output::progress;
 
-/// `es export [--out FILE]`.
+/// `es export [--out FILE] [--with-keys KEYS]`: the events as stored (`#[pii]` fields
+/// encrypted), and the keys only into KEYS.
 pub(crate) async fn export(
     store: &OpenedStore,
     ctx: &mut Ctx,
     out: Option<&Path>,
+    keys: Option<&Path>,
 ) -> CliResult<u8> {
     let started = Instant::now();
+    if let Some(path) = keys {
+        let count = crate::forget::export_keys(store, path).await?;
+        if !ctx.json {
+            eprintln!("wrote {count} subject keys to {}", path.display());
+        }
+    }
     let mut file = match out {
         Some(path) => Some(BufWriter::with_capacity(
             1 << 20,

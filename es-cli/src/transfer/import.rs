@@ -74,8 +74,15 @@ pub(crate) async fn import(
     store: &OpenedStore,
     ctx: &mut Ctx,
     file: Option<&Path>,
+    keys: Option<&Path>,
 ) -> CliResult<u8> {
     let started = Instant::now();
+    if let Some(path) = keys {
+        let count = crate::forget::import_keys(store, path).await?;
+        if !ctx.json {
+            eprintln!("imported {count} subject keys from {}", path.display());
+        }
+    }
     let target = store.store();
     let head = target
         .head_position()

@@ -33,6 +33,7 @@ pub(crate) fn check(
     let mut number = 0u64;
     let mut offset = 0u64;
     let mut head = 0u64;
+    let forgotten = super::pii::forgotten_in_dir(dir);
     loop {
         buf.clear();
         let n = reader
@@ -95,6 +96,7 @@ pub(crate) fn check(
                 "the line needs exactly one of `payload` and `payload_base64`",
             );
         }
+        super::pii::check_json(checker, at, "the event", text, &forgotten);
         checker.event(
             at,
             line.position,
@@ -107,7 +109,7 @@ pub(crate) fn check(
     }
     bar.finish_and_clear();
 
-    let snapshots = check_snapshots(dir, checker)?;
+    let snapshots = check_snapshots(dir, checker, &forgotten)?;
     let checkpoints = check_checkpoints(dir, checker, head)?;
     Ok((snapshots, checkpoints))
 }
@@ -149,7 +151,11 @@ fn json_files(dir: &Path) -> CliResult<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
-fn check_snapshots(dir: &Path, checker: &mut Checker) -> CliResult<u64> {
+fn check_snapshots(
+    dir: &Path,
+    checker: &mut Checker,
+    forgotten: &std::collections::HashSet<String>,
+) -> CliResult<u64> {
     let mut count = 0;
     for stream_dir in json_files(&dir.join(SNAPSHOTS_DIR))? {
         if !stream_dir.is_dir() {
@@ -164,6 +170,7 @@ fn check_snapshots(dir: &Path, checker: &mut Checker) -> CliResult<u64> {
             let text = std::fs::read(&file)
                 .map_err(|e| CliError::new(format!("reading {}: {e}", file.display())))?;
             count += 1;
+            super::pii::check_snapshot_file(checker, &shown, &text, forgotten);
             match serde_json::from_slice::<SnapshotDoc<'_>>(&text) {
                 Ok(snap) => {
                     let stream = snap.stream.to_stream_id();

@@ -171,6 +171,13 @@ impl<A: Aggregate> Actor<A> {
                         return Flow::Stop;
                     }
                 }
+                Msg::Reload => {
+                    if let AfterCommit::Stop = self.commit(std::mem::take(&mut jobs)).await {
+                        batch.for_each(|msg| msg.refuse(Exit::Retry));
+                        return Flow::Stop;
+                    }
+                    self.state = None;
+                }
                 Msg::Stop => {
                     if let AfterCommit::Stop = self.commit(std::mem::take(&mut jobs)).await {
                         batch.for_each(|msg| msg.refuse(Exit::Retry));

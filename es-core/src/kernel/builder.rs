@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use crate::aggregate::Aggregate;
 use crate::clock::{Clock, SystemClock};
+use crate::erasure::stores::{SealedEvents, SealedSnapshots};
+use crate::erasure::{DEFAULT_KEY_CACHE_TTL, ErasureLayer};
 use crate::event::EventSet;
 use crate::projection::Projections;
-use crate::store::{CheckpointStore, EventStore, SnapshotStore};
+use crate::store::{CheckpointStore, EventStore, KeyStore, SnapshotStore};
 use crate::tracker::TaskTracker;
 
 use super::context::{Config, Context};
@@ -38,6 +40,10 @@ pub struct KernelBuilder {
     event_store: Option<Arc<dyn EventStore>>,
     snapshot_store: Option<Arc<dyn SnapshotStore>>,
     checkpoint_store: Option<Arc<dyn CheckpointStore>>,
+    /// The key store for PII fields (default: the event store's own).
+    key_store: Option<Arc<dyn KeyStore>>,
+    /// How long keys are cached (default [`DEFAULT_KEY_CACHE_TTL`]).
+    key_cache_ttl: Option<Duration>,
     config: Config,
     clock: Option<Arc<dyn Clock>>,
     /// The registered types, each with how to make its registry (at `build`, so that its
@@ -141,6 +147,37 @@ impl KernelBuilder {
     /// from position 1).
     pub fn checkpoint_store(mut self, store: impl CheckpointStore) -> Self {
         self.checkpoint_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets the key store that holds the subject keys of `#[pii]` fields (see
+    /// [`erasure`](crate::erasure)). By default the kernel uses its event store's own
+    /// ([`EventStore::key_store`]), which every backend of this workspace has.
+    pub fn key_store(mut self, keys: impl KeyStore) -> Self {
+        self.key_store = Some(Arc::new(keys));
+        self
+    }
+
+    /// How long the kernel keeps a subject key it has read (default 30 s; zero: no cache
+    /// across reads). A `forget` through this kernel takes effect at once; one made by another
+    /// process sharing the store (another node on PostgreSQL, `es forget`) is seen within this
+    /// time, during which this kernel may still decrypt the subject's fields.
+    ///
+    /// ```
+    /// # use es_core::prelude::*;
+    /// # use std::time::Duration;
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async {
+    /// let kernel = Kernel::builder()
+    ///     .store(MemoryStore::new())
+    ///     .key_cache_ttl(Duration::from_secs(5))
+    ///     .build()?;
+    /// # kernel.shutdown().await;
+    /// # Ok::<(), es_core::kernel::BuildError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn key_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.key_cache_ttl = Some(ttl);
         self
     }
 
@@ -347,6 +384,21 @@ impl KernelBuilder {
             .into_iter()
             .map(|(id, (_, make))| (id, make()))
             .collect();
+        let keys = self.key_store.or_else(|| event_store.key_store());
+        let erasure = Arc::new(ErasureLayer::with_cache_ttl(
+            keys,
+            self.key_cache_ttl.unwrap_or(DEFAULT_KEY_CACHE_TTL),
+        ));
+        let event_store: Arc<dyn EventStore> = Arc::new(SealedEvents {
+            inner: event_store,
+            layer: erasure.clone(),
+        });
+        let snapshot_store = self.snapshot_store.map(|inner| {
+            Arc::new(SealedSnapshots {
+                inner,
+                layer: erasure.clone(),
+            }) as Arc<dyn SnapshotStore>
+        });
         let tasks = TaskTracker::default();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let projections = Projections::new(
@@ -359,7 +411,7 @@ impl KernelBuilder {
         let ctx = Context::new(
             runtime,
             event_store,
-            self.snapshot_store,
+            snapshot_store,
             self.config.actor.clone(),
             clock,
             tasks,
@@ -370,6 +422,7 @@ impl KernelBuilder {
             projections,
             self.checkpoint_store,
             self.config,
+            erasure,
         ))
     }
 }

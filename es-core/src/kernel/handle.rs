@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
 use crate::clock::Clock;
+use crate::erasure::ErasureLayer;
 use crate::projection::Projections;
 use crate::store::{CheckpointStore, EventStore};
 
@@ -43,6 +44,8 @@ struct KernelInner {
     /// Tells the passivation sweeper to end; dropping it does too.
     stop_sweeper: watch::Sender<bool>,
     config: Config,
+    /// Seals and opens PII fields; forgets subjects.
+    erasure: Arc<ErasureLayer>,
 }
 
 impl Kernel {
@@ -53,6 +56,7 @@ impl Kernel {
         projections: Projections,
         checkpoint_store: Option<Arc<dyn CheckpointStore>>,
         config: Config,
+        erasure: Arc<ErasureLayer>,
     ) -> Self {
         let registries = Arc::new(registries);
         let (stop_sweeper, stopped) = watch::channel(false);
@@ -71,7 +75,20 @@ impl Kernel {
                 extensions: Extensions::default(),
                 stop_sweeper,
                 config,
+                erasure,
             }),
+        }
+    }
+
+    /// The kernel's erasure layer.
+    pub(crate) fn erasure(&self) -> &Arc<ErasureLayer> {
+        &self.inner.erasure
+    }
+
+    /// Asks every live actor of every type to drop its in-memory state.
+    pub(crate) fn reload_all(&self) {
+        for registry in self.inner.registries.values() {
+            registry.reload_all();
         }
     }
 

@@ -25,6 +25,9 @@ pub(crate) enum Msg<A: Aggregate> {
     Stop,
     /// The sweeper saw the actor idle: stop, unless something arrived since.
     Passivate,
+    /// Drop the state held in memory (a subject was forgotten): the next use rehydrates it
+    /// from the store.
+    Reload,
 }
 
 /// The answer to a command.
@@ -73,7 +76,7 @@ impl<A: Aggregate> Msg<A> {
             (Msg::State { reply }, Exit::Retry) => {
                 let _ = reply.send(None);
             }
-            (Msg::Stop | Msg::Passivate, _) => {}
+            (Msg::Stop | Msg::Passivate | Msg::Reload, _) => {}
         }
     }
 }

@@ -19,6 +19,7 @@ mod context;
 mod decide;
 mod dedup;
 mod extensions;
+mod forget;
 mod handle;
 mod lifecycle;
 mod load;

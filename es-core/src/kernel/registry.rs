@@ -31,6 +31,8 @@ pub(crate) trait AnyRegistry: Send + Sync + 'static {
     fn as_any(&self) -> &(dyn Any + Send + Sync);
     /// Asks every live actor to stop once it has handled what is already in its mailbox.
     fn stop_all(&self);
+    /// Asks every live actor to drop its in-memory state (rehydrated on next use).
+    fn reload_all(&self);
     /// Offers passivation to every actor idle since before `idle_since` (kernel time, µs).
     fn sweep(&self, idle_since: u64);
     /// The type's figures so far.
@@ -46,6 +48,12 @@ impl<A: Aggregate> AnyRegistry for Registry<A> {
         for slot in self.slots.map.iter() {
             // An actor that already stopped has closed its mailbox: nothing to do.
             slot.mailbox.push_control(Msg::Stop);
+        }
+    }
+
+    fn reload_all(&self) {
+        for slot in self.slots.map.iter() {
+            slot.mailbox.push_control(Msg::Reload);
         }
     }
 

@@ -91,13 +91,15 @@ pub(crate) fn encode_state<A: Aggregate>(
     version: u32,
     state: &A,
 ) -> Result<Vec<u8>, serde_json::Error> {
+    // `#[pii]` fields of the state go out open; the kernel's snapshot store seals them.
+    let json = crate::erasure::encode_open(state, A::TYPE, state.pii_fields())?;
     if version == 1 {
-        return serde_json::to_vec(state);
+        return Ok(json);
     }
-    let mut bytes = Vec::with_capacity(256);
+    let mut bytes = Vec::with_capacity(json.len() + 8);
     bytes.extend_from_slice(VERSIONED);
     bytes.extend_from_slice(&version.to_le_bytes());
-    serde_json::to_writer(&mut bytes, state)?;
+    bytes.extend_from_slice(&json);
     Ok(bytes)
 }
 

@@ -15,6 +15,7 @@ mod error;
 mod filter;
 mod fold;
 mod id;
+mod keys;
 mod lease;
 pub mod lifecycle;
 mod record;
@@ -28,6 +29,7 @@ pub use error::{EventError, StoreError};
 pub use filter::{EventFilter, FilteredPage};
 pub use fold::{FOLD_PAGE, fold_all, fold_stream};
 pub use id::{ExpectedVersion, StreamId};
+pub use keys::{ErasureRecord, KeyStore, MemoryKeyStore, StoredKey, SubjectKey, validate_subject};
 pub use lease::{Lease, RunnerLease};
 pub use record::{
     AppendResult, BatchAppend, BatchOutcome, Checkpoint, NewEvent, RecordedEvent, Snapshot,

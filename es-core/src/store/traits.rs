@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use super::error::StoreError;
 use super::filter::{EventFilter, FilteredPage};
 use super::id::{ExpectedVersion, StreamId};
+use super::keys::KeyStore;
 use super::lease::Lease;
 use super::record::{
     AppendResult, BatchAppend, BatchOutcome, Checkpoint, NewEvent, RecordedEvent, Snapshot,
@@ -162,6 +163,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// A receiver whose value is the highest readable position; it changes after each commit.
     fn subscribe(&self) -> watch::Receiver<u64>;
 
+    /// The store's key store, for erasure by crypto-shredding ([`crate::erasure`]). Every
+    /// backend of this workspace has one; the default (for other stores) is none, and a kernel
+    /// over such a store refuses events with `#[pii]` fields unless given a key store.
+    fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
+        None
+    }
+
     /// Removes the events of `stream` whose sequence is below `before`, atomically (all of
     /// them or none), and records the removal (see [`EventStore::truncations`]). Returns how
     /// many events were removed.
@@ -286,6 +294,9 @@ macro_rules! forward_event_store {
             }
             fn subscribe(&self) -> watch::Receiver<u64> {
                 (**self).subscribe()
+            }
+            fn key_store(&self) -> Option<Arc<dyn KeyStore>> {
+                (**self).key_store()
             }
             async fn truncate_stream(
                 &self,

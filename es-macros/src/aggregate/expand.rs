@@ -512,6 +512,12 @@ fn aggregate(plan: &Plan) -> TokenStream {
                     #(#apply_arms,)*
                 }
             }
+
+            fn pii_fields(&self) -> ::std::vec::Vec<::es_core::erasure::PiiField> {
+                #[allow(unused_imports)]
+                use ::es_core::erasure::__probe::{ViaNone as _, ViaPii as _};
+                (&&::es_core::erasure::__probe::Probe(self)).pii_fields_of()
+            }
         }
     }
 }

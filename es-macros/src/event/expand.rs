@@ -15,6 +15,7 @@ pub(super) fn expand(model: &EventModel) -> TokenStream {
         version,
         aliases,
         upcasts,
+        pii,
     } = model;
     let aliases = (!aliases.is_empty()).then(|| {
         quote! { const ALIASES: &'static [&'static str] = &[#(#aliases),*]; }
@@ -47,6 +48,28 @@ pub(super) fn expand(model: &EventModel) -> TokenStream {
             }
         }
     });
+    let (pii_impl, encode) = if pii.fields.is_empty() {
+        (None, None)
+    } else {
+        let encode = quote! {
+            fn encode_payload(
+                &self,
+            ) -> ::core::result::Result<::std::vec::Vec<u8>, ::es_core::event::EventError> {
+                ::es_core::erasure::encode_open(
+                    self,
+                    <Self as ::es_core::event::Event>::NAME,
+                    ::es_core::erasure::PiiFields::pii_fields(self),
+                )
+                .map_err(|e| ::es_core::event::EventError::Encode {
+                    event_type: ::std::borrow::ToOwned::to_owned(
+                        <Self as ::es_core::event::Event>::NAME,
+                    ),
+                    message: ::std::string::ToString::to_string(&e),
+                })
+            }
+        };
+        (Some(crate::pii::expand(ident, pii)), Some(encode))
+    };
     quote! {
         #[automatically_derived]
         impl ::es_core::event::Event for #ident {
@@ -54,7 +77,9 @@ pub(super) fn expand(model: &EventModel) -> TokenStream {
             const VERSION: u32 = #version;
             #aliases
             #upcast
+            #encode
         }
+        #pii_impl
     }
 }
 

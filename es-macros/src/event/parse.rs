@@ -4,6 +4,7 @@ use syn::{DeriveInput, Expr, ExprLit, Ident, Lit, LitInt, LitStr, Meta, Path, To
 
 use crate::attr::ArgSet;
 use crate::diagnostics::Diagnostics;
+use crate::pii::PiiModel;
 
 /// What `#[derive(Event)]` implements.
 pub(super) struct EventModel {
@@ -17,6 +18,8 @@ pub(super) struct EventModel {
     pub(super) aliases: Vec<LitStr>,
     /// The upcasters, by the version each lifts from (the chain is checked complete).
     pub(super) upcasts: Vec<(u32, Path)>,
+    /// The `#[pii]` fields.
+    pub(super) pii: PiiModel,
 }
 
 /// One `upcast(from = k, with = f)`, as read.
@@ -122,6 +125,7 @@ pub(super) fn parse(input: &DeriveInput) -> (EventModel, Diagnostics) {
         }
     }
     let upcasts = check_chain(&upcasts, version, version_lit.as_ref(), &mut diagnostics);
+    let pii = crate::pii::parse(input, &mut diagnostics);
 
     (
         EventModel {
@@ -130,6 +134,7 @@ pub(super) fn parse(input: &DeriveInput) -> (EventModel, Diagnostics) {
             version,
             aliases,
             upcasts,
+            pii,
         },
         diagnostics,
     )

@@ -8,6 +8,7 @@
 //! <dir>/snapshots/<type>.<id>/<version>.json   one snapshot per file, version zero-padded to 20 digits
 //! <dir>/checkpoints/<name>.json                one checkpoint per projection
 //! <dir>/truncations.json                       the removals made (format 3), absent when none
+//! <dir>/keys/                                  subject keys and erasure records (`DirKeyStore`)
 //! ```
 //!
 //! User strings become file names through `escape`: lowercase ASCII letters, digits, `-` and

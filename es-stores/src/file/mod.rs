@@ -126,6 +126,8 @@ struct Shared {
     writer: WriterThread<WriteRequest>,
     metrics: StoreMetrics,
     state: Arc<State>,
+    /// The subject keys, in `keys/` (see [`crate::DirKeyStore`]).
+    keys: crate::keys::DirKeyStore,
     _lock: DirLock,
 }
 
@@ -157,6 +159,7 @@ impl FileStore {
             let path = dir.join(sub);
             ensure_dir(&path).map_err(io("creating", &path))?;
         }
+        let keys = crate::keys::DirKeyStore::open(&dir)?;
         let events_path = dir.join(EVENTS_FILE);
         let existed = events_path.exists();
         let log = OpenOptions::new()
@@ -195,6 +198,7 @@ impl FileStore {
                 writer,
                 metrics,
                 state,
+                keys,
                 _lock: lock,
             }),
         })
@@ -367,6 +371,10 @@ impl EventStore for FileStore {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.state.head.subscribe()
+    }
+
+    fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
+        Some(Arc::new(self.shared.keys.clone()))
     }
 
     /// Records the removal (`truncations.json`), then overwrites the removed lines in place

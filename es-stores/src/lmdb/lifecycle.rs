@@ -49,6 +49,8 @@ pub(super) struct Shared {
     /// The canonical path.
     pub(super) path: PathBuf,
     pub(super) metrics: StoreMetrics,
+    /// The subject keys, in `keys/` beside the environment (see [`crate::DirKeyStore`]).
+    pub(super) keys: crate::keys::DirKeyStore,
     closer: Closer,
 }
 
@@ -181,6 +183,7 @@ impl Shared {
         // On an early return the locals drop in reverse order: the environment before the lock.
         let env = open_env(path, options)?;
         let dbs = open_databases(&env, path)?;
+        let keys = crate::keys::DirKeyStore::open(path)?;
         if options.durability == Durability::Durable {
             // The opening transaction left its meta page unflushed (see `open_env`).
             env.force_sync()
@@ -232,6 +235,7 @@ impl Shared {
         Ok(Shared {
             threads,
             metrics,
+            keys,
             max_key_size: env.max_key_size(),
             scanned_pages: if options.release_scanned_pages {
                 ScannedPages::new(&path.join("data.mdb"))

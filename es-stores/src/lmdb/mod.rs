@@ -362,6 +362,10 @@ impl EventStore for LmdbStore {
         self.inner.head.subscribe()
     }
 
+    fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
+        Some(Arc::new(self.inner.keys.clone()))
+    }
+
     /// One write transaction: the index entries, the log records and the removal record.
     async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
         let key = Self::stream_key(stream)?;

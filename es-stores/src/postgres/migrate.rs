@@ -31,10 +31,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "truncations: the events removed from each stream",
         sql: include_str!("migrations/0003_truncations.sql"),
     },
+    Migration {
+        version: 4,
+        name: "subject keys and erasure records",
+        sql: include_str!("migrations/0004_keys.sql"),
+    },
 ];
 
 /// The schema version this build of the store creates and expects.
-pub(crate) const LATEST: i32 = 3;
+pub(crate) const LATEST: i32 = 4;
 
 /// The first key of the advisory lock taken while migrating (`"es"` in ASCII); the second key is
 /// the hash of the schema name, so migrators of different schemas do not wait for each other.

@@ -544,6 +544,11 @@ impl EventStore for PostgresStore {
         self.inner.head.subscribe()
     }
 
+    fn key_store(&self) -> Option<Arc<dyn es_core::store::KeyStore>> {
+        // The `KeyStore` impl is in `keys.rs`.
+        Some(Arc::new(self.clone()))
+    }
+
     /// One statement: the rows go and the removal is recorded together.
     async fn truncate_stream(&self, stream: &StreamId, before: u64) -> Result<u64, StoreError> {
         self.truncate(stream, before).await

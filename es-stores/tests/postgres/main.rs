@@ -5,6 +5,8 @@
 //! hold transactions open run alone among its tests (see `postgres_common::store_alone`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../erasure_common/mod.rs"]
+mod erasure_common;
 #[path = "../metrics_common/mod.rs"]
 mod metrics_common;
 #[path = "../postgres_common/mod.rs"]
@@ -15,6 +17,7 @@ mod batched_reads;
 mod bulk;
 mod conformance;
 mod deadlines;
+mod erasure;
 mod errors;
 mod gaps;
 mod input;

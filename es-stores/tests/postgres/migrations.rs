@@ -36,7 +36,7 @@ async fn migrate_is_idempotent_and_safe_concurrently() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(rows, vec![(1,), (2,), (3,)]);
+    assert_eq!(rows, vec![(1,), (2,), (3,), (4,)]);
     // A store that does not migrate accepts a current schema...
     PostgresStore::builder(pool.clone())
         .schema(schema.clone())

@@ -5,14 +5,15 @@
 //! store, so a backend can run a case on its own. Cases panic with a message naming what broke.
 //!
 //! The cases are grouped by concern: appends, batches of appends, reads, the envelope, snapshots, checkpoints,
-//! concurrency, subscriptions, stream ids and streams that end (deletes and truncation); this
-//! module holds what they share.
+//! concurrency, subscriptions, stream ids, streams that end (deletes and truncation) and
+//! keys (erasure); this module holds what they share.
 
 mod append;
 mod batch;
 mod checkpoints;
 mod concurrency;
 mod envelope;
+mod keys;
 mod lifecycle;
 mod read;
 mod snapshots;
@@ -32,6 +33,10 @@ pub use checkpoints::checkpoints_save_load;
 pub use concurrency::{concurrent_appenders_many_streams, concurrent_appenders_one_stream};
 pub use envelope::{
     command_ids_group_a_commands_events, envelope_round_trips, invalid_envelopes_are_refused,
+};
+pub use keys::{
+    forget_deletes_the_key_and_records_it, keys_get_or_create,
+    pii_fields_are_sealed_forgotten_and_copied,
 };
 pub use lifecycle::{
     LifecycleOp, hard_delete_removes_events_and_snapshots, lifecycle_matches_a_model,
@@ -233,6 +238,9 @@ macro_rules! store_conformance_tests {
                 subscribe_wakes_after_append,
                 invalid_stream_ids_are_refused,
                 stream_ids_at_the_limits_round_trip,
+                keys_get_or_create,
+                forget_deletes_the_key_and_records_it,
+                pii_fields_are_sealed_forgotten_and_copied,
                 soft_delete_writes_a_tombstone,
                 truncate_keeps_positions_and_versions,
                 hard_delete_removes_events_and_snapshots,
