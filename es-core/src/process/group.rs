@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use crate::follow::ProjectionPhase;
 use crate::projection::SpreadHandle;
 
+use super::parking::{self, Ask};
 use super::status::{ProcessStatus, Shared};
+use crate::projection::{DeadLetter, ProjectionError, partition_of};
 
 /// The partition runners of one process manager.
 pub(crate) struct Group {
@@ -49,6 +51,28 @@ impl Group {
             .sum()
     }
 
+    /// The dead letters of every partition, by position.
+    pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
+        let mut letters: Vec<DeadLetter> = self
+            .parts
+            .iter()
+            .flat_map(|p| p.dead_letters.lock().clone())
+            .collect();
+        if self.parts.len() > 1 {
+            letters.sort_by_key(|l| l.position);
+        }
+        letters
+    }
+
+    /// Asks the runner of the partition that instance `key` belongs to for `ask`.
+    pub(crate) async fn ask(&self, key: &str, ask: Ask) -> Result<usize, ProjectionError> {
+        let index = partition_of(key, self.parts.len() as u32) as usize;
+        match self.parts.get(index) {
+            Some(part) => parking::ask(part, ask).await,
+            None => Err(ProjectionError::NotFound(self.name.to_owned())),
+        }
+    }
+
     /// Stops every partition (and the spreading) and waits for them.
     pub(crate) async fn stop(&self) {
         if let Some(spread) = &self.spread {
@@ -77,6 +101,7 @@ impl Group {
             deadlines_pending: 0,
             deadlines_fired: 0,
             skipped: 0,
+            dead_letters: 0,
             standby: true,
             partitions: Vec::new(),
         };
@@ -90,6 +115,7 @@ impl Group {
             status.deadlines_pending += part.deadlines_pending;
             status.deadlines_fired += part.deadlines_fired;
             status.skipped += part.skipped;
+            status.dead_letters += part.dead_letters;
             status.standby &= part.standby;
             let this = match &part.phase {
                 ProjectionPhase::CaughtUp => 1,

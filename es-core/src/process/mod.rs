@@ -79,6 +79,7 @@ mod ids;
 mod instances;
 mod managers;
 mod metrics;
+mod parking;
 mod runner;
 mod status;
 
