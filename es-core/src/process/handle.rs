@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::projection::{DeadLetter, ProjectionError};
 
-use super::parking::Ask;
+use super::requests::Ask;
 
 use super::ProcessManager;
 use super::group::Group;

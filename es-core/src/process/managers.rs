@@ -22,7 +22,7 @@ use super::deadline::Timers;
 use super::group::Group;
 use super::handle::ProcessHandle;
 use super::metrics::Metrics;
-use super::parking::{Ask, load_state, requests};
+use super::requests::{Ask, load_state, requests};
 use super::runner::Runner;
 use super::status::{ProcessStatus, Shared};
 
@@ -233,6 +233,53 @@ impl ProcessManagers<'_> {
     /// first that fails again (it and those after it stay parked, its error updated). Carried
     /// out by the runner at its next page or when it next reaches the head of the log, and
     /// saved in one checkpoint write. Returns how many events were handled.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::projection::{OnError, ProjectionError};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// static BROKEN: AtomicBool = AtomicBool::new(true);
+    ///
+    /// #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    /// struct Shipping;
+    /// impl ProcessManager for Shipping {
+    ///     const NAME: &'static str = "shipping";
+    ///     fn accepts(event_type: &str) -> bool {
+    ///         event_type == "Paid"
+    ///     }
+    ///     fn starts(_: &RecordedEvent) -> bool {
+    ///         true
+    ///     }
+    ///     fn handle(&mut self, _: &RecordedEvent, _: &mut Commands) -> Result<(), ProjectionError> {
+    ///         if BROKEN.load(Ordering::SeqCst) {
+    ///             return Err(ProjectionError::State("the carrier is down".into()));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let kernel = Kernel::builder().store(store.clone()).build()?;
+    /// let options = ProjectionOptions::default().error_policy(OnError::park());
+    /// let shipping = kernel.process_managers().start::<Shipping>(options).await?;
+    /// let paid = NewEvent::new("Paid", b"{}".to_vec()).correlation_id("order-7");
+    /// let done = store
+    ///     .append(&StreamId::new("order", "7"), ExpectedVersion::Any, vec![paid])
+    ///     .await?;
+    /// shipping.wait_for(done.events[0].position).await?;
+    /// let parked = kernel.process_managers().dead_letters("shipping").await?;
+    /// assert_eq!(parked[0].key, "order-7");
+    ///
+    /// BROKEN.store(false, Ordering::SeqCst);
+    /// assert_eq!(kernel.process_managers().retry("shipping", "order-7").await?, 1);
+    /// assert!(shipping.dead_letters().is_empty());
+    /// kernel.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///

@@ -5,88 +5,19 @@
 //! keyed by the instance key) and travel in the checkpoint's state, in the same envelope
 //! around the saved instances, so `es dlq` reads and edits them the same way.
 //!
-//! Retries and skips asked for through a handle are carried out by the runner's task (it owns
-//! the instances), at its next page or when it next reaches the head of the log, and saved
-//! at once.
+//! Retries and skips asked for through a handle (`requests`) are carried out by the runner's
+//! task (it owns the instances), at its next page or when it next reaches the head of the
+//! log, and saved at once.
 //!
 //! [`ErrorPolicy::Park`]: crate::projection::ErrorPolicy::Park
 
-use tokio::sync::{mpsc, oneshot};
-
 use crate::follow::{Control, End};
-use crate::projection::{DeadLetter, Parked, ProjectionError, unwrap_state, wrap_state};
+use crate::projection::{DeadLetter, ProjectionError, wrap_state};
 use crate::store::RecordedEvent;
 
-use super::instances::{Instances, instances_of};
+use super::requests::Ask;
 use super::runner::{Handled, Runner, Trigger};
-use super::status::Shared;
 use super::{ProcessManager, route};
-
-/// A change to the dead letters asked for through a handle.
-pub(crate) enum Ask {
-    /// Re-run the parked events of the instance key, in order.
-    Retry(String),
-    /// Drop the parked event of the key at the position, keeping the reason.
-    Skip {
-        key: String,
-        position: u64,
-        reason: String,
-    },
-}
-
-/// An [`Ask`] and where its answer goes: how many events were applied (a retry) or 1 (a skip).
-pub(crate) struct Request {
-    pub(crate) ask: Ask,
-    pub(crate) reply: oneshot::Sender<Result<usize, ProjectionError>>,
-}
-
-/// The channel of a runner's requests: the handles' end goes into [`Shared`].
-pub(crate) fn requests() -> (
-    mpsc::UnboundedSender<Request>,
-    mpsc::UnboundedReceiver<Request>,
-) {
-    mpsc::unbounded_channel()
-}
-
-/// The instances, their deadlines and the dead letters saved in a checkpoint's state.
-pub(super) fn load_state<P: ProcessManager>(
-    state: Option<Vec<u8>>,
-) -> Result<(Instances<P>, Parked), ProjectionError> {
-    let (own, parked) = unwrap_state(state)?;
-    Ok((instances_of::<P>(own.as_deref())?, parked))
-}
-
-/// Asks the runner behind `shared` for `ask` and waits for its answer.
-pub(super) async fn ask(shared: &Shared, ask: Ask) -> Result<usize, ProjectionError> {
-    let refused = |reason: &str| ProjectionError::DeadLetters {
-        name: shared.name.clone(),
-        reason: reason.to_owned(),
-    };
-    // A runner just started stands by until its first check that it may run.
-    let waited = tokio::time::Instant::now();
-    while shared.progress.standby()
-        && !shared.progress.is_stopped()
-        && waited.elapsed() < std::time::Duration::from_secs(1)
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    if shared.progress.is_stopped() {
-        return Err(refused("its runner is stopped: start it, then try again"));
-    }
-    if shared.progress.standby() {
-        return Err(refused(
-            "its runner stands by while another process runs it: ask that process",
-        ));
-    }
-    let (reply, answer) = oneshot::channel();
-    shared
-        .requests
-        .send(Request { ask, reply })
-        .map_err(|_| refused("its runner stopped: start it, then try again"))?;
-    answer
-        .await
-        .map_err(|_| refused("its runner stopped before it answered: start it, then try again"))?
-}
 
 impl<P: ProcessManager> Runner<P> {
     /// The checkpoint state: the instances and deadlines, with the dead letters around them.
@@ -287,75 +218,5 @@ impl<P: ProcessManager> Runner<P> {
         self.publish_parked();
         self.save_now(control).await?;
         Ok(Ok(1))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde::{Deserialize, Serialize};
-
-    use super::load_state;
-    use crate::process::{Commands, ProcessManager};
-    use crate::projection::{DeadLetter, Parked, ProjectionError, wrap_state};
-    use crate::store::RecordedEvent;
-
-    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
-    struct Flow {
-        step: u32,
-    }
-
-    impl ProcessManager for Flow {
-        const NAME: &'static str = "flow";
-        fn accepts(_: &str) -> bool {
-            true
-        }
-        fn starts(_: &RecordedEvent) -> bool {
-            true
-        }
-        fn handle(&mut self, _: &RecordedEvent, _: &mut Commands) -> Result<(), ProjectionError> {
-            Ok(())
-        }
-    }
-
-    /// A checkpoint written before process managers parked (formats 1 and 2, bare JSON) loads
-    /// with no dead letters; one with dead letters wraps those bytes in the projections'
-    /// envelope, which round-trips.
-    #[test]
-    fn checkpoints_without_dead_letters_load_as_before_and_the_envelope_round_trips() {
-        let format_1 = br#"{"format":1,"instances":{"t-1":{"step":2}}}"#.to_vec();
-        let ((instances, deadlines), parked) = load_state::<Flow>(Some(format_1.clone())).unwrap();
-        assert_eq!(instances["t-1"], Flow { step: 2 });
-        assert!(deadlines.is_empty());
-        assert_eq!(parked, Parked::default());
-        let format_2 = br#"{"format":2,"instances":{"t-1":{"step":1}},"deadlines":{"t-1":[
-            {"id":"7:0","type":"TimedOut","version":1,"due":"2020-01-01T00:00:30Z","payload":null}]}}"#;
-        let ((_, deadlines), parked) = load_state::<Flow>(Some(format_2.to_vec())).unwrap();
-        assert_eq!(deadlines["t-1"][0].id(), "7:0");
-        assert!(parked.is_empty());
-        let ((instances, _), parked) = load_state::<Flow>(None).unwrap();
-        assert!(instances.is_empty() && parked.is_empty());
-        // Without dead letters the bytes are written as before.
-        assert_eq!(
-            wrap_state(Some(format_1.clone()), &Parked::default()).unwrap(),
-            Some(format_1.clone())
-        );
-
-        let mut letters = Parked::default();
-        letters.park(DeadLetter {
-            key: "t-1".to_owned(),
-            position: 4,
-            event_type: "Started".to_owned(),
-            error: "boom".to_owned(),
-            skipped: None,
-            retry_requested: false,
-        });
-        let wrapped = wrap_state(Some(format_1), &letters).unwrap();
-        let ((instances, _), parked) = load_state::<Flow>(wrapped).unwrap();
-        assert_eq!(instances["t-1"], Flow { step: 2 });
-        assert_eq!(parked, letters);
-        // A newer instances format inside the envelope is still refused.
-        let newer = wrap_state(Some(br#"{"format":3,"instances":{}}"#.to_vec()), &letters).unwrap();
-        let error = load_state::<Flow>(newer).unwrap_err().to_string();
-        assert!(error.contains("format 3"), "{error}");
     }
 }

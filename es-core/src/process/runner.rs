@@ -27,7 +27,7 @@ use crate::projection::{ErrorPolicy, OnFailure, Parked, ProjectionError, Project
 use crate::store::{Checkpoint, RecordedEvent};
 
 use super::deadline::{ScheduledDeadline, Timers};
-use super::parking::{Request, load_state};
+use super::requests::{Request, load_state};
 use super::status::Shared;
 use super::{
     Commands, Outcome, ProcessManager, Rejection, SentCommand, handle_deadline, handle_event,

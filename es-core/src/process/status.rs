@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::follow::{Progress, ProjectionPhase};
 
 use super::metrics::Metrics;
-use super::parking::Request;
+use super::requests::Request;
 use crate::projection::DeadLetter;
 
 /// What a runner shares with its handles.
