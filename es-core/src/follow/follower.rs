@@ -94,6 +94,8 @@ pub(crate) struct Plan {
     /// The share of its group's leases this process may hold, for a partition of a runner
     /// spread over processes (`None`: a runner on its own).
     pub(crate) gate: Option<Arc<super::ShareGate>>,
+    /// The pages the partitions of its runner share (`None`: it reads on its own).
+    pub(crate) pages: Option<Arc<super::SharedPages>>,
 }
 
 /// Spawns `runner`'s task on `runtime`: a follower made from `plan` drives it until it stops.
@@ -117,6 +119,7 @@ pub(crate) fn spawn<F: Follow>(
             kind: plan.kind,
             store: plan.store,
             filter: plan.filter,
+            pages: plan.pages,
             batch: plan.batch.max(1),
             poll: plan.poll,
             resume_on_takeover: !plan.given_position,
@@ -165,6 +168,8 @@ struct Follower {
     kind: &'static str,
     store: Arc<dyn EventStore>,
     filter: EventFilter,
+    /// The pages shared with the other partitions of its runner, if any.
+    pages: Option<Arc<super::SharedPages>>,
     batch: usize,
     poll: Duration,
     /// Whether taking the lease reloads the checkpoint. False until the first takeover when
@@ -201,7 +206,20 @@ impl Follower {
             self.control.name(),
             || format!("reading the log at {next}"),
             self.control.stop_signal(),
-            || self.store.read_all_matching(next, self.batch, self.filter),
+            || async {
+                match &self.pages {
+                    Some(pages) => {
+                        pages
+                            .read(&*self.store, next, self.batch, self.filter)
+                            .await
+                    }
+                    None => {
+                        self.store
+                            .read_all_matching(next, self.batch, self.filter)
+                            .await
+                    }
+                }
+            },
         )
         .await?;
         if read.scanned == 0 {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
 
-use crate::follow::{self, Plan, Progress, ProjectionPhase, ShareGate};
+use crate::follow::{self, Plan, Progress, ProjectionPhase, ShareGate, SharedPages};
 use crate::kernel::{Extension, Kernel, ShutdownFuture};
 use crate::projection::metrics::DEAD_LETTERS;
 use crate::projection::{
@@ -131,6 +131,8 @@ impl ProcessManagers<'_> {
             spread_partitions(&runtime, checkpoints.clone(), &base, count, gate.clone())
         });
         let mut parts = Vec::with_capacity(count as usize);
+        // The partitions read each page of the log once between them.
+        let pages = (count > 1).then(|| Arc::new(SharedPages::default()));
         for index in 0..count {
             let checkpoint_name = partition_checkpoint(&base, index, count);
             let (position, ((instances, deadlines), parked)) = match options.start_position {
@@ -180,6 +182,7 @@ impl ProcessManagers<'_> {
                 checkpoints: Some(checkpoints.clone()),
                 given_position: options.start_position.is_some(),
                 gate: gate.clone(),
+                pages: pages.clone(),
             };
             let runner = Runner::<P> {
                 kernel: self.kernel.downgrade(),

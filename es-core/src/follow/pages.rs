@@ -1,0 +1,129 @@
+//! [`SharedPages`]: the pages of the log that the partitions of one runner read, read from the
+//! store once and handed to every partition that asks for the same page.
+//!
+//! The partitions of a projection or process manager all read the whole log (each keeps the
+//! events of its keys), page by page from their own positions. A page ends where it ends
+//! whatever partition reads it, so partitions that start at the same position ask for the
+//! same pages in the same order: the first to ask reads the page, the others (waiting on it
+//! if it is being read) get a copy. Each partition still advances, handles and checkpoints on
+//! its own; a partition that falls behind (or starts elsewhere) reads the pages it asks for
+//! itself, sharing them with whoever asks next.
+//!
+//! A page the store answered is a fact of the log up to its last examined position (the
+//! follower relies on that already: it moves its position there), so handing it out again
+//! later is what reading it again would give, minus events appended since after its end,
+//! which the next page reads. A page at the head (nothing examined) is not kept, nor is a
+//! failed read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::OnceCell;
+
+use crate::store::{EventFilter, EventStore, FilteredPage, StoreError};
+
+/// How many pages are kept (the oldest go first).
+const PAGES_KEPT: usize = 64;
+
+/// The pages one runner's partitions share, by the position they start at.
+#[derive(Default)]
+pub(crate) struct SharedPages {
+    pages: Mutex<BTreeMap<u64, Arc<OnceCell<Arc<FilteredPage>>>>>,
+}
+
+impl SharedPages {
+    /// The page of up to `limit` events examined from position `from` through `filter`: a copy
+    /// of the one read for another partition when there is one, else read from `store` (the
+    /// partitions of one runner share one filter and page size).
+    pub(crate) async fn read(
+        &self,
+        store: &dyn EventStore,
+        from: u64,
+        limit: usize,
+        filter: EventFilter,
+    ) -> Result<FilteredPage, StoreError> {
+        let cell = {
+            let mut pages = self.pages.lock();
+            let cell = pages.entry(from).or_default().clone();
+            while pages.len() > PAGES_KEPT {
+                pages.pop_first();
+            }
+            cell
+        };
+        let page = cell
+            .get_or_try_init(|| async {
+                store
+                    .read_all_matching(from, limit, filter)
+                    .await
+                    .map(Arc::new)
+            })
+            .await?
+            .clone();
+        if page.scanned == 0 {
+            // At the head: the next read must ask the store again.
+            let mut pages = self.pages.lock();
+            if pages
+                .get(&from)
+                .is_some_and(|kept| Arc::ptr_eq(kept, &cell))
+            {
+                pages.remove(&from);
+            }
+        }
+        Ok(FilteredPage::clone(&page))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+    use crate::store::{ExpectedVersion, NewEvent, StreamId};
+
+    #[tokio::test]
+    async fn a_page_is_read_once_for_every_partition_and_the_head_is_never_kept() {
+        let store = MemoryStore::new();
+        // Positions 1 and 2 in stream `s/0`, 3 to 11 in streams of their own.
+        for i in 0..10 {
+            let count = if i == 0 { 2 } else { 1 };
+            store
+                .append(
+                    &StreamId::new("s", format!("{i}")),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new("E", b"{}".to_vec()); count],
+                )
+                .await
+                .unwrap();
+        }
+        let pages = SharedPages::default();
+        let filter = EventFilter::all();
+        let first = pages.read(&store, 1, 4, filter).await.unwrap();
+        assert_eq!(first.scanned_to, 4);
+        // The store changes under the page (the first event is removed): a partition asking
+        // for the same page gets the copy read for the first one, not a new read.
+        store
+            .truncate_stream(&StreamId::new("s", "0"), 2)
+            .await
+            .unwrap();
+        let fresh = store.read_all_matching(1, 4, filter).await.unwrap();
+        assert_ne!(fresh, first);
+        let again = pages.read(&store, 1, 4, filter).await.unwrap();
+        assert_eq!(again, first);
+        assert_eq!(pages.pages.lock().len(), 1);
+
+        // At the head nothing is kept, and an append after it is seen by the next read.
+        let head = pages.read(&store, 12, 4, filter).await.unwrap();
+        assert_eq!(head.scanned, 0);
+        assert!(!pages.pages.lock().contains_key(&12));
+        store
+            .append(
+                &StreamId::new("s", "new"),
+                ExpectedVersion::Any,
+                vec![NewEvent::new("E", b"{}".to_vec())],
+            )
+            .await
+            .unwrap();
+        let next = pages.read(&store, 12, 4, filter).await.unwrap();
+        assert_eq!(next.scanned_to, 12);
+    }
+}
