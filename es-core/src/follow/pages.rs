@@ -9,6 +9,11 @@
 //! its own; a partition that falls behind (or starts elsewhere) reads the pages it asks for
 //! itself, sharing them with whoever asks next.
 //!
+//! Partitions that start at different positions (each saved its checkpoint after a page of its
+//! own choosing) would never ask for the same page again: a page that starts after a multiple
+//! of the page size is therefore cut to end at the next multiple, so that the partitions
+//! fall into the same pages once they reach the same position.
+//!
 //! A page the store answered is a fact of the log up to its last examined position (the
 //! follower relies on that already: it moves its position there), so handing it out again
 //! later is what reading it again would give, minus events appended since after its end,
@@ -23,19 +28,37 @@ use tokio::sync::OnceCell;
 
 use crate::store::{EventFilter, EventStore, FilteredPage, StoreError};
 
-/// How many pages are kept (the oldest go first).
-const PAGES_KEPT: usize = 64;
+/// How many pages are kept at most (the oldest go first): a partition that falls further
+/// behind reads its pages itself.
+const PAGES_KEPT: usize = 8;
+
+/// A page being read or read, and how many partitions took it.
+#[derive(Default)]
+struct Kept {
+    page: Arc<OnceCell<Arc<FilteredPage>>>,
+    taken: usize,
+}
 
 /// The pages one runner's partitions share, by the position they start at.
-#[derive(Default)]
 pub(crate) struct SharedPages {
-    pages: Mutex<BTreeMap<u64, Arc<OnceCell<Arc<FilteredPage>>>>>,
+    /// How many partitions share them: a page every one of them took is dropped.
+    partitions: usize,
+    pages: Mutex<BTreeMap<u64, Kept>>,
 }
 
 impl SharedPages {
+    /// The pages of `partitions` partitions.
+    pub(crate) fn new(partitions: usize) -> Self {
+        Self {
+            partitions,
+            pages: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     /// The page of up to `limit` events examined from position `from` through `filter`: a copy
     /// of the one read for another partition when there is one, else read from `store` (the
-    /// partitions of one runner share one filter and page size).
+    /// partitions of one runner share one filter and page size). A page that starts after a
+    /// multiple of `limit` ends at the next one (see the module docs).
     pub(crate) async fn read(
         &self,
         store: &dyn EventStore,
@@ -43,9 +66,11 @@ impl SharedPages {
         limit: usize,
         filter: EventFilter,
     ) -> Result<FilteredPage, StoreError> {
+        let limit = limit.max(1);
+        let limit = limit - ((from.saturating_sub(1)) % limit as u64) as usize;
         let cell = {
             let mut pages = self.pages.lock();
-            let cell = pages.entry(from).or_default().clone();
+            let cell = pages.entry(from).or_default().page.clone();
             while pages.len() > PAGES_KEPT {
                 pages.pop_first();
             }
@@ -60,16 +85,18 @@ impl SharedPages {
             })
             .await?
             .clone();
-        if page.scanned == 0 {
-            // At the head: the next read must ask the store again.
-            let mut pages = self.pages.lock();
-            if pages
-                .get(&from)
-                .is_some_and(|kept| Arc::ptr_eq(kept, &cell))
-            {
+        let mut pages = self.pages.lock();
+        if let Some(kept) = pages.get_mut(&from)
+            && Arc::ptr_eq(&kept.page, &cell)
+        {
+            kept.taken += 1;
+            // At the head the next read must ask the store again; a page every partition
+            // took is asked for no more.
+            if page.scanned == 0 || kept.taken >= self.partitions {
                 pages.remove(&from);
             }
         }
+        drop(pages);
         Ok(FilteredPage::clone(&page))
     }
 }
@@ -95,7 +122,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let pages = SharedPages::default();
+        let pages = SharedPages::new(3);
         let filter = EventFilter::all();
         let first = pages.read(&store, 1, 4, filter).await.unwrap();
         assert_eq!(first.scanned_to, 4);
@@ -110,6 +137,13 @@ mod tests {
         let again = pages.read(&store, 1, 4, filter).await.unwrap();
         assert_eq!(again, first);
         assert_eq!(pages.pages.lock().len(), 1);
+        // The third partition takes it too, and it is dropped.
+        assert_eq!(pages.read(&store, 1, 4, filter).await.unwrap(), first);
+        assert!(pages.pages.lock().is_empty());
+
+        // A partition that starts elsewhere is brought to the next page boundary.
+        let short = pages.read(&store, 3, 4, filter).await.unwrap();
+        assert_eq!((short.scanned, short.scanned_to), (2, 4));
 
         // At the head nothing is kept, and an append after it is seen by the next read.
         let head = pages.read(&store, 12, 4, filter).await.unwrap();

@@ -132,7 +132,7 @@ impl ProcessManagers<'_> {
         });
         let mut parts = Vec::with_capacity(count as usize);
         // The partitions read each page of the log once between them.
-        let pages = (count > 1).then(|| Arc::new(SharedPages::default()));
+        let pages = (count > 1).then(|| Arc::new(SharedPages::new(count as usize)));
         for index in 0..count {
             let checkpoint_name = partition_checkpoint(&base, index, count);
             let (position, ((instances, deadlines), parked)) = match options.start_position {

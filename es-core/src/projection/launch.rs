@@ -113,7 +113,7 @@ impl Launch {
         };
         let mut shares = Vec::with_capacity(count as usize);
         // The partitions read each page of the log once between them.
-        let pages = (count > 1).then(|| Arc::new(SharedPages::default()));
+        let pages = (count > 1).then(|| Arc::new(SharedPages::new(count as usize)));
         for (index, ((state, position, parked), metrics)) in
             parts.starts.into_iter().zip(self.metrics).enumerate()
         {
