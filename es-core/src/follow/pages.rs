@@ -9,6 +9,10 @@
 //! its own; a partition that falls behind (or starts elsewhere) reads the pages it asks for
 //! itself, sharing them with whoever asks next.
 //!
+//! A partition's follower also reads its next page while the partition handles the current
+//! one (the first partition to get there reads it, the others wait for that read), so that
+//! reading the log overlaps with handling it.
+//!
 //! Partitions that start at different positions (each saved its checkpoint after a page of its
 //! own choosing) would never ask for the same page again: a page that starts after a multiple
 //! of the page size is therefore cut to end at the next multiple, so that the partitions
