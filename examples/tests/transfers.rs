@@ -366,16 +366,21 @@ async fn a_panicking_handler_is_handled_by_the_error_policy() {
 }
 
 #[tokio::test]
-async fn a_process_manager_refuses_the_park_policy_it_does_not_support() {
+async fn a_panicking_instance_is_parked_under_park_and_others_go_on() {
     let kernel = kernel(MemoryStore::new());
-    let refused = kernel
+    let parking = kernel
         .process_managers()
         .start::<Unlucky>(ProjectionOptions::default().error_policy(ErrorPolicy::park()))
-        .await;
-    match refused {
-        Err(e) => assert!(e.to_string().contains("do not park"), "{e}"),
-        Ok(_) => panic!("a process manager started under `Park`"),
-    }
+        .await
+        .unwrap();
+    let unlucky = request(&kernel, "t-1", "a", "b", 13).await;
+    let at = request(&kernel, "t-2", "a", "b", 14).await;
+    parking.wait_for(at).await.unwrap();
+    assert_eq!(parking.instances().await, 1, "only the lucky transfer runs");
+    let letters = parking.dead_letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].position, unlucky);
+    assert!(letters[0].error.contains("unlucky amount"), "{letters:?}");
     kernel.shutdown().await;
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{Checkpoint, CheckpointStore, EventFilter, EventStore, FilteredPage};
+use crate::store::{
+    Checkpoint, CheckpointStore, EventFilter, EventStore, FilteredPage, StoreError,
+};
 use crate::tracker::TaskToken;
 
 use super::control::Control;
@@ -94,6 +96,8 @@ pub(crate) struct Plan {
     /// The share of its group's leases this process may hold, for a partition of a runner
     /// spread over processes (`None`: a runner on its own).
     pub(crate) gate: Option<Arc<super::ShareGate>>,
+    /// The pages the partitions of its runner share (`None`: it reads on its own).
+    pub(crate) pages: Option<Arc<super::SharedPages>>,
 }
 
 /// Spawns `runner`'s task on `runtime`: a follower made from `plan` drives it until it stops.
@@ -117,6 +121,8 @@ pub(crate) fn spawn<F: Follow>(
             kind: plan.kind,
             store: plan.store,
             filter: plan.filter,
+            pages: plan.pages,
+            ahead: None,
             batch: plan.batch.max(1),
             poll: plan.poll,
             resume_on_takeover: !plan.given_position,
@@ -165,6 +171,10 @@ struct Follower {
     kind: &'static str,
     store: Arc<dyn EventStore>,
     filter: EventFilter,
+    /// The pages shared with the other partitions of its runner, if any.
+    pages: Option<Arc<super::SharedPages>>,
+    /// The page read ahead while the runner handled the previous one, and where it starts.
+    ahead: Option<(u64, FilteredPage)>,
     batch: usize,
     poll: Duration,
     /// Whether taking the lease reloads the checkpoint. False until the first takeover when
@@ -197,13 +207,18 @@ impl Follower {
         self.ensure_lease(runner).await?;
         let after = self.progress.position();
         let next = after + 1;
-        let read = retrying(
-            self.control.name(),
-            || format!("reading the log at {next}"),
-            self.control.stop_signal(),
-            || self.store.read_all_matching(next, self.batch, self.filter),
-        )
-        .await?;
+        let read = match self.ahead.take() {
+            Some((from, read)) if from == next => read,
+            _ => {
+                retrying(
+                    self.control.name(),
+                    || format!("reading the log at {next}"),
+                    self.control.stop_signal(),
+                    || self.read(next),
+                )
+                .await?
+            }
+        };
         if read.scanned == 0 {
             runner.caught_up(after, &self.control).await?;
             self.progress.set_phase(ProjectionPhase::CaughtUp);
@@ -211,7 +226,37 @@ impl Follower {
         }
         self.progress.set_phase(ProjectionPhase::Running);
         let head = *head.borrow();
-        runner.page(Page { after, head, read }, &self.control).await
+        if self.pages.is_none() {
+            return runner.page(Page { after, head, read }, &self.control).await;
+        }
+        // A partition reads the next page (or waits for another partition's read of it) while
+        // it handles this one; a failed or empty read ahead is dropped (read again next step).
+        let from = read.scanned_to + 1;
+        let page = Page { after, head, read };
+        let (handled, ahead) = tokio::join!(runner.page(page, &self.control), self.read(from));
+        handled?;
+        self.ahead = ahead
+            .ok()
+            .filter(|read| read.scanned > 0)
+            .map(|read| (from, read));
+        Ok(())
+    }
+
+    /// Reads the page of the log from position `from`: through the pages shared with the
+    /// other partitions, if any.
+    async fn read(&self, from: u64) -> Result<FilteredPage, StoreError> {
+        match &self.pages {
+            Some(pages) => {
+                pages
+                    .read(&*self.store, from, self.batch, self.filter)
+                    .await
+            }
+            None => {
+                self.store
+                    .read_all_matching(from, self.batch, self.filter)
+                    .await
+            }
+        }
     }
 
     /// Waits at the head until the store announces position `next`, a stop is requested, the

@@ -17,18 +17,21 @@
 //!   see of it ([`Progress`]: position, phase, standby, stop, `wait_for`).
 //!
 //! The modules depend on each other one way only: `follower` (the loop) uses `control` (what a
-//! runner may ask for while it handles a page), which uses `election`, `progress` and `retry`.
+//! runner may ask for while it handles a page), which uses `election`, `progress` and `retry`,
+//! and `pages` (the pages the partitions of one runner read once and share).
 
 mod control;
 mod election;
 mod follower;
 mod gate;
+mod pages;
 mod progress;
 mod retry;
 
 pub(crate) use control::Control;
 pub(crate) use follower::{Alarm, Follow, Page, Plan, spawn};
 pub(crate) use gate::ShareGate;
+pub(crate) use pages::SharedPages;
 pub use progress::ProjectionPhase;
 pub(crate) use progress::{Ended, Progress};
 pub(crate) use retry::{End, STORE_ATTEMPTS, backoff};

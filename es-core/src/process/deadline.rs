@@ -144,9 +144,12 @@ impl Timers {
         self.by_key.get(key).map_or(&[], Vec::as_slice)
     }
 
-    /// When the earliest pending deadline falls due.
-    pub(crate) fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.queue.first().map(|(due, _, _)| *due)
+    /// When the earliest pending deadline of an instance `keep` keeps falls due.
+    pub(crate) fn next_due_where(&self, keep: impl Fn(&str) -> bool) -> Option<DateTime<Utc>> {
+        self.queue
+            .iter()
+            .find(|(_, key, _)| keep(key))
+            .map(|(due, _, _)| *due)
     }
 
     /// The mark of "now" for [`Timers::take_due`]: deadlines learnt of later wait for the next

@@ -7,7 +7,10 @@ use std::sync::atomic::Ordering;
 use crate::follow::ProjectionPhase;
 use crate::projection::SpreadHandle;
 
+use super::requests::{Ask, Request};
 use super::status::{ProcessStatus, Shared};
+use crate::projection::{DeadLetter, ProjectionError, partition_of};
+use tokio::sync::oneshot;
 
 /// The partition runners of one process manager.
 pub(crate) struct Group {
@@ -49,6 +52,28 @@ impl Group {
             .sum()
     }
 
+    /// The dead letters of every partition, by position.
+    pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
+        let mut letters: Vec<DeadLetter> = self
+            .parts
+            .iter()
+            .flat_map(|p| p.dead_letters.lock().clone())
+            .collect();
+        if self.parts.len() > 1 {
+            letters.sort_by_key(|l| l.position);
+        }
+        letters
+    }
+
+    /// Asks the runner of the partition that instance `key` belongs to for `ask`.
+    pub(crate) async fn ask(&self, key: &str, ask: Ask) -> Result<usize, ProjectionError> {
+        let index = partition_of(key, self.parts.len() as u32) as usize;
+        match self.parts.get(index) {
+            Some(part) => ask_runner(part, ask).await,
+            None => Err(ProjectionError::NotFound(self.name.to_owned())),
+        }
+    }
+
     /// Stops every partition (and the spreading) and waits for them.
     pub(crate) async fn stop(&self) {
         if let Some(spread) = &self.spread {
@@ -77,6 +102,7 @@ impl Group {
             deadlines_pending: 0,
             deadlines_fired: 0,
             skipped: 0,
+            dead_letters: 0,
             standby: true,
             partitions: Vec::new(),
         };
@@ -90,6 +116,7 @@ impl Group {
             status.deadlines_pending += part.deadlines_pending;
             status.deadlines_fired += part.deadlines_fired;
             status.skipped += part.skipped;
+            status.dead_letters += part.dead_letters;
             status.standby &= part.standby;
             let this = match &part.phase {
                 ProjectionPhase::CaughtUp => 1,
@@ -113,4 +140,36 @@ impl Group {
         status.partitions = statuses;
         status
     }
+}
+
+/// Asks the runner behind `shared` for `ask` and waits for its answer.
+async fn ask_runner(shared: &Shared, ask: Ask) -> Result<usize, ProjectionError> {
+    let refused = |reason: &str| ProjectionError::DeadLetters {
+        name: shared.name.clone(),
+        reason: reason.to_owned(),
+    };
+    // A runner just started stands by until its first check that it may run.
+    let waited = tokio::time::Instant::now();
+    while shared.progress.standby()
+        && !shared.progress.is_stopped()
+        && waited.elapsed() < std::time::Duration::from_secs(1)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if shared.progress.is_stopped() {
+        return Err(refused("its runner is stopped: start it, then try again"));
+    }
+    if shared.progress.standby() {
+        return Err(refused(
+            "its runner stands by while another process runs it: ask that process",
+        ));
+    }
+    let (reply, answer) = oneshot::channel();
+    shared
+        .requests
+        .send(Request { ask, reply })
+        .map_err(|_| refused("its runner stopped: start it, then try again"))?;
+    answer
+        .await
+        .map_err(|_| refused("its runner stopped before it answered: start it, then try again"))?
 }

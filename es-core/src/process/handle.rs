@@ -3,7 +3,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::projection::ProjectionError;
+use crate::projection::{DeadLetter, ProjectionError};
+
+use super::requests::Ask;
 
 use super::ProcessManager;
 use super::group::Group;
@@ -75,6 +77,35 @@ impl<P: ProcessManager> ProcessHandle<P> {
     /// The last position handled.
     pub fn position(&self) -> u64 {
         self.group.position()
+    }
+
+    /// Its dead letters under [`ErrorPolicy::Park`](crate::projection::ErrorPolicy::Park),
+    /// parked and skipped, by position; see
+    /// [`ProcessManagers::dead_letters`](super::ProcessManagers::dead_letters).
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.group.dead_letters()
+    }
+
+    /// Re-runs the parked events of instance `key` in order; see
+    /// [`ProcessManagers::retry`](super::ProcessManagers::retry).
+    pub async fn retry(&self, key: &str) -> Result<usize, ProjectionError> {
+        self.group.ask(key, Ask::Retry(key.to_owned())).await
+    }
+
+    /// Drops the parked event of instance `key` at `position`, keeping `reason`; see
+    /// [`ProcessManagers::skip`](super::ProcessManagers::skip).
+    pub async fn skip(
+        &self,
+        key: &str,
+        position: u64,
+        reason: &str,
+    ) -> Result<(), ProjectionError> {
+        let ask = Ask::Skip {
+            key: key.to_owned(),
+            position,
+            reason: reason.to_owned(),
+        };
+        self.group.ask(key, ask).await.map(|_| ())
     }
 
     /// Stops the runner and waits for it: commands in flight are answered first; what was

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
 
-use crate::follow::{self, Plan, Progress, ProjectionPhase, ShareGate};
+use crate::follow::{self, Plan, Progress, ProjectionPhase, ShareGate, SharedPages};
 use crate::kernel::{Extension, Kernel, ShutdownFuture};
+use crate::projection::metrics::DEAD_LETTERS;
 use crate::projection::{
-    ErrorPolicy, ProjectionError, ProjectionOptions, check_partitions, partition_checkpoint,
-    spread_partitions,
+    DeadLetter, ProjectionError, ProjectionOptions, check_partitions, partition_checkpoint,
+    spread_partitions, stored_dead_letters,
 };
 use crate::store::{CheckpointStore, EventFilter};
 
@@ -20,8 +21,8 @@ use super::ProcessManager;
 use super::deadline::Timers;
 use super::group::Group;
 use super::handle::ProcessHandle;
-use super::instances::instances_of;
 use super::metrics::Metrics;
+use super::requests::{Ask, load_state, requests};
 use super::runner::Runner;
 use super::status::{ProcessStatus, Shared};
 
@@ -96,14 +97,6 @@ impl ProcessManagers<'_> {
                 reason: "a process manager needs a tokio runtime: start it from within one"
                     .to_owned(),
             })?;
-        if matches!(options.error_policy, ErrorPolicy::Park { .. }) {
-            return Err(ProjectionError::DeadLetters {
-                name: P::NAME.to_owned(),
-                reason: "process managers do not park events yet: use `ErrorPolicy::Stop`, \
-                         `Retry` or `Skip`"
-                    .to_owned(),
-            });
-        }
         let registry = self.registry();
         let _starting = registry.starting.lock().await;
         let earlier = registry.runners.lock().get(P::NAME).cloned();
@@ -138,15 +131,14 @@ impl ProcessManagers<'_> {
             spread_partitions(&runtime, checkpoints.clone(), &base, count, gate.clone())
         });
         let mut parts = Vec::with_capacity(count as usize);
+        // The partitions read each page of the log once between them.
+        let pages = (count > 1).then(|| Arc::new(SharedPages::new(count as usize)));
         for index in 0..count {
             let checkpoint_name = partition_checkpoint(&base, index, count);
-            let (position, (instances, deadlines)) = match options.start_position {
+            let (position, ((instances, deadlines), parked)) = match options.start_position {
                 Some(position) => (position.saturating_sub(1), Default::default()),
                 None => match checkpoints.load(&checkpoint_name).await? {
-                    Some(checkpoint) => (
-                        checkpoint.position,
-                        instances_of::<P>(checkpoint.state.as_deref())?,
-                    ),
+                    Some(checkpoint) => (checkpoint.position, load_state::<P>(checkpoint.state)?),
                     None => {
                         // No checkpoint of its own: refused if it ran in partitions.
                         if count == 1 {
@@ -160,6 +152,12 @@ impl ProcessManagers<'_> {
             // Until the runner knows it may run (its store elects no runner, or it holds the
             // lease), it stands by.
             let progress = Arc::new(Progress::new(position, true));
+            let (asks, requests) = requests();
+            let dead_letter_gauge = if count > 1 {
+                metrics::gauge!(DEAD_LETTERS, "process_manager" => P::NAME, "partition" => format!("{index}/{count}"))
+            } else {
+                metrics::gauge!(DEAD_LETTERS, "process_manager" => P::NAME)
+            };
             let shared = Arc::new(Shared {
                 name: checkpoint_name
                     .strip_prefix(CHECKPOINT_PREFIX)
@@ -170,6 +168,9 @@ impl ProcessManagers<'_> {
                 instances: AtomicUsize::new(instances.len()),
                 deadlines: AtomicUsize::new(timers.len()),
                 skipped: AtomicU64::new(0),
+                dead_letters: Mutex::new(Vec::new()),
+                dead_letter_gauge,
+                requests: asks,
             });
             let plan = Plan {
                 kind: "process manager",
@@ -181,6 +182,7 @@ impl ProcessManagers<'_> {
                 checkpoints: Some(checkpoints.clone()),
                 given_position: options.start_position.is_some(),
                 gate: gate.clone(),
+                pages: pages.clone(),
             };
             let runner = Runner::<P> {
                 kernel: self.kernel.downgrade(),
@@ -192,7 +194,10 @@ impl ProcessManagers<'_> {
                 saved_at: std::time::Instant::now(),
                 unsaved: None,
                 route: (index, count),
+                parked,
+                requests,
             };
+            runner.publish_parked();
             follow::spawn(&runtime, plan, progress, runner, None);
             parts.push(shared);
         }
@@ -203,6 +208,124 @@ impl ProcessManagers<'_> {
         });
         registry.runners.lock().insert(P::NAME, group.clone());
         Ok(ProcessHandle::new(group))
+    }
+
+    /// The dead letters of process manager `name` under
+    /// [`ErrorPolicy::Park`](crate::projection::ErrorPolicy::Park), parked and skipped (by
+    /// position, across partitions): its runner's when one was started on this kernel, else
+    /// those saved in its checkpoint. A [`DeadLetter`]'s key is the instance key.
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectionError::NotFound`] when no runner of that name was started and there is no
+    /// checkpoint store; [`ProjectionError::Store`] or [`ProjectionError::State`] when the
+    /// checkpoint cannot be read.
+    pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, ProjectionError> {
+        let registry = self.registry();
+        if let Some(group) = registry.runners.lock().get(name).cloned() {
+            return Ok(group.dead_letters());
+        }
+        let Some(store) = registry.checkpoints.clone() else {
+            return Err(ProjectionError::NotFound(name.to_owned()));
+        };
+        stored_dead_letters(store.as_ref(), &format!("{CHECKPOINT_PREFIX}{name}")).await
+    }
+
+    /// Re-runs the parked events of instance `key` of process manager `name` in order, each
+    /// once, sending their commands with the command ids they would have had; stops at the
+    /// first that fails again (it and those after it stay parked, its error updated). Carried
+    /// out by the runner at its next page or when it next reaches the head of the log, and
+    /// saved in one checkpoint write. Returns how many events were handled.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::projection::{OnError, ProjectionError};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// static BROKEN: AtomicBool = AtomicBool::new(true);
+    ///
+    /// #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    /// struct Shipping;
+    /// impl ProcessManager for Shipping {
+    ///     const NAME: &'static str = "shipping";
+    ///     fn accepts(event_type: &str) -> bool {
+    ///         event_type == "Paid"
+    ///     }
+    ///     fn starts(_: &RecordedEvent) -> bool {
+    ///         true
+    ///     }
+    ///     fn handle(&mut self, _: &RecordedEvent, _: &mut Commands) -> Result<(), ProjectionError> {
+    ///         if BROKEN.load(Ordering::SeqCst) {
+    ///             return Err(ProjectionError::State("the carrier is down".into()));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let kernel = Kernel::builder().store(store.clone()).build()?;
+    /// let options = ProjectionOptions::default().error_policy(OnError::park());
+    /// let shipping = kernel.process_managers().start::<Shipping>(options).await?;
+    /// let paid = NewEvent::new("Paid", b"{}".to_vec()).correlation_id("order-7");
+    /// let done = store
+    ///     .append(&StreamId::new("order", "7"), ExpectedVersion::Any, vec![paid])
+    ///     .await?;
+    /// shipping.wait_for(done.events[0].position).await?;
+    /// let parked = kernel.process_managers().dead_letters("shipping").await?;
+    /// assert_eq!(parked[0].key, "order-7");
+    ///
+    /// BROKEN.store(false, Ordering::SeqCst);
+    /// assert_eq!(kernel.process_managers().retry("shipping", "order-7").await?, 1);
+    /// assert!(shipping.dead_letters().is_empty());
+    /// kernel.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectionError::NotFound`] when no runner of that name was started on this kernel;
+    /// [`ProjectionError::DeadLetters`] when no event of `key` is parked, an event fails again,
+    /// or the runner is stopped or stands by.
+    pub async fn retry(&self, name: &str, key: &str) -> Result<usize, ProjectionError> {
+        let group = self.group(name)?;
+        group.ask(key, Ask::Retry(key.to_owned())).await
+    }
+
+    /// Drops the parked event of instance `key` at `position` of process manager `name`
+    /// without handling it, keeping `reason` in its record. Events parked behind it stay parked
+    /// until [`ProcessManagers::retry`]. Saved in one checkpoint write.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ProcessManagers::retry`]; [`ProjectionError::DeadLetters`] also when no event of
+    /// `key` is parked at `position`.
+    pub async fn skip(
+        &self,
+        name: &str,
+        key: &str,
+        position: u64,
+        reason: &str,
+    ) -> Result<(), ProjectionError> {
+        let group = self.group(name)?;
+        let ask = Ask::Skip {
+            key: key.to_owned(),
+            position,
+            reason: reason.to_owned(),
+        };
+        group.ask(key, ask).await.map(|_| ())
+    }
+
+    /// The runners of `name`, or [`ProjectionError::NotFound`].
+    fn group(&self, name: &str) -> Result<Arc<Group>, ProjectionError> {
+        self.registry()
+            .runners
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ProjectionError::NotFound(name.to_owned()))
     }
 
     /// The status of the runner named `name`, if one was started on this kernel.

@@ -57,9 +57,11 @@
 //! This file holds what a process manager is ([`ProcessManager`]); below it, each file depends
 //! on the ones before it only: `ids` (command and deadline ids), `deadline` (a deadline, and
 //! the set of pending ones), `commands` ([`Commands`]), `metrics` (the handles),
-//! `status` (what a runner shares with its handles), `handle` ([`ProcessHandle`]), `instances`
-//! (what the checkpoint holds), `runner` (its part of following the log; the follower in
-//! `crate::follow` does the rest), and `managers` (`kernel.process_managers()`, kept as an
+//! `instances` (what the checkpoint holds), `requests` (what handles ask of a runner about its
+//! dead letters, and the dead letters around the instances in the checkpoint), `status` (what a
+//! runner shares with its handles), `group` and `handle` ([`ProcessHandle`]), `runner` (its
+//! part of following the log; the follower in `crate::follow` does the rest), `parking` (the
+//! runner's dead-letter queue under `ErrorPolicy::Park`), and `managers` (`kernel.process_managers()`, kept as an
 //! extension of the kernel: the kernel does not know process managers).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -79,6 +81,8 @@ mod ids;
 mod instances;
 mod managers;
 mod metrics;
+mod parking;
+mod requests;
 mod runner;
 mod status;
 

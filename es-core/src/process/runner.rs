@@ -23,11 +23,11 @@ use crate::clock::Clock;
 use crate::follow::{Alarm, Control, End, Follow, Page, STORE_ATTEMPTS, backoff};
 use crate::kernel::WeakKernel;
 use crate::projection::partition_of;
-use crate::projection::{ErrorPolicy, OnFailure, ProjectionError, ProjectionOptions};
+use crate::projection::{ErrorPolicy, OnFailure, Parked, ProjectionError, ProjectionOptions};
 use crate::store::{Checkpoint, RecordedEvent};
 
 use super::deadline::{ScheduledDeadline, Timers};
-use super::instances::{encode_instances, instances_of};
+use super::requests::{Request, load_state};
 use super::status::Shared;
 use super::{
     Commands, Outcome, ProcessManager, Rejection, SentCommand, handle_deadline, handle_event,
@@ -40,7 +40,7 @@ use super::{
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// One instance's part of a wave: its state and what its handler sent.
-struct Step<P> {
+pub(super) struct Step<P> {
     key: String,
     state: P,
     out: Commands,
@@ -48,7 +48,7 @@ struct Step<P> {
 
 /// What a handler runs for: an event of the log, or a deadline that fell due.
 #[derive(Clone, Copy)]
-enum Trigger<'a> {
+pub(super) enum Trigger<'a> {
     Event(&'a RecordedEvent),
     Deadline(&'a ScheduledDeadline),
 }
@@ -61,6 +61,18 @@ impl Trigger<'_> {
             Trigger::Deadline(deadline) => format!("deadline {}", deadline.id()),
         }
     }
+}
+
+/// What running a handler under the error policy came to.
+pub(super) enum Handled<P> {
+    /// It ran: the instance's new state and what it sent.
+    Ran(Step<P>),
+    /// It was skipped, or there was no instance to run it: the instance keeps its state from
+    /// before, or is not created.
+    Dropped,
+    /// It failed under [`ErrorPolicy::Park`] (the instance keeps its state from before, or is
+    /// not created): the event is to be parked with this error.
+    Parked(String),
 }
 
 /// One process manager's runner: its instances, and how it sends their commands.
@@ -79,6 +91,10 @@ pub(super) struct Runner<P> {
     pub(super) unsaved: Option<u64>,
     /// Its partition and how many there are: it handles the instances whose key hashes to it.
     pub(super) route: (u32, u32),
+    /// Its dead letters ([`ErrorPolicy::Park`]): the parked instances' events.
+    pub(super) parked: Parked,
+    /// Retries and skips asked for through the handles.
+    pub(super) requests: tokio::sync::mpsc::UnboundedReceiver<Request>,
 }
 
 impl<P: ProcessManager> Follow for Runner<P> {
@@ -87,12 +103,14 @@ impl<P: ProcessManager> Follow for Runner<P> {
             .metrics
             .lag_events
             .set(page.head.saturating_sub(page.after) as f64);
+        self.serve_requests(control).await?;
         self.process(&page.read.events, page.read.scanned_to, control)
             .await
     }
 
     /// At the head of the log, the deadlines due by the clock fire.
     async fn caught_up(&mut self, _: u64, control: &Control) -> Result<(), End> {
+        self.serve_requests(control).await?;
         let now = self.clock.now();
         if self.fire_due(now, control).await? {
             self.unsaved = Some(self.shared.progress.position());
@@ -110,19 +128,21 @@ impl<P: ProcessManager> Follow for Runner<P> {
         let Some(checkpoint) = checkpoint else {
             return Ok(());
         };
-        let (instances, deadlines) = instances_of::<P>(checkpoint.state.as_deref())
-            .map_err(|e| End::Failed(e.to_string()))?;
+        let ((instances, deadlines), parked) =
+            load_state::<P>(checkpoint.state).map_err(|e| End::Failed(e.to_string()))?;
         self.instances = instances;
         self.timers = Timers::new(deadlines);
+        self.parked = parked;
         self.publish_counts();
+        self.publish_parked();
         self.shared.progress.publish(checkpoint.position);
         Ok(())
     }
 
-    /// The earliest pending deadline, by the kernel's clock.
+    /// The earliest pending deadline of an instance that is not parked, by the kernel's clock.
     fn alarm(&self) -> Option<Alarm> {
         self.timers
-            .next_due()
+            .next_due_where(|key| !self.is_parked(key))
             .map(|due| self.clock.sleep_until(due))
     }
 
@@ -187,10 +207,16 @@ impl<P: ProcessManager> Runner<P> {
                     continue;
                 };
                 pending = true;
+                if self.is_parked(key) {
+                    // Parked behind its instance's first parked event, in order.
+                    queue.pop_front();
+                    self.park_behind(key, event);
+                    continue;
+                }
                 // The instance's deadlines due by the event's stamp fire before it, one a round.
                 let mark = *marked.get_or_insert_with(|| self.timers.mark());
                 if let Some(deadline) = self.timers.take_due(key, event.timestamp, mark) {
-                    if let Some(step) = self.fire(key.clone(), deadline, control).await? {
+                    if let Handled::Ran(step) = self.fire(key.clone(), deadline, control).await? {
                         wave.push(step);
                     }
                     continue;
@@ -198,13 +224,20 @@ impl<P: ProcessManager> Runner<P> {
                 queue.pop_front();
                 *marked = None;
                 let existed = self.instances.contains_key(key);
+                let key_copy = key.clone();
                 let Some((key, state)) = route(&mut self.instances, event) else {
                     continue;
                 };
                 let trigger = Trigger::Event(event);
-                if let Some(step) = self.handle(key, state, trigger, existed, control).await? {
-                    handled += 1;
-                    wave.push(step);
+                match self.handle(key, state, trigger, existed, control).await? {
+                    Handled::Ran(step) => {
+                        handled += 1;
+                        wave.push(step);
+                    }
+                    Handled::Dropped => {}
+                    Handled::Parked(error) => {
+                        self.park(&key_copy, event, error);
+                    }
                 }
             }
             if !pending {
@@ -231,7 +264,7 @@ impl<P: ProcessManager> Runner<P> {
     }
 
     /// Publishes the counts of instances and pending deadlines.
-    fn publish_counts(&self) {
+    pub(super) fn publish_counts(&self) {
         let (instances, deadlines) = (self.instances.len(), self.timers.len());
         self.shared.instances.store(instances, Ordering::Relaxed);
         self.shared.deadlines.store(deadlines, Ordering::Relaxed);
@@ -246,14 +279,16 @@ impl<P: ProcessManager> Runner<P> {
         let mark = self.timers.mark();
         let mut fired = false;
         loop {
-            let keys = self.timers.due_keys(until, mark);
+            let mut keys = self.timers.due_keys(until, mark);
+            // A parked instance fires no deadline until it is retried.
+            keys.retain(|key| !self.is_parked(key));
             if keys.is_empty() {
                 break;
             }
             let mut wave = Vec::new();
             for key in keys {
                 if let Some(deadline) = self.timers.take_due(&key, until, mark)
-                    && let Some(step) = self.fire(key, deadline, control).await?
+                    && let Handled::Ran(step) = self.fire(key, deadline, control).await?
                 {
                     wave.push(step);
                 }
@@ -267,34 +302,44 @@ impl<P: ProcessManager> Runner<P> {
         Ok(fired)
     }
 
-    /// Runs the handler of instance `key`'s `deadline` (taken out of the timers); `None` when
-    /// it was skipped, or its instance is gone.
-    async fn fire(
+    /// Runs the handler of instance `key`'s `deadline` (taken out of the timers); not
+    /// [`Handled::Ran`] when it was skipped, or its instance is gone.
+    pub(super) async fn fire(
         &mut self,
         key: String,
         deadline: ScheduledDeadline,
         control: &Control,
-    ) -> Result<Option<Step<P>>, End> {
+    ) -> Result<Handled<P>, End> {
         let Some(state) = self.instances.remove(&key) else {
             // Deadlines are dropped with their instance: none should be left.
             self.timers.drop_instance(&key);
-            return Ok(None);
+            return Ok(Handled::Dropped);
         };
         self.shared.metrics.deadlines_fired.add(1);
-        self.handle(key, state, Trigger::Deadline(&deadline), true, control)
-            .await
+        match self
+            .handle(key, state, Trigger::Deadline(&deadline), true, control)
+            .await?
+        {
+            // A deadline is not an event of the log to park: under `Park`, one whose handler
+            // fails is skipped, as under `Skip` (the instance keeps its state from before).
+            Handled::Parked(error) => {
+                tracing::warn!(process_manager = P::NAME, deadline = deadline.id(), error = %error, "skipping a failed deadline");
+                self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+                Ok(Handled::Dropped)
+            }
+            handled => Ok(handled),
+        }
     }
 
-    /// Runs the handler of an event or a deadline under the error policy. `None`: it was
-    /// skipped (the instance keeps its state from before, or is not created).
-    async fn handle(
+    /// Runs the handler of an event or a deadline under the error policy.
+    pub(super) async fn handle(
         &mut self,
         key: String,
         mut state: P,
         trigger: Trigger<'_>,
         existed: bool,
         control: &Control,
-    ) -> Result<Option<Step<P>>, End> {
+    ) -> Result<Handled<P>, End> {
         // Under `Skip` and `Retry` a failed attempt must leave no trace: keep the state from
         // before the event.
         let before = match self.options.error_policy {
@@ -326,7 +371,7 @@ impl<P: ProcessManager> Runner<P> {
                 None => result,
             };
             let error = match result {
-                Ok(()) => return Ok(Some(Step { key, state, out })),
+                Ok(()) => return Ok(Handled::Ran(Step { key, state, out })),
                 Err(e) => e,
             };
             let restore = |bytes: &Option<Vec<u8>>| -> Result<P, End> {
@@ -342,9 +387,12 @@ impl<P: ProcessManager> Runner<P> {
             };
             attempt += 1;
             match self.options.error_policy.on_failure(attempt, &error) {
-                // `start` refuses `Park` for a process manager.
-                OnFailure::Stop(message) | OnFailure::Park(message) => {
-                    return Err(End::Failed(message));
+                OnFailure::Stop(message) => return Err(End::Failed(message)),
+                OnFailure::Park(message) => {
+                    if existed {
+                        self.instances.insert(key, restore(&before)?);
+                    }
+                    return Ok(Handled::Parked(message));
                 }
                 OnFailure::Skip => {
                     tracing::warn!(process_manager = P::NAME, at = %trigger.describe(), error = %error, "skipping");
@@ -352,7 +400,7 @@ impl<P: ProcessManager> Runner<P> {
                     if existed {
                         self.instances.insert(key, restore(&before)?);
                     }
-                    return Ok(None);
+                    return Ok(Handled::Dropped);
                 }
                 OnFailure::RetryAfter(wait) => {
                     state = restore(&before)?;
@@ -367,7 +415,11 @@ impl<P: ProcessManager> Runner<P> {
 
     /// Dispatches the wave's commands until none is left (a rejection handler may send more),
     /// then puts the instances that did not finish back.
-    async fn flush(&mut self, wave: &mut Vec<Step<P>>, control: &Control) -> Result<(), End> {
+    pub(super) async fn flush(
+        &mut self,
+        wave: &mut Vec<Step<P>>,
+        control: &Control,
+    ) -> Result<(), End> {
         loop {
             let mut batch = Vec::new();
             for (step_index, step) in wave.iter_mut().enumerate() {
@@ -483,7 +535,7 @@ impl<P: ProcessManager> Runner<P> {
 
     /// Saves the position handled since the last save, if any. A runner that lost its lease
     /// saves nothing: another process may hold it now, and its checkpoint wins.
-    async fn save_unsaved(&mut self, control: &Control) -> Result<(), End> {
+    pub(super) async fn save_unsaved(&mut self, control: &Control) -> Result<(), End> {
         if !control.may_save() {
             self.unsaved = None;
             return Ok(());
@@ -491,13 +543,8 @@ impl<P: ProcessManager> Runner<P> {
         if let Some(position) = self.unsaved {
             // A stop while waiting to retry leaves this page's commands, already answered, to
             // be answered again from the idempotency window by the next runner.
-            let bytes = encode_instances(&self.instances, self.timers.by_key()).map_err(|e| {
-                End::Failed(format!(
-                    "process manager `{}`: encoding the instances: {e}",
-                    P::NAME
-                ))
-            })?;
-            control.save(position, Some(bytes)).await?;
+            let bytes = self.checkpoint_state()?;
+            control.save(position, bytes).await?;
             self.unsaved = None;
             self.saved_at = Instant::now();
         }

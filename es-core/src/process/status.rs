@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::follow::{Progress, ProjectionPhase};
 
 use super::metrics::Metrics;
+use super::requests::Request;
+use crate::projection::DeadLetter;
 
 /// What a runner shares with its handles.
 pub(crate) struct Shared {
@@ -20,6 +22,12 @@ pub(crate) struct Shared {
     /// Pending deadlines of the live instances.
     pub(crate) deadlines: AtomicUsize,
     pub(crate) skipped: AtomicU64,
+    /// Its dead letters as the runner last published them.
+    pub(crate) dead_letters: parking_lot::Mutex<Vec<DeadLetter>>,
+    /// Gauge [`DEAD_LETTERS`](crate::projection::metrics::DEAD_LETTERS): events parked.
+    pub(crate) dead_letter_gauge: metrics::Gauge,
+    /// Where retries and skips are asked of the runner.
+    pub(crate) requests: tokio::sync::mpsc::UnboundedSender<Request>,
 }
 
 impl Shared {
@@ -36,6 +44,12 @@ impl Shared {
             deadlines_pending: self.deadlines.load(Ordering::Relaxed),
             deadlines_fired: self.metrics.deadlines_fired.get(),
             skipped: self.skipped.load(Ordering::Relaxed),
+            dead_letters: self
+                .dead_letters
+                .lock()
+                .iter()
+                .filter(|l| l.is_parked())
+                .count(),
             standby: self.progress.standby(),
             partitions: Vec::new(),
         }
@@ -69,6 +83,9 @@ pub struct ProcessStatus {
     pub deadlines_fired: u64,
     /// Events and rejections skipped under [`ErrorPolicy::Skip`](crate::projection::ErrorPolicy::Skip).
     pub skipped: u64,
+    /// Events parked in its dead-letter queue
+    /// ([`ErrorPolicy::Park`](crate::projection::ErrorPolicy::Park)).
+    pub dead_letters: usize,
     /// Whether the runner stands by: another process sharing the store (PostgreSQL) runs this
     /// manager, and this one takes over when that one's lease ends. Also `true` for the moment
     /// between `start` and the runner's first check that it may run.

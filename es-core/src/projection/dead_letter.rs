@@ -85,27 +85,27 @@ pub(crate) struct Parked {
 
 impl Parked {
     /// Every record, in the order they were parked.
-    pub(super) fn list(&self) -> Vec<DeadLetter> {
+    pub(crate) fn list(&self) -> Vec<DeadLetter> {
         self.letters.clone()
     }
 
     /// Whether there is no record at all.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.letters.is_empty()
     }
 
     /// How many events are parked (skipped ones not counted).
-    pub(super) fn parked_count(&self) -> usize {
+    pub(crate) fn parked_count(&self) -> usize {
         self.letters.iter().filter(|l| l.is_parked()).count()
     }
 
     /// The first parked event of `key`, if any is.
-    pub(super) fn first_of(&self, key: &str) -> Option<&DeadLetter> {
+    pub(crate) fn first_of(&self, key: &str) -> Option<&DeadLetter> {
         self.letters.iter().find(|l| l.key == key && l.is_parked())
     }
 
     /// The parked events of `key`, in order.
-    pub(super) fn parked_of(&self, key: &str) -> Vec<DeadLetter> {
+    pub(crate) fn parked_of(&self, key: &str) -> Vec<DeadLetter> {
         self.letters
             .iter()
             .filter(|l| l.key == key && l.is_parked())
@@ -114,18 +114,18 @@ impl Parked {
     }
 
     /// Parks `letter` behind the others.
-    pub(super) fn park(&mut self, letter: DeadLetter) {
+    pub(crate) fn park(&mut self, letter: DeadLetter) {
         self.letters.push(letter);
     }
 
     /// Removes the parked event of `key` at `position` (it was applied).
-    pub(super) fn remove(&mut self, key: &str, position: u64) {
+    pub(crate) fn remove(&mut self, key: &str, position: u64) {
         self.letters
             .retain(|l| !(l.key == key && l.position == position && l.is_parked()));
     }
 
     /// Replaces the error of the parked event of `key` at `position`.
-    pub(super) fn set_error(&mut self, key: &str, position: u64, error: String) {
+    pub(crate) fn set_error(&mut self, key: &str, position: u64, error: String) {
         if let Some(letter) = self
             .letters
             .iter_mut()
@@ -137,7 +137,7 @@ impl Parked {
 
     /// Marks the parked event of `key` at `position` skipped for `reason`; `false` when no such
     /// event is parked. Only the newest [`SKIPPED_RECORDS_KEPT`] skipped records are kept.
-    pub(super) fn skip(&mut self, key: &str, position: u64, reason: &str) -> bool {
+    pub(crate) fn skip(&mut self, key: &str, position: u64, reason: &str) -> bool {
         let Some(letter) = self
             .letters
             .iter_mut()
@@ -161,7 +161,7 @@ impl Parked {
     }
 
     /// Marks the parked events of `key` for a retry by the runner; returns how many are.
-    pub(super) fn request_retry(&mut self, key: &str) -> usize {
+    pub(crate) fn request_retry(&mut self, key: &str) -> usize {
         let mut marked = 0;
         for letter in &mut self.letters {
             if letter.key == key && letter.is_parked() {
@@ -173,7 +173,7 @@ impl Parked {
     }
 
     /// The keys whose retry was requested, in the order they were parked.
-    pub(super) fn requested_keys(&self) -> Vec<String> {
+    pub(crate) fn requested_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = Vec::new();
         for letter in &self.letters {
             if letter.retry_requested && letter.is_parked() && !keys.contains(&letter.key) {
@@ -184,7 +184,7 @@ impl Parked {
     }
 
     /// Clears the retry requests of `key` (its retry is being carried out).
-    pub(super) fn clear_requests(&mut self, key: &str) {
+    pub(crate) fn clear_requests(&mut self, key: &str) {
         for letter in &mut self.letters {
             if letter.key == key {
                 letter.retry_requested = false;
@@ -193,7 +193,7 @@ impl Parked {
     }
 
     /// Drops every record (a rebuild applied the whole log into a fresh state).
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.letters.clear();
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::clock::SystemClock;
-use crate::follow::{self, Plan, Progress, ShareGate};
+use crate::follow::{self, Plan, Progress, ShareGate, SharedPages};
 use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::TaskTracker;
 
@@ -112,6 +112,8 @@ impl Launch {
             _ => None,
         };
         let mut shares = Vec::with_capacity(count as usize);
+        // The partitions read each page of the log once between them.
+        let pages = (count > 1).then(|| Arc::new(SharedPages::new(count as usize)));
         for (index, ((state, position, parked), metrics)) in
             parts.starts.into_iter().zip(self.metrics).enumerate()
         {
@@ -144,6 +146,7 @@ impl Launch {
                 checkpoints: self.checkpoints.clone(),
                 given_position: self.options.start_position.is_some(),
                 gate: gate.clone(),
+                pages: pages.clone(),
             };
             let runner = Runner {
                 shared: shared.clone(),

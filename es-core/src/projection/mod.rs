@@ -40,6 +40,7 @@ pub use crate::follow::ProjectionPhase;
 pub use dead_letter::{
     DeadLetter, dead_letters_in, request_retry_in, skip_in, translate_dead_letters,
 };
+pub(crate) use dead_letter::{Parked, unwrap_state, wrap_state};
 pub use error::ProjectionError;
 pub use handle::ProjectionHandle;
 pub use launch::spawn;
@@ -57,4 +58,5 @@ pub use projections::Projections;
 #[cfg(feature = "testkit")]
 pub(crate) use read_model::apply_event;
 pub use read_model::{HandlerOutcome, OnEvents, Projection};
+pub(crate) use rebuild_parts::stored_dead_letters;
 pub(crate) use spread::{SpreadHandle, spawn_untracked as spread_partitions};

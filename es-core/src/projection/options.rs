@@ -31,8 +31,11 @@ pub enum ErrorPolicy {
     /// The parked records are saved in the same write as the checkpoint; list them with
     /// [`Projections::dead_letters`](super::Projections::dead_letters), re-run a key's with
     /// [`Projections::retry`](super::Projections::retry) and drop one with
-    /// [`Projections::skip`](super::Projections::skip). Projections only: a process manager
-    /// refuses it at start.
+    /// [`Projections::skip`](super::Projections::skip). A process manager parks the failing
+    /// instance (the key is its instance key) the same way, and sends nothing for it and fires
+    /// none of its deadlines until it is retried
+    /// ([`ProcessManagers::retry`](crate::process::ProcessManagers::retry)); a deadline whose
+    /// handler fails is skipped, as under [`ErrorPolicy::Skip`].
     Park {
         /// Retries before parking.
         attempts: u32,

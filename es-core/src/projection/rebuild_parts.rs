@@ -84,7 +84,7 @@ pub(super) async fn rebuild_if_partitioned<P: Projection>(
 
 /// The dead letters saved in the checkpoints of projection `name` (every partition's, by
 /// position, when it is partitioned).
-pub(super) async fn stored_dead_letters(
+pub(crate) async fn stored_dead_letters(
     store: &dyn CheckpointStore,
     name: &str,
 ) -> Result<Vec<DeadLetter>, ProjectionError> {
