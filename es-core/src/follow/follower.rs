@@ -246,11 +246,7 @@ impl Follower {
     /// other partitions, if any.
     async fn read(&self, from: u64) -> Result<FilteredPage, StoreError> {
         match &self.pages {
-            Some(pages) => {
-                pages
-                    .read(&*self.store, from, self.batch, self.filter)
-                    .await
-            }
+            Some(pages) => pages.read(&self.store, from, self.batch, self.filter).await,
             None => {
                 self.store
                     .read_all_matching(from, self.batch, self.filter)
