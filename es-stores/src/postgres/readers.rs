@@ -341,7 +341,7 @@ mod tests {
     fn the_batched_read_returns_the_columns_of_the_other_event_reads_in_order() {
         let single = super::super::sql::READ_ALL;
         let columns = single
-            .trim_start_matches("SELECT ")
+            .trim_start_matches("SELECT page.* FROM (SELECT ")
             .split(" FROM ")
             .next()
             .unwrap_or_default();
