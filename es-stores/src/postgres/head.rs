@@ -11,7 +11,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
-use super::sql::{self, Queries};
+use super::sql::Queries;
 
 /// How often the head is re-read while readers lag behind written events.
 const LAG_POLL: Duration = Duration::from_millis(10);
@@ -19,10 +19,12 @@ const LAG_POLL: Duration = Duration::from_millis(10);
 /// The refresher task's inputs.
 pub(crate) struct Refresher {
     pub(crate) pool: PgPool,
-    /// The statements; the refresher runs [`HEADS`](sql::HEADS).
+    /// The statements; the refresher runs [`HEADS`](super::sql::HEADS) and [`NOTIFY_HEADS`](super::sql::NOTIFY_HEADS).
     pub(crate) sql: Arc<Queries>,
     /// The NOTIFY channel of this schema.
     pub(crate) channel: String,
+    /// This node's id, the payload of its notifications (see [`node_id`]).
+    pub(crate) node: String,
     pub(crate) wake: Arc<Notify>,
     pub(crate) notify_others: Arc<AtomicBool>,
     pub(crate) head: Arc<watch::Sender<u64>>,
@@ -40,21 +42,16 @@ impl Refresher {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
-            if self.notify_others.swap(false, Ordering::AcqRel) {
-                // After the commit, never inside the append: a NOTIFY in a transaction takes a
-                // database-wide lock at commit that would serialize all appends.
-                if let Err(e) = sqlx::query(sql::NOTIFY)
+            // After a commit, other nodes are woken by the same statement that reads the head.
+            let notify = self.notify_others.swap(false, Ordering::AcqRel);
+            let heads = if notify {
+                sqlx::query_as::<_, (i64, i64)>(&self.sql.notify_heads)
                     .bind(&self.channel)
-                    .execute(&self.pool)
-                    .await
-                {
-                    debug!(error = %e, "cannot notify other nodes; they will poll");
-                }
-            }
-            match sqlx::query_as::<_, (i64, i64)>(&self.sql.heads)
-                .fetch_one(&self.pool)
-                .await
-            {
+                    .bind(&self.node)
+            } else {
+                sqlx::query_as::<_, (i64, i64)>(&self.sql.heads)
+            };
+            match heads.fetch_one(&self.pool).await {
                 Ok((readable, written)) => {
                     lagging = written > readable;
                     let readable = u64::try_from(readable).unwrap_or(0);
@@ -69,6 +66,10 @@ impl Refresher {
                 }
                 Err(e) => {
                     debug!(error = %e, "cannot read the head position; will retry");
+                    if notify {
+                        // Other nodes are told with the next refresh (or poll meanwhile).
+                        self.notify_others.store(true, Ordering::Release);
+                    }
                     lagging = true;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -77,9 +78,19 @@ impl Refresher {
     }
 }
 
+/// An id for this node's notifications: random per store, so that its own listener can tell
+/// them from other nodes' (older nodes send an empty payload, which is never an id).
+pub(crate) fn node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}
+
 /// Listens on `channel` with its own connection (not one of the pool's) and wakes the refresher
-/// on every notification, and after every reconnection (notifications may have been lost).
-pub(crate) async fn listen(pool: PgPool, channel: String, wake: Arc<Notify>) {
+/// on every notification from another node (`node` is this one's: its own commits woke the
+/// refresher already), and after every reconnection (notifications may have been lost).
+pub(crate) async fn listen(pool: PgPool, channel: String, node: String, wake: Arc<Notify>) {
     // A private one-connection pool with the same options: the listener reconnects through it.
     let options = (*pool.connect_options()).clone();
     drop(pool);
@@ -112,9 +123,14 @@ pub(crate) async fn listen(pool: PgPool, channel: String, wake: Arc<Notify>) {
         backoff = Duration::from_millis(100);
         loop {
             match listener.try_recv().await {
-                Ok(Some(_)) => {
-                    while listener.next_buffered().is_some() {}
-                    wake.notify_one();
+                Ok(Some(first)) => {
+                    let mut others = first.payload() != node;
+                    while let Some(next) = listener.next_buffered() {
+                        others |= next.payload() != node;
+                    }
+                    if others {
+                        wake.notify_one();
+                    }
                 }
                 Ok(None) => {
                     debug!("notification listener reconnected");

@@ -147,11 +147,13 @@ impl PostgresStoreBuilder {
             group_size: metrics.group_size.clone(),
         };
         let channel = channel_name(&schema);
+        let node = head::node_id();
         let mut tasks = Vec::new();
         let refresher = head::Refresher {
             pool: pool.clone(),
             sql: sql.clone(),
             channel: channel.clone(),
+            node: node.clone(),
             wake: wake.clone(),
             notify_others,
             head: head.clone(),
@@ -159,7 +161,12 @@ impl PostgresStoreBuilder {
         };
         tasks.push(tokio::spawn(refresher.run()));
         if self.listen {
-            tasks.push(tokio::spawn(head::listen(pool.clone(), channel, wake)));
+            tasks.push(tokio::spawn(head::listen(
+                pool.clone(),
+                channel,
+                node,
+                wake,
+            )));
         }
         let readers = super::readers::start(&pool, &schema, READERS);
         debug!(schema, lanes = lanes.len(), "postgres store ready");

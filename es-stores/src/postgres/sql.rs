@@ -171,9 +171,17 @@ pub(super) const HEADS: &str = concat!(
     "), 0), COALESCE((SELECT MAX(position) FROM {schema}.events), 0)"
 );
 
-/// Wakes other nodes' listeners after a commit: `$1` the schema's channel. Sent outside the
-/// append transaction (a `NOTIFY` inside one takes a database-wide lock at commit).
-pub(super) const NOTIFY: &str = "SELECT pg_notify($1, '')";
+/// [`HEADS`], after waking other nodes' listeners: `$1` the schema's channel, `$2` this node's
+/// id as the payload (its own listener skips it). One statement after a commit instead of two
+/// (the answers to appends wait for the refreshed head), and outside the append transaction
+/// (a `NOTIFY` inside one takes a database-wide lock at commit). The notification goes out as
+/// this statement commits.
+pub(super) const NOTIFY_HEADS: &str = concat!(
+    "SELECT COALESCE((SELECT MAX(position) FROM {schema}.events WHERE position < ",
+    readable_bound!(),
+    "), 0), COALESCE((SELECT MAX(position) FROM {schema}.events), 0) \
+     FROM (SELECT pg_notify($1, $2)) notified"
+);
 
 // --- Snapshots and checkpoints --------------------------------------------------------------
 
@@ -277,6 +285,8 @@ pub(super) struct Queries {
     pub(super) head: String,
     /// [`HEADS`].
     pub(super) heads: String,
+    /// [`NOTIFY_HEADS`].
+    pub(super) notify_heads: String,
     /// [`SAVE_SNAPSHOT`].
     pub(super) save_snapshot: String,
     /// [`PRUNE_SNAPSHOTS`].
@@ -306,6 +316,7 @@ impl Queries {
             stream_version: fill(STREAM_VERSION),
             head: fill(HEAD),
             heads: fill(HEADS),
+            notify_heads: fill(NOTIFY_HEADS),
             save_snapshot: fill(SAVE_SNAPSHOT),
             prune_snapshots: fill(PRUNE_SNAPSHOTS),
             load_checkpoint: fill(LOAD_CHECKPOINT),
@@ -331,6 +342,7 @@ mod tests {
             &q.stream_version,
             &q.head,
             &q.heads,
+            &q.notify_heads,
             &q.save_snapshot,
             &q.prune_snapshots,
             &q.load_checkpoint,
