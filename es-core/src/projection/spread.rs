@@ -5,10 +5,11 @@
 //! process at a time and is taken over, from its checkpoint, when that process dies. To share
 //! them out, each process also holds a *member* lease, the first free one of `name#member/k`
 //! for `k` in `0..n`, and counts the processes running the projection as the member leases it
-//! cannot take (a probe that gets one releases it at once). Every [`MEMBER_POLL`] it sets its
-//! share to `n / processes`, plus one for the `n % processes` processes with the lowest member
-//! slots (so the shares add up to `n`): its partition runners ask for their leases only while
-//! it holds fewer, and give leases up (between pages, after a checkpoint) while it holds more.
+//! sees held (read in one query where the store can say, else by probes that release a free
+//! slot at once). Every [`MEMBER_POLL`] it sets its share to `n / processes`, plus one for the
+//! `n % processes` processes with the lowest member slots (so the shares add up to `n`): its
+//! partition runners ask for their leases only while it holds fewer, and give leases up
+//! (between pages, after a checkpoint) while it holds more.
 //! A process that joins thus gets a share within a few polls, and the partitions of one that
 //! dies (its leases end with its connections) are taken by the others within about a second.
 //! Processes beyond `n` hold no member lease and no partition, and stand by.
@@ -131,12 +132,53 @@ impl Spread {
         {
             self.member = None;
         }
+        let slots: Vec<String> = (0..self.partitions).map(|k| self.slot(k)).collect();
+        let others = match self.store.leases_held(&slots).await? {
+            Some(held) => {
+                // Read in one query; a free slot is asked for only when this process has none.
+                if self.member.is_none() {
+                    for (k, _) in held.iter().enumerate().filter(|(_, held)| !**held) {
+                        match self.store.try_lease(&slots[k]).await? {
+                            Lease::NotNeeded => return Ok(None),
+                            Lease::HeldElsewhere => {}
+                            Lease::Acquired(lease) => {
+                                self.member = Some((k, lease));
+                                break;
+                            }
+                        }
+                    }
+                }
+                let own = self.member.as_ref().map(|(k, _)| *k);
+                (0..self.partitions)
+                    .filter(|k| held[*k] && Some(*k) != own)
+                    .collect()
+            }
+            None => match self.probe(&slots).await? {
+                Some(others) => others,
+                None => return Ok(None),
+            },
+        };
+        let own = self.member.as_ref().map_or(usize::MAX, |(k, _)| *k);
+        let rank = others.iter().filter(|k| **k < own).count();
+        Ok(Some((
+            others.len() + usize::from(self.member.is_some()),
+            rank,
+        )))
+    }
+
+    /// For a store that cannot say which leases are held: asks for each slot but this
+    /// process's own (taking the first free one when it has none, releasing the others at
+    /// once), and returns the slots held elsewhere. `None`: the store elects no runner.
+    async fn probe(
+        &mut self,
+        slots: &[String],
+    ) -> Result<Option<Vec<usize>>, crate::store::StoreError> {
         let mut others = Vec::new();
-        for k in 0..self.partitions {
+        for (k, slot) in slots.iter().enumerate() {
             if self.member.as_ref().is_some_and(|(own, _)| *own == k) {
                 continue;
             }
-            match self.store.try_lease(&self.slot(k)).await? {
+            match self.store.try_lease(slot).await? {
                 Lease::NotNeeded => return Ok(None),
                 Lease::HeldElsewhere => others.push(k),
                 Lease::Acquired(lease) => {
@@ -147,11 +189,6 @@ impl Spread {
                 }
             }
         }
-        let own = self.member.as_ref().map_or(usize::MAX, |(k, _)| *k);
-        let rank = others.iter().filter(|k| **k < own).count();
-        Ok(Some((
-            others.len() + usize::from(self.member.is_some()),
-            rank,
-        )))
+        Ok(Some(others))
     }
 }

@@ -231,6 +231,15 @@ pub trait CheckpointStore: Send + Sync + 'static {
         let _ = name;
         Ok(Lease::NotNeeded)
     }
+
+    /// Which of the runner leases `names` some process holds now (this one included), in the
+    /// order given, read without taking any: what processes sharing the store count each other
+    /// by. `None` when the store cannot tell; then [`try_lease`](Self::try_lease) asks one at a
+    /// time. The default is `None`.
+    async fn leases_held(&self, names: &[String]) -> Result<Option<Vec<bool>>, StoreError> {
+        let _ = names;
+        Ok(None)
+    }
 }
 
 macro_rules! forward_event_store {
@@ -338,6 +347,9 @@ macro_rules! forward_event_store {
             }
             async fn try_lease(&self, name: &str) -> Result<Lease, StoreError> {
                 (**self).try_lease(name).await
+            }
+            async fn leases_held(&self, names: &[String]) -> Result<Option<Vec<bool>>, StoreError> {
+                (**self).leases_held(names).await
             }
         }
     };

@@ -41,4 +41,12 @@ impl CheckpointStore for PostgresStore {
         check_text("runner name", name)?;
         leases::try_lease(self, name).await
     }
+
+    /// Read from `pg_locks`, in one statement.
+    async fn leases_held(&self, names: &[String]) -> Result<Option<Vec<bool>>, StoreError> {
+        for name in names {
+            check_text("runner name", name)?;
+        }
+        leases::leases_held(self, names).await.map(Some)
+    }
 }

@@ -16,22 +16,23 @@ use super::sql;
 /// connection is checked every second, and a failed check ends the lease.
 pub(super) async fn try_lease(store: &PostgresStore, name: &str) -> Result<Lease, StoreError> {
     let key = lock_key(&store.inner.schema, name);
-    let mut conn = store
+    let mut pooled = store
         .inner
         .pool
         .acquire()
         .await
-        .map_err(|e| error::map(e, Op::Read, "taking a connection for a runner lease"))?
-        .detach();
+        .map_err(|e| error::map(e, Op::Read, "taking a connection for a runner lease"))?;
     let held: bool = sqlx::query_scalar(sql::TRY_LEASE)
         .bind(key)
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *pooled)
         .await
         .map_err(|e| error::map(e, Op::Read, "taking a runner lease"))?;
     if !held {
-        let _ = conn.close().await;
+        // It holds no lock: back to the pool (a standby asks twice a second).
         return Ok(Lease::HeldElsewhere);
     }
+    // The lock lives as long as this session: the connection leaves the pool with the lease.
+    let mut conn = pooled.detach();
     let (lost, lost_rx) = tokio::sync::watch::channel(false);
     let (release, mut released) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -56,6 +57,25 @@ pub(super) async fn try_lease(store: &PostgresStore, name: &str) -> Result<Lease
         }
     });
     Ok(Lease::Acquired(RunnerLease::new(lost_rx, release)))
+}
+
+/// Which of the runner leases `names` a session of this database holds, in order (one
+/// statement on `pg_locks`; nothing is taken).
+pub(super) async fn leases_held(
+    store: &PostgresStore,
+    names: &[String],
+) -> Result<Vec<bool>, StoreError> {
+    let keys: Vec<i64> = names
+        .iter()
+        .map(|name| lock_key(&store.inner.schema, name))
+        .collect();
+    let held: Vec<i64> = sqlx::query_scalar(sql::LEASES_HELD)
+        .bind(&keys)
+        .fetch_all(&store.inner.pool)
+        .await
+        .map_err(|e| error::map(e, Op::Read, "reading which runner leases are held"))?;
+    let held: std::collections::HashSet<i64> = held.into_iter().collect();
+    Ok(keys.iter().map(|key| held.contains(key)).collect())
 }
 
 /// The advisory lock key of runner `name` in `schema`: FNV-1a 64 of both, as PostgreSQL's

@@ -219,6 +219,14 @@ pub(super) const TRY_LEASE: &str = "SELECT pg_try_advisory_lock($1)";
 /// Releases the session advisory lock `$1` (a runner lease's key).
 pub(super) const RELEASE_LEASE: &str = "SELECT pg_advisory_unlock($1)";
 
+/// The keys, among `$1` (an array of lease keys), of the runner leases some session of this
+/// database holds: a session advisory lock on a `bigint` key shows in `pg_locks` with the
+/// key's high half in `classid`, its low half in `objid` and `objsubid` 1.
+pub(super) const LEASES_HELD: &str = "SELECT (l.classid::int8 << 32) | l.objid::int8 \
+     FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND ((l.classid::int8 << 32) | l.objid::int8) = ANY($1::int8[])";
+
 /// Checks that a lease's connection is alive.
 pub(super) const PING: &str = "SELECT 1";
 

@@ -21,6 +21,7 @@ mod erasure;
 mod errors;
 mod gaps;
 mod input;
+mod leases;
 mod metrics;
 mod migrations;
 mod round_trip;
