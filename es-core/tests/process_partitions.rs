@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::recorder::Rec;
 use common::{Account, AccountCommand};
 use es_core::prelude::*;
 use es_core::process::CHECKPOINT_PREFIX;
@@ -90,5 +91,49 @@ async fn instances_are_spread_over_partitions_with_a_checkpoint_each() {
         .await
         .expect_err("another number of partitions is refused");
     assert!(err.to_string().contains("partitions(3)"), "{err}");
+    kernel.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_partition_reports_its_own_gauges() {
+    let rec = Rec::new();
+    let kernel = rec.build(
+        Kernel::builder()
+            .store(MemoryStore::new())
+            .register::<Account>(),
+    );
+    let mut last = 0;
+    for i in 0..30u64 {
+        let done = kernel
+            .dispatch::<Account>(&format!("a-{i}"), AccountCommand::Deposit(1))
+            .await
+            .unwrap();
+        last = done.events[0].position;
+    }
+    let audit = rec
+        .with(
+            kernel
+                .process_managers()
+                .start::<Audit>(ProjectionOptions::default().partitions(3)),
+        )
+        .await
+        .unwrap();
+    audit.wait_for(last).await.unwrap();
+    let status = audit.status();
+    let mut total = 0.0;
+    for (index, partition) in status.partitions.iter().enumerate() {
+        let labels = format!("partition={index}/3,process_manager=audit");
+        let instances = rec.gauge(&format!("es_process_instances{{{labels}}}"));
+        assert_eq!(instances, partition.instances as f64, "{labels}");
+        total += instances;
+        let handled = rec.counter(&format!("es_process_events_handled_total{{{labels}}}"));
+        // One deposit per instance: a partition handled as many events as it has instances.
+        assert_eq!(handled, partition.instances as u64, "{labels}");
+    }
+    assert_eq!(
+        total, 30.0,
+        "the partitions' gauges add up to every instance"
+    );
+    audit.stop().await;
     kernel.shutdown().await;
 }

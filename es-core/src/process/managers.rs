@@ -153,10 +153,12 @@ impl ProcessManagers<'_> {
             // lease), it stands by.
             let progress = Arc::new(Progress::new(position, true));
             let (asks, requests) = requests();
-            let dead_letter_gauge = if count > 1 {
-                metrics::gauge!(DEAD_LETTERS, "process_manager" => P::NAME, "partition" => format!("{index}/{count}"))
-            } else {
-                metrics::gauge!(DEAD_LETTERS, "process_manager" => P::NAME)
+            let partition = (count > 1).then(|| format!("{index}/{count}"));
+            let dead_letter_gauge = match &partition {
+                Some(partition) => {
+                    metrics::gauge!(DEAD_LETTERS, "process_manager" => P::NAME, "partition" => partition.clone())
+                }
+                None => metrics::gauge!(DEAD_LETTERS, "process_manager" => P::NAME),
             };
             let shared = Arc::new(Shared {
                 name: checkpoint_name
@@ -164,7 +166,7 @@ impl ProcessManagers<'_> {
                     .unwrap_or(&checkpoint_name)
                     .to_owned(),
                 progress: progress.clone(),
-                metrics: Metrics::new(P::NAME),
+                metrics: Metrics::new(P::NAME, partition),
                 instances: AtomicUsize::new(instances.len()),
                 deadlines: AtomicUsize::new(timers.len()),
                 skipped: AtomicU64::new(0),

@@ -1,5 +1,5 @@
-//! A process manager's metric handles: the names it registers (label `process_manager`), taken
-//! when its runner starts.
+//! A process manager's metric handles: the names it registers (label `process_manager`, and
+//! `partition` for a partition of a partitioned one), taken when its runner starts.
 
 use metrics::Gauge;
 
@@ -34,18 +34,24 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Registers the metrics of process manager `name` with the recorder in force.
-    pub(crate) fn new(name: &'static str) -> Self {
-        let counter =
-            |metric: &'static str| Count::new(metrics::counter!(metric, "process_manager" => name));
+    /// Registers the metrics of process manager `name` with the recorder in force; those of a
+    /// partition (`"i/n"`) also carry the label `partition`, so that partitions do not set
+    /// one another's gauges.
+    pub(crate) fn new(name: &'static str, partition: Option<String>) -> Self {
+        let mut labels = vec![metrics::Label::new("process_manager", name)];
+        if let Some(partition) = partition {
+            labels.push(metrics::Label::new("partition", partition));
+        }
+        let counter = |metric: &'static str| Count::new(metrics::counter!(metric, labels.clone()));
+        let gauge = |metric: &'static str| metrics::gauge!(metric, labels.clone());
         Self {
             events_handled: counter(EVENTS_HANDLED),
             commands_sent: counter(COMMANDS_SENT),
             rejections: counter(REJECTIONS),
             deadlines_fired: counter(DEADLINES_FIRED),
-            deadlines_pending: metrics::gauge!(DEADLINES_PENDING, "process_manager" => name),
-            instances: metrics::gauge!(INSTANCES, "process_manager" => name),
-            lag_events: metrics::gauge!(LAG_EVENTS, "process_manager" => name),
+            deadlines_pending: gauge(DEADLINES_PENDING),
+            instances: gauge(INSTANCES),
+            lag_events: gauge(LAG_EVENTS),
         }
     }
 }

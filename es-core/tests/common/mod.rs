@@ -1,6 +1,8 @@
 //! A hand-written aggregate (no macros) and store test doubles for the kernel tests.
 #![allow(dead_code)]
 
+pub mod recorder;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
