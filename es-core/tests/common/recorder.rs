@@ -1,5 +1,6 @@
 //! A test recorder: `metrics-util`'s registry with atomic storage, read back without resetting
 //! anything, installed per test (see `tests/metrics.rs`).
+#![allow(clippy::expect_used)]
 
 use std::future::Future;
 use std::sync::Arc;
