@@ -234,14 +234,7 @@ fn main() -> ExitCode {
         return compare::main(std::env::args_os().skip(1));
     }
     let cli = Cli::parse();
-    // The library's log (leases taken and given up, retries), when `ES_BENCH_LOG` asks for it
-    // (an `EnvFilter` directive such as `es_core=info`); off by default, so it costs nothing.
-    if let Ok(filter) = std::env::var("ES_BENCH_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    sys::init_log();
     if let Err(e) = cli.metrics.install() {
         eprintln!("es-bench: {e}");
         return ExitCode::from(2);

@@ -1,4 +1,5 @@
-//! What the program measures about the machine: RSS, load average, the fsync baseline.
+//! What the program measures about the machine: RSS, load average, the fsync baseline; and
+//! the library's log on stderr when asked for.
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
@@ -80,4 +81,16 @@ pub fn fsync_baseline(dir: &Path, samples: usize) -> Result<Value, BenchError> {
         "p90_us": at(0.9).round(),
         "dir": dir.display().to_string(),
     }))
+}
+
+/// Writes the library's log (leases taken and given up, retries) to stderr when the environment
+/// variable `ES_BENCH_LOG` holds an `EnvFilter` directive (such as `es_core=info`); off by
+/// default, so it costs nothing.
+pub fn init_log() {
+    if let Ok(filter) = std::env::var("ES_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
 }
