@@ -40,14 +40,7 @@ async fn instances_are_spread_over_partitions_with_a_checkpoint_each() {
         .register::<Account>()
         .build()
         .unwrap();
-    let mut last = 0;
-    for i in 0..30u64 {
-        let done = kernel
-            .dispatch::<Account>(&format!("a-{i}"), AccountCommand::Deposit(1))
-            .await
-            .unwrap();
-        last = done.events[0].position;
-    }
+    let last = deposit_to_30_accounts(&kernel).await;
     let options = ProjectionOptions::default().partitions(3);
     let audit = kernel
         .process_managers()
@@ -102,14 +95,7 @@ async fn each_partition_reports_its_own_gauges() {
             .store(MemoryStore::new())
             .register::<Account>(),
     );
-    let mut last = 0;
-    for i in 0..30u64 {
-        let done = kernel
-            .dispatch::<Account>(&format!("a-{i}"), AccountCommand::Deposit(1))
-            .await
-            .unwrap();
-        last = done.events[0].position;
-    }
+    let last = deposit_to_30_accounts(&kernel).await;
     let audit = rec
         .with(
             kernel
@@ -136,4 +122,17 @@ async fn each_partition_reports_its_own_gauges() {
     );
     audit.stop().await;
     kernel.shutdown().await;
+}
+
+/// One deposit to each of 30 accounts; the position of the last.
+async fn deposit_to_30_accounts(kernel: &Kernel) -> u64 {
+    let mut last = 0;
+    for i in 0..30u64 {
+        let done = kernel
+            .dispatch::<Account>(&format!("a-{i}"), AccountCommand::Deposit(1))
+            .await
+            .unwrap();
+        last = done.events[0].position;
+    }
+    last
 }
