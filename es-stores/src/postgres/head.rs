@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
@@ -33,8 +34,13 @@ pub(crate) struct Refresher {
 }
 
 impl Refresher {
-    /// Runs until aborted.
+    /// Runs until aborted. The refresher reads the head after every commit (the answers to
+    /// appends wait for it), so it keeps a connection of its own rather than taking one from
+    /// the pool each time (sqlx checks a connection when it lends it and when it gets it back:
+    /// two more round trips per refresh); a connection that failed is dropped and replaced.
     pub(crate) async fn run(self) {
+        let own = private_pool(&self.pool);
+        let mut conn: Option<PoolConnection<Postgres>> = None;
         let mut lagging = false;
         loop {
             let wait = if lagging { LAG_POLL } else { self.idle_poll };
@@ -51,7 +57,14 @@ impl Refresher {
             } else {
                 sqlx::query_as::<_, (i64, i64)>(&self.sql.heads)
             };
-            match heads.fetch_one(&self.pool).await {
+            let outcome = match conn.as_mut() {
+                Some(conn) => heads.fetch_one(&mut **conn).await,
+                None => match own.acquire().await {
+                    Ok(fresh) => heads.fetch_one(&mut **conn.insert(fresh)).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match outcome {
                 Ok((readable, written)) => {
                     lagging = written > readable;
                     let readable = u64::try_from(readable).unwrap_or(0);
@@ -66,6 +79,7 @@ impl Refresher {
                 }
                 Err(e) => {
                     debug!(error = %e, "cannot read the head position; will retry");
+                    conn = None;
                     if notify {
                         // Other nodes are told with the next refresh (or poll meanwhile).
                         self.notify_others.store(true, Ordering::Release);
@@ -76,6 +90,18 @@ impl Refresher {
             }
         }
     }
+}
+
+/// A private one-connection pool with `pool`'s connect options, for a task that keeps its own
+/// connection (and reconnects through it) without taking one of the store's pool.
+fn private_pool(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with((*pool.connect_options()).clone())
 }
 
 /// An id for this node's notifications: random per store, so that its own listener can tell
@@ -91,16 +117,9 @@ pub(crate) fn node_id() -> String {
 /// on every notification from another node (`node` is this one's: its own commits woke the
 /// refresher already), and after every reconnection (notifications may have been lost).
 pub(crate) async fn listen(pool: PgPool, channel: String, node: String, wake: Arc<Notify>) {
-    // A private one-connection pool with the same options: the listener reconnects through it.
-    let options = (*pool.connect_options()).clone();
+    // The listener reconnects through a private pool.
+    let own = private_pool(&pool);
     drop(pool);
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options);
     let mut backoff = Duration::from_millis(100);
     loop {
         let mut listener = match PgListener::connect_with(&own).await {
