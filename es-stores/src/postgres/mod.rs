@@ -27,6 +27,7 @@ mod checkpoints;
 mod delete;
 mod error;
 mod head;
+mod held;
 mod keys;
 mod leases;
 mod migrate;

@@ -86,7 +86,8 @@ pub(super) fn start(pool: &PgPool, schema: &str, readers: usize) -> mpsc::Sender
 }
 
 /// One reader: takes what has queued (waiting for one request when nothing has), answers it,
-/// and gives its connection back to the pool whenever the queue is empty.
+/// and gives its connection back to the pool once the queue has stayed empty for a moment
+/// (see `held`).
 async fn run(pool: PgPool, sql: Arc<Statements>, queue: Arc<Mutex<mpsc::Receiver<Request>>>) {
     let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
@@ -96,13 +97,10 @@ async fn run(pool: PgPool, sql: Arc<Statements>, queue: Arc<Mutex<mpsc::Receiver
             let mut rx = queue.lock().await;
             let first = match rx.try_recv() {
                 Ok(request) => request,
-                Err(_) => {
-                    drop(held.take());
-                    match rx.recv().await {
-                        Some(request) => request,
-                        None => return,
-                    }
-                }
+                Err(_) => match super::held::next_request(&mut rx, &mut held).await {
+                    Some(request) => request,
+                    None => return,
+                },
             };
             let mut rows = 0;
             let mut next = Some(first);

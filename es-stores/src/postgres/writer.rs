@@ -79,22 +79,18 @@ impl Lane {
     pub(crate) async fn run(self, mut rx: mpsc::Receiver<Pending>) {
         let mut deferred: VecDeque<Pending> = VecDeque::new();
         // The connection of a busy lane: kept from one batch to the next while requests keep
-        // coming, given back to the pool when the queue is empty. The pool checks a connection
-        // with a round trip of its own when it is taken and again when it is given back; a lane
-        // under load would otherwise pay two of them per batch.
+        // coming, given back to the pool when the queue has stayed empty for a moment (see
+        // `held`).
         let mut held: Option<PoolConnection<Postgres>> = None;
         loop {
             let first = match deferred.pop_front() {
                 Some(p) => p,
                 None => match rx.try_recv() {
                     Ok(p) => p,
-                    Err(_) => {
-                        drop(held.take());
-                        match rx.recv().await {
-                            Some(p) => p,
-                            None => return,
-                        }
-                    }
+                    Err(_) => match super::held::next_request(&mut rx, &mut held).await {
+                        Some(p) => p,
+                        None => return,
+                    },
                 },
             };
             let mut events = first.events.len();
