@@ -188,9 +188,25 @@ async fn connection<'c>(
     }
 }
 
-/// Runs `statement` on the held connection; a connection that failed other than with a
-/// database error (lost, cut off) is given back to the pool, which tests it.
-async fn fetch(
+/// Runs the query `make` builds on the held connection; a connection that failed is given back
+/// to the pool, which tests it. A connection kept from an earlier batch was not checked by the
+/// pool since, so when the server ended it meanwhile (an operator's `pg_terminate_backend`, a
+/// restart) the read is made once more on a fresh one: reads change nothing.
+async fn fetch<'q>(
+    pool: &PgPool,
+    held: &mut Option<PoolConnection<Postgres>>,
+    make: impl Fn() -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    what: &str,
+) -> Result<Vec<PgRow>, StoreError> {
+    let reused = held.is_some();
+    match fetch_once(pool, held, make(), what).await {
+        Err(_) if reused => fetch_once(pool, held, make(), what).await,
+        done => done,
+    }
+}
+
+/// One attempt of [`fetch`].
+async fn fetch_once(
     pool: &PgPool,
     held: &mut Option<PoolConnection<Postgres>>,
     query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
@@ -202,9 +218,9 @@ async fn fetch(
     match query.fetch_all(&mut **conn).await {
         Ok(rows) => Ok(rows),
         Err(e) => {
-            if !matches!(e, sqlx::Error::Database(_)) {
-                drop(held.take());
-            }
+            // Given back for the pool to test: a connection the server ended fails with a
+            // database error too.
+            drop(held.take());
             Err(error::map(e, Op::Read, what))
         }
     }
@@ -230,11 +246,15 @@ async fn answer_streams(
     reads: Vec<StreamRead>,
 ) {
     let (types, ids) = stream_columns(reads.iter().map(|r| &r.0));
-    let query = sqlx::query(&sql.streams)
-        .bind(types)
-        .bind(ids)
-        .bind(reads.iter().map(|r| to_i64(r.1)).collect::<Vec<_>>())
-        .bind(reads.iter().map(|r| limit_i64(r.2)).collect::<Vec<_>>());
+    let froms: Vec<i64> = reads.iter().map(|r| to_i64(r.1)).collect();
+    let limits: Vec<i64> = reads.iter().map(|r| limit_i64(r.2)).collect();
+    let query = || {
+        sqlx::query(&sql.streams)
+            .bind(types.clone())
+            .bind(ids.clone())
+            .bind(froms.clone())
+            .bind(limits.clone())
+    };
     let decoded = match fetch(pool, held, query, "reading a stream").await {
         Ok(rows) => split_events(&rows, reads.len()),
         Err(e) => Err(e),
@@ -286,7 +306,11 @@ async fn answer_snapshots(
     reads: Vec<SnapshotRead>,
 ) {
     let (types, ids) = stream_columns(reads.iter().map(|r| &r.0));
-    let query = sqlx::query(&sql.snapshots).bind(types).bind(ids);
+    let query = || {
+        sqlx::query(&sql.snapshots)
+            .bind(types.clone())
+            .bind(ids.clone())
+    };
     let decoded = match fetch(pool, held, query, "loading a snapshot").await {
         Ok(rows) => split_snapshots(&rows, &reads),
         Err(e) => Err(e),

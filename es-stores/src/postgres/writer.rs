@@ -237,8 +237,7 @@ impl Lane {
 
     /// Runs the append statement for `batch` (one round trip, autocommit) on the `held`
     /// connection, taking one from the pool first if there is none. A connection that failed
-    /// other than with a database error (lost, cut off, cancelled) is given back, so that the
-    /// pool tests it.
+    /// is given back, so that the pool tests it.
     async fn write(
         &self,
         batch: &[Pending],
@@ -339,9 +338,9 @@ impl Lane {
         match rows {
             Ok(rows) => Ok(outcomes(batch, rows)),
             Err(error) => {
-                if !matches!(error, sqlx::Error::Database(_)) {
-                    drop(held.take());
-                }
+                // Given back for the pool to test: a connection the server ended (an
+                // operator's `pg_terminate_backend`, a restart) fails with a database error too.
+                drop(held.take());
                 Err(Failure {
                     error,
                     acquired: true,
