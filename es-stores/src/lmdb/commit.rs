@@ -26,11 +26,12 @@ use std::time::Instant;
 
 use chrono::Utc;
 use es_core::store::{ExpectedVersion, NewEvent, StoreError, StreamId};
+use heed::types::Bytes;
 use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use super::codec::{self, EventFields};
+use super::codec::EventFields;
 use super::heads::Heads;
 use super::open::{Dbs, heed_error};
 use super::request::{Appended, Outcome, Request, Target};
@@ -62,6 +63,8 @@ pub(super) struct TxnWriter {
     pub(super) max_map_size: usize,
     /// Scratch buffer for encoding records.
     pub(super) buf: Vec<u8>,
+    /// Scratch buffer for the stream index keys of an append.
+    pub(super) index_key: Vec<u8>,
     /// Whether answers wait for the next flush (the durable mode, see the module docs). The
     /// other modes do not flush each commit, so the writer flushes once more when closing.
     pub(super) pipelined: bool,
@@ -378,25 +381,30 @@ impl TxnWriter {
                 timestamp,
             }));
         }
+        // The same bytes as the typed databases write (big-endian `u64`s), from the stack and
+        // two scratch buffers: heed's `u64` codec would allocate for every key and value.
+        let log = self.dbs.events.remap_key_type::<Bytes>();
+        let index = self.dbs.index.remap_data_type::<Bytes>();
+        let heads = self.dbs.heads.remap_data_type::<Bytes>();
+        self.index_key.clear();
+        self.index_key.extend_from_slice(key);
         for (i, event) in events.iter().enumerate() {
-            let position = first_position + i as u64;
+            let position = (first_position + i as u64).to_be_bytes();
             let sequence = version + 1 + i as u64;
             EventFields::of(stream, sequence, timestamp, event)
                 .encode_into(&mut self.buf)
                 .map_err(Abort::Request)?;
-            self.dbs
-                .events
-                .put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
+            log.put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
                 .map_err(|e| write_error("append to the global log", e))?;
-            self.dbs
-                .index
-                .put(txn, &codec::suffixed(key, sequence), &position)
+            self.index_key.truncate(key.len());
+            self.index_key.extend_from_slice(&sequence.to_be_bytes());
+            index
+                .put(txn, &self.index_key, &position)
                 .map_err(|e| write_error("write the stream index", e))?;
         }
         let version_after = version + events.len() as u64;
-        self.dbs
-            .heads
-            .put(txn, key, &version_after)
+        heads
+            .put(txn, key, &version_after.to_be_bytes())
             .map_err(|e| write_error("write the stream head", e))?;
         self.heads.stage(key, version_after);
         *head += events.len() as u64;
