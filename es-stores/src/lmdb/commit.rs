@@ -16,6 +16,10 @@
 //! consistent: a transaction never reuses the pages freed by the transaction before it, so the
 //! last durable meta page always points at intact pages.
 //!
+//! The answers themselves (waking the waiting tasks, dropping the requests) go to a thread of
+//! their own ([`Answerer`]), handed a whole batch once it is durable and its head published,
+//! so that the writer thread starts the next transaction at once.
+//!
 //! When LMDB reports `MDB_MAP_FULL`, the transaction is aborted, the map grows (doubling, up to
 //! the configured maximum) and the whole batch is replayed; callers never see it. Past the maximum
 //! the request that did not fit gets [`StoreError::Full`] and the rest of the batch is replayed
@@ -73,6 +77,64 @@ pub(super) struct TxnWriter {
     pub(super) deferred: Option<(Vec<Request>, u64)>,
     /// The stream heads this writer knows (see [`Heads`]).
     pub(super) heads: Heads,
+    /// Answers the requests of durable commits.
+    pub(super) answers: Answerer,
+}
+
+/// Answers the requests of durable commits on a thread of its own, so that the writer thread
+/// goes on to the next group while the tasks that wait are woken. A batch is handed over only
+/// once durable and once its head is published, so every answer still means "durable".
+pub(super) struct Answerer {
+    /// `None` once stopped.
+    batches: Option<std::sync::mpsc::Sender<Vec<Request>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Answerer {
+    /// Starts the answer thread.
+    pub(super) fn spawn() -> Result<Self, StoreError> {
+        let (batches, received) = std::sync::mpsc::channel::<Vec<Request>>();
+        let thread = std::thread::Builder::new()
+            .name("es-lmdb-answers".to_owned())
+            .spawn(move || {
+                for batch in received {
+                    batch.into_iter().for_each(Request::answer);
+                }
+            })
+            .map_err(|e| StoreError::io("starting the es-lmdb-answers thread", e))?;
+        Ok(Self {
+            batches: Some(batches),
+            thread: Some(thread),
+        })
+    }
+
+    /// Answers every request of `batch` (on the answer thread; on this one once that is gone).
+    fn answer(&self, batch: Vec<Request>) {
+        let unsent = match &self.batches {
+            Some(batches) => match batches.send(batch) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(batch)) => batch,
+            },
+            None => batch,
+        };
+        unsent.into_iter().for_each(Request::answer);
+    }
+
+    /// Returns once every batch handed over is answered and the thread has stopped.
+    fn stop(&mut self) {
+        drop(self.batches.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the lmdb answer thread panicked");
+        }
+    }
+}
+
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Committer for TxnWriter {
@@ -98,6 +160,7 @@ impl Committer for TxnWriter {
     /// flush each commit.
     fn finish(mut self) -> Result<(), StoreError> {
         self.flush_deferred();
+        self.answers.stop();
         if !self.pipelined {
             self.env
                 .force_sync()
@@ -142,11 +205,11 @@ impl TxnWriter {
             // This commit's data flush also flushed the meta page of the one before.
             if let Some((earlier, earlier_head)) = self.deferred.replace((batch, head)) {
                 self.publish(earlier_head);
-                earlier.into_iter().for_each(Request::answer);
+                self.answers.answer(earlier);
             }
         } else {
             self.publish(head);
-            batch.into_iter().for_each(Request::answer);
+            self.answers.answer(batch);
         }
     }
 
@@ -159,7 +222,7 @@ impl TxnWriter {
         match self.env.force_sync() {
             Ok(()) => {
                 self.publish(head);
-                batch.into_iter().for_each(Request::answer);
+                self.answers.answer(batch);
             }
             Err(e) => {
                 let error = heed_error("flush a commit to disk", e);

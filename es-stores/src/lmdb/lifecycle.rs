@@ -12,7 +12,7 @@ use heed::{Env, EnvClosingEvent, WithoutTls};
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::watch;
 
-use super::commit::TxnWriter;
+use super::commit::{Answerer, TxnWriter};
 use super::heads::Heads;
 use super::open::{Dbs, LOCK_FILE, MAP_ALIGN, check_directory, open_databases, open_env};
 use super::options::{Durability, LmdbOptions};
@@ -213,6 +213,7 @@ impl Shared {
             pipelined: options.durability == Durability::Durable,
             deferred: None,
             heads: Heads::default(),
+            answers: Answerer::spawn()?,
         };
         let mut threads = Threads {
             writer: WriterThread::spawn(
