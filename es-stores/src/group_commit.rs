@@ -79,6 +79,17 @@ impl<R: Send + 'static> WriterThread<R> {
 }
 
 impl<R> WriterThread<R> {
+    /// Queues `request` when the queue has room (no waiting, nothing to poll): `Ok(None)`;
+    /// gives it back as `Ok(Some(..))` when the queue is full, to be sent with
+    /// [`WriterThread::send`]. [`StoreError::Closed`] when the writer thread has stopped.
+    pub(crate) fn try_send(&self, request: R) -> Result<Option<R>, StoreError> {
+        match self.requests.try_send(request) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(request)) => Ok(Some(request)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Closed),
+        }
+    }
+
     /// Queues `request`, waiting while the queue is full. [`StoreError::Closed`] when the
     /// writer thread has stopped (it panicked).
     pub(crate) async fn send(&self, request: R) -> Result<(), StoreError> {

@@ -87,13 +87,19 @@ impl ErasureLayer {
         done
     }
 
+    /// Whether [`ErasureLayer::seal`] may change `json` at all (it holds the PII marker): when
+    /// it does not, `seal` answers `None` without looking further.
+    pub(crate) fn may_seal(json: &[u8]) -> bool {
+        may_hold_pii(split_header(json).1)
+    }
+
     /// Seals the open PII fields of `json`: `None` when it holds none, else the sealed JSON
     /// (to store) and the plain JSON (what a reader with the keys reads back).
     pub async fn seal(&self, json: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let (header, body) = split_header(json);
-        if !may_hold_pii(body) {
+        if !Self::may_seal(json) {
             return Ok(None);
         }
+        let (header, body) = split_header(json);
         let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
             return Ok(None);
         };

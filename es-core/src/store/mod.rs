@@ -35,4 +35,5 @@ pub use record::{
     AppendResult, BatchAppend, BatchOutcome, Checkpoint, NewEvent, RecordedEvent, Snapshot,
     validate_append, validate_batch,
 };
+pub(crate) use traits::StoreFuture;
 pub use traits::{CheckpointStore, EventStore, SnapshotStore, Store};

@@ -242,38 +242,62 @@ pub trait CheckpointStore: Send + Sync + 'static {
     }
 }
 
+/// The future of a store call, as `async_trait` writes it.
+pub(crate) type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
 macro_rules! forward_event_store {
     ($ty:ty) => {
         #[async_trait]
         impl<T: EventStore + ?Sized> EventStore for $ty {
-            async fn append(
-                &self,
-                stream: &StreamId,
+            // The hot calls hand back the inner store's future as it is: a forwarding layer
+            // costs no allocation and no extra poll (written as `async_trait` expands them).
+            fn append<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                stream: &'life1 StreamId,
                 expected: ExpectedVersion,
                 events: Vec<NewEvent>,
-            ) -> Result<AppendResult, StoreError> {
-                (**self).append(stream, expected, events).await
+            ) -> StoreFuture<'async_trait, AppendResult>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).append(stream, expected, events)
             }
-            async fn append_many(
-                &self,
+            fn append_many<'life0, 'async_trait>(
+                &'life0 self,
                 batch: Vec<BatchAppend>,
-            ) -> Result<BatchOutcome, StoreError> {
-                (**self).append_many(batch).await
+            ) -> StoreFuture<'async_trait, BatchOutcome>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).append_many(batch)
             }
-            async fn read_stream(
-                &self,
-                stream: &StreamId,
+            fn read_stream<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                stream: &'life1 StreamId,
                 from_sequence: u64,
                 limit: usize,
-            ) -> Result<Vec<RecordedEvent>, StoreError> {
-                (**self).read_stream(stream, from_sequence, limit).await
+            ) -> StoreFuture<'async_trait, Vec<RecordedEvent>>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).read_stream(stream, from_sequence, limit)
             }
-            async fn read_all(
-                &self,
+            fn read_all<'life0, 'async_trait>(
+                &'life0 self,
                 from_position: u64,
                 limit: usize,
-            ) -> Result<Vec<RecordedEvent>, StoreError> {
-                (**self).read_all(from_position, limit).await
+            ) -> StoreFuture<'async_trait, Vec<RecordedEvent>>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).read_all(from_position, limit)
             }
             async fn read_all_filtered(
                 &self,
@@ -295,11 +319,23 @@ macro_rules! forward_event_store {
                     .read_all_matching(from_position, limit, filter)
                     .await
             }
-            async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-                (**self).stream_version(stream).await
+            fn stream_version<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                stream: &'life1 StreamId,
+            ) -> StoreFuture<'async_trait, u64>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).stream_version(stream)
             }
-            async fn head_position(&self) -> Result<u64, StoreError> {
-                (**self).head_position().await
+            fn head_position<'life0, 'async_trait>(&'life0 self) -> StoreFuture<'async_trait, u64>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).head_position()
             }
             fn subscribe(&self) -> watch::Receiver<u64> {
                 (**self).subscribe()

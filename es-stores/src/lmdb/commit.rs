@@ -16,6 +16,10 @@
 //! consistent: a transaction never reuses the pages freed by the transaction before it, so the
 //! last durable meta page always points at intact pages.
 //!
+//! The answers themselves (waking the waiting tasks, dropping the requests) go to a thread of
+//! their own ([`Answerer`]), handed a whole batch once it is durable and its head published,
+//! so that the writer thread starts the next transaction at once.
+//!
 //! When LMDB reports `MDB_MAP_FULL`, the transaction is aborted, the map grows (doubling, up to
 //! the configured maximum) and the whole batch is replayed; callers never see it. Past the maximum
 //! the request that did not fit gets [`StoreError::Full`] and the rest of the batch is replayed
@@ -26,11 +30,12 @@ use std::time::Instant;
 
 use chrono::Utc;
 use es_core::store::{ExpectedVersion, NewEvent, StoreError, StreamId};
+use heed::types::Bytes;
 use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use super::codec::{self, EventFields};
+use super::codec::EventFields;
 use super::heads::Heads;
 use super::open::{Dbs, heed_error};
 use super::request::{Appended, Outcome, Request, Target};
@@ -62,6 +67,8 @@ pub(super) struct TxnWriter {
     pub(super) max_map_size: usize,
     /// Scratch buffer for encoding records.
     pub(super) buf: Vec<u8>,
+    /// Scratch buffer for the stream index keys of an append.
+    pub(super) index_key: Vec<u8>,
     /// Whether answers wait for the next flush (the durable mode, see the module docs). The
     /// other modes do not flush each commit, so the writer flushes once more when closing.
     pub(super) pipelined: bool,
@@ -70,6 +77,64 @@ pub(super) struct TxnWriter {
     pub(super) deferred: Option<(Vec<Request>, u64)>,
     /// The stream heads this writer knows (see [`Heads`]).
     pub(super) heads: Heads,
+    /// Answers the requests of durable commits.
+    pub(super) answers: Answerer,
+}
+
+/// Answers the requests of durable commits on a thread of its own, so that the writer thread
+/// goes on to the next group while the tasks that wait are woken. A batch is handed over only
+/// once durable and once its head is published, so every answer still means "durable".
+pub(super) struct Answerer {
+    /// `None` once stopped.
+    batches: Option<std::sync::mpsc::Sender<Vec<Request>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Answerer {
+    /// Starts the answer thread.
+    pub(super) fn spawn() -> Result<Self, StoreError> {
+        let (batches, received) = std::sync::mpsc::channel::<Vec<Request>>();
+        let thread = std::thread::Builder::new()
+            .name("es-lmdb-answers".to_owned())
+            .spawn(move || {
+                for batch in received {
+                    batch.into_iter().for_each(Request::answer);
+                }
+            })
+            .map_err(|e| StoreError::io("starting the es-lmdb-answers thread", e))?;
+        Ok(Self {
+            batches: Some(batches),
+            thread: Some(thread),
+        })
+    }
+
+    /// Answers every request of `batch` (on the answer thread; on this one once that is gone).
+    fn answer(&self, batch: Vec<Request>) {
+        let unsent = match &self.batches {
+            Some(batches) => match batches.send(batch) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(batch)) => batch,
+            },
+            None => batch,
+        };
+        unsent.into_iter().for_each(Request::answer);
+    }
+
+    /// Returns once every batch handed over is answered and the thread has stopped.
+    fn stop(&mut self) {
+        drop(self.batches.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the lmdb answer thread panicked");
+        }
+    }
+}
+
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Committer for TxnWriter {
@@ -95,6 +160,7 @@ impl Committer for TxnWriter {
     /// flush each commit.
     fn finish(mut self) -> Result<(), StoreError> {
         self.flush_deferred();
+        self.answers.stop();
         if !self.pipelined {
             self.env
                 .force_sync()
@@ -139,11 +205,11 @@ impl TxnWriter {
             // This commit's data flush also flushed the meta page of the one before.
             if let Some((earlier, earlier_head)) = self.deferred.replace((batch, head)) {
                 self.publish(earlier_head);
-                earlier.into_iter().for_each(Request::answer);
+                self.answers.answer(earlier);
             }
         } else {
             self.publish(head);
-            batch.into_iter().for_each(Request::answer);
+            self.answers.answer(batch);
         }
     }
 
@@ -156,7 +222,7 @@ impl TxnWriter {
         match self.env.force_sync() {
             Ok(()) => {
                 self.publish(head);
-                batch.into_iter().for_each(Request::answer);
+                self.answers.answer(batch);
             }
             Err(e) => {
                 let error = heed_error("flush a commit to disk", e);
@@ -378,25 +444,30 @@ impl TxnWriter {
                 timestamp,
             }));
         }
+        // The same bytes as the typed databases write (big-endian `u64`s), from the stack and
+        // two scratch buffers: heed's `u64` codec would allocate for every key and value.
+        let log = self.dbs.events.remap_key_type::<Bytes>();
+        let index = self.dbs.index.remap_data_type::<Bytes>();
+        let heads = self.dbs.heads.remap_data_type::<Bytes>();
+        self.index_key.clear();
+        self.index_key.extend_from_slice(key);
         for (i, event) in events.iter().enumerate() {
-            let position = first_position + i as u64;
+            let position = (first_position + i as u64).to_be_bytes();
             let sequence = version + 1 + i as u64;
             EventFields::of(stream, sequence, timestamp, event)
                 .encode_into(&mut self.buf)
                 .map_err(Abort::Request)?;
-            self.dbs
-                .events
-                .put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
+            log.put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
                 .map_err(|e| write_error("append to the global log", e))?;
-            self.dbs
-                .index
-                .put(txn, &codec::suffixed(key, sequence), &position)
+            self.index_key.truncate(key.len());
+            self.index_key.extend_from_slice(&sequence.to_be_bytes());
+            index
+                .put(txn, &self.index_key, &position)
                 .map_err(|e| write_error("write the stream index", e))?;
         }
         let version_after = version + events.len() as u64;
-        self.dbs
-            .heads
-            .put(txn, key, &version_after)
+        heads
+            .put(txn, key, &version_after.to_be_bytes())
             .map_err(|e| write_error("write the stream head", e))?;
         self.heads.stage(key, version_after);
         *head += events.len() as u64;

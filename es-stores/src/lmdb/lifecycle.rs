@@ -12,7 +12,7 @@ use heed::{Env, EnvClosingEvent, WithoutTls};
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::watch;
 
-use super::commit::TxnWriter;
+use super::commit::{Answerer, TxnWriter};
 use super::heads::Heads;
 use super::open::{Dbs, LOCK_FILE, MAP_ALIGN, check_directory, open_databases, open_env};
 use super::options::{Durability, LmdbOptions};
@@ -21,6 +21,10 @@ use super::request::Request;
 use crate::group_commit::WriterThread;
 use crate::lock::DirLock;
 use crate::metrics::StoreMetrics;
+
+/// The wait for room in a full writer queue (see [`Shared::queue`]).
+pub(super) type QueueFull<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// How long opening waits for a store of the same path that is closing in this process, and
 /// closing waits for the environment to close.
@@ -205,9 +209,11 @@ impl Shared {
             resize_gate: resize_gate.clone(),
             max_map_size: (options.max_map_size / MAP_ALIGN * MAP_ALIGN).max(MAP_ALIGN),
             buf: Vec::with_capacity(4096),
+            index_key: Vec::with_capacity(64),
             pipelined: options.durability == Durability::Durable,
             deferred: None,
             heads: Heads::default(),
+            answers: Answerer::spawn()?,
         };
         let mut threads = Threads {
             writer: WriterThread::spawn(
@@ -258,6 +264,18 @@ impl Shared {
     /// Queues a write for the writer thread.
     pub(super) async fn send(&self, request: Request) -> Result<(), StoreError> {
         self.threads.writer.send(request).await
+    }
+
+    /// Queues `request` for the writer thread at once when its queue has room (`Ok(None)`);
+    /// otherwise returns the future that waits for room. That future is boxed, and only made
+    /// when the queue is full, so that the future of every write stays small (well under the
+    /// size the allocator serves from its per-thread cache) and holds the request only once.
+    pub(super) fn queue(&self, request: Request) -> Result<Option<QueueFull<'_>>, StoreError> {
+        Ok(self
+            .threads
+            .writer
+            .try_send(request)?
+            .map(|request| Box::pin(self.send(request)) as QueueFull<'_>))
     }
 
     /// Closes the store now (blocking) and returns the first error met on the way.

@@ -216,7 +216,9 @@ impl LmdbStore {
     /// Sends a request to the writer and waits for its answer.
     async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.inner.send(make(reply)).await?;
+        if let Some(full) = self.inner.queue(make(reply))? {
+            full.await?;
+        }
         answer.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -226,15 +226,33 @@ pub(super) struct AppendDone {
 }
 
 impl AppendDone {
-    /// The records of the appended events.
+    /// The records of the appended events (as [`AppendResult::recorded`] makes them; the last
+    /// one takes the request's stream id instead of a copy).
     pub(super) fn into_result(self) -> AppendResult {
-        AppendResult::recorded(
-            &self.stream,
-            self.at.version_before,
-            self.at.first_position..,
-            self.at.timestamp,
-            self.events,
-        )
+        let AppendDone {
+            mut stream,
+            events,
+            at,
+        } = self;
+        let count = events.len();
+        let mut recorded = Vec::with_capacity(count);
+        for (i, event) in events.into_iter().enumerate() {
+            let stream = if i + 1 == count {
+                std::mem::take(&mut stream)
+            } else {
+                stream.clone()
+            };
+            recorded.push(event.record(
+                stream,
+                at.version_before + 1 + i as u64,
+                at.first_position + i as u64,
+                at.timestamp,
+            ));
+        }
+        AppendResult {
+            version: at.version_before + count as u64,
+            events: recorded,
+        }
     }
 }
 
