@@ -4,6 +4,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use crate::follow::Progress;
+
 use super::dead_letter::DeadLetter;
 use super::error::ProjectionError;
 use super::group::Group;
@@ -21,8 +23,8 @@ pub(super) trait AnyRunner: Send + Sync + 'static {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// Its dead letters.
     fn dead_letters(&self) -> Vec<DeadLetter>;
-    /// Each partition's metrics and position (one, unpartitioned), for the lag monitor.
-    fn lag_sources(&self) -> Vec<(ProjectionMetricsRef, u64)>;
+    /// Each partition's metrics and progress (one, unpartitioned), for the lag monitor.
+    fn lag_sources(&self) -> Vec<(ProjectionMetricsRef, Arc<Progress>)>;
     /// Re-runs the parked events of `key` in order.
     fn retry<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<usize, ProjectionError>>;
     /// Drops the parked event of `key` at `position`, recording `reason`.
@@ -58,10 +60,10 @@ impl<P: Projection> AnyRunner for Group<P> {
         Group::dead_letters(self)
     }
 
-    fn lag_sources(&self) -> Vec<(ProjectionMetricsRef, u64)> {
+    fn lag_sources(&self) -> Vec<(ProjectionMetricsRef, Arc<Progress>)> {
         self.parts
             .iter()
-            .map(|p| (p.metrics.clone(), p.progress.position()))
+            .map(|p| (p.metrics.clone(), p.progress.clone()))
             .collect()
     }
 

@@ -43,6 +43,11 @@ pub(crate) struct ProjectionMetrics {
     pending: Mutex<Option<(u64, DateTime<Utc>)>>,
     /// The kernel's clock (which stamps the events).
     clock: Arc<dyn Clock>,
+    /// The position the runner last computed its lag at (`None` before it did). Readers that
+    /// refresh the gauges (a status, the lag monitor) compute at this position, under this
+    /// lock: a reader holding an older position would otherwise overwrite the runner's figure
+    /// just before the runner publishes its new position.
+    at: Mutex<Option<u64>>,
 }
 
 /// A runner's lag.
@@ -90,6 +95,7 @@ impl ProjectionMetrics {
             head,
             pending: Mutex::new(None),
             clock,
+            at: Mutex::new(None),
         }
     }
 
@@ -117,6 +123,20 @@ impl ProjectionMetrics {
     /// not lag), and zero while that event has not been seen yet (for at most a moment for a
     /// running runner; the kernel's lag monitor reads it for a stopped one within a second).
     pub(crate) fn lag(&self, processed: u64) -> Lag {
+        let mut at = self.at.lock();
+        *at = Some(processed);
+        self.compute(processed)
+    }
+
+    /// The lag (also set on the gauges) at the position the runner last computed it at, or at
+    /// `position` when it has not yet: what readers of the status and the lag monitor use.
+    pub(crate) fn refresh(&self, position: u64) -> Lag {
+        let at = self.at.lock();
+        self.compute(at.unwrap_or(position))
+    }
+
+    /// [`Self::lag`] without recording the position.
+    fn compute(&self, processed: u64) -> Lag {
         let head = *self.head.borrow();
         let events = head.saturating_sub(processed);
         let time = match *self.pending.lock() {
@@ -133,3 +153,26 @@ impl ProjectionMetrics {
 
 /// Shared handles of a projection's metrics.
 pub(crate) type ProjectionMetricsRef = Arc<ProjectionMetrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[test]
+    fn a_reader_with_an_older_position_does_not_overwrite_the_runners_lag() {
+        let (head, rx) = watch::channel(4);
+        let metrics = ProjectionMetrics::new("p", None, rx, Arc::new(SystemClock));
+        // Before the runner computed any lag, a reader's position is used.
+        assert_eq!(metrics.refresh(1).events, 3);
+        // The runner handled up to 4; a reader that read the position as 3 just before it
+        // was published refreshes at the runner's own.
+        assert_eq!(metrics.lag(4).events, 0);
+        assert_eq!(metrics.refresh(3).events, 0);
+        head.send_replace(6);
+        assert_eq!(metrics.refresh(3).events, 2);
+        // A reset moves the runner back: that is its figure from then on.
+        assert_eq!(metrics.lag(0).events, 6);
+        assert_eq!(metrics.refresh(5).events, 6);
+    }
+}

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::follow::ProjectionPhase;
+use crate::follow::{Progress, ProjectionPhase};
 use crate::store::{CheckpointStore, EventStore};
 use crate::tracker::{TaskToken, TaskTracker};
 
@@ -386,20 +386,26 @@ impl LagMonitor {
                 return;
             };
             // The status refreshes the gauges; the lag in time may need one event read.
-            let unknown: Vec<(ProjectionMetricsRef, u64)> = runners
+            let unknown: Vec<(ProjectionMetricsRef, Arc<Progress>, u64)> = runners
                 .lock()
                 .by_name
                 .values()
                 .flat_map(|entry| entry.runner.lag_sources())
-                .filter(|(metrics, position)| metrics.needs_pending(*position))
+                .map(|(metrics, progress)| {
+                    let position = progress.position();
+                    (metrics, progress, position)
+                })
+                .filter(|(metrics, _, position)| metrics.needs_pending(*position))
                 .collect();
             drop(runners);
-            for (metrics, position) in unknown {
+            for (metrics, progress, position) in unknown {
                 match self.store.read_all(position + 1, 1).await {
                     Ok(events) => {
                         if let Some(first) = events.first() {
                             metrics.note_pending(first.position, first.timestamp);
-                            metrics.lag(position);
+                            // At the runner's own position: it may have moved on during the
+                            // read, and a lag at the older one would overwrite its figure.
+                            metrics.refresh(progress.position());
                         }
                     }
                     Err(e) => {

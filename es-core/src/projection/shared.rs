@@ -50,7 +50,7 @@ pub(super) fn status_of<P>(shared: &Shared<P>) -> ProjectionStatus {
     let progress = &shared.progress;
     let position = progress.position();
     let metrics = &shared.metrics;
-    let lag = metrics.lag(position);
+    let lag = metrics.refresh(position);
     let status = shared.status.lock();
     ProjectionStatus {
         name: shared.checkpoint.clone(),
