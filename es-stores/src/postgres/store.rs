@@ -121,9 +121,11 @@ use crate::metrics::StoreMetrics;
 /// [`EventStore::subscribe`] is fed by a background task that re-reads the readable head after
 /// each local commit and on every notification on the channel `es.<schema>`. A node that
 /// committed sends `pg_notify` *after* its commit (a `NOTIFY` inside a transaction takes a
-/// database-wide lock at commit, which would serialize appends). The listener has its own
-/// connection and reconnects on error; while the readable head lags behind the written one, the
-/// task polls every 10 ms, and otherwise every `poll_interval` (default 1 s) as a fallback.
+/// database-wide lock at commit, which would serialize appends); the same statement re-reads
+/// the head. The listener and this task each have a connection of their own, beside the pool
+/// (so a store uses the pool's connections plus two), and reconnect on error; while the
+/// readable head lags behind the written one, the task polls every 10 ms, and otherwise every
+/// `poll_interval` (default 1 s) as a fallback.
 ///
 /// An append returns once its events are readable (bounded by
 /// [`PostgresStoreBuilder::visibility_wait`](super::PostgresStoreBuilder::visibility_wait)): a
