@@ -93,7 +93,8 @@ impl Refresher {
 }
 
 /// A private one-connection pool with `pool`'s connect options, for a task that keeps its own
-/// connection (and reconnects through it) without taking one of the store's pool.
+/// connection (and reconnects through it) without taking one of the store's pool. Its
+/// statements run again and again: generic plans (`plan_cache_mode`), planned once.
 fn private_pool(pool: &PgPool) -> PgPool {
     PgPoolOptions::new()
         .max_connections(1)
@@ -101,7 +102,11 @@ fn private_pool(pool: &PgPool) -> PgPool {
         .max_lifetime(None)
         .idle_timeout(None)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with((*pool.connect_options()).clone())
+        .connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .options([("plan_cache_mode", "force_generic_plan")]),
+        )
 }
 
 /// An id for this node's notifications: random per store, so that its own listener can tell

@@ -8,11 +8,12 @@
 //! when it gets it back). A reader keeps its connection while requests keep coming.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use es_core::store::{RecordedEvent, Snapshot, StoreError, StreamId};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -48,6 +49,26 @@ const LATEST_SNAPSHOTS: &str = "SELECT r.n, s.version, s.state, s.taken_at, s.ta
          WHERE x.stream_type = r.stream_type AND x.stream_id = r.stream_id \
          ORDER BY x.version DESC LIMIT 1) s";
 
+/// The readers' own pool, beside the store's: a connection per reader at most, opened with the
+/// store's pool's connect options (and its acquire timeout) plus `plan_cache_mode =
+/// force_generic_plan`. The two statements run for every batch, and PostgreSQL otherwise plans
+/// them again at each execution (it keeps choosing a custom plan); the generic plan is the
+/// same index lookup per request. Measured under W1 on PostgreSQL: a tenth of the server's CPU.
+/// A pool of their own, because a session setting must not reach connections the application
+/// shares with the store.
+fn reader_pool(pool: &PgPool, readers: usize) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(u32::try_from(readers).unwrap_or(u32::MAX))
+        .min_connections(0)
+        .idle_timeout(Some(Duration::from_secs(60)))
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .options([("plan_cache_mode", "force_generic_plan")]),
+        )
+}
+
 /// One queued read.
 pub(super) enum Request {
     /// Up to `limit` (at least 1) events of `stream` from sequence `from`.
@@ -79,8 +100,10 @@ pub(super) fn start(pool: &PgPool, schema: &str, readers: usize) -> mpsc::Sender
         streams: fill(READ_STREAMS, schema),
         snapshots: fill(LATEST_SNAPSHOTS, schema),
     });
-    for _ in 0..readers.max(1) {
-        tokio::spawn(run(pool.clone(), statements.clone(), queue.clone()));
+    let readers = readers.max(1);
+    let own = reader_pool(pool, readers);
+    for _ in 0..readers {
+        tokio::spawn(run(own.clone(), statements.clone(), queue.clone()));
     }
     tx
 }

@@ -122,8 +122,10 @@ use crate::metrics::StoreMetrics;
 /// each local commit and on every notification on the channel `es.<schema>`. A node that
 /// committed sends `pg_notify` *after* its commit (a `NOTIFY` inside a transaction takes a
 /// database-wide lock at commit, which would serialize appends); the same statement re-reads
-/// the head. The listener and this task each have a connection of their own, beside the pool
-/// (so a store uses the pool's connections plus two), and reconnect on error; while the
+/// the head. The listener and this task each have a connection of their own, beside the pool,
+/// and so do the four tasks that batch the reads by stream (opened while reads come, closed
+/// after a minute idle): a store uses up to six connections besides the pool's. They reconnect
+/// on error; while the
 /// readable head lags behind the written one, the task polls every 10 ms, and otherwise every
 /// `poll_interval` (default 1 s) as a fallback.
 ///
