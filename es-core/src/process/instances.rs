@@ -83,7 +83,7 @@ pub(super) fn instances_of<P: ProcessManager>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::HashMap;
 
     use serde::{Deserialize, Serialize};
@@ -93,9 +93,11 @@ mod tests {
     use crate::projection::ProjectionError;
     use crate::store::RecordedEvent;
 
+    /// A process manager whose instances are one number: the fixture of this module's tests
+    /// and of `requests`'.
     #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
-    struct Flow {
-        step: u32,
+    pub(in crate::process) struct Flow {
+        pub(in crate::process) step: u32,
     }
 
     impl ProcessManager for Flow {

@@ -45,30 +45,9 @@ pub(super) fn load_state<P: ProcessManager>(
 
 #[cfg(test)]
 mod tests {
-    use serde::{Deserialize, Serialize};
-
     use super::load_state;
-    use crate::process::{Commands, ProcessManager};
-    use crate::projection::{DeadLetter, Parked, ProjectionError, wrap_state};
-    use crate::store::RecordedEvent;
-
-    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
-    struct Flow {
-        step: u32,
-    }
-
-    impl ProcessManager for Flow {
-        const NAME: &'static str = "flow";
-        fn accepts(_: &str) -> bool {
-            true
-        }
-        fn starts(_: &RecordedEvent) -> bool {
-            true
-        }
-        fn handle(&mut self, _: &RecordedEvent, _: &mut Commands) -> Result<(), ProjectionError> {
-            Ok(())
-        }
-    }
+    use crate::process::instances::tests::Flow;
+    use crate::projection::{DeadLetter, Parked, wrap_state};
 
     /// A checkpoint written before process managers parked (formats 1 and 2, bare JSON) loads
     /// with no dead letters; one with dead letters wraps those bytes in the projections'
