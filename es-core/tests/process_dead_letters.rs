@@ -88,6 +88,17 @@ fn kernel_on(store: &MemoryStore) -> Kernel {
         .unwrap()
 }
 
+/// A kernel on `store` running `Relay` under `parking()`.
+async fn start_relay(store: &MemoryStore) -> (Kernel, ProcessHandle<Relay>) {
+    let kernel = kernel_on(store);
+    let relay = kernel
+        .process_managers()
+        .start::<Relay>(parking())
+        .await
+        .unwrap();
+    (kernel, relay)
+}
+
 fn parking() -> ProjectionOptions {
     ProjectionOptions::default()
         .error_policy(OnError::park())
@@ -103,12 +114,7 @@ async fn a_failing_instance_is_parked_others_go_on_and_a_retry_sends_its_command
     let b2 = order(&store, "bad-1", 20).await;
     let g2 = order(&store, "good-1", 2).await;
     let b3 = order(&store, "bad-1", 30).await;
-    let kernel = kernel_on(&store);
-    let relay = kernel
-        .process_managers()
-        .start::<Relay>(parking())
-        .await
-        .unwrap();
+    let (kernel, relay) = start_relay(&store).await;
     relay.wait_for(b3).await.unwrap();
 
     let good = deposits(&store, "good-1").await;
@@ -179,12 +185,7 @@ async fn a_failing_instance_is_parked_others_go_on_and_a_retry_sends_its_command
     assert_eq!(deposits(&store, "bad-1").await.len(), 4);
     // Handled again from the checkpoint after a restart, nothing is sent twice.
     kernel.shutdown().await;
-    let kernel = kernel_on(&store);
-    let relay = kernel
-        .process_managers()
-        .start::<Relay>(parking())
-        .await
-        .unwrap();
+    let (kernel, relay) = start_relay(&store).await;
     relay.wait_for(b4).await.unwrap();
     assert_eq!(deposits(&store, "bad-1").await.len(), 4);
     assert_eq!(deposits(&store, "good-1").await.len(), 2);
@@ -198,12 +199,7 @@ async fn parked_instances_survive_a_restart_and_a_skip_keeps_its_reason() {
     let b1 = order(&store, "bad-2", 1).await;
     let b2 = order(&store, "bad-2", 2).await;
     let g1 = order(&store, "good-2", 3).await;
-    let kernel = kernel_on(&store);
-    let relay = kernel
-        .process_managers()
-        .start::<Relay>(parking())
-        .await
-        .unwrap();
+    let (kernel, relay) = start_relay(&store).await;
     relay.wait_for(g1).await.unwrap();
     assert_eq!(relay.dead_letters().len(), 2);
     kernel.shutdown().await;
