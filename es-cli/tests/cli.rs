@@ -10,13 +10,6 @@ use common::*;
 use es_core::store::{CheckpointStore, EventStore, SnapshotStore};
 use es_stores::{FileStore, LmdbStore};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// memory export → file (import) → LMDB (copy) → LMDB (copy), equal at each step, with the
 /// snapshot and checkpoint carried along.
 #[test]

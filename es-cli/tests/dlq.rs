@@ -98,13 +98,6 @@ async fn park_three(dir: &Path) -> Vec<u64> {
     parked
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn dlq_lists_skips_and_requests_a_retry_the_runner_carries_out() {
     let tmp = tempfile::tempdir().unwrap();

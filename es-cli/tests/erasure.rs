@@ -15,13 +15,6 @@ use es_stores::{FileStore, LmdbStore};
 const ALICE: &str = "Alice-Secret-Name-1";
 const BOB: &str = "Bob-Secret-Name-22";
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A payload with one open PII field, as `#[derive(Event)]` encodes it.
 fn open(subject: &str, name: &str) -> Vec<u8> {
     serde_json::json!({

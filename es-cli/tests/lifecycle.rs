@@ -11,13 +11,6 @@ use common::*;
 use es_core::store::{ExpectedVersion, NewEvent, Snapshot, SnapshotStore, Store, StreamId};
 use es_stores::{FileStore, LmdbStore};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn s(id: &str) -> StreamId {
     StreamId::new("t", id)
 }

@@ -70,13 +70,6 @@ impl Drop for Schema {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn copy_chain_memory_export_file_lmdb_postgres_lmdb() {
     let tmp = tempfile::tempdir().unwrap();

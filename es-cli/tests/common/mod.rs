@@ -11,6 +11,14 @@ use es_core::store::{
 };
 use serde_json::Value;
 
+/// A current-thread runtime for a test's setup and checks outside the binary.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The `es` binary built for these tests, with no `ES_STORE` from the environment.
 pub fn es() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_es"));
