@@ -89,10 +89,13 @@ pub(super) async fn rebuild<P: Projection>(
     *current = state;
     // The fresh state applied every event, parked ones included: nothing is parked any more.
     shared.parked.lock().clear();
-    drop(current);
     shared.metrics.dead_letters.set(0.0);
     shared.metrics.lag(last);
+    // Published before the state lock is let go: the runner, waiting on that lock with a page
+    // read after its old position, must find its position moved and drop the page (its events
+    // are in the fresh state), not apply them a second time.
     shared.progress.publish(last);
+    drop(current);
     Ok(last)
 }
 
