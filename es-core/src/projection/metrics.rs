@@ -105,6 +105,21 @@ impl ProjectionMetrics {
         *self.pending.lock() = Some((position, timestamp));
     }
 
+    /// Notes an event a reader of the log (the lag monitor) found after the position it read
+    /// for the runner, unless the runner has seen a newer one meanwhile: a reader that read
+    /// before the runner moved on would otherwise set an event the runner has already
+    /// processed as the oldest pending one, and the lag in time would read zero while the
+    /// runner is stuck behind.
+    pub(crate) fn note_found(&self, position: u64, timestamp: DateTime<Utc>) {
+        let at = self.at.lock();
+        let mut pending = self.pending.lock();
+        let processed = at.unwrap_or(0);
+        let unknown = pending.is_none_or(|(seen, _)| seen <= processed);
+        if unknown && position > processed {
+            *pending = Some((position, timestamp));
+        }
+    }
+
     /// Whether the lag in time is unknown: the runner is behind, and the oldest event it
     /// has not processed was not seen yet.
     pub(crate) fn needs_pending(&self, processed: u64) -> bool {
@@ -174,5 +189,28 @@ mod tests {
         // A reset moves the runner back: that is its figure from then on.
         assert_eq!(metrics.lag(0).events, 6);
         assert_eq!(metrics.refresh(5).events, 6);
+    }
+
+    #[test]
+    fn a_monitor_that_read_before_the_runner_moved_on_does_not_hide_its_lag() {
+        let (head, rx) = watch::channel(3);
+        let metrics = ProjectionMetrics::new("p", None, rx, Arc::new(SystemClock));
+        let old = Utc::now() - chrono::Duration::seconds(10);
+        // The monitor read event 1 while the runner was at 0; meanwhile the runner handled
+        // 1 and is stuck on 2.
+        metrics.note_pending(1, old);
+        metrics.lag(1);
+        metrics.note_pending(2, old);
+        metrics.note_found(1, old);
+        assert!(metrics.refresh(0).time >= Duration::from_secs(10));
+        // A found event counts when the runner has not seen one past its position.
+        metrics.lag(2);
+        metrics.note_found(3, old);
+        assert!(metrics.refresh(0).time >= Duration::from_secs(10));
+        // An event at or before the runner's position is never the pending one.
+        head.send_replace(4);
+        metrics.lag(3);
+        metrics.note_found(3, old);
+        assert_eq!(metrics.refresh(0).time, Duration::ZERO);
     }
 }

@@ -402,7 +402,7 @@ impl LagMonitor {
                 match self.store.read_all(position + 1, 1).await {
                     Ok(events) => {
                         if let Some(first) = events.first() {
-                            metrics.note_pending(first.position, first.timestamp);
+                            metrics.note_found(first.position, first.timestamp);
                             // At the runner's own position: it may have moved on during the
                             // read, and a lag at the older one would overwrite its figure.
                             metrics.refresh(progress.position());
