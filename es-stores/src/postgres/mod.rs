@@ -8,7 +8,8 @@
 //!   implementation;
 //! - `options`: [`PostgresStoreBuilder`], connecting and starting a store (from a store URL too);
 //! - `sql`: every SQL statement, one documented constant each;
-//! - `writer`: group commit, the lanes that write each batch of appends in one statement;
+//! - `writer`: group commit, the lane that writes each batch of appends in one statement (or a
+//!   large one in a few at once);
 //! - `bulk`: `append_many`'s path, each statement of a batch one transaction with binary `COPY`;
 //! - `read`: the read path and the decoding of rows;
 //! - `snapshots`: snapshots;

@@ -1,5 +1,5 @@
 //! Building a store: [`PostgresStoreBuilder`]'s options, connecting, checking or migrating the
-//! schema, and starting the lanes and the background tasks.
+//! schema, and starting the lane and the background tasks.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -43,15 +43,21 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// How many appends may be committing at once (default 2). Each lane uses one connection of
-    /// the pool while it writes; more lanes mean smaller batches but more parallel flushes.
+    /// Into how many statements, committed at once on as many connections of the pool, a large
+    /// batch of appends may be split (default 2; 1 commits appends one statement at a time, in
+    /// the order they were sent). Appends queue on one lane, which writes what queued while its
+    /// previous statement ran; a batch is split (by stream) only when each part gets at least
+    /// 64 appends, so under a moderate load batches stay large and the server's fixed cost per
+    /// statement is shared by more appends.
     #[must_use]
     pub fn lanes(mut self, lanes: usize) -> Self {
         self.lanes = lanes.max(1);
         self
     }
 
-    /// The most appends one lane writes in one statement (default 512).
+    /// The most appends in one statement (default 512): a batch of more is split over up to
+    /// [`lanes`](Self::lanes) statements. (A stream's appends in one batch, a chain each
+    /// expecting the version the one before leaves, stay in one statement.)
     #[must_use]
     pub fn max_batch(mut self, appends: usize) -> Self {
         self.max_batch = appends.clamp(1, MAX_EVENTS_PER_TRANSACTION);
@@ -123,20 +129,19 @@ impl PostgresStoreBuilder {
             wake: wake.clone(),
             notify_others: notify_others.clone(),
         };
-        let mut lanes = Vec::with_capacity(self.lanes);
-        for _ in 0..self.lanes {
-            let (tx, rx) = mpsc::channel(4096);
-            let lane = Lane {
-                pool: pool.clone(),
-                sql: sql.clone(),
-                max_appends: self.max_batch,
-                max_events: MAX_EVENTS_PER_TRANSACTION,
-                committed: committed.clone(),
-                group_size: metrics.group_size.clone(),
-            };
-            tokio::spawn(lane.run(rx));
-            lanes.push(tx);
-        }
+        // One lane, which splits a large batch over `self.lanes` connections (see `writer`).
+        let (tx, rx) = mpsc::channel(4096);
+        let lane = Lane {
+            pool: pool.clone(),
+            sql: sql.clone(),
+            max_appends: self.max_batch.saturating_mul(self.lanes),
+            max_events: MAX_EVENTS_PER_TRANSACTION,
+            committed: committed.clone(),
+            group_size: metrics.group_size.clone(),
+            parallel: self.lanes,
+            max_part: self.max_batch,
+        };
+        tokio::spawn(lane.run(rx));
         // `append_many` writes its batches through a lane of its own, one batch at a time.
         let bulk = Lane {
             pool: pool.clone(),
@@ -145,6 +150,8 @@ impl PostgresStoreBuilder {
             max_events: MAX_EVENTS_PER_TRANSACTION,
             committed: committed.clone(),
             group_size: metrics.group_size.clone(),
+            parallel: 1,
+            max_part: MAX_EVENTS_PER_TRANSACTION,
         };
         let channel = channel_name(&schema);
         let node = head::node_id();
@@ -169,13 +176,13 @@ impl PostgresStoreBuilder {
             )));
         }
         let readers = super::readers::start(&pool, &schema, READERS);
-        debug!(schema, lanes = lanes.len(), "postgres store ready");
+        debug!(schema, lanes = self.lanes, "postgres store ready");
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 schema,
                 sql,
-                lanes,
+                lane: tx,
                 readers,
                 bulk: tokio::sync::Mutex::new(Bulk::new(bulk)),
                 head,

@@ -1,9 +1,8 @@
 //! The store type: its shared state, the input checks, and the [`EventStore`] implementation
-//! (appends go to the lanes of `writer`, reads to `read`; snapshots and checkpoints are in
+//! (appends go to the lane of `writer`, reads to `read`; snapshots and checkpoints are in
 //! `snapshots`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,11 +66,13 @@ use crate::metrics::StoreMetrics;
 /// # Appends: group commit
 ///
 /// A PostgreSQL commit waits for a WAL flush (several milliseconds on a virtual disk). So, like
-/// the LMDB store, this store group-commits: appends queue on a few *lanes* (a stream always goes
-/// to the same lane); each lane writes everything that queued while its previous statement ran in
-/// **one statement** — one round trip, one transaction, one flush — which, per request, reads the
-/// stream's version, checks the expected version and inserts the events (`INSERT ... SELECT FROM
-/// UNNEST(...)`). A request whose expectation fails gets [`StoreError::Conflict`] with the actual
+/// the LMDB store, this store group-commits: appends queue on one *lane*, which writes everything
+/// that queued while its previous statement ran in **one statement** (one round trip, one
+/// transaction, one flush), which, per request, reads the stream's version, checks the expected
+/// version and inserts the events (`INSERT ... SELECT FROM UNNEST(...)`). A large batch (at least
+/// 64 appends per part) is split by stream into up to
+/// [`lanes`](super::PostgresStoreBuilder::lanes) statements, committed at once on as many
+/// connections. A request whose expectation fails gets [`StoreError::Conflict`] with the actual
 /// version and does not affect the others. Several appends to one stream share a statement when
 /// each expects the exact version the one before it leaves (a writer that keeps several appends
 /// of a stream in flight, as a copy does); the statement decides them in order, as if they ran
@@ -107,7 +108,8 @@ use crate::metrics::StoreMetrics;
 /// Every transaction with a smaller id has finished, so the readable events form a prefix of
 /// the log that only grows: an event that becomes visible later belongs to a transaction with an
 /// id `>= xmin`, so its position is above everything a reader has seen. Writers never wait for
-/// each other (except on the same stream), and lanes and nodes commit in parallel.
+/// each other (except on the same stream), and the parts of a large batch and nodes commit in
+/// parallel.
 ///
 /// The price: positions have large holes (at least 65,536 per transaction, including other
 /// applications' transactions on the same server), they follow transaction start order rather
@@ -159,8 +161,8 @@ pub(super) struct Inner {
     /// The schema name, unquoted.
     pub(super) schema: String,
     pub(super) sql: Arc<Queries>,
-    /// The lanes' queues; a stream always goes to the same lane.
-    pub(super) lanes: Vec<mpsc::Sender<Pending>>,
+    /// The lane's queue (see `writer`).
+    pub(super) lane: mpsc::Sender<Pending>,
     /// The readers' queue: reads by stream and of latest snapshots, batched.
     pub(super) readers: mpsc::Sender<super::readers::Request>,
     /// The lane `append_many` writes through, one call at a time (a fair lock: calls commit in
@@ -201,14 +203,6 @@ impl PostgresStore {
         &self.inner.schema
     }
 
-    /// The lane of `stream`'s appends.
-    fn lane(&self, stream: &StreamId) -> &mpsc::Sender<Pending> {
-        let lanes = &self.inner.lanes;
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(stream);
-        // The remainder is below the lane count, itself a usize: the cast cannot truncate.
-        &lanes[(hash % lanes.len() as u64) as usize]
-    }
-
     /// Waits (at most `visibility_wait`) until readers see position `last`.
     async fn wait_readable(&self, last: u64) {
         let wait = self.inner.visibility_wait;
@@ -232,7 +226,6 @@ impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
             .field("schema", &self.inner.schema)
-            .field("lanes", &self.inner.lanes.len())
             .finish()
     }
 }
@@ -368,7 +361,8 @@ impl EventStore for PostgresStore {
             metadata,
             reply,
         };
-        self.lane(stream)
+        self.inner
+            .lane
             .send(pending)
             .await
             .map_err(|_| StoreError::Closed)?;
