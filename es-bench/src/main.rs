@@ -195,6 +195,11 @@ struct Cli {
     /// many partitions, and report both rates.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     partitions: Option<u32>,
+    /// W7: send append `j` to stream `(j * 7919) mod accounts`, W1's pattern (consecutive
+    /// appends far apart in the streams index), instead of `j mod accounts` (neighbours): the
+    /// store's own rate for the pattern W1 writes.
+    #[arg(long)]
+    w7_spread: bool,
     /// Directory under which file and LMDB data (a fresh directory per run, removed after) and
     /// the fsync probe go (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
@@ -293,6 +298,7 @@ fn plan(cli: &Cli, pg_url: Option<&str>) -> Result<Vec<Job>, BenchError> {
         w5_vaults: cli.w5_vaults,
         w5_rebuild: cli.w5_rebuild,
         partitions: cli.partitions,
+        w7_spread: cli.w7_spread,
     };
     let mut jobs = Vec::new();
     let mut push = |workload: Workload, store: StoreKind, overrides: &Overrides| {

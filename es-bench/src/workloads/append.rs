@@ -32,7 +32,8 @@ fn default_appenders(durable: bool, batch: u64) -> usize {
 
 /// W7: for each batch size, a fresh store of the run's kind receives `events` events in
 /// appends of that many events, from concurrent appenders pulling append indexes from a shared
-/// counter; append `j` goes to stream `j mod accounts` with `ExpectedVersion::Any`.
+/// counter; append `j` goes to stream `j mod accounts` (with `--w7-spread`, W1's
+/// `(j * 7919) mod accounts`) with `ExpectedVersion::Any`.
 pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     let mut r = RunResult::default();
     let durable = env.kind().is_durable();
@@ -79,6 +80,7 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         let next = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let mut set = JoinSet::new();
+        let spread = p.w7_spread;
         for _ in 0..appenders {
             let (store, next, bar, streams) =
                 (store.clone(), next.clone(), bar.clone(), streams.clone());
@@ -89,7 +91,14 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
                     if j >= appends {
                         return Ok::<_, BenchError>(());
                     }
-                    let stream = &streams[(j % streams.len() as u64) as usize];
+                    let n = streams.len() as u64;
+                    let i = if spread {
+                        super::commands::spread(j, n)
+                    } else {
+                        j % n
+                    };
+                    // Below the length, itself a usize: the cast cannot truncate.
+                    let stream = &streams[i as usize];
                     let events = vec![event.clone(); batch as usize];
                     store.append(stream, ExpectedVersion::Any, events).await?;
                     if j.is_multiple_of(16) {

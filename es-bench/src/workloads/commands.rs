@@ -105,21 +105,19 @@ async fn drive(
     Ok(total)
 }
 
+/// W1's account (or W7's stream, with `--w7-spread`) of command `i` among `n`: `(i * 7919) mod
+/// n`, so that consecutive commands go to accounts far apart.
+pub fn spread(i: u64, n: u64) -> u64 {
+    i.wrapping_mul(7919) % n
+}
+
 /// W1 spread: `accounts` accounts, `commands` deposits, `clients` concurrent clients; command
 /// `i` goes to account `(i * 7919) mod accounts`.
 pub async fn w1(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     let store = env.open().await?;
     let kernel = bank_kernel(&store, |b| b)?;
     let ids: Arc<Vec<String>> = Arc::new((0..p.accounts).map(account_id).collect());
-    let drive = drive(
-        &kernel,
-        p.clients,
-        p.commands,
-        ids,
-        |i, n| (i.wrapping_mul(7919)) % n,
-        "w1 commands",
-    )
-    .await;
+    let drive = drive(&kernel, p.clients, p.commands, ids, spread, "w1 commands").await;
     kernel.shutdown().await;
     let drive = drive?;
     let head = super::count_events(&store, env.kind()).await?;

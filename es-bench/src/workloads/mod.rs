@@ -93,6 +93,9 @@ pub struct Params {
     pub w5_rebuild: bool,
     /// W5: also run a projection with a slow handler in 1 and this many partitions.
     pub partitions: Option<u32>,
+    /// W7: append `j` goes to stream `(j * 7919) mod accounts` (W1's pattern) instead of
+    /// `j mod accounts`.
+    pub w7_spread: bool,
 }
 
 /// The command-line overrides of [`Params`].
@@ -116,6 +119,8 @@ pub struct Overrides {
     pub w5_rebuild: bool,
     /// `--partitions`.
     pub partitions: Option<u32>,
+    /// `--w7-spread`.
+    pub w7_spread: bool,
 }
 
 impl Params {
@@ -165,6 +170,7 @@ impl Params {
             w5_vaults: o.w5_vaults,
             w5_rebuild: o.w5_rebuild,
             partitions: o.partitions,
+            w7_spread: o.w7_spread,
         }
     }
 }
