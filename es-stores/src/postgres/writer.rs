@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
@@ -96,6 +97,10 @@ pub(crate) struct Lane {
 /// for milliseconds, and the parts of a split batch use the others.
 pub(crate) const MIN_PART: usize = 64;
 
+/// How long a part of a split batch waits for a connection of its own before it is left to the
+/// lane's connection (after the other parts).
+const PART_CONNECTION_WAIT: Duration = Duration::from_millis(100);
+
 impl Lane {
     /// Runs until every sender of `rx` is gone and the queue is drained.
     pub(crate) async fn run(self, mut rx: mpsc::Receiver<Pending>) {
@@ -112,10 +117,14 @@ impl Lane {
                 Some(p) => p,
                 None => match rx.try_recv() {
                     Ok(p) => p,
-                    Err(_) => match super::held::next_request(&mut rx, &mut held).await {
-                        Some(p) => p,
-                        None => return,
-                    },
+                    Err(_) => {
+                        // Idle: the other parts' connections go back to the pool at once.
+                        extra.clear();
+                        match super::held::next_request(&mut rx, &mut held).await {
+                            Some(p) => p,
+                            None => return,
+                        }
+                    }
                 },
             };
             let mut events = first.events.len();
@@ -171,10 +180,14 @@ impl Lane {
             match parts.pop() {
                 Some(last) if !parts.is_empty() => {
                     extra.resize_with(parts.len(), || None);
-                    tokio::join!(
+                    let ((), left) = tokio::join!(
                         self.commit(last, &mut held),
                         self.commit_parts(parts, &mut extra)
                     );
+                    // Parts that found no connection at once: one after another on the lane's.
+                    for part in left {
+                        self.commit(part, &mut held).await;
+                    }
                 }
                 Some(only) => {
                     extra.clear();
@@ -185,24 +198,46 @@ impl Lane {
         }
     }
 
-    /// Commits `parts` at once, part `i` on connection slot `i`.
+    /// Commits `parts` at once, part `i` on connection slot `i`; returns the parts for which no
+    /// connection could be had within [`PART_CONNECTION_WAIT`].
     fn commit_parts<'a>(
         &'a self,
         mut parts: Vec<Vec<Pending>>,
         slots: &'a mut [Option<PoolConnection<Postgres>>],
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Vec<Vec<Pending>>> + Send + 'a>> {
         Box::pin(async move {
             let Some((slot, rest)) = slots.split_first_mut() else {
-                return;
+                return parts;
             };
-            match parts.pop() {
-                Some(part) if !parts.is_empty() => {
-                    tokio::join!(self.commit(part, slot), self.commit_parts(parts, rest));
-                }
-                Some(part) => self.commit(part, slot).await,
-                None => {}
-            }
+            let Some(part) = parts.pop() else {
+                return parts;
+            };
+            let (mine, mut left) = tokio::join!(
+                self.commit_on_its_own(part, slot),
+                self.commit_parts(parts, rest)
+            );
+            left.extend(mine);
+            left
         })
+    }
+
+    /// Commits one part of a split batch on `slot`, taking a connection from the pool first if
+    /// it has none; gives the part back if none comes within [`PART_CONNECTION_WAIT`] (a pool
+    /// whose connections are all in use: the lane's own connection writes it after the others,
+    /// rather than the part waiting for a connection the lane itself holds).
+    async fn commit_on_its_own(
+        &self,
+        part: Vec<Pending>,
+        slot: &mut Option<PoolConnection<Postgres>>,
+    ) -> Option<Vec<Pending>> {
+        if slot.is_none() {
+            match tokio::time::timeout(PART_CONNECTION_WAIT, self.pool.acquire()).await {
+                Ok(Ok(conn)) => *slot = Some(conn),
+                _ => return Some(part),
+            }
+        }
+        self.commit(part, slot).await;
+        None
     }
 
     /// Writes `batch` (on the `held` connection if there is one, which it then keeps), answers

@@ -7,7 +7,9 @@ use std::time::Duration;
 use es_core::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
 use es_stores::PostgresStore;
 
-use crate::postgres_common::{SchemaGuard, ev, pg_url, pool, s, shared, store, unique_schema};
+use crate::postgres_common::{
+    SchemaGuard, ev, pg_url, pool, s, shared, store, store_with, unique_schema,
+};
 
 /// An empty append checks the version and leaves the head at the last appended position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,4 +310,42 @@ async fn pipelined(lanes: usize, stream_count: u64) {
     );
     drop(store);
     drop(guard);
+}
+
+/// A batch large enough to be split, on a pool of one connection: the parts that find no
+/// connection of their own are written on the lane's, after the others, instead of waiting for
+/// a connection the lane holds (which would end in the pool's acquire timeout, 30 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_batch_on_a_one_connection_pool_is_written_on_the_lanes_connection() {
+    let (store, _guard) = store_with("onepool", 1).await;
+    let streams: Vec<StreamId> = (0..400).map(|i| s(&format!("o{i}"))).collect();
+    let start = std::time::Instant::now();
+    let mut appends = Vec::new();
+    for (i, stream) in (0u64..).zip(&streams) {
+        let mut append = Box::pin(tokio::task::unconstrained(store.append(
+            stream,
+            ExpectedVersion::NoStream,
+            vec![ev(i)],
+        )));
+        // Polled once: queued at the store before the next one is made.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let early = match append.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => Some(result),
+            std::task::Poll::Pending => None,
+        };
+        appends.push((append, early));
+    }
+    for (append, early) in appends {
+        let result = match early {
+            Some(result) => result,
+            None => append.await,
+        };
+        assert_eq!(result.unwrap().version, 1);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(store.read_all(0, 1_000).await.unwrap().len(), 400);
 }
