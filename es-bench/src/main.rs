@@ -195,9 +195,7 @@ struct Cli {
     /// many partitions, and report both rates.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     partitions: Option<u32>,
-    /// W7: send append `j` to stream `(j * 7919) mod accounts`, W1's pattern (consecutive
-    /// appends far apart in the streams index), instead of `j mod accounts` (neighbours): the
-    /// store's own rate for the pattern W1 writes.
+    /// W7: append `j` goes to stream `(j * 7919) mod accounts` (W1's order), not `j mod accounts`.
     #[arg(long)]
     w7_spread: bool,
     /// Directory under which file and LMDB data (a fresh directory per run, removed after) and

@@ -8,8 +8,8 @@
 //!   implementation;
 //! - `options`: [`PostgresStoreBuilder`], connecting and starting a store (from a store URL too);
 //! - `sql`: every SQL statement, one documented constant each;
-//! - `writer`: group commit, the lane that writes each batch of appends in one statement (or a
-//!   large one in a few at once);
+//! - `writer`: group commit, each batch of appends in one statement; `lane`: the lane's loop,
+//!   what goes in the next statement and when a second one starts beside it;
 //! - `bulk`: `append_many`'s path, each statement of a batch one transaction with binary `COPY`;
 //! - `read`: the read path and the decoding of rows;
 //! - `snapshots`: snapshots;
@@ -30,6 +30,7 @@ mod error;
 mod head;
 mod held;
 mod keys;
+mod lane;
 mod leases;
 mod migrate;
 mod options;

@@ -43,21 +43,19 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Into how many statements, committed at once on as many connections of the pool, a large
-    /// batch of appends may be split (default 2; 1 commits appends one statement at a time, in
-    /// the order they were sent). Appends queue on one lane, which writes what queued while its
-    /// previous statement ran; a batch is split (by stream) only when each part gets at least
-    /// 64 appends, so under a moderate load batches stay large and the server's fixed cost per
-    /// statement is shared by more appends.
+    /// How many append statements may be in flight at once, each on a connection of the pool
+    /// (default 2; 1 writes one statement at a time, in the order the appends were sent).
+    /// Appends queue on one lane, which writes what queued while its previous statement ran;
+    /// another statement starts beside one in flight only when at least 64 appends wait, so
+    /// under a moderate load statements stay large and the server's fixed cost per statement
+    /// is shared by more appends. A stream's appends never run in two statements at once.
     #[must_use]
     pub fn lanes(mut self, lanes: usize) -> Self {
         self.lanes = lanes.max(1);
         self
     }
 
-    /// The most appends in one statement (default 512): a batch of more is split over up to
-    /// [`lanes`](Self::lanes) statements. (A stream's appends in one batch, a chain each
-    /// expecting the version the one before leaves, stay in one statement.)
+    /// The most appends in one statement (default 512).
     #[must_use]
     pub fn max_batch(mut self, appends: usize) -> Self {
         self.max_batch = appends.clamp(1, MAX_EVENTS_PER_TRANSACTION);
@@ -134,12 +132,11 @@ impl PostgresStoreBuilder {
         let lane = Lane {
             pool: pool.clone(),
             sql: sql.clone(),
-            max_appends: self.max_batch.saturating_mul(self.lanes),
+            max_appends: self.max_batch,
             max_events: MAX_EVENTS_PER_TRANSACTION,
             committed: committed.clone(),
             group_size: metrics.group_size.clone(),
             parallel: self.lanes,
-            max_part: self.max_batch,
         };
         tokio::spawn(lane.run(rx));
         // `append_many` writes its batches through a lane of its own, one batch at a time.
@@ -151,7 +148,6 @@ impl PostgresStoreBuilder {
             committed: committed.clone(),
             group_size: metrics.group_size.clone(),
             parallel: 1,
-            max_part: MAX_EVENTS_PER_TRANSACTION,
         };
         let channel = channel_name(&schema);
         let node = head::node_id();

@@ -69,10 +69,10 @@ use crate::metrics::StoreMetrics;
 /// the LMDB store, this store group-commits: appends queue on one *lane*, which writes everything
 /// that queued while its previous statement ran in **one statement** (one round trip, one
 /// transaction, one flush), which, per request, reads the stream's version, checks the expected
-/// version and inserts the events (`INSERT ... SELECT FROM UNNEST(...)`). A large batch (at least
-/// 64 appends per part) is split by stream into up to
-/// [`lanes`](super::PostgresStoreBuilder::lanes) statements, committed at once on as many
-/// connections. A request whose expectation fails gets [`StoreError::Conflict`] with the actual
+/// version and inserts the events (`INSERT ... SELECT FROM UNNEST(...)`). When 64 appends or
+/// more wait while a statement is in flight, another starts beside it (up to
+/// [`lanes`](super::PostgresStoreBuilder::lanes) at once, on as many connections); a stream's
+/// appends wait for the statement holding its earlier ones. A request whose expectation fails gets [`StoreError::Conflict`] with the actual
 /// version and does not affect the others. Several appends to one stream share a statement when
 /// each expects the exact version the one before it leaves (a writer that keeps several appends
 /// of a stream in flight, as a copy does); the statement decides them in order, as if they ran
@@ -108,8 +108,7 @@ use crate::metrics::StoreMetrics;
 /// Every transaction with a smaller id has finished, so the readable events form a prefix of
 /// the log that only grows: an event that becomes visible later belongs to a transaction with an
 /// id `>= xmin`, so its position is above everything a reader has seen. Writers never wait for
-/// each other (except on the same stream), and the parts of a large batch and nodes commit in
-/// parallel.
+/// each other (except on the same stream), and statements and nodes commit in parallel.
 ///
 /// The price: positions have large holes (at least 65,536 per transaction, including other
 /// applications' transactions on the same server), they follow transaction start order rather

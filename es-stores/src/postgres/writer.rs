@@ -1,19 +1,15 @@
-//! Group commit: append requests queue on the lane, which writes whatever has queued up in one
-//! statement (one round trip, one transaction, one WAL flush), or a large batch in a few
-//! statements at once (see [`MIN_PART`]), then answers every request.
+//! Group commit: append requests queue on the lane (see `lane` for its loop), which writes
+//! whatever has queued up in one statement (one round trip, one transaction, one WAL flush),
+//! then answers every request.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tracing::{debug, warn};
 
 use super::error::{self, Op};
@@ -76,170 +72,11 @@ pub(crate) struct Lane {
     pub(crate) committed: Committed,
     /// Appends per batch.
     pub(crate) group_size: metrics::Histogram,
-    /// Into how many statements, on as many connections at once, a large batch may be split
-    /// (see [`MIN_PART`]).
+    /// How many statements may be in flight at once (see `lane`).
     pub(crate) parallel: usize,
-    /// The most appends of one statement (the builder's `max_batch`; a batch holds up to
-    /// `parallel` times as many).
-    pub(crate) max_part: usize,
 }
 
-/// The fewest appends of one statement of a split batch: a batch is split only when each part
-/// gets at least this many.
-///
-/// A batch is one statement, so under a moderate load the lane's batches stay large: each
-/// statement costs the server a fixed part (parse, plan, commit, the head refresh after it)
-/// besides its rows, and two transactions in flight at once hold the readable head (and so
-/// both answers) back until the older one commits. Measured on W1 with 64 clients (two cores,
-/// the server on the same machine, 60,000 commands): with two lanes writing side by side the
-/// database committed 15.4k transactions (appends, head refreshes, reads), with one lane 9.5k,
-/// and the server used a fifth less CPU. Under a heavy load one statement of hundreds of events keeps one server core busy
-/// for milliseconds, and the parts of a split batch use the others.
-pub(crate) const MIN_PART: usize = 64;
-
-/// How long a part of a split batch waits for a connection of its own before it is left to the
-/// lane's connection (after the other parts).
-const PART_CONNECTION_WAIT: Duration = Duration::from_millis(100);
-
 impl Lane {
-    /// Runs until every sender of `rx` is gone and the queue is drained.
-    pub(crate) async fn run(self, mut rx: mpsc::Receiver<Pending>) {
-        let mut deferred: VecDeque<Pending> = VecDeque::new();
-        // The connection of a busy lane: kept from one batch to the next while requests keep
-        // coming, given back to the pool when the queue has stayed empty for a moment (see
-        // `held`).
-        let mut held: Option<PoolConnection<Postgres>> = None;
-        // The connections of the other parts of split batches, kept while batches keep being
-        // split.
-        let mut extra: Vec<Option<PoolConnection<Postgres>>> = Vec::new();
-        loop {
-            let first = match deferred.pop_front() {
-                Some(p) => p,
-                None => match rx.try_recv() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        // Idle: the other parts' connections go back to the pool at once.
-                        extra.clear();
-                        match super::held::next_request(&mut rx, &mut held).await {
-                            Some(p) => p,
-                            None => return,
-                        }
-                    }
-                },
-            };
-            let mut events = first.events.len();
-            // Streams with a request in the batch, and the version the last one leaves if a
-            // further request may chain onto it (see `chain_end`).
-            let mut chains: HashMap<StreamId, Option<u64>> = HashMap::new();
-            chains.insert(first.stream.clone(), chain_end(&first));
-            // Streams with a request left for a later batch: their later requests wait too.
-            let mut blocked: HashSet<StreamId> = HashSet::new();
-            let mut batch = vec![first];
-            let mut later = VecDeque::new();
-            // Earlier deferred requests first, then whatever queued up since, in arrival
-            // order. Several requests of one stream go in one batch only as a chain (each
-            // expecting the version the one before leaves), which the statement decides as if
-            // they ran one after another.
-            let mut from_queue = false;
-            loop {
-                if batch.len() >= self.max_appends {
-                    break;
-                }
-                let next = match deferred.pop_front() {
-                    Some(p) => p,
-                    None => {
-                        from_queue = true;
-                        match rx.try_recv() {
-                            Ok(p) => p,
-                            Err(_) => break,
-                        }
-                    }
-                };
-                let fits = events + next.events.len() <= self.max_events;
-                let joins = !blocked.contains(&next.stream)
-                    && match chains.get(&next.stream) {
-                        None => true,
-                        Some(end) => end.is_some() && *end == expected_exact(next.expected),
-                    };
-                if !fits || !joins {
-                    blocked.insert(next.stream.clone());
-                    later.push_back(next);
-                    if !fits && from_queue {
-                        break;
-                    }
-                } else {
-                    events += next.events.len();
-                    chains.insert(next.stream.clone(), chain_end(&next));
-                    batch.push(next);
-                }
-            }
-            later.extend(deferred.drain(..));
-            deferred = later;
-            self.group_size.record(batch.len() as f64);
-            let mut parts = split(batch, self.parallel, self.max_part);
-            match parts.pop() {
-                Some(last) if !parts.is_empty() => {
-                    extra.resize_with(parts.len(), || None);
-                    let ((), left) = tokio::join!(
-                        self.commit(last, &mut held),
-                        self.commit_parts(parts, &mut extra)
-                    );
-                    // Parts that found no connection at once: one after another on the lane's.
-                    for part in left {
-                        self.commit(part, &mut held).await;
-                    }
-                }
-                Some(only) => {
-                    extra.clear();
-                    self.commit(only, &mut held).await;
-                }
-                None => {}
-            }
-        }
-    }
-
-    /// Commits `parts` at once, part `i` on connection slot `i`; returns the parts for which no
-    /// connection could be had within [`PART_CONNECTION_WAIT`].
-    fn commit_parts<'a>(
-        &'a self,
-        mut parts: Vec<Vec<Pending>>,
-        slots: &'a mut [Option<PoolConnection<Postgres>>],
-    ) -> Pin<Box<dyn Future<Output = Vec<Vec<Pending>>> + Send + 'a>> {
-        Box::pin(async move {
-            let Some((slot, rest)) = slots.split_first_mut() else {
-                return parts;
-            };
-            let Some(part) = parts.pop() else {
-                return parts;
-            };
-            let (mine, mut left) = tokio::join!(
-                self.commit_on_its_own(part, slot),
-                self.commit_parts(parts, rest)
-            );
-            left.extend(mine);
-            left
-        })
-    }
-
-    /// Commits one part of a split batch on `slot`, taking a connection from the pool first if
-    /// it has none; gives the part back if none comes within [`PART_CONNECTION_WAIT`] (a pool
-    /// whose connections are all in use: the lane's own connection writes it after the others,
-    /// rather than the part waiting for a connection the lane itself holds).
-    async fn commit_on_its_own(
-        &self,
-        part: Vec<Pending>,
-        slot: &mut Option<PoolConnection<Postgres>>,
-    ) -> Option<Vec<Pending>> {
-        if slot.is_none() {
-            match tokio::time::timeout(PART_CONNECTION_WAIT, self.pool.acquire()).await {
-                Ok(Ok(conn)) => *slot = Some(conn),
-                _ => return Some(part),
-            }
-        }
-        self.commit(part, slot).await;
-        None
-    }
-
     /// Writes `batch` (on the `held` connection if there is one, which it then keeps), answers
     /// every request in it and wakes the head refresher.
     pub(crate) async fn commit(
@@ -559,27 +396,6 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
         .collect()
 }
 
-/// `batch` in at most `parallel` parts, as many as parts of at least [`MIN_PART`] appends allow,
-/// and more if a part would otherwise hold over `max_part` appends; each
-/// stream's requests in one part (a chain stays in order within its statement).
-fn split(batch: Vec<Pending>, parallel: usize, max_part: usize) -> Vec<Vec<Pending>> {
-    let needed = batch.len().div_ceil(max_part.max(1));
-    let n = parallel.min((batch.len() / MIN_PART).max(needed)).max(1);
-    if n == 1 {
-        return vec![batch];
-    }
-    let mut parts: Vec<Vec<Pending>> = (0..n).map(|_| Vec::new()).collect();
-    // Streams go to the parts in turn, as they first appear.
-    let mut part_of: HashMap<StreamId, usize> = HashMap::new();
-    for pending in batch {
-        let next = part_of.len() % n;
-        let part = *part_of.entry(pending.stream.clone()).or_insert(next);
-        parts[part].push(pending);
-    }
-    parts.retain(|part| !part.is_empty());
-    parts
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -624,63 +440,6 @@ pub(super) mod tests {
                 if positions == &[first, first + 1] && *timestamp == now)
         );
         assert!(matches!(out[1], Outcome::Conflict { actual: 7 }));
-    }
-
-    #[test]
-    fn a_large_batch_is_split_by_stream_into_parts_of_at_least_min_part() {
-        let ids = |parts: &[Vec<Pending>]| -> Vec<Vec<String>> {
-            parts
-                .iter()
-                .map(|part| part.iter().map(|p| p.stream.aggregate_id.clone()).collect())
-                .collect()
-        };
-        let small: Vec<Pending> = (0..2 * MIN_PART - 1)
-            .map(|i| pending(&i.to_string(), ExpectedVersion::Any, 1))
-            .collect();
-        assert_eq!(
-            split(small, 2, 512).len(),
-            1,
-            "a part would be under MIN_PART"
-        );
-        let tiny: Vec<Pending> = (0..3)
-            .map(|i| pending(&i.to_string(), ExpectedVersion::Any, 1))
-            .collect();
-        assert_eq!(
-            split(tiny, 3, 1).len(),
-            3,
-            "max_batch(1): one append per statement"
-        );
-        let one_lane: Vec<Pending> = (0..4 * MIN_PART)
-            .map(|i| pending(&i.to_string(), ExpectedVersion::Any, 1))
-            .collect();
-        assert_eq!(split(one_lane, 1, 512).len(), 1);
-        // Streams s0..s99, three chained requests each, interleaved as they arrive.
-        let batch: Vec<Pending> = (0..3)
-            .flat_map(|v| (0..100).map(move |i| (i, v)))
-            .map(|(i, v)| pending(&format!("s{i}"), ExpectedVersion::Exact(v), 1))
-            .collect();
-        let parts = split(batch, 3, 512);
-        assert_eq!(parts.len(), 3);
-        let mut seen = HashSet::new();
-        for (part, names) in parts.iter().zip(ids(&parts)) {
-            assert!(part.len() >= MIN_PART, "{}", part.len());
-            for name in names.iter().collect::<HashSet<_>>() {
-                assert!(seen.insert(name.clone()), "{name} is in two parts");
-            }
-            // A stream's chain stays in arrival order.
-            for name in &names {
-                let versions: Vec<ExpectedVersion> = part
-                    .iter()
-                    .filter(|p| &p.stream.aggregate_id == name)
-                    .map(|p| p.expected)
-                    .collect();
-                assert_eq!(
-                    versions,
-                    (0..3).map(ExpectedVersion::Exact).collect::<Vec<_>>()
-                );
-            }
-        }
-        assert_eq!(seen.len(), 100);
     }
 
     #[test]

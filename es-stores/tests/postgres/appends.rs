@@ -7,9 +7,7 @@ use std::time::Duration;
 use es_core::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
 use es_stores::PostgresStore;
 
-use crate::postgres_common::{
-    SchemaGuard, ev, pg_url, pool, s, shared, store, store_with, unique_schema,
-};
+use crate::postgres_common::{SchemaGuard, ev, pg_url, pool, s, shared, store, unique_schema};
 
 /// An empty append checks the version and leaves the head at the last appended position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,12 +310,28 @@ async fn pipelined(lanes: usize, stream_count: u64) {
     drop(guard);
 }
 
-/// A batch large enough to be split, on a pool of one connection: the parts that find no
-/// connection of their own are written on the lane's, after the others, instead of waiting for
-/// a connection the lane holds (which would end in the pool's acquire timeout, 30 s here).
+/// Appends that could start a second statement beside one in flight, on a pool of one
+/// connection: they wait for the lane's connection instead of for one the lane holds (which
+/// would end in the pool's acquire timeout, 30 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_split_batch_on_a_one_connection_pool_is_written_on_the_lanes_connection() {
-    let (store, _guard) = store_with("onepool", 1).await;
+async fn a_second_statement_on_a_one_connection_pool_waits_for_the_lanes_connection() {
+    let url = pg_url().await;
+    let isolation = shared().await;
+    let schema = unique_schema("onepool");
+    let _guard = SchemaGuard {
+        url: url.clone(),
+        schema: schema.clone(),
+        isolation: Some(isolation),
+    };
+    // Batches of 100: while the first is written, 300 appends wait, enough for a second
+    // statement beside it.
+    let store = PostgresStore::builder(pool(&url, 1).await)
+        .schema(schema)
+        .lanes(2)
+        .max_batch(100)
+        .build()
+        .await
+        .unwrap();
     let streams: Vec<StreamId> = (0..400).map(|i| s(&format!("o{i}"))).collect();
     let start = std::time::Instant::now();
     let mut appends = Vec::new();
