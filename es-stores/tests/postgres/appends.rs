@@ -175,22 +175,33 @@ async fn pipelined_appends_in_split_batches_are_decided_in_order() {
     pipelined(2, 40).await;
 }
 
-async fn pipelined(lanes: usize, stream_count: u64) {
+/// A store in a fresh schema on a pool of `connections`, with `lanes` and `max_batch` set.
+async fn tuned(
+    test: &str,
+    connections: u32,
+    lanes: usize,
+    max_batch: usize,
+) -> (PostgresStore, SchemaGuard) {
     let url = pg_url().await;
     let isolation = shared().await;
-    let schema = unique_schema("pipelined");
+    let schema = unique_schema(test);
     let guard = SchemaGuard {
         url: url.clone(),
         schema: schema.clone(),
         isolation: Some(isolation),
     };
-    let store = PostgresStore::builder(pool(&url, 4).await)
+    let store = PostgresStore::builder(pool(&url, connections).await)
         .schema(schema)
         .lanes(lanes)
-        .max_batch(4096)
+        .max_batch(max_batch)
         .build()
         .await
         .unwrap();
+    (store, guard)
+}
+
+async fn pipelined(lanes: usize, stream_count: u64) {
+    let (store, guard) = tuned("pipelined", 4, lanes, 4096).await;
     // A small deterministic generator (xorshift), so a failure can be replayed.
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move |n: u64| {
@@ -315,23 +326,9 @@ async fn pipelined(lanes: usize, stream_count: u64) {
 /// would end in the pool's acquire timeout, 30 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_statement_on_a_one_connection_pool_waits_for_the_lanes_connection() {
-    let url = pg_url().await;
-    let isolation = shared().await;
-    let schema = unique_schema("onepool");
-    let _guard = SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-        isolation: Some(isolation),
-    };
     // Batches of 100: while the first is written, 300 appends wait, enough for a second
     // statement beside it.
-    let store = PostgresStore::builder(pool(&url, 1).await)
-        .schema(schema)
-        .lanes(2)
-        .max_batch(100)
-        .build()
-        .await
-        .unwrap();
+    let (store, _guard) = tuned("onepool", 1, 2, 100).await;
     let streams: Vec<StreamId> = (0..400).map(|i| s(&format!("o{i}"))).collect();
     let start = std::time::Instant::now();
     let mut appends = Vec::new();
