@@ -126,6 +126,7 @@ impl PostgresStoreBuilder {
         let committed = writer::Committed {
             wake: wake.clone(),
             notify_others: notify_others.clone(),
+            head: head.clone(),
         };
         // One lane, which splits a large batch over `self.lanes` connections (see `writer`).
         let (tx, rx) = mpsc::channel(4096);

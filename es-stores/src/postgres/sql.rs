@@ -55,8 +55,11 @@ pub(super) fn fill(statement: &str, schema: &str) -> String {
 /// particular order: for a request whose expectation failed, one row with its index, the
 /// stream's version and null position, sequence and time; for each written event one row with
 /// index -1 and version 0 (its request is `$5[position & 65535]`, the caller knows it),
-/// its position, sequence and the transaction's time. (Computing the request of each row
-/// on the server cost a sub-query per event.) A concurrent writer of the same sequence makes the statement fail with a
+/// its position, sequence, the transaction's time and whether the transaction was *alone*: the
+/// oldest transaction running when the statement took its snapshot would be this one (no
+/// transaction was running then, and no other got an id before this one), so no older
+/// transaction can still hold readers back once this one commits: its events are readable at
+/// once. (Computing the request of each row on the server cost a sub-query per event.) A concurrent writer of the same sequence makes the statement fail with a
 /// unique violation (the caller runs it again).
 pub(super) const APPEND: &str = "WITH req AS (
             SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[])
@@ -93,13 +96,15 @@ pub(super) const APPEND: &str = "WITH req AS (
                                       recorded_at, recorded_at_ns, stream_type, stream_id, n)
             CROSS JOIN arr a
             WHERE a.ok[v.idx + 1]
-            RETURNING position, sequence, now() AS store_time
+            RETURNING position, sequence, now() AS store_time,
+                      pg_snapshot_xmin(pg_current_snapshot())::text::int8 = (position >> 16)
+                          AS alone
         )
         SELECT d.idx, d.version, NULL::int8 AS position, NULL::int8 AS sequence,
-               NULL::timestamptz AS store_time
+               NULL::timestamptz AS store_time, NULL::bool AS alone
         FROM dec d WHERE NOT d.ok
         UNION ALL
-        SELECT -1, 0, i.position, i.sequence, i.store_time FROM ins i";
+        SELECT -1, 0, i.position, i.sequence, i.store_time, i.alone FROM ins i";
 
 /// The first statement of a bulk append's transaction (see `bulk`): the transaction's id (which
 /// it assigns: the events' positions are `(xid8 << 16) + n`), its time (the timestamp of the

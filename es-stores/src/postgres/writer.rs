@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use es_core::store::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tracing::{debug, warn};
 
 use super::error::{self, Op};
@@ -60,6 +60,8 @@ pub(crate) struct Committed {
     pub(crate) wake: Arc<Notify>,
     /// Asks the head refresher to tell other nodes (NOTIFY) on its next round.
     pub(crate) notify_others: Arc<AtomicBool>,
+    /// `subscribe()`'s head, moved at once after a commit whose events are readable at once.
+    pub(crate) head: Arc<watch::Sender<u64>>,
 }
 
 /// One lane: a task that owns a queue and writes its batches one after another.
@@ -87,7 +89,10 @@ impl Lane {
         let mut attempts = 0;
         loop {
             match self.write(&batch, held).await {
-                Ok(outcomes) => {
+                Ok((outcomes, alone)) => {
+                    if alone {
+                        self.publish_readable(&outcomes);
+                    }
                     self.answer(batch, outcomes);
                     return;
                 }
@@ -133,6 +138,29 @@ impl Lane {
         }
     }
 
+    /// Moves `subscribe()`'s head to the last event of `outcomes` (committed, and readable at
+    /// once: the transaction was alone), so the appends' answers need not wait for the head
+    /// refresher's round trip. The head only grows.
+    fn publish_readable(&self, outcomes: &[Outcome]) {
+        let last = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Written { positions, .. } => positions.last().copied(),
+                Outcome::Conflict { .. } => None,
+            })
+            .max();
+        if let Some(last) = last {
+            self.committed.head.send_if_modified(|h| {
+                if last > *h {
+                    *h = last;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
     /// Answers every request of the committed `batch` with its outcome (in the same order) and
     /// wakes the head refresher if anything was written.
     pub(crate) fn answer(&self, batch: Vec<Pending>, outcomes: Vec<Outcome>) {
@@ -173,7 +201,7 @@ impl Lane {
         &self,
         batch: &[Pending],
         held: &mut Option<PoolConnection<Postgres>>,
-    ) -> Result<Vec<Outcome>, Failure> {
+    ) -> Result<(Vec<Outcome>, bool), Failure> {
         let n = batch.len();
         let total: usize = batch.iter().map(|p| p.events.len()).sum();
         let mut req_idx = Vec::with_capacity(n);
@@ -299,19 +327,28 @@ pub(crate) fn chain_end(pending: &Pending) -> Option<u64> {
 
 /// One row of the append statement's answer: the request's index (-1 for a written event),
 /// its stream's version before the statement (0 for a written event), and for a written event
-/// its position, sequence and the transaction's time (the timestamp of the events that carry
-/// none; all null for a request whose expectation failed).
-type AppendRow = (i32, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
+/// its position, sequence, the transaction's time (the timestamp of the events that carry
+/// none) and whether the transaction was alone (see [`APPEND`](super::sql::APPEND)); all null
+/// for a request whose expectation failed.
+type AppendRow = (
+    i32,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<DateTime<Utc>>,
+    Option<bool>,
+);
 
 /// The (position, sequence) of each written event of one request, and the transaction's time.
 type WrittenEvents = (Vec<(u64, u64)>, Option<DateTime<Utc>>);
 
-/// Reads the statement's verdict on each request of `batch` from its `rows`.
+/// Reads the statement's verdict on each request of `batch` from its `rows`, and whether its
+/// events are readable as soon as it commits (the transaction was alone).
 ///
 /// The statement (see [`APPEND`](super::sql::APPEND)) answers every request it was given, once
 /// per written event or once for a conflict, so a differently shaped answer is a bug in it, not
 /// a state of the database: such a case is `unreachable!`.
-fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
+fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> (Vec<Outcome>, bool) {
     // The request of the event at statement index n (1-based) is owner[n - 1].
     let owner: Vec<usize> = batch
         .iter()
@@ -321,7 +358,9 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
     let mut conflicts: Vec<Option<u64>> = vec![None; batch.len()];
     // Per request: (position, sequence) of its written events, and the time.
     let mut written: Vec<WrittenEvents> = batch.iter().map(|_| (Vec::new(), None)).collect();
-    for (idx, version, position, sequence, timestamp) in rows {
+    let mut alone = false;
+    for (idx, version, position, sequence, timestamp, was_alone) in rows {
+        alone |= was_alone == Some(true);
         match (position, sequence, timestamp) {
             (None, None, None) => {
                 let slot = usize::try_from(idx)
@@ -362,7 +401,7 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
             }
         }
     }
-    conflicts
+    let outcomes = conflicts
         .into_iter()
         .zip(written)
         .zip(batch)
@@ -393,7 +432,8 @@ fn outcomes(batch: &[Pending], rows: Vec<AppendRow>) -> Vec<Outcome> {
                 None => unreachable!("the append statement answers every request it is given"),
             }
         })
-        .collect()
+        .collect();
+    (outcomes, alone)
 }
 
 #[cfg(test)]
@@ -429,11 +469,12 @@ pub(super) mod tests {
         let xid = 5_i64 << 16;
         // In no particular order; an event's request is found from its index in the position.
         let rows = vec![
-            (-1, 0, Some(xid + 2), Some(5), Some(now)),
-            (1, 7, None, None, None),
-            (-1, 0, Some(xid + 1), Some(4), Some(now)),
+            (-1, 0, Some(xid + 2), Some(5), Some(now), Some(true)),
+            (1, 7, None, None, None, None),
+            (-1, 0, Some(xid + 1), Some(4), Some(now), Some(true)),
         ];
-        let out = outcomes(&batch, rows);
+        let (out, alone) = outcomes(&batch, rows);
+        assert!(alone);
         let first = (xid + 1) as u64;
         assert!(
             matches!(&out[0], Outcome::Written { before: 3, positions, timestamp }
