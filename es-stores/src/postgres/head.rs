@@ -67,15 +67,7 @@ impl Refresher {
             match outcome {
                 Ok((readable, written)) => {
                     lagging = written > readable;
-                    let readable = u64::try_from(readable).unwrap_or(0);
-                    self.head.send_if_modified(|h| {
-                        if readable > *h {
-                            *h = readable;
-                            true
-                        } else {
-                            false
-                        }
-                    });
+                    raise(&self.head, u64::try_from(readable).unwrap_or(0));
                 }
                 Err(e) => {
                     debug!(error = %e, "cannot read the head position; will retry");
@@ -90,6 +82,17 @@ impl Refresher {
             }
         }
     }
+}
+
+/// Moves `head` up to `to` (subscribers wake only when it moved); it never goes down.
+pub(crate) fn raise(head: &watch::Sender<u64>, to: u64) {
+    head.send_if_modified(|h| {
+        let higher = to > *h;
+        if higher {
+            *h = to;
+        }
+        higher
+    });
 }
 
 /// A private one-connection pool with `pool`'s connect options, for a task that keeps its own

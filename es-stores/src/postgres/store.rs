@@ -526,14 +526,7 @@ impl EventStore for PostgresStore {
     async fn head_position(&self) -> Result<u64, StoreError> {
         let head = read::head(&self.inner.pool, &self.inner.sql).await?;
         // Readers that asked may be ahead of the refresher: let subscribers know too.
-        self.inner.head.send_if_modified(|h| {
-            if head > *h {
-                *h = head;
-                true
-            } else {
-                false
-            }
-        });
+        super::head::raise(&self.inner.head, head);
         Ok(head)
     }
 

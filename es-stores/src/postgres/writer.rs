@@ -150,14 +150,7 @@ impl Lane {
             })
             .max();
         if let Some(last) = last {
-            self.committed.head.send_if_modified(|h| {
-                if last > *h {
-                    *h = last;
-                    true
-                } else {
-                    false
-                }
-            });
+            super::head::raise(&self.committed.head, last);
         }
     }
 
