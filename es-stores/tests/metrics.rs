@@ -2,12 +2,10 @@
 //! sample per append with events, and group sizes that add up to the appends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod metrics_common;
-
 use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
+use es_core::testkit::MetricsRecorder;
 use es_stores::metrics::{APPEND_SECONDS, GROUP_SIZE};
 use es_stores::{FileStore, LmdbStore};
-use metrics_common::TestRecorder;
 
 /// `appends` concurrent one-event appends to distinct streams, plus an empty one.
 async fn append_concurrently(store: &(impl EventStore + Clone), appends: usize) {
@@ -34,8 +32,8 @@ async fn append_concurrently(store: &(impl EventStore + Clone), appends: usize) 
 }
 
 /// `grouped`: the requests the writer saw (the file store's writer also checks empty appends).
-fn check(recorder: &TestRecorder, backend: &str, appends: usize, grouped: usize) {
-    let latencies = recorder.histogram(APPEND_SECONDS, backend);
+fn check(recorder: &MetricsRecorder, backend: &str, appends: usize, grouped: usize) {
+    let latencies = recorder.histogram(&format!("{APPEND_SECONDS}{{backend={backend}}}"));
     assert_eq!(
         latencies.len(),
         appends,
@@ -45,7 +43,7 @@ fn check(recorder: &TestRecorder, backend: &str, appends: usize, grouped: usize)
         latencies.iter().all(|s| *s > 0.0 && *s < 10.0),
         "{latencies:?}"
     );
-    let groups = recorder.histogram(GROUP_SIZE, backend);
+    let groups = recorder.histogram(&format!("{GROUP_SIZE}{{backend={backend}}}"));
     assert!(!groups.is_empty() && groups.len() <= grouped, "{groups:?}");
     assert_eq!(
         groups.iter().sum::<f64>(),
@@ -57,7 +55,7 @@ fn check(recorder: &TestRecorder, backend: &str, appends: usize, grouped: usize)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lmdb_reports_append_latency_and_group_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    let recorder = TestRecorder::new();
+    let recorder = MetricsRecorder::new();
     let store = metrics::with_local_recorder(&recorder, || LmdbStore::open(dir.path())).unwrap();
     append_concurrently(&store, 40).await;
     check(&recorder, "lmdb", 40, 40);
@@ -66,7 +64,7 @@ async fn lmdb_reports_append_latency_and_group_sizes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_reports_append_latency_and_group_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    let recorder = TestRecorder::new();
+    let recorder = MetricsRecorder::new();
     let store = metrics::with_local_recorder(&recorder, || FileStore::open(dir.path())).unwrap();
     append_concurrently(&store, 40).await;
     check(&recorder, "file", 40, 41);

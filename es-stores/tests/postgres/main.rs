@@ -7,8 +7,6 @@
 
 #[path = "../erasure_common/mod.rs"]
 mod erasure_common;
-#[path = "../metrics_common/mod.rs"]
-mod metrics_common;
 #[path = "../postgres_common/mod.rs"]
 mod postgres_common;
 
