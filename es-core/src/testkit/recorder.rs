@@ -1,11 +1,32 @@
 //! [`MetricsRecorder`]: a `metrics` recorder that keeps every value, for tests that check what a
 //! kernel, a runner or a store reports.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use metrics_util::registry::{AtomicStorage, Registry};
+use metrics::{
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
+use parking_lot::Mutex;
+
+/// A histogram's samples.
+#[derive(Default)]
+struct Samples(Mutex<Vec<f64>>);
+
+impl HistogramFn for Samples {
+    fn record(&self, value: f64) {
+        self.0.lock().push(value);
+    }
+}
+
+/// Every metric registered so far, by id.
+#[derive(Default)]
+struct Registered {
+    counters: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+    gauges: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+    histograms: Mutex<BTreeMap<String, Arc<Samples>>>,
+}
 
 /// A recorder that keeps every counter, gauge and histogram sample, read back (without
 /// resetting anything) by the metric's id: `name{label=value,...}`, labels sorted by name.
@@ -24,8 +45,8 @@ use metrics_util::registry::{AtomicStorage, Registry};
 /// assert_eq!(recorder.counter("es_example_total{kind=a}"), 2);
 /// assert_eq!(recorder.ids(), ["es_example_total{kind=a}"]);
 /// ```
-#[derive(Clone)]
-pub struct MetricsRecorder(Arc<Registry<Key, AtomicStorage>>);
+#[derive(Clone, Default)]
+pub struct MetricsRecorder(Arc<Registered>);
 
 impl std::fmt::Debug for MetricsRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,16 +67,15 @@ fn id(key: &Key) -> String {
 impl MetricsRecorder {
     /// An empty recorder.
     pub fn new() -> Self {
-        Self(Arc::new(Registry::atomic()))
+        Self::default()
     }
 
     /// Every registered metric's id, sorted.
     pub fn ids(&self) -> Vec<String> {
-        let registry = &self.0;
-        let mut ids: Vec<String> = (registry.get_counter_handles().keys())
-            .chain(registry.get_gauge_handles().keys())
-            .chain(registry.get_histogram_handles().keys())
-            .map(id)
+        let registered = &self.0;
+        let mut ids: Vec<String> = (registered.counters.lock().keys().cloned())
+            .chain(registered.gauges.lock().keys().cloned())
+            .chain(registered.histograms.lock().keys().cloned())
             .collect();
         ids.sort();
         ids
@@ -66,9 +86,9 @@ impl MetricsRecorder {
     /// # Panics
     /// When no counter has that id (the message lists the registered ids).
     pub fn counter(&self, wanted: &str) -> u64 {
-        let handles = self.0.get_counter_handles();
-        match handles.iter().find(|(key, _)| id(key) == wanted) {
-            Some((_, value)) => value.load(Ordering::SeqCst),
+        let value = self.0.counters.lock().get(wanted).cloned();
+        match value {
+            Some(value) => value.load(Ordering::SeqCst),
             None => panic!("{wanted}: not a registered counter: {:?}", self.ids()),
         }
     }
@@ -78,9 +98,9 @@ impl MetricsRecorder {
     /// # Panics
     /// When no gauge has that id (the message lists the registered ids).
     pub fn gauge(&self, wanted: &str) -> f64 {
-        let handles = self.0.get_gauge_handles();
-        match handles.iter().find(|(key, _)| id(key) == wanted) {
-            Some((_, value)) => f64::from_bits(value.load(Ordering::SeqCst)),
+        let value = self.0.gauges.lock().get(wanted).cloned();
+        match value {
+            Some(value) => f64::from_bits(value.load(Ordering::SeqCst)),
             None => panic!("{wanted}: not a registered gauge: {:?}", self.ids()),
         }
     }
@@ -90,17 +110,11 @@ impl MetricsRecorder {
     /// # Panics
     /// When no histogram has that id (the message lists the registered ids).
     pub fn histogram(&self, wanted: &str) -> Vec<f64> {
-        let handles = self.0.get_histogram_handles();
-        match handles.iter().find(|(key, _)| id(key) == wanted) {
-            Some((_, bucket)) => bucket.data(),
+        let samples = self.0.histograms.lock().get(wanted).cloned();
+        match samples {
+            Some(samples) => samples.0.lock().clone(),
             None => panic!("{wanted}: not a registered histogram: {:?}", self.ids()),
         }
-    }
-}
-
-impl Default for MetricsRecorder {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -109,15 +123,15 @@ impl Recorder for MetricsRecorder {
     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        self.0
-            .get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+        let mut counters = self.0.counters.lock();
+        Counter::from_arc(counters.entry(id(key)).or_default().clone())
     }
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        self.0
-            .get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+        let mut gauges = self.0.gauges.lock();
+        Gauge::from_arc(gauges.entry(id(key)).or_default().clone())
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        self.0
-            .get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+        let mut histograms = self.0.histograms.lock();
+        Histogram::from_arc(histograms.entry(id(key)).or_default().clone())
     }
 }
