@@ -14,6 +14,8 @@
 //!   (events with command, correlation and causation ids, tags, JSON metadata and given
 //!   timestamps, next to events without them):
 //!   `ES_WRITE_FIXTURES=1 cargo test -p es-stores --test fixtures -- --ignored write_fixtures`.
+//! - `lmdb-v3`: format 3 (the stream index written behind the log), written by the same test:
+//!   the data file of a store that was still open, whose 7 events are all past `indexed_to`.
 //!
 //! Never regenerate a fixture to make a failing test pass: a failure means the format changed.
 //! A new format gets new fixtures (`-v3`) and keeps the old ones.
@@ -189,9 +191,9 @@ async fn an_lmdb_store_written_by_an_earlier_version_reads_back_identically() ->
     let path = dir.path().join("store");
     assert_eq!(lmdb_format(&path)?, 1, "the fixture is format 1");
     reads_back_and_appends(|| LmdbStore::open(&path), &expected).await?;
-    assert_eq!(lmdb_format(&path)?, 2, "opening raised the format");
+    assert_eq!(lmdb_format(&path)?, 3, "opening raised the format");
     drop(LmdbStore::open(&path)?);
-    assert_eq!(lmdb_format(&path)?, 2, "and opening again leaves it");
+    assert_eq!(lmdb_format(&path)?, 3, "and opening again leaves it");
     Ok(())
 }
 
@@ -224,8 +226,33 @@ async fn an_lmdb_store_written_by_format_2_reads_back_identically() -> TestResul
     check_envelopes(&expected);
     let path = dir.path().join("store");
     assert_eq!(lmdb_format(&path)?, 2);
+    assert_eq!(
+        lmdb_meta_u64(&path, "indexed_to")?,
+        None,
+        "format 2 indexes each commit"
+    );
     reads_back_and_appends(|| LmdbStore::open(&path), &expected).await?;
-    assert_eq!(lmdb_format(&path)?, 2);
+    assert_eq!(lmdb_format(&path)?, 3, "opening raised the format");
+    assert_eq!(lmdb_meta_u64(&path, "indexed_to")?, Some(9));
+    Ok(())
+}
+
+/// Format 3, as a process that died before writing its stream index left it (the fixture is a
+/// copy of the data file of a store that was still open): opening indexes the log's tail.
+#[tokio::test]
+async fn an_lmdb_store_of_format_3_with_an_unindexed_tail_reads_back_identically() -> TestResult {
+    let (dir, expected) = copy_fixture("lmdb-v3")?;
+    check_envelopes(&expected);
+    let path = dir.path().join("store");
+    assert_eq!(lmdb_format(&path)?, 3);
+    assert_eq!(
+        lmdb_meta_u64(&path, "indexed_to")?,
+        Some(0),
+        "no event of the fixture is in the stream index"
+    );
+    reads_back_and_appends(|| LmdbStore::open(&path), &expected).await?;
+    assert_eq!(lmdb_format(&path)?, 3);
+    assert_eq!(lmdb_meta_u64(&path, "indexed_to")?, Some(9));
     Ok(())
 }
 
@@ -247,23 +274,35 @@ fn assert_file_format_2_written_once(path: &Path) -> TestResult {
 
 /// The format version in the meta database of the (closed) LMDB store at `path`.
 fn lmdb_format(path: &Path) -> Result<u32, Box<dyn std::error::Error>> {
+    let bytes = lmdb_meta(path, "format_version")?.ok_or("no format version")?;
+    Ok(u32::from_be_bytes(<[u8; 4]>::try_from(bytes.as_slice())?))
+}
+
+/// A big-endian `u64` in the meta database of the (closed) LMDB store at `path`.
+fn lmdb_meta_u64(path: &Path, key: &str) -> Result<Option<u64>, Box<dyn std::error::Error>> {
+    lmdb_meta(path, key)?
+        .map(|bytes| Ok(u64::from_be_bytes(<[u8; 8]>::try_from(bytes.as_slice())?)))
+        .transpose()
+}
+
+/// The value of `key` in the meta database of the (closed) LMDB store at `path`.
+fn lmdb_meta(path: &Path, key: &str) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error>> {
     use heed::types::Bytes;
     // SAFETY: no store has this path open while the test reads it (the store was dropped, which
     // closes it before `drop` returns).
     #[allow(unsafe_code)]
     let env = unsafe { heed::EnvOpenOptions::new().max_dbs(8).open(path)? };
     let rtxn = env.read_txn()?;
-    let mut version = None;
+    let mut value = None;
     env.open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
         let meta: Option<heed::Database<'_, Bytes, Bytes>> =
             dbo.open_database(rtxn, Some("meta"))?;
         if let Some(meta) = meta {
-            version = meta.get(rtxn, b"format_version")?.map(<[u8]>::to_vec);
+            value = meta.get(rtxn, key.as_bytes())?.map(<[u8]>::to_vec);
         }
         Ok(heed::CommitOrAbort::<_, ()>::Commit(()))
     })?;
-    let bytes = version.ok_or("no format version")?;
-    Ok(u32::from_be_bytes(<[u8; 4]>::try_from(bytes.as_slice())?))
+    Ok(value)
 }
 
 /// Checks everything the fixture holds; then appends events with and without an envelope
@@ -446,11 +485,26 @@ async fn write_fixtures() -> TestResult {
         Ok(())
     };
 
-    // The format-1 fixtures are never rewritten (this code writes format 2).
-    for name in ["file-v2", "lmdb-v2"] {
-        if fixture_dir(name).exists() {
-            return Err(format!("tests/fixtures/{name} exists: fixtures are written once").into());
+    // Fixtures are written once: this code writes the file store's format 2 and the LMDB
+    // store's format 3; the others are never rewritten.
+    let dir = fixture_dir("lmdb-v3");
+    if !dir.exists() {
+        // The data file of a store still open, as a process killed at this point leaves it:
+        // every append is answered, so committed and flushed; the stream index is not written
+        // yet (the default `index_batch` is far above the fixture's 7 events).
+        let store = LmdbStore::options().map_size(256 << 10).open(&dir)?;
+        let expected = fill(&store).await?;
+        let copy = tempfile::tempdir()?;
+        std::fs::copy(dir.join("data.mdb"), copy.path().join("data.mdb"))?;
+        drop(store);
+        for file in ["data.mdb", "lock.mdb", "es-store.lock"] {
+            std::fs::remove_file(dir.join(file))?;
         }
+        std::fs::copy(copy.path().join("data.mdb"), dir.join("data.mdb"))?;
+        write(&dir, &expected)?;
+    }
+    if fixture_dir("file-v2").exists() || fixture_dir("lmdb-v2").exists() {
+        return Ok(());
     }
     let dir = fixture_dir("file-v2");
     let store = FileStore::open(&dir)?;

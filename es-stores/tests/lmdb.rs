@@ -591,27 +591,27 @@ fn format_version(path: &std::path::Path) -> Result<u32, Box<dyn std::error::Err
     Ok(u32::from_be_bytes(<[u8; 4]>::try_from(bytes.as_slice())?))
 }
 
-/// The very next format version (3) is refused too, and the refusal changes nothing.
+/// The very next format version (4) is refused too, and the refusal changes nothing.
 #[test]
 fn the_next_format_version_is_incompatible() -> TestResult {
     let dir = tempfile::tempdir()?;
     drop(LmdbStore::open(dir.path())?);
-    assert_eq!(format_version(dir.path())?, 2, "a new store is format 2");
-    set_format_version(dir.path(), 3)?;
+    assert_eq!(format_version(dir.path())?, 3, "a new store is format 3");
+    set_format_version(dir.path(), 4)?;
     match LmdbStore::open(dir.path()) {
         Err(StoreError::Incompatible(message)) => {
-            assert!(message.contains("format version 3"), "{message}");
+            assert!(message.contains("format version 4"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(format_version(dir.path())?, 3, "left as it was");
+    assert_eq!(format_version(dir.path())?, 4, "left as it was");
     Ok(())
 }
 
-/// A store whose meta says format 1 is raised to 2 by the first open (only its meta changes:
-/// its records are read as they are) and left at 2 by the next ones.
+/// A store whose meta says format 1 is raised to the current format (3) by the first open (its
+/// records are read as they are) and left at it by the next ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_format_1_store_is_raised_to_format_2_once() -> TestResult {
+async fn a_format_1_store_is_raised_to_the_current_format_once() -> TestResult {
     let dir = tempfile::tempdir()?;
     {
         let store = LmdbStore::open(dir.path())?;
@@ -625,11 +625,11 @@ async fn a_format_1_store_is_raised_to_format_2_once() -> TestResult {
     let events = store.read_all(0, 10).await?;
     assert_eq!(events.len(), 1);
     store.close().await?;
-    assert_eq!(format_version(dir.path())?, 2);
+    assert_eq!(format_version(dir.path())?, 3);
     let store = LmdbStore::open(dir.path())?;
     assert_eq!(store.read_all(0, 10).await?, events);
     store.close().await?;
-    assert_eq!(format_version(dir.path())?, 2);
+    assert_eq!(format_version(dir.path())?, 3);
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use es_stores::{Durability, LmdbStore};
 
 const CHILD_ENV: &str = "ES_LMDB_CRASH_CHILD";
 const DURABILITY_ENV: &str = "ES_LMDB_CRASH_DURABILITY";
+const INDEX_BATCH_ENV: &str = "ES_LMDB_CRASH_INDEX_BATCH";
 use crash_common::MARK;
 const WRITERS: u64 = 8;
 
@@ -48,7 +49,11 @@ fn crash_child() -> TestResult {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let store = LmdbStore::options().durability(durability).open(&dir)?;
+        let mut options = LmdbStore::options().durability(durability);
+        if let Ok(events) = std::env::var(INDEX_BATCH_ENV) {
+            options = options.index_batch(events.parse()?);
+        }
+        let store = options.open(&dir)?;
         let mut tasks = Vec::new();
         for w in 0..WRITERS {
             let store = store.clone();
@@ -115,12 +120,17 @@ struct Ack {
 fn run_and_kill(
     dir: &Path,
     durability: &str,
+    index_batch: &str,
     kill_after: usize,
 ) -> Result<Vec<Ack>, Box<dyn std::error::Error>> {
     let dir_str = dir.to_str().ok_or("non-UTF-8 temp dir")?;
     let acks = crash_common::run_and_kill(
         "crash_child",
-        &[(CHILD_ENV, dir_str), (DURABILITY_ENV, durability)],
+        &[
+            (CHILD_ENV, dir_str),
+            (DURABILITY_ENV, durability),
+            (INDEX_BATCH_ENV, index_batch),
+        ],
         kill_after,
         |count| {
             if count == 5 {
@@ -195,14 +205,16 @@ async fn verify(dir: &Path, acks: &[Ack]) -> TestResult {
     Ok(())
 }
 
-fn crash_iterations(durability: &str) -> TestResult {
+/// Four crashes of children opening the store with `durability` and `index_batch` (see
+/// `LmdbOptions::index_batch`), each checked after a reopen.
+fn crash_iterations(durability: &str, index_batch: &str) -> TestResult {
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut total = 0;
     for iteration in 0..4 {
-        let acks = run_and_kill(dir.path(), durability, 100 + iteration * 173)?;
+        let acks = run_and_kill(dir.path(), durability, index_batch, 100 + iteration * 173)?;
         assert!(
             !acks.is_empty(),
             "iteration {iteration}: no acknowledgements"
@@ -216,10 +228,24 @@ fn crash_iterations(durability: &str) -> TestResult {
 
 #[test]
 fn sigkill_loses_no_acknowledged_write_durable() -> TestResult {
-    crash_iterations("durable")
+    crash_iterations("durable", "65536")
 }
 
 #[test]
 fn sigkill_loses_no_acknowledged_write_nosync() -> TestResult {
-    crash_iterations("nosync")
+    crash_iterations("nosync", "65536")
+}
+
+/// The index written behind the log in batches of 37 events: the children crash between
+/// flushes, after some, and (with groups of several appends) in the middle of a group that
+/// flushes; reopening indexes what the last flush left out.
+#[test]
+fn sigkill_with_the_index_written_in_small_batches_loses_nothing() -> TestResult {
+    crash_iterations("durable", "37")
+}
+
+/// The index written in every commit (`index_batch(0)`), as format 2 did.
+#[test]
+fn sigkill_with_the_index_written_in_each_commit_loses_nothing() -> TestResult {
+    crash_iterations("durable", "0")
 }

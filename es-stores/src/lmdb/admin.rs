@@ -1,6 +1,7 @@
 //! What an operator tool reads beyond the store traits: the names of the saved checkpoints
 //! and the stream heads.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use es_core::store::{StoreError, StreamId};
@@ -8,6 +9,7 @@ use es_core::store::{StoreError, StreamId};
 use super::LmdbStore;
 use super::codec;
 use super::open::heed_error;
+use super::pending::View;
 
 impl LmdbStore {
     /// The names of the projections that have a saved checkpoint, in key order. Blocks the
@@ -55,24 +57,43 @@ impl LmdbStore {
         const WHAT: &str = "list the stream heads";
         let shared = &self.inner;
         let after_key = after.map(codec::stream_key);
-        let _gate = shared.resize_gate.read();
-        let txn = shared.env.read_txn().map_err(|e| heed_error(WHAT, e))?;
         let start = match &after_key {
             Some(key) => Bound::Excluded(key.as_slice()),
             None => Bound::Unbounded,
         };
         let range = (start, Bound::Unbounded);
-        let mut heads = Vec::with_capacity(limit.min(4096));
-        for entry in shared
-            .dbs
-            .heads
-            .range(&txn, &range)
-            .map_err(|e| heed_error(WHAT, e))?
-            .take(limit)
-        {
-            let (key, version) = entry.map_err(|e| heed_error(WHAT, e))?;
-            heads.push((codec::parse_stream_key(key)?, version));
+        loop {
+            let _gate = shared.resize_gate.read();
+            let txn = shared.env.read_txn().map_err(|e| heed_error(WHAT, e))?;
+            let view = View::of(&shared.dbs, &txn)?;
+            // The streams the index does not list yet, or at an older version (see
+            // `pending.rs`); the first `limit` of the two together are among the first `limit`
+            // of each.
+            let Ok(pending) = shared
+                .pending
+                .read()
+                .visible_heads(view, after_key.as_deref())
+            else {
+                // This snapshot predates the last index flush: read again.
+                continue;
+            };
+            let mut heads: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            for entry in shared
+                .dbs
+                .heads
+                .range(&txn, &range)
+                .map_err(|e| heed_error(WHAT, e))?
+                .take(limit)
+            {
+                let (key, version) = entry.map_err(|e| heed_error(WHAT, e))?;
+                heads.insert(key.to_vec(), version);
+            }
+            heads.extend(pending);
+            return heads
+                .into_iter()
+                .take(limit)
+                .map(|(key, version)| Ok((codec::parse_stream_key(&key)?, version)))
+                .collect();
         }
-        Ok(heads)
     }
 }

@@ -25,7 +25,9 @@ use chrono::{DateTime, Utc};
 use es_core::store::{Checkpoint, Metadata, NewEvent, Snapshot, StoreError, StreamId};
 
 /// The encoding version written to the meta database; bump it on any incompatible change.
-pub(super) const FORMAT_VERSION: u32 = 2;
+/// Format 3 may hold events the stream index does not list yet (see `pending.rs`): format-2
+/// code must not open it. Formats 1 and 2 open as they are (their index is complete).
+pub(super) const FORMAT_VERSION: u32 = 3;
 
 /// The longest stream key: each part of a valid stream id (see [`StreamId::validate`]) is
 /// under 16,384 bytes, so its length prefix takes at most two varint bytes.

@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use super::codec::EventFields;
 use super::heads::Heads;
 use super::open::{Dbs, heed_error};
+use super::pending::IndexWriter;
 use super::request::{Appended, Outcome, Request, Target};
 use crate::group_commit::Committer;
 
@@ -79,6 +80,11 @@ pub(super) struct TxnWriter {
     pub(super) heads: Heads,
     /// Answers the requests of durable commits.
     pub(super) answers: Answerer,
+    /// The stream index written behind the log (see `pending.rs`).
+    pub(super) index: IndexWriter,
+    /// Whether the attempt in progress writes its index entries itself (see
+    /// [`TxnWriter::attempt`]).
+    pub(super) direct: bool,
 }
 
 /// Answers the requests of durable commits on a thread of its own, so that the writer thread
@@ -161,13 +167,14 @@ impl Committer for TxnWriter {
     fn finish(mut self) -> Result<(), StoreError> {
         self.flush_deferred();
         self.answers.stop();
+        let indexed = self.flush_index();
         if !self.pipelined {
             self.env
                 .force_sync()
                 .map_err(|e| heed_error("final flush on close", e))?;
         }
         tracing::debug!(path = %self.env.path().display(), "lmdb writer stopped");
-        Ok(())
+        indexed
     }
 }
 
@@ -250,6 +257,12 @@ impl TxnWriter {
 
     /// One try at writing the batch: applies every request not excluded, then commits.
     /// Returns the head position after the commit.
+    ///
+    /// The index entries of the batch's appends go to `Pending` (before the commit, so that no
+    /// reader of the committed log misses them; forgotten again when the attempt fails),
+    /// unless the batch truncates a stream (which reads the index) or the index is written in
+    /// each commit: then the attempt writes every pending entry and its own to the databases
+    /// ("direct"). Otherwise the attempt may write a step of a sweep (see `pending.rs`).
     fn attempt(&mut self, batch: &mut [Request]) -> Result<u64, AttemptError> {
         // A handle of our own, so that the transaction does not borrow `self`.
         let env = self.env.clone();
@@ -257,6 +270,23 @@ impl TxnWriter {
             .write_txn()
             .map_err(|e| AttemptError::Fatal(heed_error("begin write transaction", e)))?;
         let mut head = self.dbs.head_position(&txn).map_err(AttemptError::Fatal)?;
+        let head_before = head;
+        self.direct = self.index.in_each_commit()
+            || batch
+                .iter()
+                .any(|r| matches!(r, Request::Truncate { .. }) && !r.is_excluded());
+        let step = self.index.plan(head, self.direct);
+        if let Some(step) = &step {
+            let started = Instant::now();
+            if let Err(e) = self.index.write(step, &self.dbs, &mut txn) {
+                txn.abort();
+                return Err(self.index_write_failed(e));
+            }
+            tracing::trace!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "lmdb: wrote pending stream index entries"
+            );
+        }
         self.heads.begin();
         for request in batch.iter_mut() {
             if request.is_excluded() {
@@ -283,21 +313,124 @@ impl TxnWriter {
                 }
             }
         }
-        match txn.commit() {
-            Ok(()) => Ok(head),
-            Err(heed::Error::Mdb(MdbError::MapFull)) => {
-                if self.grow()? {
-                    Err(AttemptError::Retry)
-                } else {
-                    Err(AttemptError::Fatal(StoreError::Full(format!(
-                        "the LMDB map is at its maximum size of {} bytes; raise \
-                         LmdbOptions::max_map_size",
-                        self.max_map_size
-                    ))))
-                }
+        if let Some(step) = &step {
+            let head_after = self.direct.then_some(head);
+            if let Err(e) = self.index.record(step, &self.dbs, &mut txn, head_after) {
+                txn.abort();
+                return Err(self.index_write_failed(e));
             }
-            Err(e) => Err(AttemptError::Fatal(heed_error("commit", e))),
         }
+        if !self.direct {
+            self.stage(batch);
+        }
+        match txn.commit() {
+            Ok(()) => {
+                if let Some(step) = step {
+                    self.index.committed(step);
+                }
+                Ok(head)
+            }
+            Err(error) => {
+                if !self.direct {
+                    self.index.pending.write().forget_above(head_before);
+                }
+                Err(self.commit_failed(error))
+            }
+        }
+    }
+
+    /// What a failure to write the index means for the attempt (whose transaction is
+    /// aborted).
+    fn index_write_failed(&mut self, error: heed::Error) -> AttemptError {
+        match write_error("write the stream index", error) {
+            Abort::MapFull => match self.grow() {
+                Ok(true) => AttemptError::Retry,
+                Ok(false) => AttemptError::Fatal(StoreError::Full(format!(
+                    "the LMDB map is at its maximum size of {} bytes; raise \
+                     LmdbOptions::max_map_size",
+                    self.max_map_size
+                ))),
+                Err(e) => e,
+            },
+            Abort::Request(error) => AttemptError::Fatal(error),
+        }
+    }
+
+    /// Adds the index entries of the batch's applied appends to `Pending`.
+    fn stage(&self, batch: &[Request]) {
+        let mut pending = self.index.pending.write();
+        for request in batch {
+            match request {
+                Request::Append {
+                    key,
+                    events,
+                    outcome: Outcome::Applied(at),
+                    ..
+                } => pending.add(
+                    key,
+                    at.version_before + 1,
+                    at.first_position,
+                    events.len() as u64,
+                ),
+                Request::AppendMany {
+                    items,
+                    outcome: Outcome::Applied(()),
+                    ..
+                } => {
+                    for item in items {
+                        if let Some(Ok(at)) = &item.decided {
+                            pending.add(
+                                &item.key,
+                                at.version_before + 1,
+                                at.first_position,
+                                item.events.len() as u64,
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// What a commit that failed with `error` means for the attempt.
+    fn commit_failed(&mut self, error: heed::Error) -> AttemptError {
+        match error {
+            heed::Error::Mdb(MdbError::MapFull) => match self.grow() {
+                Ok(true) => AttemptError::Retry,
+                Ok(false) => AttemptError::Fatal(StoreError::Full(format!(
+                    "the LMDB map is at its maximum size of {} bytes; raise \
+                     LmdbOptions::max_map_size",
+                    self.max_map_size
+                ))),
+                Err(e) => e,
+            },
+            e => AttemptError::Fatal(heed_error("commit", e)),
+        }
+    }
+
+    /// Writes the whole pending index to the databases in a transaction of its own (when the
+    /// store closes), flushed to disk.
+    fn flush_index(&mut self) -> Result<(), StoreError> {
+        if self.index.pending.read().len() == 0 {
+            return Ok(());
+        }
+        const WHAT: &str = "write the stream index on close";
+        let env = self.env.clone();
+        let mut txn = env.write_txn().map_err(|e| heed_error(WHAT, e))?;
+        let head = self.dbs.head_position(&txn)?;
+        if let Some(step) = self.index.plan(head, true) {
+            self.index
+                .write(&step, &self.dbs, &mut txn)
+                .and_then(|()| self.index.record(&step, &self.dbs, &mut txn, Some(head)))
+                .map_err(|e| heed_error(WHAT, e))?;
+            txn.commit().map_err(|e| heed_error(WHAT, e))?;
+            self.index.committed(step);
+        }
+        if self.pipelined {
+            self.env.force_sync().map_err(|e| heed_error(WHAT, e))?;
+        }
+        Ok(())
     }
 
     /// Applies one request inside `txn`, recording its outcome in it. A rejection is decided
@@ -422,7 +555,11 @@ impl TxnWriter {
         events: &[NewEvent],
         head: &mut u64,
     ) -> Result<Result<Appended, StoreError>, Abort> {
-        let version = match self.heads.get(key) {
+        let known = self
+            .heads
+            .get(key)
+            .or_else(|| self.index.pending.read().version(key));
+        let version = match known {
             Some(version) => version,
             None => match self.dbs.heads.get(txn, key) {
                 Ok(version) => version.unwrap_or(0),
@@ -459,6 +596,10 @@ impl TxnWriter {
                 .map_err(Abort::Request)?;
             log.put_with_flags(txn, PutFlags::APPEND, &position, &self.buf)
                 .map_err(|e| write_error("append to the global log", e))?;
+            if !self.direct {
+                // The index entry is staged in `Pending` once the batch is applied.
+                continue;
+            }
             self.index_key.truncate(key.len());
             self.index_key.extend_from_slice(&sequence.to_be_bytes());
             index
@@ -466,9 +607,11 @@ impl TxnWriter {
                 .map_err(|e| write_error("write the stream index", e))?;
         }
         let version_after = version + events.len() as u64;
-        heads
-            .put(txn, key, &version_after.to_be_bytes())
-            .map_err(|e| write_error("write the stream head", e))?;
+        if self.direct {
+            heads
+                .put(txn, key, &version_after.to_be_bytes())
+                .map_err(|e| write_error("write the stream head", e))?;
+        }
         self.heads.stage(key, version_after);
         *head += events.len() as u64;
         Ok(Ok(Appended {

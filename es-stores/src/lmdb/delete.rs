@@ -28,6 +28,7 @@ impl TxnWriter {
         key: &[u8],
         before: u64,
     ) -> Result<Result<u64, StoreError>, heed::Error> {
+        // The attempt wrote the pending index to the databases first (see `attempt`).
         let version = match self.heads.get(key) {
             Some(version) => version,
             None => self.dbs.heads.get(txn, key)?.unwrap_or(0),

@@ -17,6 +17,7 @@ use super::heads::Heads;
 use super::open::{Dbs, LOCK_FILE, MAP_ALIGN, check_directory, open_databases, open_env};
 use super::options::{Durability, LmdbOptions};
 use super::pages::ScannedPages;
+use super::pending::{IndexWriter, Pending, catch_up};
 use super::request::Request;
 use crate::group_commit::WriterThread;
 use crate::lock::DirLock;
@@ -55,6 +56,8 @@ pub(super) struct Shared {
     pub(super) metrics: StoreMetrics,
     /// The subject keys, in `keys/` beside the environment (see [`crate::DirKeyStore`]).
     pub(super) keys: crate::keys::DirKeyStore,
+    /// The stream index entries the writer has not written to the databases yet.
+    pub(super) pending: Arc<RwLock<Pending>>,
     closer: Closer,
 }
 
@@ -187,17 +190,20 @@ impl Shared {
         // On an early return the locals drop in reverse order: the environment before the lock.
         let env = open_env(path, options)?;
         let dbs = open_databases(&env, path)?;
+        index_unindexed(&env, &dbs, path)?;
         let keys = crate::keys::DirKeyStore::open(path)?;
         if options.durability == Durability::Durable {
             // The opening transaction left its meta page unflushed (see `open_env`).
             env.force_sync()
                 .map_err(|e| super::open::heed_error("flush the opening transaction", e))?;
         }
-        let head_position = {
+        let pending = Arc::new(RwLock::new(Pending::default()));
+        let (head_position, index) = {
             let txn = env
                 .read_txn()
                 .map_err(|e| super::open::heed_error("begin read transaction", e))?;
-            dbs.head_position(&txn)?
+            let index = IndexWriter::new(pending.clone(), options.index_batch, &dbs, &txn)?;
+            (dbs.head_position(&txn)?, index)
         };
         let head = Arc::new(watch::Sender::new(head_position));
         let resize_gate = Arc::new(RwLock::new(()));
@@ -214,6 +220,8 @@ impl Shared {
             deferred: None,
             heads: Heads::default(),
             answers: Answerer::spawn()?,
+            index,
+            direct: false,
         };
         let mut threads = Threads {
             writer: WriterThread::spawn(
@@ -252,6 +260,7 @@ impl Shared {
             dbs,
             head,
             resize_gate,
+            pending,
             path: path.to_path_buf(),
             closer: Closer {
                 env_closed,
@@ -291,6 +300,25 @@ impl Shared {
         let finished = closer.finish();
         stopped.and(finished)
     }
+}
+
+/// Indexes the events a crash left out of the stream index (see `pending.rs`), in a
+/// transaction of its own, before the store is used.
+fn index_unindexed(env: &Env<WithoutTls>, dbs: &Dbs, path: &Path) -> Result<(), StoreError> {
+    let mut txn = env
+        .write_txn()
+        .map_err(|e| super::open::heed_error("begin the indexing transaction", e))?;
+    let indexed = catch_up(dbs, &mut txn)?;
+    txn.commit()
+        .map_err(|e| super::open::heed_error("commit the indexing transaction", e))?;
+    if indexed > 0 {
+        tracing::info!(
+            path = %path.display(),
+            events = indexed,
+            "lmdb: indexed the events written after the last index flush"
+        );
+    }
+    Ok(())
 }
 
 /// Starts the thread that flushes every `interval` (for [`Durability::NoSync`]).

@@ -13,10 +13,13 @@
 //! | `snapshots` | stream key ++ version (big-endian `u64`) | timestamp ++ state |
 //! | `checkpoints` | `b'p'` ++ projection name | position ++ optional state |
 //! | `truncations` | stream key | the removal recorded (see `delete.rs`) |
-//! | `meta` | `kind`, `format_version` | `es-stores/lmdb`, format version (big-endian `u32`, now 2) |
+//! | `meta` | `kind`, `format_version`, `indexed_to`, `index_generation` | `es-stores/lmdb`, format version (big-endian `u32`, now 3), the position up to which `streams` and `heads` hold every event and the count of commits that wrote them behind the log (big-endian `u64`s) |
 //!
 //! The global log is written with `MDB_APPEND` (positions only grow), so replaying it is a
 //! sequential scan; replaying one stream walks its slice of the `streams` index in sequence order.
+//! The `streams` and `heads` databases are written behind the log, in bulk (see `pending.rs`
+//! and [`LmdbOptions::index_batch`]): reads join them with the entries held in memory, and
+//! opening the store after a crash indexes the log past `indexed_to`.
 //! Records use a small binary encoding (see `codec.rs`), never JSON.
 //!
 //! # Writes
@@ -29,7 +32,9 @@
 //!
 //! `options.rs` (how to open), `open.rs` (environment, typed databases, format version, heed
 //! errors), `lifecycle.rs` (the open store's lifecycle and the per-process registry), `read.rs`
-//! (the read path), `pages.rs` (releasing the memory-map pages a scan of the log read), `request.rs` (the queued writes), `commit.rs` (the writer's transaction)
+//! (the read path), `pages.rs` (releasing the memory-map pages a scan of the log read), `pending.rs`
+//! (the stream index written behind the log), `request.rs` (the queued writes), `commit.rs` (the
+//! writer's transaction)
 //! and `codec.rs` (keys and records).
 
 mod admin;
@@ -41,6 +46,7 @@ mod lifecycle;
 mod open;
 mod options;
 mod pages;
+mod pending;
 mod read;
 mod request;
 
@@ -88,8 +94,9 @@ use self::request::{AppendDone, BatchItem, Reply, Request, Target, batch_outcome
 /// back in with the same bytes.
 ///
 /// Every event keeps its whole envelope (command, correlation and causation ids, tags, JSON
-/// metadata, and a given timestamp to the nanosecond). A store written by the previous format
-/// (1) opens as it is: its records are read as they are and its format version is raised to 2.
+/// metadata, and a given timestamp to the nanosecond). A store written by an earlier format (1
+/// or 2) opens as it is: its records are read as they are and its format version is raised to
+/// 3 (whose stream index may lag the log, so that earlier versions of this crate refuse it).
 ///
 /// ```
 /// use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};

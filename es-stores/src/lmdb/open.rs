@@ -48,6 +48,8 @@ pub(super) struct Dbs {
     pub(super) checkpoints: Database<'static, Bytes, Bytes>,
     /// stream key → the removal recorded (see `delete.rs`).
     pub(super) truncations: Database<'static, Bytes, Bytes>,
+    /// `kind`, `format_version`, `indexed_to` (see `pending.rs`).
+    pub(super) meta: Database<'static, Bytes, Bytes>,
 }
 
 impl Dbs {
@@ -264,7 +266,7 @@ pub(super) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
                 index,
                 heads,
                 snapshots,
-                (checkpoints, truncations),
+                (checkpoints, truncations, meta),
             )))
         },
     );
@@ -274,7 +276,7 @@ pub(super) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
             index,
             heads,
             snapshots,
-            (checkpoints, truncations),
+            (checkpoints, truncations, meta),
         ))) => Ok(Dbs {
             events,
             index,
@@ -282,6 +284,7 @@ pub(super) fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Dbs, 
             snapshots,
             checkpoints,
             truncations,
+            meta,
         }),
         Ok(CommitOrAbort::Abort(error)) => Err(error),
         Err(error) => Err(heed_error("open the store's databases", error)),

@@ -30,6 +30,9 @@ pub enum Durability {
     },
 }
 
+/// The default of [`LmdbOptions::index_batch`].
+const DEFAULT_INDEX_BATCH: usize = 65_536;
+
 /// Options for opening an [`LmdbStore`](super::LmdbStore); start with [`LmdbStore::options`](super::LmdbStore::options).
 ///
 /// ```no_run
@@ -50,6 +53,7 @@ pub struct LmdbOptions {
     pub(super) queue_capacity: usize,
     pub(super) max_readers: u32,
     pub(super) release_scanned_pages: bool,
+    pub(super) index_batch: usize,
 }
 
 impl Default for LmdbOptions {
@@ -65,6 +69,7 @@ impl Default for LmdbOptions {
             queue_capacity: 4096,
             max_readers: 1024,
             release_scanned_pages: false,
+            index_batch: DEFAULT_INDEX_BATCH,
         }
     }
 }
@@ -124,6 +129,24 @@ impl LmdbOptions {
     #[must_use]
     pub fn release_scanned_pages(mut self, release: bool) -> Self {
         self.release_scanned_pages = release;
+        self
+    }
+
+    /// How many appended events the stream index may hold back in memory before the writer
+    /// writes them to it in one go (default 65,536; `0` writes each
+    /// commit's index entries in that commit).
+    ///
+    /// The global log is written and flushed in every commit whatever this is; only the index
+    /// from stream to positions, which the log can rebuild, is written behind it. Reads see
+    /// every committed event either way. Appends spread over many streams gain the most: an
+    /// index written in each commit dirties a page per stream the commit touches (W1 with
+    /// 1,024 clients on 10,000 streams: 56k commands/s written in each commit, about three
+    /// times that behind). After a crash, opening the store indexes at most this many events
+    /// (plus one group) from the log before it answers; it holds about 8 bytes per event and
+    /// 100 per stream in memory.
+    #[must_use]
+    pub fn index_batch(mut self, events: usize) -> Self {
+        self.index_batch = events;
         self
     }
 }

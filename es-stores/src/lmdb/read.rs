@@ -14,6 +14,7 @@ use super::codec;
 use super::lifecycle::Shared;
 use super::open::{BeU64, heed_error};
 use super::pages::ReadRange;
+use super::pending::View;
 
 /// Events read per read transaction; readers yield to the runtime between chunks.
 const READ_CHUNK: usize = 2048;
@@ -155,7 +156,8 @@ impl Shared {
             }
             let start = codec::suffixed(key, next);
             let before = out.len();
-            self.read("read a stream", |txn| {
+            let stale = self.read("read a stream", |txn| {
+                let view = View::of(&self.dbs, txn)?;
                 let range = (
                     Bound::Included(start.as_slice()),
                     Bound::Included(end.as_slice()),
@@ -195,8 +197,28 @@ impl Shared {
                         Err(e) => return Err(heed_error("read a stream", e)),
                     }
                 }
-                Ok(())
+                // The events the index does not list yet (see `pending.rs`): those after the
+                // last one it gave, which may be pending still although it holds them.
+                let room = chunk - (out.len() - before);
+                if room > 0 {
+                    let from = match out.get(before..).and_then(<[_]>::last) {
+                        Some(last) => last.sequence + 1,
+                        None => next,
+                    };
+                    let Ok(positions) = self.pending.read().positions(key, view, from, room) else {
+                        out.truncate(before);
+                        return Ok(true);
+                    };
+                    for position in positions {
+                        out.push(self.event_at(txn, position)?);
+                    }
+                }
+                Ok(false)
             })?;
+            if stale {
+                // This snapshot predates the last index flush: read the chunk again.
+                continue;
+            }
             let read = out.len() - before;
             match out.last() {
                 Some(last) if read == chunk => next = last.sequence + 1,
@@ -209,14 +231,27 @@ impl Shared {
 
     /// The version of the stream with key `key` (0 when it has no events).
     pub(super) fn stream_version(&self, key: &[u8]) -> Result<u64, StoreError> {
-        self.read("read a stream version", |txn| {
-            let version = self
-                .dbs
-                .heads
-                .get(txn, key)
-                .map_err(|e| heed_error("read a stream version", e))?;
-            Ok(version.unwrap_or(0))
-        })
+        loop {
+            let version = self.read("read a stream version", |txn| {
+                let view = View::of(&self.dbs, txn)?;
+                let Ok(pending) = self.pending.read().visible_version(key, view) else {
+                    return Ok(None);
+                };
+                if let Some(version) = pending {
+                    return Ok(Some(version));
+                }
+                let version = self
+                    .dbs
+                    .heads
+                    .get(txn, key)
+                    .map_err(|e| heed_error("read a stream version", e))?;
+                Ok(Some(version.unwrap_or(0)))
+            })?;
+            // `None`: the snapshot predates the last index flush; read again.
+            if let Some(version) = version {
+                return Ok(version);
+            }
+        }
     }
 
     /// The position of the last event (0 when the log is empty).
