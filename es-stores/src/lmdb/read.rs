@@ -48,6 +48,45 @@ fn missing(position: u64) -> StoreError {
     ))
 }
 
+/// Reads the events of one stream from the log by position. A stream's events are often
+/// contiguous in the global log (written in batches): once two consecutive positions show up,
+/// it walks the log with a cursor instead of looking each position up from the root.
+#[derive(Default)]
+struct LogWalk<'t> {
+    log: Option<heed::RoRange<'t, BeU64, Bytes>>,
+    previous: u64,
+}
+
+impl<'t> LogWalk<'t> {
+    fn event(
+        &mut self,
+        shared: &Shared,
+        txn: &'t RoTxn<'_>,
+        position: u64,
+    ) -> Result<RecordedEvent, StoreError> {
+        let contiguous = self.previous.checked_add(1) == Some(position);
+        self.previous = position;
+        if !contiguous {
+            self.log = None;
+            return shared.event_at(txn, position);
+        }
+        if self.log.is_none() {
+            self.log = Some(
+                shared
+                    .dbs
+                    .events
+                    .range(txn, &(position..))
+                    .map_err(|e| heed_error("read a stream", e))?,
+            );
+        }
+        match self.log.as_mut().and_then(Iterator::next).transpose() {
+            Ok(Some((at, bytes))) if at == position => decode_recorded(bytes, position),
+            Ok(_) => Err(missing(position)),
+            Err(e) => Err(heed_error("read a stream", e)),
+        }
+    }
+}
+
 impl Shared {
     /// Runs `f` in a fresh read transaction, under a shared hold of the resize gate.
     fn read<R>(
@@ -167,35 +206,10 @@ impl Shared {
                     .index
                     .range(txn, &range)
                     .map_err(|e| heed_error("read a stream", e))?;
-                // A stream's events are often contiguous in the global log (written in
-                // batches): once two consecutive positions show up, walk the log with a cursor
-                // instead of looking each position up from the root.
-                let mut log: Option<heed::RoRange<'_, BeU64, Bytes>> = None;
-                let mut previous = 0u64;
+                let mut walk = LogWalk::default();
                 for entry in iter.take(chunk) {
                     let (_, position) = entry.map_err(|e| heed_error("read a stream", e))?;
-                    let contiguous = previous.checked_add(1) == Some(position);
-                    previous = position;
-                    if !contiguous {
-                        log = None;
-                        out.push(self.event_at(txn, position)?);
-                        continue;
-                    }
-                    if log.is_none() {
-                        log = Some(
-                            self.dbs
-                                .events
-                                .range(txn, &(position..))
-                                .map_err(|e| heed_error("read a stream", e))?,
-                        );
-                    }
-                    match log.as_mut().and_then(Iterator::next).transpose() {
-                        Ok(Some((at, bytes))) if at == position => {
-                            out.push(decode_recorded(bytes, position)?);
-                        }
-                        Ok(_) => return Err(missing(position)),
-                        Err(e) => return Err(heed_error("read a stream", e)),
-                    }
+                    out.push(walk.event(self, txn, position)?);
                 }
                 // The events the index does not list yet (see `pending.rs`): those after the
                 // last one it gave, which may be pending still although it holds them.
@@ -210,7 +224,7 @@ impl Shared {
                         return Ok(true);
                     };
                     for position in positions {
-                        out.push(self.event_at(txn, position)?);
+                        out.push(walk.event(self, txn, position)?);
                     }
                 }
                 Ok(false)
