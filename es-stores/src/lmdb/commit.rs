@@ -299,11 +299,7 @@ impl TxnWriter {
                     if self.grow()? {
                         return Err(AttemptError::Retry);
                     }
-                    request.reject(StoreError::Full(format!(
-                        "the LMDB map is at its maximum size of {} bytes; raise \
-                         LmdbOptions::max_map_size",
-                        self.max_map_size
-                    )));
+                    request.reject(self.full());
                     return Err(AttemptError::Retry);
                 }
                 Err(Abort::Request(error)) => {
@@ -343,17 +339,27 @@ impl TxnWriter {
     /// aborted).
     fn index_write_failed(&mut self, error: heed::Error) -> AttemptError {
         match write_error("write the stream index", error) {
-            Abort::MapFull => match self.grow() {
-                Ok(true) => AttemptError::Retry,
-                Ok(false) => AttemptError::Fatal(StoreError::Full(format!(
-                    "the LMDB map is at its maximum size of {} bytes; raise \
-                     LmdbOptions::max_map_size",
-                    self.max_map_size
-                ))),
-                Err(e) => e,
-            },
+            Abort::MapFull => self.grow_or_fail(),
             Abort::Request(error) => AttemptError::Fatal(error),
         }
+    }
+
+    /// The map is full: grow it and replay the batch, or fail the batch when the map is at its
+    /// maximum.
+    fn grow_or_fail(&mut self) -> AttemptError {
+        match self.grow() {
+            Ok(true) => AttemptError::Retry,
+            Ok(false) => AttemptError::Fatal(self.full()),
+            Err(e) => e,
+        }
+    }
+
+    /// The error of a write that does not fit in the map at its maximum size.
+    fn full(&self) -> StoreError {
+        StoreError::Full(format!(
+            "the LMDB map is at its maximum size of {} bytes; raise LmdbOptions::max_map_size",
+            self.max_map_size
+        ))
     }
 
     /// Adds the index entries of the batch's applied appends to `Pending`.
@@ -396,15 +402,7 @@ impl TxnWriter {
     /// What a commit that failed with `error` means for the attempt.
     fn commit_failed(&mut self, error: heed::Error) -> AttemptError {
         match error {
-            heed::Error::Mdb(MdbError::MapFull) => match self.grow() {
-                Ok(true) => AttemptError::Retry,
-                Ok(false) => AttemptError::Fatal(StoreError::Full(format!(
-                    "the LMDB map is at its maximum size of {} bytes; raise \
-                     LmdbOptions::max_map_size",
-                    self.max_map_size
-                ))),
-                Err(e) => e,
-            },
+            heed::Error::Mdb(MdbError::MapFull) => self.grow_or_fail(),
             e => AttemptError::Fatal(heed_error("commit", e)),
         }
     }
