@@ -68,3 +68,41 @@ async fn a_scan_releases_the_pages_it_read_and_reads_the_same_events()
     assert_eq!(again, first);
     Ok(())
 }
+
+/// A read that lands between the commit that wrote a stream's pending index entries to the
+/// databases and their removal from memory finds them in both places: it takes each event once,
+/// in sequence order.
+#[tokio::test]
+async fn entries_both_indexed_and_still_pending_are_read_once()
+-> Result<(), Box<dyn std::error::Error>> {
+    use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
+
+    let dir = tempfile::tempdir()?;
+    // The index is written in each commit, so nothing stays pending by itself.
+    let store = LmdbStore::options().index_batch(0).open(dir.path())?;
+    let stream = StreamId::new("t", "a");
+    let events = (0..3)
+        .map(|n| NewEvent::new("E", format!("{{\"n\":{n}}}").into_bytes()))
+        .collect();
+    store
+        .append(&stream, ExpectedVersion::NoStream, events)
+        .await?;
+    // The window: the same three entries (sequences 1 to 3, positions 1 to 3) still pending.
+    store
+        .inner
+        .pending
+        .write()
+        .add(&super::codec::stream_key(&stream), 1, 1, 3);
+    let sequences = |events: Vec<es_core::store::RecordedEvent>| -> Vec<(u64, u64)> {
+        events.iter().map(|e| (e.sequence, e.position)).collect()
+    };
+    assert_eq!(
+        sequences(store.read_stream(&stream, 1, 100).await?),
+        [(1, 1), (2, 2), (3, 3)]
+    );
+    assert_eq!(sequences(store.read_stream(&stream, 2, 1).await?), [(2, 2)]);
+    assert_eq!(sequences(store.read_stream(&stream, 3, 5).await?), [(3, 3)]);
+    assert_eq!(store.stream_version(&stream).await?, 3);
+    assert_eq!(store.stream_heads(None, 10)?, [(stream.clone(), 3)]);
+    Ok(())
+}
