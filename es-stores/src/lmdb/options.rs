@@ -133,17 +133,18 @@ impl LmdbOptions {
     }
 
     /// How many appended events the stream index may hold back in memory before the writer
-    /// writes them to it in one go (default 65,536; `0` writes each
-    /// commit's index entries in that commit).
+    /// starts writing them to it (default 65,536; `0` writes each commit's index entries in
+    /// that commit). From then on each commit also writes the pending entries of the next
+    /// streams in key order, an eighth of this at a time, until every stream was written once.
     ///
     /// The global log is written and flushed in every commit whatever this is; only the index
     /// from stream to positions, which the log can rebuild, is written behind it. Reads see
     /// every committed event either way. Appends spread over many streams gain the most: an
     /// index written in each commit dirties a page per stream the commit touches (W1 with
     /// 1,024 clients on 10,000 streams: 56k commands/s written in each commit, about three
-    /// times that behind). After a crash, opening the store indexes at most this many events
-    /// (plus one group) from the log before it answers; it holds about 8 bytes per event and
-    /// 100 per stream in memory.
+    /// times that behind). After a crash, opening the store indexes from the log the events the
+    /// index did not hold yet (up to about four times this, read back in full) before it
+    /// answers. The entries held cost about 8 bytes per event and 100 per stream in memory.
     #[must_use]
     pub fn index_batch(mut self, events: usize) -> Self {
         self.index_batch = events;

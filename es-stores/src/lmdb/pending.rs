@@ -64,8 +64,8 @@ impl Entries {
 /// that changes it, and the readers.
 #[derive(Default)]
 pub(super) struct Pending {
-    /// The generation of the last commit whose entries were removed from here: a snapshot of
-    /// an older generation may miss them.
+    /// The generation of the last commit that wrote to the index (its entries were removed
+    /// from here): a snapshot of an older generation may miss them.
     removed: u64,
     streams: BTreeMap<Vec<u8>, Entries>,
     /// The entries held, over all streams.
@@ -244,8 +244,6 @@ pub(super) struct IndexWriter {
     batch: usize,
     /// The next stream key of a sweep in progress.
     sweep: Option<Vec<u8>>,
-    /// The generation of the last commit that wrote to the index.
-    generation: u64,
 }
 
 impl IndexWriter {
@@ -256,12 +254,12 @@ impl IndexWriter {
         dbs: &Dbs,
         txn: &RoTxn<'_>,
     ) -> Result<Self, StoreError> {
+        pending.write().removed =
+            meta_u64(dbs.meta, txn, GENERATION_KEY, "the index generation")?.unwrap_or(0);
         Ok(Self {
             pending,
             batch,
             sweep: None,
-            generation: meta_u64(dbs.meta, txn, GENERATION_KEY, "the index generation")?
-                .unwrap_or(0),
         })
     }
 
@@ -279,7 +277,7 @@ impl IndexWriter {
             return Some(Step {
                 keys: pending.streams.keys().cloned().collect(),
                 next: None,
-                generation: self.generation + 1,
+                generation: pending.removed + 1,
                 head,
             });
         }
@@ -305,7 +303,7 @@ impl IndexWriter {
         Some(Step {
             keys,
             next,
-            generation: self.generation + 1,
+            generation: pending.removed + 1,
             head,
         })
     }
@@ -389,7 +387,6 @@ impl IndexWriter {
         pending.entries -= removed;
         pending.removed = step.generation;
         drop(pending);
-        self.generation = step.generation;
         if self.sweep.is_some() {
             self.sweep = step.next;
         }
