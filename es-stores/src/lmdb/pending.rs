@@ -26,8 +26,7 @@
 //!
 //! [`LmdbOptions::index_batch`]: super::LmdbOptions::index_batch
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::collections::{BTreeMap, HashMap};
 
 use es_core::store::StoreError;
 use heed::types::Bytes;
@@ -67,7 +66,9 @@ pub(super) struct Pending {
     /// The generation of the last commit that wrote to the index (its entries were removed
     /// from here): a snapshot of an older generation may miss them.
     removed: u64,
-    streams: BTreeMap<Vec<u8>, Entries>,
+    /// By stream key. A hash map: the writer adds to it for every append, and the key order
+    /// that sweeps and listings need is cheaper to sort out when they ask.
+    streams: HashMap<Vec<u8>, Entries, foldhash::fast::RandomState>,
     /// The entries held, over all streams.
     entries: usize,
 }
@@ -203,7 +204,7 @@ impl Pending {
     }
 
     /// The streams whose key is above `after` with pending entries `view` sees, and the
-    /// version it sees.
+    /// version it sees, in key order.
     pub(super) fn visible_heads(
         &self,
         view: View,
@@ -212,15 +213,24 @@ impl Pending {
         if self.removed > view.generation {
             return Err(Stale);
         }
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(self
+        let mut heads: Vec<(Vec<u8>, u64)> = self
             .streams
-            .range::<[u8], _>((from, Bound::Unbounded))
+            .iter()
+            .filter(|(key, _)| after.is_none_or(|after| key.as_slice() > after))
             .filter_map(|(key, entries)| {
                 let seen = entries.up_to(view.head);
                 (seen > 0).then(|| (key.clone(), entries.first_sequence + seen as u64 - 1))
             })
-            .collect())
+            .collect();
+        heads.sort_unstable();
+        Ok(heads)
+    }
+
+    /// Every stream key with pending entries, ascending.
+    fn sorted_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self.streams.keys().cloned().collect();
+        keys.sort_unstable();
+        keys
     }
 }
 
@@ -228,8 +238,8 @@ impl Pending {
 pub(super) struct Step {
     /// Their keys, ascending.
     keys: Vec<Vec<u8>>,
-    /// Where the sweep goes on after this step (`None`: it is over).
-    next: Option<Vec<u8>>,
+    /// Where the sweep goes on after this step, in its keys (`None`: it is over).
+    next: Option<usize>,
     /// The index generation this commit writes.
     generation: u64,
     /// Every entry at or below this position is written (the head before the commit's own
@@ -242,8 +252,16 @@ pub(super) struct IndexWriter {
     pub(super) pending: std::sync::Arc<parking_lot::RwLock<Pending>>,
     /// [`LmdbOptions::index_batch`](super::LmdbOptions::index_batch).
     batch: usize,
-    /// The next stream key of a sweep in progress.
-    sweep: Option<Vec<u8>>,
+    /// A sweep in progress.
+    sweep: Option<Sweep>,
+}
+
+/// A sweep: the stream keys that had pending entries when it began, ascending, and how far it
+/// has come. (Streams that get pending entries later wait for the next sweep, or for a
+/// commit that writes everything.)
+struct Sweep {
+    keys: Vec<Vec<u8>>,
+    next: usize,
 }
 
 impl IndexWriter {
@@ -275,30 +293,34 @@ impl IndexWriter {
         if all || pending.entries >= 4 * self.batch.max(1) {
             // Everything: asked for, or the sweep does not keep up with the appends.
             return Some(Step {
-                keys: pending.streams.keys().cloned().collect(),
+                keys: pending.sorted_keys(),
                 next: None,
                 generation: pending.removed + 1,
                 head,
             });
         }
         if self.sweep.is_none() && pending.entries >= self.batch {
-            self.sweep = Some(Vec::new());
+            self.sweep = Some(Sweep {
+                keys: pending.sorted_keys(),
+                next: 0,
+            });
         }
-        let from = self.sweep.as_deref()?;
+        let sweep = self.sweep.as_ref()?;
         let step = (self.batch / 8).max(1);
         let mut keys = Vec::new();
         let mut taken = 0;
         let mut next = None;
-        for (key, entries) in pending
-            .streams
-            .range::<[u8], _>((Bound::Included(from), Bound::Unbounded))
-        {
+        for (i, key) in sweep.keys.iter().enumerate().skip(sweep.next) {
             if taken >= step {
-                next = Some(key.clone());
+                next = Some(i);
                 break;
             }
-            taken += entries.positions.len();
-            keys.push(key.clone());
+            // A stream written since the sweep began (by a commit that wrote everything) has
+            // nothing left here.
+            if let Some(entries) = pending.streams.get(key) {
+                taken += entries.positions.len();
+                keys.push(key.clone());
+            }
         }
         Some(Step {
             keys,
@@ -387,9 +409,10 @@ impl IndexWriter {
         pending.entries -= removed;
         pending.removed = step.generation;
         drop(pending);
-        if self.sweep.is_some() {
-            self.sweep = step.next;
-        }
+        self.sweep = match (self.sweep.take(), step.next) {
+            (Some(sweep), Some(next)) => Some(Sweep { next, ..sweep }),
+            _ => None,
+        };
     }
 }
 
