@@ -106,3 +106,46 @@ async fn entries_both_indexed_and_still_pending_are_read_once()
     assert_eq!(store.stream_heads(None, 10)?, [(stream.clone(), 3)]);
     Ok(())
 }
+
+#[tokio::test]
+async fn sweeps_keep_up_while_new_streams_keep_arriving() -> Result<(), Box<dyn std::error::Error>>
+{
+    use es_core::store::{EventStore, ExpectedVersion, NewEvent, StreamId};
+
+    const BATCH: usize = 8;
+    let dir = tempfile::tempdir()?;
+    let store = LmdbStore::options().index_batch(BATCH).open(dir.path())?;
+    // One event per commit, to streams in a scattered order, with a new stream every third
+    // append: a sweep takes the keys there are when it begins, and streams that come later
+    // must be reached by a later sweep, or the pending entries would grow until a commit has
+    // to write them all (at four batches).
+    let mut versions = std::collections::BTreeMap::<u64, u64>::new();
+    let mut most = 0;
+    for i in 0..600u64 {
+        let s = if i % 3 == 0 { 1000 + i } else { (i * 7) % 97 };
+        let stream = StreamId::new("t", format!("s{s:05}"));
+        let version = versions.entry(s).or_insert(0);
+        store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(*version),
+                vec![NewEvent::new("E", format!("{{\"i\":{i}}}").into_bytes())],
+            )
+            .await?;
+        *version += 1;
+        most = most.max(store.inner.pending.read().len());
+    }
+    assert!(
+        most < 4 * BATCH,
+        "{most} entries waited at once: the sweeps fell behind the new streams until a commit \
+         had to write every pending entry"
+    );
+    for (s, version) in &versions {
+        let stream = StreamId::new("t", format!("s{s:05}"));
+        assert_eq!(store.stream_version(&stream).await?, *version, "{stream}");
+        let read = store.read_stream(&stream, 1, 1000).await?;
+        let sequences: Vec<u64> = read.iter().map(|e| e.sequence).collect();
+        assert_eq!(sequences, (1..=*version).collect::<Vec<_>>(), "{stream}");
+    }
+    Ok(())
+}
