@@ -204,7 +204,8 @@ impl Pending {
     }
 
     /// The streams whose key is above `after` with pending entries `view` sees, and the
-    /// version it sees, in key order.
+    /// version it sees, in no particular order (the listing merges them into its own ordered
+    /// map).
     pub(super) fn visible_heads(
         &self,
         view: View,
@@ -213,7 +214,7 @@ impl Pending {
         if self.removed > view.generation {
             return Err(Stale);
         }
-        let mut heads: Vec<(Vec<u8>, u64)> = self
+        Ok(self
             .streams
             .iter()
             .filter(|(key, _)| after.is_none_or(|after| key.as_slice() > after))
@@ -221,9 +222,7 @@ impl Pending {
                 let seen = entries.up_to(view.head);
                 (seen > 0).then(|| (key.clone(), entries.first_sequence + seen as u64 - 1))
             })
-            .collect();
-        heads.sort_unstable();
-        Ok(heads)
+            .collect())
     }
 
     /// Every stream key with pending entries, ascending.
