@@ -48,7 +48,7 @@ pub(super) struct Dbs {
     pub(super) checkpoints: Database<'static, Bytes, Bytes>,
     /// stream key → the removal recorded (see `delete.rs`).
     pub(super) truncations: Database<'static, Bytes, Bytes>,
-    /// `kind`, `format_version`, `indexed_to` (see `pending.rs`).
+    /// `kind`, `format_version`, `indexed_to` and `index_generation` (see `pending.rs`).
     pub(super) meta: Database<'static, Bytes, Bytes>,
 }
 

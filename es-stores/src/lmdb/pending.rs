@@ -27,10 +27,12 @@
 //! [`LmdbOptions::index_batch`]: super::LmdbOptions::index_batch
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use es_core::store::StoreError;
 use heed::types::Bytes;
 use heed::{Database, RoTxn, RwTxn};
+use parking_lot::RwLock;
 
 use super::codec;
 use super::open::{Dbs, heed_error};
@@ -248,7 +250,7 @@ pub(super) struct Step {
 
 /// The writer's side of the index written behind the log: when and what each commit writes.
 pub(super) struct IndexWriter {
-    pub(super) pending: std::sync::Arc<parking_lot::RwLock<Pending>>,
+    pub(super) pending: Arc<RwLock<Pending>>,
     /// [`LmdbOptions::index_batch`](super::LmdbOptions::index_batch).
     batch: usize,
     /// A sweep in progress.
@@ -266,7 +268,7 @@ struct Sweep {
 impl IndexWriter {
     /// The writer's side for a store whose `meta` holds the index generation (read in `txn`).
     pub(super) fn new(
-        pending: std::sync::Arc<parking_lot::RwLock<Pending>>,
+        pending: Arc<RwLock<Pending>>,
         batch: usize,
         dbs: &Dbs,
         txn: &RoTxn<'_>,
