@@ -7,6 +7,16 @@
 //! once and answers each request. Under load the groups grow by themselves, so many writes
 //! share one flush.
 //!
+//! A backend may pipeline its flushes: a commit's answers then wait for the next commit's flush
+//! (one flush per commit instead of two). Its callers, once answered, send their next requests,
+//! but the next commit has already started without them: they wait for the one after, and a
+//! caller that sends one request after another gets into every other commit at best. So before
+//! a commit that would be small (fewer requests wait than [`SETTLE_NUM`]/[`SETTLE_DEN`] of the
+//! group just committed, none included) the writer has the backend flush and answer at once
+//! ([`Committer::settle`]): the callers it answers are back in time for the next commit. Measured with
+//! LMDB under 64 clients each sending one command after another (W1): groups of 21 requests
+//! became groups of 28, and the commands per second rose by about a tenth.
+//!
 //! [`WriterThread`] owns the thread's lifecycle: it is spawned with a name, and stopped (by
 //! [`WriterThread::stop`] or when dropped) by closing the queue (the thread commits what is
 //! still queued and then calls [`Committer::finish`]) and joining it; a panic on the thread is
@@ -33,16 +43,31 @@ pub(crate) trait Committer: Send + 'static {
     fn size(request: &Self::Request) -> usize;
 
     /// Commits one group (in queue order) and answers every request of it, now or (when the
-    /// backend pipelines its flushes) at the next [`Committer::commit`] or [`Committer::idle`].
+    /// backend pipelines its flushes) at the next [`Committer::commit`] or [`Committer::settle`].
     fn commit(&mut self, group: Vec<Self::Request>);
 
-    /// Called when the queue is empty, before the thread waits for the next request: a
-    /// backend that defers answers until a later flush must flush and answer now.
-    fn idle(&mut self) {}
+    /// Called before a commit that would be small (see the module docs), and always before the
+    /// thread waits for a request on an empty queue: a backend that defers answers until a later
+    /// flush must flush and answer now.
+    fn settle(&mut self) {}
 
     /// Runs once after the queue was closed and drained; its error is what
     /// [`WriterThread::stop`] returns.
     fn finish(self) -> Result<(), StoreError>;
+}
+
+/// With [`SETTLE_DEN`]: the writer settles (see the module docs) before a commit when fewer
+/// requests wait than `SETTLE_NUM / SETTLE_DEN` of the group it committed last. Measured on W1
+/// with LMDB (64 clients): 4/5 was better than 1/2 (too few settles) and than 3/2 (a flush
+/// more for groups that were large enough).
+const SETTLE_NUM: usize = 4;
+/// See [`SETTLE_NUM`].
+const SETTLE_DEN: usize = 5;
+
+/// Whether the writer settles before its next commit: `waiting` requests are queued and the last
+/// group held `last`.
+fn settles(waiting: usize, last: usize) -> bool {
+    waiting == 0 || waiting.saturating_mul(SETTLE_DEN) < last.saturating_mul(SETTLE_NUM)
 }
 
 /// A writer thread and the sending side of its queue; dropping it stops the thread.
@@ -134,20 +159,30 @@ fn run<C: Committer>(
     group_size: Histogram,
 ) -> Result<(), StoreError> {
     let mut carry = None;
+    // The size of the group committed last.
+    let mut last = 0;
     loop {
         let first = match carry.take() {
             Some(request) => request,
-            None => match requests.try_recv() {
-                Ok(request) => request,
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    committer.idle();
-                    match requests.blocking_recv() {
-                        Some(request) => request,
-                        None => break,
+            None => {
+                let settled = settles(requests.len(), last);
+                if settled {
+                    committer.settle();
+                }
+                match requests.try_recv() {
+                    Ok(request) => request,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if !settled {
+                            committer.settle();
+                        }
+                        match requests.blocking_recv() {
+                            Some(request) => request,
+                            None => break,
+                        }
                     }
                 }
-            },
+            }
         };
         let mut bytes = C::size(&first);
         let mut group = vec![first];
@@ -164,6 +199,7 @@ fn run<C: Committer>(
             group.push(request);
         }
         group_size.record(group.len() as f64);
+        last = group.len();
         committer.commit(group);
     }
     committer.finish()
@@ -175,12 +211,28 @@ mod tests {
 
     use super::*;
 
-    /// Records the groups it is given; requests are their sizes.
+    /// What the writer asked of its committer.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Call {
+        /// A group, by the sizes of its requests.
+        Commit(Vec<usize>),
+        Settle,
+    }
+
+    /// Records what it is asked; requests are their sizes.
     struct Recorder {
-        groups: Arc<Mutex<Vec<Vec<usize>>>>,
+        calls: Arc<Mutex<Vec<Call>>>,
         /// Told when the first group arrives, which is then held until the gate opens.
         entered: Option<tokio::sync::oneshot::Sender<()>>,
         gate: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Recorder {
+        fn record(&self, call: Call) {
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.push(call);
+            }
+        }
     }
 
     impl Committer for Recorder {
@@ -198,9 +250,11 @@ mod tests {
                 let _ = entered.send(());
                 let _ = self.gate.recv();
             }
-            if let Ok(mut groups) = self.groups.lock() {
-                groups.push(group);
-            }
+            self.record(Call::Commit(group));
+        }
+
+        fn settle(&mut self) {
+            self.record(Call::Settle);
         }
 
         fn finish(self) -> Result<(), StoreError> {
@@ -208,17 +262,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn groups_are_bounded_by_count_and_bytes_and_everything_queued_is_committed()
-    -> Result<(), StoreError> {
-        let groups = Arc::new(Mutex::new(Vec::new()));
+    /// Sends a request of size 1, and once the writer holds it as its first group, the requests
+    /// of `sizes`; then stops the writer. What the writer asked from its first commit on (whether
+    /// it settled before that depends on when its thread started).
+    async fn run(sizes: &[usize]) -> Result<Vec<Call>, StoreError> {
+        let calls = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = std::sync::mpsc::channel();
         let (entered, first_group) = tokio::sync::oneshot::channel();
         let mut writer = WriterThread::spawn(
             "es-test-writer",
             16,
             Recorder {
-                groups: Arc::clone(&groups),
+                calls: Arc::clone(&calls),
                 entered: Some(entered),
                 gate,
             },
@@ -227,13 +282,31 @@ mod tests {
         writer.send(1).await?;
         // Wait until the writer holds the first group, so the rest queue up behind it.
         first_group.await.map_err(|_| StoreError::Closed)?;
-        for size in [1, 1, 1, 1, 60, 60, 200, 1] {
+        for &size in sizes {
             writer.send(size).await?;
         }
         let _ = open.send(());
         // `finish`'s error is what `stop` reports.
         assert!(matches!(writer.stop(), Err(StoreError::Closed)));
-        let groups = groups.lock().map_err(|_| StoreError::Closed)?.clone();
+        let calls = calls.lock().map_err(|_| StoreError::Closed)?.clone();
+        let first = calls
+            .iter()
+            .position(|c| matches!(c, Call::Commit(_)))
+            .unwrap_or(calls.len());
+        Ok(calls[first..].to_vec())
+    }
+
+    #[tokio::test]
+    async fn groups_are_bounded_by_count_and_bytes_and_everything_queued_is_committed()
+    -> Result<(), StoreError> {
+        let calls = run(&[1, 1, 1, 1, 60, 60, 200, 1]).await?;
+        let groups: Vec<Vec<usize>> = calls
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Commit(group) => Some(group),
+                Call::Settle => None,
+            })
+            .collect();
         assert_eq!(
             groups,
             vec![
@@ -246,5 +319,48 @@ mod tests {
             ]
         );
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_writer_settles_before_a_small_group_and_on_an_empty_queue()
+    -> Result<(), StoreError> {
+        use Call::{Commit, Settle};
+        // After [1], five wait (no settle); after [1, 1, 1] two wait, fewer than 4/5 of three
+        // (settle); after [1, 1] none (settle).
+        assert_eq!(
+            run(&[1; 5]).await?,
+            vec![
+                Commit(vec![1]),
+                Commit(vec![1, 1, 1]),
+                Settle,
+                Commit(vec![1, 1]),
+                Settle
+            ]
+        );
+        // As many waiting as were committed, or 4/5 of them: no settle until the queue is empty.
+        assert_eq!(
+            run(&[1, 1, 1, 1, 60, 60, 200, 1]).await?,
+            vec![
+                Commit(vec![1]),
+                Commit(vec![1, 1, 1]),
+                Commit(vec![1, 60]),
+                Commit(vec![60]),
+                Commit(vec![200]),
+                Commit(vec![1]),
+                Settle
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn settles_below_four_fifths_of_the_last_group() {
+        assert!(settles(0, 0));
+        assert!(settles(0, 10));
+        assert!(!settles(1, 0));
+        assert!(!settles(8, 10));
+        assert!(settles(7, 10));
+        assert!(!settles(1, 1));
+        assert!(!settles(usize::MAX, usize::MAX));
     }
 }

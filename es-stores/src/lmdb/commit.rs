@@ -9,10 +9,11 @@
 //!
 //! In the durable mode the environment is opened with `MDB_NOMETASYNC` and the writer
 //! pipelines the flushes: a commit flushes its data pages (`fdatasync`) and writes its meta page
-//! without flushing it; the next commit's data flush (or, when no request is waiting, an
-//! explicit flush in [`Committer::idle`]) makes that meta page durable, and only then are the
+//! without flushing it; the next commit's data flush (or, when the next group would be small, an
+//! explicit flush in [`Committer::settle`]) makes that meta page durable, and only then are the
 //! requests of the earlier commit answered and the new head published. Every answer still
-//! means "durable", at one flush per commit under load instead of two. LMDB keeps this
+//! means "durable", at one flush per commit under a load that keeps the groups full instead of
+//! two. LMDB keeps this
 //! consistent: a transaction never reuses the pages freed by the transaction before it, so the
 //! last durable meta page always points at intact pages.
 //!
@@ -158,7 +159,7 @@ impl Committer for TxnWriter {
     }
 
     /// Flushes the meta page of the last commit and answers its requests.
-    fn idle(&mut self) {
+    fn settle(&mut self) {
         self.flush_deferred();
     }
 

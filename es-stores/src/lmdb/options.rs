@@ -13,7 +13,7 @@ pub enum Durability {
     /// Every acknowledged write survives a machine crash: a commit's data pages are flushed,
     /// then its meta page, before its requests are answered. Under load the meta page is
     /// flushed by the next commit's data flush, so a commit costs one `fdatasync` instead of
-    /// two; an idle writer flushes it at once. The default.
+    /// two; a writer with few or no requests waiting flushes it at once. The default.
     #[default]
     Durable,
     /// Flush data pages but not the meta page on every commit (`MDB_NOMETASYNC`): one flush per
