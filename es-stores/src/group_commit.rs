@@ -13,9 +13,9 @@
 //! caller that sends one request after another gets into every other commit at best. So before
 //! a commit that would be small (fewer requests wait than [`SETTLE_NUM`]/[`SETTLE_DEN`] of the
 //! group just committed, none included) the writer has the backend flush and answer at once
-//! ([`Committer::settle`]): the callers it answers are back in time for the next commit. Measured with
-//! LMDB under 64 clients each sending one command after another (W1): groups of 21 requests
-//! became groups of 28, and the commands per second rose by about a tenth.
+//! ([`Committer::settle`]): the callers it answers are back in time for the next commit.
+//! Measured with LMDB under 64 clients each sending one command after another (W1): groups of
+//! 21 requests became groups of 28, and the commands per second rose by about a tenth.
 //!
 //! [`WriterThread`] owns the thread's lifecycle: it is spawned with a name, and stopped (by
 //! [`WriterThread::stop`] or when dropped) by closing the queue (the thread commits what is
@@ -173,6 +173,8 @@ fn run<C: Committer>(
                     Ok(request) => request,
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                     Err(mpsc::error::TryRecvError::Empty) => {
+                        // A request counted by `len` may not be readable yet: settle before
+                        // blocking all the same.
                         if !settled {
                             committer.settle();
                         }
@@ -265,7 +267,7 @@ mod tests {
     /// Sends a request of size 1, and once the writer holds it as its first group, the requests
     /// of `sizes`; then stops the writer. What the writer asked from its first commit on (whether
     /// it settled before that depends on when its thread started).
-    async fn run(sizes: &[usize]) -> Result<Vec<Call>, StoreError> {
+    async fn calls_for(sizes: &[usize]) -> Result<Vec<Call>, StoreError> {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = std::sync::mpsc::channel();
         let (entered, first_group) = tokio::sync::oneshot::channel();
@@ -299,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn groups_are_bounded_by_count_and_bytes_and_everything_queued_is_committed()
     -> Result<(), StoreError> {
-        let calls = run(&[1, 1, 1, 1, 60, 60, 200, 1]).await?;
+        let calls = calls_for(&[1, 1, 1, 1, 60, 60, 200, 1]).await?;
         let groups: Vec<Vec<usize>> = calls
             .into_iter()
             .filter_map(|c| match c {
@@ -328,7 +330,7 @@ mod tests {
         // After [1], five wait (no settle); after [1, 1, 1] two wait, fewer than 4/5 of three
         // (settle); after [1, 1] none (settle).
         assert_eq!(
-            run(&[1; 5]).await?,
+            calls_for(&[1; 5]).await?,
             vec![
                 Commit(vec![1]),
                 Commit(vec![1, 1, 1]),
@@ -339,7 +341,7 @@ mod tests {
         );
         // As many waiting as were committed, or 4/5 of them: no settle until the queue is empty.
         assert_eq!(
-            run(&[1, 1, 1, 1, 60, 60, 200, 1]).await?,
+            calls_for(&[1, 1, 1, 1, 60, 60, 200, 1]).await?,
             vec![
                 Commit(vec![1]),
                 Commit(vec![1, 1, 1]),

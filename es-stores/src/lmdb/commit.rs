@@ -12,10 +12,9 @@
 //! without flushing it; the next commit's data flush (or, when the next group would be small, an
 //! explicit flush in [`Committer::settle`]) makes that meta page durable, and only then are the
 //! requests of the earlier commit answered and the new head published. Every answer still
-//! means "durable", at one flush per commit under a load that keeps the groups full instead of
-//! two. LMDB keeps this
-//! consistent: a transaction never reuses the pages freed by the transaction before it, so the
-//! last durable meta page always points at intact pages.
+//! means "durable", at one flush per commit instead of two while the groups stay full. LMDB
+//! keeps this consistent: a transaction never reuses the pages freed by the transaction before
+//! it, so the last durable meta page always points at intact pages.
 //!
 //! The answers themselves (waking the waiting tasks, dropping the requests) go to a thread of
 //! their own ([`Answerer`]), handed a whole batch once it is durable and its head published,
