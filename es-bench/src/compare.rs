@@ -7,6 +7,11 @@
 //! `cargo build --release --locked --manifest-path es-bench/peers/cqrs-bank/Cargo.toml` unless
 //! `--peer-bin` names a built one. Both use a pool of 16 connections. The order of the two sides
 //! alternates from round to round, so neither always runs on a warmer (or more loaded) machine.
+//! Before the measured rounds, `--warmup` rounds (default 1) run both sides unmeasured: without
+//! them the first side of the first round ran on a server whose caches the other side never
+//! had cold. Before each side's run the server takes a checkpoint (`CHECKPOINT`; `--no-checkpoint`
+//! skips it), so that neither side starts with the other's WAL still to write out, nor has a
+//! checkpoint forced into its run by it.
 //!
 //! Prints one JSON object on stdout: the parameters, per side the medians over the rounds of
 //! `commands_per_s`, `p50_us` and `p99_us` (and of every W1 figure under `medians`), the ratio
@@ -58,6 +63,14 @@ struct CompareCli {
     /// Accounts.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     accounts: u64,
+    /// Unmeasured rounds before the measured ones, each running both sides (default 1, with
+    /// `--quick` 0). Their figures are reported under `warmup`, apart from the medians.
+    #[arg(long)]
+    warmup: Option<u32>,
+    /// Do not ask the server for a checkpoint before each side's run (a user without the
+    /// `pg_checkpoint` role or superuser rights gets a warning and the runs go on without).
+    #[arg(long)]
+    no_checkpoint: bool,
     /// A smoke run: 2,000 commands, 1 round (the figures mean little).
     #[arg(long)]
     quick: bool,
@@ -80,6 +93,11 @@ impl CompareCli {
         self.rounds.unwrap_or(if self.quick { 1 } else { 5 })
     }
 
+    /// Unmeasured rounds: `--warmup`, else 1 (0 with `--quick`).
+    fn warmup(&self) -> u32 {
+        self.warmup.unwrap_or(u32::from(!self.quick))
+    }
+
     /// Commands per side and round: `--commands`, else 60,000 (2,000 with `--quick`).
     fn commands(&self) -> u64 {
         self.commands
@@ -91,6 +109,8 @@ impl CompareCli {
 struct Setup {
     pg_url: String,
     rounds: u32,
+    warmup: u32,
+    checkpoint: bool,
     params: Params,
     peer: PathBuf,
     peer_mode: String,
@@ -171,15 +191,30 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
     let setup = Setup {
         pg_url,
         rounds: cli.rounds(),
+        warmup: cli.warmup(),
+        checkpoint: !cli.no_checkpoint,
         params: Params::resolve(Workload::W1, true, &overrides),
         peer,
         peer_mode: cli.peer_mode.clone(),
     };
     let mut rounds: Vec<Value> = Vec::new();
+    let mut warmup: Vec<Value> = Vec::new();
     let mut violations: Vec<String> = Vec::new();
     let mut error = None;
-    for round in 1..=setup.rounds {
-        match run_round(&setup, round).await {
+    for round in 1..=setup.warmup {
+        match run_round(&setup, Round::Warmup(round)).await {
+            Ok((value, found)) => {
+                violations.extend(found);
+                warmup.push(value);
+            }
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    for round in (1..=setup.rounds).take_while(|_| error.is_none()) {
+        match run_round(&setup, Round::Measured(round)).await {
             Ok((value, found)) => {
                 violations.extend(found);
                 rounds.push(value);
@@ -195,6 +230,7 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
         let binary = setup.peer.display().to_string();
         let build = json!({ "binary": binary, "build_seconds": build_seconds });
         obj.insert("peer_build".to_owned(), build);
+        obj.insert("warmup".to_owned(), Value::Array(warmup));
         if let Some(e) = &error {
             obj.insert("error".to_owned(), Value::String(e.to_string()));
         }
@@ -279,22 +315,75 @@ fn build_peer(target_dir: &Path) -> Result<PathBuf, BenchError> {
     }
 }
 
-/// One round: both sides once, in an order that alternates between rounds. Returns the
-/// round's JSON and its violations.
-async fn run_round(setup: &Setup, round: u32) -> Result<(Value, Vec<String>), BenchError> {
-    let order = if round % 2 == 1 {
-        ["ours", "peer"]
-    } else {
-        ["peer", "ours"]
-    };
+/// A round: unmeasured (before the measured ones) or measured, numbered from 1 in its kind.
+#[derive(Debug, Clone, Copy)]
+enum Round {
+    Warmup(u32),
+    Measured(u32),
+}
+
+impl Round {
+    /// Which side runs first: ours in odd measured rounds, the peer in even ones (A B, B A, A B:
+    /// each side runs first as often as last). The `warmup` warm-up rounds go on the same
+    /// pattern backwards, as rounds 0, -1, ...: the last one runs the peer first.
+    fn order(self, warmup: u32) -> [&'static str; 2] {
+        let ours_first = match self {
+            Round::Measured(n) => n % 2 == 1,
+            Round::Warmup(n) => warmup.saturating_sub(n) % 2 == 1,
+        };
+        if ours_first {
+            ["ours", "peer"]
+        } else {
+            ["peer", "ours"]
+        }
+    }
+
+    /// `round 2 of 5`, `warm-up round 1 of 1`.
+    fn describe(self, setup: &Setup) -> String {
+        match self {
+            Round::Warmup(n) => format!("warm-up round {n} of {}", setup.warmup),
+            Round::Measured(n) => format!("round {n} of {}", setup.rounds),
+        }
+    }
+
+    /// `round 2`, `warm-up round 1`: how violations and the per-round summary name it.
+    fn name(self) -> String {
+        match self {
+            Round::Warmup(n) => format!("warm-up round {n}"),
+            Round::Measured(n) => format!("round {n}"),
+        }
+    }
+
+    fn number(self) -> u32 {
+        match self {
+            Round::Warmup(n) | Round::Measured(n) => n,
+        }
+    }
+}
+
+/// One round: both sides once, in the round's order (see [`Round::order`]), each after a
+/// checkpoint unless `--no-checkpoint`. Returns the round's JSON and its violations.
+async fn run_round(setup: &Setup, round: Round) -> Result<(Value, Vec<String>), BenchError> {
+    let order = round.order(setup.warmup);
     let load_start = sys::load_average();
     let mut sides = Map::new();
     let mut violations = Vec::new();
     for side in order {
-        eprintln!(
-            "es-bench compare: round {round} of {}: {side}",
-            setup.rounds
-        );
+        eprintln!("es-bench compare: {}: {side}", round.describe(setup));
+        let checkpoint_ms = if setup.checkpoint {
+            let started = Instant::now();
+            match checkpoint(&setup.pg_url).await {
+                Ok(()) => Some(started.elapsed().as_millis() as u64),
+                Err(e) => {
+                    eprintln!(
+                        "es-bench compare: warning: CHECKPOINT failed, {side} runs without one: {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let side_start = sys::load_average();
         let (figures, found) = if side == "ours" {
             run_ours(setup).await?
@@ -304,7 +393,7 @@ async fn run_round(setup: &Setup, round: u32) -> Result<(Value, Vec<String>), Be
         violations.extend(
             found
                 .into_iter()
-                .map(|v| format!("round {round}, {side}: {v}")),
+                .map(|v| format!("{}, {side}: {v}", round.name())),
         );
         sides.insert(
             side.to_owned(),
@@ -312,13 +401,15 @@ async fn run_round(setup: &Setup, round: u32) -> Result<(Value, Vec<String>), Be
                 "results": figures,
                 "loadavg_1m_start": side_start,
                 "loadavg_1m_end": sys::load_average(),
+                "checkpoint_ms": checkpoint_ms,
             }),
         );
     }
     let cps = |side: &str| sides[side]["results"]["commands_per_s"].as_f64();
     let ratio = ratio(cps("ours"), cps("peer"));
     let mut value = json!({
-        "round": round,
+        "round": round.number(),
+        "warmup": matches!(round, Round::Warmup(_)),
         "order": order,
         "ratio": ratio,
         "loadavg_1m_start": load_start,
@@ -329,8 +420,9 @@ async fn run_round(setup: &Setup, round: u32) -> Result<(Value, Vec<String>), Be
     }
     let g = |side: &str, path: &str| human(value[side]["results"].pointer(path));
     eprintln!(
-        "es-bench compare: round {round}: ours {} commands/s (p50 {} µs, p99 {} µs), peer {} \
-         commands/s (p50 {} µs, p99 {} µs), ratio {}, load {} -> {}",
+        "es-bench compare: {}: ours {} commands/s (p50 {} µs, p99 {} µs), peer {} commands/s \
+         (p50 {} µs, p99 {} µs), ratio {}, load {} -> {}",
+        round.name(),
         g("ours", "/commands_per_s"),
         g("ours", "/latency/p50_us"),
         g("ours", "/latency/p99_us"),
@@ -342,6 +434,30 @@ async fn run_round(setup: &Setup, round: u32) -> Result<(Value, Vec<String>), Be
         human(value.get("loadavg_1m_end")),
     );
     Ok((value, violations))
+}
+
+/// Asks the server at `pg_url` for a checkpoint, on a connection of its own.
+async fn checkpoint(pg_url: &str) -> Result<(), String> {
+    #[cfg(feature = "postgres")]
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(pg_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = sqlx::query("CHECKPOINT")
+            .execute(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+        // The checkpoint is what was asked for; a failed goodbye changes nothing.
+        let _ = conn.close().await;
+        done
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = pg_url;
+        Err("this es-bench was built without the `postgres` feature".to_owned())
+    }
 }
 
 /// Our side: W1 on a fresh PostgreSQL store environment, as `es-bench w1 --store postgres`.
@@ -437,6 +553,8 @@ fn summary(setup: &Setup, rounds: &[Value], violations: &[String]) -> Value {
             "commands": p.commands,
             "accounts": p.accounts,
             "rounds": setup.rounds,
+            "warmup_rounds": setup.warmup,
+            "checkpoint_before_each_side": setup.checkpoint,
             "quick": p.quick,
             "pool_connections": POOL_CONNECTIONS,
             "peer": "cqrs-es 0.5 with postgres-es 0.5",
@@ -502,6 +620,8 @@ mod tests {
         let setup = Setup {
             pg_url: String::new(),
             rounds: cli.rounds(),
+            warmup: cli.warmup(),
+            checkpoint: !cli.no_checkpoint,
             params: Params::resolve(Workload::W1, true, &Overrides::default()),
             peer: PathBuf::new(),
             peer_mode: cli.peer_mode,
@@ -534,12 +654,48 @@ mod tests {
     fn quick_is_one_round_of_two_thousand_commands_and_defaults_are_w1_on_postgres() {
         let quick = CompareCli::parse_from(["compare", "--quick"]);
         assert_eq!((quick.rounds(), quick.commands()), (1, 2_000));
+        assert_eq!(quick.warmup(), 0, "a smoke run has no warm-up");
         let quick = CompareCli::parse_from(["compare", "--quick", "--rounds", "3"]);
         assert_eq!((quick.rounds(), quick.commands()), (3, 2_000));
         let cli = CompareCli::parse_from(["compare"]);
         assert_eq!((cli.rounds(), cli.commands()), (5, 60_000));
         assert_eq!((cli.clients, cli.accounts), (64, 10_000));
         assert_eq!(cli.peer_mode, "events");
+        assert_eq!(cli.warmup(), 1);
+        assert!(
+            !cli.no_checkpoint,
+            "a checkpoint before each side by default"
+        );
+        let cold = CompareCli::parse_from(["compare", "--warmup", "0", "--no-checkpoint"]);
+        assert_eq!(cold.warmup(), 0);
+        assert!(cold.no_checkpoint);
         assert!(CompareCli::try_parse_from(["compare", "--rounds", "0"]).is_err());
+    }
+
+    #[test]
+    fn sides_alternate_across_warm_up_and_measured_rounds() {
+        let orders: Vec<[&str; 2]> = [
+            Round::Warmup(1),
+            Round::Measured(1),
+            Round::Measured(2),
+            Round::Measured(3),
+        ]
+        .into_iter()
+        .map(|r| r.order(1))
+        .collect();
+        assert_eq!(
+            orders,
+            [
+                ["peer", "ours"],
+                ["ours", "peer"],
+                ["peer", "ours"],
+                ["ours", "peer"]
+            ]
+        );
+        // With two warm-up rounds, the first runs ours first and the second the peer first.
+        assert_eq!(Round::Warmup(1).order(2), ["ours", "peer"]);
+        assert_eq!(Round::Warmup(2).order(2), ["peer", "ours"]);
+        assert_eq!(Round::Warmup(1).name(), "warm-up round 1");
+        assert_eq!(Round::Measured(3).name(), "round 3");
     }
 }
