@@ -236,9 +236,35 @@ impl AppendResult {
 
     /// The answer to an append of `events` to `stream`, which was at `version_before`, once the
     /// store has given the events their `positions` (in order; `first..` for a gapless log) and
-    /// stamped them all with `timestamp`. Every backend builds its answer with this.
+    /// stamped them all with `timestamp`. Every backend builds its answer with this or
+    /// [`recorded_owned`](Self::recorded_owned).
     pub fn recorded(
         stream: &StreamId,
+        version_before: u64,
+        positions: impl IntoIterator<Item = u64>,
+        timestamp: DateTime<Utc>,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        Self::recorded_owned(stream.clone(), version_before, positions, timestamp, events)
+    }
+
+    /// [`recorded`](Self::recorded) for a store that owns the stream id (it kept the request's):
+    /// the last event takes it instead of a copy, so the answer to an append of one event
+    /// copies no id.
+    ///
+    /// ```
+    /// # use es_core::store::{AppendResult, NewEvent, StreamId};
+    /// let stream = StreamId::new("bank_account", "acc-1");
+    /// let now = chrono::Utc::now();
+    /// let events = vec![NewEvent::new("Deposited", b"{}".to_vec()); 2];
+    /// let done = AppendResult::recorded_owned(stream.clone(), 4, 10.., now, events);
+    /// assert_eq!(done.version, 6);
+    /// assert_eq!(done.events[1].sequence, 6);
+    /// assert_eq!(done.events[1].position, 11);
+    /// assert!(done.events.iter().all(|e| e.stream == stream));
+    /// ```
+    pub fn recorded_owned(
+        mut stream: StreamId,
         version_before: u64,
         positions: impl IntoIterator<Item = u64>,
         timestamp: DateTime<Utc>,
@@ -249,7 +275,12 @@ impl AppendResult {
             .zip(positions)
             .zip(events)
             .map(|((i, position), event)| {
-                event.record(stream.clone(), version_before + 1 + i, position, timestamp)
+                let stream = if i + 1 == count {
+                    std::mem::take(&mut stream)
+                } else {
+                    stream.clone()
+                };
+                event.record(stream, version_before + 1 + i, position, timestamp)
             })
             .collect();
         Self {

@@ -182,34 +182,6 @@ fn events_size(events: &[NewEvent]) -> usize {
         .sum()
 }
 
-/// The answer to an append of `events` to `stream` (at `version` before it) given the
-/// positions from `first_position` on: what [`AppendResult::recorded`] makes, with the stream
-/// moved into the last event rather than cloned for it (an append of one event copies
-/// nothing).
-fn recorded(
-    stream: StreamId,
-    version: u64,
-    first_position: u64,
-    now: DateTime<Utc>,
-    events: Vec<NewEvent>,
-) -> AppendResult {
-    let count = events.len() as u64;
-    let mut recorded = Vec::with_capacity(events.len());
-    let mut events = events.into_iter();
-    let last = events.next_back();
-    for (i, event) in (0u64..).zip(events.by_ref()) {
-        recorded.push(event.record(stream.clone(), version + 1 + i, first_position + i, now));
-    }
-    if let Some(event) = last {
-        let i = count - 1;
-        recorded.push(event.record(stream, version + 1 + i, first_position + i, now));
-    }
-    AppendResult {
-        version: version + count,
-        events: recorded,
-    }
-}
-
 impl Committer for LogWriter {
     type Request = WriteRequest;
 
@@ -482,7 +454,7 @@ impl LogWriter {
         Ok(Accepted {
             lines: lines_start..self.lines.len(),
             number: None,
-            result: recorded(stream, version, first_position, now, events),
+            result: AppendResult::recorded_owned(stream, version, first_position.., now, events),
         })
     }
 
@@ -532,8 +504,9 @@ impl LogWriter {
 mod tests {
     use super::*;
 
-    /// The writer's answer is the one every backend builds with [`AppendResult::recorded`]:
-    /// no event, one, several, with and without their own timestamps.
+    /// The writer's answer ([`AppendResult::recorded_owned`]) is the one every backend builds
+    /// with [`AppendResult::recorded`]: no event, one, several, with and without their own
+    /// timestamps.
     #[test]
     fn answers_are_what_append_result_recorded_makes() {
         let stream = StreamId::new("bank_account", "acc-1");
@@ -552,7 +525,7 @@ mod tests {
                 })
                 .collect();
             let want = AppendResult::recorded(&stream, 4, 10.., now, events.clone());
-            let got = recorded(stream.clone(), 4, 10, now, events);
+            let got = AppendResult::recorded_owned(stream.clone(), 4, 10.., now, events);
             assert_eq!(got, want, "{count} events");
         }
     }

@@ -226,33 +226,16 @@ pub(super) struct AppendDone {
 }
 
 impl AppendDone {
-    /// The records of the appended events (as [`AppendResult::recorded`] makes them; the last
-    /// one takes the request's stream id instead of a copy).
+    /// The records of the appended events (see [`AppendResult::recorded_owned`]: the last one
+    /// takes the request's stream id instead of a copy).
     pub(super) fn into_result(self) -> AppendResult {
-        let AppendDone {
-            mut stream,
-            events,
-            at,
-        } = self;
-        let count = events.len();
-        let mut recorded = Vec::with_capacity(count);
-        for (i, event) in events.into_iter().enumerate() {
-            let stream = if i + 1 == count {
-                std::mem::take(&mut stream)
-            } else {
-                stream.clone()
-            };
-            recorded.push(event.record(
-                stream,
-                at.version_before + 1 + i as u64,
-                at.first_position + i as u64,
-                at.timestamp,
-            ));
-        }
-        AppendResult {
-            version: at.version_before + count as u64,
-            events: recorded,
-        }
+        AppendResult::recorded_owned(
+            self.stream,
+            self.at.version_before,
+            self.at.first_position..,
+            self.at.timestamp,
+            self.events,
+        )
     }
 }
 
@@ -265,8 +248,8 @@ pub(super) fn batch_outcome(items: Vec<BatchItem>) -> BatchOutcome {
                 .decided
                 .unwrap_or_else(|| unreachable!("an applied batch decides every item"));
             decided.map(|at| {
-                AppendResult::recorded(
-                    &item.stream,
+                AppendResult::recorded_owned(
+                    item.stream,
                     at.version_before,
                     at.first_position..,
                     at.timestamp,

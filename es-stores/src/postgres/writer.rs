@@ -174,8 +174,8 @@ impl Lane {
                     before,
                     positions,
                     timestamp,
-                } => Ok(AppendResult::recorded(
-                    &pending.stream,
+                } => Ok(AppendResult::recorded_owned(
+                    pending.stream,
                     before,
                     positions,
                     timestamp,
