@@ -20,9 +20,9 @@
 //! and of each side's run. A readable summary goes to stderr. Exit status as `es-bench`'s.
 
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
@@ -34,14 +34,9 @@ use crate::stores::{LmdbDurability, StoreConfig, StoreEnv, StoreKind};
 use crate::sys;
 use crate::workloads::{self, Overrides, Params, Workload};
 
-/// Connections in the peer's sqlx pool: as many as `es_stores::open` gives `PostgresStore`.
-const POOL_CONNECTIONS: u32 = 16;
+mod peer;
 
-/// The peer's folder, from es-bench's.
-const PEER_DIR: &str = "peers/cqrs-bank";
-
-/// The peer's binary (its Cargo target name).
-const PEER_BIN: &str = "cqrs-bank";
+use peer::POOL_CONNECTIONS;
 
 /// Runs W1 spread on PostgreSQL with this project and with cqrs-es/postgres-es, round by round,
 /// and prints one JSON object comparing them.
@@ -175,10 +170,10 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
         None => {
             let target = match &cli.peer_target_dir {
                 Some(dir) => dir.clone(),
-                None => default_peer_target()?,
+                None => peer::default_target()?,
             };
             let started = Instant::now();
-            let path = tokio::task::spawn_blocking(move || build_peer(&target)).await??;
+            let path = tokio::task::spawn_blocking(move || peer::build(&target)).await??;
             let seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
             eprintln!(
                 "es-bench compare: peer built in {seconds} s: {}",
@@ -201,23 +196,17 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
     let mut warmup: Vec<Value> = Vec::new();
     let mut violations: Vec<String> = Vec::new();
     let mut error = None;
-    for round in 1..=setup.warmup {
-        match run_round(&setup, Round::Warmup(round)).await {
+    let schedule = (1..=setup.warmup)
+        .map(Round::Warmup)
+        .chain((1..=setup.rounds).map(Round::Measured));
+    for round in schedule {
+        match run_round(&setup, round).await {
             Ok((value, found)) => {
                 violations.extend(found);
-                warmup.push(value);
-            }
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        }
-    }
-    for round in (1..=setup.rounds).take_while(|_| error.is_none()) {
-        match run_round(&setup, Round::Measured(round)).await {
-            Ok((value, found)) => {
-                violations.extend(found);
-                rounds.push(value);
+                match round {
+                    Round::Warmup(_) => warmup.push(value),
+                    Round::Measured(_) => rounds.push(value),
+                }
             }
             Err(e) => {
                 error = Some(e);
@@ -246,72 +235,6 @@ async fn compare(cli: CompareCli) -> Result<usize, BenchError> {
     match error {
         Some(e) => Err(e),
         None => Ok(violations.len()),
-    }
-}
-
-/// `peer` beside the folder of this binary's profile (`target/release/es-bench` ->
-/// `target/peer`).
-fn default_peer_target() -> Result<PathBuf, BenchError> {
-    let exe = std::env::current_exe().map_err(|e| BenchError::io("find this program", e))?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|target| target.join("peer"))
-        .ok_or_else(|| {
-            BenchError::Usage(format!(
-                "no target folder above {}: pass --peer-target-dir DIR",
-                exe.display()
-            ))
-        })
-}
-
-/// Builds the peer in release mode into `target_dir` and returns its binary's path (from
-/// cargo's JSON messages); cargo's progress goes to stderr.
-fn build_peer(target_dir: &Path) -> Result<PathBuf, BenchError> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(PEER_DIR)
-        .join("Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!(
-        "es-bench compare: building the peer: cargo build --release --locked --manifest-path {} --target-dir {}",
-        manifest.display(),
-        target_dir.display()
-    );
-    let mut child = Command::new(&cargo)
-        .args(["build", "--release", "--locked"])
-        .arg("--message-format=json-render-diagnostics")
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(target_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| BenchError::io(format!("run {}", Path::new(&cargo).display()), e))?;
-    let mut executable = None;
-    if let Some(stdout) = child.stdout.take() {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.map_err(|e| BenchError::io("read cargo's messages", e))?;
-            let Ok(message) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if message["reason"] == "compiler-artifact"
-                && message["target"]["name"] == PEER_BIN
-                && let Some(path) = message["executable"].as_str()
-            {
-                executable = Some(PathBuf::from(path));
-            }
-        }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| BenchError::io("wait for cargo", e))?;
-    match executable {
-        Some(path) if status.success() => Ok(path),
-        _ => Err(BenchError::Task(format!(
-            "building the peer ({}) failed ({status}); see cargo's messages above",
-            manifest.display()
-        ))),
     }
 }
 
@@ -388,7 +311,7 @@ async fn run_round(setup: &Setup, round: Round) -> Result<(Value, Vec<String>), 
         let (figures, found) = if side == "ours" {
             run_ours(setup).await?
         } else {
-            run_peer(setup).await?
+            peer::run(&setup.peer, &setup.pg_url, &setup.params, &setup.peer_mode).await?
         };
         violations.extend(
             found
@@ -473,47 +396,6 @@ async fn run_ours(setup: &Setup) -> Result<(Value, Vec<String>), BenchError> {
     let result = result?;
     closed?;
     Ok((Value::Object(result.figures), result.violations))
-}
-
-/// The peer's side: its binary with the same parameters; reads its JSON line.
-async fn run_peer(setup: &Setup) -> Result<(Value, Vec<String>), BenchError> {
-    let p = &setup.params;
-    let mut command = Command::new(&setup.peer);
-    command
-        .arg("--pg-url")
-        .arg(&setup.pg_url)
-        .args(["--clients", &p.clients.to_string()])
-        .args(["--commands", &p.commands.to_string()])
-        .args(["--accounts", &p.accounts.to_string()])
-        .args(["--pool", &POOL_CONNECTIONS.to_string()])
-        .args(["--mode", &setup.peer_mode])
-        .stdin(Stdio::null());
-    let peer = setup.peer.display().to_string();
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await?
-        .map_err(|e| BenchError::io(format!("run the peer {peer}"), e))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line: Option<Value> = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let Some(line) = line.filter(|l| l["results"].is_object()) else {
-        return Err(BenchError::Task(format!(
-            "the peer exited with {} without a result: {}",
-            output.status,
-            stderr.trim()
-        )));
-    };
-    let violations = line["violations"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok((line["results"].clone(), violations))
 }
 
 /// `ours / peer`, to two decimals.
