@@ -242,24 +242,10 @@ fn main() -> ExitCode {
         eprintln!("es-bench: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("es-bench: cannot start the tokio runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let outcome = match sys::run_task("es-bench", run(cli)) {
+        Ok(outcome) => outcome,
+        Err(code) => return code,
     };
-    // The benchmark runs in a task of the runtime, not on the thread that blocks on it: clients
-    // then share the worker threads with the actors, as in an application, instead of paying a
-    // cross-thread wake-up for every command.
-    let outcome = runtime.block_on(async move {
-        tokio::spawn(run(cli))
-            .await
-            .unwrap_or_else(|e| Err(BenchError::from(e)))
-    });
     match outcome {
         Ok(Status::Passed) => ExitCode::SUCCESS,
         Ok(Status::Violations) => {

@@ -114,22 +114,10 @@ struct Setup {
 /// `es-bench compare ARGS` (`args` starts with `compare`).
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = CompareCli::parse_from(args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("es-bench compare: cannot start the tokio runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let outcome = match sys::run_task("es-bench compare", compare(cli)) {
+        Ok(outcome) => outcome,
+        Err(code) => return code,
     };
-    // As `es-bench w1`: the clients run in a task of the runtime, not on the blocked thread.
-    let outcome = runtime.block_on(async move {
-        tokio::spawn(compare(cli))
-            .await
-            .unwrap_or_else(|e| Err(BenchError::from(e)))
-    });
     match outcome {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => {
