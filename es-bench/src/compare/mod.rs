@@ -251,10 +251,11 @@ impl Round {
 
     /// `round 2 of 5`, `warm-up round 1 of 1`.
     fn describe(self, setup: &Setup) -> String {
-        match self {
-            Round::Warmup(n) => format!("warm-up round {n} of {}", setup.warmup),
-            Round::Measured(n) => format!("round {n} of {}", setup.rounds),
-        }
+        let of = match self {
+            Round::Warmup(_) => setup.warmup,
+            Round::Measured(_) => setup.rounds,
+        };
+        format!("{} of {of}", self.name())
     }
 
     /// `round 2`, `warm-up round 1`: how violations and the per-round summary name it.
@@ -282,16 +283,14 @@ async fn run_round(setup: &Setup, round: Round) -> Result<(Value, Vec<String>), 
     for side in order {
         eprintln!("es-bench compare: {}: {side}", round.describe(setup));
         let checkpoint_ms = if setup.checkpoint {
-            let started = Instant::now();
-            match checkpoint(&setup.pg_url).await {
-                Ok(()) => Some(started.elapsed().as_millis() as u64),
-                Err(e) => {
+            checkpoint(&setup.pg_url)
+                .await
+                .map_err(|e| {
                     eprintln!(
                         "es-bench compare: warning: CHECKPOINT failed, {side} runs without one: {e}"
                     );
-                    None
-                }
-            }
+                })
+                .ok()
         } else {
             None
         };
@@ -347,18 +346,20 @@ async fn run_round(setup: &Setup, round: Round) -> Result<(Value, Vec<String>), 
     Ok((value, violations))
 }
 
-/// Asks the server at `pg_url` for a checkpoint, on a connection of its own.
-async fn checkpoint(pg_url: &str) -> Result<(), String> {
+/// Asks the server at `pg_url` for a checkpoint, on a connection of its own; returns how long it
+/// took, in milliseconds.
+async fn checkpoint(pg_url: &str) -> Result<u64, String> {
     #[cfg(feature = "postgres")]
     {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(pg_url)
             .await
             .map_err(|e| e.to_string())?;
+        let started = Instant::now();
         let done = sqlx::query("CHECKPOINT")
             .execute(&mut conn)
             .await
-            .map(drop)
+            .map(|_| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
             .map_err(|e| e.to_string());
         // The checkpoint is what was asked for; a failed goodbye changes nothing.
         let _ = conn.close().await;
