@@ -23,7 +23,9 @@
 //! `error` (a message) when a run could not complete. The figures per workload:
 //!
 //! - W1: `commands_per_s`, `latency` (`p50_us`, `p99_us`, `p999_us`, `max_us`, `mean_us`),
-//!   `ok`, `errors`, `events_in_store`;
+//!   `ok`, `errors`, `events_in_store`, and (where `/proc` has them) `threads` and `cpu_busy`:
+//!   per thread name the CPU time, the time spent runnable but waiting for a CPU and the
+//!   slices over the commands, and the share of the machine's CPUs the process used;
 //! - W2: `commands_per_s`, `last_10pct_commands_per_s`, `last_10pct_ratio`, `latency`,
 //!   `final_version`, and for durable stores `store_append_median_us` (sequential one-event
 //!   store appends), `commit_limit_commands_per_s` and `fraction_of_commit_limit`;
@@ -37,7 +39,7 @@
 //! - W6: `rss_bytes_per_live_aggregate` (and `..._excluding_store`), `store_bytes_per_event`,
 //!   `live`, RSS figures, and `passivation` (`live_after`, `rss_after_bytes`, ...);
 //! - W7: `batch_1`, `batch_100`, `batch_1000`, each with `events`, `appenders`,
-//!   `events_per_s`, `appends_per_s`, `ms`;
+//!   `events_per_s`, `appends_per_s`, `ms`, `threads` and `cpu_busy` (as W1's);
 //! - Repeat: `with_fresh_ids`, `duplicates_answered` and `without_ids` (latency figures each,
 //!   in nanoseconds: `p50_ns`, ...), `duplicate_p50_over_fresh_p50`, `fresh_id_p50_over_no_id_p50`.
 //!

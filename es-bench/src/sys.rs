@@ -117,3 +117,174 @@ pub fn run_task<T: Send + 'static>(
             .unwrap_or_else(|e| Err(BenchError::from(e)))
     }))
 }
+
+/// One thread's scheduler counters, from `/proc/self/task/TID/schedstat` (nanoseconds).
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    /// Time on a CPU.
+    cpu_ns: u64,
+    /// Time runnable but waiting for a CPU (on the run queue).
+    waiting_ns: u64,
+    /// Times it was put on a CPU.
+    slices: u64,
+}
+
+/// The scheduler counters of every thread of the process at one moment, by thread id, with
+/// each thread's name (see [`ThreadTimes::since`]). Empty where `/proc` or schedstats are not
+/// available.
+pub struct ThreadTimes {
+    threads: Vec<(u32, String, Counters)>,
+}
+
+impl ThreadTimes {
+    /// Reads the counters of the process's threads now.
+    pub fn now() -> Self {
+        let mut threads = Vec::new();
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for task in tasks.flatten() {
+                let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                    continue;
+                };
+                let dir = task.path();
+                let name = std::fs::read_to_string(dir.join("comm"))
+                    .map(|n| n.trim_end().to_owned())
+                    .unwrap_or_default();
+                let Some(counters) = std::fs::read_to_string(dir.join("schedstat"))
+                    .ok()
+                    .and_then(|s| parse_schedstat(&s))
+                else {
+                    continue;
+                };
+                threads.push((tid, name, counters));
+            }
+        }
+        Self { threads }
+    }
+
+    /// What the threads did between `before` and this reading, summed by thread name, as JSON:
+    /// per name `threads` (how many), `cpu_ms` (time on a CPU), `waiting_for_cpu_ms` (runnable
+    /// but waiting for a CPU) and `slices` (times put on a CPU). `None` when nothing could be
+    /// read. A thread started after `before` counts from its start.
+    pub fn since(&self, before: &ThreadTimes) -> Option<Value> {
+        let mut by_name: std::collections::BTreeMap<&str, (u64, Counters)> = Default::default();
+        for (tid, name, now) in &self.threads {
+            let then = before
+                .threads
+                .iter()
+                .find(|(t, _, _)| t == tid)
+                .map(|(_, _, c)| *c)
+                .unwrap_or_default();
+            let entry = by_name.entry(name).or_default();
+            entry.0 += 1;
+            entry.1.cpu_ns += now.cpu_ns.saturating_sub(then.cpu_ns);
+            entry.1.waiting_ns += now.waiting_ns.saturating_sub(then.waiting_ns);
+            entry.1.slices += now.slices.saturating_sub(then.slices);
+        }
+        if by_name.is_empty() {
+            return None;
+        }
+        let ms = |ns: u64| (ns as f64 / 1e5).round() / 10.0;
+        Some(Value::Object(
+            by_name
+                .into_iter()
+                .map(|(name, (count, c))| {
+                    let figures = json!({
+                        "threads": count,
+                        "cpu_ms": ms(c.cpu_ns),
+                        "waiting_for_cpu_ms": ms(c.waiting_ns),
+                        "slices": c.slices,
+                    });
+                    (name.to_owned(), figures)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// The share of the machine's CPUs that `threads` (as [`ThreadTimes::since`] gives them) used
+/// over `elapsed`: 1.0 is every CPU busy all along.
+pub fn cpu_busy(threads: &Value, elapsed: std::time::Duration) -> Option<f64> {
+    let cpu_ms: f64 = threads
+        .as_object()?
+        .values()
+        .filter_map(|t| t["cpu_ms"].as_f64())
+        .sum();
+    let available_ms = elapsed.as_secs_f64() * 1e3 * cpus() as f64;
+    (available_ms > 0.0).then(|| (cpu_ms / available_ms * 1000.0).round() / 1000.0)
+}
+
+/// The three numbers of a `schedstat` line.
+fn parse_schedstat(line: &str) -> Option<Counters> {
+    let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some(Counters {
+        cpu_ns: fields.next()??,
+        waiting_ns: fields.next()??,
+        slices: fields.next()??,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedstat_lines_parse_and_bad_ones_do_not() {
+        let c = parse_schedstat("457504064 367037707 2917\n");
+        assert_eq!(
+            c.map(|c| (c.cpu_ns, c.waiting_ns, c.slices)),
+            Some((457_504_064, 367_037_707, 2917))
+        );
+        assert!(parse_schedstat("12 x 3").is_none());
+        assert!(parse_schedstat("12 3").is_none());
+    }
+
+    #[test]
+    fn thread_times_are_summed_by_name_over_the_interval() {
+        let c = |cpu_ns, waiting_ns, slices| Counters {
+            cpu_ns,
+            waiting_ns,
+            slices,
+        };
+        let before = ThreadTimes {
+            threads: vec![
+                (1, "worker".into(), c(1_000_000, 0, 1)),
+                (2, "worker".into(), c(2_000_000, 500_000, 2)),
+            ],
+        };
+        let after = ThreadTimes {
+            threads: vec![
+                (1, "worker".into(), c(3_000_000, 1_000_000, 4)),
+                (2, "worker".into(), c(2_500_000, 500_000, 3)),
+                (7, "writer".into(), c(4_000_000, 2_000_000, 9)),
+            ],
+        };
+        let v = after.since(&before).unwrap_or_default();
+        assert_eq!(v["worker"]["threads"], 2);
+        assert_eq!(v["worker"]["cpu_ms"], 2.5);
+        assert_eq!(v["worker"]["waiting_for_cpu_ms"], 1.0);
+        assert_eq!(v["worker"]["slices"], 4);
+        assert_eq!(
+            v["writer"]["cpu_ms"], 4.0,
+            "a thread started since counts whole"
+        );
+        assert!(ThreadTimes { threads: vec![] }.since(&before).is_none());
+    }
+
+    #[test]
+    fn this_process_has_readable_thread_times_on_linux() {
+        let before = ThreadTimes::now();
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(20) {
+            std::hint::black_box(0);
+        }
+        let v = ThreadTimes::now().since(&before);
+        if std::path::Path::new("/proc/self/schedstat").exists() {
+            let v = v.unwrap_or_default();
+            let cpu: f64 = v
+                .as_object()
+                .map(|o| o.values().filter_map(|t| t["cpu_ms"].as_f64()).sum())
+                .unwrap_or_default();
+            assert!(cpu >= 10.0, "20 ms of spinning shows as CPU time: {v}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ use super::Params;
 use crate::error::BenchError;
 use crate::report::{RunResult, progress, rate};
 use crate::stores::StoreEnv;
+use crate::sys::{self, ThreadTimes};
 
 /// The batch sizes of docs/benchmarks.md.
 pub const BATCHES: [u64; 3] = [1, 100, 1_000];
@@ -78,6 +79,7 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         let store = env.open().await?;
         let bar = progress(n, &format!("w7 batches of {batch}"));
         let next = Arc::new(AtomicU64::new(0));
+        let before = ThreadTimes::now();
         let start = Instant::now();
         let mut set = JoinSet::new();
         let spread = p.w7_spread;
@@ -114,6 +116,8 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
             }
         }
         let elapsed = start.elapsed();
+        // Read while the store's threads still run.
+        let threads = ThreadTimes::now().since(&before);
         bar.finish_and_clear();
         if let Some(e) = failure {
             return Err(e);
@@ -126,16 +130,20 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         r.check(head == n, || {
             format!("W7 batch {batch}: the store holds {head} events, expected {n}")
         });
-        by_batch.insert(
-            format!("batch_{batch}"),
-            json!({
-                "events": n,
-                "appenders": appenders,
-                "events_per_s": rate(n, elapsed),
-                "appends_per_s": rate(appends, elapsed),
-                "ms": elapsed.as_millis() as u64,
-            }),
-        );
+        let mut figures = json!({
+            "events": n,
+            "appenders": appenders,
+            "events_per_s": rate(n, elapsed),
+            "appends_per_s": rate(appends, elapsed),
+            "ms": elapsed.as_millis() as u64,
+        });
+        if let Some(threads) = threads {
+            if let Some(busy) = sys::cpu_busy(&threads, elapsed) {
+                figures["cpu_busy"] = busy.into();
+            }
+            figures["threads"] = threads;
+        }
+        by_batch.insert(format!("batch_{batch}"), figures);
     }
     r.figures
         .extend(by_batch.into_iter().map(|(k, v)| (k, v as Value)));
