@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the hot paths: event encode/decode, kernel dispatch on the
-//! memory store, and memory-store appends.
+//! memory store, memory-store appends, and the LMDB store's reads of short streams and of the
+//! log's head (what a kernel loading a fresh aggregate and a projection following the log do).
 //!
 //! ```text
 //! cargo bench -p es-bench --bench hot_paths
@@ -215,10 +216,69 @@ fn memory_append(c: &mut Criterion) {
     group.finish();
 }
 
+/// LMDB reads that find little: a stream that does not exist yet and one of five events (a
+/// kernel loading an aggregate), and the log read from its head (a projection following it).
+fn lmdb_reads(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = ok(tempfile::tempdir(), "create a temporary directory");
+    let store = std::sync::Arc::new(ok(
+        es_stores::LmdbStore::open(dir.path()),
+        "open an LMDB store",
+    ));
+    let event = ok(
+        BankAccountEvent::from(Deposited { amount: 1 }).to_new_event(),
+        "encode",
+    );
+    let five = StreamId::new("bank_account", "acc-5");
+    for _ in 0..5 {
+        let append = store.append(&five, ExpectedVersion::Any, vec![event.clone()]);
+        ok(rt.block_on(append), "append");
+    }
+    let head = ok(rt.block_on(store.head_position()), "read the head");
+    let mut group = c.benchmark_group("lmdb_store");
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(1));
+    let reads: [(&str, StreamId); 2] = [
+        (
+            "read_stream_empty",
+            StreamId::new("bank_account", "acc-none"),
+        ),
+        ("read_stream_of_5", five),
+    ];
+    for (name, stream) in reads {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let (store, stream) = (store.clone(), stream.clone());
+                in_task(&rt, iters, move || {
+                    let (store, stream) = (store.clone(), stream.clone());
+                    async move {
+                        let read = store.read_stream(&stream, 1, 4096).await;
+                        black_box(ok(read, "read a stream"));
+                    }
+                })
+            })
+        });
+    }
+    group.bench_function("read_all_at_head", |b| {
+        b.iter_custom(|iters| {
+            let store = store.clone();
+            in_task(&rt, iters, move || {
+                let store = store.clone();
+                async move {
+                    let read = store.read_all(head, 4096).await;
+                    black_box(ok(read, "read the log"));
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     events(&mut c);
     dispatch(&mut c);
     memory_append(&mut c);
+    lmdb_reads(&mut c);
     c.final_summary();
 }

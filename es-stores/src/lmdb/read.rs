@@ -21,6 +21,8 @@ const READ_CHUNK: usize = 2048;
 /// The most events a scan reserves room for up front (a page of a few chunks is then never
 /// moved as it grows).
 const MAX_RESERVED: usize = 8 * READ_CHUNK;
+/// The events a stream read reserves room for up front.
+const SHORT_STREAM: usize = 16;
 
 fn decode_recorded(bytes: &[u8], position: u64) -> Result<RecordedEvent, StoreError> {
     let event = codec::decode_event(bytes, position)?;
@@ -118,9 +120,15 @@ impl Shared {
         limit: usize,
         accept: Option<EventFilter>,
     ) -> Result<FilteredPage, StoreError> {
+        // Room for the events the published head says there are (the scan may find a few
+        // more, committed since): a reader at the head of the log (a projection following it)
+        // does not reserve a whole page for the handful of new events.
+        let published = (*self.head.borrow()).saturating_sub(from_position.max(1)) + 1;
         let mut page = FilteredPage {
             events: Vec::with_capacity(if accept.is_none() {
-                limit.min(MAX_RESERVED)
+                limit
+                    .min(MAX_RESERVED)
+                    .min(usize::try_from(published).unwrap_or(usize::MAX))
             } else {
                 0
             }),
@@ -185,7 +193,10 @@ impl Shared {
         from_sequence: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut out = Vec::with_capacity(limit.min(READ_CHUNK));
+        // Room for a short stream, grown as events are found: most streams a kernel loads are
+        // short or empty, and room for a whole chunk (hundreds of KiB) reserved for each would
+        // be allocated and freed at every load.
+        let mut out = Vec::with_capacity(limit.min(SHORT_STREAM));
         let mut next = from_sequence.max(1);
         let end = codec::suffixed(key, u64::MAX);
         loop {
