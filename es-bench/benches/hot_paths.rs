@@ -10,7 +10,8 @@ use std::fmt::Display;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use es_core::prelude::*;
 use es_examples::bank::{BankAccount, BankAccountEvent, Deposit, Deposited, Withdraw, Withdrawn};
 
@@ -124,21 +125,33 @@ fn decode_before_upcasters(event: &RecordedEvent) -> Result<BankAccountEvent, St
         .map_err(|e| e.to_string())
 }
 
-/// Times `iters` runs of `f` inside a task of the runtime (not from the thread blocking on it,
-/// which would add a cross-thread wake-up to every iteration).
-fn in_task<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, f: F) -> Duration
-where
-    F: Fn() -> Fut + Send + 'static,
+/// Benchmarks `name` in `group`: each iteration awaits `f(state.clone())`, all of them inside
+/// one task of `rt` (not from the thread blocking on it, which would add a cross-thread wake-up
+/// to every iteration).
+fn bench_in_task<S, F, Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    state: S,
+    f: F,
+) where
+    S: Clone + Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let task = rt.spawn(async move {
-        let start = std::time::Instant::now();
-        for _ in 0..iters {
-            f().await;
-        }
-        start.elapsed()
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let (state, f) = (state.clone(), f.clone());
+            let task = rt.spawn(async move {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    f(state.clone()).await;
+                }
+                start.elapsed()
+            });
+            ok(rt.block_on(task), "benchmark task")
+        })
     });
-    ok(rt.block_on(task), "benchmark task")
 }
 
 fn dispatch(c: &mut Criterion) {
@@ -156,34 +169,30 @@ fn dispatch(c: &mut Criterion) {
     let mut group = c.benchmark_group("kernel");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(3));
-    group.bench_function("dispatch_deposit_awaited", |b| {
-        b.iter_custom(|iters| {
-            let kernel = kernel.clone();
-            in_task(&rt, iters, move || {
-                let kernel = kernel.clone();
-                async move {
-                    let done = kernel
-                        .dispatch::<BankAccount>("acc-1", Deposit { amount: 1 })
-                        .await;
-                    black_box(ok(done, "dispatch"));
-                }
-            })
-        })
-    });
-    group.bench_function("dispatch_rejected_awaited", |b| {
-        b.iter_custom(|iters| {
-            let kernel = kernel.clone();
-            in_task(&rt, iters, move || {
-                let kernel = kernel.clone();
-                async move {
-                    let result = kernel
-                        .dispatch::<BankAccount>("acc-2", Withdraw { amount: 1 })
-                        .await;
-                    black_box(result.is_err());
-                }
-            })
-        })
-    });
+    bench_in_task(
+        &mut group,
+        &rt,
+        "dispatch_deposit_awaited",
+        kernel.clone(),
+        |kernel| async move {
+            let done = kernel
+                .dispatch::<BankAccount>("acc-1", Deposit { amount: 1 })
+                .await;
+            black_box(ok(done, "dispatch"));
+        },
+    );
+    bench_in_task(
+        &mut group,
+        &rt,
+        "dispatch_rejected_awaited",
+        kernel.clone(),
+        |kernel| async move {
+            let result = kernel
+                .dispatch::<BankAccount>("acc-2", Withdraw { amount: 1 })
+                .await;
+            black_box(result.is_err());
+        },
+    );
     group.finish();
     rt.block_on(kernel.shutdown());
 }
@@ -199,18 +208,15 @@ fn memory_append(c: &mut Criterion) {
     for batch in [1usize, 100] {
         let store = MemoryStore::new();
         group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(format!("append_batch_{batch}"), |b| {
-            b.iter_custom(|iters| {
-                let (store, event) = (store.clone(), event.clone());
-                in_task(&rt, iters, move || {
-                    let (store, events) = (store.clone(), vec![event.clone(); batch]);
-                    async move {
-                        let stream = StreamId::new("bank_account", "acc-1");
-                        let done = store.append(&stream, ExpectedVersion::Any, events).await;
-                        black_box(ok(done, "append"));
-                    }
-                })
-            })
+        let name = format!("append_batch_{batch}");
+        let events = vec![event.clone(); batch];
+        bench_in_task(&mut group, &rt, &name, store, move |store| {
+            let events = events.clone();
+            async move {
+                let stream = StreamId::new("bank_account", "acc-1");
+                let done = store.append(&stream, ExpectedVersion::Any, events).await;
+                black_box(ok(done, "append"));
+            }
         });
     }
     group.finish();
@@ -246,31 +252,24 @@ fn lmdb_reads(c: &mut Criterion) {
         ("read_stream_of_5", five),
     ];
     for (name, stream) in reads {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let (store, stream) = (store.clone(), stream.clone());
-                in_task(&rt, iters, move || {
-                    let (store, stream) = (store.clone(), stream.clone());
-                    async move {
-                        let read = store.read_stream(&stream, 1, 4096).await;
-                        black_box(ok(read, "read a stream"));
-                    }
-                })
-            })
+        bench_in_task(&mut group, &rt, name, store.clone(), move |store| {
+            let stream = stream.clone();
+            async move {
+                let read = store.read_stream(&stream, 1, 4096).await;
+                black_box(ok(read, "read a stream"));
+            }
         });
     }
-    group.bench_function("read_all_at_head", |b| {
-        b.iter_custom(|iters| {
-            let store = store.clone();
-            in_task(&rt, iters, move || {
-                let store = store.clone();
-                async move {
-                    let read = store.read_all(head, 4096).await;
-                    black_box(ok(read, "read the log"));
-                }
-            })
-        })
-    });
+    bench_in_task(
+        &mut group,
+        &rt,
+        "read_all_at_head",
+        store,
+        move |store| async move {
+            let read = store.read_all(head, 4096).await;
+            black_box(ok(read, "read the log"));
+        },
+    );
     group.finish();
 }
 
