@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use es_core::prelude::*;
 use es_core::projection::{ProjectionHandle, ProjectionPhase};
+use es_core::store::{CheckpointStore, Lease};
 use es_stores::PostgresStore;
 use postgres_common::{SchemaGuard, pg_url, pool, unique_schema};
 use serde::{Deserialize, Serialize};
@@ -162,6 +163,42 @@ fn assert_each_once(state: &Tally, positions: &[u64], who: &str) {
         state.positions, positions,
         "{who}: the state holds every event of the log exactly once"
     );
+}
+
+/// When `Kernel::shutdown` returns, its runners' leases are free: another node (a tool such as
+/// `es dlq skip`, or a kernel starting next) takes each at its first try.
+#[test]
+fn a_shutdown_leaves_its_runners_leases_free() {
+    let rt = runtime(2);
+    let url = rt.block_on(pg_url());
+    let schema = unique_schema("elect_free");
+    let _guard = SchemaGuard {
+        url: url.clone(),
+        schema: schema.clone(),
+        isolation: None,
+    };
+    let other = rt.block_on(open(&url, &schema));
+    for round in 0..5 {
+        let options = ProjectionOptions::default().poll_interval(Duration::from_millis(50));
+        let (kernel, handle, store) = start(&rt, &url, &schema, options);
+        append_and_follow(
+            &rt,
+            &store,
+            &handle,
+            (round * 10, 10, 1),
+            "the runner follows",
+        );
+        assert!(matches!(
+            rt.block_on(other.try_lease("tally")).unwrap(),
+            Lease::HeldElsewhere
+        ));
+        rt.block_on(kernel.shutdown());
+        let lease = rt.block_on(other.try_lease("tally")).unwrap();
+        assert!(
+            matches!(lease, Lease::Acquired(_)),
+            "round {round}: the lease is still held after shutdown returned: {lease:?}"
+        );
+    }
 }
 
 /// Two kernels (each with its own runtime and pool) run `Tally` on one schema: one runs, the

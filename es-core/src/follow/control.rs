@@ -62,6 +62,13 @@ impl Control {
         pause_unless_stopped(&self.stop, wait).await
     }
 
+    /// Gives the runner's lease up, if it holds one, and returns once the store has.
+    pub(super) async fn release_lease(&mut self) {
+        if let Some(election) = &mut self.election {
+            election.release().await;
+        }
+    }
+
     /// Whether the runner keeps a checkpoint (it has a checkpoint store).
     pub(crate) fn keeps_checkpoints(&self) -> bool {
         self.store.is_some()

@@ -61,6 +61,15 @@ impl Election {
         }
     }
 
+    /// Gives the lease up, if held, and returns once the store has (the runner is stopping:
+    /// another process, or a tool that waits for the lease, may take it as soon as this
+    /// returns).
+    pub(crate) async fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release().await;
+        }
+    }
+
     /// Whether the runner may go on without asking (no await, so it can be checked every
     /// batch): its store elects no runner, or it holds a lease that is not lost. A runner that
     /// may not run must not save its checkpoint either (another process may hold the lease,

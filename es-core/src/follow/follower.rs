@@ -147,6 +147,9 @@ impl<F: Follow> Task<F> {
     async fn run(mut self) {
         let end = self.follower.follow(&mut self.runner).await;
         self.runner.finish(&end, &self.follower.control).await;
+        // Before the runner counts as stopped: whoever waits for it (a shutdown) may then
+        // count on the lease being free.
+        self.follower.control.release_lease().await;
         let error = match end {
             End::Stopped => None,
             End::Failed(e) => {

@@ -97,7 +97,15 @@ impl Spread {
         format!("{}#member/{k}", self.name)
     }
 
+    /// Spreads until stopped, then gives the member lease up (returning once the store has).
     async fn run(mut self) {
+        self.spread().await;
+        if let Some((_, lease)) = self.member.take() {
+            lease.release().await;
+        }
+    }
+
+    async fn spread(&mut self) {
         loop {
             match self.count().await {
                 Ok(Some((processes, rank))) => {

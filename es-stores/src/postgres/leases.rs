@@ -35,6 +35,8 @@ pub(super) async fn try_lease(store: &PostgresStore, name: &str) -> Result<Lease
     let mut conn = pooled.detach();
     let (lost, lost_rx) = tokio::sync::watch::channel(false);
     let (release, mut released) = tokio::sync::oneshot::channel::<()>();
+    // Sent (or dropped, when the task ends another way) once the lock is given up.
+    let (done, confirmed) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -45,6 +47,7 @@ pub(super) async fn try_lease(store: &PostgresStore, name: &str) -> Result<Lease
                         .execute(&mut conn)
                         .await;
                     let _ = conn.close().await;
+                    let _ = done.send(());
                     return;
                 }
                 _ = tick.tick() => {
@@ -56,7 +59,9 @@ pub(super) async fn try_lease(store: &PostgresStore, name: &str) -> Result<Lease
             }
         }
     });
-    Ok(Lease::Acquired(RunnerLease::new(lost_rx, release)))
+    Ok(Lease::Acquired(
+        RunnerLease::new(lost_rx, release).confirmed_by(confirmed),
+    ))
 }
 
 /// Which of the runner leases `names` a session of this database holds, in order (one

@@ -63,3 +63,30 @@ async fn every_node_sees_which_leases_are_held_and_asking_takes_none() {
     };
     assert_eq!(a.leases_held(&names).await.unwrap(), Some(vec![false; 3]));
 }
+
+/// `RunnerLease::release` returns only once the server has given the lock up: another node
+/// takes the lease at its first try, with no wait in between (a kernel's shutdown, which
+/// releases its runners' leases this way, leaves them free for a tool that runs next).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lease_is_free_when_release_returns() {
+    let (a, guard) = store("leases_release").await;
+    let b = PostgresStore::builder(pool(&guard.url, 4).await)
+        .schema(guard.schema.clone())
+        .build()
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let name = format!("runner-{round}");
+        let Lease::Acquired(held) = a.try_lease(&name).await.unwrap() else {
+            panic!("a free lease must be granted");
+        };
+        assert!(matches!(
+            b.try_lease(&name).await.unwrap(),
+            Lease::HeldElsewhere
+        ));
+        held.release().await;
+        let Lease::Acquired(_taken) = b.try_lease(&name).await.unwrap() else {
+            panic!("round {round}: the lease is still held after release returned");
+        };
+    }
+}
