@@ -11,7 +11,7 @@ use es_core::prelude::*;
 use es_core::store::lifecycle::is_tombstone;
 use es_core::store::{EventStore, SnapshotStore};
 use es_stores::PostgresStore;
-use postgres_common::{pool, store};
+use postgres_common::store;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,11 +53,7 @@ fn kernel(store: &PostgresStore) -> Kernel {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_deleted_on_one_node_is_refused_on_the_other() {
     let (store_a, guard) = store("lifecycle").await;
-    let store_b = PostgresStore::builder(pool(&guard.url, 4).await)
-        .schema(guard.schema.clone())
-        .build()
-        .await
-        .unwrap();
+    let store_b = guard.another_node(4).await;
     let (a, b) = (kernel(&store_a), kernel(&store_b));
     for n in 1..=4 {
         a.dispatch::<Ledger>("l-1", Add { n }).await.unwrap();
@@ -115,11 +111,7 @@ async fn keep_after_snapshot_truncates_and_another_node_rehydrates() {
         .map(|e| e.sequence)
         .collect();
     assert_eq!(kept, [6, 7]);
-    let store_b = PostgresStore::builder(pool(&guard.url, 4).await)
-        .schema(guard.schema.clone())
-        .build()
-        .await
-        .unwrap();
+    let store_b = guard.another_node(4).await;
     let b = kernel(&store_b);
     assert_eq!(b.state::<Ledger>("k-1").await.unwrap().total, 28);
     assert_eq!(

@@ -15,7 +15,7 @@ use es_core::{
     Aggregate, DispatchError, Event, EventSet, EventStore, Kernel, RecordedEvent, StreamId,
 };
 use es_stores::PostgresStore;
-use postgres_common::{pool, store};
+use postgres_common::store;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,11 +95,7 @@ fn kernel(store: PostgresStore) -> Kernel {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_hammer_the_same_accounts() {
     let (node_a, guard) = store("multinode").await;
-    let node_b = PostgresStore::builder(pool(&guard.url, 8).await)
-        .schema(guard.schema.clone())
-        .build()
-        .await
-        .unwrap();
+    let node_b = guard.another_node(8).await;
     const ACCOUNTS: u64 = 8;
     const CLIENTS_PER_NODE: u64 = 16;
     const COMMANDS_PER_CLIENT: u64 = 40;

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use es_core::store::{EventStore, ExpectedVersion, RecordedEvent};
-use es_stores::PostgresStore;
 use sqlx::Connection;
 
-use crate::postgres_common::{ev, pool, s, store_alone};
+use crate::postgres_common::{ev, s, store_alone};
 
 /// Inserts one event the way an append does, in an explicit transaction left open.
 async fn begin_raw_append(conn: &mut sqlx::PgConnection, schema: &str, id: &str) -> u64 {
@@ -103,11 +102,7 @@ async fn late_commit_with_lower_position_is_not_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tailing_reader_sees_every_event_once_under_out_of_order_commits() {
     let (store, guard) = store_alone("tailing").await;
-    let other = PostgresStore::builder(pool(&guard.url, 8).await)
-        .schema(guard.schema.clone())
-        .build()
-        .await
-        .unwrap();
+    let other = guard.another_node(8).await;
     for round in 0..3u64 {
         const WRITERS: u64 = 16;
         const EACH: u64 = 20;

@@ -3,18 +3,13 @@
 use std::time::Duration;
 
 use es_core::store::{CheckpointStore, Lease};
-use es_stores::PostgresStore;
 
-use crate::postgres_common::{pool, store};
+use crate::postgres_common::store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_sees_which_leases_are_held_and_asking_takes_none() {
     let (a, guard) = store("leases_held").await;
-    let b = PostgresStore::builder(pool(&guard.url, 4).await)
-        .schema(guard.schema.clone())
-        .build()
-        .await
-        .unwrap();
+    let b = guard.another_node(4).await;
     let names: Vec<String> = ["p#member/0", "p#member/1", "p#member/2"]
         .iter()
         .map(|n| (*n).to_owned())
@@ -70,11 +65,7 @@ async fn every_node_sees_which_leases_are_held_and_asking_takes_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_released_lease_is_free_when_release_returns() {
     let (a, guard) = store("leases_release").await;
-    let b = PostgresStore::builder(pool(&guard.url, 4).await)
-        .schema(guard.schema.clone())
-        .build()
-        .await
-        .unwrap();
+    let b = guard.another_node(4).await;
     for round in 0..20 {
         let name = format!("runner-{round}");
         let Lease::Acquired(held) = a.try_lease(&name).await.unwrap() else {

@@ -103,6 +103,18 @@ pub struct SchemaGuard {
     pub isolation: Option<Isolation>,
 }
 
+impl SchemaGuard {
+    /// Another node on this guard's schema: a store of its own, on a pool of up to `max`
+    /// connections (as a second process would have).
+    pub async fn another_node(&self, max: u32) -> PostgresStore {
+        PostgresStore::builder(pool(&self.url, max).await)
+            .schema(self.schema.clone())
+            .build()
+            .await
+            .expect("cannot build the other node's store")
+    }
+}
+
 impl Drop for SchemaGuard {
     fn drop(&mut self) {
         let url = self.url.clone();
