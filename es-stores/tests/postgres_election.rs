@@ -25,7 +25,7 @@ use es_core::prelude::*;
 use es_core::projection::{ProjectionHandle, ProjectionPhase};
 use es_core::store::{CheckpointStore, Lease};
 use es_stores::PostgresStore;
-use postgres_common::{SchemaGuard, pg_url, pool, unique_schema};
+use postgres_common::{SchemaGuard, pg_url, pool};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -171,12 +171,8 @@ fn assert_each_once(state: &Tally, positions: &[u64], who: &str) {
 fn a_shutdown_leaves_its_runners_leases_free() {
     let rt = runtime(2);
     let url = rt.block_on(pg_url());
-    let schema = unique_schema("elect_free");
-    let _guard = SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-        isolation: None,
-    };
+    let guard = SchemaGuard::fresh(&url, "elect_free");
+    let schema = guard.schema.clone();
     let other = rt.block_on(open(&url, &schema));
     for round in 0..5 {
         let options = ProjectionOptions::default().poll_interval(Duration::from_millis(50));
@@ -210,12 +206,8 @@ fn a_shutdown_leaves_its_runners_leases_free() {
 fn a_standby_kernel_takes_over_a_projection_when_the_active_one_goes() {
     let main = runtime(1);
     let url = main.block_on(pg_url());
-    let schema = unique_schema("elect");
-    let _guard = SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-        isolation: None,
-    };
+    let guard = SchemaGuard::fresh(&url, "elect");
+    let schema = guard.schema.clone();
     let options = || {
         ProjectionOptions::default()
             .batch_size(20)
@@ -462,12 +454,8 @@ fn the_standby_process_takes_over_a_projection_and_finishes_the_work_once() {
     }
     let rt = runtime(2);
     let url = rt.block_on(pg_url());
-    let schema = unique_schema("elect2p");
-    let _guard = SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-        isolation: None,
-    };
+    let guard = SchemaGuard::fresh(&url, "elect2p");
+    let schema = guard.schema.clone();
     let (store, sink) = rt.block_on(async {
         let store = open(&url, &schema).await;
         let sink = pool(&url, 2).await;

@@ -20,7 +20,7 @@ use es_stores::PostgresStore;
 use partitions_common::{
     PARTITIONS, PerStream, append_forever, assert_exactly_once, options, stream,
 };
-use postgres_common::{SchemaGuard, pg_url, pool, unique_schema};
+use postgres_common::{SchemaGuard, pg_url, pool};
 
 const CHILD_ENV: &str = "ES_PG_PARTITIONS_CHILD";
 
@@ -133,12 +133,8 @@ async fn assert_checkpoints_exactly_once(store: &PostgresStore) {
 fn partitions_are_shared_out_and_taken_over() {
     let main = runtime();
     let url = main.block_on(pg_url());
-    let schema = unique_schema("parts");
-    let _guard = SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-        isolation: None,
-    };
+    let guard = SchemaGuard::fresh(&url, "parts");
+    let schema = guard.schema.clone();
     let rt_a = runtime();
     let (kernel_a, handle_a, store) = start(&rt_a, &url, &schema);
     poll_until(Duration::from_secs(15), "A runs every partition", || {
@@ -197,12 +193,8 @@ fn pg_partitions_child() {
 fn sigkill_mid_batch_with_concurrent_appends_loses_and_repeats_nothing() {
     let main = runtime();
     let url = main.block_on(pg_url());
-    let schema = unique_schema("partkill");
-    let _guard = SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-        isolation: None,
-    };
+    let guard = SchemaGuard::fresh(&url, "partkill");
+    let schema = guard.schema.clone();
     // Create the schema before the child and this kernel race to.
     let store = main.block_on(open(&url, &schema));
     let env = format!("{url} {schema}");

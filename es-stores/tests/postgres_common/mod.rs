@@ -104,6 +104,16 @@ pub struct SchemaGuard {
 }
 
 impl SchemaGuard {
+    /// A guard for a fresh schema named after `prefix` (see [`unique_schema`]) on server `url`,
+    /// holding no isolation: for a test that builds its stores itself.
+    pub fn fresh(url: &str, prefix: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            schema: unique_schema(prefix),
+            isolation: None,
+        }
+    }
+
     /// Another node on this guard's schema: a store of its own, on a pool of up to `max`
     /// connections (as a second process would have).
     pub async fn another_node(&self, max: u32) -> PostgresStore {
