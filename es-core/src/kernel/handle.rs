@@ -266,7 +266,9 @@ impl Kernel {
     ///
     /// When it returns, every actor, runner and snapshot write has dropped its store handles:
     /// once the `Kernel` handles are dropped too, the kernel holds no store (a file-backed store
-    /// can be reopened right away).
+    /// can be reopened right away). Every runner lease the kernel held is given up by then too
+    /// (on PostgreSQL, once the server confirmed): another process, or `es dlq skip`, can take
+    /// it at once.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         // What runs on top of the kernel first (process managers): their in-flight commands
