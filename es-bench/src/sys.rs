@@ -130,15 +130,18 @@ struct Counters {
 }
 
 /// The scheduler counters of every thread of the process at one moment, by thread id, with
-/// each thread's name (see [`ThreadTimes::since`]). Empty where `/proc` or schedstats are not
+/// each thread's name (see [`ThreadTimes::figures_since`]). Empty where `/proc` or schedstats are not
 /// available.
 pub struct ThreadTimes {
+    /// When the counters were read.
+    at: Instant,
     threads: Vec<(u32, String, Counters)>,
 }
 
 impl ThreadTimes {
     /// Reads the counters of the process's threads now.
     pub fn now() -> Self {
+        let at = Instant::now();
         let mut threads = Vec::new();
         if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
             for task in tasks.flatten() {
@@ -158,14 +161,15 @@ impl ThreadTimes {
                 threads.push((tid, name, counters));
             }
         }
-        Self { threads }
+        Self { at, threads }
     }
 
-    /// What the threads did between `before` and this reading, summed by thread name, as JSON:
-    /// per name `threads` (how many), `cpu_ms` (time on a CPU), `waiting_for_cpu_ms` (runnable
-    /// but waiting for a CPU) and `slices` (times put on a CPU). `None` when nothing could be
-    /// read. A thread started after `before` counts from its start.
-    pub fn since(&self, before: &ThreadTimes) -> Option<Value> {
+    /// What the threads did between the reading `before` and this one, as figures of a result: `threads`, per thread name `threads` (how many), `cpu_ms` (time on a CPU),
+    /// `waiting_for_cpu_ms` (runnable but waiting for a CPU) and `slices` (times put on a CPU);
+    /// and `cpu_busy`, the share of the machine's CPUs they used (1.0: every CPU busy all
+    /// along). None when nothing could be read. A thread started after `before` counts from its
+    /// start.
+    pub fn figures_since(&self, before: &ThreadTimes) -> Vec<(&'static str, Value)> {
         let mut by_name: std::collections::BTreeMap<&str, (u64, Counters)> = Default::default();
         for (tid, name, now) in &self.threads {
             let then = before
@@ -181,36 +185,32 @@ impl ThreadTimes {
             entry.1.slices += now.slices.saturating_sub(then.slices);
         }
         if by_name.is_empty() {
-            return None;
+            return Vec::new();
+        }
+        let mut figures = Vec::with_capacity(2);
+        let cpu_ns: u64 = by_name.values().map(|(_, c)| c.cpu_ns).sum();
+        let elapsed = self.at.saturating_duration_since(before.at);
+        let available_ns = elapsed.as_secs_f64() * 1e9 * cpus() as f64;
+        if available_ns > 0.0 {
+            let busy = (cpu_ns as f64 / available_ns * 1000.0).round() / 1000.0;
+            figures.push(("cpu_busy", busy.into()));
         }
         let ms = |ns: u64| (ns as f64 / 1e5).round() / 10.0;
-        Some(Value::Object(
-            by_name
-                .into_iter()
-                .map(|(name, (count, c))| {
-                    let figures = json!({
-                        "threads": count,
-                        "cpu_ms": ms(c.cpu_ns),
-                        "waiting_for_cpu_ms": ms(c.waiting_ns),
-                        "slices": c.slices,
-                    });
-                    (name.to_owned(), figures)
-                })
-                .collect(),
-        ))
+        let threads = by_name
+            .into_iter()
+            .map(|(name, (count, c))| {
+                let figures = json!({
+                    "threads": count,
+                    "cpu_ms": ms(c.cpu_ns),
+                    "waiting_for_cpu_ms": ms(c.waiting_ns),
+                    "slices": c.slices,
+                });
+                (name.to_owned(), figures)
+            })
+            .collect();
+        figures.push(("threads", Value::Object(threads)));
+        figures
     }
-}
-
-/// The share of the machine's CPUs that `threads` (as [`ThreadTimes::since`] gives them) used
-/// over `elapsed`: 1.0 is every CPU busy all along.
-pub fn cpu_busy(threads: &Value, elapsed: std::time::Duration) -> Option<f64> {
-    let cpu_ms: f64 = threads
-        .as_object()?
-        .values()
-        .filter_map(|t| t["cpu_ms"].as_f64())
-        .sum();
-    let available_ms = elapsed.as_secs_f64() * 1e3 * cpus() as f64;
-    (available_ms > 0.0).then(|| (cpu_ms / available_ms * 1000.0).round() / 1000.0)
 }
 
 /// The three numbers of a `schedstat` line.
@@ -245,20 +245,28 @@ mod tests {
             waiting_ns,
             slices,
         };
+        let at = Instant::now();
         let before = ThreadTimes {
+            at,
             threads: vec![
                 (1, "worker".into(), c(1_000_000, 0, 1)),
                 (2, "worker".into(), c(2_000_000, 500_000, 2)),
             ],
         };
         let after = ThreadTimes {
+            at: at + std::time::Duration::from_secs(1),
             threads: vec![
                 (1, "worker".into(), c(3_000_000, 1_000_000, 4)),
                 (2, "worker".into(), c(2_500_000, 500_000, 3)),
                 (7, "writer".into(), c(4_000_000, 2_000_000, 9)),
             ],
         };
-        let v = after.since(&before).unwrap_or_default();
+        let figures: serde_json::Map<String, Value> = after
+            .figures_since(&before)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let v = &figures["threads"];
         assert_eq!(v["worker"]["threads"], 2);
         assert_eq!(v["worker"]["cpu_ms"], 2.5);
         assert_eq!(v["worker"]["waiting_for_cpu_ms"], 1.0);
@@ -267,7 +275,14 @@ mod tests {
             v["writer"]["cpu_ms"], 4.0,
             "a thread started since counts whole"
         );
-        assert!(ThreadTimes { threads: vec![] }.since(&before).is_none());
+        // 6.5 ms of CPU over one second of all the machine's CPUs.
+        let busy = (6.5e-3 / cpus() as f64 * 1000.0).round() / 1000.0;
+        assert_eq!(figures["cpu_busy"], busy);
+        let none = ThreadTimes {
+            at: after.at,
+            threads: vec![],
+        };
+        assert!(none.figures_since(&before).is_empty());
     }
 
     #[test]
@@ -277,9 +292,12 @@ mod tests {
         while spin.elapsed() < std::time::Duration::from_millis(20) {
             std::hint::black_box(0);
         }
-        let v = ThreadTimes::now().since(&before);
+        let figures = ThreadTimes::now().figures_since(&before);
         if std::path::Path::new("/proc/self/schedstat").exists() {
-            let v = v.unwrap_or_default();
+            let v = figures
+                .into_iter()
+                .find_map(|(k, v)| (k == "threads").then_some(v))
+                .unwrap_or_default();
             let cpu: f64 = v
                 .as_object()
                 .map(|o| o.values().filter_map(|t| t["cpu_ms"].as_f64()).sum())

@@ -13,7 +13,7 @@ use super::Params;
 use crate::error::BenchError;
 use crate::report::{RunResult, progress, rate};
 use crate::stores::StoreEnv;
-use crate::sys::{self, ThreadTimes};
+use crate::sys::ThreadTimes;
 
 /// The batch sizes of docs/benchmarks.md.
 pub const BATCHES: [u64; 3] = [1, 100, 1_000];
@@ -117,7 +117,7 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
         }
         let elapsed = start.elapsed();
         // Read while the store's threads still run.
-        let threads = ThreadTimes::now().since(&before);
+        let threads = ThreadTimes::now().figures_since(&before);
         bar.finish_and_clear();
         if let Some(e) = failure {
             return Err(e);
@@ -137,11 +137,8 @@ pub async fn w7(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
             "appends_per_s": rate(appends, elapsed),
             "ms": elapsed.as_millis() as u64,
         });
-        if let Some(threads) = threads {
-            if let Some(busy) = sys::cpu_busy(&threads, elapsed) {
-                figures["cpu_busy"] = busy.into();
-            }
-            figures["threads"] = threads;
+        for (name, value) in threads {
+            figures[name] = value;
         }
         by_batch.insert(format!("batch_{batch}"), figures);
     }

@@ -13,7 +13,7 @@ use super::{Params, account_id, bank_kernel};
 use crate::error::BenchError;
 use crate::report::{RunResult, latency_histogram, latency_json, progress, rate};
 use crate::stores::StoreEnv;
-use crate::sys::{self, ThreadTimes};
+use crate::sys::ThreadTimes;
 
 /// What a pool of clients measured.
 struct Drive {
@@ -121,7 +121,7 @@ pub async fn w1(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     let before = ThreadTimes::now();
     let drive = drive(&kernel, p.clients, p.commands, ids, spread, "w1 commands").await;
     // Read before shutdown, while the store's threads still run.
-    let threads = ThreadTimes::now().since(&before);
+    let threads = ThreadTimes::now().figures_since(&before);
     kernel.shutdown().await;
     let drive = drive?;
     let head = super::count_events(&store, env.kind()).await?;
@@ -132,11 +132,8 @@ pub async fn w1(env: &StoreEnv, p: &Params) -> Result<RunResult, BenchError> {
     r.set("errors", drive.errors);
     r.set("elapsed_ms", drive.elapsed.as_millis() as u64);
     r.set("events_in_store", head);
-    if let Some(threads) = threads {
-        if let Some(busy) = sys::cpu_busy(&threads, drive.elapsed) {
-            r.set("cpu_busy", busy);
-        }
-        r.set("threads", threads);
+    for (name, value) in threads {
+        r.set(name, value);
     }
     if let Some(e) = &drive.first_error {
         r.notes.push(format!("first error: {e}"));
